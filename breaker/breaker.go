@@ -1,0 +1,318 @@
+// Package breaker holds the breaker states, policies and trip decisions.
+//
+// Everything here is pure: functions take the time and the counts they decide
+// on and return the new status. The rate stores (Redis for the live daemon, an
+// in-process one for replays and tests) call these rules, or mirror them
+// exactly in Lua, and are tested against them.
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is the position of one breaker.
+type State string
+
+// The breaker states.
+const (
+	// Closed forwards actions to the gated topic.
+	Closed State = "closed"
+	// Open has tripped: the scope's actions are held for review.
+	Open State = "open"
+	// Probation forwards again after a human reset, on tighter thresholds.
+	Probation State = "probation"
+	// ForcedOpen is the operator's kill switch: hold everything of the scope.
+	ForcedOpen State = "forced_open"
+	// ForcedClosed is the operator's override: forward whatever the counts say.
+	ForcedClosed State = "forced_closed"
+	// Shadow evaluates, records and alerts, but never holds.
+	Shadow State = "shadow"
+)
+
+// States lists every state, automatic ones first.
+var States = []State{Closed, Open, Probation, ForcedOpen, ForcedClosed, Shadow}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	switch s {
+	case Closed, Open, Probation, ForcedOpen, ForcedClosed, Shadow:
+		return true
+	}
+	return false
+}
+
+// Manual reports whether s is set by an operator rather than by the counts.
+func (s State) Manual() bool {
+	return s == ForcedOpen || s == ForcedClosed || s == Shadow
+}
+
+// Holds reports whether actions of a scope in state s are held.
+func (s State) Holds() bool { return s == Open || s == ForcedOpen }
+
+// ErrUnknownScope is returned for a scope string that names no breaker.
+var ErrUnknownScope = errors.New("unknown scope")
+
+// ErrInvalidState is returned for a state an operation cannot set.
+var ErrInvalidState = errors.New("invalid state")
+
+// Scope names what one breaker guards: the global total, a rule, or a rule
+// and one of its action types.
+type Scope string
+
+// Global is the scope of the weighted total across all rules.
+const Global Scope = "global"
+
+// RuleScope returns the scope of a rule.
+func RuleScope(rule string) Scope { return Scope("rule:" + rule) }
+
+// ActionScope returns the scope of one action type within a rule.
+func ActionScope(rule, action string) Scope {
+	return Scope("rule:" + rule + "|action:" + action)
+}
+
+// Rule returns the rule of a rule or action scope, and "" for Global.
+func (s Scope) Rule() string {
+	r, ok := strings.CutPrefix(string(s), "rule:")
+	if !ok {
+		return ""
+	}
+	if i := strings.LastIndex(r, "|action:"); i >= 0 {
+		return r[:i]
+	}
+	return r
+}
+
+// ParseScope checks that s names a scope.
+func ParseScope(s string) (Scope, error) {
+	if s == string(Global) {
+		return Global, nil
+	}
+	r, ok := strings.CutPrefix(s, "rule:")
+	if !ok || r == "" {
+		return "", fmt.Errorf("%w: %q (want global, rule:<id> or rule:<id>|action:<type>)", ErrUnknownScope, s)
+	}
+	if i := strings.LastIndex(r, "|action:"); i >= 0 && (i == 0 || i+len("|action:") == len(r)) {
+		return "", fmt.Errorf("%w: %q", ErrUnknownScope, s)
+	}
+	return Scope(s), nil
+}
+
+// Policy is the trip conditions and recovery rules of one scope.
+type Policy struct {
+	// Window is the sliding event-time window of the counts.
+	Window time.Duration
+	// MaxActions trips when the weighted window count exceeds it; 0 disables.
+	MaxActions float64
+	// Baseline is the trailing period of the scope's normal rate.
+	Baseline time.Duration
+	// Factor trips when the window count exceeds Factor times the baseline
+	// count per window, with at least MinActions in the window; 0 disables.
+	Factor float64
+	// MinActions is the least window count for Factor to trip.
+	MinActions float64
+	// AutoCloseAfter moves an open breaker to probation by itself after this
+	// long; 0 means never.
+	AutoCloseAfter time.Duration
+	// Probation is how long a reset breaker runs on tighter thresholds.
+	Probation time.Duration
+	// ProbationScale multiplies MaxActions and MinActions during probation.
+	ProbationScale float64
+	// Disabled turns the breaker off; the scope is still counted.
+	Disabled bool
+}
+
+// Reason says why a breaker tripped.
+type Reason string
+
+// The trip reasons.
+const (
+	// ReasonMaxActions means the window count passed MaxActions.
+	ReasonMaxActions Reason = "max_actions"
+	// ReasonBaseline means the window count passed Factor times the baseline.
+	ReasonBaseline Reason = "baseline_factor"
+)
+
+// Counts are the figures a trip decision is made on.
+type Counts struct {
+	// Window is the weighted count in the window ending at the decision.
+	Window float64
+	// Baseline is the trailing average weighted count per window.
+	Baseline float64
+	// BaselineReady is true once the scope has a full baseline period of history.
+	BaselineReady bool
+}
+
+// Exceeded reports whether c passes p's thresholds, and which one. During
+// probation the thresholds are multiplied by ProbationScale.
+func (p Policy) Exceeded(c Counts, probation bool) (Reason, bool) {
+	if p.Disabled {
+		return "", false
+	}
+	scale := 1.0
+	if probation && p.ProbationScale > 0 {
+		scale = p.ProbationScale
+	}
+	if p.MaxActions > 0 && c.Window > p.MaxActions*scale {
+		return ReasonMaxActions, true
+	}
+	if p.Factor > 0 && c.BaselineReady && c.Window >= p.MinActions*scale && c.Window > p.Factor*c.Baseline {
+		return ReasonBaseline, true
+	}
+	return "", false
+}
+
+// Status is the full state of one breaker, as shared between replicas.
+type Status struct {
+	// State is the effective state.
+	State State `json:"state"`
+	// Auto is the automatic state underneath a manual one (closed, open or
+	// probation); the breaker returns to it when the override expires.
+	Auto State `json:"auto"`
+	// Generation counts the transitions of this breaker; it never goes back.
+	Generation uint64 `json:"generation"`
+	// Since is when the current State began.
+	Since time.Time `json:"since"`
+	// TrippedAt is when Auto last became open.
+	TrippedAt time.Time `json:"tripped_at,omitzero"`
+	// Reason is the trip reason or the operator's reason.
+	Reason string `json:"reason,omitempty"`
+	// Actor is who set a manual state or reset the breaker; "" for automatic transitions.
+	Actor string `json:"actor,omitempty"`
+	// Until is when a manual state expires; zero means it does not.
+	Until time.Time `json:"until,omitzero"`
+	// ProbationUntil is when probation ends.
+	ProbationUntil time.Time `json:"probation_until,omitzero"`
+}
+
+// Initial returns the status of a breaker that has never transitioned.
+func Initial() Status { return Status{State: Closed, Auto: Closed} }
+
+// Holds reports whether the breaker holds its scope's actions.
+func (s Status) Holds() bool { return s.State.Holds() }
+
+// Incident names the trip a held action belongs to: the scope and the
+// generation at which the breaker opened.
+func Incident(scope Scope, gen uint64) string { return fmt.Sprintf("%s@%d", scope, gen) }
+
+// Transition records one change of a breaker's status.
+type Transition struct {
+	// Scope is the breaker that changed.
+	Scope Scope `json:"scope"`
+	// From is the status before.
+	From Status `json:"from"`
+	// To is the status after.
+	To Status `json:"to"`
+	// Counts are the figures at the transition, for automatic ones.
+	Counts Counts `json:"counts"`
+}
+
+// Expire returns the status after any manual state whose Until has passed
+// at now fell back to the automatic state beneath it.
+func Expire(s Status, now time.Time) (Status, bool) {
+	if !s.State.Manual() || s.Until.IsZero() || now.Before(s.Until) {
+		return s, false
+	}
+	n := s
+	n.State = s.Auto
+	n.Generation++
+	n.Since = now
+	n.Reason = "override expired"
+	n.Actor = ""
+	n.Until = time.Time{}
+	return n, true
+}
+
+// Evaluate returns the status after counts c were observed at now. The
+// automatic state underneath a manual one keeps being evaluated, so that an
+// expired override falls back to what the counts say.
+func Evaluate(p Policy, s Status, c Counts, now time.Time) (Status, bool) {
+	n := s
+	switch s.Auto {
+	case Closed, "":
+		if r, ok := p.Exceeded(c, false); ok {
+			n = trip(n, r, now)
+		}
+	case Probation:
+		if r, ok := p.Exceeded(c, true); ok {
+			n = trip(n, r, now)
+		} else if !now.Before(s.ProbationUntil) {
+			n.Auto = Closed
+			n.ProbationUntil = time.Time{}
+			n.Reason = "probation ended"
+			n = moved(n, s, now)
+		}
+	case Open:
+		if p.AutoCloseAfter > 0 && now.Sub(s.TrippedAt) >= p.AutoCloseAfter {
+			n.Auto = Probation
+			n.ProbationUntil = now.Add(p.Probation)
+			n.Reason = "auto close"
+			n = moved(n, s, now)
+		}
+	}
+	return n, n.Generation != s.Generation
+}
+
+func trip(s Status, r Reason, now time.Time) Status {
+	prev := s
+	s.Auto = Open
+	s.TrippedAt = now
+	s.ProbationUntil = time.Time{}
+	s.Reason = string(r)
+	return moved(s, prev, now)
+}
+
+// moved finishes a change of the automatic state: the effective state
+// follows it unless a manual state is on top, and the generation advances.
+func moved(n, prev Status, now time.Time) Status {
+	if !n.State.Manual() {
+		n.State = n.Auto
+		n.Since = now
+		n.Actor = ""
+	}
+	n.Generation = prev.Generation + 1
+	return n
+}
+
+// Override sets a manual state on top of the automatic one. A zero until
+// means until further notice.
+func Override(s Status, to State, actor, reason string, until, now time.Time) (Status, error) {
+	if !to.Manual() {
+		return s, fmt.Errorf("%w: %q is not a manual state (want forced_open, forced_closed or shadow)", ErrInvalidState, to)
+	}
+	if !until.IsZero() && !until.After(now) {
+		return s, fmt.Errorf("%w: expiry %s is not after now", ErrInvalidState, until.Format(time.RFC3339))
+	}
+	n := s
+	if n.Auto == "" {
+		n.Auto = Closed
+	}
+	n.State = to
+	n.Actor = actor
+	n.Reason = reason
+	n.Until = until
+	n.Since = now
+	n.Generation = s.Generation + 1
+	return n, nil
+}
+
+// Reset is the human reset after a trip or an override: the breaker goes to
+// probation (or closed when p has no probation) and any manual state is cleared.
+func Reset(p Policy, s Status, actor, reason string, now time.Time) Status {
+	n := s
+	n.Auto = Closed
+	n.ProbationUntil = time.Time{}
+	if p.Probation > 0 {
+		n.Auto = Probation
+		n.ProbationUntil = now.Add(p.Probation)
+	}
+	n.State = n.Auto
+	n.Actor = actor
+	n.Reason = reason
+	n.Until = time.Time{}
+	n.Since = now
+	n.Generation = s.Generation + 1
+	return n
+}

@@ -1,0 +1,122 @@
+// Command breakwater is the safety circuit breaker daemon for automated
+// content moderation.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/daemon"
+	"github.com/breakwater/breakwater/embedded"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `breakwater: a safety circuit breaker between a moderation classifier and enforcement.
+
+Usage:
+  breakwater run [--config FILE]   consume, count, gate or hold (see run --help)
+  breakwater help                  this text
+
+With no --config and no BREAKWATER_KAFKA_BROKERS, run starts the embedded
+demo: an in-process Kafka-protocol broker and Redis, and a classifier that
+turns bad on one rule after 20 seconds.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "run":
+		return runDaemon(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "breakwater: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func runDaemon(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration file (see config/example.yaml); empty: the embedded demo unless BREAKWATER_KAFKA_BROKERS is set")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: breakwater run [--config FILE]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nEnvironment overrides: BREAKWATER_KAFKA_BROKERS, BREAKWATER_KAFKA_GROUP_ID,\n"+
+			"BREAKWATER_REDIS_ADDR, BREAKWATER_REDIS_USERNAME, BREAKWATER_REDIS_PASSWORD, BREAKWATER_HTTP_LISTEN.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "breakwater run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var cfg config.Config
+	var err error
+	if *path == "" {
+		if _, set := os.LookupEnv("BREAKWATER_KAFKA_BROKERS"); !set {
+			cfg, err = config.Parse(embedded.DemoConfig)
+		} else {
+			cfg = config.Default()
+		}
+		if err == nil {
+			cfg.ApplyEnv(os.LookupEnv)
+			err = cfg.Validate()
+		}
+	} else {
+		cfg, err = config.LoadWithEnv(*path, os.LookupEnv)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "breakwater: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "breakwater: %v\n", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}); err != nil {
+		log.Error("breakwater stopped with an error", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		ec.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}

@@ -1,0 +1,198 @@
+// Package config loads, defaults and validates the Breakwater configuration.
+//
+// Loading is strict: unknown keys are errors that name the key, and every
+// validation message names the offending field, so that a bad configuration
+// stops the daemon at start rather than at the first message.
+package config
+
+import "time"
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// Kafka holds the brokers, topics and batching of the pipeline.
+	Kafka Kafka `yaml:"kafka"`
+	// Redis holds the address and options of the shared rate store.
+	Redis Redis `yaml:"redis"`
+	// HTTP holds the listen address of the metrics, health and admin endpoints.
+	HTTP HTTP `yaml:"http"`
+	// Breakers holds the thresholds per scope and their defaults.
+	Breakers Breakers `yaml:"breakers"`
+	// Actions maps an action type (ban_account, remove_pin, ...) to its weight and severity.
+	Actions map[string]ActionType `yaml:"actions"`
+	// DefaultAction applies to action types that have no entry in Actions.
+	DefaultAction ActionType `yaml:"default_action"`
+	// StoreUnavailable maps a severity to what happens to its actions while
+	// Redis cannot be reached: pause, hold or pass.
+	StoreUnavailable map[Severity]Outage `yaml:"store_unavailable"`
+	// Log sets the zap logger.
+	Log Log `yaml:"log"`
+	// Demo configures the built-in traffic generator of the embedded mode.
+	Demo Demo `yaml:"demo"`
+}
+
+// Kafka configures the consumer and the producers.
+type Kafka struct {
+	// Brokers are the bootstrap addresses. Empty means the embedded broker.
+	// Overridden by BREAKWATER_KAFKA_BROKERS (comma separated).
+	Brokers []string `yaml:"brokers"`
+	// GroupID is the consumer group shared by all replicas.
+	GroupID string `yaml:"group_id"`
+	// Topics names the input and output topics.
+	Topics Topics `yaml:"topics"`
+	// BatchSize is the most input messages decided together (one Redis call).
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long to wait for a batch to fill before deciding a partial one.
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// WriteTimeout bounds one acknowledged write of a batch's outputs.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// SessionTimeout is the consumer group session timeout.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// CreateTopics creates missing topics at start (development and the embedded mode).
+	CreateTopics bool `yaml:"create_topics"`
+	// Partitions is the partition count used when CreateTopics creates a topic.
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor is the replication factor used when CreateTopics creates a topic.
+	ReplicationFactor int `yaml:"replication_factor"`
+}
+
+// Topics names the topics Breakwater reads and writes.
+type Topics struct {
+	// Input is the classifier's action topic.
+	Input string `yaml:"input"`
+	// Gated is what the enforcement service consumes.
+	Gated string `yaml:"gated"`
+	// Held receives actions whose breaker is open, for human review.
+	Held string `yaml:"held"`
+	// DeadLetter receives undecodable or invalid input; it is never enforced.
+	DeadLetter string `yaml:"dead_letter"`
+	// State is the compacted topic of breaker states, the durable record.
+	State string `yaml:"state"`
+}
+
+// Redis configures the shared rate and state store.
+type Redis struct {
+	// Addr is host:port. Empty means the embedded in-process store.
+	// Overridden by BREAKWATER_REDIS_ADDR.
+	Addr string `yaml:"addr"`
+	// Username for Redis ACLs. Overridden by BREAKWATER_REDIS_USERNAME.
+	Username string `yaml:"username"`
+	// Password is a secret; prefer BREAKWATER_REDIS_PASSWORD. It is never logged.
+	Password string `yaml:"password"`
+	// DB is the database number.
+	DB int `yaml:"db"`
+	// KeyPrefix is the hash tag shared by every key, so that one Lua call
+	// touches one Redis Cluster slot.
+	KeyPrefix string `yaml:"key_prefix"`
+	// Timeout bounds one Redis call.
+	Timeout time.Duration `yaml:"timeout"`
+	// DecisionTTL is how long a batch's decisions are kept for redelivery,
+	// at most; they are deleted once the offsets are committed.
+	DecisionTTL time.Duration `yaml:"decision_ttl"`
+}
+
+// HTTP configures the metrics, health and admin listener.
+type HTTP struct {
+	// Listen is the host:port to serve on; empty disables the listener.
+	Listen string `yaml:"listen"`
+}
+
+// Breakers holds the thresholds of every scope.
+type Breakers struct {
+	// Defaults apply to every rule with no entry in Rules, and fill the
+	// unset fields of those that have one.
+	Defaults Thresholds `yaml:"defaults"`
+	// Rules holds per-rule thresholds, keyed by rule_id.
+	Rules map[string]Rule `yaml:"rules"`
+	// Global guards the weighted total across all rules.
+	Global Thresholds `yaml:"global"`
+}
+
+// Rule configures one rule's breaker and, optionally, breakers per action type
+// within the rule.
+type Rule struct {
+	Thresholds `yaml:",inline"`
+	// Actions adds a breaker per action type of this rule (rule and action scope).
+	Actions map[string]Thresholds `yaml:"actions"`
+}
+
+// Thresholds are the trip conditions and policy of one scope. A zero field
+// takes its value from the defaults.
+type Thresholds struct {
+	// Window is the sliding event-time window the counts are taken over.
+	Window time.Duration `yaml:"window"`
+	// MaxActions trips when the weighted count in Window exceeds it. 0 disables.
+	MaxActions float64 `yaml:"max_actions"`
+	// Baseline is the trailing period the scope's normal rate is averaged over.
+	Baseline time.Duration `yaml:"baseline"`
+	// Factor trips when the window count exceeds Factor times the baseline
+	// count per window, with at least MinActions in the window. 0 disables.
+	Factor float64 `yaml:"factor"`
+	// MinActions is the least weighted count in Window for Factor to trip.
+	MinActions float64 `yaml:"min_actions"`
+	// AutoCloseAfter lets an open breaker move to probation by itself after
+	// this long. 0 (the default) means never: a human resets it.
+	AutoCloseAfter time.Duration `yaml:"auto_close_after"`
+	// Probation is how long a reset breaker stays on tighter thresholds.
+	Probation time.Duration `yaml:"probation"`
+	// ProbationScale multiplies MaxActions and MinActions during probation (0..1].
+	ProbationScale float64 `yaml:"probation_scale"`
+	// Disabled turns this scope's breaker off (it is still counted).
+	Disabled bool `yaml:"disabled"`
+}
+
+// Severity ranks action types for the outage policy.
+type Severity string
+
+// The severities.
+const (
+	SeverityHigh   Severity = "high"
+	SeverityMedium Severity = "medium"
+	SeverityLow    Severity = "low"
+)
+
+// Outage is what happens to an action while the rate store is unreachable.
+type Outage string
+
+// The outage policies.
+const (
+	// OutagePause stops consuming, keeps offsets and retries with backoff.
+	OutagePause Outage = "pause"
+	// OutageHold sends the actions to the held topic unvetted.
+	OutageHold Outage = "hold"
+	// OutagePass forwards unvetted; allowed only for reversible action types.
+	OutagePass Outage = "pass"
+)
+
+// ActionType describes one kind of enforcement action.
+type ActionType struct {
+	// Weight is how much one action counts towards thresholds (a ban weighs
+	// more than a pin removal).
+	Weight float64 `yaml:"weight"`
+	// Severity selects the outage policy.
+	Severity Severity `yaml:"severity"`
+	// Irreversible marks actions that cannot be undone; their breakers never
+	// close by themselves and they are never passed unvetted.
+	Irreversible bool `yaml:"irreversible"`
+}
+
+// Log configures the zap logger.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json or console.
+	Format string `yaml:"format"`
+}
+
+// Demo configures the traffic generator of the embedded mode.
+type Demo struct {
+	// Rate is the normal actions per second across all rules.
+	Rate int `yaml:"rate"`
+	// Rules is how many rules the generator plays.
+	Rules int `yaml:"rules"`
+	// IncidentAfter is when one rule starts to spike.
+	IncidentAfter time.Duration `yaml:"incident_after"`
+	// IncidentFactor multiplies the spiking rule's rate.
+	IncidentFactor float64 `yaml:"incident_factor"`
+	// Seed makes the generated traffic reproducible.
+	Seed int64 `yaml:"seed"`
+}

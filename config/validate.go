@@ -1,0 +1,349 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Limits checked by Validate.
+const (
+	maxBatchSize      = 10000
+	maxBatchWait      = 10 * time.Second
+	minSessionTimeout = time.Second
+	maxTopicLen       = 249
+	minDecisionTTL    = time.Minute
+	minWindow         = 10 * time.Millisecond
+	maxWindow         = 24 * time.Hour
+	maxBaselineRatio  = 1000
+	maxWeight         = 1000
+	maxDemoRate       = 100000
+	maxDemoRules      = 1000
+)
+
+// fieldError is one validation problem of one field.
+type fieldError struct {
+	field string
+	msg   string
+}
+
+// Error returns "field: message".
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+// problems collects the fieldErrors of a validation.
+type problems []error
+
+// addf records a problem of field.
+func (p *problems) addf(field, format string, args ...any) {
+	*p = append(*p, &fieldError{field: field, msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks every field and returns all the problems found, joined
+// with errors.Join, each naming its field path, or nil. It checks the
+// configuration as it is: use it on the result of Parse or Load, or after
+// ApplyEnv, not on a hand-built Config whose inherited fields are unset.
+// No message includes the Redis address, username or password.
+func (c Config) Validate() error {
+	var p problems
+	c.validateKafka(&p)
+	c.validateRedis(&p)
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			p.addf("http.listen", "must be host:port (or :port), got %q", c.HTTP.Listen)
+		}
+	}
+	c.validateBreakers(&p)
+	c.validateActions(&p)
+	c.validateOutage(&p)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.addf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		p.addf("log.format", "must be json or console, got %q", c.Log.Format)
+	}
+	c.validateDemo(&p)
+	return errors.Join(p...)
+}
+
+func (c Config) validateKafka(p *problems) {
+	k := c.Kafka
+	for i, b := range k.Brokers {
+		field := fmt.Sprintf("kafka.brokers[%d]", i)
+		if b == "" {
+			p.addf(field, "must not be empty")
+		} else if !validHostPort(b, true) {
+			p.addf(field, "must be host:port with a port between 1 and 65535, got %q", b)
+		}
+	}
+	if k.GroupID == "" {
+		p.addf("kafka.group_id", "must not be empty")
+	}
+	topics := []struct {
+		field, name string
+	}{
+		{"kafka.topics.input", k.Topics.Input},
+		{"kafka.topics.gated", k.Topics.Gated},
+		{"kafka.topics.held", k.Topics.Held},
+		{"kafka.topics.dead_letter", k.Topics.DeadLetter},
+		{"kafka.topics.state", k.Topics.State},
+	}
+	for i, t := range topics {
+		if msg := topicProblem(t.name); msg != "" {
+			p.addf(t.field, "%s", msg)
+			continue
+		}
+		for _, u := range topics[:i] {
+			if u.name == t.name {
+				p.addf(t.field, "must differ from %s, both are %q", u.field, t.name)
+				break
+			}
+		}
+	}
+	if k.BatchSize < 1 || k.BatchSize > maxBatchSize {
+		p.addf("kafka.batch_size", "must be between 1 and %d, got %d", maxBatchSize, k.BatchSize)
+	}
+	if k.BatchWait < 0 || k.BatchWait > maxBatchWait {
+		p.addf("kafka.batch_wait", "must be between 0s and %s, got %s", maxBatchWait, k.BatchWait)
+	}
+	if k.WriteTimeout <= 0 {
+		p.addf("kafka.write_timeout", "must be > 0, got %s", k.WriteTimeout)
+	}
+	if k.SessionTimeout < minSessionTimeout {
+		p.addf("kafka.session_timeout", "must be at least %s, got %s", minSessionTimeout, k.SessionTimeout)
+	}
+	if k.CreateTopics {
+		if k.Partitions < 1 {
+			p.addf("kafka.partitions", "must be at least 1 when create_topics is true, got %d", k.Partitions)
+		}
+		if k.ReplicationFactor < 1 {
+			p.addf("kafka.replication_factor", "must be at least 1 when create_topics is true, got %d", k.ReplicationFactor)
+		}
+	}
+}
+
+// topicProblem returns why name is not a valid Kafka topic name, or "".
+func topicProblem(name string) string {
+	switch {
+	case name == "":
+		return "must not be empty"
+	case len(name) > maxTopicLen:
+		return fmt.Sprintf("must be at most %d characters, got %d", maxTopicLen, len(name))
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid topic name", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("may only contain a-z, A-Z, 0-9, '.', '_' and '-', got %q", name)
+		}
+	}
+	return ""
+}
+
+// validHostPort reports whether s is host:port with a numeric port in
+// 1..65535; the host may be empty unless needHost.
+func validHostPort(s string, needHost bool) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || needHost && host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+func (c Config) validateRedis(p *problems) {
+	r := c.Redis
+	// The address is never quoted: it may carry credentials.
+	if r.Addr != "" && !validHostPort(r.Addr, false) {
+		p.addf("redis.addr", "must be host:port with a port between 1 and 65535 (value not shown)")
+	}
+	if r.DB < 0 {
+		p.addf("redis.db", "must be >= 0, got %d", r.DB)
+	}
+	switch {
+	case r.KeyPrefix == "":
+		p.addf("redis.key_prefix", "must not be empty")
+	case strings.ContainsAny(r.KeyPrefix, "{}"):
+		p.addf("redis.key_prefix", "must not contain '{' or '}' (it is wrapped in a hash tag), got %q", r.KeyPrefix)
+	case strings.IndexFunc(r.KeyPrefix, unicode.IsSpace) >= 0:
+		p.addf("redis.key_prefix", "must not contain whitespace, got %q", r.KeyPrefix)
+	}
+	if r.Timeout <= 0 {
+		p.addf("redis.timeout", "must be > 0, got %s", r.Timeout)
+	}
+	if r.DecisionTTL < minDecisionTTL {
+		p.addf("redis.decision_ttl", "must be at least %s, got %s", minDecisionTTL, r.DecisionTTL)
+	}
+}
+
+func (c Config) validateBreakers(p *problems) {
+	c.Breakers.Defaults.validate(p, "breakers.defaults")
+	c.Breakers.Global.validate(p, "breakers.global")
+	for _, id := range sortedKeys(c.Breakers.Rules) {
+		r := c.Breakers.Rules[id]
+		field := fmt.Sprintf("breakers.rules[%q]", id)
+		if id == "" {
+			p.addf(field, "a rule id must not be empty")
+		}
+		r.Thresholds.validate(p, field)
+		for _, name := range sortedKeys(r.Actions) {
+			afield := fmt.Sprintf("%s.actions[%q]", field, name)
+			if name == "" {
+				p.addf(afield, "an action type must not be empty")
+			}
+			r.Actions[name].validate(p, afield)
+		}
+	}
+}
+
+// validate checks the thresholds of the scope at field path.
+func (t Thresholds) validate(p *problems, path string) {
+	f := func(name string) string { return path + "." + name }
+	windowOK := t.Window >= minWindow && t.Window <= maxWindow
+	if !windowOK {
+		p.addf(f("window"), "must be between %s and %s, got %s", minWindow, maxWindow, t.Window)
+	}
+	if !finiteAtLeast(t.MaxActions, 0) {
+		p.addf(f("max_actions"), "must be a finite number >= 0, got %v", t.MaxActions)
+	}
+	if t.Factor != 0 && !finiteAtLeast(t.Factor, 1) {
+		p.addf(f("factor"), "must be 0 (off) or at least 1, got %v", t.Factor)
+	}
+	if !finiteAtLeast(t.MinActions, 0) {
+		p.addf(f("min_actions"), "must be a finite number >= 0, got %v", t.MinActions)
+	}
+	switch {
+	case t.Baseline < 0:
+		p.addf(f("baseline"), "must be >= 0, got %s", t.Baseline)
+	case t.Factor > 0 && windowOK && t.Baseline <= t.Window:
+		p.addf(f("baseline"), "must be longer than window (%s) when factor is set, got %s", t.Window, t.Baseline)
+	case t.Factor > 0 && windowOK && t.Baseline > maxBaselineRatio*t.Window:
+		p.addf(f("baseline"), "must be at most %d times window (%s), that is %s, got %s", maxBaselineRatio, t.Window, maxBaselineRatio*t.Window, t.Baseline)
+	}
+	if t.AutoCloseAfter < 0 {
+		p.addf(f("auto_close_after"), "must be >= 0 (0 means a human resets the breaker), got %s", t.AutoCloseAfter)
+	}
+	if t.Probation < 0 {
+		p.addf(f("probation"), "must be >= 0, got %s", t.Probation)
+	}
+	if !(t.ProbationScale > 0 && t.ProbationScale <= 1) {
+		p.addf(f("probation_scale"), "must be greater than 0 and at most 1, got %v", t.ProbationScale)
+	}
+	if !t.Disabled && !(t.MaxActions > 0) && !(t.Factor > 0) {
+		p.addf(path, "no trip condition: set max_actions or factor above 0, or disabled: true")
+	}
+}
+
+// finiteAtLeast reports whether v is a finite number >= min (false for NaN).
+func finiteAtLeast(v, min float64) bool {
+	return v >= min && !math.IsInf(v, 1)
+}
+
+func (c Config) validateActions(p *problems) {
+	c.DefaultAction.validate(p, "default_action")
+	for _, name := range sortedKeys(c.Actions) {
+		field := fmt.Sprintf("actions[%q]", name)
+		if name == "" {
+			p.addf(field, "an action type must not be empty")
+		}
+		c.Actions[name].validate(p, field)
+	}
+}
+
+// validate checks the action type at field path.
+func (a ActionType) validate(p *problems, path string) {
+	if !(a.Weight > 0 && a.Weight <= maxWeight) {
+		p.addf(path+".weight", "must be greater than 0 and at most %d, got %v", maxWeight, a.Weight)
+	}
+	if !a.Severity.Valid() {
+		p.addf(path+".severity", "must be high, medium or low, got %q", a.Severity)
+	}
+}
+
+func (c Config) validateOutage(p *problems) {
+	keys := make([]string, 0, len(c.StoreUnavailable))
+	for s := range c.StoreUnavailable {
+		keys = append(keys, string(s))
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s := Severity(k)
+		o := c.StoreUnavailable[s]
+		field := fmt.Sprintf("store_unavailable[%q]", k)
+		if !s.Valid() {
+			p.addf(field, "unknown severity; the keys must be high, medium or low")
+			continue
+		}
+		if !o.Valid() {
+			p.addf(field, "must be pause, hold or pass, got %q", o)
+			continue
+		}
+		if o == OutagePass {
+			if irr := c.irreversibleOf(s); len(irr) > 0 {
+				p.addf(field, "pass is not allowed for severity %s: irreversible action types have it (%s); use pause or hold", s, strings.Join(irr, ", "))
+			}
+		}
+	}
+}
+
+// irreversibleOf lists the irreversible action types of severity s, the
+// default action included (as "default_action"), sorted.
+func (c Config) irreversibleOf(s Severity) []string {
+	var names []string
+	for name, a := range c.Actions {
+		if a.Irreversible && a.Severity == s {
+			names = append(names, strconv.Quote(name))
+		}
+	}
+	sort.Strings(names)
+	if c.DefaultAction.Irreversible && c.DefaultAction.Severity == s {
+		names = append(names, "default_action")
+	}
+	return names
+}
+
+func (c Config) validateDemo(p *problems) {
+	d := c.Demo
+	if d.Rate < 1 || d.Rate > maxDemoRate {
+		p.addf("demo.rate", "must be between 1 and %d, got %d", maxDemoRate, d.Rate)
+	}
+	if d.Rules < 1 || d.Rules > maxDemoRules {
+		p.addf("demo.rules", "must be between 1 and %d, got %d", maxDemoRules, d.Rules)
+	}
+	if d.IncidentAfter < 0 {
+		p.addf("demo.incident_after", "must be >= 0, got %s", d.IncidentAfter)
+	}
+	if !finiteAtLeast(d.IncidentFactor, 1) {
+		p.addf("demo.incident_factor", "must be at least 1, got %v", d.IncidentFactor)
+	}
+}
+
+// Valid reports whether s is high, medium or low.
+func (s Severity) Valid() bool {
+	return slices.Contains(severities, s)
+}
+
+// Valid reports whether o is pause, hold or pass.
+func (o Outage) Valid() bool {
+	return o == OutagePause || o == OutageHold || o == OutagePass
+}
+
+// sortedKeys returns the keys of m in order, for deterministic messages.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

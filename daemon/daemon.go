@@ -1,0 +1,371 @@
+// Package daemon wires the Breakwater daemon together: the rate store, the
+// durable state log, the Kafka pipeline, the HTTP endpoints and, in the
+// embedded default, the in-process broker, Redis and demo traffic.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/embedded"
+	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/statelog"
+	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/traffic"
+)
+
+// Options are what Run needs.
+type Options struct {
+	// Config is the validated configuration.
+	Config config.Config
+	// Logger logs; it must not be nil.
+	Logger *zap.Logger
+	// Registry collects the metrics; nil means a new registry.
+	Registry *prometheus.Registry
+	// OnBatch, if set, sees every committed batch.
+	OnBatch func(consumer.BatchReport)
+	// Ready, if set, is called once the pipeline is about to consume.
+	Ready func(addrs Addrs)
+}
+
+// Addrs are the addresses the daemon ended up using, including those of the
+// embedded components.
+type Addrs struct {
+	// Kafka are the broker addresses.
+	Kafka []string
+	// Redis is the Redis address.
+	Redis string
+	// HTTP is the listen address of the HTTP endpoints.
+	HTTP string
+}
+
+// Run runs the daemon until ctx is cancelled, then drains and returns.
+func Run(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		return errors.New("daemon: Options.Logger is nil")
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	demo := false
+	if cfg.EmbeddedKafka() {
+		k, err := embedded.StartKafka(9092)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		cfg.Kafka.Brokers = k.Addrs()
+		cfg.Kafka.CreateTopics = true
+		cfg.Kafka.ReplicationFactor = 1
+		demo = true
+		log.Info("no Kafka configured: started the embedded Kafka-protocol broker and the demo classifier",
+			zap.Strings("brokers", cfg.Kafka.Brokers),
+			zap.String("real_kafka", "set kafka.brokers in the config file (--config) or BREAKWATER_KAFKA_BROKERS=host:9092"))
+	}
+	if cfg.EmbeddedRedis() {
+		r, err := embedded.StartRedis()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cfg.Redis.Addr = r.Addr()
+		log.Info("no Redis configured: started the embedded in-process Redis",
+			zap.String("addr", cfg.Redis.Addr),
+			zap.String("real_redis", "set redis.addr in the config file (--config) or BREAKWATER_REDIS_ADDR=host:6379"))
+	}
+	if cfg.Kafka.CreateTopics {
+		if err := CreateTopics(ctx, cfg); err != nil {
+			return err
+		}
+	}
+
+	rc := redis.NewClient(&redis.Options{
+		Addr:                  cfg.Redis.Addr,
+		Username:              cfg.Redis.Username,
+		Password:              cfg.Redis.Password,
+		DB:                    cfg.Redis.DB,
+		DialTimeout:           cfg.Redis.Timeout,
+		ReadTimeout:           cfg.Redis.Timeout,
+		WriteTimeout:          cfg.Redis.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            2,
+	})
+	defer rc.Close()
+	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
+	if err != nil {
+		return err
+	}
+	states := statelog.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.State, cfg.Kafka.WriteTimeout)
+	defer states.Close()
+	m := metrics.New(reg, 500)
+	restore := func(ctx context.Context) error {
+		ss, err := states.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("load breaker states: %w", err)
+		}
+		n, err := st.Restore(ctx, ss)
+		if err != nil {
+			return err
+		}
+		m.Restores.Inc()
+		log.Info("breaker states restored from the state topic", zap.Int("recorded", len(ss)), zap.Int("restored", n))
+		for _, s := range ss {
+			m.SetState(s.Scope, s.Status.State)
+		}
+		return nil
+	}
+	var ready atomic.Bool
+	srv, httpAddr, err := serveHTTP(cfg.HTTP.Listen, reg, st, &ready, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := retryStart(ctx, log, "restore breaker states", restore); err != nil {
+		return err
+	}
+
+	var sum *summary
+	onBatch := opts.OnBatch
+	if demo {
+		sum = newSummary()
+		onBatch = func(r consumer.BatchReport) {
+			sum.add(r)
+			if opts.OnBatch != nil {
+				opts.OnBatch(r)
+			}
+		}
+	}
+	p, err := consumer.New(consumer.Options{
+		Config: cfg, Store: st, States: states, Restore: restore, Logger: log, Metrics: m, OnBatch: onBatch,
+	})
+	if err != nil {
+		return err
+	}
+	ready.Store(true)
+	if opts.Ready != nil {
+		opts.Ready(Addrs{Kafka: cfg.Kafka.Brokers, Redis: cfg.Redis.Addr, HTTP: httpAddr})
+	}
+	var wg sync.WaitGroup
+	if demo {
+		wg.Go(func() { runDemo(ctx, cfg, log) })
+		wg.Go(func() { sum.run(ctx, log, st, 5*time.Second) })
+	}
+	log.Info("consuming", zap.String("input", cfg.Kafka.Topics.Input), zap.String("group", cfg.Kafka.GroupID),
+		zap.String("http", httpAddr))
+	err = p.Run(ctx)
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {
+	d := 200 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", d))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(d):
+		}
+		d = min(2*d, 5*time.Second)
+	}
+}
+
+// CreateTopics creates the topics of cfg that do not exist yet; the state
+// topic is compacted.
+func CreateTopics(ctx context.Context, cfg config.Config) error {
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
+	t := cfg.Kafka.Topics
+	var reqs []kafka.TopicConfig
+	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State} {
+		tc := kafka.TopicConfig{Topic: name, NumPartitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor}
+		if name == t.State {
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		}
+		reqs = append(reqs, tc)
+	}
+	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: reqs})
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+type statusReader interface {
+	Ping(ctx context.Context) error
+}
+
+func serveHTTP(addr string, reg *prometheus.Registry, st statusReader, ready *atomic.Bool, log *zap.Logger) (*http.Server, string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !ready.Load():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"starting"}` + "\n"))
+		case st.Ping(ctx) != nil:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"rate store unreachable"}` + "\n"))
+		default:
+			_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if addr == "" {
+		return srv, "", nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on http.listen %s: %w", addr, err)
+	}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", zap.Error(err))
+		}
+	}()
+	return srv, l.Addr().String(), nil
+}
+
+// runDemo plays the built-in classifier into the input topic.
+func runDemo(ctx context.Context, cfg config.Config, log *zap.Logger) {
+	w := &kafka.Writer{
+		Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics.Input, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, BatchSize: 1000,
+	}
+	defer w.Close()
+	d := cfg.Demo
+	g := traffic.New(d.Rules, d.Rate, d.IncidentAfter, d.IncidentFactor, d.Seed)
+	log.Info("demo classifier started",
+		zap.Int("rules", d.Rules), zap.Int("rate_per_second", d.Rate),
+		zap.String("incident_rule", traffic.RuleID(g.IncidentRule)),
+		zap.Duration("incident_after", d.IncidentAfter), zap.Float64("incident_factor", d.IncidentFactor))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	announced := false
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if !announced && g.Incident(now.Sub(start)) {
+				announced = true
+				log.Warn("demo: incident begins: one rule starts acting far more than normal",
+					zap.String("rule", traffic.RuleID(g.IncidentRule)), zap.Float64("factor", d.IncidentFactor))
+			}
+			evs := g.Tick(now, 250*time.Millisecond)
+			msgs := make([]kafka.Message, len(evs))
+			for i, e := range evs {
+				msgs[i] = kafka.Message{Key: e.Key, Value: e.Value}
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
+				log.Warn("demo: produce", zap.Error(err))
+			}
+		}
+	}
+}
+
+// summary aggregates committed batches for the demo's periodic log line.
+type summary struct {
+	mu      sync.Mutex // guards the fields below
+	perRule map[string]int
+	held    int
+	total   map[consumer.Decision]int
+}
+
+func newSummary() *summary {
+	return &summary{perRule: map[string]int{}, total: map[consumer.Decision]int{}}
+}
+
+func (s *summary) add(r consumer.BatchReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range r.PerRule {
+		s.perRule[k] += v
+	}
+	for k, v := range r.Actions {
+		s.total[k] += v
+	}
+}
+
+type lister interface {
+	List(ctx context.Context) ([]store.ScopeStatus, error)
+}
+
+func (s *summary) run(ctx context.Context, log *zap.Logger, st lister, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		rules := make([]string, 0, len(s.perRule))
+		for r := range s.perRule {
+			rules = append(rules, r)
+		}
+		sort.Strings(rules)
+		var rates []string
+		for _, r := range rules {
+			rates = append(rates, fmt.Sprintf("%s=%.1f/s", r, float64(s.perRule[r])/every.Seconds()))
+		}
+		gated, held, dead := s.total[consumer.Gated], s.total[consumer.Held], s.total[consumer.DeadLetter]
+		s.perRule = map[string]int{}
+		s.mu.Unlock()
+		var open []string
+		if ss, err := st.List(ctx); err == nil {
+			for _, x := range ss {
+				if x.Status.State != breaker.Closed {
+					open = append(open, fmt.Sprintf("%s:%s", x.Scope, x.Status.State))
+				}
+			}
+		}
+		sort.Strings(open)
+		log.Info("demo summary",
+			zap.String("rates", strings.Join(rates, " ")),
+			zap.Int("gated_total", gated), zap.Int("held_total", held), zap.Int("dead_letter_total", dead),
+			zap.Strings("breakers_not_closed", open))
+	}
+}

@@ -1,0 +1,68 @@
+// Package embedded starts the in-process Kafka-protocol broker and Redis of
+// the embedded default, so that a newcomer can run the daemon with nothing
+// installed. Production runs against real Apache Kafka and Redis; nothing
+// outside this package and the tests depends on these stand-ins.
+package embedded
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DemoConfig is the configuration of the embedded demo: short windows so
+// that the incident trips its rule's breaker within seconds.
+//
+//go:embed demo.yaml
+var DemoConfig []byte
+
+// Kafka is an in-process Kafka-protocol broker on a real TCP port.
+type Kafka struct {
+	cluster *kfake.Cluster
+}
+
+// StartKafka starts the broker on 127.0.0.1:port, or on a free port when
+// port is taken or 0.
+func StartKafka(port int) (*Kafka, error) {
+	listen := func(network, address string) (net.Listener, error) {
+		l, err := net.Listen(network, fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return net.Listen(network, "127.0.0.1:0")
+		}
+		return l, nil
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka: %w", err)
+	}
+	return &Kafka{cluster: c}, nil
+}
+
+// Addrs returns the broker addresses.
+func (k *Kafka) Addrs() []string { return k.cluster.ListenAddrs() }
+
+// Close stops the broker.
+func (k *Kafka) Close() { k.cluster.Close() }
+
+// Redis is an in-process Redis on a real TCP port.
+type Redis struct {
+	m *miniredis.Miniredis
+}
+
+// StartRedis starts it on a free port.
+func StartRedis() (*Redis, error) {
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	return &Redis{m: m}, nil
+}
+
+// Addr returns host:port.
+func (r *Redis) Addr() string { return r.m.Addr() }
+
+// Close stops it.
+func (r *Redis) Close() { r.m.Close() }

@@ -1,0 +1,144 @@
+// Package statelog keeps the durable record of breaker states: a compacted
+// Kafka topic keyed by scope. Redis is the fast shared view; when it loses
+// its data, the states are restored from here, so that a tripped breaker is
+// never closed by a Redis restart.
+package statelog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/store"
+)
+
+// Entry is one record of the state topic.
+type Entry struct {
+	// Transition is the change that produced this state.
+	breaker.Transition
+	// At is when the change was decided (the store's wall clock).
+	At time.Time `json:"at"`
+}
+
+// Log writes and reads the state topic.
+type Log struct {
+	brokers []string
+	topic   string
+	w       *kafka.Writer
+}
+
+// New returns a log on topic. The writer waits for all in-sync replicas.
+func New(brokers []string, topic string, timeout time.Duration) *Log {
+	return &Log{
+		brokers: brokers,
+		topic:   topic,
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(brokers...),
+			Topic:        topic,
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: 100 * time.Microsecond,
+			WriteTimeout: timeout,
+			MaxAttempts:  5,
+		},
+	}
+}
+
+// Record writes the transitions, keyed by scope, and returns once all
+// in-sync replicas have them.
+func (l *Log) Record(ctx context.Context, at time.Time, ts []breaker.Transition) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(ts))
+	for i, t := range ts {
+		v, err := json.Marshal(Entry{Transition: t, At: at})
+		if err != nil {
+			return fmt.Errorf("encode transition of %s: %w", t.Scope, err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(t.Scope), Value: v}
+	}
+	if err := l.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("write %d transitions to %s: %w", len(ts), l.topic, err)
+	}
+	return nil
+}
+
+// Load reads the whole topic and returns the newest status of every scope.
+func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
+	conn, err := kafka.DialContext(ctx, "tcp", l.brokers[0])
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", l.brokers[0], err)
+	}
+	parts, err := conn.ReadPartitions(l.topic)
+	conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read partitions of %s: %w", l.topic, err)
+	}
+	latest := map[breaker.Scope]breaker.Status{}
+	for _, p := range parts {
+		if err := l.loadPartition(ctx, p.ID, latest); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]store.ScopeStatus, 0, len(latest))
+	for s, st := range latest {
+		out = append(out, store.ScopeStatus{Scope: s, Status: st})
+	}
+	return out, nil
+}
+
+func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope]breaker.Status) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", l.brokers[0], l.topic, p)
+	if err != nil {
+		return fmt.Errorf("dial leader of %s/%d: %w", l.topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return fmt.Errorf("read offsets of %s/%d: %w", l.topic, p, err)
+	}
+	if first >= last {
+		return nil
+	}
+	if _, err := conn.Seek(first, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("seek %s/%d: %w", l.topic, p, err)
+	}
+	for off := first; off < last; {
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		} else {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		}
+		b := conn.ReadBatch(1, 10<<20)
+		for {
+			m, err := b.ReadMessage()
+			if err != nil {
+				break
+			}
+			off = m.Offset + 1
+			var e Entry
+			if err := json.Unmarshal(m.Value, &e); err != nil {
+				return fmt.Errorf("decode %s/%d@%d: %w", l.topic, p, m.Offset, err)
+			}
+			if cur, ok := latest[e.Scope]; !ok || e.To.Generation >= cur.Generation {
+				latest[e.Scope] = e.To
+			}
+		}
+		if err := b.Close(); err != nil && !errors.Is(err, kafka.ErrGenerationEnded) {
+			if off >= last {
+				break
+			}
+			return fmt.Errorf("read %s/%d at %d: %w", l.topic, p, off, err)
+		}
+	}
+	return nil
+}
+
+// Close flushes and closes the writer.
+func (l *Log) Close() error { return l.w.Close() }

@@ -1,0 +1,327 @@
+package store
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+//go:embed decide.lua
+var decideLua string
+
+var decideScript = redis.NewScript(decideLua)
+
+// casScript writes a status only if the breaker's generation is still the
+// one the caller read: operator changes are decided in Go, applied atomically.
+var casScript = redis.NewScript(`
+local g = redis.call('HGET', KEYS[1], 'g')
+if (g or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+`)
+
+// restoreScript puts back statuses from the durable record where Redis has
+// an older generation (or none), then marks the store as restored.
+var restoreScript = redis.NewScript(`
+local n = 0
+local i = 2
+for k = 3, #KEYS do
+  local scope, gen = ARGV[i], tonumber(ARGV[i + 1])
+  local g = tonumber(redis.call('HGET', KEYS[k], 'g') or '0')
+  if g < gen then
+    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 19))
+    redis.call('SADD', KEYS[2], scope)
+    n = n + 1
+  end
+  i = i + 20
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return n
+`)
+
+// RedisOptions configures a Redis store.
+type RedisOptions struct {
+	// Prefix is the hash tag of every key; all keys share one cluster slot so
+	// that one script can decide a whole batch.
+	Prefix string
+	// RecordTTL bounds how long the decisions of a batch are kept for
+	// redeliveries; they are dropped earlier once their offsets are committed.
+	RecordTTL time.Duration
+}
+
+func (o RedisOptions) validate() error {
+	if o.Prefix == "" || strings.ContainsAny(o.Prefix, "{} \t\n") {
+		return fmt.Errorf("store: Prefix %q must be non-empty without braces or spaces", o.Prefix)
+	}
+	if o.RecordTTL < time.Minute {
+		return fmt.Errorf("store: RecordTTL %s must be at least 1m", o.RecordTTL)
+	}
+	return nil
+}
+
+// Redis is the shared store of the live daemon.
+type Redis struct {
+	client redis.UniversalClient
+	opts   RedisOptions
+	tag    string
+}
+
+// NewRedis returns a store on client.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &Redis{client: client, opts: opts, tag: "{" + opts.Prefix + "}"}, nil
+}
+
+func (r *Redis) epochKey() string                 { return r.tag + ":epoch" }
+func (r *Redis) scopesKey() string                { return r.tag + ":scopes" }
+func (r *Redis) statusKey(s breaker.Scope) string { return r.tag + ":s:" + string(s) }
+func (r *Redis) ringKey(s breaker.Scope) string   { return r.tag + ":r:" + string(s) }
+func (r *Redis) recordKey(topic string, p int) string {
+	return r.tag + ":o:" + topic + ":" + strconv.Itoa(p)
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Decide counts a batch and decides its breakers in one script call.
+func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
+	keys := make([]string, 0, 2+len(b.Partitions)+2*len(b.Scopes))
+	keys = append(keys, r.epochKey(), r.scopesKey())
+	nargs := 4 + 3*len(b.Partitions)
+	for _, s := range b.Scopes {
+		nargs += 12 + 2*len(s.Buckets)
+	}
+	args := make([]any, 0, nargs)
+	ringTTL := int64(0)
+	for _, s := range b.Scopes {
+		g := s.Policy.Grid()
+		ringTTL = max(ringTTL, 2*(int64(breaker.CoarseSlots+1)*g.Coarse+g.Window))
+	}
+	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000)
+	for _, p := range b.Partitions {
+		keys = append(keys, r.recordKey(p.Topic, p.Partition))
+		args = append(args, p.First, p.Last, p.Committed)
+	}
+	for _, s := range b.Scopes {
+		keys = append(keys, r.statusKey(s.Scope), r.ringKey(s.Scope))
+		g := s.Policy.Grid()
+		p := s.Policy
+		dis := "0"
+		if p.Disabled {
+			dis = "1"
+		}
+		args = append(args, string(s.Scope), g.Fine, g.Coarse, g.Window,
+			fmtFloat(p.MaxActions), fmtFloat(p.Factor), fmtFloat(p.MinActions),
+			p.AutoCloseAfter.Milliseconds(), p.Probation.Milliseconds(), fmtFloat(p.ProbationScale), dis,
+			len(s.Buckets))
+		for _, bk := range s.Buckets {
+			args = append(args, bk.At, bk.Weight)
+		}
+	}
+	v, err := decideScript.Run(ctx, r.client, keys, args...).StringSlice()
+	if err != nil {
+		return Result{}, fmt.Errorf("decide batch of %d scopes: %w", len(b.Scopes), err)
+	}
+	return parseDecide(b, v)
+}
+
+func parseDecide(b Batch, v []string) (Result, error) {
+	if len(v) == 0 {
+		return Result{}, errors.New("decide batch: empty reply")
+	}
+	switch v[0] {
+	case "LOST":
+		return Result{}, ErrStateLost
+	case "REPLAY":
+		var res Result
+		for i := 1; i+3 < len(v); i += 4 {
+			pi, _ := strconv.Atoi(v[i])
+			first, err1 := strconv.ParseInt(v[i+1], 10, 64)
+			last, err2 := strconv.ParseInt(v[i+2], 10, 64)
+			if pi < 1 || pi > len(b.Partitions) || err1 != nil || err2 != nil {
+				return Result{}, fmt.Errorf("decide batch: bad replay record %q", v[i:i+4])
+			}
+			p := b.Partitions[pi-1]
+			res.Replayed = append(res.Replayed, Record{
+				Topic: p.Topic, Partition: p.Partition, First: first, Last: last,
+				Holding: parseHolding(v[i+3]),
+			})
+		}
+		return res, nil
+	case "OK":
+	default:
+		return Result{}, fmt.Errorf("decide batch: unexpected reply %q", v[0])
+	}
+	const per = 14
+	if len(v) != 2+per*len(b.Scopes) {
+		return Result{}, fmt.Errorf("decide batch: reply of %d fields for %d scopes", len(v), len(b.Scopes))
+	}
+	now, _ := strconv.ParseInt(v[1], 10, 64)
+	res := Result{Now: fromMillis(now), Scopes: make([]ScopeResult, len(b.Scopes))}
+	for i := range b.Scopes {
+		f := v[2+i*per : 2+(i+1)*per]
+		st := statusFromFields(map[string]string{
+			"st": f[1], "au": f[2], "g": f[3], "si": f[4], "ta": f[5], "re": f[6], "ac": f[7], "un": f[8], "pu": f[9],
+		})
+		win, _ := strconv.ParseFloat(f[11], 64)
+		base, _ := strconv.ParseFloat(f[12], 64)
+		g := b.Scopes[i].Policy.Grid()
+		res.Scopes[i] = ScopeResult{
+			Scope:   breaker.Scope(f[0]),
+			Status:  st,
+			Changed: f[10] == "1",
+			Counts:  countsOf(g, int64(win), int64(base), f[13] == "1"),
+		}
+	}
+	return res, nil
+}
+
+func countsOf(g breaker.Grid, win, base int64, ready bool) breaker.Counts {
+	return breaker.Counts{
+		Window:        float64(win) / breaker.Milli,
+		Baseline:      float64(base) * float64(g.Window) / float64(breaker.CoarseSlots*g.Coarse) / breaker.Milli,
+		BaselineReady: ready,
+	}
+}
+
+func parseHolding(s string) map[breaker.Scope]uint64 {
+	m := map[breaker.Scope]uint64{}
+	for line := range strings.SplitSeq(s, "\n") {
+		gen, scope, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
+		}
+		g, _ := strconv.ParseUint(gen, 10, 64)
+		m[breaker.Scope(scope)] = g
+	}
+	return m
+}
+
+func statusFields(s breaker.Status) []any {
+	return []any{"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
+		"si", millis(s.Since), "ta", millis(s.TrippedAt), "re", s.Reason, "ac", s.Actor,
+		"un", millis(s.Until), "pu", millis(s.ProbationUntil)}
+}
+
+func statusFromFields(m map[string]string) breaker.Status {
+	ms := func(k string) time.Time {
+		v, _ := strconv.ParseInt(m[k], 10, 64)
+		return fromMillis(v)
+	}
+	g, _ := strconv.ParseUint(m["g"], 10, 64)
+	s := breaker.Status{
+		State: breaker.State(m["st"]), Auto: breaker.State(m["au"]), Generation: g,
+		Since: ms("si"), TrippedAt: ms("ta"), Reason: m["re"], Actor: m["ac"],
+		Until: ms("un"), ProbationUntil: ms("pu"),
+	}
+	if s.State == "" {
+		s.State = breaker.Closed
+	}
+	if s.Auto == "" {
+		s.Auto = breaker.Closed
+	}
+	return s
+}
+
+// Now returns the store's wall clock, the time every replica decides on.
+func (r *Redis) Now(ctx context.Context) (time.Time, error) {
+	t, err := r.client.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read redis time: %w", err)
+	}
+	return t.Truncate(time.Millisecond).UTC(), nil
+}
+
+// Status returns one breaker's status; an override that has expired is shown
+// as the state it falls back to.
+func (r *Redis) Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error) {
+	m, err := r.client.HGetAll(ctx, r.statusKey(scope)).Result()
+	if err != nil {
+		return breaker.Status{}, fmt.Errorf("read breaker %s: %w", scope, err)
+	}
+	now, err := r.Now(ctx)
+	if err != nil {
+		return breaker.Status{}, err
+	}
+	s, _ := breaker.Expire(statusFromFields(m), now)
+	return s, nil
+}
+
+// List returns every breaker that has ever left its initial status.
+func (r *Redis) List(ctx context.Context) ([]ScopeStatus, error) {
+	names, err := r.client.SMembers(ctx, r.scopesKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list breakers: %w", err)
+	}
+	out := make([]ScopeStatus, 0, len(names))
+	for _, n := range names {
+		s, err := r.Status(ctx, breaker.Scope(n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ScopeStatus{Scope: breaker.Scope(n), Status: s})
+	}
+	return out, nil
+}
+
+// Update applies an operator's change to one breaker atomically: fn gets the
+// current status and the store's clock and returns the new status.
+func (r *Redis) Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error) {
+	for range 16 {
+		m, err := r.client.HGetAll(ctx, r.statusKey(scope)).Result()
+		if err != nil {
+			return breaker.Transition{}, fmt.Errorf("read breaker %s: %w", scope, err)
+		}
+		now, err := r.Now(ctx)
+		if err != nil {
+			return breaker.Transition{}, err
+		}
+		stored := statusFromFields(m)
+		from, _ := breaker.Expire(stored, now)
+		to, err := fn(from, now)
+		if err != nil {
+			return breaker.Transition{}, err
+		}
+		args := append([]any{strconv.FormatUint(stored.Generation, 10), string(scope)}, statusFields(to)...)
+		ok, err := casScript.Run(ctx, r.client, []string{r.statusKey(scope), r.scopesKey()}, args...).Int()
+		if err != nil {
+			return breaker.Transition{}, fmt.Errorf("write breaker %s: %w", scope, err)
+		}
+		if ok == 1 {
+			return breaker.Transition{Scope: scope, From: from, To: to}, nil
+		}
+	}
+	return breaker.Transition{}, fmt.Errorf("write breaker %s: too much contention", scope)
+}
+
+// Restore puts back the statuses of the durable record wherever Redis holds
+// an older generation, then marks the store as ready to decide. It is safe
+// to run from several replicas at once.
+func (r *Redis) Restore(ctx context.Context, statuses []ScopeStatus) (int, error) {
+	keys := []string{r.epochKey(), r.scopesKey()}
+	args := []any{strconv.FormatInt(time.Now().UnixNano(), 36)}
+	for _, s := range statuses {
+		keys = append(keys, r.statusKey(s.Scope))
+		args = append(args, string(s.Scope), s.Status.Generation)
+		args = append(args, statusFields(s.Status)...)
+	}
+	n, err := restoreScript.Run(ctx, r.client, keys, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("restore %d breakers: %w", len(statuses), err)
+	}
+	return n, nil
+}
+
+// Ping checks that Redis answers.
+func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
