@@ -114,6 +114,7 @@ type Pipeline struct {
 	m         *metrics.Metrics
 	reader    *kafka.Reader
 	writer    *kafka.Writer
+	transport *kafka.Transport
 	committed map[int]int64
 }
 
@@ -139,7 +140,15 @@ func ReaderConfig(cfg config.Config, log *zap.Logger) kafka.ReaderConfig {
 	}
 	if log != nil {
 		s := log.Named("kafka").Sugar()
-		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) { s.Warnf(msg, args...) })
+		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
+			// A fetch that found no data within MaxWait can surface as a
+			// read timeout; kafka-go retries it, so it is not worth a warning.
+			if line := fmt.Sprintf(msg, args...); strings.Contains(line, "i/o timeout") {
+				s.Debug(line)
+			} else {
+				s.Warn(line)
+			}
+		})
 	}
 	return rc
 }
@@ -150,6 +159,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	cfg := opts.Config
+	transport := &kafka.Transport{}
 	return &Pipeline{
 		opts:      opts,
 		cfg:       cfg,
@@ -157,8 +167,10 @@ func New(opts Options) (*Pipeline, error) {
 		m:         opts.Metrics,
 		committed: map[int]int64{},
 		reader:    kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
+		transport: transport,
 		writer: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Kafka.Brokers...),
+			Transport:    transport,
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
 			BatchSize:    max(cfg.Kafka.BatchSize, 100),
@@ -178,6 +190,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if err := p.writer.Close(); err != nil {
 			p.log.Warn("close writer", zap.Error(err))
 		}
+		p.transport.CloseIdleConnections()
 		if err := p.reader.Close(); err != nil {
 			p.log.Warn("leave consumer group", zap.Error(err))
 		}

@@ -30,15 +30,19 @@ type Log struct {
 	brokers []string
 	topic   string
 	w       *kafka.Writer
+	tr      *kafka.Transport
 }
 
 // New returns a log on topic. The writer waits for all in-sync replicas.
 func New(brokers []string, topic string, timeout time.Duration) *Log {
+	tr := &kafka.Transport{}
 	return &Log{
 		brokers: brokers,
 		topic:   topic,
+		tr:      tr,
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
+			Transport:    tr,
 			Topic:        topic,
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,
@@ -141,4 +145,8 @@ func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope
 }
 
 // Close flushes and closes the writer.
-func (l *Log) Close() error { return l.w.Close() }
+func (l *Log) Close() error {
+	err := l.w.Close()
+	l.tr.CloseIdleConnections()
+	return err
+}

@@ -259,9 +259,16 @@ func (k *Kafka) Start(t testing.TB) {
 	k.mu.Lock()
 	ports := append([]int(nil), k.ports...)
 	k.mu.Unlock()
-	if err := k.start(ports); err != nil {
-		t.Fatalf("testbed: restarting kfake on ports %v: %v", ports, err)
+	// Our own listeners released the ports a moment ago; retry briefly
+	// in case one is not bindable yet.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = k.start(ports); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	t.Fatalf("testbed: restarting kfake on ports %v: %v", ports, err)
 }
 
 // Restart stops the cluster and starts it again on the same ports, which
@@ -273,7 +280,10 @@ func (k *Kafka) Restart(t testing.TB) {
 }
 
 // Compact runs log compaction on every compacted topic now, instead of
-// waiting for the cluster's periodic cleaner.
+// waiting for the cluster's periodic cleaner. As in real Kafka only closed
+// segments are compacted and tombstones are kept for delete.retention.ms, so
+// a test that wants to see records disappear should create the topic with
+// CreateTopicWithConfigs and "segment.bytes": "1", "delete.retention.ms": "0".
 func (k *Kafka) Compact(t testing.TB) {
 	t.Helper()
 	k.running(t).Compact()
@@ -444,6 +454,14 @@ func fromKgo(kr *kgo.Record) Record {
 	return r
 }
 
+// withLastErr adds the last error of a retry loop, if any, to err.
+func withLastErr(err, last error) error {
+	if last == nil {
+		return err
+	}
+	return fmt.Errorf("%w (last error: %w)", err, last)
+}
+
 // topicInfo is what ReadAll needs to know about a topic.
 type topicInfo struct {
 	id      [16]byte
@@ -469,7 +487,7 @@ func describeTopic(ctx context.Context, cl *kgo.Client, topic string) (topicInfo
 		}
 		select {
 		case <-ctx.Done():
-			return ti, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			return ti, withLastErr(ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -586,6 +604,12 @@ func (k *Kafka) CommittedOffsets(t testing.TB, group, topic string) map[int32]in
 		if err == nil {
 			err = offsetFetchError(resp)
 		}
+		// kfake answers GROUP_ID_NOT_FOUND for a group it has never
+		// seen, where real Kafka answers offset -1 for every
+		// partition; both mean "nothing committed".
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return map[int32]int64{}
+		}
 		// The coordinator answers COORDINATOR_LOAD_IN_PROGRESS and the
 		// like while it settles; retry those.
 		if err == nil || !kerr.IsRetriable(err) || ctx.Err() != nil {
@@ -595,7 +619,7 @@ func (k *Kafka) CommittedOffsets(t testing.TB, group, topic string) map[int32]in
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("testbed: committed offsets of %q for %q: %v (earlier: %v)", group, topic, err, errors.Join(errs...))
+		t.Fatalf("testbed: committed offsets of %q for %q: %v", group, topic, withLastErr(err, errors.Join(errs...)))
 	}
 
 	out := make(map[int32]int64)
@@ -699,7 +723,7 @@ func readPartition(ctx context.Context, cl *kgo.Client, topic string, ti *topicI
 	)
 	for off < end {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("stuck at offset %d: %w (last error: %v)", off, err, lastErr)
+			return nil, fmt.Errorf("stuck at offset %d: %w", off, withLastErr(err, lastErr))
 		}
 		fp, next, err := fetchOnce(ctx, cl, topic, ti, p, off, decomp)
 		if err != nil {

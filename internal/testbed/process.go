@@ -206,7 +206,7 @@ func startProcess(bin string, args, env []string, logPath string) (*Process, err
 	}
 	// The child writes straight into the file, so no goroutine copies
 	// its output.
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = f

@@ -103,9 +103,12 @@ func waitPing(ctx context.Context, addr string, p *Process) error {
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("redis-server exited: %v", p.ExitErr())
+			if err := p.ExitErr(); err != nil {
+				return fmt.Errorf("redis-server exited: %w", err)
+			}
+			return errors.New("redis-server exited with status 0")
 		case <-ctx.Done():
-			return fmt.Errorf("no PONG: %w (last error: %v)", ctx.Err(), lastErr)
+			return fmt.Errorf("no PONG: %w", withLastErr(ctx.Err(), lastErr))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -119,7 +122,7 @@ func ping(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

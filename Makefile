@@ -1,0 +1,40 @@
+# Breakwater: a safety circuit breaker for automated content moderation.
+GO ?= go
+PKGS := ./...
+
+.PHONY: help run build test test-short bench fuzz lint fmt deps
+
+help: ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## Run the daemon on the embedded default (in-process Kafka-protocol broker and Redis, demo traffic).
+	$(GO) run ./cmd/breakwater run
+
+build: ## Build the binaries into bin/.
+	$(GO) build -o bin/ ./cmd/...
+
+test: ## Run every test: unit, fuzz seeds, and the integration tests against kfake and a real redis-server.
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-short: ## Run the unit tests only.
+	$(GO) test -count=1 -short $(PKGS)
+
+bench: ## Run the benchmarks: decoder, Redis script, and the end-to-end throughput ratio against a raw passthrough.
+	$(GO) test -run '^$$' -bench . -benchmem ./event ./store
+	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
+
+fuzz: ## Fuzz the event decoder and the config loader for FUZZTIME each (default 60s).
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./event
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./config
+
+lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	golangci-lint run
+
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+deps: ## Install the Debian packages the tests need (redis-server, kcat).
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	command -v kcat >/dev/null || (apt-get update && apt-get install -y kcat)
