@@ -65,12 +65,19 @@ type Scope string
 // Global is the scope of the weighted total across all rules.
 const Global Scope = "global"
 
+// scopeEscaper makes rule ids and action names that contain the separator
+// unambiguous; ordinary ids read as they are.
+var (
+	scopeEscaper   = strings.NewReplacer("%", "%25", "|", "%7C")
+	scopeUnescaper = strings.NewReplacer("%25", "%", "%7C", "|")
+)
+
 // RuleScope returns the scope of a rule.
-func RuleScope(rule string) Scope { return Scope("rule:" + rule) }
+func RuleScope(rule string) Scope { return Scope("rule:" + scopeEscaper.Replace(rule)) }
 
 // ActionScope returns the scope of one action type within a rule.
 func ActionScope(rule, action string) Scope {
-	return Scope("rule:" + rule + "|action:" + action)
+	return Scope("rule:" + scopeEscaper.Replace(rule) + "|action:" + scopeEscaper.Replace(action))
 }
 
 // Rule returns the rule of a rule or action scope, and "" for Global.
@@ -79,10 +86,10 @@ func (s Scope) Rule() string {
 	if !ok {
 		return ""
 	}
-	if i := strings.LastIndex(r, "|action:"); i >= 0 {
-		return r[:i]
+	if i := strings.Index(r, "|action:"); i >= 0 {
+		r = r[:i]
 	}
-	return r
+	return scopeUnescaper.Replace(r)
 }
 
 // ParseScope checks that s names a scope.
@@ -94,7 +101,7 @@ func ParseScope(s string) (Scope, error) {
 	if !ok || r == "" {
 		return "", fmt.Errorf("%w: %q (want global, rule:<id> or rule:<id>|action:<type>)", ErrUnknownScope, s)
 	}
-	if i := strings.LastIndex(r, "|action:"); i >= 0 && (i == 0 || i+len("|action:") == len(r)) {
+	if i := strings.Index(r, "|action:"); i >= 0 && (i == 0 || i+len("|action:") == len(r) || strings.Contains(r[i+1:], "|")) {
 		return "", fmt.Errorf("%w: %q", ErrUnknownScope, s)
 	}
 	return Scope(s), nil

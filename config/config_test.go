@@ -499,12 +499,12 @@ func TestSecretNotPrinted(t *testing.T) {
 	c.Redis.Username = "bw"
 	c.Kafka.BatchSize = 0
 	outputs := map[string]string{
-		"%v":         fmt.Sprintf("%v", c),
-		"%+v":        fmt.Sprintf("%+v", c),
-		"%#v":        fmt.Sprintf("%#v", c),
-		"Sprint of Redis": fmt.Sprint(c.Redis),
+		"%v":               fmt.Sprintf("%v", c),
+		"%+v":              fmt.Sprintf("%+v", c),
+		"%#v":              fmt.Sprintf("%#v", c),
+		"Sprint of Redis":  fmt.Sprint(c.Redis),
 		"Sprint of *Redis": fmt.Sprint(&c.Redis),
-		"Validate":   fmt.Sprint(c.Validate()),
+		"Validate":         fmt.Sprint(c.Validate()),
 	}
 	j, err := json.Marshal(c)
 	if err != nil {
@@ -648,7 +648,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"kafka.batch_size: must be between 1 and 10000, got 0",
 		"kafka.topics.held: must differ from kafka.topics.gated",
 		"redis.key_prefix: must not contain whitespace",
-		`breakers.rules["spam-v2"].window: must be between 10ms and 24h0m0s, got 0s`,
+		`breakers.rules["spam-v2"].window: must be between 10ms and 24h, got 0s`,
 		`breakers.rules["spam-v2"].factor: must be 0 (off) or at least 1, got 0.5`,
 		`log.level: must be debug, info, warn or error, got "loud"`,
 	} {
@@ -659,6 +659,43 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	var joined interface{ Unwrap() []error }
 	if !errors.As(err, &joined) || len(joined.Unwrap()) < 6 {
 		t.Errorf("Validate() = %v; want errors.Join of at least 6 errors", err)
+	}
+}
+
+// trickySeeds are inputs whose keys and values are awkward to re-encode.
+var trickySeeds = map[string]string{
+	"merge-looking rule id": "breakers:\n  rules:\n    \"<<\": {max_actions: 5}\n",
+	"null-looking rule ids": "breakers:\n  rules:\n    \"~\": {max_actions: 5}\n    \"null\": {}\n",
+	"long rule id":          "breakers:\n  rules:\n    " + strings.Repeat("x", 300) + ": {max_actions: 5}\n",
+	"quotes and escapes":    "breakers:\n  rules:\n    \"a\\\\n'\\\"b\": {max_actions: 5}\n",
+	"binary rule id":        "breakers:\n  rules:\n    ? !!binary /w==\n    : {max_actions: 5}\n",
+	"binary username":       "redis:\n  username: !!binary /w==\n  password: \" p\\u00e9 \\u2028x \"\n",
+	"denormal numbers":      "breakers:\n  defaults:\n    max_actions: 1e-320\n    probation_scale: 5e-324\n",
+	"tiny weight":           "actions:\n  x: {weight: 1e-300}\n",
+	"yaml-looking strings":  "kafka:\n  group_id: \"- x: [\"\n  brokers: [\"[::1]:1\"]\n",
+	"typed-looking keys":    "breakers:\n  rules:\n    \"yes\": {}\n    \"1\": {}\n    \"1.0\": {}\n    \"0x1\": {}\n    \".inf\": {}\n",
+	"indicator keys":        "breakers:\n  rules:\n    \"=\": {}\n    \"!\": {}\n    \"&a\": {}\n    \"*a\": {}\n    \"? \": {}\n",
+	"unicode line breaks":   "breakers:\n  rules:\n    \"\\u2028\": {}\n    \"\\uFEFF\": {}\n    \"\\u2029\": {}\n",
+}
+
+// TestRoundTrip checks that awkward accepted configurations survive
+// yaml.Marshal and Parse unchanged, as FuzzParse does for random input.
+func TestRoundTrip(t *testing.T) {
+	for name, in := range trickySeeds {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse([]byte(in))
+			if err != nil {
+				t.Fatalf("Parse(%q) = %v; want no error", in, err)
+			}
+			out, err := yaml.Marshal(c)
+			if err != nil {
+				t.Fatalf("yaml.Marshal(Parse(%q)) = %v", in, err)
+			}
+			again, err := Parse(out)
+			if err != nil || !reflect.DeepEqual(again, c) {
+				t.Errorf("Parse(%q) = %+v, %v; want %+v\nmarshalled:\n%s", out, again, err, c, out)
+			}
+		})
 	}
 }
 
@@ -675,6 +712,9 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
+	for _, in := range trickySeeds {
+		f.Add([]byte(in))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {
@@ -696,6 +736,41 @@ func FuzzParse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(again, c) {
 			t.Fatalf("Parse(Marshal(Parse(%q))) = %+v; want %+v\nmarshalled:\n%s", data, again, c, out)
+		}
+	})
+}
+
+// FuzzStrings puts arbitrary strings in the free-form fields and checks
+// that whatever Validate accepts survives yaml.Marshal and Parse unchanged:
+// FuzzParse rarely produces the escapes that trip the YAML encoder.
+func FuzzStrings(f *testing.F) {
+	f.Add("breakwater", "bw", "p@ss word", "spam-v2", "ban_account")
+	f.Add("\ta\nb", "", "hunter2\n", "a\u2028b", "~")
+	f.Add("- x: [", "\ufeff", "\"'", "<<", "? ")
+	f.Add("a\n\n", " a ", "#", "null", "1.0")
+	f.Fuzz(func(t *testing.T, group, user, password, rule, action string) {
+		c := Default()
+		c.Kafka.GroupID = group
+		c.Redis.Username = user
+		c.Redis.Password = password
+		c.Breakers.Rules = map[string]Rule{rule: {
+			Thresholds: c.Breakers.Defaults,
+			Actions:    map[string]Thresholds{action: c.Breakers.Defaults},
+		}}
+		c.Actions[action] = c.DefaultAction
+		if c.Validate() != nil {
+			return
+		}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatalf("yaml.Marshal(%+v) = %v", c, err)
+		}
+		again, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v; want no error", out, err)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("Parse(%q) = %+v; want %+v", out, again, c)
 		}
 	})
 }

@@ -11,50 +11,90 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// explain re-reads a document that the strict decoder rejected and returns
-// one error per problem it can place, each naming the line and the field
-// path (kafka.topics.input, breakers.rules["spam"].window, ...), or nil when
-// it finds none, in which case the decoder's own error is used. It is only
-// called after the decoder failed, so a gap here can never accept a bad
-// configuration; it only makes the message less precise.
+// walkBudget bounds the nodes one walk visits, aliases expanded.
+const walkBudget = 100000
+
+// explain walks the first document of data against the Config type and
+// returns the problems it finds, in line order, each naming the line and
+// the field path (kafka.topics.input, breakers.rules["spam"].window, ...).
 //
-// Aliases are not followed: the anchored value is checked where it is
-// defined, and this keeps the walk linear in the size of the input.
-func explain(data []byte) error {
+// decodeErr is the strict decoder's verdict on data. If it is not nil,
+// explain is explaining a rejected document: it reports everything it can
+// place, and adds decodeErr itself when that is nothing the decoder would
+// report too. Since it only runs after the decoder failed, a gap here
+// cannot accept a bad configuration; it only makes the message less
+// precise.
+//
+// If decodeErr is nil, the decoder accepted the document, and explain
+// reports only what the decoder lets through but Breakwater does not: a
+// number with a fraction or an exponent for an integer field (which the
+// decoder would truncate) and a null map key (which it would drop).
+func explain(data []byte, decodeErr error) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil
+		return decodeErr
 	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			return nil
+	w := walker{budget: walkBudget}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		w.walk(doc.Content[0], reflect.TypeOf(Config{}), "")
+	}
+	found := w.strict
+	if decodeErr != nil {
+		if len(w.errs) == 0 {
+			return errors.Join(append(errs(w.strict), decodeErr)...)
 		}
-		root = root.Content[0]
+		found = append(w.errs, w.strict...)
 	}
-	var w walker
-	w.walk(root, reflect.TypeOf(Config{}), "")
-	return errors.Join(w.errs...)
+	sort.SliceStable(found, func(i, j int) bool { return found[i].line < found[j].line })
+	return errors.Join(errs(found)...)
 }
 
-// walker collects the problems found by walk.
+// problem is one problem found by walk, at a line.
+type problem struct {
+	line int
+	err  error
+}
+
+// errs returns the errors of ps.
+func errs(ps []problem) []error {
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		out[i] = p.err
+	}
+	return out
+}
+
+// walker collects the problems found by walk: errs are those the decoder
+// reports too, strict those it lets through.
 type walker struct {
-	errs []error
+	errs   []problem
+	strict []problem
+	budget int
 }
 
 // addf records a problem at node n and field path.
 func (w *walker) addf(n *yaml.Node, path, format string, args ...any) {
+	w.errs = append(w.errs, placed(n, path, format, args...))
+}
+
+// strictf records a problem that the decoder lets through.
+func (w *walker) strictf(n *yaml.Node, path, format string, args ...any) {
+	w.strict = append(w.strict, placed(n, path, format, args...))
+}
+
+// placed returns the problem "line N: path: message".
+func placed(n *yaml.Node, path, format string, args ...any) problem {
 	if path == "" {
 		path = "top level"
 	}
-	w.errs = append(w.errs, fmt.Errorf("line %d: %s: %s", n.Line, path, fmt.Sprintf(format, args...)))
+	return problem{n.Line, fmt.Errorf("line %d: %s: %s", n.Line, path, fmt.Sprintf(format, args...))}
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
 // walk checks node n against the Go type t at field path.
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
-	if n.Kind == yaml.AliasNode || isNull(n) {
+	if n = w.visit(n); n == nil || isNull(n) {
 		return
 	}
 	switch t.Kind() {
@@ -104,8 +144,29 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 		if n.Decode(reflect.New(t).Interface()) != nil {
 			w.addf(n, path, "must be %s, got %s", want, describe(n, path))
+			return
+		}
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			if t != durationType && n.ShortTag() != "!!int" {
+				w.strictf(n, path, "must be %s, got %s", want, describe(n, path))
+			}
 		}
 	}
+}
+
+// visit counts a visit against the budget and resolves an alias to the
+// node it names. It returns nil when the budget is spent or the alias is
+// dangling.
+func (w *walker) visit(n *yaml.Node) *yaml.Node {
+	if w.budget <= 0 {
+		return nil
+	}
+	w.budget--
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
 }
 
 // mapping checks the keys of mapping node n: a key must be a scalar and
@@ -116,12 +177,13 @@ func (w *walker) mapping(n *yaml.Node, path string, each func(k, v *yaml.Node), 
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if isMerge(k) {
-			switch v.Kind {
-			case yaml.MappingNode:
+			switch v = w.visit(v); {
+			case v == nil:
+			case v.Kind == yaml.MappingNode:
 				merge(v)
-			case yaml.SequenceNode:
+			case v.Kind == yaml.SequenceNode:
 				for _, item := range v.Content {
-					if item.Kind == yaml.MappingNode {
+					if item = w.visit(item); item != nil && item.Kind == yaml.MappingNode {
 						merge(item)
 					}
 				}
@@ -140,6 +202,7 @@ func (w *walker) mapping(n *yaml.Node, path string, each func(k, v *yaml.Node), 
 		}
 		seen[k.Value] = k
 		if isNull(k) {
+			w.strictf(k, path, "a key must not be null, got %q", k.Value)
 			continue
 		}
 		each(k, v)

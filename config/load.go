@@ -117,9 +117,11 @@ func Default() Config {
 // Parse decodes a YAML configuration, fills the defaults and validates the
 // result.
 //
-// Decoding is strict: an unknown key, a value of the wrong type, a duplicate
-// key or a second YAML document is an error that names the line and the
-// field. Empty input (or input with only comments) yields Default().
+// Decoding is strict: an unknown key, a value of the wrong type (a bare
+// number for a duration, a fraction for an integer, ...), a duplicate or
+// null key or a second YAML document is an error that names the line and
+// the field. Empty input (or input with only comments) yields Default().
+// Anchors, aliases and merge keys (<<) are allowed.
 //
 // Keys that are absent keep their default. Within breakers.rules, a zero or
 // absent threshold field inherits the value of breakers.defaults, and the
@@ -258,9 +260,7 @@ func parse(data []byte) (Config, error) {
 	case err != nil:
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			if explained := explain(data); explained != nil {
-				return Config{}, explained
-			}
+			return Config{}, explain(data, err)
 		}
 		return Config{}, err
 	default:
@@ -274,6 +274,9 @@ func parse(data []byte) (Config, error) {
 		}
 	}
 
+	if err := explain(data, nil); err != nil {
+		return Config{}, err
+	}
 	given, err := givenActionFields(data)
 	if err != nil {
 		return Config{}, err

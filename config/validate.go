@@ -26,6 +26,11 @@ const (
 	maxWeight         = 1000
 	maxDemoRate       = 100000
 	maxDemoRules      = 1000
+	// maxScopes bounds the breakers configured under breakers.rules (rules
+	// and their per-action entries together). It keeps an alias that
+	// repeats a large actions block under many rules from growing the
+	// configuration, and the per-batch work, without bound.
+	maxScopes = 2000
 )
 
 // fieldError is one validation problem of one field.
@@ -55,7 +60,7 @@ func (c Config) Validate() error {
 	c.validateKafka(&p)
 	c.validateRedis(&p)
 	if c.HTTP.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil || hasControl(c.HTTP.Listen) {
 			p.addf("http.listen", "must be host:port (or :port), got %q", c.HTTP.Listen)
 		}
 	}
@@ -76,18 +81,21 @@ func (c Config) Validate() error {
 	return errors.Join(p...)
 }
 
+// validateKafka checks the kafka section.
 func (c Config) validateKafka(p *problems) {
 	k := c.Kafka
 	for i, b := range k.Brokers {
 		field := fmt.Sprintf("kafka.brokers[%d]", i)
 		if b == "" {
 			p.addf(field, "must not be empty")
-		} else if !validHostPort(b, true) {
+		} else if !validHostPort(b, true) || hasControl(b) {
 			p.addf(field, "must be host:port with a port between 1 and 65535, got %q", b)
 		}
 	}
 	if k.GroupID == "" {
 		p.addf("kafka.group_id", "must not be empty")
+	} else if hasControl(k.GroupID) {
+		p.addf("kafka.group_id", "must not contain control characters, got %q", k.GroupID)
 	}
 	topics := []struct {
 		field, name string
@@ -114,13 +122,13 @@ func (c Config) validateKafka(p *problems) {
 		p.addf("kafka.batch_size", "must be between 1 and %d, got %d", maxBatchSize, k.BatchSize)
 	}
 	if k.BatchWait < 0 || k.BatchWait > maxBatchWait {
-		p.addf("kafka.batch_wait", "must be between 0s and %s, got %s", maxBatchWait, k.BatchWait)
+		p.addf("kafka.batch_wait", "must be between 0s and %s, got %s", dur(maxBatchWait), dur(k.BatchWait))
 	}
 	if k.WriteTimeout <= 0 {
-		p.addf("kafka.write_timeout", "must be > 0, got %s", k.WriteTimeout)
+		p.addf("kafka.write_timeout", "must be > 0, got %s", dur(k.WriteTimeout))
 	}
 	if k.SessionTimeout < minSessionTimeout {
-		p.addf("kafka.session_timeout", "must be at least %s, got %s", minSessionTimeout, k.SessionTimeout)
+		p.addf("kafka.session_timeout", "must be at least %s, got %s", dur(minSessionTimeout), dur(k.SessionTimeout))
 	}
 	if k.CreateTopics {
 		if k.Partitions < 1 {
@@ -161,11 +169,19 @@ func validHostPort(s string, needHost bool) bool {
 	return err == nil && n >= 1 && n <= 65535
 }
 
+// validateRedis checks the redis section; no message shows a value of it
+// that could be a credential.
 func (c Config) validateRedis(p *problems) {
 	r := c.Redis
 	// The address is never quoted: it may carry credentials.
-	if r.Addr != "" && !validHostPort(r.Addr, false) {
+	if r.Addr != "" && (!validHostPort(r.Addr, false) || hasControl(r.Addr)) {
 		p.addf("redis.addr", "must be host:port with a port between 1 and 65535 (value not shown)")
+	}
+	if hasControl(r.Username) {
+		p.addf("redis.username", "must not contain control characters (value not shown)")
+	}
+	if hasControl(r.Password) {
+		p.addf("redis.password", "must not contain control characters, such as a trailing newline (value not shown)")
 	}
 	if r.DB < 0 {
 		p.addf("redis.db", "must be >= 0, got %d", r.DB)
@@ -175,31 +191,43 @@ func (c Config) validateRedis(p *problems) {
 		p.addf("redis.key_prefix", "must not be empty")
 	case strings.ContainsAny(r.KeyPrefix, "{}"):
 		p.addf("redis.key_prefix", "must not contain '{' or '}' (it is wrapped in a hash tag), got %q", r.KeyPrefix)
-	case strings.IndexFunc(r.KeyPrefix, unicode.IsSpace) >= 0:
-		p.addf("redis.key_prefix", "must not contain whitespace, got %q", r.KeyPrefix)
+	case strings.IndexFunc(r.KeyPrefix, unicode.IsSpace) >= 0 || hasControl(r.KeyPrefix):
+		p.addf("redis.key_prefix", "must not contain whitespace or control characters, got %q", r.KeyPrefix)
 	}
 	if r.Timeout <= 0 {
-		p.addf("redis.timeout", "must be > 0, got %s", r.Timeout)
+		p.addf("redis.timeout", "must be > 0, got %s", dur(r.Timeout))
 	}
 	if r.DecisionTTL < minDecisionTTL {
-		p.addf("redis.decision_ttl", "must be at least %s, got %s", minDecisionTTL, r.DecisionTTL)
+		p.addf("redis.decision_ttl", "must be at least %s, got %s", dur(minDecisionTTL), dur(r.DecisionTTL))
 	}
 }
 
+// validateBreakers checks the thresholds of every scope.
 func (c Config) validateBreakers(p *problems) {
 	c.Breakers.Defaults.validate(p, "breakers.defaults")
 	c.Breakers.Global.validate(p, "breakers.global")
+	scopes := len(c.Breakers.Rules)
+	for _, r := range c.Breakers.Rules {
+		scopes += len(r.Actions)
+	}
+	if scopes > maxScopes {
+		p.addf("breakers.rules", "at most %d breakers may be configured here (rules and their per-action entries together), got %d", maxScopes, scopes)
+	}
 	for _, id := range sortedKeys(c.Breakers.Rules) {
 		r := c.Breakers.Rules[id]
 		field := fmt.Sprintf("breakers.rules[%q]", id)
 		if id == "" {
 			p.addf(field, "a rule id must not be empty")
+		} else if hasControl(id) {
+			p.addf(field, "a rule id must not contain control characters")
 		}
 		r.Thresholds.validate(p, field)
 		for _, name := range sortedKeys(r.Actions) {
 			afield := fmt.Sprintf("%s.actions[%q]", field, name)
 			if name == "" {
 				p.addf(afield, "an action type must not be empty")
+			} else if hasControl(name) {
+				p.addf(afield, "an action type must not contain control characters")
 			}
 			r.Actions[name].validate(p, afield)
 		}
@@ -211,7 +239,7 @@ func (t Thresholds) validate(p *problems, path string) {
 	f := func(name string) string { return path + "." + name }
 	windowOK := t.Window >= minWindow && t.Window <= maxWindow
 	if !windowOK {
-		p.addf(f("window"), "must be between %s and %s, got %s", minWindow, maxWindow, t.Window)
+		p.addf(f("window"), "must be between %s and %s, got %s", dur(minWindow), dur(maxWindow), dur(t.Window))
 	}
 	if !finiteAtLeast(t.MaxActions, 0) {
 		p.addf(f("max_actions"), "must be a finite number >= 0, got %v", t.MaxActions)
@@ -224,17 +252,17 @@ func (t Thresholds) validate(p *problems, path string) {
 	}
 	switch {
 	case t.Baseline < 0:
-		p.addf(f("baseline"), "must be >= 0, got %s", t.Baseline)
+		p.addf(f("baseline"), "must be >= 0, got %s", dur(t.Baseline))
 	case t.Factor > 0 && windowOK && t.Baseline <= t.Window:
-		p.addf(f("baseline"), "must be longer than window (%s) when factor is set, got %s", t.Window, t.Baseline)
+		p.addf(f("baseline"), "must be longer than window (%s) when factor is set, got %s", dur(t.Window), dur(t.Baseline))
 	case t.Factor > 0 && windowOK && t.Baseline > maxBaselineRatio*t.Window:
-		p.addf(f("baseline"), "must be at most %d times window (%s), that is %s, got %s", maxBaselineRatio, t.Window, maxBaselineRatio*t.Window, t.Baseline)
+		p.addf(f("baseline"), "must be at most %d times window (%s), that is %s, got %s", maxBaselineRatio, dur(t.Window), dur(maxBaselineRatio*t.Window), dur(t.Baseline))
 	}
 	if t.AutoCloseAfter < 0 {
-		p.addf(f("auto_close_after"), "must be >= 0 (0 means a human resets the breaker), got %s", t.AutoCloseAfter)
+		p.addf(f("auto_close_after"), "must be >= 0 (0 means a human resets the breaker), got %s", dur(t.AutoCloseAfter))
 	}
 	if t.Probation < 0 {
-		p.addf(f("probation"), "must be >= 0, got %s", t.Probation)
+		p.addf(f("probation"), "must be >= 0, got %s", dur(t.Probation))
 	}
 	if !(t.ProbationScale > 0 && t.ProbationScale <= 1) {
 		p.addf(f("probation_scale"), "must be greater than 0 and at most 1, got %v", t.ProbationScale)
@@ -249,12 +277,15 @@ func finiteAtLeast(v, min float64) bool {
 	return v >= min && !math.IsInf(v, 1)
 }
 
+// validateActions checks default_action and the action type table.
 func (c Config) validateActions(p *problems) {
 	c.DefaultAction.validate(p, "default_action")
 	for _, name := range sortedKeys(c.Actions) {
 		field := fmt.Sprintf("actions[%q]", name)
 		if name == "" {
 			p.addf(field, "an action type must not be empty")
+		} else if hasControl(name) {
+			p.addf(field, "an action type must not contain control characters")
 		}
 		c.Actions[name].validate(p, field)
 	}
@@ -270,6 +301,7 @@ func (a ActionType) validate(p *problems, path string) {
 	}
 }
 
+// validateOutage checks store_unavailable.
 func (c Config) validateOutage(p *problems) {
 	keys := make([]string, 0, len(c.StoreUnavailable))
 	for s := range c.StoreUnavailable {
@@ -312,6 +344,7 @@ func (c Config) irreversibleOf(s Severity) []string {
 	return names
 }
 
+// validateDemo checks the demo section.
 func (c Config) validateDemo(p *problems) {
 	d := c.Demo
 	if d.Rate < 1 || d.Rate > maxDemoRate {
@@ -321,7 +354,7 @@ func (c Config) validateDemo(p *problems) {
 		p.addf("demo.rules", "must be between 1 and %d, got %d", maxDemoRules, d.Rules)
 	}
 	if d.IncidentAfter < 0 {
-		p.addf("demo.incident_after", "must be >= 0, got %s", d.IncidentAfter)
+		p.addf("demo.incident_after", "must be >= 0, got %s", dur(d.IncidentAfter))
 	}
 	if !finiteAtLeast(d.IncidentFactor, 1) {
 		p.addf("demo.incident_factor", "must be at least 1, got %v", d.IncidentFactor)
@@ -346,4 +379,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// dur formats d for a message without trailing zero units: 1m, not 1m0s.
+func dur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// hasControl reports whether s contains a control character (tab and
+// newline included). Names and credentials never legitimately do; a
+// trailing newline is a common mistake in a secret, and YAML cannot always
+// write such strings back.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
 }

@@ -67,6 +67,10 @@ func Run(ctx context.Context, opts Options) error {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	if !cfg.EmbeddedKafka() && cfg.EmbeddedRedis() {
+		// An in-process Redis would silently split the shared counts per replica.
+		return errors.New("redis.addr (or BREAKWATER_REDIS_ADDR) is required when kafka.brokers is set: the embedded Redis is only for the embedded demo")
+	}
 	demo := false
 	if cfg.EmbeddedKafka() {
 		k, err := embedded.StartKafka(9092)
