@@ -126,6 +126,9 @@ func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope
 				break
 			}
 			off = m.Offset + 1
+			if m.Value == nil {
+				continue // a tombstone: nothing to restore for this key
+			}
 			var e Entry
 			if err := json.Unmarshal(m.Value, &e); err != nil {
 				return fmt.Errorf("decode %s/%d@%d: %w", l.topic, p, m.Offset, err)

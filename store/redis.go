@@ -23,6 +23,7 @@ var decideScript = redis.NewScript(decideLua)
 // casScript writes a status only if the breaker's generation is still the
 // one the caller read: operator changes are decided in Go, applied atomically.
 var casScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
 local g = redis.call('HGET', KEYS[1], 'g')
 if (g or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
@@ -294,9 +295,14 @@ func (r *Redis) Update(ctx context.Context, scope breaker.Scope, fn func(breaker
 			return breaker.Transition{}, err
 		}
 		args := append([]any{strconv.FormatUint(stored.Generation, 10), string(scope)}, statusFields(to)...)
-		ok, err := casScript.Run(ctx, r.client, []string{r.statusKey(scope), r.scopesKey()}, args...).Int()
+		ok, err := casScript.Run(ctx, r.client, []string{r.statusKey(scope), r.scopesKey(), r.epochKey()}, args...).Int()
 		if err != nil {
 			return breaker.Transition{}, fmt.Errorf("write breaker %s: %w", scope, err)
+		}
+		if ok == -1 {
+			// Writing now would be undone by the restore of older but
+			// higher generations: the caller restores first, then retries.
+			return breaker.Transition{}, fmt.Errorf("write breaker %s: %w", scope, ErrStateLost)
 		}
 		if ok == 1 {
 			return breaker.Transition{Scope: scope, From: from, To: to}, nil

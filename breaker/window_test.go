@@ -1,0 +1,245 @@
+package breaker
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestGrid(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Policy
+		want Grid
+	}{
+		{"1m window, 1h baseline", Policy{Window: time.Minute, Baseline: time.Hour}, Grid{Fine: 3000, Coarse: 120000, Window: 60000}},
+		{"1s window, 30s baseline", Policy{Window: time.Second, Baseline: 30 * time.Second}, Grid{Fine: 50, Coarse: 1000, Window: 1000}},
+		{"1h window, 7d baseline", Policy{Window: time.Hour, Baseline: 7 * 24 * time.Hour}, Grid{Fine: 180000, Coarse: 20160000, Window: 3600000}},
+		{"odd window rounds fine down", Policy{Window: 1010 * time.Millisecond, Baseline: 10 * time.Second}, Grid{Fine: 50, Coarse: 300, Window: 1000}},
+		{"999ms window", Policy{Window: 999 * time.Millisecond, Baseline: time.Minute}, Grid{Fine: 49, Coarse: 49 * 40, Window: 980}},
+		{"7ms window has 1ms buckets", Policy{Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond}, Grid{Fine: 1, Coarse: 3, Window: 20}},
+		{"zero window", Policy{}, Grid{Fine: 1, Coarse: 1, Window: 20}},
+		{"baseline shorter than 30 fine buckets", Policy{Window: time.Minute, Baseline: time.Minute}, Grid{Fine: 3000, Coarse: 3000, Window: 60000}},
+		{"no baseline", Policy{Window: 10 * time.Second}, Grid{Fine: 500, Coarse: 500, Window: 10000}},
+		{"sub-millisecond window", Policy{Window: 900 * time.Microsecond, Baseline: time.Second}, Grid{Fine: 1, Coarse: 33, Window: 20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.Grid(); got != tt.want {
+				t.Errorf("Policy{Window: %s, Baseline: %s}.Grid() = %+v; want %+v", tt.p.Window, tt.p.Baseline, got, tt.want)
+			}
+		})
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 10000 {
+		p := Policy{Window: time.Duration(rng.Int64N(int64(48 * time.Hour))), Baseline: time.Duration(rng.Int64N(int64(90 * 24 * time.Hour)))}
+		g := p.Grid()
+		if g.Fine < 1 || g.Coarse < g.Fine || g.Coarse%g.Fine != 0 || g.Window != FineSlots*g.Fine {
+			t.Fatalf("Policy{Window: %s, Baseline: %s}.Grid() = %+v: want Fine >= 1, Coarse a multiple of Fine, Window = 20 Fine",
+				p.Window, p.Baseline, g)
+		}
+		if w := p.Window.Milliseconds(); w >= FineSlots && (g.Window > w || g.Window <= w-FineSlots) {
+			t.Fatalf("Policy{Window: %s}.Grid().Window = %d; want within 20ms below the window", p.Window, g.Window)
+		}
+		if b := p.Baseline.Milliseconds(); b >= CoarseSlots*g.Fine && CoarseSlots*g.Coarse > b {
+			t.Fatalf("Policy{Window: %s, Baseline: %s}.Grid() = %+v: baseline period %d longer than the baseline", p.Window, p.Baseline, g, CoarseSlots*g.Coarse)
+		}
+	}
+}
+
+func TestGridBucket(t *testing.T) {
+	g := Grid{Fine: 50, Coarse: 1000, Window: 1000}
+	for _, tt := range []struct{ at, want int64 }{
+		{0, 0}, {1, 0}, {49, 0}, {50, 50}, {99, 50}, {-1, -50}, {-50, -50}, {-51, -100},
+		{1741944413589, 1741944413550},
+	} {
+		if got := g.Bucket(tt.at); got != tt.want {
+			t.Errorf("Bucket(%d) = %d; want %d", tt.at, got, tt.want)
+		}
+	}
+}
+
+// base1s is the baseline per window of grid1s for a sum of milli in the
+// baseline period, computed as the stores do.
+func base1s(milli int64) float64 { return countsOf(grid1s, 0, milli, false).Baseline }
+
+// grid1s has 50ms fine buckets, 1s coarse buckets and a 30s baseline.
+var grid1s = Policy{Window: time.Second, Baseline: 30 * time.Second}.Grid()
+
+func checkCounts(t *testing.T, w *Window, at int64, win, base float64, ready bool) {
+	t.Helper()
+	got := w.Counts(at)
+	want := Counts{Window: win, Baseline: base, BaselineReady: ready}
+	if got != want {
+		t.Errorf("Counts(%d) = %+v; want %+v", at, got, want)
+	}
+}
+
+func TestWindowCounts(t *testing.T) {
+	w := NewWindow(grid1s)
+	checkCounts(t, w, 0, 0, 0, false)
+	w.Add(0, 1000)
+	w.Add(10, 500)
+	w.Add(999, 250)
+	checkCounts(t, w, 999, 1.75, 0, false)
+	// Events after at are not in its window.
+	checkCounts(t, w, 30, 1.5, 0, false)
+	// The window is the 20 fine buckets ending with at's bucket.
+	checkCounts(t, w, 1000, 0.25, base1s(1750), false)
+	checkCounts(t, w, 1049, 0.25, base1s(1750), false)
+	checkCounts(t, w, 1999, 0, base1s(1750), false)
+	checkCounts(t, w, 2000, 0, base1s(1750), false)
+	// Weights are exact in thousandths.
+	w2 := NewWindow(grid1s)
+	for i := range 1000 {
+		w2.Add(int64(i%50), 1)
+	}
+	checkCounts(t, w2, 49, 1, 0, false)
+}
+
+func TestWindowBaseline(t *testing.T) {
+	w := NewWindow(grid1s)
+	// One action per second for 40 seconds.
+	for s := range int64(40) {
+		w.Add(s*1000, 1000)
+		ready := s >= 30
+		// The baseline is the 30 whole coarse buckets before at's, per window of 1s.
+		base := base1s(min(s, 30) * 1000)
+		checkCounts(t, w, s*1000, 1, base, ready)
+	}
+	// Silence: the baseline drains as its buckets leave the period.
+	checkCounts(t, w, 55_000, 0, base1s(15000), true)
+	checkCounts(t, w, 70_000, 0, 0, true)
+}
+
+func TestWindowBaselineReady(t *testing.T) {
+	w := NewWindow(grid1s)
+	w.Add(5000, 1000)
+	checkCounts(t, w, 34_999, 0, base1s(1000), false)
+	checkCounts(t, w, 35_000, 0, base1s(1000), true)
+	// An earlier event moves the start of the history back.
+	w.Add(4000, 1000)
+	checkCounts(t, w, 34_000, 0, base1s(2000), true)
+}
+
+func TestWindowWrapAround(t *testing.T) {
+	w := NewWindow(grid1s)
+	w.Add(0, 1000)   // fine slot 0, coarse slot 0
+	w.Add(500, 2000) // fine slot 10
+	checkCounts(t, w, 999, 3, 0, false)
+	// Bucket 20 reuses fine slot 0.
+	w.Add(1000, 4000)
+	checkCounts(t, w, 1000, 6, base1s(3000), false)
+	// Bucket 30 reuses slot 10: the 2000 leave the window at 1500.
+	w.Add(1500, 8000)
+	checkCounts(t, w, 1500, 12, base1s(3000), false)
+	// Many windows later everything reused.
+	for i := range int64(FineSlots) {
+		w.Add(100_000+i*50, 1000)
+	}
+	checkCounts(t, w, 100_000+19*50, 20, 0, true)
+	checkCounts(t, w, 100_000+39*50, 0, base1s(20000), true)
+	// Coarse slots: 31 slots; coarse bucket 31 reuses slot 0.
+	w2 := NewWindow(grid1s)
+	w2.Add(0, 1000)
+	w2.Add(31_000, 1000)
+	checkCounts(t, w2, 31_000, 1, 0, true)
+	w2.Add(1000, 5000) // coarse bucket 1, still in the baseline period of 31
+	checkCounts(t, w2, 31_000, 1, base1s(5000), true)
+}
+
+func TestWindowLateEvents(t *testing.T) {
+	w := NewWindow(grid1s)
+	w.Add(2000, 1000) // fine bucket 40, slot 0
+	// A late event inside the window is counted.
+	w.Add(1500, 1000) // bucket 30, slot 10
+	checkCounts(t, w, 2000, 2, base1s(1000), false)
+	// A late event whose fine slot holds a newer bucket is dropped from the
+	// window, but its coarse bucket (coarse 1) is still in the ring.
+	w.Add(1000, 5000) // bucket 20, slot 0 holds 40
+	checkCounts(t, w, 2000, 2, base1s(6000), false)
+	checkCounts(t, w, 1000, 0, 0, false)
+	// A late event older than the ring in an empty slot is kept in its slot
+	// but outside every window that the ring still answers.
+	w.Add(250, 7000) // bucket 5, slot 5 empty; coarse 0
+	checkCounts(t, w, 2000, 2, base1s(13000), false)
+	// A late coarse bucket older than the coarse ring is dropped.
+	w3 := NewWindow(grid1s)
+	w3.Add(40_000, 1000) // coarse 40, slot 9
+	w3.Add(9_000, 3000)  // coarse 9, slot 9: dropped
+	checkCounts(t, w3, 40_000, 1, 0, true)
+	// The dropped event still counts as history for the baseline period.
+	if !w3.Counts(40_000).BaselineReady {
+		t.Errorf("late event did not move the start of history")
+	}
+}
+
+func TestWindowNegativeTimes(t *testing.T) {
+	w := NewWindow(grid1s)
+	w.Add(-1, 1000)     // fine bucket -1, slot 19
+	w.Add(-1000, 500)   // fine bucket -20, slot 0
+	w.Add(-1001, 2000)  // fine bucket -21, slot 19: older than -1, dropped
+	w.Add(-40_000, 250) // coarse bucket -40
+	checkCounts(t, w, -1, 1.5, base1s(2000), true)
+	checkCounts(t, w, 0, 1, base1s(3500), true)
+	checkCounts(t, w, 949, 1, base1s(3500), true)
+	checkCounts(t, w, 950, 0, base1s(3500), true)
+	w2 := NewWindow(grid1s)
+	w2.Add(-30_001, 1000)
+	checkCounts(t, w2, -1, 0, base1s(1000), true)
+	checkCounts(t, w2, -1002, 0, base1s(1000), false)
+}
+
+// TestWindowInOrder compares the ring with an exact count of every event for
+// events in time order (with ties and gaps), where the ring loses nothing
+// that a count at the newest event needs.
+func TestWindowInOrder(t *testing.T) {
+	grids := []Grid{
+		grid1s,
+		Policy{Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond}.Grid(),
+		Policy{Window: time.Minute, Baseline: time.Hour}.Grid(),
+		Policy{Window: time.Second}.Grid(),
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, g := range grids {
+		type ev struct{ at, w int64 }
+		var evs []ev
+		w := NewWindow(g)
+		at := rng.Int64N(1e12) - 5e11
+		var first int64
+		for i := range 5000 {
+			switch rng.IntN(10) {
+			case 0:
+				at += rng.Int64N(40 * g.Coarse)
+			case 1, 2:
+				at += rng.Int64N(3 * g.Window)
+			case 3, 4, 5:
+				at += rng.Int64N(g.Fine + 1)
+			}
+			wt := 1 + rng.Int64N(3000)
+			if i == 0 {
+				first = at
+			}
+			w.Add(at, wt)
+			evs = append(evs, ev{at, wt})
+			cur, curC := floorDiv(at, g.Fine), floorDiv(at, g.Coarse)
+			// Events before the baseline period can never count again.
+			for len(evs) > 0 && floorDiv(evs[0].at, g.Coarse) < curC-CoarseSlots {
+				evs = evs[1:]
+			}
+			var win, base int64
+			for _, e := range evs {
+				if i := floorDiv(e.at, g.Fine); i > cur-FineSlots && i <= cur {
+					win += e.w
+				}
+				if i := floorDiv(e.at, g.Coarse); i >= curC-CoarseSlots && i < curC {
+					base += e.w
+				}
+			}
+			want := countsOf(g, win, base, at-first >= CoarseSlots*g.Coarse)
+			if got := w.Counts(at); got != want {
+				t.Fatalf("grid %+v: Counts(%d) (event %d) = %+v; want %+v", g, at, i, got, want)
+			}
+		}
+	}
+}
