@@ -3,10 +3,11 @@
 //
 // The decoder is a hand-written single-pass scanner. It validates the JSON
 // syntax of the whole value, because Breakwater forwards the original bytes
-// to enforcement unchanged, but it decodes only the fields that a decision
+// to enforcement unchanged, but it decodes only the members that a decision
 // needs: action_id, rule_id, action, target.type, target.id and occurred_at
-// (all required), and model.name, model.version and region (optional). All
-// other members, at any level, are checked for syntax and otherwise ignored.
+// (all required), and model.name, model.version and region (optional; null
+// counts as absent). All other members, at any level, are checked for syntax
+// and otherwise ignored.
 //
 // The decoder is stricter than encoding/json in a few ways that matter for an
 // event that will be forwarded to consumers written in other languages:
@@ -23,8 +24,10 @@
 //     silently replace those with U+FFFD (ReasonInvalidField).
 //   - Containers may nest at most 64 deep (ReasonMalformed).
 //
-// Whenever Decode succeeds, the value is valid JSON and encoding/json would
-// decode the same field values from it.
+// Whenever Decode succeeds, the value is valid JSON, and encoding/json would
+// decode the same strings from it. A value with several problems is reported
+// with the first of: a syntax error, the first schema error in document
+// order, a missing member, and an occurred_at that does not parse.
 package event
 
 import (

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // minimal is a valid event with only the required members.
@@ -218,6 +220,9 @@ func badCases() []badCase {
 		{"open brace", `{`, ReasonMalformed, ""},
 		{"unclosed object", minimal[:len(minimal)-1], ReasonMalformed, ""},
 		{"key without value", `{"action_id"}`, ReasonMalformed, ""},
+		{"end after colon", `{"action":`, ReasonMalformed, ""},
+		{"end after colon in target", `{"target":{"id":`, ReasonMalformed, ""},
+		{"end after colon in model", `{"model": {"name": `, ReasonMalformed, ""},
 		{"missing colon", `{"action_id" "a1"}`, ReasonMalformed, ""},
 		{"missing comma", replace(`"a1","rule_id"`, `"a1" "rule_id"`), ReasonMalformed, ""},
 		{"trailing comma in object", withMember(`"x":1,`), ReasonMalformed, ""},
@@ -318,6 +323,8 @@ func badCases() []badCase {
 		{"escaped case variant key", replace(`"rule_id"`, `"\u0052ule_id"`), ReasonInvalidField, "rule_id"},
 		{"case variant in target", replace(`"id":"u1"`, `"id":"u1","ID":"u2"`), ReasonInvalidField, "target.id"},
 		{"long s variant in model", withMember(`"model":{"ver\u017fion":"2"}`), ReasonInvalidField, "model.version"},
+		{"invalid before missing", `{"action_id":1}`, ReasonInvalidField, "action_id"},
+		{"missing before bad timestamp", `{"occurred_at":"x"}`, ReasonMissingField, "action_id"},
 		{"first schema error wins", strings.Replace(replace(`"a1"`, `1`), `"r1"`, `2`, 1), ReasonInvalidField, "action_id"},
 		// Duplicate fields.
 		{"duplicate action_id", withMember(`"action_id":"a0"`), ReasonDuplicateField, "action_id"},
@@ -340,11 +347,14 @@ func TestDecodeGood(t *testing.T) {
 	for _, tc := range goodCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Decode([]byte(tc.in))
-			if err != nil || !equalAction(got, tc.want) {
-				t.Errorf("Decode(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			switch {
+			case err != nil:
+				t.Errorf("Decode(%q) = %v; want %v", abbrev(tc.in), err, tc.want)
+			case !equalAction(got, tc.want):
+				t.Errorf("Decode(%q) = %v; want %v", abbrev(tc.in), got, tc.want)
 			}
 			if !json.Valid([]byte(tc.in)) {
-				t.Errorf("json.Valid(%q) = false for a good case", tc.in)
+				t.Errorf("json.Valid(%q) = false for a good case", abbrev(tc.in))
 			}
 		})
 	}
@@ -353,27 +363,37 @@ func TestDecodeGood(t *testing.T) {
 func TestDecodeBad(t *testing.T) {
 	for _, tc := range badCases() {
 		t.Run(tc.name, func(t *testing.T) {
+			in := abbrev(tc.in)
 			got, err := Decode([]byte(tc.in))
 			want := &DecodeError{Reason: tc.reason, Field: tc.field}
 			var de *DecodeError
 			if !errors.As(err, &de) || de.Reason != tc.reason || de.Field != tc.field {
-				t.Fatalf("Decode(%q) = %v; want %v", tc.in, err, want)
+				t.Fatalf("Decode(%q) = %v; want %v", in, err, want)
 			}
 			if got != (Action{}) {
-				t.Errorf("Decode(%q) = %v, %v; want zero Action with the error", tc.in, got, err)
+				t.Errorf("Decode(%q) = %v; want %v with the error", in, got, Action{})
 			}
 			wantErr := ErrInvalid
 			if tc.reason == ReasonMalformed {
 				wantErr = ErrMalformed
 			}
 			if !errors.Is(err, wantErr) {
-				t.Errorf("Decode(%q) = %v; want an error wrapping %v", tc.in, err, wantErr)
+				t.Errorf("Decode(%q) = %v; want %v wrapping %q", in, err, want, wantErr)
 			}
 			if de.Reason != ReasonMalformed && de.Reason != ReasonTooLarge && !json.Valid([]byte(tc.in)) {
-				t.Errorf("json.Valid(%q) = false for a %s case", tc.in, de.Reason)
+				t.Errorf("json.Valid(%q) = false for a %s case", in, de.Reason)
 			}
 		})
 	}
+}
+
+// abbrev shortens long inputs for failure messages.
+func abbrev(s string) string {
+	const limit = 300
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
 }
 
 // equalAction compares Actions, with time.Time.Equal for OccurredAt.
@@ -458,6 +478,69 @@ func TestDecodeIntoAllocs(t *testing.T) {
 	}
 }
 
+// timestamps returns strings that time.Parse accepts or rejects with the
+// time.RFC3339Nano layout, for comparing parseTime with it.
+func timestamps() []string {
+	return []string{
+		"2025-03-14T09:26:53Z",
+		"2025-03-14T09:26:53.5Z",
+		"2025-03-14T09:26:53.123456789Z",
+		"2025-03-14T09:26:53.123456789123Z",
+		"2025-03-14T09:26:53.000000000000000000000000000000000000001Z",
+		"2024-02-29T00:00:00Z",
+		"2023-02-29T00:00:00Z",
+		"1900-02-29T00:00:00Z",
+		"2000-02-29T00:00:00Z",
+		"0000-01-01T00:00:00Z",
+		"9999-12-31T23:59:59.999999999Z",
+		"2025-13-01T00:00:00Z",
+		"2025-00-10T00:00:00Z",
+		"2025-01-00T00:00:00Z",
+		"2025-04-31T00:00:00Z",
+		"2025-04-30T24:00:00Z",
+		"2025-04-30T23:60:00Z",
+		"2025-04-30T23:59:60Z",
+		"2025-03-14t09:26:53Z",
+		"2025-03-14T09:26:53z",
+		"2025-03-14 09:26:53Z",
+		"2025-03-14T09:26:53.Z",
+		"2025-03-14T09:26:53,5Z",
+		"2025-03-14T09:26:53.5.5Z",
+		"2025-03-14T09:26:53.-5Z",
+		"2025-03-14T09:26:53+02:00",
+		"2025-03-14T09:26:53.25-07:30",
+		"2025-03-14T09:26:53+24:00",
+		"2025-03-14T09:26:53-00:00",
+		"2025-3-14T09:26:53Z",
+		"2025-03-14T9:26:53Z",
+		"+2025-03-14T09:26:53Z",
+		"2025-03-14T09:26:53",
+		"2025-03-14T09:26:53ZZ",
+		" 2025-03-14T09:26:53Z",
+		"2025-03-14T09:26:53Z ",
+		"",
+	}
+}
+
+// checkParseTime checks that parseTime(s) gives what time.Parse gives.
+func checkParseTime(t *testing.T, s string) {
+	t.Helper()
+	got, gotErr := parseTime(s)
+	want, wantErr := time.Parse(time.RFC3339Nano, s)
+	gotZone, gotOffset := got.Zone()
+	wantZone, wantOffset := want.Zone()
+	if (gotErr == nil) != (wantErr == nil) || !got.Equal(want) || gotZone != wantZone || gotOffset != wantOffset ||
+		got.Location().String() != want.Location().String() {
+		t.Fatalf("parseTime(%q) = %v, %v; want %v, %v as from time.Parse", s, got, gotErr, want, wantErr)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for _, s := range timestamps() {
+		checkParseTime(t, s)
+	}
+}
+
 // oracleEvent is what encoding/json decodes from an event.
 type oracleEvent struct {
 	ActionID string `json:"action_id"`
@@ -508,7 +591,11 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Add([]byte(realisticEvent))
+	for _, ts := range timestamps() {
+		f.Add([]byte(ts))
+	}
 	f.Fuzz(func(t *testing.T, value []byte) {
+		checkParseTime(t, string(value))
 		buf := bytes.Clone(value)
 		got, err := Decode(buf)
 		for i := range buf {
@@ -535,8 +622,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Decode(%q) = %v; wraps the wrong sentinel", value, err)
 			case !malformed && (de.Reason == ReasonNotObject) != (bytes.TrimLeft(value, " \t\r\n")[0] != '{'):
 				t.Fatalf("Decode(%q) = %v; want %s exactly when the value is not an object", value, err, ReasonNotObject)
+			case !malformed && de.Reason != ReasonNotObject:
+				if ok, sure := referenceAccepts(value); ok && sure {
+					t.Fatalf("Decode(%q) = %v; but the reference check accepts it", value, err)
+				}
 			}
 			return
+		}
+		if ok, _ := referenceAccepts(value); !ok {
+			t.Fatalf("Decode(%q) = %v, nil; but the reference check rejects it", value, got)
 		}
 		if !valid {
 			t.Fatalf("Decode(%q) = %v, nil; want an error, json.Valid = false", value, got)
@@ -575,4 +669,96 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("DecodeInto(%q) = %v, %v; want %v as from Decode", value, again, err, got)
 		}
 	})
+}
+
+// referenceAccepts is a slow reference for the schema checks of Decode, built
+// on encoding/json, for a valid JSON object nested at most 64 deep. It
+// reports whether the event satisfies the schema, and whether it is sure:
+// encoding/json decodes invalid UTF-8 and unpaired surrogates to U+FFFD,
+// which Decode rejects, so a decoded U+FFFD makes the reference unsure.
+func referenceAccepts(value []byte) (ok, sure bool) {
+	sure = true
+	top, ok := referenceMembers(value, "action_id", "rule_id", "action", "target", "occurred_at", "model", "region")
+	if !ok {
+		return false, true
+	}
+	str := func(raw json.RawMessage, optional bool) (string, bool) {
+		if raw == nil || optional && string(raw) == "null" {
+			return "", optional
+		}
+		var s string
+		if raw[0] != '"' || json.Unmarshal(raw, &s) != nil || !utf8.Valid(raw) {
+			return "", false
+		}
+		if strings.ContainsRune(s, utf8.RuneError) {
+			sure = false
+		}
+		return s, true
+	}
+	sub := func(raw json.RawMessage, optional bool, names ...string) (map[string]json.RawMessage, bool) {
+		if raw == nil || optional && string(raw) == "null" {
+			return map[string]json.RawMessage{}, optional
+		}
+		if raw[0] != '{' {
+			return nil, false
+		}
+		return referenceMembers(raw, names...)
+	}
+	target, okTarget := sub(top["target"], false, "type", "id")
+	model, okModel := sub(top["model"], true, "name", "version")
+	if !okTarget || !okModel {
+		return false, true
+	}
+	actionID, ok1 := str(top["action_id"], false)
+	ruleID, ok2 := str(top["rule_id"], false)
+	action, ok3 := str(top["action"], false)
+	targetType, ok4 := str(target["type"], false)
+	targetID, ok5 := str(target["id"], false)
+	occurredAt, ok6 := str(top["occurred_at"], false)
+	_, ok7 := str(model["name"], true)
+	_, ok8 := str(model["version"], true)
+	_, ok9 := str(top["region"], true)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) {
+		return false, sure
+	}
+	control := strings.ContainsFunc(ruleID, unicode.IsControl)
+	_, timeErr := time.Parse(time.RFC3339Nano, occurredAt)
+	ok = actionID != "" && len(actionID) <= 128 &&
+		ruleID != "" && len(ruleID) <= 256 && !control &&
+		action != "" && len(action) <= 64 &&
+		targetType != "" && targetID != "" && timeErr == nil
+	return ok, sure
+}
+
+// referenceMembers returns the raw values of the members of the JSON object
+// value with the given keys. It fails if one of them appears twice or a key
+// equals one of them only when case is ignored.
+func referenceMembers(value []byte, names ...string) (map[string]json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if _, err := dec.Token(); err != nil {
+		panic(err)
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			panic(err)
+		}
+		key := tok.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			panic(err)
+		}
+		for _, name := range names {
+			switch {
+			case key == name && m[name] != nil:
+				return nil, false
+			case key == name:
+				m[name] = raw
+			case strings.EqualFold(key, name):
+				return nil, false
+			}
+		}
+	}
+	return m, true
 }
