@@ -58,8 +58,9 @@ type runResult struct {
 	peakRSS uint64 // VmHWM during the run, bytes; 0 if unknown
 	// Where the span went, summed over batches: waiting for batches
 	// (fetch), the store call (breaker only), the acknowledged write and
-	// the commit. The breaker's write and commit come together from its
-	// batch duration metric minus the store call; its fetch is the rest.
+	// the commit. For the breaker, write holds its batch duration metric
+	// (classify, decide, write, commit) minus the store call, and fetch is
+	// the rest of the span.
 	fetch, store, write, commit time.Duration
 	// CPU time over the whole run (join and close included): this process
 	// (client and in-process broker) and redis-server. Less sensitive to
@@ -138,7 +139,7 @@ func benchConfig(b *testing.B, brokers []string, redisAddr string, batch int, tr
 	rulesYAML := ""
 	if trip {
 		// rule-02 acts about 1,000 times a second of event time with a
-		// mean weight of about 2: it passes 20,000 within the first ~10 s.
+		// mean weight of about 1.8: it passes 20,000 after about 11 s.
 		rulesYAML = "  rules:\n    rule-02: {max_actions: 20000}\n"
 	}
 	y := fmt.Sprintf(`kafka:

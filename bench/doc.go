@@ -19,17 +19,22 @@
 //	BENCH_ACTIONS  actions per run (default 1000000; 20000 for a quick run)
 //	BENCH_BATCH    kafka.batch_size of both sides (default 500, the config default)
 //	BENCH_ROUNDS   passthrough+breaker pairs (default 3: P, B, P, B, P, B; medians reported)
-//	BENCH_TRIP     1 makes rule-02 trip early in each breaker run, so that about a
-//	               tenth of the actions go to the held topic
+//	BENCH_TRIP     1 gives rule-02 max_actions 20000: it trips after about 11 s of
+//	               event time (110,000 actions) in each breaker run, and then
+//	               its actions (about 9% of 1,000,000) go to the held topic
 //	BENCH_MEMSTORE 1 adds to each round a diagnostic run of the pipeline on the
 //	               in-process store.Memory instead of Redis, to split the gap
 //	               between the Redis call and the pipeline's own work
 //	BENCH_HEAPPROFILE a path: write a heap profile there at the end, while the
 //	               broker still runs (-memprofile is written after it stopped)
 //
-// To see where the breaker's time goes, add -cpuprofile cpu.out; the
-// breaker's goroutines carry the pprof label variant=breaker and the
-// passthrough's variant=passthrough (the in-process broker has none):
+// To see where the breaker's time goes, add -cpuprofile cpu.out (and
+// -o bench.test to keep the binary somewhere else than the working
+// directory); the breaker's goroutines carry the pprof label
+// variant=breaker and the passthrough's variant=passthrough. Unlabelled are
+// the in-process broker, the setup, the garbage collector's background
+// workers and the connection goroutines of kafka-go's shared default
+// transport, which the writers of both sides use:
 //
 //	go tool pprof -top -tagfocus variant=breaker bench.test cpu.out
 package bench
