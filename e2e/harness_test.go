@@ -54,8 +54,10 @@ const (
 	groupID   = "breakwater-e2e"
 	keyPrefix = "bw-e2e"
 	// sessionTimeout is short so that a killed member's partitions move
-	// quickly; the cluster is started with a lower minimum to accept it.
-	sessionTimeout = 2 * time.Second
+	// quickly (the cluster is started with a lower minimum than its 6s
+	// default to accept it), yet long enough that a loaded machine does not
+	// expire sessions, whose rebalances would redeliver batches.
+	sessionTimeout = 5 * time.Second
 )
 
 var testTopics = config.Topics{
@@ -264,6 +266,19 @@ func startReplica(t *testing.T, name string, cfg config.Config) *replica {
 		t.Fatalf("replica %s: not ready within 30s", name)
 	}
 	return r
+}
+
+// warnings returns the daemon's log lines of level warn and above, but
+// those about the rate store being unreachable.
+func (r *replica) warnings() []string {
+	var out []string
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		if (strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`)) &&
+			!strings.Contains(line, "rate store") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // stop cancels the daemon and waits for Run to return: it must drain and

@@ -114,6 +114,10 @@ func TestRedisKilledMidStream(t *testing.T) {
 	o := b.readOutputs(t, in)
 	dups := checkExactlyOne(t, in, o)
 	t.Logf("distinct inputs per topic %v; duplicates per topic %v", o.decided, dups)
+	if dups[testTopics.Gated]+dups[testTopics.Held] > 0 {
+		// Allowed (at least once), but worth knowing why.
+		t.Logf("duplicates without a crash; the daemon's warnings:\n%s", strings.Join(rep.warnings(), "\n"))
+	}
 	// Phase B of the tripped rule is held under the same incident; every
 	// other rule is gated throughout.
 	inc := breaker.Incident(scope, before.Generation)
