@@ -583,17 +583,7 @@ func (p *Pipeline) applyRecords(items []item, pending []int, recs []store.Record
 			}
 		}
 		if rec == nil {
-			covered := false
-			for k := range recs {
-				if recs[k].Topic == it.msg.Topic && recs[k].Partition == it.msg.Partition && it.msg.Offset <= recs[k].Last {
-					covered = true
-				}
-			}
-			if !covered {
-				rest = append(rest, i)
-				continue
-			}
-			// A gap inside decided ranges (a compacted or aborted offset): decide it anew.
+			// Not decided before (new, or a gap inside decided ranges): decide it now.
 			rest = append(rest, i)
 			continue
 		}
