@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
 )
@@ -34,19 +34,10 @@ const (
 	HeaderSource   = "breakwater-source"
 )
 
-// Decision is where one action goes.
-type Decision string
-
-// The decisions.
-const (
-	Gated      Decision = "gated"
-	Held       Decision = "held"
-	DeadLetter Decision = "dead_letter"
-)
-
 // Decider counts a batch and decides its breakers.
 type Decider interface {
 	Decide(ctx context.Context, b store.Batch) (store.Result, error)
+	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
 }
 
 // StateLog is the durable record of breaker transitions.
@@ -116,6 +107,7 @@ type Pipeline struct {
 	writer    *kafka.Writer
 	transport *kafka.Transport
 	committed map[int]int64
+	gate      *gate.Gate
 }
 
 // ReaderConfig returns the consumer group reader configuration for cfg.
@@ -166,6 +158,7 @@ func New(opts Options) (*Pipeline, error) {
 		log:       opts.Logger,
 		m:         opts.Metrics,
 		committed: map[int]int64{},
+		gate:      gate.New(cfg),
 		reader:    kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
 		transport: transport,
 		writer: &kafka.Writer{
@@ -261,41 +254,35 @@ func (p *Pipeline) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return msgs, nil
 }
 
-type item struct {
-	msg      kafka.Message
-	act      event.Action
-	bad      *event.DecodeError
-	scopes   [3]breaker.Scope
-	nscopes  int
-	weight   int64
-	severity config.Severity
-	decision Decision
-	scope    breaker.Scope
-	state    breaker.State
-	gen      uint64
-	reason   string
-}
+// Decision is where one action goes.
+type Decision = gate.Decision
+
+// The decisions.
+const (
+	Gated      = gate.Gated
+	Held       = gate.Held
+	DeadLetter = gate.DeadLetter
+)
+
+// Policy converts configured thresholds to a breaker policy.
+func Policy(t config.Thresholds) breaker.Policy { return gate.Policy(t) }
 
 // process decides, writes and commits one batch.
 func (p *Pipeline) process(ctx context.Context, msgs []kafka.Message) error {
 	start := time.Now()
-	items := make([]item, len(msgs))
+	items := make([]gate.Item, len(msgs))
 	for i := range msgs {
-		p.classify(&items[i], msgs[i])
+		m := &msgs[i]
+		p.gate.Classify(&items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
 	}
 	res, err := p.decide(ctx, items)
 	if err != nil {
 		return err
 	}
-	var ts []breaker.Transition
-	for _, s := range res.Scopes {
-		if s.Changed {
-			ts = append(ts, breaker.Transition{Scope: s.Scope, To: s.Status, Counts: s.Counts})
-		}
-	}
-	if len(ts) > 0 {
+	ts := res.transitions
+	if rec := append(ts[:len(ts):len(ts)], res.rerecords...); len(rec) > 0 {
 		if err := p.retry(ctx, "state", func(ctx context.Context) error {
-			return p.opts.States.Record(ctx, res.Now, ts)
+			return p.opts.States.Record(ctx, res.now, rec)
 		}); err != nil {
 			return err
 		}
@@ -311,18 +298,19 @@ func (p *Pipeline) process(ctx context.Context, msgs []kafka.Message) error {
 				zap.Float64("baseline", t.Counts.Baseline))
 		}
 	}
-	for _, s := range res.Scopes {
+	for _, s := range res.scopes {
 		p.m.SetState(s.Scope, s.Status.State)
 	}
 	out := make([]kafka.Message, len(items))
-	report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: ts, Scopes: res.Scopes}
+	report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: ts, Scopes: res.scopes}
 	for i := range items {
-		out[i] = p.output(&items[i])
-		report.Actions[items[i].decision]++
-		if items[i].bad == nil {
-			report.PerRule[items[i].act.RuleID]++
+		it := &items[i]
+		out[i] = p.output(&msgs[i], it)
+		report.Actions[it.Decision]++
+		if it.Bad == nil {
+			report.PerRule[it.Act.RuleID]++
 		}
-		p.m.Actions.WithLabelValues(string(items[i].decision), p.m.Scope(items[i].scope)).Inc()
+		p.m.Actions.WithLabelValues(string(it.Decision), p.m.Scope(it.Scope)).Inc()
 	}
 	if err := p.retry(ctx, "write", func(ctx context.Context) error {
 		return p.writer.WriteMessages(ctx, out...)
@@ -363,69 +351,30 @@ func (p *Pipeline) commit(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
-// classify decodes one message and finds its scopes and weight.
-func (p *Pipeline) classify(it *item, m kafka.Message) {
-	it.msg = m
-	if err := event.DecodeInto(&it.act, m.Value); err != nil {
-		var de *event.DecodeError
-		if !errors.As(err, &de) {
-			de = &event.DecodeError{Reason: event.ReasonMalformed, Detail: err.Error()}
-		}
-		it.bad = de
-		it.decision = DeadLetter
-		it.reason = de.Error()
-		return
+func (p *Pipeline) committedOffset(_ string, partition int) int64 {
+	if c, ok := p.committed[partition]; ok {
+		return c
 	}
-	if strings.ContainsFunc(it.act.Action, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		it.bad = &event.DecodeError{Reason: event.ReasonInvalidField, Field: "action", Detail: "control character"}
-		it.decision = DeadLetter
-		it.reason = it.bad.Error()
-		return
-	}
-	at := p.cfg.ActionType(it.act.Action)
-	it.weight = max(int64(math.Round(at.Weight*breaker.Milli)), 1)
-	it.severity = at.Severity
-	it.scopes[0] = breaker.Global
-	it.scopes[1] = breaker.RuleScope(it.act.RuleID)
-	it.nscopes = 2
-	if _, ok := p.cfg.ActionThresholds(it.act.RuleID, it.act.Action); ok {
-		it.scopes[2] = breaker.ActionScope(it.act.RuleID, it.act.Action)
-		it.nscopes = 3
-	}
+	return -1
 }
 
-func (p *Pipeline) policy(s breaker.Scope, it *item) breaker.Policy {
-	var t config.Thresholds
-	switch {
-	case s == breaker.Global:
-		t = p.cfg.Breakers.Global
-	case s == breaker.RuleScope(it.act.RuleID):
-		t = p.cfg.RuleThresholds(it.act.RuleID)
-	default:
-		t, _ = p.cfg.ActionThresholds(it.act.RuleID, it.act.Action)
-	}
-	return Policy(t)
-}
-
-// Policy converts configured thresholds to a breaker policy.
-func Policy(t config.Thresholds) breaker.Policy {
-	return breaker.Policy{
-		Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor,
-		MinActions: t.MinActions, AutoCloseAfter: t.AutoCloseAfter, Probation: t.Probation,
-		ProbationScale: t.ProbationScale, Disabled: t.Disabled,
-	}
+// decided is the store's side of a batch.
+type decided struct {
+	scopes      []store.ScopeResult
+	transitions []breaker.Transition
+	// rerecords are the statuses of the scopes a redelivery found holding,
+	// recorded again: the first delivery may have stopped before it
+	// recorded the trip.
+	rerecords []breaker.Transition
+	now       time.Time
 }
 
 // decide fills the decision of every item, from the store, from the
 // records of a first delivery, or from the outage policy.
-func (p *Pipeline) decide(ctx context.Context, items []item) (store.Result, error) {
-	pending := make([]int, 0, len(items))
-	for i := range items {
-		if items[i].bad == nil {
-			pending = append(pending, i)
-		}
-	}
-	var res store.Result
+func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, error) {
+	var res decided
+	pending := gate.Pending(items, nil)
+	var known []store.Record
 	backoff := newBackoff()
 	paused := false
 	defer func() {
@@ -433,23 +382,42 @@ func (p *Pipeline) decide(ctx context.Context, items []item) (store.Result, erro
 			p.m.Paused.Set(0)
 		}
 	}()
-	for attempt := 0; len(pending) > 0; attempt++ {
-		b := p.batch(items, pending)
+	for len(pending) > 0 {
+		// A group rewound into decided offsets can leave gaps between
+		// records; each call covers offsets on one side of every record.
+		chunk, rest := gate.Chunk(items, pending, known)
+		b := p.gate.Batch(items, chunk, p.committedOffset)
 		t0 := time.Now()
 		r, err := p.opts.Store.Decide(ctx, b)
 		p.m.StoreSeconds.Observe(time.Since(t0).Seconds())
 		switch {
 		case err == nil && len(r.Replayed) > 0:
-			pending = p.applyRecords(items, pending, r.Replayed)
+			n := len(pending)
+			known = append(known, r.Replayed...)
+			pending = gate.ApplyRecords(items, pending, known)
+			if err := p.rerecord(ctx, r.Replayed, &res); err != nil {
+				return res, err
+			}
+			if len(pending) == n && stopping(ctx) {
+				return res, fmt.Errorf("decide batch: %w", context.Canceled)
+			}
 			continue
 		case err == nil:
-			p.apply(items, pending, r)
-			res.Scopes = append(res.Scopes, r.Scopes...)
-			res.Now = r.Now
+			gate.Apply(items, chunk, r)
+			for _, s := range r.Scopes {
+				if s.Changed {
+					res.transitions = append(res.transitions, breaker.Transition{Scope: s.Scope, To: s.Status, Counts: s.Counts})
+				}
+			}
+			res.scopes = append(res.scopes, r.Scopes...)
+			res.now = r.Now
 			if paused {
+				paused = false
+				p.m.Paused.Set(0)
 				p.log.Info("rate store reachable again; resuming")
 			}
-			return res, nil
+			pending = rest
+			continue
 		case errors.Is(err, store.ErrStateLost):
 			p.log.Warn("rate store lost its state; restoring breakers from the state topic")
 			if rerr := p.opts.Restore(ctx); rerr != nil {
@@ -464,7 +432,7 @@ func (p *Pipeline) decide(ctx context.Context, items []item) (store.Result, erro
 		if stopping(ctx) {
 			return res, fmt.Errorf("decide batch: %w", err)
 		}
-		if p.outage(items, pending) {
+		if p.gate.Outage(items, pending) {
 			p.log.Error("rate store unreachable; applied the outage policy", zap.Error(err), zap.Int("actions", len(pending)))
 			return res, nil
 		}
@@ -480,152 +448,56 @@ func (p *Pipeline) decide(ctx context.Context, items []item) (store.Result, erro
 	return res, nil
 }
 
-// outage decides pending items without the store when every one of them
-// has an outage policy of hold or pass; otherwise it decides nothing.
-func (p *Pipeline) outage(items []item, pending []int) bool {
-	for _, i := range pending {
-		if p.cfg.OutagePolicy(items[i].severity) == config.OutagePause {
-			return false
-		}
-	}
-	for _, i := range pending {
-		it := &items[i]
-		it.scope = breaker.RuleScope(it.act.RuleID)
-		it.reason = "store_unavailable"
-		if p.cfg.OutagePolicy(it.severity) == config.OutagePass {
-			it.decision = Gated
-		} else {
-			it.decision = Held
-		}
-	}
-	return true
-}
-
-// batch groups the pending items' weights per scope and fine bucket.
-func (p *Pipeline) batch(items []item, pending []int) store.Batch {
-	var b store.Batch
-	parts := map[int]int{}
-	scopeIdx := map[breaker.Scope]int{}
-	type bkey struct {
-		scope int
-		at    int64
-	}
-	bucketIdx := map[bkey]int{}
-	for _, i := range pending {
-		it := &items[i]
-		pi, ok := parts[it.msg.Partition]
-		if !ok {
-			pi = len(b.Partitions)
-			parts[it.msg.Partition] = pi
-			c, ok := p.committed[it.msg.Partition]
-			if !ok {
-				c = -1
-			}
-			b.Partitions = append(b.Partitions, store.Range{Topic: it.msg.Topic, Partition: it.msg.Partition, First: it.msg.Offset, Last: it.msg.Offset, Committed: c})
-		}
-		r := &b.Partitions[pi]
-		r.First = min(r.First, it.msg.Offset)
-		r.Last = max(r.Last, it.msg.Offset)
-		at := it.act.OccurredAt.UnixMilli()
-		for _, s := range it.scopes[:it.nscopes] {
-			si, ok := scopeIdx[s]
-			if !ok {
-				si = len(b.Scopes)
-				scopeIdx[s] = si
-				b.Scopes = append(b.Scopes, store.ScopeCounts{Scope: s, Policy: p.policy(s, it)})
-			}
-			sc := &b.Scopes[si]
-			k := bkey{si, sc.Policy.Grid().Bucket(at)}
-			if bi, ok := bucketIdx[k]; ok {
-				sc.Buckets[bi].Weight += it.weight
+// rerecord adds the current status of every scope that held in a
+// redelivered record to the transitions to record: the first delivery may
+// have stopped between its decision and its write to the state topic, and
+// the state topic must not miss a trip. Recording a status twice is
+// harmless: the state topic keeps the highest generation per scope.
+func (p *Pipeline) rerecord(ctx context.Context, recs []store.Record, res *decided) error {
+	for _, rec := range recs {
+		for s := range rec.Holding {
+			if slices.ContainsFunc(res.rerecords, func(t breaker.Transition) bool { return t.Scope == s }) {
 				continue
 			}
-			bucketIdx[k] = len(sc.Buckets)
-			sc.Buckets = append(sc.Buckets, store.Bucket{At: k.at, Weight: it.weight})
+			var st breaker.Status
+			err := p.retry(ctx, "status", func(ctx context.Context) error {
+				var err error
+				st, err = p.opts.Store.Status(ctx, s)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			res.rerecords = append(res.rerecords, breaker.Transition{Scope: s, To: st})
 		}
 	}
-	return b
+	return nil
 }
 
-// apply decides items from the scope statuses after their batch.
-func (p *Pipeline) apply(items []item, pending []int, r store.Result) {
-	st := make(map[breaker.Scope]breaker.Status, len(r.Scopes))
-	for _, s := range r.Scopes {
-		st[s.Scope] = s.Status
-	}
-	for _, i := range pending {
-		it := &items[i]
-		it.decision = Gated
-		it.scope = it.scopes[1]
-		it.state = st[it.scope].State
-		// The most specific holding scope names the incident.
-		for j := it.nscopes - 1; j >= 0; j-- {
-			s := st[it.scopes[j]]
-			if s.Holds() {
-				it.decision, it.scope, it.state, it.gen = Held, it.scopes[j], s.State, s.Generation
-				break
-			}
-		}
-	}
-}
-
-// applyRecords decides the items a first delivery already decided and
-// returns those still pending.
-func (p *Pipeline) applyRecords(items []item, pending []int, recs []store.Record) []int {
-	rest := pending[:0:0]
-	for _, i := range pending {
-		it := &items[i]
-		var rec *store.Record
-		for k := range recs {
-			if recs[k].Covers(it.msg.Topic, it.msg.Partition, it.msg.Offset) {
-				rec = &recs[k]
-				break
-			}
-		}
-		if rec == nil {
-			// Not decided before (new, or a gap inside decided ranges): decide it now.
-			rest = append(rest, i)
-			continue
-		}
-		it.decision = Gated
-		it.scope = it.scopes[1]
-		it.state = breaker.Closed
-		it.reason = "redelivered"
-		for j := it.nscopes - 1; j >= 0; j-- {
-			if g, ok := rec.Holding[it.scopes[j]]; ok {
-				it.decision, it.scope, it.state, it.gen = Held, it.scopes[j], breaker.Open, g
-				break
-			}
-		}
-	}
-	return rest
-}
-
-func (p *Pipeline) output(it *item) kafka.Message {
-	m := it.msg
+func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
 	h := make([]kafka.Header, 0, len(m.Headers)+5)
 	h = append(h, m.Headers...)
-	h = append(h, kafka.Header{Key: HeaderDecision, Value: []byte(it.decision)})
+	h = append(h, kafka.Header{Key: HeaderDecision, Value: []byte(it.Decision)})
 	topic := p.cfg.Kafka.Topics.Gated
-	switch it.decision {
+	switch it.Decision {
 	case Held:
 		topic = p.cfg.Kafka.Topics.Held
-		if it.gen > 0 {
-			h = append(h, kafka.Header{Key: HeaderIncident, Value: []byte(breaker.Incident(it.scope, it.gen))})
+		if it.Gen > 0 {
+			h = append(h, kafka.Header{Key: HeaderIncident, Value: []byte(breaker.Incident(it.Scope, it.Gen))})
 		}
 	case DeadLetter:
 		topic = p.cfg.Kafka.Topics.DeadLetter
 	}
-	if it.scope != "" {
-		h = append(h, kafka.Header{Key: HeaderScope, Value: []byte(it.scope)})
+	if it.Scope != "" {
+		h = append(h, kafka.Header{Key: HeaderScope, Value: []byte(it.Scope)})
 	}
-	if it.state != "" {
-		h = append(h, kafka.Header{Key: HeaderState, Value: []byte(it.state)})
+	if it.State != "" {
+		h = append(h, kafka.Header{Key: HeaderState, Value: []byte(it.State)})
 	}
-	if it.reason != "" {
-		h = append(h, kafka.Header{Key: HeaderReason, Value: []byte(it.reason)})
+	if it.Reason != "" {
+		h = append(h, kafka.Header{Key: HeaderReason, Value: []byte(it.Reason)})
 	}
-	if it.decision != Gated {
+	if it.Decision != Gated {
 		h = append(h, kafka.Header{Key: HeaderSource, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))})
 	}
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}

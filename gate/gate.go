@@ -1,0 +1,336 @@
+// Package gate decides where each action goes. It classifies a decoded
+// action under the configuration (its breaker scopes, weight and severity),
+// groups the actions of a batch into one rate store call, and turns the
+// store's answer (or the records of a first delivery, or the outage policy)
+// into a decision per action.
+//
+// It does no I/O: the live pipeline (package consumer) and the replay of
+// recorded traffic run the same code, so that they decide alike.
+package gate
+
+import (
+	"errors"
+	"math"
+	"strings"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/store"
+)
+
+// Decision is where one action goes.
+type Decision string
+
+// The decisions.
+const (
+	Gated      Decision = "gated"
+	Held       Decision = "held"
+	DeadLetter Decision = "dead_letter"
+)
+
+// ReasonRedelivered is the reason of an action answered from the record of
+// its first delivery.
+const ReasonRedelivered = "redelivered"
+
+// ReasonStoreUnavailable is the reason of an action decided by the outage
+// policy while the rate store could not be reached.
+const ReasonStoreUnavailable = "store_unavailable"
+
+// Position is where an action was read: its input topic, partition and offset.
+type Position struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Item is one action of a batch and, once decided, its decision.
+type Item struct {
+	// Pos is where the action was read.
+	Pos Position
+	// Act is the decoded action; valid only when Bad is nil.
+	Act event.Action
+	// Bad is why the action could not be decoded or is invalid.
+	Bad *event.DecodeError
+	// Scopes are the breakers the action counts towards, least specific
+	// first: global, the rule, and the rule and action type if configured.
+	Scopes  [3]breaker.Scope
+	NScopes int
+	// Weight is the action type's weight in breaker.Milli units.
+	Weight int64
+	// Severity selects the outage policy.
+	Severity config.Severity
+
+	// Decision is where the action goes.
+	Decision Decision
+	// Scope is the deciding scope: the most specific holding one, or the rule.
+	Scope breaker.Scope
+	// State is the deciding scope's state.
+	State breaker.State
+	// Gen is the holding scope's generation (0 when gated).
+	Gen uint64
+	// Reason explains a dead letter, a redelivery or an outage decision.
+	Reason string
+}
+
+// Incident names the incident of a held action, or "" if it has none.
+func (it *Item) Incident() string {
+	if it.Decision != Held || it.Gen == 0 {
+		return ""
+	}
+	return breaker.Incident(it.Scope, it.Gen)
+}
+
+// Gate classifies and decides actions under one configuration.
+type Gate struct {
+	cfg config.Config
+}
+
+// New returns a gate for a validated configuration.
+func New(cfg config.Config) *Gate { return &Gate{cfg: cfg} }
+
+// Classify decodes value into it and finds its scopes, weight and severity.
+// An undecodable or invalid action is decided as a dead letter at once.
+func (g *Gate) Classify(it *Item, pos Position, value []byte) {
+	*it = Item{Pos: pos, Act: it.Act}
+	if err := event.DecodeInto(&it.Act, value); err != nil {
+		var de *event.DecodeError
+		if !errors.As(err, &de) {
+			de = &event.DecodeError{Reason: event.ReasonMalformed, Detail: err.Error()}
+		}
+		it.deadLetter(de)
+		return
+	}
+	if strings.ContainsFunc(it.Act.Action, isControl) {
+		it.deadLetter(&event.DecodeError{Reason: event.ReasonInvalidField, Field: "action", Detail: "control character"})
+		return
+	}
+	at := g.cfg.ActionType(it.Act.Action)
+	it.Weight = max(int64(math.Round(at.Weight*breaker.Milli)), 1)
+	it.Severity = at.Severity
+	it.Scopes[0] = breaker.Global
+	it.Scopes[1] = breaker.RuleScope(it.Act.RuleID)
+	it.NScopes = 2
+	if _, ok := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action); ok {
+		it.Scopes[2] = breaker.ActionScope(it.Act.RuleID, it.Act.Action)
+		it.NScopes = 3
+	}
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func (it *Item) deadLetter(de *event.DecodeError) {
+	it.Bad = de
+	it.Decision = DeadLetter
+	it.Reason = de.Error()
+}
+
+// Pending returns the indexes of the items that still need a decision from
+// the store: every decodable one.
+func Pending(items []Item, into []int) []int {
+	into = into[:0]
+	for i := range items {
+		if items[i].Bad == nil {
+			into = append(into, i)
+		}
+	}
+	return into
+}
+
+// Policy returns the breaker policy of scope s for the action of it.
+func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
+	var t config.Thresholds
+	switch {
+	case s == breaker.Global:
+		t = g.cfg.Breakers.Global
+	case s == breaker.RuleScope(it.Act.RuleID):
+		t = g.cfg.RuleThresholds(it.Act.RuleID)
+	default:
+		t, _ = g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
+	}
+	return Policy(t)
+}
+
+// Policy converts configured thresholds to a breaker policy.
+func Policy(t config.Thresholds) breaker.Policy {
+	return breaker.Policy{
+		Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor,
+		MinActions: t.MinActions, AutoCloseAfter: t.AutoCloseAfter, Probation: t.Probation,
+		ProbationScale: t.ProbationScale, Disabled: t.Disabled,
+	}
+}
+
+// Batch groups the pending items' weights per scope and fine bucket, and
+// their offsets per partition. committed returns a partition's committed
+// offset, or -1 if unknown.
+func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) store.Batch {
+	var b store.Batch
+	type pkey struct {
+		topic     string
+		partition int
+	}
+	parts := map[pkey]int{}
+	scopeIdx := map[breaker.Scope]int{}
+	type bkey struct {
+		scope int
+		at    int64
+	}
+	bucketIdx := map[bkey]int{}
+	for _, i := range pending {
+		it := &items[i]
+		pk := pkey{it.Pos.Topic, it.Pos.Partition}
+		pi, ok := parts[pk]
+		if !ok {
+			pi = len(b.Partitions)
+			parts[pk] = pi
+			b.Partitions = append(b.Partitions, store.Range{
+				Topic: it.Pos.Topic, Partition: it.Pos.Partition,
+				First: it.Pos.Offset, Last: it.Pos.Offset,
+				Committed: committed(it.Pos.Topic, it.Pos.Partition),
+			})
+		}
+		r := &b.Partitions[pi]
+		r.First = min(r.First, it.Pos.Offset)
+		r.Last = max(r.Last, it.Pos.Offset)
+		at := it.Act.OccurredAt.UnixMilli()
+		for _, s := range it.Scopes[:it.NScopes] {
+			si, ok := scopeIdx[s]
+			if !ok {
+				si = len(b.Scopes)
+				scopeIdx[s] = si
+				b.Scopes = append(b.Scopes, store.ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
+			}
+			sc := &b.Scopes[si]
+			k := bkey{si, sc.Policy.Grid().Bucket(at)}
+			if bi, ok := bucketIdx[k]; ok {
+				sc.Buckets[bi].Weight += it.Weight
+				continue
+			}
+			bucketIdx[k] = len(sc.Buckets)
+			sc.Buckets = append(sc.Buckets, store.Bucket{At: k.at, Weight: it.Weight})
+		}
+	}
+	return b
+}
+
+// Apply decides the pending items from the scope statuses after their batch.
+func Apply(items []Item, pending []int, r store.Result) {
+	st := make(map[breaker.Scope]breaker.Status, len(r.Scopes))
+	for _, s := range r.Scopes {
+		st[s.Scope] = s.Status
+	}
+	for _, i := range pending {
+		it := &items[i]
+		it.Decision = Gated
+		it.Scope = it.Scopes[1]
+		it.State = st[it.Scope].State
+		// The most specific holding scope names the incident.
+		for j := it.NScopes - 1; j >= 0; j-- {
+			s := st[it.Scopes[j]]
+			if s.Holds() {
+				it.Decision, it.Scope, it.State, it.Gen = Held, it.Scopes[j], s.State, s.Generation
+				break
+			}
+		}
+	}
+}
+
+// ApplyRecords decides the pending items that a first delivery already
+// decided, and returns those still pending (into rest, which may be
+// pending[:0]).
+func ApplyRecords(items []Item, pending []int, recs []store.Record) (rest []int) {
+	rest = make([]int, 0, len(pending))
+	for _, i := range pending {
+		it := &items[i]
+		var rec *store.Record
+		for k := range recs {
+			if recs[k].Covers(it.Pos.Topic, it.Pos.Partition, it.Pos.Offset) {
+				rec = &recs[k]
+				break
+			}
+		}
+		if rec == nil {
+			// Not decided before (new, or a gap inside decided ranges).
+			rest = append(rest, i)
+			continue
+		}
+		it.Decision = Gated
+		it.Scope = it.Scopes[1]
+		it.State = breaker.Closed
+		it.Reason = ReasonRedelivered
+		for j := it.NScopes - 1; j >= 0; j-- {
+			if gen, ok := rec.Holding[it.Scopes[j]]; ok {
+				it.Decision, it.Scope, it.State, it.Gen = Held, it.Scopes[j], breaker.Open, gen
+				break
+			}
+		}
+	}
+	return rest
+}
+
+// Outage decides the pending items without the store when every one of
+// them has an outage policy of hold or pass, and reports whether it did;
+// if any of them must pause, it decides nothing.
+func (g *Gate) Outage(items []Item, pending []int) bool {
+	for _, i := range pending {
+		if g.cfg.OutagePolicy(items[i].Severity) == config.OutagePause {
+			return false
+		}
+	}
+	for _, i := range pending {
+		it := &items[i]
+		it.Scope = breaker.RuleScope(it.Act.RuleID)
+		it.Reason = ReasonStoreUnavailable
+		if g.cfg.OutagePolicy(it.Severity) == config.OutagePass {
+			it.Decision = Gated
+		} else {
+			it.Decision = Held
+		}
+	}
+	return true
+}
+
+// Chunk splits pending into the items one store call may decide now and
+// the rest. A call covers, per partition, the range from its lowest to its
+// highest offset, and the store answers any call whose range overlaps a
+// record of an earlier delivery from that record; so a chunk never spans a
+// known record. Offsets of a partition come in increasing order, so the
+// rest keeps its order and is decided by later calls. With no known
+// records the whole of pending is one chunk.
+func Chunk(items []Item, pending []int, known []store.Record) (chunk, rest []int) {
+	if len(known) == 0 {
+		return pending, nil
+	}
+	type pkey struct {
+		topic     string
+		partition int
+	}
+	type span struct{ lo, hi int64 }
+	spans := map[pkey]span{}
+	chunk = make([]int, 0, len(pending))
+	for _, i := range pending {
+		pos := items[i].Pos
+		k := pkey{pos.Topic, pos.Partition}
+		sp, ok := spans[k]
+		if !ok {
+			sp = span{pos.Offset, pos.Offset}
+		}
+		sp.lo, sp.hi = min(sp.lo, pos.Offset), max(sp.hi, pos.Offset)
+		if overlaps(known, pos.Topic, pos.Partition, sp.lo, sp.hi) {
+			rest = append(rest, i)
+			continue
+		}
+		spans[k] = sp
+		chunk = append(chunk, i)
+	}
+	return chunk, rest
+}
+
+func overlaps(recs []store.Record, topic string, partition int, lo, hi int64) bool {
+	for _, r := range recs {
+		if r.Topic == topic && r.Partition == partition && r.First <= hi && r.Last >= lo {
+			return true
+		}
+	}
+	return false
+}
