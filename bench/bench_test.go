@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/daemon"
 	"github.com/breakwater/breakwater/internal/testbed"
@@ -297,7 +298,7 @@ func passthrough(ctx context.Context, cfg config.Config, out string, n int, res 
 }
 
 // countingDecider counts the pipeline's store calls and notes the first.
-// The pipeline calls it from its Run goroutine only.
+// The pipeline calls it from its deciding stage only.
 type countingDecider struct {
 	next  consumer.Decider
 	calls int
@@ -310,6 +311,10 @@ func (d *countingDecider) Decide(ctx context.Context, b store.Batch) (store.Resu
 	}
 	d.calls++
 	return d.next.Decide(ctx, b)
+}
+
+func (d *countingDecider) Status(ctx context.Context, s breaker.Scope) (breaker.Status, error) {
+	return d.next.Status(ctx, s)
 }
 
 // cmdCounter is a go-redis hook that counts commands and script calls.

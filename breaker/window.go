@@ -9,6 +9,13 @@ const (
 	FineSlots = 20
 	// CoarseSlots is how many coarse buckets make up one baseline period.
 	CoarseSlots = 30
+	// GraceSlots is how many fine buckets (thirty windows) an action may lag
+	// behind the latest one seen and still count at its own event time.
+	// Input partitions move through event time at different speeds, most
+	// of all while a backlog is consumed; the rings keep the grace period
+	// so that a lagging partition's actions meet the others' in the
+	// windows they belong to.
+	GraceSlots = 600
 )
 
 // Milli is the fixed-point unit of weights: counts are kept as integers in
@@ -24,6 +31,17 @@ type Grid struct {
 	Coarse int64
 	// Window is the width of the whole window, FineSlots fine buckets.
 	Window int64
+}
+
+// FineRing is the number of fine slots a scope keeps: the window and the
+// grace period.
+const FineRing = FineSlots + GraceSlots
+
+// CoarseRing returns the number of coarse slots a scope keeps: the baseline
+// period, the current bucket, and the grace period.
+func (g Grid) CoarseRing() int64 {
+	per := g.Coarse / g.Fine
+	return CoarseSlots + 1 + (GraceSlots+per-1)/per + 1
 }
 
 // Grid returns the bucket layout of p.
@@ -42,25 +60,41 @@ type slot struct {
 }
 
 // Window is the ring of counts of one scope.
+//
+// An action counts at its own event time when it lags the latest event
+// time seen (the watermark) by at most the grace period, and each count
+// is taken over the window that ends at its action's bucket: actions that
+// arrive out of order across partitions are counted where they belong.
+// An action later than the grace period counts at the watermark, as if it
+// had just happened: it is never dropped, and a far-behind partition can
+// only make a breaker trip early, never miss a trip.
 type Window struct {
 	grid   Grid
-	fine   [FineSlots]slot
-	coarse [CoarseSlots + 1]slot
+	fine   [FineRing]slot
+	coarse []slot
 	first  int64
+	top    int64
 	seen   bool
 }
 
 // NewWindow returns an empty ring for grid g.
-func NewWindow(g Grid) *Window { return &Window{grid: g} }
+func NewWindow(g Grid) *Window { return &Window{grid: g, coarse: make([]slot, g.CoarseRing())} }
 
-// Add counts weight (in Milli units) at event time atMillis. Counts older
-// than the rings hold are dropped: they can no longer change a decision.
-func (w *Window) Add(atMillis, weight int64) {
-	if !w.seen || atMillis < w.first {
-		w.first, w.seen = atMillis, true
+// Add counts weight (in Milli units) at event time atMillis and returns
+// the time it was counted at: atMillis, or the watermark if atMillis lags
+// it by more than the grace period.
+func (w *Window) Add(atMillis, weight int64) int64 {
+	if !w.seen {
+		w.first, w.top, w.seen = atMillis, atMillis, true
 	}
-	addSlot(w.fine[:], floorDiv(atMillis, w.grid.Fine), weight)
-	addSlot(w.coarse[:], floorDiv(atMillis, w.grid.Coarse), weight)
+	w.first, w.top = min(w.first, atMillis), max(w.top, atMillis)
+	at := atMillis
+	if floorDiv(at, w.grid.Fine) < floorDiv(w.top, w.grid.Fine)-GraceSlots {
+		at = w.top
+	}
+	addSlot(w.fine[:], floorDiv(at, w.grid.Fine), weight)
+	addSlot(w.coarse, floorDiv(at, w.grid.Coarse), weight)
+	return at
 }
 
 func addSlot(ring []slot, idx, weight int64) {
@@ -73,7 +107,9 @@ func addSlot(ring []slot, idx, weight int64) {
 	}
 }
 
-// Counts returns the window count and baseline at event time atMillis.
+// Counts returns the window count and baseline at event time atMillis: the
+// window of FineSlots buckets that ends with atMillis's bucket, and the
+// CoarseSlots whole coarse buckets before atMillis's.
 func (w *Window) Counts(atMillis int64) Counts {
 	cur := floorDiv(atMillis, w.grid.Fine)
 	var win int64

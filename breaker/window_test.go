@@ -127,10 +127,9 @@ func TestWindowWrapAround(t *testing.T) {
 	w.Add(0, 1000)   // fine slot 0, coarse slot 0
 	w.Add(500, 2000) // fine slot 10
 	checkCounts(t, w, 999, 3, 0, false)
-	// Bucket 20 reuses fine slot 0.
 	w.Add(1000, 4000)
 	checkCounts(t, w, 1000, 6, base1s(3000), false)
-	// Bucket 30 reuses slot 10: the 2000 leave the window at 1500.
+	// The 2000 leave the window at 1500.
 	w.Add(1500, 8000)
 	checkCounts(t, w, 1500, 12, base1s(3000), false)
 	// Many windows later everything reused.
@@ -139,51 +138,73 @@ func TestWindowWrapAround(t *testing.T) {
 	}
 	checkCounts(t, w, 100_000+19*50, 20, 0, true)
 	checkCounts(t, w, 100_000+39*50, 0, base1s(20000), true)
-	// Coarse slots: 31 slots; coarse bucket 31 reuses slot 0.
+	// Coarse bucket 0 leaves the baseline period at 31.
 	w2 := NewWindow(grid1s)
 	w2.Add(0, 1000)
 	w2.Add(31_000, 1000)
 	checkCounts(t, w2, 31_000, 1, 0, true)
-	w2.Add(1000, 5000) // coarse bucket 1, still in the baseline period of 31
-	checkCounts(t, w2, 31_000, 1, base1s(5000), true)
 }
 
 func TestWindowLateEvents(t *testing.T) {
 	w := NewWindow(grid1s)
-	w.Add(2000, 1000) // fine bucket 40, slot 0
-	// A late event inside the window is counted.
-	w.Add(1500, 1000) // bucket 30, slot 10
+	w.Add(2000, 1000) // fine bucket 40: its window is buckets 21..40
+	// A late event within the grace period counts at its own time.
+	if at := w.Add(1500, 1000); at != 1500 {
+		t.Errorf("Add(1500) counted at %d; want 1500", at)
+	}
 	checkCounts(t, w, 2000, 2, base1s(1000), false)
-	// A late event whose fine slot holds a newer bucket is dropped from the
-	// window, but its coarse bucket (coarse 1) is still in the ring.
-	w.Add(1000, 5000) // bucket 20, slot 0 holds 40
+	w.Add(1000, 5000) // bucket 20: before the window of 2000, in that of 1000
 	checkCounts(t, w, 2000, 2, base1s(6000), false)
-	checkCounts(t, w, 1000, 0, 0, false)
-	// A late event older than the ring in an empty slot is kept in its slot
-	// but outside every window that the ring still answers.
-	w.Add(250, 7000) // bucket 5, slot 5 empty; coarse 0
-	checkCounts(t, w, 2000, 2, base1s(13000), false)
-	// A late coarse bucket older than the coarse ring is dropped.
+	checkCounts(t, w, 1000, 5, 0, false)
+	// An event later than the grace period counts at the watermark.
 	w3 := NewWindow(grid1s)
-	w3.Add(40_000, 1000) // coarse 40, slot 9
-	w3.Add(9_000, 3000)  // coarse 9, slot 9: dropped
-	checkCounts(t, w3, 40_000, 1, 0, true)
-	// The dropped event still counts as history for the baseline period.
-	if !w3.Counts(40_000).BaselineReady {
-		t.Errorf("late event did not move the start of history")
+	w3.Add(40_000, 1000) // fine bucket 800
+	if at := w3.Add(9_000, 3000); at != 40_000 {
+		t.Errorf("Add(9000) after 40000 counted at %d; want 40000 (the watermark)", at)
+	}
+	checkCounts(t, w3, 40_000, 4, 0, true)
+	// Exactly the grace period late (bucket 600) still counts at its own time.
+	if at := w3.Add(30_000, 2000); at != 30_000 {
+		t.Errorf("Add(30000) after 40000 counted at %d; want 30000", at)
+	}
+	checkCounts(t, w3, 30_000, 2, 0, false)
+	checkCounts(t, w3, 40_000, 4, base1s(2000), true)
+}
+
+// TestWindowBacklog consumes two partitions whose event times are apart,
+// alternately, as a consumer catching up on a backlog does: within the
+// grace period, the window that ends at the lagging partition's action
+// holds the actions of both partitions in it, as many as in event time
+// order; beyond it, the lagging actions count at the watermark.
+func TestWindowBacklog(t *testing.T) {
+	for _, lag := range []int64{5_000, 600_000} {
+		w := NewWindow(grid1s)
+		for i := range int64(10_000) {
+			at := 1_000_000 + i*10 // one action per 10ms in each partition
+			w.Add(at, Milli)
+			counted := w.Add(at-lag, Milli)
+			if i < 200+lag/10 {
+				continue
+			}
+			// 100 actions per second per partition, 2 partitions; the newest
+			// bucket of the window is partly filled.
+			if c := w.Counts(counted).Window; c < 192 || c > 200 {
+				t.Fatalf("lag %dms, after %d actions per partition: window count %v; want 192..200 (both partitions)", lag, i+1, c)
+			}
+		}
 	}
 }
 
 func TestWindowNegativeTimes(t *testing.T) {
 	w := NewWindow(grid1s)
-	w.Add(-1, 1000)     // fine bucket -1, slot 19
-	w.Add(-1000, 500)   // fine bucket -20, slot 0
-	w.Add(-1001, 2000)  // fine bucket -21, slot 19: older than -1, dropped
-	w.Add(-40_000, 250) // coarse bucket -40
-	checkCounts(t, w, -1, 1.5, base1s(2000), true)
-	checkCounts(t, w, 0, 1, base1s(3500), true)
-	checkCounts(t, w, 949, 1, base1s(3500), true)
-	checkCounts(t, w, 950, 0, base1s(3500), true)
+	w.Add(-1, 1000)     // fine bucket -1, coarse -1
+	w.Add(-1000, 500)   // fine bucket -20, coarse -1
+	w.Add(-1001, 2000)  // fine bucket -21, coarse -2
+	w.Add(-40_000, 250) // beyond the grace period: at -1
+	checkCounts(t, w, -1, 1.75, base1s(2000), true)
+	checkCounts(t, w, 0, 1.25, base1s(3750), true)
+	checkCounts(t, w, 949, 1.25, base1s(3750), true)
+	checkCounts(t, w, 950, 0, base1s(3750), true)
 	w2 := NewWindow(grid1s)
 	w2.Add(-30_001, 1000)
 	checkCounts(t, w2, -1, 0, base1s(1000), true)

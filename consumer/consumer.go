@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -43,6 +44,8 @@ type Decider interface {
 // StateLog is the durable record of breaker transitions.
 type StateLog interface {
 	Record(ctx context.Context, at time.Time, ts []breaker.Transition) error
+	// Recorded returns the highest generation of scope known to be recorded.
+	Recorded(scope breaker.Scope) uint64
 }
 
 // Restorer brings breaker states back into a store that lost them.
@@ -106,8 +109,12 @@ type Pipeline struct {
 	reader    *kafka.Reader
 	writer    *kafka.Writer
 	transport *kafka.Transport
-	committed map[int]int64
 	gate      *gate.Gate
+
+	scopeHeader map[breaker.Scope][]byte
+
+	mu        sync.Mutex // guards committed: written by the writer stage, read when deciding
+	committed map[int]int64
 }
 
 // ReaderConfig returns the consumer group reader configuration for cfg.
@@ -153,14 +160,15 @@ func New(opts Options) (*Pipeline, error) {
 	cfg := opts.Config
 	transport := &kafka.Transport{}
 	return &Pipeline{
-		opts:      opts,
-		cfg:       cfg,
-		log:       opts.Logger,
-		m:         opts.Metrics,
-		committed: map[int]int64{},
-		gate:      gate.New(cfg),
-		reader:    kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
-		transport: transport,
+		opts:        opts,
+		cfg:         cfg,
+		log:         opts.Logger,
+		m:           opts.Metrics,
+		committed:   map[int]int64{},
+		scopeHeader: map[breaker.Scope][]byte{},
+		gate:        gate.New(cfg),
+		reader:      kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
+		transport:   transport,
 		writer: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Kafka.Brokers...),
 			Transport:    transport,
@@ -175,9 +183,15 @@ func New(opts Options) (*Pipeline, error) {
 	}, nil
 }
 
-// Run consumes until ctx is cancelled. The batch in flight when that
-// happens is finished and committed before Run returns and the member
+// Run consumes until ctx is cancelled. The batches in flight when that
+// happens are finished and committed before Run returns and the member
 // leaves the group.
+//
+// Two stages overlap: while one batch is written and committed, the next
+// is fetched and decided. Writes and commits stay in batch order, so the
+// order per key on the output topics is the input's; a batch decided but
+// not yet written when the process stops is redelivered and answered from
+// the store's records.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer func() {
 		if err := p.writer.Close(); err != nil {
@@ -188,27 +202,70 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.log.Warn("leave consumer group", zap.Error(err))
 		}
 	}()
+	// One decided batch waits while the one before it is written.
+	jobs := make(chan *job, 1)
+	written := make(chan error, 1)
+	go func() {
+		defer close(written)
+		for j := range jobs {
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+			err := p.finish(drainable(ctx, drain), j)
+			cancel()
+			if err != nil {
+				written <- err
+				for range jobs {
+					// Batches decided after the failure are redelivered.
+				}
+				return
+			}
+		}
+	}()
+	err := p.consume(ctx, jobs, written)
+	close(jobs)
+	if werr := <-written; werr != nil && err == nil {
+		err = werr
+	}
+	if err != nil && ctx.Err() != nil {
+		p.log.Warn("stopped before a batch was committed; it will be redelivered", zap.Error(err))
+		return nil
+	}
+	return err
+}
+
+// drainTimeout bounds how long a batch in flight may take to finish once
+// shutdown began.
+const drainTimeout = 30 * time.Second
+
+// consume fetches and decides batches and hands them to the writer stage
+// until ctx is cancelled or a stage fails.
+func (p *Pipeline) consume(ctx context.Context, jobs chan<- *job, written <-chan error) error {
 	for {
-		msgs, err := p.fetch(ctx)
+		select {
+		case err := <-written:
+			return err
+		default:
+		}
+		msgs, ferr := p.fetch(ctx)
 		if len(msgs) > 0 {
 			// Finish the batch even if shutdown began: it is bounded by the
 			// drain timeout and commits what was written.
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			perr := p.process(drainable(ctx, drain), msgs)
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+			j, err := p.prepare(drainable(ctx, drain), msgs)
 			cancel()
-			if perr != nil {
-				if ctx.Err() != nil {
-					p.log.Warn("stopped before the batch was committed; it will be redelivered", zap.Error(perr))
-					return nil
-				}
-				return perr
+			if err != nil {
+				return err
+			}
+			select {
+			case jobs <- j:
+			case err := <-written:
+				return err
 			}
 		}
-		if err != nil {
+		if ferr != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return ferr
 		}
 	}
 }
@@ -267,24 +324,32 @@ const (
 // Policy converts configured thresholds to a breaker policy.
 func Policy(t config.Thresholds) breaker.Policy { return gate.Policy(t) }
 
-// process decides, writes and commits one batch.
-func (p *Pipeline) process(ctx context.Context, msgs []kafka.Message) error {
-	start := time.Now()
-	items := make([]gate.Item, len(msgs))
+// job is a decided batch on its way to the writer stage.
+type job struct {
+	start time.Time
+	msgs  []kafka.Message
+	items []gate.Item
+	res   decided
+}
+
+// prepare classifies and decides one batch and records its transitions.
+func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, error) {
+	j := &job{start: time.Now(), msgs: msgs, items: make([]gate.Item, len(msgs))}
 	for i := range msgs {
 		m := &msgs[i]
-		p.gate.Classify(&items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
+		p.gate.Classify(&j.items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
 	}
-	res, err := p.decide(ctx, items)
+	res, err := p.decide(ctx, j.items)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	j.res = res
 	ts := res.transitions
 	if rec := append(ts[:len(ts):len(ts)], res.rerecords...); len(rec) > 0 {
 		if err := p.retry(ctx, "state", func(ctx context.Context) error {
 			return p.opts.States.Record(ctx, res.now, rec)
 		}); err != nil {
-			return err
+			return nil, err
 		}
 		for _, t := range ts {
 			p.m.Transitions.WithLabelValues(p.m.Scope(t.Scope), string(t.To.State)).Inc()
@@ -301,28 +366,44 @@ func (p *Pipeline) process(ctx context.Context, msgs []kafka.Message) error {
 	for _, s := range res.scopes {
 		p.m.SetState(s.Scope, s.Status.State)
 	}
-	out := make([]kafka.Message, len(items))
-	report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: ts, Scopes: res.scopes}
-	for i := range items {
-		it := &items[i]
-		out[i] = p.output(&msgs[i], it)
-		report.Actions[it.Decision]++
-		if it.Bad == nil {
-			report.PerRule[it.Act.RuleID]++
-		}
-		p.m.Actions.WithLabelValues(string(it.Decision), p.m.Scope(it.Scope)).Inc()
+	return j, nil
+}
+
+// finish writes a decided batch's actions and commits its offsets.
+func (p *Pipeline) finish(ctx context.Context, j *job) error {
+	out := make([]kafka.Message, len(j.items))
+	type key struct {
+		d     Decision
+		scope breaker.Scope
+	}
+	counts := map[key]int{}
+	for i := range j.items {
+		it := &j.items[i]
+		out[i] = p.output(&j.msgs[i], it)
+		counts[key{it.Decision, it.Scope}]++
 	}
 	if err := p.retry(ctx, "write", func(ctx context.Context) error {
 		return p.writer.WriteMessages(ctx, out...)
 	}); err != nil {
 		return err
 	}
-	if err := p.commit(ctx, msgs); err != nil {
+	if err := p.commit(ctx, j.msgs); err != nil {
 		return err
 	}
-	p.m.BatchSize.Observe(float64(len(msgs)))
-	p.m.BatchSeconds.Observe(time.Since(start).Seconds())
+	for k, n := range counts {
+		p.m.Actions.WithLabelValues(string(k.d), p.m.Scope(k.scope)).Add(float64(n))
+	}
+	p.m.BatchSize.Observe(float64(len(j.msgs)))
+	p.m.BatchSeconds.Observe(time.Since(j.start).Seconds())
 	if p.opts.OnBatch != nil {
+		report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: j.res.transitions, Scopes: j.res.scopes}
+		for i := range j.items {
+			it := &j.items[i]
+			report.Actions[it.Decision]++
+			if it.Bad == nil {
+				report.PerRule[it.Act.RuleID]++
+			}
+		}
 		p.opts.OnBatch(report)
 	}
 	return nil
@@ -345,13 +426,17 @@ func (p *Pipeline) commit(ctx context.Context, msgs []kafka.Message) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
 	for _, m := range commits {
 		p.committed[m.Partition] = m.Offset + 1
 	}
+	p.mu.Unlock()
 	return nil
 }
 
 func (p *Pipeline) committedOffset(_ string, partition int) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if c, ok := p.committed[partition]; ok {
 		return c
 	}
@@ -449,14 +534,15 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 }
 
 // rerecord adds the current status of every scope that held in a
-// redelivered record to the transitions to record: the first delivery may
-// have stopped between its decision and its write to the state topic, and
-// the state topic must not miss a trip. Recording a status twice is
-// harmless: the state topic keeps the highest generation per scope.
+// redelivered record, at a generation the state log has not seen, to the
+// transitions to record: the first delivery may have stopped between its
+// decision and its write to the state topic, and the state topic must not
+// miss a trip. Recording a status twice is harmless: the state topic keeps
+// the highest generation per scope.
 func (p *Pipeline) rerecord(ctx context.Context, recs []store.Record, res *decided) error {
 	for _, rec := range recs {
-		for s := range rec.Holding {
-			if slices.ContainsFunc(res.rerecords, func(t breaker.Transition) bool { return t.Scope == s }) {
+		for s, gen := range rec.Holding {
+			if p.opts.States.Recorded(s) >= gen || slices.ContainsFunc(res.rerecords, func(t breaker.Transition) bool { return t.Scope == s }) {
 				continue
 			}
 			var st breaker.Status
@@ -474,33 +560,69 @@ func (p *Pipeline) rerecord(ctx context.Context, recs []store.Record, res *decid
 	return nil
 }
 
+// headerValues are the bytes of the fixed header values, shared by every
+// message: the writer only reads them.
+var headerValues = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, d := range []Decision{Gated, Held, DeadLetter} {
+		m[string(d)] = []byte(d)
+	}
+	for _, st := range breaker.States {
+		m[string(st)] = []byte(st)
+	}
+	m[gate.ReasonRedelivered] = []byte(gate.ReasonRedelivered)
+	m[gate.ReasonStoreUnavailable] = []byte(gate.ReasonStoreUnavailable)
+	return m
+}()
+
+func headerValue(v string) []byte {
+	if b, ok := headerValues[v]; ok {
+		return b
+	}
+	return []byte(v)
+}
+
 func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
-	h := make([]kafka.Header, 0, len(m.Headers)+5)
+	h := make([]kafka.Header, 0, len(m.Headers)+6)
 	h = append(h, m.Headers...)
-	h = append(h, kafka.Header{Key: HeaderDecision, Value: []byte(it.Decision)})
+	h = append(h, kafka.Header{Key: HeaderDecision, Value: headerValue(string(it.Decision))})
 	topic := p.cfg.Kafka.Topics.Gated
 	switch it.Decision {
 	case Held:
 		topic = p.cfg.Kafka.Topics.Held
-		if it.Gen > 0 {
-			h = append(h, kafka.Header{Key: HeaderIncident, Value: []byte(breaker.Incident(it.Scope, it.Gen))})
+		if inc := it.Incident(); inc != "" {
+			h = append(h, kafka.Header{Key: HeaderIncident, Value: []byte(inc)})
 		}
 	case DeadLetter:
 		topic = p.cfg.Kafka.Topics.DeadLetter
 	}
 	if it.Scope != "" {
-		h = append(h, kafka.Header{Key: HeaderScope, Value: []byte(it.Scope)})
+		h = append(h, kafka.Header{Key: HeaderScope, Value: p.scopeBytes(it.Scope)})
 	}
 	if it.State != "" {
-		h = append(h, kafka.Header{Key: HeaderState, Value: []byte(it.State)})
+		h = append(h, kafka.Header{Key: HeaderState, Value: headerValue(string(it.State))})
 	}
 	if it.Reason != "" {
-		h = append(h, kafka.Header{Key: HeaderReason, Value: []byte(it.Reason)})
+		h = append(h, kafka.Header{Key: HeaderReason, Value: headerValue(it.Reason)})
 	}
 	if it.Decision != Gated {
 		h = append(h, kafka.Header{Key: HeaderSource, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))})
 	}
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}
+}
+
+// scopeBytes returns the header bytes of a scope, shared between messages
+// of a batch; only the writer stage calls it.
+func (p *Pipeline) scopeBytes(s breaker.Scope) []byte {
+	if b, ok := p.scopeHeader[s]; ok {
+		return b
+	}
+	if len(p.scopeHeader) > 4096 {
+		clear(p.scopeHeader)
+	}
+	b := []byte(s)
+	p.scopeHeader[s] = b
+	return b
 }
 
 // retry runs fn until it succeeds or shutdown begins.

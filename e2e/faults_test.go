@@ -1,16 +1,14 @@
-//go:build faults
-
-// These tests reproduce two bugs and fail today; like backlog_test.go they
-// are kept out of the default run until the bugs are fixed: run them with
-// `go test -tags faults ./e2e` (or -tags backlog,faults for all three).
+// Faults that once lost decisions or looped, kept as regression tests:
 //
 //   - TestGroupRewound: after the consumer group is rewound, a batch whose
-//     offsets surround a decision record kept in Redis is answered REPLAY
-//     forever (consumer.decide loops without progress and without backoff).
+//     offsets surround a decision record kept in Redis was answered REPLAY
+//     forever; the pipeline now decides such a batch in calls that each
+//     lie on one side of every known record.
 //   - TestTripSurvivesStateTopicOutage: a trip decided in Redis whose write
-//     to the state topic did not complete before the daemon stopped is
+//     to the state topic did not complete before the daemon stopped was
 //     never written there, since its redelivery is answered from the
-//     records and reports no transition; a Redis restart then closes it.
+//     records; the pipeline now records the current status of every scope
+//     a redelivered record holds on, so a Redis restart keeps it open.
 
 package e2e
 

@@ -885,7 +885,7 @@ func (b *bed) ringSum(t *testing.T, scope breaker.Scope) (fine, coarse int64) {
 		t.Fatalf("read ring of %s: %v", scope, err)
 	}
 	for k, v := range m {
-		if k == "first" {
+		if k == "first" || k == "top" {
 			continue
 		}
 		_, c, ok := strings.Cut(v, ":")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -31,6 +32,9 @@ type Log struct {
 	topic   string
 	w       *kafka.Writer
 	tr      *kafka.Transport
+
+	mu   sync.Mutex // guards seen
+	seen map[breaker.Scope]uint64
 }
 
 // New returns a log on topic. The writer waits for all in-sync replicas.
@@ -40,6 +44,7 @@ func New(brokers []string, topic string, timeout time.Duration) *Log {
 		brokers: brokers,
 		topic:   topic,
 		tr:      tr,
+		seen:    map[breaker.Scope]uint64{},
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(brokers...),
 			Transport:    tr,
@@ -70,35 +75,72 @@ func (l *Log) Record(ctx context.Context, at time.Time, ts []breaker.Transition)
 	if err := l.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("write %d transitions to %s: %w", len(ts), l.topic, err)
 	}
+	l.mu.Lock()
+	for _, t := range ts {
+		l.seen[t.Scope] = max(l.seen[t.Scope], t.To.Generation)
+	}
+	l.mu.Unlock()
 	return nil
+}
+
+// Recorded returns the highest generation of scope that this log has
+// written or loaded: the topic holds at least that generation.
+func (l *Log) Recorded(scope breaker.Scope) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[scope]
 }
 
 // Load reads the whole topic and returns the newest status of every scope.
 func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", l.brokers[0])
+	var parts []kafka.Partition
+	err := l.anyBroker(func(addr string) error {
+		conn, err := kafka.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", addr, err)
+		}
+		defer conn.Close()
+		if parts, err = conn.ReadPartitions(l.topic); err != nil {
+			return fmt.Errorf("read partitions of %s from %s: %w", l.topic, addr, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", l.brokers[0], err)
-	}
-	parts, err := conn.ReadPartitions(l.topic)
-	conn.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read partitions of %s: %w", l.topic, err)
+		return nil, err
 	}
 	latest := map[breaker.Scope]breaker.Status{}
 	for _, p := range parts {
-		if err := l.loadPartition(ctx, p.ID, latest); err != nil {
+		// Reading a partition again from another broker is harmless: the
+		// newest generation per scope wins.
+		if err := l.anyBroker(func(addr string) error { return l.loadPartition(ctx, addr, p.ID, latest) }); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]store.ScopeStatus, 0, len(latest))
+	l.mu.Lock()
 	for s, st := range latest {
 		out = append(out, store.ScopeStatus{Scope: s, Status: st})
+		l.seen[s] = max(l.seen[s], st.Generation)
 	}
+	l.mu.Unlock()
 	return out, nil
 }
 
-func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope]breaker.Status) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", l.brokers[0], l.topic, p)
+// anyBroker runs fn with each bootstrap broker in turn until one succeeds.
+func (l *Log) anyBroker(fn func(addr string) error) error {
+	var errs []error
+	for _, b := range l.brokers {
+		err := fn(b)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Log) loadPartition(ctx context.Context, broker string, p int, latest map[breaker.Scope]breaker.Status) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, l.topic, p)
 	if err != nil {
 		return fmt.Errorf("dial leader of %s/%d: %w", l.topic, p, err)
 	}

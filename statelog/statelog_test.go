@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,4 +214,25 @@ func TestLoadAfterCompaction(t *testing.T) {
 	}
 	t.Logf("compaction kept %d of %d records", after, before)
 	checkLoad(t, l, want)
+}
+
+// TestLoadFirstBrokerDown loads through the second bootstrap broker when
+// the first does not answer.
+func TestLoadFirstBrokerDown(t *testing.T) {
+	k := testbed.StartKafka(t)
+	k.CreateCompactedTopic(t, "states", 2)
+	l := newLog(t, k, "states")
+	ctx := ctxT(t)
+	if err := l.Record(ctx, t0, []breaker.Transition{transition(breaker.Global, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	dead := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
+	l2 := statelog.New(append([]string{dead}, k.Addrs()...), "states", 10*time.Second)
+	t.Cleanup(func() { _ = l2.Close() })
+	checkLoad(t, l2, map[breaker.Scope]breaker.Status{breaker.Global: status(4)})
+	l3 := statelog.New([]string{dead}, "states", 10*time.Second)
+	t.Cleanup(func() { _ = l3.Close() })
+	if _, err := l3.Load(ctx); err == nil || !strings.Contains(err.Error(), dead) {
+		t.Errorf("Load with no broker answering = %v; want an error naming %s", err, dead)
+	}
 }

@@ -10,7 +10,8 @@
 --   per scope: name, fine, coarse, gridwindow, max, factor, min, autoclose,
 --     probation, pscale, disabled, nbuckets, then nbuckets pairs (at, weight).
 -- The payload of each record is filled in here, after the decisions.
-local FINE, COARSE = 20, 30
+local FINE, COARSE, GRACE = 20, 30, 600
+local FRING = FINE + GRACE
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'LOST'}
@@ -112,30 +113,50 @@ for s = 1, S do
     n.un = 0
   end
 
-  -- ring
-  local r = redis.call('HGETALL', rkey)
-  local ring = {}
-  for j = 1, #r, 2 do ring[r[j]] = r[j + 1] end
+  -- ring: read only the slots the batch's buckets need
+  local hdr = redis.call('HMGET', rkey, 'first', 'top')
+  local first = hdr[1] and tonumber(hdr[1]) or nil
+  local top = hdr[2] and tonumber(hdr[2]) or nil
+  local per = pol.coarse / pol.fine
+  local CRING = COARSE + 1 + floordiv(GRACE + per - 1, per) + 1
+  -- where each bucket counts: its own time, or the watermark if it lags it
+  -- by more than the grace period
+  local effs = {}
+  local needF, needC, fields = {}, {}, {}
+  do
+    local tp = top
+    for b = 1, nb do
+      local at = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 1])
+      if tp == nil or at > tp then tp = at end
+      if floordiv(at, pol.fine) < floordiv(tp, pol.fine) - GRACE then at = tp end
+      effs[b] = at
+      local fi, ci = floordiv(at, pol.fine), floordiv(at, pol.coarse)
+      for j = fi - FINE + 1, fi do
+        local fs = j % FRING
+        if not needF[fs] then needF[fs] = true; table.insert(fields, 'f' .. fs) end
+      end
+      for j = ci - COARSE, ci do
+        local cs = j % CRING
+        if not needC[cs] then needC[cs] = true; table.insert(fields, 'c' .. cs) end
+      end
+    end
+  end
   local fidx, fcnt, cidx, ccnt = {}, {}, {}, {}
-  for j = 0, FINE - 1 do
-    local v = ring['f' .. j]
+  local vals = {}
+  for k = 1, #fields, 1000 do
+    local part = redis.call('HMGET', rkey, unpack(fields, k, math.min(k + 999, #fields)))
+    for _, v in ipairs(part) do table.insert(vals, v) end
+  end
+  for k = 1, #fields do
+    local f, v = fields[k], vals[k]
+    local j = tonumber(string.sub(f, 2))
+    local ix, ct = 0, 0
     if v then
       local c = string.find(v, ':', 1, true)
-      fidx[j] = tonumber(string.sub(v, 1, c - 1)); fcnt[j] = tonumber(string.sub(v, c + 1))
-    else
-      fidx[j] = 0; fcnt[j] = 0
+      ix = tonumber(string.sub(v, 1, c - 1)); ct = tonumber(string.sub(v, c + 1))
     end
+    if string.sub(f, 1, 1) == 'f' then fidx[j] = ix; fcnt[j] = ct else cidx[j] = ix; ccnt[j] = ct end
   end
-  for j = 0, COARSE do
-    local v = ring['c' .. j]
-    if v then
-      local c = string.find(v, ':', 1, true)
-      cidx[j] = tonumber(string.sub(v, 1, c - 1)); ccnt[j] = tonumber(string.sub(v, c + 1))
-    else
-      cidx[j] = 0; ccnt[j] = 0
-    end
-  end
-  local first = ring.first and tonumber(ring.first) or nil
   local dirtyF, dirtyC = {}, {}
   local lastwin, lastbase, lastready = 0, 0, false
   local tripwin, tripbase, tripready = nil, nil, nil
@@ -144,28 +165,32 @@ for s = 1, S do
     local at = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 1])
     local wt = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 2])
     if first == nil or at < first then first = at end
+    if top == nil or at > top then top = at end
+    at = effs[b]
     local fi = floordiv(at, pol.fine)
-    local fs = fi % FINE
+    local fs = fi % FRING
     if fidx[fs] == fi and fcnt[fs] ~= 0 then
       fcnt[fs] = fcnt[fs] + wt; dirtyF[fs] = true
     elseif fcnt[fs] == 0 or fidx[fs] < fi then
       fidx[fs] = fi; fcnt[fs] = wt; dirtyF[fs] = true
     end
     local ci = floordiv(at, pol.coarse)
-    local cs = ci % (COARSE + 1)
+    local cs = ci % CRING
     if cidx[cs] == ci and ccnt[cs] ~= 0 then
       ccnt[cs] = ccnt[cs] + wt; dirtyC[cs] = true
     elseif ccnt[cs] == 0 or cidx[cs] < ci then
       cidx[cs] = ci; ccnt[cs] = wt; dirtyC[cs] = true
     end
-    -- counts at this bucket
+    -- counts over the window that ends at this bucket
     local win = 0
-    for j = 0, FINE - 1 do
-      if fcnt[j] ~= 0 and fidx[j] > fi - FINE and fidx[j] <= fi then win = win + fcnt[j] end
+    for j = fi - FINE + 1, fi do
+      local s = j % FRING
+      if fidx[s] == j then win = win + fcnt[s] end
     end
     local base = 0
-    for j = 0, COARSE do
-      if ccnt[j] ~= 0 and cidx[j] >= ci - COARSE and cidx[j] < ci then base = base + ccnt[j] end
+    for j = ci - COARSE, ci - 1 do
+      local s = j % CRING
+      if cidx[s] == j then base = base + ccnt[s] end
     end
     local ready = (at - first) >= COARSE * pol.coarse
     lastwin, lastbase, lastready = win, base, ready
@@ -198,6 +223,7 @@ for s = 1, S do
     table.insert(hs, 'c' .. j); table.insert(hs, cidx[j] .. ':' .. ccnt[j])
   end
   table.insert(hs, 'first'); table.insert(hs, tostring(first))
+  table.insert(hs, 'top'); table.insert(hs, tostring(top))
   redis.call('HSET', rkey, unpack(hs))
   redis.call('PEXPIRE', rkey, ringttl)
 

@@ -74,8 +74,8 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		var last, trip breaker.Counts
 		tripped := false
 		for _, bk := range sc.Buckets {
-			e.window.Add(bk.At, bk.Weight)
-			last = e.window.Counts(bk.At)
+			at := e.window.Add(bk.At, bk.Weight)
+			last = e.window.Counts(at)
 			prev := st
 			st, _ = breaker.Evaluate(sc.Policy, st, last, now)
 			if st.Auto == breaker.Open && prev.Auto != breaker.Open {

@@ -107,7 +107,7 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 	ringTTL := int64(0)
 	for _, s := range b.Scopes {
 		g := s.Policy.Grid()
-		ringTTL = max(ringTTL, 2*(int64(breaker.CoarseSlots+1)*g.Coarse+g.Window))
+		ringTTL = max(ringTTL, 2*(g.CoarseRing()*g.Coarse+g.Window))
 	}
 	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000)
 	for _, p := range b.Partitions {
