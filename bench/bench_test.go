@@ -20,8 +20,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/daemon"
 	"github.com/breakwater/breakwater/internal/testbed"
