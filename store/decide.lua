@@ -113,16 +113,25 @@ for s = 1, S do
     n.un = 0
   end
 
-  -- ring: read only the slots the batch's buckets need
+  -- ring: slot idx % FRING of the fine ring holds the count of fine bucket
+  -- idx for every idx in (topF - FRING, topF], where topF is the fine
+  -- bucket of the watermark top; the same for the coarse ring. Slots are
+  -- cleared as the watermark moves past them, so they hold counts only.
   local hdr = redis.call('HMGET', rkey, 'first', 'top')
   local first = hdr[1] and tonumber(hdr[1]) or nil
   local top = hdr[2] and tonumber(hdr[2]) or nil
+  if top == nil then
+    first = nil
+    redis.call('DEL', rkey)
+  end
   local per = pol.coarse / pol.fine
   local CRING = COARSE + 1 + floordiv(GRACE + per - 1, per) + 1
-  -- where each bucket counts: its own time, or the watermark if it lags it
-  -- by more than the grace period
+  local topF0 = top and floordiv(top, pol.fine)
+  local topC0 = top and floordiv(top, pol.coarse)
+  -- where each bucket counts (its own time, or the watermark if it lags it
+  -- by more than the grace period), and the buckets the batch reads
   local effs = {}
-  local needF, needC, fields = {}, {}, {}
+  local loF, hiF, loC, hiC
   do
     local tp = top
     for b = 1, nb do
@@ -131,31 +140,32 @@ for s = 1, S do
       if floordiv(at, pol.fine) < floordiv(tp, pol.fine) - GRACE then at = tp end
       effs[b] = at
       local fi, ci = floordiv(at, pol.fine), floordiv(at, pol.coarse)
-      for j = fi - FINE + 1, fi do
-        local fs = j % FRING
-        if not needF[fs] then needF[fs] = true; table.insert(fields, 'f' .. fs) end
-      end
-      for j = ci - COARSE, ci do
-        local cs = j % CRING
-        if not needC[cs] then needC[cs] = true; table.insert(fields, 'c' .. cs) end
-      end
+      if loF == nil or fi - FINE + 1 < loF then loF = fi - FINE + 1 end
+      if hiF == nil or fi > hiF then hiF = fi end
+      if loC == nil or ci - COARSE < loC then loC = ci - COARSE end
+      if hiC == nil or ci > hiC then hiC = ci end
     end
   end
-  local fidx, fcnt, cidx, ccnt = {}, {}, {}, {}
-  local vals = {}
-  for k = 1, #fields, 1000 do
-    local part = redis.call('HMGET', rkey, unpack(fields, k, math.min(k + 999, #fields)))
-    for _, v in ipairs(part) do table.insert(vals, v) end
-  end
-  for k = 1, #fields do
-    local f, v = fields[k], vals[k]
-    local j = tonumber(string.sub(f, 2))
-    local ix, ct = 0, 0
-    if v then
-      local c = string.find(v, ':', 1, true)
-      ix = tonumber(string.sub(v, 1, c - 1)); ct = tonumber(string.sub(v, c + 1))
+  local fc, cc = {}, {}
+  if top ~= nil and nb > 0 then
+    local fields, owners = {}, {}
+    for j = loF, math.min(hiF, topF0) do
+      table.insert(fields, 'f' .. (j % FRING)); table.insert(owners, j)
     end
-    if string.sub(f, 1, 1) == 'f' then fidx[j] = ix; fcnt[j] = ct else cidx[j] = ix; ccnt[j] = ct end
+    local nf = #fields
+    for j = loC, math.min(hiC, topC0) do
+      table.insert(fields, 'c' .. (j % CRING)); table.insert(owners, j)
+    end
+    for k = 1, #fields, 1000 do
+      local last = math.min(k + 999, #fields)
+      local part = redis.call('HMGET', rkey, unpack(fields, k, last))
+      for i = k, last do
+        local v = part[i - k + 1]
+        if v then
+          if i <= nf then fc[owners[i]] = tonumber(v) or 0 else cc[owners[i]] = tonumber(v) or 0 end
+        end
+      end
+    end
   end
   local dirtyF, dirtyC = {}, {}
   local lastwin, lastbase, lastready = 0, 0, false
@@ -168,29 +178,19 @@ for s = 1, S do
     if top == nil or at > top then top = at end
     at = effs[b]
     local fi = floordiv(at, pol.fine)
-    local fs = fi % FRING
-    if fidx[fs] == fi and fcnt[fs] ~= 0 then
-      fcnt[fs] = fcnt[fs] + wt; dirtyF[fs] = true
-    elseif fcnt[fs] == 0 or fidx[fs] < fi then
-      fidx[fs] = fi; fcnt[fs] = wt; dirtyF[fs] = true
-    end
+    fc[fi] = (fc[fi] or 0) + wt; dirtyF[fi] = true
     local ci = floordiv(at, pol.coarse)
-    local cs = ci % CRING
-    if cidx[cs] == ci and ccnt[cs] ~= 0 then
-      ccnt[cs] = ccnt[cs] + wt; dirtyC[cs] = true
-    elseif ccnt[cs] == 0 or cidx[cs] < ci then
-      cidx[cs] = ci; ccnt[cs] = wt; dirtyC[cs] = true
-    end
+    cc[ci] = (cc[ci] or 0) + wt; dirtyC[ci] = true
     -- counts over the window that ends at this bucket
     local win = 0
     for j = fi - FINE + 1, fi do
-      local s = j % FRING
-      if fidx[s] == j then win = win + fcnt[s] end
+      local v = fc[j]
+      if v then win = win + v end
     end
     local base = 0
     for j = ci - COARSE, ci - 1 do
-      local s = j % CRING
-      if cidx[s] == j then base = base + ccnt[s] end
+      local v = cc[j]
+      if v then base = base + v end
     end
     local ready = (at - first) >= COARSE * pol.coarse
     lastwin, lastbase, lastready = win, base, ready
@@ -214,18 +214,42 @@ for s = 1, S do
     end
   end
 
-  -- write back the ring
-  local hs = {}
-  for j, _ in pairs(dirtyF) do
-    table.insert(hs, 'f' .. j); table.insert(hs, fidx[j] .. ':' .. fcnt[j])
+  -- write back the ring: the counts the batch changed, and clear the slots
+  -- the watermark moved onto
+  if nb > 0 then
+    -- A bucket counted before the watermark moved on in this batch may
+    -- have left the ring: its slot now belongs to a newer bucket.
+    local topF, topC = floordiv(top, pol.fine), floordiv(top, pol.coarse)
+    local hs = {}
+    for j, _ in pairs(dirtyF) do
+      if j > topF - FRING then
+        table.insert(hs, 'f' .. (j % FRING)); table.insert(hs, tostring(fc[j]))
+      end
+    end
+    for j, _ in pairs(dirtyC) do
+      if j > topC - CRING then
+        table.insert(hs, 'c' .. (j % CRING)); table.insert(hs, tostring(cc[j]))
+      end
+    end
+    table.insert(hs, 'first'); table.insert(hs, tostring(first))
+    table.insert(hs, 'top'); table.insert(hs, tostring(top))
+    local del = {}
+    if topF0 ~= nil then
+      for j = math.max(topF0 + 1, topF - FRING + 1), topF do
+        if not dirtyF[j] then table.insert(del, 'f' .. (j % FRING)) end
+      end
+      for j = math.max(topC0 + 1, topC - CRING + 1), topC do
+        if not dirtyC[j] then table.insert(del, 'c' .. (j % CRING)) end
+      end
+    end
+    for k = 1, #del, 1000 do
+      redis.call('HDEL', rkey, unpack(del, k, math.min(k + 999, #del)))
+    end
+    for k = 1, #hs, 1000 do
+      redis.call('HSET', rkey, unpack(hs, k, math.min(k + 999, #hs)))
+    end
+    redis.call('PEXPIRE', rkey, ringttl)
   end
-  for j, _ in pairs(dirtyC) do
-    table.insert(hs, 'c' .. j); table.insert(hs, cidx[j] .. ':' .. ccnt[j])
-  end
-  table.insert(hs, 'first'); table.insert(hs, tostring(first))
-  table.insert(hs, 'top'); table.insert(hs, tostring(top))
-  redis.call('HSET', rkey, unpack(hs))
-  redis.call('PEXPIRE', rkey, ringttl)
 
   local changed = n.g ~= startgen
   if changed then

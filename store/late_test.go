@@ -1,0 +1,113 @@
+package store_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/store"
+)
+
+// TestLateBuckets sends batches of buckets out of event time order, some
+// within the grace period and some beyond it, through both stores and
+// compares the counts at the end of each batch with an exact count of
+// every action kept in the test: an action counts at its own time when it
+// lags the newest one seen by at most breaker.GraceSlots fine buckets, else
+// at the newest one's.
+func TestLateBuckets(t *testing.T) {
+	ctx := context.Background()
+	e := newRedis(t, true)
+	mem := store.NewMemory(time.Now)
+	rng := rand.New(rand.NewPCG(11, 12))
+	type counted struct{ fine, coarse, w int64 }
+	history := map[breaker.Scope][]counted{}
+	tops := map[breaker.Scope]int64{}
+	batches := 0
+	check := func(sp spec, buckets []store.Bucket) {
+		t.Helper()
+		// No trips: the counts reported are those at the last bucket.
+		sp.policy.Disabled = true
+		g := sp.policy.Grid()
+		sc := store.ScopeCounts{Scope: sp.scope, Policy: sp.policy, Buckets: buckets}
+		var win, base int64
+		for _, bk := range buckets {
+			at := bk.At
+			if top, ok := tops[sp.scope]; !ok || at > top {
+				tops[sp.scope] = at
+			}
+			if at/g.Fine < tops[sp.scope]/g.Fine-breaker.GraceSlots {
+				at = tops[sp.scope]
+			}
+			history[sp.scope] = append(history[sp.scope], counted{at / g.Fine, at / g.Coarse, bk.Weight})
+			win, base = 0, 0
+			for _, c := range history[sp.scope] {
+				if c.fine > at/g.Fine-breaker.FineSlots && c.fine <= at/g.Fine {
+					win += c.w
+				}
+				if c.coarse >= at/g.Coarse-breaker.CoarseSlots && c.coarse < at/g.Coarse {
+					base += c.w
+				}
+			}
+		}
+		i := int64(batches)
+		batches++
+		b := store.Batch{Partitions: []store.Range{rangeOf("late", 0, i, i, i)}, Scopes: []store.ScopeCounts{sc}}
+		rr, err := e.st.Decide(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mr, err := mem.Decide(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact := float64(win) / breaker.Milli
+		exactBase := float64(base) * float64(g.Window) / float64(breaker.CoarseSlots*g.Coarse) / breaker.Milli
+		for name, r := range map[string]store.Result{"redis": rr, "memory": mr} {
+			if c := r.Scopes[0].Counts; c.Window != exact || c.Baseline != exactBase {
+				t.Fatalf("batch %d, %s %v: %s counts %+v; want window %v, baseline %v", i, sp.scope, buckets, name, c, exact, exactBase)
+			}
+		}
+	}
+
+	// A bucket within the grace period of the watermark when it is counted,
+	// which the next bucket of the same batch pushes out of the ring; then a
+	// bucket whose slot it shared.
+	var ratio spec
+	for _, sp := range diffSpecs {
+		if sp.scope == breaker.RuleScope("ratio") {
+			ratio = sp
+		}
+	}
+	if ratio.policy.Grid().Fine != 50 {
+		t.Fatalf("spec %s: fine buckets of %dms; the scenario needs 50ms", ratio.scope, ratio.policy.Grid().Fine)
+	}
+	check(ratio, []store.Bucket{{At: evt0 + 40_000, Weight: 1000}})
+	check(ratio, []store.Bucket{{At: evt0 + 12_000, Weight: 2000}, {At: evt0 + 43_100, Weight: 500}})
+	check(ratio, []store.Bucket{{At: evt0 + 43_000, Weight: 300}})
+
+	evt := evt0 + 50_000
+	for range 3000 {
+		sp := diffSpecs[rng.IntN(len(diffSpecs))]
+		evt += rng.Int64N(300)
+		if rng.IntN(20) == 0 {
+			// A jump: what the scope saw last falls behind the grace period.
+			evt += rng.Int64N(60_000)
+		}
+		var buckets []store.Bucket
+		for range 1 + rng.IntN(6) {
+			var late int64
+			switch k := rng.IntN(100); {
+			case k < 70:
+				late = rng.Int64N(150)
+			case k < 90:
+				late = rng.Int64N(2000)
+			default:
+				late = 15000 + rng.Int64N(45000)
+			}
+			buckets = append(buckets, store.Bucket{At: evt - late, Weight: 1 + rng.Int64N(3000)})
+		}
+		check(sp, buckets)
+	}
+}
