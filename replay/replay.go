@@ -178,8 +178,9 @@ type Summary struct {
 // ScopeSummary is what one breaker did.
 type ScopeSummary struct {
 	Scope breaker.Scope `json:"scope"`
-	// Actions, Gated and Held count the actions that count towards the
-	// scope, by their decision (held by this scope or a wider one).
+	// Actions counts the actions that count towards the scope, Gated those
+	// of them that were gated, and Held those held while this scope's
+	// breaker was holding (a wider or narrower scope may hold the rest).
 	Actions int64 `json:"actions"`
 	Gated   int64 `json:"gated"`
 	Held    int64 `json:"held"`
@@ -450,12 +451,12 @@ func (r *Replay) account(it *gate.Item) {
 			sl = &t.series[slot]
 			sl.Actions++
 		}
-		if it.Decision == gate.Held {
+		if it.Decision == gate.Held && t.status.Holds() {
 			t.sum.Held++
 			if sl != nil {
 				sl.Held++
 			}
-		} else {
+		} else if it.Decision == gate.Gated {
 			t.sum.Gated++
 		}
 	}
