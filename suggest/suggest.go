@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,7 +217,7 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 	fmt.Fprintf(&b, "# factor: the %s ratio of the window count to the baseline x %g (at least %g).\n", q, opts.Headroom, opts.MinFactor)
 	b.WriteString("breakers:\n")
 	entry := func(indent string, s Suggestion) {
-		fmt.Fprintf(&b, "%smax_actions: %s # %s %s per %s; was %s\n", indent, fnum(s.MaxActions), q, fnum(s.Peak), s.Window, threshold(s.Current.MaxActions))
+		fmt.Fprintf(&b, "%smax_actions: %s # %s %s per %s; was %s\n", indent, fnum(s.MaxActions), q, fnum(s.Peak), window(s.Window), threshold(s.Current.MaxActions))
 		if s.Factor > 0 {
 			fmt.Fprintf(&b, "%sfactor: %s # %s %.2fx baseline; was %s\n", indent, fnum(s.Factor), q, s.PeakRatio, threshold(s.Current.Factor))
 		} else {
@@ -241,6 +242,17 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 	return err
 }
 
+// window formats d without zero units: 1m, 1h30m, 10s.
+func window(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, z) {
+			s = strings.TrimSuffix(s, z[1:])
+		}
+	}
+	return s
+}
+
 func threshold(v float64) string {
 	if v == 0 {
 		return "off"
@@ -249,10 +261,7 @@ func threshold(v float64) string {
 }
 
 func fnum(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }
 
 // yamlKey quotes a rule id unless it is plainly safe as a YAML key.
