@@ -174,6 +174,7 @@ type Simulation struct {
 	seq    uint64
 	prefix string
 	key    []byte
+	at     time.Time
 }
 
 type pending struct {
@@ -231,6 +232,9 @@ func (s *Simulation) Next(dst []byte) ([]byte, bool) {
 // Key returns the target id of the last event, its Kafka key. It is valid
 // until the next call of Next.
 func (s *Simulation) Key() []byte { return s.key }
+
+// At returns the event time of the last event.
+func (s *Simulation) At() time.Time { return s.at }
 
 // second fills buf with the events of the next second of event time.
 func (s *Simulation) second() {
@@ -325,6 +329,7 @@ func (s *Simulation) encode(dst []byte, p pending) []byte {
 		rule = RuleID(p.rule)
 	}
 	at := time.Unix(0, p.at).UTC().Truncate(time.Millisecond)
+	s.at = at
 	start := len(dst)
 	dst = append(dst, `{"action_id":"`...)
 	dst = append(dst, s.prefix...)

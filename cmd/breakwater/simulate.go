@@ -150,7 +150,7 @@ func produce(ctx context.Context, sim *traffic.Simulation, topic, brokers string
 		if !ok {
 			break
 		}
-		batch = append(batch, kafka.Message{Key: bytes.Clone(sim.Key()), Value: v})
+		batch = append(batch, kafka.Message{Key: bytes.Clone(sim.Key()), Value: v, Time: sim.At()})
 		n++
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/internal/testbed"
 )
 
 // TestSimulateReplaySuggest runs the tuning commands as a new user would:
@@ -104,5 +107,41 @@ func TestReplayErrors(t *testing.T) {
 		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("replay %v = %d, %q; want %d and a message containing %q", tt.args, code, errb.String(), tt.code, tt.want)
 		}
+	}
+}
+
+// TestSimulateToTopic produces simulated traffic to a topic and replays it
+// from there.
+func TestSimulateToTopic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kafka-protocol broker")
+	}
+	k := testbed.StartKafka(t)
+	k.CreateTopic(t, "actions", 2)
+	brokers := strings.Join(k.Addrs(), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	if code := runSimulate(ctx, []string{"--duration", "20m", "--rate", "3", "--incident", "none", "--to-topic", "actions", "--brokers", brokers}, &out, &errb); code != 0 {
+		t.Fatalf("simulate exited %d: %s", code, errb.String())
+	}
+	var produced int64
+	for _, n := range k.EndOffsets(t, "actions") {
+		produced += n
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runReplay(ctx, []string{"--from-topic", "actions", "--brokers", brokers, "--json"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("replay exited %d: %s", code, errb.String())
+	}
+	var sum struct {
+		Actions int64 `json:"actions"`
+		Gated   int64 `json:"gated"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if produced < 1000 || sum.Actions != produced || sum.Gated != produced {
+		t.Errorf("replayed %+v from a topic of %d records; want all of them gated", sum, produced)
 	}
 }
