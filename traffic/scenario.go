@@ -127,6 +127,10 @@ type Scenario struct {
 	// Diurnal is the amplitude of the daily cycle, 0 (flat) to 1; the
 	// rate peaks at 15:00 UTC and is lowest at 03:00.
 	Diurnal float64
+	// Skew sets how unequal the rules are: rule r acts in proportion to
+	// 1/(r+1)^Skew. 0 means the default, 0.7 (a few large rules and a long
+	// tail); values near 0 make the rules almost equal.
+	Skew float64
 	// Noise is the relative standard deviation of each rule's rate from
 	// one minute to the next.
 	Noise float64
@@ -150,6 +154,9 @@ func (s Scenario) Validate() error {
 	}
 	if !(s.Diurnal >= 0 && s.Diurnal <= 1) {
 		errs = append(errs, fmt.Errorf("diurnal: must be between 0 and 1, got %g", s.Diurnal))
+	}
+	if !(s.Skew >= 0 && s.Skew <= 3) {
+		errs = append(errs, fmt.Errorf("skew: must be between 0 and 3, got %g", s.Skew))
 	}
 	if !(s.Noise >= 0 && s.Noise <= 1) {
 		errs = append(errs, fmt.Errorf("noise: must be between 0 and 1, got %g", s.Noise))
@@ -187,10 +194,14 @@ type pending struct {
 func NewSimulation(sc Scenario) *Simulation {
 	rng := rand.New(rand.NewPCG(uint64(sc.Seed), 0x5851f42d4c957f2d))
 	s := &Simulation{sc: sc, rng: rng, share: make([]float64, sc.Rules), noise: make([]float64, sc.Rules)}
+	skew := sc.Skew
+	if skew == 0 {
+		skew = 0.7
+	}
 	total := 0.0
 	for r := range s.share {
 		// Rules differ in size: a few large ones, a long tail of small ones.
-		s.share[r] = 1 / math.Pow(float64(r+1), 0.7) * (0.8 + 0.4*rng.Float64())
+		s.share[r] = 1 / math.Pow(float64(r+1), skew) * (0.8 + 0.4*rng.Float64())
 		total += s.share[r]
 		s.noise[r] = 1
 	}
@@ -366,4 +377,36 @@ func (s *Simulation) encode(dst []byte, p pending) []byte {
 		dst = append(dst[:start], strings.Replace(line, `"rule_id":"`, `"rule_id":7,"x":"`, 1)...)
 	}
 	return dst
+}
+
+// Live plays a simulation in wall-clock time: the embedded demo's
+// classifier. Its scenario's Start is the wall time it begins at.
+type Live struct {
+	sim  *Simulation
+	next Event
+	at   time.Time
+	has  bool
+}
+
+// NewLive returns a live player of sc, which must be valid.
+func NewLive(sc Scenario) *Live { return &Live{sim: NewSimulation(sc)} }
+
+// Until returns the events whose event time is not after now, in order.
+func (l *Live) Until(now time.Time) []Event {
+	var out []Event
+	for {
+		if !l.has {
+			v, ok := l.sim.Next(nil)
+			if !ok {
+				return out
+			}
+			l.next = Event{Key: append([]byte(nil), l.sim.Key()...), Value: v}
+			l.at, l.has = l.sim.At(), true
+		}
+		if l.at.After(now) {
+			return out
+		}
+		out = append(out, l.next)
+		l.has = false
+	}
 }
