@@ -51,22 +51,42 @@ func (c *chart) slot(at time.Time) (int, bool) {
 	return i, true
 }
 
+// widths are the slot widths, each a whole multiple of the one before,
+// so that widening merges whole slots; past the last it doubles.
+var widths = []time.Duration{
+	time.Second, 2 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
+	10 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// widen moves to the next slot width, merging the slots it covers.
 func (c *chart) widen() {
+	next := 2 * c.width
+	for _, w := range widths {
+		if w > c.width {
+			next = w
+			break
+		}
+	}
+	k := int(next / c.width)
 	for _, sp := range c.series {
 		s := *sp
-		for j := range c.slots / 2 {
-			a, b := s[2*j], s[2*j+1]
-			m := Slot{Actions: a.Actions + b.Actions, Held: a.Held + b.Held, Window: max(a.Window, b.Window), Samples: a.Samples + b.Samples}
-			m.Baseline, m.BaselineReady = a.Baseline, a.BaselineReady
-			if b.Samples > 0 {
-				m.Baseline, m.BaselineReady = b.Baseline, b.BaselineReady
+		for j := range (c.slots + k - 1) / k {
+			var m Slot
+			for _, x := range s[j*k : min((j+1)*k, c.slots)] {
+				m.Actions += x.Actions
+				m.Held += x.Held
+				m.Window = max(m.Window, x.Window)
+				m.Samples += x.Samples
+				if x.Samples > 0 {
+					m.Baseline, m.BaselineReady = x.Baseline, x.BaselineReady
+				}
 			}
 			s[j] = m
 		}
-		clear(s[c.slots/2:])
+		clear(s[(c.slots+k-1)/k:])
 	}
-	c.width *= 2
-	c.last /= 2
+	c.width = next
+	c.last /= k
 }
 
 // trim returns the used part of a series.

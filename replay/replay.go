@@ -130,7 +130,6 @@ func New(opts Options) (*Replay, error) {
 	if opts.ChartSlots == 0 {
 		opts.ChartSlots = 480
 	}
-	opts.ChartSlots += opts.ChartSlots % 2
 	r := &Replay{
 		opts: opts, gate: gate.New(opts.Config),
 		committed: map[partKey]int64{},

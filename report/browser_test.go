@@ -44,7 +44,7 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	var html bytes.Buffer
-	if err := report.Write(&html, s, report.Options{Input: "scenario", Close: 5}); err != nil {
+	if err := report.Write(&html, s, report.Options{Input: "scenario", Close: 5, MinCharts: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, html.Bytes(), 0o644); err != nil {

@@ -168,10 +168,10 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	}
 
 	// Resets and trips.
-	for _, r := range sc.Resets {
+	for i, r := range sc.Resets {
 		xr := x(r)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#059669" stroke-width="1.5" stroke-dasharray="4 3"/>`, xr, xr, top, hy+heldH)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#059669">reset</text>`, xr+3, top+plotH-6)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#059669">reset</text>`, xr+3, top+plotH-6-float64(i%2)*13)
 	}
 	for i, t := range sc.Trips {
 		xt := x(t.At)

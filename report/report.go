@@ -28,6 +28,10 @@ type Options struct {
 	Close float64
 	// MaxCharts bounds the number of charts; 0 means 40.
 	MaxCharts int
+	// MinCharts adds charts of the closest other scopes until there are
+	// this many, so that a quiet replay still shows its busiest breakers;
+	// 0 means 3, a negative value none.
+	MinCharts int
 }
 
 // Write renders the report of s to w.
@@ -38,20 +42,31 @@ func Write(w io.Writer, s replay.Summary, opts Options) error {
 	if opts.MaxCharts == 0 {
 		opts.MaxCharts = 40
 	}
+	if opts.MinCharts == 0 {
+		opts.MinCharts = 3
+	}
 	if opts.Title == "" {
 		opts.Title = "Breakwater replay"
 	}
 	p := page{Opts: opts, S: s}
+	want := 0
+	for _, sc := range s.Scopes {
+		if len(sc.Trips) > 0 || sc.Closeness >= opts.Close {
+			want++
+		}
+	}
+	want = min(max(want, opts.MinCharts), opts.MaxCharts)
 	for _, sc := range s.Scopes {
 		row := row{S: sc, Threshold: threshold(sc.Policy), ClosePct: math.Round(sc.Closeness * 100)}
 		if len(sc.Trips) > 0 {
 			row.FirstTrip = sc.Trips[0].At.UTC().Format("Jan 2 15:04:05")
 			p.Tripped++
 		}
-		if (len(sc.Trips) > 0 || sc.Closeness >= opts.Close) && len(p.Charts) < opts.MaxCharts {
+		// Scopes come tripped first, then by closeness.
+		if len(p.Charts) < want {
 			row.Anchor = anchor(sc.Scope)
 			p.Charts = append(p.Charts, chartOf(s, sc, row.Anchor))
-		} else if len(sc.Trips) == 0 && sc.Closeness < opts.Close {
+		} else {
 			p.Quiet++
 		}
 		p.Rows = append(p.Rows, row)
@@ -82,10 +97,10 @@ func threshold(p breaker.Policy) string {
 	}
 	var parts []string
 	if p.MaxActions > 0 {
-		parts = append(parts, fmt.Sprintf("&gt;&#8239;%s per %s", num(p.MaxActions), dur(p.Window)))
+		parts = append(parts, fmt.Sprintf("%s per %s", num(p.MaxActions), dur(p.Window)))
 	}
 	if p.Factor > 0 {
-		parts = append(parts, fmt.Sprintf("&gt;&#8239;%s&times;&#8239;baseline (min&#8239;%s)", num(p.Factor), num(p.MinActions)))
+		parts = append(parts, fmt.Sprintf("%s&times;&#8239;baseline (min&#8239;%s)", num(p.Factor), num(p.MinActions)))
 	}
 	return strings.Join(parts, " or ")
 }
@@ -173,14 +188,16 @@ h2{font-size:17px;margin:28px 0 10px}
 .card span{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 .card.held b{color:var(--held)} .card.trip b{color:var(--max)} .card.gated b{color:var(--ok)}
 table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(--line);border-radius:10px;overflow:hidden}
-th,td{padding:6px 9px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;font-size:13px}
+th{white-space:normal}
+.tablewrap{overflow-x:auto}
 th{background:#f9fafb;font-weight:600;font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
 td:first-child,th:first-child,td.l,th.l{text-align:left}
 tr.tripped td:first-child{border-left:4px solid var(--max)}
 tr.close td:first-child{border-left:4px solid var(--fac)}
 .bar{display:inline-block;height:8px;border-radius:4px;background:#98a2b3;vertical-align:middle;margin-right:6px}
 .bar.near{background:var(--fac)} .bar.over{background:var(--max)}
-td.wrap{white-space:normal;font-size:12.5px;color:#344054;min-width:170px}
+td.wrap{white-space:normal;font-size:12px;color:#344054;min-width:150px}
 figure{background:#fff;border:1px solid var(--line);border-radius:10px;margin:0 0 16px;padding:12px 14px}
 figcaption{display:flex;justify-content:space-between;gap:12px;flex-wrap:wrap;margin-bottom:4px}
 figcaption b{font-size:15px}
@@ -205,19 +222,19 @@ a{color:var(--rate)}
 </div>
 
 <h2>Breakers</h2>
-<table>
-<tr><th>scope</th><th>actions</th><th>held</th><th class="l">trips</th><th>peak window</th><th class="l">trips when the window count is</th><th class="l">closest approach</th><th>state at end</th></tr>
+<div class="tablewrap"><table>
+<tr><th>scope</th><th>actions</th><th>held</th><th class="l">trips</th><th>peak window</th><th class="l">trips when the window count is above</th><th class="l">closest approach</th><th>state at end</th></tr>
 {{range .Rows}}<tr class="{{if .S.Trips}}tripped{{else if ge .S.Closeness $.Opts.Close}}close{{end}}">
 <td>{{if .Anchor}}<a href="#{{.Anchor}}">{{.S.Scope}}</a>{{else}}{{.S.Scope}}{{end}}</td>
 <td>{{num .S.Actions}}</td><td>{{num .S.Held}}</td><td class="l">{{if .S.Trips}}{{len .S.Trips}}&times;, first {{.FirstTrip}}{{else}}&ndash;{{end}}</td>
 <td>{{num .S.PeakWindow}}</td><td class="l wrap">{{raw .Threshold}}</td>
 <td class="l"><span class="bar{{if ge .S.Closeness 1.0}} over{{else if ge .S.Closeness $.Opts.Close}} near{{end}}" style="width:{{.ClosePct | barw}}px"></span>{{.ClosePct}}%</td>
 <td>{{.S.State}}</td></tr>
-{{end}}</table>
-<p class="note">Closest approach: the highest window count as a share of the nearest threshold (100% or more trips). Held counts the actions this breaker held; an action held by another scope (global, say) counts there.{{if .Quiet}} {{.Quiet}} scopes stayed below 80% and have no chart.{{end}}</p>
+{{end}}</table></div>
+<p class="note">Closest approach: the highest window count as a share of the nearest threshold (100% or more trips). Held counts the actions this breaker held; an action held by another scope (global, say) counts there.{{if .Quiet}} The {{.Quiet}} scopes without a link stayed further from their thresholds and have no chart.{{end}}</p>
 
 <h2>Charts</h2>
-{{if not .Charts}}<p>No breaker tripped or came within 80% of a threshold.</p>{{end}}
+{{if not .Tripped}}<p>No breaker tripped.{{if .Charts}} The closest ones:{{end}}</p>{{end}}
 {{range .Charts}}<figure id="{{.Anchor}}" class="chart" data-scope="{{.Scope}}">
 <figcaption><span><b>{{.Scope}}</b> {{if .Trips}}<span class="tag">tripped {{len .Trips}}&times;</span>{{else}}<span class="tag close">came to {{.ClosePct}}%</span>{{end}} <span class="legend">held {{num .Held}} of {{num .Actions}} actions</span></span>
 <span class="legend"><i style="background:var(--rate)"></i>window count<i style="background:var(--max)"></i>max_actions<i style="background:var(--fac)"></i>factor &times; baseline<i style="background:var(--base)"></i>baseline<i style="background:var(--held);height:8px"></i>held</span></figcaption>

@@ -61,7 +61,7 @@ breakers:
 func TestWrite(t *testing.T) {
 	s := summary(t, 15*time.Minute)
 	var out bytes.Buffer
-	if err := report.Write(&out, s, report.Options{Input: "<scenario>", Close: 5}); err != nil {
+	if err := report.Write(&out, s, report.Options{Input: "<scenario>", Close: 5, MinCharts: -1}); err != nil {
 		t.Fatal(err)
 	}
 	html := out.String()
@@ -79,6 +79,14 @@ func TestWrite(t *testing.T) {
 	}
 	if !strings.Contains(html, "&lt;scenario&gt;") || strings.Contains(html, "<scenario>") {
 		t.Error("the input name is not escaped")
+	}
+	// By default the closest scope that did not trip gets a chart too.
+	out.Reset()
+	if err := report.Write(&out, s, report.Options{Close: 5, MinCharts: len(s.Tripped()) + 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `<figure id="s-`); n != len(s.Tripped())+1 {
+		t.Errorf("MinCharts %d: %d charts", len(s.Tripped())+1, n)
 	}
 	// Self-contained: no script, no external reference.
 	if regexp.MustCompile(`(?i)<script|src=|href="http|url\(|@import`).MatchString(html) {

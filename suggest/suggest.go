@@ -105,6 +105,11 @@ type Suggestion struct {
 	// MaxActions and Factor are the suggested thresholds; Factor is 0
 	// when no ratio could be measured (the configured factor stays).
 	MaxActions, Factor float64
+	// ProbationScale, when not 0, raises the configured one so that the
+	// normal peak stays 10% below max_actions during probation too;
+	// otherwise a breaker reset after an incident trips again on normal
+	// traffic.
+	ProbationScale float64
 	// Current are the configured thresholds.
 	Current breaker.Policy
 }
@@ -122,6 +127,9 @@ func (o *Observer) Suggestions() []Suggestion {
 		sg.MaxActions = roundUp(math.Max(sg.Peak*o.opts.Headroom, o.opts.Floor))
 		if sg.PeakRatio > 0 {
 			sg.Factor = math.Max(math.Ceil(sg.PeakRatio*o.opts.Headroom*2)/2, o.opts.MinFactor)
+		}
+		if ps := s.policy.ProbationScale; ps > 0 && sg.MaxActions*ps < sg.Peak*1.1 {
+			sg.ProbationScale = math.Min(math.Ceil(sg.Peak*1.1/sg.MaxActions*20)/20, 1)
 		}
 		out = append(out, sg)
 	}
@@ -180,6 +188,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			if s.Factor > 0 {
 				c.Breakers.Global.Factor = s.Factor
 			}
+			if s.ProbationScale > 0 {
+				c.Breakers.Global.ProbationScale = s.ProbationScale
+			}
 			continue
 		}
 		r, ok := c.Breakers.Rules[s.Scope.Rule()]
@@ -190,6 +201,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 		r.MaxActions = s.MaxActions
 		if s.Factor > 0 {
 			r.Factor = s.Factor
+		}
+		if s.ProbationScale > 0 {
+			r.ProbationScale = s.ProbationScale
 		}
 		c.Breakers.Rules[s.Scope.Rule()] = r
 	}
@@ -222,6 +236,9 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 			fmt.Fprintf(&b, "%sfactor: %s # %s %.2fx baseline; was %s\n", indent, fnum(s.Factor), q, s.PeakRatio, threshold(s.Current.Factor))
 		} else {
 			fmt.Fprintf(&b, "%s# factor: unchanged (%s): the baseline was never ready with min_actions in the window\n", indent, threshold(s.Current.Factor))
+		}
+		if s.ProbationScale > 0 {
+			fmt.Fprintf(&b, "%sprobation_scale: %s # keeps max_actions above the peak during probation; was %s\n", indent, fnum(s.ProbationScale), fnum(s.Current.ProbationScale))
 		}
 	}
 	rules := false

@@ -80,6 +80,9 @@ breakers:
 		if s.MaxActions < s.Peak*1.5 || s.MaxActions > s.Peak*1.5*1.1+20 {
 			t.Errorf("%s: max_actions %g for a peak of %g; want 1.5 times, rounded up", s.Scope, s.MaxActions, s.Peak)
 		}
+		if ps := max(s.ProbationScale, s.Current.ProbationScale); s.MaxActions*ps < s.Peak*1.1 {
+			t.Errorf("%s: max_actions %g x probation scale %g is below the peak %g", s.Scope, s.MaxActions, ps, s.Peak)
+		}
 		if s.Factor != 0 && s.Factor < s.PeakRatio*1.5 {
 			t.Errorf("%s: factor %g for a peak ratio of %g; want at least 1.5 times", s.Scope, s.Factor, s.PeakRatio)
 		}
@@ -98,7 +101,7 @@ breakers:
 		t.Fatalf("the snippet does not load: %v\n%s", err, yaml.String())
 	}
 	for _, s := range sgs[1:] {
-		if got, want := merged.RuleThresholds(s.Scope.Rule()), next.RuleThresholds(s.Scope.Rule()); got.MaxActions != want.MaxActions || got.Factor != want.Factor {
+		if got, want := merged.RuleThresholds(s.Scope.Rule()), next.RuleThresholds(s.Scope.Rule()); got.MaxActions != want.MaxActions || got.Factor != want.Factor || got.ProbationScale != want.ProbationScale {
 			t.Errorf("%s: snippet gives %+v; want %+v", s.Scope, got, want)
 		}
 	}
