@@ -146,3 +146,35 @@ func TestScenarioValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestLive(t *testing.T) {
+	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	sc := Scenario{Start: start, Duration: time.Minute, Rules: 3, Rate: 50, Seed: 8}
+	want := lines(sc)
+	l := NewLive(sc)
+	var got []Event
+	for now := start; !now.After(start.Add(2 * time.Minute)); now = now.Add(250 * time.Millisecond) {
+		evs := l.Until(now)
+		for _, e := range evs {
+			a, err := event.Decode(e.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.OccurredAt.After(now) {
+				t.Fatalf("event at %s returned at %s", a.OccurredAt, now)
+			}
+			if !bytes.Equal(e.Key, []byte(a.TargetID)) {
+				t.Fatalf("key %q; want the target id %q", e.Key, a.TargetID)
+			}
+		}
+		got = append(got, evs...)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Live played %d events; the simulation has %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Value, want[i]) {
+			t.Fatalf("event %d differs from the simulation", i)
+		}
+	}
+}
