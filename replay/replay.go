@@ -538,3 +538,15 @@ func deadLetterID(v []byte) string {
 func (s Summary) Tripped() []ScopeSummary {
 	return slices.DeleteFunc(slices.Clone(s.Scopes), func(x ScopeSummary) bool { return len(x.Trips) == 0 })
 }
+
+// Sizes returns an Options.Batches that replays the given batch sizes in
+// turn (for example the sizes of a live run's batches, from the daemon's
+// batch reports), then batches of the last size.
+func Sizes(sizes []int) func(n int) int {
+	return func(n int) int {
+		if len(sizes) == 0 {
+			return 1
+		}
+		return sizes[min(n, len(sizes)-1)]
+	}
+}

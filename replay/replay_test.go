@@ -281,13 +281,15 @@ func TestMemoryMatchesRedis(t *testing.T) {
 	if n := bytes.Count(data, []byte{'\n'}); n < 50000 {
 		t.Fatalf("%d actions; want at least 50000", n)
 	}
-	sizes := func(seed uint64) func(int) int {
-		rng := rand.New(rand.NewPCG(seed, 1))
-		return func(int) int { return 1 + rng.IntN(700) }
+	// Irregular batches, as a live run makes them.
+	rng := rand.New(rand.NewPCG(3, 1))
+	var sizes []int
+	for range 2000 {
+		sizes = append(sizes, 1+rng.IntN(700))
 	}
 	decide := func(st replay.Store) ([]string, replay.Summary) {
 		var got []string
-		s := run(t, replay.Options{Config: cfg, Store: st, Batches: sizes(3), OnDecision: func(seq int64, id string, it *gate.Item) error {
+		s := run(t, replay.Options{Config: cfg, Store: st, Batches: replay.Sizes(sizes), OnDecision: func(seq int64, id string, it *gate.Item) error {
 			got = append(got, id+" "+string(it.Decision)+" "+string(it.Scope)+" "+it.Incident())
 			return nil
 		}}, data)
