@@ -91,8 +91,11 @@ func (o *Options) validate() error {
 
 // Progress is how far a replay has got.
 type Progress struct {
-	Events    int64
-	Elapsed   time.Duration
+	// Events counts the events decided so far.
+	Events int64
+	// Elapsed is the wall time since the replay began.
+	Elapsed time.Duration
+	// Watermark is the latest event time seen.
 	Watermark time.Time
 }
 
@@ -176,6 +179,7 @@ type Summary struct {
 
 // ScopeSummary is what one breaker did.
 type ScopeSummary struct {
+	// Scope is the breaker.
 	Scope breaker.Scope `json:"scope"`
 	// Actions counts the actions that count towards the scope, Gated those
 	// of them that were gated, and Held those held while this scope's
@@ -203,9 +207,12 @@ type ScopeSummary struct {
 // Trip is one opening of a breaker.
 type Trip struct {
 	// At is the event time (the watermark) of the trip.
-	At         time.Time `json:"at"`
-	Reason     string    `json:"reason"`
-	Generation uint64    `json:"generation"`
+	At time.Time `json:"at"`
+	// Reason is the threshold that tripped (max_actions or baseline_factor).
+	Reason string `json:"reason"`
+	// Generation is the breaker's generation after the trip; with the
+	// scope it names the incident.
+	Generation uint64 `json:"generation"`
 	// Window and Baseline are the counts the trip was decided on.
 	Window   float64 `json:"window_count"`
 	Baseline float64 `json:"baseline"`
