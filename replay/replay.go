@@ -47,7 +47,7 @@ type Options struct {
 	BatchSize int
 	// Batches, when set, gives the size of each batch in turn (n counts
 	// from 0), overriding BatchSize, so that the batches of a live run can
-	// be replayed exactly. A size below 1 is taken as 1.
+	// be replayed exactly. Sizes are kept between 1 and 100000.
 	Batches func(n int) int
 	// Store decides the batches; nil means a store.Memory on the watermark.
 	Store Store
@@ -73,12 +73,15 @@ type Options struct {
 	ChartSlots int
 }
 
+// maxBatch bounds a batch, ten times the daemon's largest.
+const maxBatch = 100000
+
 func (o *Options) validate() error {
 	if err := o.Config.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if o.BatchSize < 0 || o.BatchSize > 100000 {
-		return fmt.Errorf("replay: BatchSize must be between 1 and 100000, got %d", o.BatchSize)
+	if o.BatchSize < 0 || o.BatchSize > maxBatch {
+		return fmt.Errorf("replay: BatchSize must be between 1 and %d, got %d", maxBatch, o.BatchSize)
 	}
 	if o.AssumeResetAfter < 0 {
 		return fmt.Errorf("replay: AssumeResetAfter must not be negative, got %v", o.AssumeResetAfter)
@@ -240,7 +243,7 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 		}
 		size := r.opts.BatchSize
 		if r.opts.Batches != nil {
-			size = max(r.opts.Batches(n), 1)
+			size = min(max(r.opts.Batches(n), 1), maxBatch)
 		}
 		if cap(items) < size {
 			items = make([]gate.Item, size)
