@@ -145,6 +145,24 @@ func (o *Observer) Suggestions() []Suggestion {
 	return out
 }
 
+// Defaults returns the max_actions suggested for breakers.defaults: the
+// median of the rules' suggestions, so that a rule never seen before (which
+// has no baseline yet, so only max_actions can trip it) is guarded like an
+// ordinary rule. It returns 0 when no rule was seen.
+func Defaults(sgs []Suggestion) float64 {
+	var v []float64
+	for _, s := range sgs {
+		if s.Scope != breaker.Global {
+			v = append(v, s.MaxActions)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
+}
+
 // roundUp rounds v up to two significant digits.
 func roundUp(v float64) float64 {
 	if v <= 0 {
@@ -207,6 +225,10 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 		}
 		c.Breakers.Rules[s.Scope.Rule()] = r
 	}
+	// The rules seen have entries now; the defaults are for new ones.
+	if d := Defaults(sgs); d > 0 {
+		c.Breakers.Defaults.MaxActions = d
+	}
 	if err := c.Validate(); err != nil {
 		return config.Config{}, fmt.Errorf("suggested configuration: %w", err)
 	}
@@ -240,6 +262,10 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		if s.ProbationScale > 0 {
 			fmt.Fprintf(&b, "%sprobation_scale: %s # keeps max_actions above the peak during probation; was %s\n", indent, fnum(s.ProbationScale), fnum(s.Current.ProbationScale))
 		}
+	}
+	if d := Defaults(sgs); d > 0 {
+		b.WriteString("  defaults:\n")
+		fmt.Fprintf(&b, "    max_actions: %s # the median rule's: a new rule is guarded like an ordinary one\n", fnum(d))
 	}
 	rules := false
 	for _, s := range sgs {

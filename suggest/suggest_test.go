@@ -96,9 +96,12 @@ breakers:
 		t.Fatal(err)
 	}
 	// The snippet, merged into the configuration, gives the same thresholds.
-	merged, err := config.Parse([]byte(strings.Replace(yaml.String(), "breakers:\n", "breakers:\n  defaults: {window: 1m, max_actions: 100, baseline: 1h, factor: 1.5, min_actions: 20}\n", 1)))
+	merged, err := config.Parse([]byte(strings.Replace(yaml.String(), "  defaults:\n", "  defaults:\n    window: 1m\n    baseline: 1h\n    factor: 1.5\n    min_actions: 20\n", 1)))
 	if err != nil {
 		t.Fatalf("the snippet does not load: %v\n%s", err, yaml.String())
+	}
+	if merged.Breakers.Defaults.MaxActions != next.Breakers.Defaults.MaxActions || next.Breakers.Defaults.MaxActions != suggest.Defaults(sgs) {
+		t.Errorf("defaults.max_actions: snippet %g, applied %g; want %g", merged.Breakers.Defaults.MaxActions, next.Breakers.Defaults.MaxActions, suggest.Defaults(sgs))
 	}
 	for _, s := range sgs[1:] {
 		if got, want := merged.RuleThresholds(s.Scope.Rule()), next.RuleThresholds(s.Scope.Rule()); got.MaxActions != want.MaxActions || got.Factor != want.Factor || got.ProbationScale != want.ProbationScale {
@@ -113,7 +116,10 @@ breakers:
 	}
 
 	spiky := other
-	spiky.Incidents = []traffic.Incident{{Kind: traffic.Spike, Rule: 4, At: 14 * time.Hour, For: 30 * time.Minute, Factor: 8}}
+	spiky.Incidents = []traffic.Incident{
+		{Kind: traffic.Spike, Rule: 4, At: 14 * time.Hour, For: 30 * time.Minute, Factor: 8},
+		{Kind: traffic.NewRule, At: 18 * time.Hour, For: 30 * time.Minute, Factor: 4},
+	}
 	s := run(t, replay.Options{Config: next}, lines(t, spiky))
 	tripped := s.Tripped()
 	if len(tripped) == 0 || tripped[0].Scope != breaker.RuleScope(traffic.RuleID(4)) {
@@ -121,6 +127,18 @@ breakers:
 	}
 	if at := tripped[0].Trips[0].At; at.Before(spiky.Start.Add(14*time.Hour)) || at.After(spiky.Start.Add(14*time.Hour+5*time.Minute)) {
 		t.Errorf("tripped at %s; want within 5 minutes of the spike at 14:00", at)
+	}
+	var newRule bool
+	for _, sc := range tripped {
+		if sc.Scope == breaker.RuleScope(traffic.NewRuleID) {
+			newRule = true
+			if at := sc.Trips[0].At; at.Before(spiky.Start.Add(18*time.Hour)) || at.After(spiky.Start.Add(18*time.Hour+5*time.Minute)) {
+				t.Errorf("the new rule tripped at %s; want within 5 minutes of its start at 18:00", at)
+			}
+		}
+	}
+	if !newRule {
+		t.Errorf("the new rule did not trip under the suggested defaults (max_actions %g)", next.Breakers.Defaults.MaxActions)
 	}
 }
 

@@ -77,7 +77,7 @@ func TestSimulateReplaySuggest(t *testing.T) {
 	if code := runSuggest(ctx, []string{"--config", cfg, "--input", in, "--quiet"}, nil, &out, &errb); code != 0 {
 		t.Fatalf("suggest exited %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"breakers:\n  global:\n", "    rule-01:\n      max_actions: ", "#   suggested "} {
+	for _, want := range []string{"breakers:\n  defaults:\n    max_actions: ", "  global:\n", "    rule-01:\n      max_actions: ", "#   suggested "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("suggest output lacks %q:\n%s", want, out.String())
 		}
