@@ -20,13 +20,16 @@ test: ## Run every test: unit, fuzz seeds, and the integration tests against kfa
 test-short: ## Run the unit tests only.
 	$(GO) test -count=1 -short $(PKGS)
 
-bench: ## Run the benchmarks: decoder, Redis script, and the end-to-end throughput ratio against a raw passthrough.
+bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), and the end-to-end throughput ratio against a raw passthrough.
 	$(GO) test -run '^$$' -bench . -benchmem ./event ./store
+	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./replay | awk '/^BenchmarkReplay/ {for (i = 2; i < NF; i++) if ($$(i+1) == "events/s" || $$(i+1) == "events/cpu-s") printf "replay of 1M lines: %s %s\n", $$i, $$(i+1)} {print}'
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
-fuzz: ## Fuzz the event decoder and the config loader for FUZZTIME each (default 60s).
+fuzz: ## Fuzz the event decoder, the config loader, the JSON Lines reader and the incident parser for FUZZTIME each (default 60s).
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./event
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./config
+	$(GO) test -run '^$$' -fuzz FuzzLines -fuzztime $${FUZZTIME:-60s} ./replay
+	$(GO) test -run '^$$' -fuzz FuzzParseIncident -fuzztime $${FUZZTIME:-60s} ./traffic
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
@@ -35,6 +38,7 @@ lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
-deps: ## Install the Debian packages the tests need (redis-server, kcat).
+deps: ## Install the Debian packages the tests need (redis-server, kcat, chromium).
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 	command -v kcat >/dev/null || (apt-get update && apt-get install -y kcat)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -278,26 +278,38 @@ func runDemo(ctx context.Context, cfg config.Config, log *zap.Logger) {
 	}
 	defer w.Close()
 	d := cfg.Demo
-	g := traffic.New(d.Rules, d.Rate, d.IncidentAfter, d.IncidentFactor, d.Seed)
+	start := time.Now()
+	hot := min(2, d.Rules-1)
+	sc := traffic.Scenario{
+		Start: start, Duration: 100 * 365 * 24 * time.Hour, Rules: d.Rules, Rate: float64(d.Rate),
+		Skew: 0.3, Noise: 0.05, Seed: d.Seed,
+	}
+	if d.IncidentAfter >= 0 {
+		sc.Incidents = []traffic.Incident{{Kind: traffic.Spike, Rule: hot, At: d.IncidentAfter, For: 99 * 365 * 24 * time.Hour, Factor: d.IncidentFactor}}
+	}
+	if err := sc.Validate(); err != nil {
+		log.Error("demo classifier not started", zap.Error(err))
+		return
+	}
+	g := traffic.NewLive(sc)
 	log.Info("demo classifier started",
 		zap.Int("rules", d.Rules), zap.Int("rate_per_second", d.Rate),
-		zap.String("incident_rule", traffic.RuleID(g.IncidentRule)),
+		zap.String("incident_rule", traffic.RuleID(hot)),
 		zap.Duration("incident_after", d.IncidentAfter), zap.Float64("incident_factor", d.IncidentFactor))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	announced := false
-	start := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if !announced && g.Incident(now.Sub(start)) {
+			if !announced && d.IncidentAfter >= 0 && now.Sub(start) >= d.IncidentAfter {
 				announced = true
 				log.Warn("demo: incident begins: one rule starts acting far more than normal",
-					zap.String("rule", traffic.RuleID(g.IncidentRule)), zap.Float64("factor", d.IncidentFactor))
+					zap.String("rule", traffic.RuleID(hot)), zap.Float64("factor", d.IncidentFactor))
 			}
-			evs := g.Tick(now, 250*time.Millisecond)
+			evs := g.Until(now)
 			msgs := make([]kafka.Message, len(evs))
 			for i, e := range evs {
 				msgs[i] = kafka.Message{Key: e.Key, Value: e.Value}

@@ -26,6 +26,9 @@ const usage = `breakwater: a safety circuit breaker between a moderation classif
 
 Usage:
   breakwater run [--config FILE]   consume, count, gate or hold (see run --help)
+  breakwater simulate [flags]      write synthetic classifier traffic as JSON Lines
+  breakwater replay [flags]        run recorded traffic through the breakers, in event time
+  breakwater suggest [flags]       propose per-rule thresholds from recorded traffic
   breakwater help                  this text
 
 With no --config and no BREAKWATER_KAFKA_BROKERS, run starts the embedded
@@ -44,10 +47,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runDaemon(args[1:], stdout, stderr)
+	case "replay":
+		return withSignals(func(ctx context.Context) int { return runReplay(ctx, args[1:], os.Stdin, stdout, stderr) })
+	case "simulate":
+		return withSignals(func(ctx context.Context) int { return runSimulate(ctx, args[1:], stdout, stderr) })
+	case "suggest":
+		return withSignals(func(ctx context.Context) int { return runSuggest(ctx, args[1:], os.Stdin, stdout, stderr) })
 	default:
 		fmt.Fprintf(stderr, "breakwater: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// withSignals runs fn with a context that ends on SIGINT or SIGTERM.
+func withSignals(fn func(ctx context.Context) int) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return fn(ctx)
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,231 @@
+package report
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/replay"
+)
+
+type chart struct {
+	Scope    breaker.Scope
+	Anchor   string
+	Trips    []replay.Trip
+	Held     int64
+	Actions  int64
+	ClosePct float64
+	SVG      template.HTML
+}
+
+// Chart geometry, in SVG user units.
+const (
+	width   = 1040.0
+	left    = 62.0
+	right   = 18.0
+	top     = 36.0
+	plotH   = 200.0
+	gap     = 16.0
+	heldH   = 46.0
+	bottomH = 24.0
+	height  = top + plotH + gap + heldH + bottomH
+)
+
+func chartOf(s replay.Summary, sc replay.ScopeSummary, anchor string) chart {
+	c := chart{Scope: sc.Scope, Anchor: anchor, Trips: sc.Trips, Held: sc.Held, Actions: sc.Actions, ClosePct: math.Round(sc.Closeness * 100)}
+	c.SVG = template.HTML(svg(s, sc)) //nolint:gosec // every string in it is escaped or numeric
+	return c
+}
+
+func svg(s replay.Summary, sc replay.ScopeSummary) string {
+	n := len(sc.Series)
+	slot := s.SlotWidth
+	if n == 0 || slot <= 0 {
+		return `<p class="note">No data.</p>`
+	}
+	p := sc.Policy
+	origin := s.Origin
+	span := time.Duration(n) * slot
+	plotW := width - left - right
+	x := func(t time.Time) float64 { return left + plotW*float64(t.Sub(origin))/float64(span) }
+	xi := func(i int) float64 { return left + plotW*(float64(i)+0.5)/float64(n) }
+
+	yMax := math.Max(sc.PeakWindow, p.MinActions)
+	if p.MaxActions > 0 {
+		yMax = math.Max(yMax, p.MaxActions)
+	}
+	for _, sl := range sc.Series {
+		yMax = math.Max(yMax, sl.Baseline)
+	}
+	yMax = niceCeil(yMax * 1.12)
+	y := func(v float64) float64 { return top + plotH*(1-math.Min(v, yMax)/yMax) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg viewBox="0 0 %.0f %.0f" role="img" aria-label="window count of %s over event time" xmlns="http://www.w3.org/2000/svg">`, width, height, template.HTMLEscapeString(string(sc.Scope)))
+	// Grid and y axis.
+	step := niceStep(yMax / 4)
+	for v := 0.0; v <= yMax+step/1000; v += step {
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eef0f3"/>`, left, width-right, y(v), y(v))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`, left-6, y(v)+4, num(v))
+	}
+	fmt.Fprintf(&b, `<text x="12" y="%.1f" transform="rotate(-90 12 %.1f)" text-anchor="middle">per %s window</text>`, top+plotH/2, top+plotH/2, dur(p.Window))
+	// Time ticks.
+	tick := timeTick(span)
+	first := origin.Truncate(tick)
+	if first.Before(origin) {
+		first = first.Add(tick)
+	}
+	axisY := top + plotH + gap + heldH
+	days := s.To.Sub(s.From) > 20*time.Hour
+	for t := first; !t.After(origin.Add(span)); t = t.Add(tick) {
+		xt := x(t)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#eef0f3"/>`, xt, xt, top, axisY)
+		label := t.UTC().Format("15:04")
+		if tick < time.Minute {
+			label = t.UTC().Format("15:04:05")
+		}
+		if days && (t.UTC().Hour() == 0 && t.UTC().Minute() == 0 || t.Equal(first)) {
+			label = t.UTC().Format("Jan 2 15:04")
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, xt, axisY+16, label)
+	}
+	fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#98a2b3"/>`, left, width-right, top+plotH, top+plotH)
+
+	// Window count as an area under a line, broken where no batch reported the scope.
+	var line, area strings.Builder
+	seg := -1
+	flush := func(last int) {
+		if seg < 0 {
+			return
+		}
+		fmt.Fprintf(&area, "L%.1f %.1f L%.1f %.1f Z ", xi(last), y(0), xi(seg), y(0))
+		seg = -1
+	}
+	for i, sl := range sc.Series {
+		if sl.Samples == 0 {
+			flush(i - 1)
+			continue
+		}
+		cmd := "L"
+		if seg < 0 {
+			seg, cmd = i, "M"
+			fmt.Fprintf(&area, "M%.1f %.1f ", xi(i), y(0))
+		}
+		fmt.Fprintf(&line, "%s%.1f %.1f ", cmd, xi(i), y(sl.Window))
+		fmt.Fprintf(&area, "L%.1f %.1f ", xi(i), y(sl.Window))
+	}
+	flush(n - 1)
+	fmt.Fprintf(&b, `<path d="%s" fill="#2563eb" fill-opacity="0.12"/>`, area.String())
+
+	// Baseline and the factor threshold, where the baseline is ready.
+	if p.Factor > 0 {
+		var base, fac strings.Builder
+		started := false
+		for i, sl := range sc.Series {
+			if sl.Samples == 0 || !sl.BaselineReady {
+				started = false
+				continue
+			}
+			cmd := "L"
+			if !started {
+				cmd, started = "M", true
+			}
+			fmt.Fprintf(&base, "%s%.1f %.1f ", cmd, xi(i), y(sl.Baseline))
+			fmt.Fprintf(&fac, "%s%.1f %.1f ", cmd, xi(i), y(math.Max(p.Factor*sl.Baseline, p.MinActions)))
+		}
+		fmt.Fprintf(&b, `<path class="baseline" d="%s" fill="none" stroke="#475467" stroke-width="1.5"/>`, base.String())
+		fmt.Fprintf(&b, `<path class="factor" d="%s" fill="none" stroke="#d97706" stroke-width="1.5" stroke-dasharray="2 3"/>`, fac.String())
+	}
+	fmt.Fprintf(&b, `<path class="rate" d="%s" fill="none" stroke="#2563eb" stroke-width="1.8" stroke-linejoin="round"/>`, line.String())
+	if p.MaxActions > 0 && p.MaxActions <= yMax {
+		fmt.Fprintf(&b, `<line class="max" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`, left, width-right, y(p.MaxActions), y(p.MaxActions))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#dc2626">max_actions %s</text>`, width-right-4, y(p.MaxActions)-5, num(p.MaxActions))
+	}
+
+	// Held actions per slot, in a strip under the chart.
+	hy := top + plotH + gap
+	var maxHeld int64
+	for _, sl := range sc.Series {
+		maxHeld = max(maxHeld, sl.Held)
+	}
+	fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#faf8ff"/>`, left, hy, plotW, heldH)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">held</text>`, left-6, hy+heldH/2+4)
+	if maxHeld > 0 {
+		bw := math.Max(plotW/float64(n)-0.6, 0.8)
+		for i, sl := range sc.Series {
+			if sl.Held == 0 {
+				continue
+			}
+			h := heldH * float64(sl.Held) / float64(maxHeld)
+			fmt.Fprintf(&b, `<rect class="held" x="%.1f" y="%.1f" width="%.2f" height="%.1f" fill="#7c3aed"><title>%d held</title></rect>`, xi(i)-bw/2, hy+heldH-h, bw, h, sl.Held)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#7c3aed">max %s held per %s</text>`, width-right-4, hy+12, num(float64(maxHeld)), dur(slot))
+	} else {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">nothing held</text>`, left+6, hy+heldH/2+4)
+	}
+
+	// Resets and trips.
+	for i, r := range sc.Resets {
+		xr := x(r)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#059669" stroke-width="1.5" stroke-dasharray="4 3"/>`, xr, xr, top, hy+heldH)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#059669">reset</text>`, xr+3, top+plotH-6-float64(i%2)*13)
+	}
+	for i, t := range sc.Trips {
+		xt := x(t.At)
+		fmt.Fprintf(&b, `<g class="trip"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5"/>`, xt, xt, top-20+float64(i%2)*13, hy+heldH)
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4.5" fill="#dc2626"/>`, xt, y(t.Window))
+		anchor, dx := "start", 5.0
+		if xt > width-right-220 {
+			anchor, dx = "end", -5
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#dc2626;font-weight:600">trip %s %s (%s)</text></g>`,
+			xt+dx, top-22+float64(i%2)*13, anchor, t.At.UTC().Format("15:04:05"), template.HTMLEscapeString(t.Reason), num(t.Window))
+	}
+	b.WriteString(`</svg>`)
+	return b.String()
+}
+
+// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
+		if v <= m*e {
+			return m * e
+		}
+	}
+	return 10 * e
+}
+
+func niceStep(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if v <= m*e {
+			return m * e
+		}
+	}
+	return 10 * e
+}
+
+var ticks = []time.Duration{
+	time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
+	10 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour,
+	6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 48 * time.Hour, 7 * 24 * time.Hour,
+}
+
+func timeTick(span time.Duration) time.Duration {
+	for _, t := range ticks {
+		if span/t <= 10 {
+			return t
+		}
+	}
+	return ticks[len(ticks)-1]
+}

@@ -1,0 +1,393 @@
+// Package suggest proposes breaker thresholds from recorded traffic: for
+// every rule and the global total, a max_actions above the highest window
+// count the traffic reached and a factor above the highest ratio of the
+// window count to the scope's baseline, each with headroom, so that the
+// normal traffic of the recording would not have tripped them and a rule
+// acting several times its normal rate would.
+package suggest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+)
+
+// Options tune the suggestions.
+type Options struct {
+	// Headroom multiplies the observed peaks; 0 means 1.5.
+	Headroom float64
+	// Quantile of the observed window counts and ratios taken as the
+	// normal peak, in (0, 1]; 0 means 1 (the highest). Below 1 it ignores
+	// short bursts, for recordings that contain an incident.
+	Quantile float64
+	// Floor is the least max_actions suggested; 0 means 20.
+	Floor float64
+	// MinFactor is the least factor suggested; 0 means 2.
+	MinFactor float64
+}
+
+func (o *Options) fill() error {
+	if o.Headroom == 0 {
+		o.Headroom = 1.5
+	}
+	if o.Quantile == 0 {
+		o.Quantile = 1
+	}
+	if o.Floor == 0 {
+		o.Floor = 20
+	}
+	if o.MinFactor == 0 {
+		o.MinFactor = 2
+	}
+	switch {
+	case !(o.Headroom >= 1 && o.Headroom <= 100):
+		return fmt.Errorf("suggest: headroom must be between 1 and 100, got %g", o.Headroom)
+	case !(o.Quantile > 0 && o.Quantile <= 1):
+		return fmt.Errorf("suggest: quantile must be in (0, 1], got %g", o.Quantile)
+	case !(o.Floor >= 0):
+		return fmt.Errorf("suggest: floor must not be negative, got %g", o.Floor)
+	case !(o.MinFactor >= 1):
+		return fmt.Errorf("suggest: min factor must be at least 1, got %g", o.MinFactor)
+	}
+	return nil
+}
+
+// Observer collects the window counts of every scope during a replay.
+type Observer struct {
+	opts   Options
+	scopes map[breaker.Scope]*observed
+}
+
+type observed struct {
+	policy  breaker.Policy
+	windows dist
+	ratios  dist
+}
+
+// NewObserver returns an empty observer.
+func NewObserver(opts Options) (*Observer, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	return &Observer{opts: opts, scopes: map[breaker.Scope]*observed{}}, nil
+}
+
+// Observe records the counts of scope after one fine bucket; it fits
+// replay.Options.OnCounts.
+func (o *Observer) Observe(scope breaker.Scope, p breaker.Policy, _ int64, c breaker.Counts) {
+	s := o.scopes[scope]
+	if s == nil {
+		s = &observed{policy: p, windows: newDist(o.opts.Quantile), ratios: newDist(o.opts.Quantile)}
+		o.scopes[scope] = s
+	}
+	s.windows.add(c.Window)
+	if c.BaselineReady && c.Baseline > 0 && c.Window >= p.MinActions {
+		s.ratios.add(c.Window / c.Baseline)
+	}
+}
+
+// Suggestion is the proposed thresholds of one scope.
+type Suggestion struct {
+	Scope  breaker.Scope
+	Window time.Duration
+	// Peak is the normal peak window count and PeakRatio the normal peak
+	// ratio of the window count to the baseline (0 if never measurable).
+	Peak, PeakRatio float64
+	// MaxActions and Factor are the suggested thresholds; Factor is 0
+	// when no ratio could be measured (the configured factor stays).
+	MaxActions, Factor float64
+	// ProbationScale, when not 0, raises the configured one so that the
+	// normal peak stays 10% below max_actions during probation too;
+	// otherwise a breaker reset after an incident trips again on normal
+	// traffic.
+	ProbationScale float64
+	// Current are the configured thresholds.
+	Current breaker.Policy
+}
+
+// Suggestions returns the proposals for the global scope and every rule
+// seen, global first, then by rule.
+func (o *Observer) Suggestions() []Suggestion {
+	var out []Suggestion
+	for _, sc := range slices.Sorted(maps.Keys(o.scopes)) {
+		if sc != breaker.Global && breaker.RuleScope(sc.Rule()) != sc {
+			continue // per-action scopes keep their configuration
+		}
+		s := o.scopes[sc]
+		sg := Suggestion{Scope: sc, Window: s.policy.Window, Current: s.policy, Peak: s.windows.quantile(), PeakRatio: s.ratios.quantile()}
+		sg.MaxActions = roundUp(math.Max(sg.Peak*o.opts.Headroom, o.opts.Floor))
+		if sg.PeakRatio > 0 {
+			sg.Factor = math.Max(math.Ceil(sg.PeakRatio*o.opts.Headroom*2)/2, o.opts.MinFactor)
+		}
+		if ps := s.policy.ProbationScale; ps > 0 && sg.MaxActions*ps < sg.Peak*1.1 {
+			sg.ProbationScale = math.Min(math.Ceil(sg.Peak*1.1/sg.MaxActions*20)/20, 1)
+		}
+		out = append(out, sg)
+	}
+	slices.SortStableFunc(out, func(a, b Suggestion) int {
+		if (a.Scope == breaker.Global) != (b.Scope == breaker.Global) {
+			if a.Scope == breaker.Global {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(string(a.Scope), string(b.Scope))
+	})
+	return out
+}
+
+// Defaults returns the max_actions suggested for breakers.defaults: the
+// median of the rules' suggestions, so that a rule never seen before (which
+// has no baseline yet, so only max_actions can trip it) is guarded like an
+// ordinary rule. It returns 0 when no rule was seen.
+func Defaults(sgs []Suggestion) float64 {
+	var v []float64
+	for _, s := range sgs {
+		if s.Scope != breaker.Global {
+			v = append(v, s.MaxActions)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[(len(v)-1)/2]
+}
+
+// roundUp rounds v up to two significant digits.
+func roundUp(v float64) float64 {
+	if v <= 0 {
+		return 0
+	}
+	e := math.Pow(10, math.Floor(math.Log10(v))-1)
+	return math.Ceil(v/e-1e-9) * e
+}
+
+// Observing returns a copy of cfg whose breakers are all disabled, so that
+// a replay counts every scope as cfg would without tripping any: the
+// observation pass of a suggestion.
+func Observing(cfg config.Config) config.Config {
+	c := cfg
+	c.Breakers.Defaults.Disabled = true
+	c.Breakers.Global.Disabled = true
+	c.Breakers.Rules = make(map[string]config.Rule, len(cfg.Breakers.Rules))
+	for id, r := range cfg.Breakers.Rules {
+		r.Disabled = true
+		acts := make(map[string]config.Thresholds, len(r.Actions))
+		for a, t := range r.Actions {
+			t.Disabled = true
+			acts[a] = t
+		}
+		r.Actions = acts
+		c.Breakers.Rules[id] = r
+	}
+	return c
+}
+
+// Apply returns a copy of cfg with the suggestions in place, validated.
+func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
+	c := cfg
+	c.Breakers.Rules = maps.Clone(cfg.Breakers.Rules)
+	if c.Breakers.Rules == nil {
+		c.Breakers.Rules = map[string]config.Rule{}
+	}
+	for _, s := range sgs {
+		if s.Scope == breaker.Global {
+			c.Breakers.Global.MaxActions = s.MaxActions
+			if s.Factor > 0 {
+				c.Breakers.Global.Factor = s.Factor
+			}
+			if s.ProbationScale > 0 {
+				c.Breakers.Global.ProbationScale = s.ProbationScale
+			}
+			continue
+		}
+		r, ok := c.Breakers.Rules[s.Scope.Rule()]
+		if !ok {
+			// A new entry starts from what the rule had: the defaults.
+			r = config.Rule{Thresholds: cfg.RuleThresholds(s.Scope.Rule())}
+		}
+		r.MaxActions = s.MaxActions
+		if s.Factor > 0 {
+			r.Factor = s.Factor
+		}
+		if s.ProbationScale > 0 {
+			r.ProbationScale = s.ProbationScale
+		}
+		c.Breakers.Rules[s.Scope.Rule()] = r
+	}
+	// The rules seen have entries now; the defaults are for new ones.
+	if d := Defaults(sgs); d > 0 {
+		c.Breakers.Defaults.MaxActions = d
+	}
+	if err := c.Validate(); err != nil {
+		return config.Config{}, fmt.Errorf("suggested configuration: %w", err)
+	}
+	return c, nil
+}
+
+// WriteYAML writes the suggestions as a breakers: snippet to merge into
+// the configuration, each value with what it was derived from.
+func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
+	if err := opts.fill(); err != nil {
+		return err
+	}
+	if len(sgs) == 0 {
+		return errors.New("suggest: no traffic observed")
+	}
+	var b strings.Builder
+	q := "peak"
+	if opts.Quantile < 1 {
+		q = fmt.Sprintf("p%g", opts.Quantile*100)
+	}
+	fmt.Fprintf(&b, "# max_actions: the %s weighted window count x %g headroom (at least %g);\n", q, opts.Headroom, opts.Floor)
+	fmt.Fprintf(&b, "# factor: the %s ratio of the window count to the baseline x %g (at least %g).\n", q, opts.Headroom, opts.MinFactor)
+	b.WriteString("breakers:\n")
+	entry := func(indent string, s Suggestion) {
+		fmt.Fprintf(&b, "%smax_actions: %s # %s %s per %s; was %s\n", indent, fnum(s.MaxActions), q, fnum(s.Peak), window(s.Window), threshold(s.Current.MaxActions))
+		if s.Factor > 0 {
+			fmt.Fprintf(&b, "%sfactor: %s # %s %.2fx baseline; was %s\n", indent, fnum(s.Factor), q, s.PeakRatio, threshold(s.Current.Factor))
+		} else {
+			fmt.Fprintf(&b, "%s# factor: unchanged (%s): the baseline was never ready with min_actions in the window\n", indent, threshold(s.Current.Factor))
+		}
+		if s.ProbationScale > 0 {
+			fmt.Fprintf(&b, "%sprobation_scale: %s # keeps max_actions above the peak during probation; was %s\n", indent, fnum(s.ProbationScale), fnum(s.Current.ProbationScale))
+		}
+	}
+	if d := Defaults(sgs); d > 0 {
+		b.WriteString("  defaults:\n")
+		fmt.Fprintf(&b, "    max_actions: %s # the median rule's: a new rule is guarded like an ordinary one\n", fnum(d))
+	}
+	rules := false
+	for _, s := range sgs {
+		if s.Scope == breaker.Global {
+			b.WriteString("  global:\n")
+			entry("    ", s)
+			continue
+		}
+		if !rules {
+			b.WriteString("  rules:\n")
+			rules = true
+		}
+		fmt.Fprintf(&b, "    %s:\n", yamlKey(s.Scope.Rule()))
+		entry("      ", s)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// window formats d without zero units: 1m, 1h30m, 10s.
+func window(d time.Duration) string {
+	s := d.String()
+	for _, z := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, z) {
+			s = strings.TrimSuffix(s, z[1:])
+		}
+	}
+	return s
+}
+
+func threshold(v float64) string {
+	if v == 0 {
+		return "off"
+	}
+	return fnum(v)
+}
+
+func fnum(v float64) string {
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+}
+
+// yamlKey quotes a rule id unless it is plainly safe as a YAML key.
+func yamlKey(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			safe = false
+		}
+	}
+	if safe && !strings.ContainsAny(s[:1], "-.0123456789") {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// dist keeps the maximum of a series, and for a quantile below 1 a
+// histogram on a logarithmic scale (2% wide bins), so that memory does
+// not grow with the input.
+type dist struct {
+	q    float64
+	max  float64
+	n    int64
+	bins []int64
+}
+
+const (
+	binBase = 1.02
+	nBins   = 1400 // up to 1.02^1400, about 1e12
+)
+
+func newDist(q float64) dist {
+	d := dist{q: q}
+	if q < 1 {
+		d.bins = make([]int64, nBins)
+	}
+	return d
+}
+
+func (d *dist) add(v float64) {
+	if math.IsNaN(v) || v < 0 {
+		return
+	}
+	d.max = math.Max(d.max, v)
+	d.n++
+	if d.bins == nil {
+		return
+	}
+	i := 0
+	if v > 1 {
+		i = min(int(math.Log(v)/math.Log(binBase))+1, nBins-1)
+	}
+	d.bins[i]++
+}
+
+func (d *dist) quantile() float64 {
+	if d.bins == nil || d.n == 0 {
+		return d.max
+	}
+	want := int64(math.Ceil(d.q * float64(d.n)))
+	var seen int64
+	for i, c := range d.bins {
+		seen += c
+		if seen >= want {
+			if i == 0 {
+				return math.Min(1, d.max)
+			}
+			return math.Min(math.Pow(binBase, float64(i)), d.max)
+		}
+	}
+	return d.max
+}

@@ -1,0 +1,173 @@
+package suggest_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/replay"
+	"github.com/breakwater/breakwater/suggest"
+	"github.com/breakwater/breakwater/traffic"
+)
+
+var day1 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+func lines(t testing.TB, sc traffic.Scenario) []byte {
+	t.Helper()
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sim := traffic.NewSimulation(sc)
+	var buf bytes.Buffer
+	for l, ok := sim.Next(nil); ok; l, ok = sim.Next(l[:0]) {
+		buf.Write(l)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func run(t testing.TB, opts replay.Options, data []byte) replay.Summary {
+	t.Helper()
+	src, err := replay.NewLines(bytes.NewReader(data), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := replay.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Run(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSuggestedConfig suggests thresholds from one normal day, then checks
+// them on another: a normal day with other noise holds nothing, and a day
+// on which one rule spikes trips that rule.
+func TestSuggestedConfig(t *testing.T) {
+	// Tight defaults: on normal traffic they trip, which is what a
+	// suggestion is for.
+	cfg, err := config.Parse([]byte(`
+breakers:
+  defaults: {window: 1m, max_actions: 100, baseline: 1h, factor: 1.5, min_actions: 20}
+  global: {window: 1m, max_actions: 500, baseline: 1h, factor: 1.3, min_actions: 100}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	normal := traffic.Scenario{Start: day1, Duration: 24 * time.Hour, Rules: 12, Rate: 6, Diurnal: 0.6, Noise: 0.15, Seed: 1}
+	recorded := lines(t, normal)
+	if s := run(t, replay.Options{Config: cfg}, recorded); s.Held == 0 {
+		t.Fatal("the tight configuration held nothing on normal traffic; the test needs it to")
+	}
+
+	obs, err := suggest.NewObserver(suggest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, replay.Options{Config: suggest.Observing(cfg), OnCounts: obs.Observe}, recorded)
+	sgs := obs.Suggestions()
+	if len(sgs) != 13 || sgs[0].Scope != breaker.Global {
+		t.Fatalf("%d suggestions, first %v; want global and 12 rules", len(sgs), sgs[0].Scope)
+	}
+	for _, s := range sgs {
+		if s.MaxActions < s.Peak*1.5 || s.MaxActions > s.Peak*1.5*1.1+20 {
+			t.Errorf("%s: max_actions %g for a peak of %g; want 1.5 times, rounded up", s.Scope, s.MaxActions, s.Peak)
+		}
+		if ps := max(s.ProbationScale, s.Current.ProbationScale); s.MaxActions*ps < s.Peak*1.1 {
+			t.Errorf("%s: max_actions %g x probation scale %g is below the peak %g", s.Scope, s.MaxActions, ps, s.Peak)
+		}
+		if s.Factor != 0 && s.Factor < s.PeakRatio*1.5 {
+			t.Errorf("%s: factor %g for a peak ratio of %g; want at least 1.5 times", s.Scope, s.Factor, s.PeakRatio)
+		}
+	}
+	next, err := suggest.Apply(cfg, sgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yaml bytes.Buffer
+	if err := suggest.WriteYAML(&yaml, sgs, suggest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// The snippet, merged into the configuration, gives the same thresholds.
+	merged, err := config.Parse([]byte(strings.Replace(yaml.String(), "  defaults:\n", "  defaults:\n    window: 1m\n    baseline: 1h\n    factor: 1.5\n    min_actions: 20\n", 1)))
+	if err != nil {
+		t.Fatalf("the snippet does not load: %v\n%s", err, yaml.String())
+	}
+	if merged.Breakers.Defaults.MaxActions != next.Breakers.Defaults.MaxActions || next.Breakers.Defaults.MaxActions != suggest.Defaults(sgs) {
+		t.Errorf("defaults.max_actions: snippet %g, applied %g; want %g", merged.Breakers.Defaults.MaxActions, next.Breakers.Defaults.MaxActions, suggest.Defaults(sgs))
+	}
+	for _, s := range sgs[1:] {
+		if got, want := merged.RuleThresholds(s.Scope.Rule()), next.RuleThresholds(s.Scope.Rule()); got.MaxActions != want.MaxActions || got.Factor != want.Factor || got.ProbationScale != want.ProbationScale {
+			t.Errorf("%s: snippet gives %+v; want %+v", s.Scope, got, want)
+		}
+	}
+
+	other := normal
+	other.Seed, other.Start = 2, day1.Add(24*time.Hour)
+	if s := run(t, replay.Options{Config: next}, lines(t, other)); s.Held != 0 || len(s.Tripped()) != 0 {
+		t.Errorf("suggested config on another normal day: %d held, tripped %v; want nothing", s.Held, s.Tripped())
+	}
+
+	spiky := other
+	spiky.Incidents = []traffic.Incident{
+		{Kind: traffic.Spike, Rule: 4, At: 14 * time.Hour, For: 30 * time.Minute, Factor: 8},
+		{Kind: traffic.NewRule, At: 18 * time.Hour, For: 30 * time.Minute, Factor: 4},
+	}
+	s := run(t, replay.Options{Config: next}, lines(t, spiky))
+	tripped := s.Tripped()
+	if len(tripped) == 0 || tripped[0].Scope != breaker.RuleScope(traffic.RuleID(4)) {
+		t.Fatalf("suggested config on a spike of rule 4: tripped %v; want rule:%s", tripped, traffic.RuleID(4))
+	}
+	if at := tripped[0].Trips[0].At; at.Before(spiky.Start.Add(14*time.Hour)) || at.After(spiky.Start.Add(14*time.Hour+5*time.Minute)) {
+		t.Errorf("tripped at %s; want within 5 minutes of the spike at 14:00", at)
+	}
+	var newRule bool
+	for _, sc := range tripped {
+		if sc.Scope == breaker.RuleScope(traffic.NewRuleID) {
+			newRule = true
+			if at := sc.Trips[0].At; at.Before(spiky.Start.Add(18*time.Hour)) || at.After(spiky.Start.Add(18*time.Hour+5*time.Minute)) {
+				t.Errorf("the new rule tripped at %s; want within 5 minutes of its start at 18:00", at)
+			}
+		}
+	}
+	if !newRule {
+		t.Errorf("the new rule did not trip under the suggested defaults (max_actions %g)", next.Breakers.Defaults.MaxActions)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, o := range []suggest.Options{{Headroom: 0.5}, {Quantile: 1.5}, {Floor: -1}, {MinFactor: 0.5}} {
+		if _, err := suggest.NewObserver(o); err == nil {
+			t.Errorf("NewObserver(%+v) accepted invalid options", o)
+		}
+	}
+}
+
+// TestQuantile checks that a quantile below 1 ignores a short burst.
+func TestQuantile(t *testing.T) {
+	p := breaker.Policy{Window: time.Minute, MinActions: 10}
+	peak, _ := suggest.NewObserver(suggest.Options{})
+	q, _ := suggest.NewObserver(suggest.Options{Quantile: 0.99})
+	for i := range 1000 {
+		v := 100.0
+		if i == 500 {
+			v = 5000
+		}
+		for _, o := range []*suggest.Observer{peak, q} {
+			o.Observe("rule:a", p, int64(i), breaker.Counts{Window: v})
+		}
+	}
+	if got := peak.Suggestions()[0].Peak; got != 5000 {
+		t.Errorf("peak = %g; want 5000", got)
+	}
+	if got := q.Suggestions()[0].Peak; got < 98 || got > 104 {
+		t.Errorf("p99 = %g; want about 100", got)
+	}
+}
