@@ -183,15 +183,19 @@ type replica struct {
 	perRule map[string]int
 	trans   []breaker.Transition
 	scopes  map[breaker.Scope]store.ScopeResult // last result per scope
+	sizes   []int                               // actions per batch, in commit order
 }
 
 func (r *replica) onBatch(rep consumer.BatchReport) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.batches++
+	size := 0
 	for d, n := range rep.Actions {
 		r.actions[d] += n
+		size += n
 	}
+	r.sizes = append(r.sizes, size)
 	for rule, n := range rep.PerRule {
 		r.perRule[rule] += n
 	}
