@@ -24,6 +24,8 @@ type Config struct {
 	// StoreUnavailable maps a severity to what happens to its actions while
 	// Redis cannot be reached: pause, hold or pass.
 	StoreUnavailable map[Severity]Outage `yaml:"store_unavailable"`
+	// Alerts configures the notifications of on-call people and their receivers.
+	Alerts Alerts `yaml:"alerts"`
 	// Log sets the zap logger.
 	Log Log `yaml:"log"`
 	// Demo configures the built-in traffic generator of the embedded mode.
