@@ -230,6 +230,8 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 		ev.Summary = fmt.Sprintf("breaker %s tripped (%s): %.1f in %s, baseline %.1f; its actions are held for review",
 			t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
 		if to.State == breaker.Shadow {
+			// Nothing is held: worth knowing, not worth a page.
+			ev.Severity = SeverityWarning
 			ev.Summary = fmt.Sprintf("breaker %s would have tripped (%s, shadow mode): %.1f in %s, baseline %.1f",
 				t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
 		}

@@ -30,7 +30,7 @@ func TestFromTransition(t *testing.T) {
 		severity Severity
 	}{
 		{"trip", closed, open, true, KindTripped, "trip/rule:r/5", "rule:r@5", SeverityCritical},
-		{"trip in shadow", shadow, shadowTrip, true, KindTripped, "trip/rule:r/5", "rule:r@5", SeverityCritical},
+		{"trip in shadow", shadow, shadowTrip, true, KindTripped, "trip/rule:r/5", "rule:r@5", SeverityWarning},
 		{"reset after trip", open, probation, true, KindResolved, "resolve/rule:r/6", "rule:r@5", SeverityCritical},
 		{"forced closed over a trip", open, forcedClosed, true, KindResolved, "resolve/rule:r/6", "rule:r@5", SeverityCritical},
 		{"kill switch", closed, forcedOpen, true, KindOverrideSet, "override/rule:r/6", "rule:r@6", SeverityWarning},

@@ -71,9 +71,10 @@ func (e *DeliveryError) Error() string {
 	return fmt.Sprintf("receiver answered %d %s", e.Status, http.StatusText(e.Status))
 }
 
-// Permanent reports whether retrying cannot help: any 4xx but 408 and 429.
+// Permanent reports whether retrying cannot help: any answer below 500
+// (a redirect, which is not followed, or a 4xx) but 408 and 429.
 func (e *DeliveryError) Permanent() bool {
-	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+	return e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
 }
 
 // permanent reports whether err is a receiver answer that no retry can change.

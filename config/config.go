@@ -197,4 +197,7 @@ type Demo struct {
 	IncidentFactor float64 `yaml:"incident_factor"`
 	// Seed makes the generated traffic reproducible.
 	Seed int64 `yaml:"seed"`
+	// AlertWebhook starts a local webhook receiver on the loopback interface
+	// that logs every notification, when alerts.receivers is empty.
+	AlertWebhook bool `yaml:"alert_webhook"`
 }

@@ -111,6 +111,7 @@ func Default() Config {
 			IncidentAfter:  20 * time.Second,
 			IncidentFactor: 20,
 			Seed:           1,
+			AlertWebhook:   true,
 		},
 	}
 }
