@@ -1,0 +1,117 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+)
+
+// TestRoutesFrom builds the receivers of a configuration and checks that
+// each speaks its format and that a redirect is not followed.
+func TestRoutesFrom(t *testing.T) {
+	target := newSink(t)
+	redirect := newSink(t, http.StatusFound)
+	redirect.header.Set("Location", target.srv.URL)
+	s := newSinks(t)
+	routes, err := RoutesFrom([]config.Receiver{
+		{Name: "hook", Type: config.ReceiverWebhook, URL: s.webhook.srv.URL, Secret: "k", Severities: []string{"critical"}, Timeout: time.Second},
+		{Name: "slack", Type: config.ReceiverSlack, URL: s.slack.srv.URL, Timeout: time.Second},
+		{Name: "pd", Type: config.ReceiverPagerDuty, URL: s.pagerduty.srv.URL, Secret: "rk", Timeout: time.Second},
+		{Name: "am", Type: config.ReceiverAlertmanager, URL: s.alertmanager.srv.URL, Timeout: time.Second},
+		{Name: "moved", Type: config.ReceiverAlertmanager, URL: redirect.srv.URL, Timeout: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := Notification{Key: "bw/1", Kind: KindTripped, Severity: SeverityCritical, Events: []Event{event(t, tripOf("global", 1, time.Now()))}}
+	for _, r := range routes[:4] {
+		if err := r.Notifier.Notify(context.Background(), n); err != nil {
+			t.Errorf("route %s: Notify = %v", r.Name, err)
+		}
+	}
+	if !routes[0].accepts(SeverityCritical) || routes[0].accepts(SeverityWarning) {
+		t.Errorf("route hook severities = %v; want critical only", routes[0].Severities)
+	}
+	checks := map[string]func(request) bool{
+		"hook":  func(r request) bool { return Verify([]byte("k"), r.Body, r.Header.Get(SignatureHeader)) },
+		"slack": func(r request) bool { return strings.Contains(string(r.Body), `"blocks"`) },
+		"pd":    func(r request) bool { return strings.Contains(string(r.Body), `"routing_key":"rk"`) },
+		"am":    func(r request) bool { return strings.Contains(string(r.Body), `"version":"4"`) },
+	}
+	for name, k := range s.all() {
+		rs := k.requests()
+		if len(rs) != 1 || !checks[name](rs[0]) {
+			t.Errorf("receiver %s got %d requests, first %q; want one in its format", name, len(rs), rs)
+		}
+	}
+	err = routes[4].Notifier.Notify(context.Background(), n)
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Status != http.StatusFound || !permanent(err) {
+		t.Errorf("Notify through a redirect = %v; want a permanent 302", err)
+	}
+	if len(target.requests()) != 0 {
+		t.Errorf("the redirect was followed")
+	}
+}
+
+// TestSeverityRouting sends a warning group: only the receivers that take
+// warnings get it, and the others acknowledge it without sending.
+func TestSeverityRouting(t *testing.T) {
+	g := newRig(t, 0)
+	s := newSinks(t)
+	start(t, g.dispatcher("r1", nil, nil, s.routes(t)...))
+	shadow := tripOf("global", 2, time.Now())
+	shadow.To.State = breaker.Shadow
+	e := event(t, shadow)
+	if e.Severity != SeverityWarning {
+		t.Fatalf("shadow trip severity = %s; want warning", e.Severity)
+	}
+	if _, err := g.outbox(nil).Raise(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warning", 10*time.Second, func() bool {
+		return len(s.webhook.requests()) == 1 && len(s.slack.requests()) == 1 && len(s.alertmanager.requests()) == 1
+	})
+	waitFor(t, "PagerDuty's acknowledgement", 10*time.Second, func() bool {
+		p, err := g.client.XPending(context.Background(), NewKeys(g.prefix).Stream(), groupName("pd")).Result()
+		return err == nil && p.Count == 0
+	})
+	if n := len(s.pagerduty.requests()); n != 0 {
+		t.Errorf("PagerDuty (critical only) got %d requests for a warning; want 0", n)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	g := newRig(t, 0)
+	ok := Route{Name: "a", Notifier: &blocking{}}
+	for _, tc := range []struct {
+		name string
+		opts DispatcherOptions
+		want string
+	}{
+		{"no client", DispatcherOptions{KeyPrefix: "p", Routes: []Route{ok}, Consumer: "c"}, "Client"},
+		{"braces", DispatcherOptions{Client: g.client, KeyPrefix: "{p}", Routes: []Route{ok}, Consumer: "c"}, "KeyPrefix"},
+		{"no routes", DispatcherOptions{Client: g.client, KeyPrefix: "p", Consumer: "c"}, "Routes"},
+		{"duplicate", DispatcherOptions{Client: g.client, KeyPrefix: "p", Routes: []Route{ok, ok}, Consumer: "c", Logger: zap.NewNop()}, "duplicate"},
+		{"no consumer", DispatcherOptions{Client: g.client, KeyPrefix: "p", Routes: []Route{ok}}, "Consumer"},
+		{"no logger", DispatcherOptions{Client: g.client, KeyPrefix: "p", Routes: []Route{ok}, Consumer: "c"}, "Logger"},
+	} {
+		if _, err := NewDispatcher(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewDispatcher(%s) = %v; want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+	if _, err := NewOutbox(OutboxOptions{Client: g.client, KeyPrefix: "p", GroupWindow: -1}); err == nil || !strings.Contains(err.Error(), "GroupWindow") {
+		t.Errorf("NewOutbox(negative window) = %v; want an error naming GroupWindow", err)
+	}
+	if _, err := g.outbox(nil).Raise(context.Background(), Event{ID: "x", Kind: "bogus"}); err == nil || !strings.Contains(err.Error(), "kind") {
+		t.Errorf("Raise(bogus kind) = %v; want an error naming the kind", err)
+	}
+}
