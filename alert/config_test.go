@@ -115,3 +115,35 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("Raise(bogus kind) = %v; want an error naming the kind", err)
 	}
 }
+
+// TestSealClosesGroup reads a group while its window is still open: an
+// event raised afterwards opens a new group instead of joining one whose
+// list a receiver already has.
+func TestSealClosesGroup(t *testing.T) {
+	g := newRig(t, time.Minute)
+	o := g.outbox(nil)
+	ctx := context.Background()
+	d := g.dispatcher("r1", nil, nil, Route{Name: "a", Notifier: &blocking{}})
+	for i, scope := range []breaker.Scope{"rule:a", "rule:b"} {
+		if _, err := o.Raise(ctx, event(t, tripOf(scope, uint64(i+1), time.Now()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := g.client.XRange(ctx, o.Keys().Stream(), "-", "+").Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("stream = %v, %v; want one group for two trips in the window", msgs, err)
+	}
+	n, err := d.load(ctx, "1", msgs[0])
+	if err != nil || len(n.Events) != 2 {
+		t.Fatalf("load = %d events, %v; want 2", len(n.Events), err)
+	}
+	if _, err := o.Raise(ctx, event(t, tripOf("rule:c", 1, time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := g.client.XRange(ctx, o.Keys().Stream(), "-", "+").Result(); len(msgs) != 2 {
+		t.Fatalf("stream has %d groups after a raise past the seal; want 2", len(msgs))
+	}
+	if again, _ := d.load(ctx, "1", msgs[0]); len(again.Events) != 2 {
+		t.Errorf("the sealed group has %d events; want it unchanged at 2", len(again.Events))
+	}
+}

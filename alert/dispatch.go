@@ -339,19 +339,43 @@ func (d *Dispatcher) keepClaimed(ctx context.Context, r Route, id string, fn fun
 	return ok
 }
 
-// load reads the events of group g and what the resolves among them end.
+// sealScript closes group g to new events, if it is still open, and returns
+// its events and what its resolves end. Sealing and reading in one call
+// means an event raised at the moment the window closes either is in the
+// list every receiver gets or opens the next group; it is never lost
+// between the two.
+//
+// KEYS[1] the open-group key of the group's kind and severity, KEYS[2] its
+// members, KEYS[3] its resolve records. ARGV[1] the group.
+var sealScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return {redis.call('LRANGE', KEYS[2], 0, -1), redis.call('HGETALL', KEYS[3])}
+`)
+
+// load seals group g and reads its events and what the resolves among them end.
 func (d *Dispatcher) load(ctx context.Context, g string, m redis.XMessage) (Notification, error) {
-	rc := d.opts.Client
 	kind, _ := m.Values["kind"].(string)
 	sev, _ := m.Values["severity"].(string)
 	n := Notification{Key: d.groupKey(g), Kind: Kind(kind), Severity: Severity(sev), AdminURL: d.opts.AdminURL}
-	raw, err := rc.LRange(ctx, d.keys.members(g), 0, -1).Result()
+	res, err := sealScript.Run(ctx, d.opts.Client, []string{d.keys.open(kind, sev), d.keys.members(g), d.keys.fix(g)}, g).Slice()
 	if err != nil {
 		return n, err
 	}
-	fix, err := rc.HGetAll(ctx, d.keys.fix(g)).Result()
-	if err != nil {
-		return n, err
+	var raw []string
+	fix := map[string]string{}
+	if len(res) == 2 {
+		for _, v := range asSlice(res[0]) {
+			s, _ := v.(string)
+			raw = append(raw, s)
+		}
+		flat := asSlice(res[1])
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			v, _ := flat[i+1].(string)
+			fix[k] = v
+		}
 	}
 	for _, s := range raw {
 		var e Event
@@ -375,6 +399,12 @@ func (d *Dispatcher) load(ctx context.Context, g string, m redis.XMessage) (Noti
 		n.Events = append(n.Events, e)
 	}
 	return n, nil
+}
+
+// asSlice returns v as a slice, or nil.
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
 }
 
 // deliver sends n to r with retries. It returns the outcome (sent or

@@ -87,9 +87,10 @@ func NewKeys(keyPrefix string) Keys { return Keys{Prefix: "{" + keyPrefix + "}:a
 // Stream is the outbox stream.
 func (k Keys) Stream() string { return k.Prefix + "outbox" }
 
-func (k Keys) seen(id string) string       { return k.Prefix + "seen:" + id }
-func (k Keys) members(group string) string { return k.Prefix + "members:" + group }
-func (k Keys) fix(group string) string     { return k.Prefix + "fix:" + group }
+func (k Keys) seen(id string) string        { return k.Prefix + "seen:" + id }
+func (k Keys) members(group string) string  { return k.Prefix + "members:" + group }
+func (k Keys) fix(group string) string      { return k.Prefix + "fix:" + group }
+func (k Keys) open(kind, sev string) string { return k.Prefix + "open:" + kind + ":" + sev }
 func (k Keys) done(group, receiver string) string {
 	return k.Prefix + "done:" + group + ":" + receiver
 }
