@@ -147,3 +147,68 @@ func TestSealClosesGroup(t *testing.T) {
 		t.Errorf("the sealed group has %d events; want it unchanged at 2", len(again.Events))
 	}
 }
+
+// TestStoreOutage sends store_unreachable directly while Redis is down,
+// then raises store_reachable once a new, empty Redis answers: the
+// dispatcher recreates its lost consumer groups and PagerDuty gets a
+// trigger and a resolve under one dedup key.
+func TestStoreOutage(t *testing.T) {
+	g := newRig(t, 0)
+	s := newSinks(t)
+	d := g.dispatcher("r1", nil, nil, s.routes(t)...)
+	if err := d.Direct(StoreUnreachable(time.Now(), "pause")); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Direct before Run = %v; want ErrNotRunning", err)
+	}
+	start(t, d)
+	waitFor(t, "Run", 5*time.Second, func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.runCtx != nil
+	})
+	since := time.Now()
+	g.redis.Kill(t)
+	if err := d.Direct(StoreUnreachable(since, "pause")); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range s.all() {
+		waitFor(t, name+" outage page", 10*time.Second, func() bool { return len(k.requests()) == 1 })
+	}
+	g.redis.Restart(t)
+	waitFor(t, "the consumer groups", 10*time.Second, func() bool {
+		gs, err := g.client.XInfoGroups(context.Background(), NewKeys(g.prefix).Stream()).Result()
+		return err == nil && len(gs) == 4
+	})
+	if _, err := g.outbox(nil).Raise(context.Background(), StoreReachable(since, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the resolve", 10*time.Second, func() bool { return len(s.pagerduty.requests()) == 2 })
+	var a, b PagerDutyEvent
+	decode(t, s.pagerduty.requests()[0], &a)
+	decode(t, s.pagerduty.requests()[1], &b)
+	if a.EventAction != "trigger" || b.EventAction != "resolve" || a.DedupKey != b.DedupKey {
+		t.Errorf("PagerDuty = %s %q then %s %q; want trigger then resolve under one key", a.EventAction, a.DedupKey, b.EventAction, b.DedupKey)
+	}
+}
+
+func TestConditionIDs(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 2, 0, 0, time.UTC)
+	// Two replicas noticing the same condition a little apart raise one ID.
+	if a, b := StoreUnreachable(at, "pause"), StoreUnreachable(at.Add(30*time.Second), "pause"); a.ID != b.ID {
+		t.Errorf("StoreUnreachable IDs %q, %q; want one", a.ID, b.ID)
+	}
+	if a, b := ConsumerLag(10, 5, at), ConsumerLag(20, 5, at.Add(10*time.Minute)); a.ID != b.ID {
+		t.Errorf("ConsumerLag IDs %q, %q; want one per hour", a.ID, b.ID)
+	}
+	st := breaker.Status{State: breaker.ForcedOpen, Auto: breaker.Closed, Generation: 9, Actor: "bob", Until: at.Add(time.Hour)}
+	for _, e := range []Event{
+		StoreUnreachable(at, "hold"), StoreReachable(at, at.Add(time.Minute)), ConsumerLag(10, 5, at),
+		OverrideExpiring("rule:x", st, describer), HeldOverdue("rule:x", "rule:x@3", 12, 5*time.Hour, 4*time.Hour, at, describer),
+	} {
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s: %v", e.Kind, err)
+		}
+	}
+	if StoreUnreachable(at, "pause").DedupKey != StoreReachable(at, at).DedupKey {
+		t.Errorf("store_reachable does not carry the dedup key of store_unreachable")
+	}
+}

@@ -120,6 +120,46 @@ type Dispatcher struct {
 	opts DispatcherOptions
 	keys Keys
 	log  *zap.Logger
+
+	mu     sync.Mutex      // guards runCtx
+	runCtx context.Context // the context of Run while it runs, else nil
+	direct sync.WaitGroup  // direct deliveries, waited for by Run
+}
+
+// ErrNotRunning is returned by Direct when Run is not running.
+var ErrNotRunning = errors.New("alert: the dispatcher is not running")
+
+// Direct sends events now to every receiver that takes their severity,
+// without the outbox, for conditions that keep the outbox from working
+// (the rate store, and so the outbox's Redis, is unreachable). It returns
+// at once; each delivery is retried until it succeeds, fails for good or
+// Run stops. Nothing is shared between replicas here: every replica that
+// calls Direct sends its own notification (PagerDuty merges them by
+// dedup_key, which the event carries).
+func (d *Dispatcher) Direct(events ...Event) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runCtx == nil || d.runCtx.Err() != nil {
+		return ErrNotRunning
+	}
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	ctx := d.runCtx
+	for _, e := range events {
+		n := Notification{
+			Key: "direct/" + d.opts.Consumer + "/" + e.ID, Kind: e.Kind, Severity: e.Severity,
+			Events: []Event{e}, AdminURL: d.opts.AdminURL,
+		}
+		for _, r := range d.opts.Routes {
+			if r.accepts(e.Severity) {
+				d.direct.Go(func() { d.deliver(ctx, r, n) })
+			}
+		}
+	}
+	return nil
 }
 
 // NewDispatcher returns a dispatcher, or an error naming the bad option.
@@ -159,6 +199,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.runCtx = nil
+		d.mu.Unlock()
+		d.direct.Wait()
+	}()
 	var wg sync.WaitGroup
 	for _, r := range d.opts.Routes {
 		wg.Go(func() { d.runRoute(ctx, r) })
@@ -216,6 +265,17 @@ func (d *Dispatcher) runRoute(ctx context.Context, r Route) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				// Redis lost its data: the stream and groups are gone, and
+				// whatever the stream holds now was raised since, so the
+				// group starts from its beginning.
+				err = rc.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+				if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
+					d.log.Warn("alert outbox: consumer group was lost with Redis's data; created it again", zap.String("receiver", r.Name))
+					own = true
+					continue
+				}
 			}
 			d.redisError("read", err)
 			sleep(ctx, time.Second)
