@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -172,5 +171,5 @@ func (a *Alertmanager) Notify(ctx context.Context, n Notification) error {
 	if err != nil {
 		return err
 	}
-	return post(ctx, a.client, a.url, body, http.Header{IdempotencyHeader: {strings.Clone(n.Key)}})
+	return post(ctx, a.client, a.url, body, http.Header{IdempotencyHeader: {n.Key}})
 }

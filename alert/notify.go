@@ -100,7 +100,7 @@ func post(ctx context.Context, client *http.Client, target string, body []byte, 
 	if err != nil {
 		return redactTransport(err, req.URL)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
