@@ -33,7 +33,7 @@ func HeldOverdue(scope breaker.Scope, incident string, held int64, oldest, deadl
 		Severity: SeverityWarning, At: at, DedupKey: DedupKey(incident) + "/overdue", Link: d.IncidentLink(incident),
 		Summary: fmt.Sprintf("%d held actions of %s wait for review; the oldest for %s, past the %s deadline",
 			held, incident, oldest.Round(time.Second), deadline),
-		Figures: Figures{Held: held, OldestHeld: oldest, Threshold: deadline.Seconds()},
+		Figures: Figures{Held: held, OldestHeld: Duration(oldest), Threshold: deadline.Seconds()},
 	}
 }
 

@@ -73,6 +73,9 @@ func TestTriggerThenResolve(t *testing.T) {
 				t.Errorf("custom_details figures lack %q: %v", k, fig)
 			}
 		}
+		if fig["window"] != "1m0s" {
+			t.Errorf("custom_details window = %v; want \"1m0s\"", fig["window"])
+		}
 		if len(trig.Links) != 1 || trig.Links[0].Href != "https://bw.example.com/v1/incidents/rule:spam-links@7" {
 			t.Errorf("links = %+v; want the incident in the admin API", trig.Links)
 		}

@@ -16,6 +16,7 @@
 package alert
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,7 +98,7 @@ type Figures struct {
 	// WindowCount is the weighted count in the window at the transition.
 	WindowCount float64 `json:"window_count,omitempty"`
 	// Window is the width of the sliding window.
-	Window time.Duration `json:"window,omitempty"`
+	Window Duration `json:"window,omitempty"`
 	// Baseline is the trailing average weighted count per window.
 	Baseline float64 `json:"baseline,omitempty"`
 	// MaxActions is the absolute threshold.
@@ -107,7 +108,7 @@ type Figures struct {
 	// Held is how many actions are held.
 	Held int64 `json:"held,omitempty"`
 	// OldestHeld is the age of the oldest held action.
-	OldestHeld time.Duration `json:"oldest_held,omitempty"`
+	OldestHeld Duration `json:"oldest_held,omitempty"`
 	// Lag is the consumer lag in messages.
 	Lag int64 `json:"lag,omitempty"`
 	// Threshold is the threshold of a held backlog or lag event.
@@ -118,6 +119,30 @@ type Figures struct {
 	TopActions []Count `json:"top_actions,omitempty"`
 	// TopModels are the most frequent model versions among the held actions.
 	TopModels []Count `json:"top_models,omitempty"`
+}
+
+// Duration is a time.Duration that JSON shows as people read it ("1m0s"),
+// not in nanoseconds.
+type Duration time.Duration
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON encodes d as a string such as "1m30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON decodes a string such as "1m30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Event is one thing on-call people are told about.
@@ -214,7 +239,7 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 	}
 	if d.Policy != nil {
 		p := d.Policy(t.Scope)
-		ev.Figures.Window, ev.Figures.MaxActions, ev.Figures.Factor = p.Window, p.MaxActions, p.Factor
+		ev.Figures.Window, ev.Figures.MaxActions, ev.Figures.Factor = Duration(p.Window), p.MaxActions, p.Factor
 	}
 	held := func(incident string) {
 		if d.Held != nil {

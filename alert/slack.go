@@ -126,7 +126,7 @@ func slackEvent(e Event) string {
 		facts = append(facts, fmt.Sprintf("held %d", f.Held))
 	}
 	if f.OldestHeld != 0 {
-		facts = append(facts, "oldest "+f.OldestHeld.Round(time.Second).String())
+		facts = append(facts, "oldest "+time.Duration(f.OldestHeld).Round(time.Second).String())
 	}
 	if f.Lag != 0 {
 		facts = append(facts, fmt.Sprintf("lag %d", f.Lag))
