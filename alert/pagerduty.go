@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// pdMaxEvents is how many events a PagerDuty event lists in custom_details.
+const pdMaxEvents = 100
+
 // PagerDutyURL is the PagerDuty Events API v2 endpoint.
 const PagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
 
@@ -84,7 +87,12 @@ func PagerDutyEvents(n Notification) []PagerDutyEvent {
 	add := func(action, dedup string, evs []Event, resolves []Resolve) {
 		sub := n
 		sub.Events, sub.Resolves = evs, resolves
-		details := map[string]any{"key": n.Key, "kind": n.Kind, "count": len(evs), "events": evs}
+		// PagerDuty takes at most 512 KB per event: list the first ones.
+		listed := evs[:min(len(evs), pdMaxEvents)]
+		details := map[string]any{"key": n.Key, "kind": n.Kind, "count": len(evs), "events": listed}
+		if len(listed) < len(evs) {
+			details["not_listed"] = len(evs) - len(listed)
+		}
 		if len(resolves) > 0 {
 			details["resolves"] = resolves
 		}
