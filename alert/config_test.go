@@ -212,3 +212,32 @@ func TestConditionIDs(t *testing.T) {
 		t.Errorf("store_reachable does not carry the dedup key of store_unreachable")
 	}
 }
+
+// TestDoneMarkPreventsResend leaves a group pending although its done mark
+// was written (a worker that sent it and died before acknowledging): the
+// worker that claims it acknowledges it without sending again.
+func TestDoneMarkPreventsResend(t *testing.T) {
+	g := newRig(t, 0)
+	ctx := context.Background()
+	b := &blocking{calls: make(chan struct{}, 1)}
+	stop := start(t, g.dispatcher("r1", nil, nil, Route{Name: "hook", Notifier: b}))
+	if _, err := g.outbox(nil).Raise(ctx, event(t, tripOf("global", 1, time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	<-b.calls
+	stop()
+	keys := NewKeys(g.prefix)
+	if err := g.client.Set(ctx, keys.done("1", "hook"), "sent", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	k := newSink(t)
+	wh, _ := NewWebhook(k.srv.URL, hookSecret, http.DefaultClient)
+	start(t, g.dispatcher("r2", nil, nil, Route{Name: "hook", Notifier: wh}))
+	waitFor(t, "the acknowledgement", 10*time.Second, func() bool {
+		p, err := g.client.XPending(ctx, keys.Stream(), groupName("hook")).Result()
+		return err == nil && p.Count == 0
+	})
+	if n := len(k.requests()); n != 0 {
+		t.Errorf("a group marked done was sent %d more times; want 0", n)
+	}
+}
