@@ -115,6 +115,7 @@ type transportError struct {
 	err     error
 }
 
+// Error returns the message, which has no URL in it.
 func (e *transportError) Error() string { return e.msg }
 
 // Timeout reports whether the request timed out.
