@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 )
 
 // redacted replaces a non-empty secret in Redacted, String and MarshalJSON.
@@ -59,12 +60,15 @@ func (c Config) OutagePolicy(s Severity) Outage {
 	return OutagePause
 }
 
-// Redacted returns a deep copy of c, safe to log, whose Redis password is
-// replaced by "REDACTED" if it is set.
+// Redacted returns a deep copy of c, safe to log, whose Redis password and
+// receiver URLs and secrets are replaced by "REDACTED" where they are set.
 func (c Config) Redacted() Config {
 	d := c.clone()
 	if d.Redis.Password != "" {
 		d.Redis.Password = redacted
+	}
+	for i, r := range d.Alerts.Receivers {
+		d.Alerts.Receivers[i] = Receiver(r.safe())
 	}
 	return d
 }
@@ -76,6 +80,13 @@ func (c Config) clone() Config {
 		d.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
 	}
 	d.Actions = maps.Clone(c.Actions)
+	if c.Alerts.Receivers != nil {
+		d.Alerts.Receivers = make([]Receiver, len(c.Alerts.Receivers))
+		for i, r := range c.Alerts.Receivers {
+			r.Severities = slices.Clone(r.Severities)
+			d.Alerts.Receivers[i] = r
+		}
+	}
 	d.StoreUnavailable = maps.Clone(c.StoreUnavailable)
 	if c.Breakers.Rules != nil {
 		d.Breakers.Rules = make(map[string]Rule, len(c.Breakers.Rules))

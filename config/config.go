@@ -24,6 +24,8 @@ type Config struct {
 	// StoreUnavailable maps a severity to what happens to its actions while
 	// Redis cannot be reached: pause, hold or pass.
 	StoreUnavailable map[Severity]Outage `yaml:"store_unavailable"`
+	// Alerts configures the notifications of on-call people and their receivers.
+	Alerts Alerts `yaml:"alerts"`
 	// Log sets the zap logger.
 	Log Log `yaml:"log"`
 	// Demo configures the built-in traffic generator of the embedded mode.
@@ -195,4 +197,7 @@ type Demo struct {
 	IncidentFactor float64 `yaml:"incident_factor"`
 	// Seed makes the generated traffic reproducible.
 	Seed int64 `yaml:"seed"`
+	// AlertWebhook starts a local webhook receiver on the loopback interface
+	// that logs every notification, when alerts.receivers is empty.
+	AlertWebhook bool `yaml:"alert_webhook"`
 }

@@ -103,13 +103,15 @@ func Default() Config {
 			SeverityMedium: OutagePause,
 			SeverityLow:    OutagePause,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Alerts: defaultAlerts(),
+		Log:    Log{Level: "info", Format: "json"},
 		Demo: Demo{
 			Rate:           200,
 			Rules:          10,
 			IncidentAfter:  20 * time.Second,
 			IncidentFactor: 20,
 			Seed:           1,
+			AlertWebhook:   true,
 		},
 	}
 }
@@ -199,6 +201,10 @@ func loadFile(path string) (Config, error) {
 //	BREAKWATER_REDIS_USERNAME  redis.username
 //	BREAKWATER_REDIS_PASSWORD  redis.password
 //	BREAKWATER_HTTP_LISTEN     http.listen
+//	BREAKWATER_ALERT_<NAME>_URL, then the variable named by url_env:
+//	                           alerts.receivers[].url
+//	BREAKWATER_ALERT_<NAME>_SECRET, then the variable named by secret_env:
+//	                           alerts.receivers[].secret
 //
 // A variable set to the empty string is ignored; so are blanks only, except
 // for the Redis username and password, which are used exactly as given.
@@ -240,6 +246,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := trimmed(EnvHTTPListen); ok {
 		c.HTTP.Listen = v
 	}
+	c.Alerts.applyEnv(lookup)
 }
 
 // parse decodes data over the defaults and resolves the inherited values,
@@ -365,6 +372,7 @@ func (c *Config) resolve(given map[string]actionFields) {
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = nil
 	}
+	c.Alerts.resolve()
 }
 
 // inherit returns t with every zero field taken from parent. Disabled is

@@ -54,7 +54,8 @@ func (p *problems) addf(field, format string, args ...any) {
 // with errors.Join, each naming its field path, or nil. It checks the
 // configuration as it is: use it on the result of Parse or Load, or after
 // ApplyEnv, not on a hand-built Config whose inherited fields are unset.
-// No message includes the Redis address, username or password.
+// No message includes the Redis address, username or password, nor a
+// receiver's URL or secret.
 func (c Config) Validate() error {
 	var p problems
 	c.validateKafka(&p)
@@ -67,6 +68,7 @@ func (c Config) Validate() error {
 	c.validateBreakers(&p)
 	c.validateActions(&p)
 	c.validateOutage(&p)
+	c.validateAlerts(&p)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -122,6 +122,20 @@ func Run(ctx context.Context, opts Options) error {
 	states := statelog.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.State, cfg.Kafka.WriteTimeout)
 	defer states.Close()
 	m := metrics.New(reg, 500)
+	if demo && cfg.Demo.AlertWebhook && len(cfg.Alerts.Receivers) == 0 {
+		r, stop, err := startDemoWebhook(log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg.Alerts.Receivers = []config.Receiver{r}
+		log.Info("demo: alerts go to a local webhook receiver that logs them",
+			zap.String("real_receivers", "set alerts.receivers in the config file (--config)"))
+	}
+	alerts, err := newAlerting(cfg, rc, log, m)
+	if err != nil {
+		return err
+	}
 	restore := func(ctx context.Context) error {
 		ss, err := states.Load(ctx)
 		if err != nil {
@@ -151,6 +165,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err := retryStart(ctx, log, "restore breaker states", restore); err != nil {
 		return err
 	}
+	if alerts != nil {
+		// The consumer groups exist before anything is raised, so that no
+		// event falls before a receiver's starting point.
+		if err := retryStart(ctx, log, "create the alert consumer groups", alerts.dispatcher.Setup); err != nil {
+			return err
+		}
+	}
 
 	var sum *summary
 	onBatch := opts.OnBatch
@@ -160,6 +181,17 @@ func Run(ctx context.Context, opts Options) error {
 			sum.add(r)
 			if opts.OnBatch != nil {
 				opts.OnBatch(r)
+			}
+		}
+	}
+	if alerts != nil {
+		next := onBatch
+		onBatch = func(r consumer.BatchReport) {
+			// Only the replica whose script made a transition sees it here;
+			// Raise drops a second raise of the same transition.
+			alerts.raise(ctx, r.Transitions)
+			if next != nil {
+				next(r)
 			}
 		}
 	}
@@ -174,6 +206,9 @@ func Run(ctx context.Context, opts Options) error {
 		opts.Ready(Addrs{Kafka: cfg.Kafka.Brokers, Redis: cfg.Redis.Addr, HTTP: httpAddr})
 	}
 	var wg sync.WaitGroup
+	if alerts != nil {
+		wg.Go(func() { _ = alerts.dispatcher.Run(ctx) })
+	}
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
 		wg.Go(func() { sum.run(ctx, log, st, 5*time.Second) })

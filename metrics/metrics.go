@@ -38,6 +38,31 @@ type Metrics struct {
 	// Restores counts restores of breaker state from the durable record.
 	Restores prometheus.Counter
 
+	// HeldBacklog is the number of held actions awaiting review, by scope.
+	// The pipeline sets it from the review store.
+	HeldBacklog *prometheus.GaugeVec
+	// HeldOldestAge is the age in seconds of the oldest held action awaiting
+	// review, by scope; 0 when none waits.
+	HeldOldestAge *prometheus.GaugeVec
+	// KafkaSeconds observes Kafka operations (fetch, write, commit) by operation.
+	KafkaSeconds *prometheus.HistogramVec
+	// ConsumerLag is the input consumer lag in messages, by partition.
+	ConsumerLag *prometheus.GaugeVec
+	// LastBatch is the Unix time of the last committed batch.
+	LastBatch prometheus.Gauge
+
+	// AlertsRaised counts alert events raised into the outbox by kind and
+	// result (new, duplicate).
+	AlertsRaised *prometheus.CounterVec
+	// Notifications counts notifications by receiver and outcome (sent,
+	// failed, retried).
+	Notifications *prometheus.CounterVec
+	// NotifySeconds observes one attempt to deliver to a receiver.
+	NotifySeconds *prometheus.HistogramVec
+	// OutboxErrors counts failed Redis calls of the alert outbox and its
+	// delivery workers.
+	OutboxErrors prometheus.Counter
+
 	maxScopes int
 	mu        sync.Mutex // guards scopes
 	scopes    map[breaker.Scope]struct{}
@@ -90,11 +115,51 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 			Name: "breakwater_state_restores_total",
 			Help: "Restores of breaker state from the durable state topic into the rate store.",
 		}),
+		HeldBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "breakwater_held_actions",
+			Help: "Held actions awaiting review, by scope.",
+		}, []string{"scope"}),
+		HeldOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "breakwater_held_oldest_age_seconds",
+			Help: "Age of the oldest held action awaiting review, by scope; 0 when none waits.",
+		}, []string{"scope"}),
+		KafkaSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "breakwater_kafka_duration_seconds",
+			Help:    "Duration of Kafka operations by operation (fetch, write, commit).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"op"}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "breakwater_consumer_lag_messages",
+			Help: "Input messages not yet consumed, by partition.",
+		}, []string{"partition"}),
+		LastBatch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "breakwater_last_batch_timestamp_seconds",
+			Help: "Unix time of the last committed batch.",
+		}),
+		AlertsRaised: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "breakwater_alerts_raised_total",
+			Help: "Alert events raised into the outbox, by kind and result (new, duplicate).",
+		}, []string{"kind", "result"}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "breakwater_notifications_total",
+			Help: "Notifications by receiver and outcome (sent, failed, retried).",
+		}, []string{"receiver", "outcome"}),
+		NotifySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "breakwater_notification_duration_seconds",
+			Help:    "Duration of one delivery attempt to a receiver.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"receiver"}),
+		OutboxErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "breakwater_alert_outbox_errors_total",
+			Help: "Failed Redis calls of the alert outbox and its delivery workers.",
+		}),
 		maxScopes: maxScopes,
 		scopes:    map[breaker.Scope]struct{}{},
 	}
 	reg.MustRegister(m.Actions, m.BreakerState, m.Transitions, m.BatchSeconds, m.BatchSize,
-		m.StoreSeconds, m.StoreErrors, m.KafkaErrors, m.Paused, m.Restores)
+		m.StoreSeconds, m.StoreErrors, m.KafkaErrors, m.Paused, m.Restores,
+		m.HeldBacklog, m.HeldOldestAge, m.KafkaSeconds, m.ConsumerLag, m.LastBatch,
+		m.AlertsRaised, m.Notifications, m.NotifySeconds, m.OutboxErrors)
 	return m
 }
 

@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/alert"
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/metrics"
+)
+
+// alerting is the outbox and the delivery workers of one replica.
+type alerting struct {
+	outbox     *alert.Outbox
+	dispatcher *alert.Dispatcher
+	describer  alert.Describer
+	log        *zap.Logger
+	metrics    *metrics.Metrics
+}
+
+// newAlerting builds the outbox and the dispatcher of cfg.Alerts, or returns
+// nil when no receiver is configured.
+func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m *metrics.Metrics) (*alerting, error) {
+	a := cfg.Alerts
+	if len(a.Receivers) == 0 {
+		return nil, nil
+	}
+	routes, err := alert.RoutesFrom(a.Receivers)
+	if err != nil {
+		return nil, err
+	}
+	outbox, err := alert.NewOutbox(alert.OutboxOptions{
+		Client: rc, KeyPrefix: cfg.Redis.KeyPrefix, GroupWindow: a.GroupWindow, Retention: a.Retention, Metrics: m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	d, err := alert.NewDispatcher(alert.DispatcherOptions{
+		Client: rc, KeyPrefix: cfg.Redis.KeyPrefix, Routes: routes,
+		Consumer:  fmt.Sprintf("%s-%d", host, os.Getpid()),
+		ClaimIdle: a.ClaimIdle, AdminURL: a.AdminURL, Retention: a.Retention,
+		Backoff: alert.Backoff{Initial: a.Retry.Initial, Max: a.Retry.Max, GiveUpAfter: a.Retry.GiveUpAfter},
+		Logger:  log.Named("alert"), Metrics: m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(routes))
+	for i, r := range routes {
+		names[i] = r.Name
+	}
+	log.Info("alert delivery enabled", zap.Strings("receivers", names), zap.Duration("group_window", a.GroupWindow))
+	return &alerting{
+		outbox: outbox, dispatcher: d, log: log, metrics: m,
+		describer: alert.Describer{AdminURL: a.AdminURL, Policy: policyOf(cfg)},
+	}, nil
+}
+
+// raise raises the alert events of a batch's transitions. The pipeline
+// calls it after the batch is committed; a failure is logged and counted.
+func (a *alerting) raise(ctx context.Context, ts []breaker.Transition) {
+	var evs []alert.Event
+	for _, t := range ts {
+		if e, ok := alert.FromTransition(t, a.describer); ok {
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := a.outbox.Raise(ctx, evs...); err != nil {
+		a.metrics.OutboxErrors.Inc()
+		a.log.Error("raise alert events", zap.Int("events", len(evs)), zap.Error(err))
+	}
+}
+
+// policyOf returns the thresholds of a scope under cfg, for the figures of
+// an alert.
+func policyOf(cfg config.Config) func(breaker.Scope) breaker.Policy {
+	return func(s breaker.Scope) breaker.Policy {
+		var t config.Thresholds
+		switch {
+		case s == breaker.Global:
+			t = cfg.Breakers.Global
+		default:
+			t = cfg.RuleThresholds(s.Rule())
+			if i := strings.LastIndex(string(s), "|action:"); i >= 0 {
+				if at, ok := cfg.ActionThresholds(s.Rule(), string(s)[i+len("|action:"):]); ok {
+					t = at
+				}
+			}
+		}
+		return breaker.Policy{Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor, MinActions: t.MinActions}
+	}
+}
+
+// startDemoWebhook serves a webhook receiver on the loopback interface that
+// checks signatures and logs each notification; it returns the receiver's
+// configuration and a function that stops it.
+func startDemoWebhook(log *zap.Logger) (config.Receiver, func(), error) {
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return config.Receiver{}, nil, err
+	}
+	secret := hex.EncodeToString(key)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return config.Receiver{}, nil, fmt.Errorf("listen for the demo alert webhook: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /alerts", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil || !alert.Verify([]byte(secret), body, r.Header.Get(alert.SignatureHeader)) {
+			log.Warn("demo: alert with a bad signature rejected")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p alert.WebhookPayload
+		if err := json.Unmarshal(body, &p); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		log.Warn("demo: alert received", zap.String("status", p.Status), zap.String("kind", string(p.Kind)),
+			zap.String("severity", string(p.Severity)), zap.Int("events", len(p.Events)), zap.String("summary", p.Summary),
+			zap.String("key", p.Key))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("demo alert webhook", zap.Error(err))
+		}
+	}()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return config.Receiver{
+		Name: "demo-webhook", Type: config.ReceiverWebhook, URL: "http://" + l.Addr().String() + "/alerts",
+		Secret: secret, Severities: append([]string(nil), config.AlertSeverities...), Timeout: 5 * time.Second,
+	}, stop, nil
+}
