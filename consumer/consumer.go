@@ -48,6 +48,12 @@ type StateLog interface {
 	Recorded(scope breaker.Scope) uint64
 }
 
+// AlertSink raises the alerts of breaker transitions. Raising the same
+// transition twice must raise one alert.
+type AlertSink interface {
+	Raise(ctx context.Context, ts []breaker.Transition) error
+}
+
 // Restorer brings breaker states back into a store that lost them.
 type Restorer func(ctx context.Context) error
 
@@ -65,6 +71,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics are updated per batch; it must not be nil.
 	Metrics *metrics.Metrics
+	// Alerts, if set, raises the alerts of the transitions, before they are
+	// recorded and the batch is committed.
+	Alerts AlertSink
 	// OnBatch, if set, is called after each committed batch (for the demo's summaries and tests).
 	OnBatch func(BatchReport)
 }
@@ -292,6 +301,8 @@ func stopping(ctx context.Context) bool {
 
 func (p *Pipeline) fetch(ctx context.Context) ([]kafka.Message, error) {
 	first, err := p.reader.FetchMessage(ctx)
+	t0 := time.Now()
+	defer func() { p.m.KafkaSeconds.WithLabelValues("fetch").Observe(time.Since(t0).Seconds()) }()
 	if err != nil {
 		if ctx.Err() == nil {
 			p.m.KafkaErrors.WithLabelValues("fetch").Inc()
@@ -346,6 +357,15 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 	j.res = res
 	ts := res.transitions
 	if rec := append(ts[:len(ts):len(ts)], res.rerecords...); len(rec) > 0 {
+		// Alerts first: a transition the state log has seen is not
+		// recorded again on a redelivery, and would not be raised again.
+		if p.opts.Alerts != nil {
+			if err := p.retry(ctx, "alert", func(ctx context.Context) error {
+				return p.opts.Alerts.Raise(ctx, rec)
+			}); err != nil {
+				return nil, err
+			}
+		}
 		if err := p.retry(ctx, "state", func(ctx context.Context) error {
 			return p.opts.States.Record(ctx, res.now, rec)
 		}); err != nil {
@@ -382,13 +402,30 @@ func (p *Pipeline) finish(ctx context.Context, j *job) error {
 		out[i] = p.output(&j.msgs[i], it)
 		counts[key{it.Decision, it.Scope}]++
 	}
+	t0 := time.Now()
 	if err := p.retry(ctx, "write", func(ctx context.Context) error {
 		return p.writer.WriteMessages(ctx, out...)
 	}); err != nil {
 		return err
 	}
+	t1 := time.Now()
 	if err := p.commit(ctx, j.msgs); err != nil {
 		return err
+	}
+	p.m.KafkaSeconds.WithLabelValues("write").Observe(t1.Sub(t0).Seconds())
+	p.m.KafkaSeconds.WithLabelValues("commit").Observe(time.Since(t1).Seconds())
+	p.m.LastBatch.SetToCurrentTime()
+	// The lag after this batch, per partition: what the broker held beyond
+	// the batch's last message when it was fetched.
+	lag := map[int]int64{}
+	for i := range j.msgs {
+		m := &j.msgs[i]
+		if m.HighWaterMark > 0 {
+			lag[m.Partition] = max(m.HighWaterMark-m.Offset-1, 0)
+		}
+	}
+	for part, n := range lag {
+		p.m.ConsumerLag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
 	}
 	for k, n := range counts {
 		p.m.Actions.WithLabelValues(string(k.d), p.m.Scope(k.scope)).Add(float64(n))
@@ -633,8 +670,13 @@ func (p *Pipeline) retry(ctx context.Context, op string, fn func(context.Context
 		if err == nil {
 			return nil
 		}
-		p.m.KafkaErrors.WithLabelValues(op).Inc()
-		p.log.Error("kafka operation failed; retrying", zap.String("op", op), zap.Error(err))
+		switch op {
+		case "alert", "status":
+			// Redis calls: counted by the outbox and the store.
+		default:
+			p.m.KafkaErrors.WithLabelValues(op).Inc()
+		}
+		p.log.Error("operation failed; retrying", zap.String("op", op), zap.Error(err))
 		if werr := b.wait(ctx); werr != nil {
 			return fmt.Errorf("%s: %w (last error: %w)", op, werr, err)
 		}

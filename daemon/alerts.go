@@ -71,9 +71,12 @@ func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m
 	}, nil
 }
 
-// raise raises the alert events of a batch's transitions. The pipeline
-// calls it after the batch is committed; a failure is logged and counted.
-func (a *alerting) raise(ctx context.Context, ts []breaker.Transition) {
+// Raise raises the alert events of a batch's transitions in the outbox.
+// The pipeline calls it once the store decided the batch, before the batch
+// is committed, and again for a redelivered batch: the outbox drops a
+// second raise of the same transition, so an alert is raised once even if
+// the process stops in between.
+func (a *alerting) Raise(ctx context.Context, ts []breaker.Transition) error {
 	var evs []alert.Event
 	for _, t := range ts {
 		if e, ok := alert.FromTransition(t, a.describer); ok {
@@ -81,14 +84,15 @@ func (a *alerting) raise(ctx context.Context, ts []breaker.Transition) {
 		}
 	}
 	if len(evs) == 0 {
-		return
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := a.outbox.Raise(ctx, evs...); err != nil {
 		a.metrics.OutboxErrors.Inc()
-		a.log.Error("raise alert events", zap.Int("events", len(evs)), zap.Error(err))
+		return fmt.Errorf("raise %d alert events: %w", len(evs), err)
 	}
+	return nil
 }
 
 // policyOf returns the thresholds of a scope under cfg, for the figures of

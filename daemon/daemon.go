@@ -184,19 +184,13 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}
 	}
+	var sink consumer.AlertSink
 	if alerts != nil {
-		next := onBatch
-		onBatch = func(r consumer.BatchReport) {
-			// Only the replica whose script made a transition sees it here;
-			// Raise drops a second raise of the same transition.
-			alerts.raise(ctx, r.Transitions)
-			if next != nil {
-				next(r)
-			}
-		}
+		sink = alerts
 	}
 	p, err := consumer.New(consumer.Options{
 		Config: cfg, Store: st, States: states, Restore: restore, Logger: log, Metrics: m, OnBatch: onBatch,
+		Alerts: sink,
 	})
 	if err != nil {
 		return err
