@@ -98,6 +98,7 @@ type settings struct {
 	maxActions float64            // breakers.defaults.max_actions
 	rules      map[string]float64 // per rule max_actions
 	batchSize  int
+	extra      string // appended to the configuration file (whole top-level sections)
 }
 
 // yaml returns the daemon configuration file for s. The baseline factor is
@@ -123,6 +124,7 @@ func (b *bed) yaml(s settings) string {
 		}
 	}
 	fmt.Fprintf(&w, "log:\n  level: info\n  format: json\n")
+	w.WriteString(s.extra)
 	return w.String()
 }
 
