@@ -122,6 +122,14 @@ type Pipeline struct {
 
 	scopeHeader map[breaker.Scope][]byte
 
+	health struct {
+		sync.Mutex
+		storeDown  time.Time // when the rate store stopped answering; zero while it answers
+		policy     string    // what the pipeline does meanwhile: pause or hold
+		lag        map[int]int64
+		storeSince time.Time // the start of the last outage, kept after it ends
+	}
+
 	mu        sync.Mutex // guards committed: written by the writer stage, read when deciding
 	committed map[int]int64
 }
@@ -424,9 +432,15 @@ func (p *Pipeline) finish(ctx context.Context, j *job) error {
 			lag[m.Partition] = max(m.HighWaterMark-m.Offset-1, 0)
 		}
 	}
+	p.health.Lock()
+	if p.health.lag == nil {
+		p.health.lag = map[int]int64{}
+	}
 	for part, n := range lag {
 		p.m.ConsumerLag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
+		p.health.lag[part] = n
 	}
+	p.health.Unlock()
 	for k, n := range counts {
 		p.m.Actions.WithLabelValues(string(k.d), p.m.Scope(k.scope)).Add(float64(n))
 	}
@@ -538,6 +552,7 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 				p.m.Paused.Set(0)
 				p.log.Info("rate store reachable again; resuming")
 			}
+			p.storeUp()
 			pending = rest
 			continue
 		case errors.Is(err, store.ErrStateLost):
@@ -555,9 +570,11 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 			return res, fmt.Errorf("decide batch: %w", err)
 		}
 		if p.gate.Outage(items, pending) {
+			p.storeDownSince(time.Now(), "hold")
 			p.log.Error("rate store unreachable; applied the outage policy", zap.Error(err), zap.Int("actions", len(pending)))
 			return res, nil
 		}
+		p.storeDownSince(time.Now(), "pause")
 		if !paused {
 			paused = true
 			p.m.Paused.Set(1)
@@ -568,6 +585,43 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 		}
 	}
 	return res, nil
+}
+
+func (p *Pipeline) storeDownSince(at time.Time, policy string) {
+	p.health.Lock()
+	defer p.health.Unlock()
+	if p.health.storeDown.IsZero() {
+		p.health.storeDown, p.health.storeSince = at, at
+	}
+	p.health.policy = policy
+}
+
+func (p *Pipeline) storeUp() {
+	p.health.Lock()
+	p.health.storeDown = time.Time{}
+	p.health.Unlock()
+}
+
+// StoreOutage reports whether the rate store is unreachable now, since
+// when, and what the pipeline does meanwhile (pause or hold); once it
+// answers again, down is false and since is the start of the last outage.
+func (p *Pipeline) StoreOutage() (down bool, since time.Time, policy string) {
+	p.health.Lock()
+	defer p.health.Unlock()
+	return !p.health.storeDown.IsZero(), p.health.storeSince, p.health.policy
+}
+
+// Lag returns the input messages beyond the last committed batch, summed
+// over the partitions this member consumed, as the broker reported them
+// when the batches were fetched.
+func (p *Pipeline) Lag() int64 {
+	p.health.Lock()
+	defer p.health.Unlock()
+	var n int64
+	for _, l := range p.health.lag {
+		n += l
+	}
+	return n
 }
 
 // rerecord adds the current status of every scope that held in a

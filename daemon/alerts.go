@@ -21,6 +21,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/store"
 )
 
 // alerting is the outbox and the delivery workers of one replica.
@@ -161,4 +162,78 @@ func startDemoWebhook(log *zap.Logger) (config.Receiver, func(), error) {
 		Name: "demo-webhook", Type: config.ReceiverWebhook, URL: "http://" + l.Addr().String() + "/alerts",
 		Secret: secret, Severities: append([]string(nil), config.AlertSeverities...), Timeout: 5 * time.Second,
 	}, stop, nil
+}
+
+// health is what the condition alerts watch in the pipeline.
+type health interface {
+	StoreOutage() (down bool, since time.Time, policy string)
+	Lag() int64
+}
+
+// breakers lists the breakers that left their initial status.
+type breakers interface {
+	List(ctx context.Context) ([]store.ScopeStatus, error)
+}
+
+// watch raises the condition alerts every period until ctx is done: the
+// rate store unreachable (sent directly, since the outbox lives in the
+// same Redis) and reachable again (through the outbox), the
+// consumer lag above alerts.consumer_lag, and manual overrides about to
+// expire. The events' identities are the same in every replica, so the
+// outbox raises each once.
+func (a *alerting) watch(ctx context.Context, cfg config.Config, h health, bs breakers, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var sentDown time.Time // the outage whose alert was sent
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		down, since, policy := h.StoreOutage()
+		switch {
+		case down && !since.Equal(sentDown):
+			// Not raised in the outbox as well: the direct delivery is
+			// retried, and a second copy would page twice.
+			if err := a.dispatcher.Direct(alert.StoreUnreachable(since, policy)); err != nil {
+				a.log.Error("send the rate store alert", zap.Error(err))
+			}
+			sentDown = since
+		case !down && !sentDown.IsZero():
+			a.raiseQuiet(ctx, alert.StoreReachable(sentDown, now))
+			sentDown = time.Time{}
+		}
+		if thr := cfg.Alerts.ConsumerLag; thr > 0 {
+			if lag := h.Lag(); lag > thr {
+				a.raiseQuiet(ctx, alert.ConsumerLag(lag, thr, now))
+			}
+		}
+		if notice := cfg.Alerts.OverrideExpiryNotice; notice > 0 && !down {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			list, err := bs.List(lctx)
+			cancel()
+			if err != nil {
+				continue
+			}
+			for _, s := range list {
+				st := s.Status
+				manual := st.State == breaker.ForcedOpen || st.State == breaker.ForcedClosed || st.State == breaker.Shadow
+				if manual && !st.Until.IsZero() && st.Until.Sub(now) <= notice {
+					a.raiseQuiet(ctx, alert.OverrideExpiring(s.Scope, st, a.describer))
+				}
+			}
+		}
+	}
+}
+
+// raiseQuiet raises events in the outbox, logging a failure.
+func (a *alerting) raiseQuiet(ctx context.Context, evs ...alert.Event) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.outbox.Raise(ctx, evs...); err != nil {
+		a.metrics.OutboxErrors.Inc()
+		a.log.Error("raise alert events", zap.Int("events", len(evs)), zap.Error(err))
+	}
 }

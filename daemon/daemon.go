@@ -202,6 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 	var wg sync.WaitGroup
 	if alerts != nil {
 		wg.Go(func() { _ = alerts.dispatcher.Run(ctx) })
+		wg.Go(func() { alerts.watch(ctx, cfg, p, st, 5*time.Second) })
 	}
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
