@@ -75,6 +75,9 @@ func (c Config) clone() Config {
 	if c.Kafka.Brokers != nil {
 		d.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
 	}
+	if c.Admin.Tokens != nil {
+		d.Admin.Tokens = append([]Token(nil), c.Admin.Tokens...)
+	}
 	d.Actions = maps.Clone(c.Actions)
 	d.StoreUnavailable = maps.Clone(c.StoreUnavailable)
 	if c.Breakers.Rules != nil {

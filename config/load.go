@@ -111,6 +111,7 @@ func Default() Config {
 			IncidentFactor: 20,
 			Seed:           1,
 		},
+		Admin: defaultAdmin(),
 	}
 }
 
@@ -199,6 +200,7 @@ func loadFile(path string) (Config, error) {
 //	BREAKWATER_REDIS_USERNAME  redis.username
 //	BREAKWATER_REDIS_PASSWORD  redis.password
 //	BREAKWATER_HTTP_LISTEN     http.listen
+//	BREAKWATER_ADMIN_TOKENS    admin.tokens (name:role:token, comma separated)
 //
 // A variable set to the empty string is ignored; so are blanks only, except
 // for the Redis username and password, which are used exactly as given.
@@ -240,6 +242,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := trimmed(EnvHTTPListen); ok {
 		c.HTTP.Listen = v
 	}
+	c.applyAdminEnv(lookup)
 }
 
 // parse decodes data over the defaults and resolves the inherited values,
