@@ -158,6 +158,12 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// TransitionID is the entry id of a breaker transition: its scope and
+// generation, so that writing the same transition twice indexes it once.
+func TransitionID(scope breaker.Scope, gen uint64) string {
+	return string(scope) + "#" + strconv.FormatUint(gen, 10)
+}
+
 // Write records entries on the audit topic, acknowledged by all in-sync
 // replicas, then in the index. Entries without an ID get one.
 func (t *Trail) Write(ctx context.Context, entries ...Entry) error {
@@ -191,7 +197,7 @@ func (t *Trail) Record(ctx context.Context, ts []breaker.Transition) error {
 	entries := make([]Entry, len(ts))
 	for i, tr := range ts {
 		from, to := tr.From, tr.To
-		entries[i] = Entry{At: tr.To.Since, Actor: System, Kind: KindTransition, Scope: tr.Scope, Reason: tr.To.Reason, From: &from, To: &to}
+		entries[i] = Entry{ID: TransitionID(tr.Scope, tr.To.Generation), At: tr.To.Since, Actor: System, Kind: KindTransition, Scope: tr.Scope, Reason: tr.To.Reason, From: &from, To: &to}
 	}
 	return t.Write(ctx, entries...)
 }
