@@ -339,4 +339,3 @@ func waitCount(t *testing.T, bed *admintest.Bed, topic string, n int) []testbed.
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
