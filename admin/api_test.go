@@ -339,3 +339,34 @@ func waitCount(t *testing.T, bed *admintest.Bed, topic string, n int) []testbed.
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTripIsAudited trips a breaker with traffic and finds the automatic
+// transition in the audit trail, by the system actor.
+func TestTripIsAudited(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 50 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("a-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		es := auditEntries(t, d.URL, "?scope="+url.QueryEscape(string(ruleA)))
+		if len(es) > 0 {
+			e := es[len(es)-1]
+			if e.Kind != audit.KindTransition || e.Actor != audit.System || e.To == nil || e.To.State != breaker.Open || e.Reason != string(breaker.ReasonMaxActions) {
+				t.Errorf("audit entry = %+v; want the automatic trip to open", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no audit entry for the trip after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if b := getBreaker(t, d.URL, ruleA); b.State != breaker.Open {
+		t.Errorf("breaker = %+v; want open", b.Status)
+	}
+}
