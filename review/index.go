@@ -73,6 +73,12 @@ type Held struct {
 	Source string `json:"source,omitempty"`
 	// Status is its review status.
 	Status Status `json:"status"`
+	// Reviewer is who approved or rejected it.
+	Reviewer string `json:"reviewer,omitempty"`
+	// Released is true once it is on the gated (approved) or rejected topic.
+	Released bool `json:"released"`
+	// key is the Kafka key (the target), for per-key order.
+	key string
 }
 
 // Incident is the held actions of one trip.
@@ -86,6 +92,8 @@ type Incident struct {
 	Pending  int64 `json:"pending"`
 	Approved int64 `json:"approved"`
 	Rejected int64 `json:"rejected"`
+	// Released counts the decided actions written to gated or rejected.
+	Released int64 `json:"released"`
 	// FirstHeldAt and LastHeldAt span its held actions.
 	FirstHeldAt time.Time `json:"first_held_at"`
 	LastHeldAt  time.Time `json:"last_held_at"`
@@ -283,13 +291,14 @@ for i = 6, #ARGV, width do
   if off >= next then
     local akey = tag .. ':held:a:' .. id
     if redis.call('EXISTS', akey) == 0 then
-      local fields = {'status', 'pending'}
+      local fields = {'status', 'pending', 'pos', pos}
       for j = i + 5, i + width - 1, 2 do
         fields[#fields+1] = ARGV[j]
         fields[#fields+1] = ARGV[j+1]
       end
       redis.call('HSET', akey, unpack(fields))
       redis.call('ZADD', allKey, pos, id)
+      redis.call('ZADD', tag .. ':held:k:' .. redis.call('HGET', akey, 'key'), pos, id)
       redis.call('ZADD', tag .. ':held:ii:' .. inc, pos, id)
       local ikey = tag .. ':held:i:' .. inc
       if redis.call('EXISTS', ikey) == 0 then
@@ -309,7 +318,7 @@ return added
 
 // heldFields are the fields of an action hash after its status, in order.
 var heldFields = []string{"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
-	"region", "occurred_at", "held_at", "partition", "offset", "source"}
+	"region", "occurred_at", "held_at", "partition", "offset", "source", "key"}
 
 // index writes one read batch of partition p covering offsets [from, to).
 func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message) error {
@@ -323,7 +332,7 @@ func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.
 		heldAt := strconv.FormatInt(m.Time.UnixMilli(), 10)
 		args = append(args, m.Offset, h.ActionID, h.Incident, position(p, m.Offset), heldAt)
 		vals := []string{h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
-			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source}
+			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key)}
 		for i, f := range heldFields {
 			args = append(args, f, vals[i])
 		}
@@ -398,7 +407,7 @@ func (x *Index) Incident(ctx context.Context, id string) (Incident, error) {
 		scope = id[:i]
 	}
 	return Incident{
-		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"),
+		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"), Released: num("released"),
 		FirstHeldAt: time.UnixMilli(num("first_held_at")).UTC(), LastHeldAt: time.UnixMilli(num("last_held_at")).UTC(),
 	}, nil
 }
@@ -508,6 +517,7 @@ func heldFromFields(id string, m map[string]string) Held {
 		ActionID: id, Incident: m["incident"], Scope: m["scope"], Rule: m["rule_id"], Action: m["action"],
 		TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
 		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
-		Source: m["source"], Status: Status(m["status"]),
+		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
+		key: m["key"],
 	}
 }
