@@ -24,6 +24,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -61,6 +62,10 @@ type Options struct {
 	States StateRecorder
 	// Audit is the audit trail.
 	Audit Trail
+	// Review is the index of held actions.
+	Review Review
+	// Release asks the releaser to write new decisions now.
+	Release func()
 	// Restore puts the breaker states back into a store that lost them;
 	// an update that meets store.ErrStateLost restores, then retries.
 	Restore func(ctx context.Context) error
@@ -76,6 +81,10 @@ func (o Options) validate() error {
 		return errors.New("admin: Options.States is nil")
 	case o.Audit == nil:
 		return errors.New("admin: Options.Audit is nil")
+	case o.Review == nil:
+		return errors.New("admin: Options.Review is nil")
+	case o.Release == nil:
+		return errors.New("admin: Options.Release is nil")
 	case o.Restore == nil:
 		return errors.New("admin: Options.Restore is nil")
 	case o.Logger == nil:
@@ -138,6 +147,14 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/breakers/{scope}/override", config.RoleOperator}, a.override},
 		{Route{"POST", "/v1/breakers/{scope}/reset", config.RoleOperator}, a.reset},
 		{Route{"GET", "/v1/audit", config.RoleViewer}, a.queryAudit},
+		{Route{"GET", "/v1/incidents", config.RoleViewer}, a.listIncidents},
+		{Route{"GET", "/v1/incidents/{id}", config.RoleViewer}, a.getIncident},
+		{Route{"GET", "/v1/held", config.RoleViewer}, a.listHeld},
+		{Route{"POST", "/v1/held/approve", config.RoleReviewer}, a.decideIDs(review.Approved)},
+		{Route{"POST", "/v1/held/reject", config.RoleReviewer}, a.decideIDs(review.Rejected)},
+		{Route{"POST", "/v1/incidents/{id}/approve", config.RoleReviewer}, a.decideIncident(review.Approved)},
+		{Route{"POST", "/v1/incidents/{id}/reject", config.RoleReviewer}, a.decideIncident(review.Rejected)},
+		{Route{"POST", "/v1/incidents/{id}/sample", config.RoleReviewer}, a.sample},
 	}
 }
 
@@ -474,6 +491,8 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
 }
+
+func nowUTC() time.Time { return time.Now().UTC() }
 
 // fail answers 503 for a dependency that failed, and logs it.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err error) {

@@ -120,6 +120,13 @@ func TestRoles(t *testing.T) {
 		{"GET", "/v1/audit", "", config.RoleViewer},
 		{"POST", "/v1/breakers/" + esc(ruleA) + "/override", override, config.RoleOperator},
 		{"POST", "/v1/breakers/" + esc(ruleA) + "/reset", reset, config.RoleOperator},
+		{"GET", "/v1/incidents", "", config.RoleViewer},
+		{"GET", "/v1/held", "", config.RoleViewer},
+		{"POST", "/v1/held/approve", `{"ids":["x"]}`, config.RoleReviewer},
+		{"POST", "/v1/held/reject", `{"ids":["x"]}`, config.RoleReviewer},
+		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/approve", `{}`, config.RoleReviewer},
+		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/reject", `{}`, config.RoleReviewer},
+		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/sample", `{"n":1}`, config.RoleReviewer},
 	}
 	for _, e := range eps {
 		for _, token := range []string{"", "not-a-token", tok(config.RoleAdmin) + "x"} {
@@ -188,6 +195,12 @@ func TestBadBodies(t *testing.T) {
 		{"too large", path, `{"state":"shadow","reason":"` + strings.Repeat("x", 4000) + `"}`, 413, "too large"},
 		{"reset unknown field", "/v1/breakers/" + esc(ruleA) + "/reset", `{"reason":"r","state":"closed"}`, 400, `unknown field "state"`},
 		{"bad scope", "/v1/breakers/nope/override", `{"state":"shadow","reason":"r"}`, 404, "unknown scope"},
+		{"no ids", "/v1/held/approve", `{"ids":[]}`, 400, `field "ids"`},
+		{"empty id", "/v1/held/reject", `{"ids":["a",""]}`, 400, `field "ids"[1]`},
+		{"ids not strings", "/v1/held/approve", `{"ids":[1]}`, 400, `field "ids`},
+		{"sample zero", "/v1/incidents/x@1/sample", `{"n":0}`, 400, `field "n"`},
+		{"sample unknown field", "/v1/incidents/x@1/sample", `{"n":1,"all":true}`, 400, `unknown field "all"`},
+		{"unknown incident", "/v1/incidents/x@1/approve", `{}`, 404, "not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,3 +151,82 @@ func checkReason(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// The limits of review bodies.
+const (
+	maxDecideIDs = 10000
+	maxActionID  = 128
+)
+
+// DecideRequest is the body of POST /v1/held/approve and /v1/held/reject.
+type DecideRequest struct {
+	// IDs are the action_ids decided.
+	IDs []string `json:"ids"`
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// IncidentDecisionRequest is the body of POST /v1/incidents/{id}/approve
+// and /reject, which decide every pending action of the incident.
+type IncidentDecisionRequest struct {
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SampleRequest is the body of POST /v1/incidents/{id}/sample.
+type SampleRequest struct {
+	// N is how many pending actions to approve, chosen at random.
+	N int `json:"n"`
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// optionalReason checks a reason that may be empty.
+func optionalReason(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	return checkReason(s)
+}
+
+func parseDecide(data []byte) (DecideRequest, error) {
+	var req DecideRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > maxDecideIDs {
+		return req, fmt.Errorf("field \"ids\": want 1 to %d action ids, got %d", maxDecideIDs, len(req.IDs))
+	}
+	for i, id := range req.IDs {
+		if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+			return req, fmt.Errorf("field \"ids\"[%d]: an action id is 1 to %d characters without control characters", i, maxActionID)
+		}
+	}
+	var err error
+	req.Reason, err = optionalReason(req.Reason)
+	return req, err
+}
+
+func parseIncidentDecision(data []byte) (string, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "", nil
+	}
+	var req IncidentDecisionRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return optionalReason(req.Reason)
+}
+
+func parseSample(data []byte) (SampleRequest, error) {
+	var req SampleRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if req.N < 1 || req.N > maxDecideIDs {
+		return req, fmt.Errorf("field \"n\": want 1 to %d, got %d", maxDecideIDs, req.N)
+	}
+	var err error
+	req.Reason, err = optionalReason(req.Reason)
+	return req, err
+}

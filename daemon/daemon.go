@@ -28,6 +28,7 @@ import (
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/embedded"
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
@@ -148,7 +149,25 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer trail.Close()
-	api, err := admin.New(admin.Options{Config: cfg, Breakers: st, States: states, Audit: trail, Restore: restore, Logger: log.Named("admin")})
+	held, err := review.NewIndex(review.Options{
+		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
+		Poll: 500 * time.Millisecond, Logger: log.Named("review"),
+	})
+	if err != nil {
+		return err
+	}
+	releaser, err := review.NewReleaser(held, review.ReleaseOptions{
+		Brokers: cfg.Kafka.Brokers, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
+		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: 500, Poll: time.Second,
+	}, log.Named("release"))
+	if err != nil {
+		return err
+	}
+	defer releaser.Close()
+	api, err := admin.New(admin.Options{
+		Config: cfg, Breakers: st, States: states, Audit: trail, Review: held, Release: releaser.Poke,
+		Restore: restore, Logger: log.Named("admin"),
+	})
 	if err != nil {
 		return err
 	}
@@ -202,6 +221,8 @@ func Run(ctx context.Context, opts Options) error {
 	var wg sync.WaitGroup
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { transitions.run(auditCtx) })
+	wg.Go(func() { held.Run(ctx) })
+	wg.Go(func() { releaser.Run(ctx) })
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
 		wg.Go(func() { sum.run(ctx, log, st, 5*time.Second) })

@@ -1,0 +1,181 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/review"
+)
+
+// Review is the index of held actions and their decisions (review.Index).
+type Review interface {
+	Incidents(ctx context.Context) ([]review.Incident, error)
+	Incident(ctx context.Context, id string) (review.Incident, error)
+	List(ctx context.Context, f review.Filter, cursor string, limit int) (review.Page, error)
+	Decide(ctx context.Context, ids []string, to review.Status, reviewer string) (review.Outcome, error)
+	DecideIncident(ctx context.Context, incident string, to review.Status, reviewer string) (review.Outcome, error)
+	Sample(ctx context.Context, incident string, n int, reviewer string) ([]string, review.Outcome, error)
+}
+
+var _ Review = (*review.Index)(nil)
+
+// The held listing limits.
+const (
+	defaultHeldLimit = 100
+	maxHeldLimit     = 1000
+)
+
+func (a *API) listIncidents(w http.ResponseWriter, r *http.Request) {
+	incs, err := a.opts.Review.Incidents(r.Context())
+	if err != nil {
+		a.fail(w, r, "list incidents", err)
+		return
+	}
+	if incs == nil {
+		incs = []review.Incident{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": incs})
+}
+
+func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
+	inc, err := a.opts.Review.Incident(r.Context(), r.PathValue("id"))
+	if errors.Is(err, review.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "read incident", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	for key := range v {
+		switch key {
+		case "incident", "scope", "action", "model_version", "region", "cursor", "limit":
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want incident, scope, action, model_version, region, cursor or limit", key))
+			return
+		}
+	}
+	limit := defaultHeldLimit
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxHeldLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxHeldLimit, s))
+			return
+		}
+		limit = n
+	}
+	f := review.Filter{Incident: v.Get("incident"), Scope: v.Get("scope"), Action: v.Get("action"), ModelVersion: v.Get("model_version"), Region: v.Get("region")}
+	page, err := a.opts.Review.List(r.Context(), f, v.Get("cursor"), limit)
+	if err != nil {
+		if s := err.Error(); len(s) > 7 && s[:7] == "cursor:" {
+			writeError(w, http.StatusBadRequest, s)
+			return
+		}
+		a.fail(w, r, "list held actions", err)
+		return
+	}
+	if page.Items == nil {
+		page.Items = []review.Held{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// DecideResponse answers a decision.
+type DecideResponse struct {
+	review.Outcome
+	// Sampled are the ids a sample approved.
+	Sampled []string `json:"sampled,omitempty"`
+}
+
+func (a *API) decideIDs(to review.Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		req, err := parseDecide(data)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		who := principal(r)
+		o, err := a.opts.Review.Decide(r.Context(), req.IDs, to, who.Name)
+		a.decided(w, r, to, "", req.Reason, o, nil, err)
+	}
+}
+
+func (a *API) decideIncident(to review.Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		reason, err := parseIncidentDecision(data)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		id := r.PathValue("id")
+		o, err := a.opts.Review.DecideIncident(r.Context(), id, to, principal(r).Name)
+		a.decided(w, r, to, id, reason, o, nil, err)
+	}
+}
+
+func (a *API) sample(w http.ResponseWriter, r *http.Request) {
+	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	req, err := parseSample(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id := r.PathValue("id")
+	ids, o, err := a.opts.Review.Sample(r.Context(), id, req.N, principal(r).Name)
+	a.decided(w, r, review.Approved, id, req.Reason, o, ids, err)
+}
+
+// decided audits and answers a decision.
+func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, incident, reason string, o review.Outcome, sampled []string, err error) {
+	if errors.Is(err, review.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "record the decisions", err)
+		return
+	}
+	who := principal(r)
+	if o.Changed > 0 {
+		kind := audit.KindApprove
+		if to == review.Rejected {
+			kind = audit.KindReject
+		}
+		if err := a.opts.Audit.Write(r.Context(), audit.Entry{
+			At: nowUTC(), Actor: who.Name, Kind: kind, Incident: incident, Reason: reason, Count: o.Changed,
+		}); err != nil {
+			a.fail(w, r, "the decisions are recorded but the audit trail failed", err)
+			return
+		}
+		a.opts.Release()
+	}
+	a.opts.Logger.Info("held actions decided", zap.String("actor", who.Name), zap.String("decision", string(to)),
+		zap.String("incident", incident), zap.Int("changed", o.Changed), zap.Int("already", o.Already),
+		zap.Int("conflicts", len(o.Conflicts)), zap.Int("unknown", len(o.Unknown)))
+	writeJSON(w, http.StatusOK, DecideResponse{Outcome: o, Sampled: sampled})
+}
