@@ -69,3 +69,30 @@ func FuzzParseReset(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseReview checks the review decoders: no panic, and what they
+// accept is within the limits.
+func FuzzParseReview(f *testing.F) {
+	for _, s := range []string{`{"ids":["a","b"],"reason":"ok"}`, `{"ids":[]}`, `{"ids":[""]}`, `{"n":3}`, `{"n":-1}`,
+		`{"reason":"x"}`, ``, `{"ids":["a"]} []`, `{"n":1e3}`, `{"ids":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if req, err := parseDecide(data); err == nil {
+			if len(req.IDs) == 0 || len(req.IDs) > maxDecideIDs {
+				t.Errorf("parseDecide(%q) accepted %d ids", data, len(req.IDs))
+			}
+			for _, id := range req.IDs {
+				if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+					t.Errorf("parseDecide(%q) accepted id %q", data, id)
+				}
+			}
+		}
+		if req, err := parseSample(data); err == nil && (req.N < 1 || req.N > maxDecideIDs) {
+			t.Errorf("parseSample(%q) accepted n %d", data, req.N)
+		}
+		if reason, err := parseIncidentDecision(data); err == nil && strings.IndexFunc(reason, unicode.IsControl) >= 0 {
+			t.Errorf("parseIncidentDecision(%q) accepted reason %q", data, reason)
+		}
+	})
+}
