@@ -46,6 +46,12 @@ Commands:
   override reset SCOPE --reason R         reset a breaker into probation
   audit [--scope S] [--since 1h] [--limit N]
                                           the audit trail, newest first
+  incidents [ID]                          the incidents (one per trip) and their review progress
+  held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
+                                          held actions, in held order
+  held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
+                                          approve (release to gated) or reject (to the rejected topic)
+  held sample --incident ID -n N          approve N pending actions of an incident at random
 
 Global flags (accepted anywhere):
   --server URL   the API, e.g. http://breakwater:8080 (default $BREAKWATER_SERVER)
@@ -101,6 +107,10 @@ func Run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) 
 		err = g.override(ctx, rest, stdout, stderr)
 	case "audit":
 		err = g.audit(ctx, rest, stdout, stderr)
+	case "incidents":
+		err = g.incidents(ctx, rest, stdout, stderr)
+	case "held":
+		err = g.held(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

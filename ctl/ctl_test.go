@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/review"
 )
 
 func TestMain(m *testing.M) {
@@ -148,6 +150,75 @@ func TestCLI(t *testing.T) {
 		r := bare.run(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
 			t.Errorf("breakwaterctl %s = exit %d, stdout %q; want exit 0 and a usage text", strings.Join(args, " "), r.code, r.stdout)
+		}
+	}
+}
+
+func TestCLIReview(t *testing.T) {
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	rv := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleReviewer]}}
+	vw := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleViewer]}}
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 120 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("a-%03d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%9), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+
+	var inc review.Incident
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := vw.run(t, "incidents", "-o", "json")
+		var out struct{ Incidents []review.Incident }
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("incidents -o json = %q: %v", r.stdout, err)
+		}
+		if len(out.Incidents) == 1 && out.Incidents[0].Held > 100 &&
+			out.Incidents[0].Held == int64(len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second))) {
+			inc = out.Incidents[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents = %s; want one with every held action", r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	vw.run(t, "incidents").want(t, []string{"incidents"}, 0, inc.ID, "")
+	vw.run(t, "incidents", inc.ID).want(t, []string{"incidents", inc.ID}, 0, "PENDING", "")
+	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "2", "-o", "json")
+	var page review.Page
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 2 {
+		t.Fatalf("held list -o json = %q: %v", r.stdout, err)
+	}
+	vw.run(t, "held", "list", "--limit", "2").want(t, nil, 0, "more: --cursor", "")
+	a, b := page.Items[0].ActionID, page.Items[1].ActionID
+	vw.run(t, "held", "reject", a).want(t, nil, 1, "", "403 Forbidden")
+	rv.run(t, "held", "reject", a, b, "--reason", "false positive").want(t, nil, 0, "rejected 2, already rejected 0", "")
+	rv.run(t, "held", "approve", a).want(t, nil, 0, "approved 0, already approved 0, 1 carry the other decision", "")
+	rv.run(t, "held", "sample", "--incident", inc.ID, "-n", "5").want(t, nil, 0, "approved 5", "")
+	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7), "")
+	rv.run(t, "held", "approve").want(t, nil, 2, "", "give action ids")
+	rv.run(t, "held", "sample", "--incident", inc.ID).want(t, nil, 2, "", "-n (at least 1) are required")
+	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject or sample")
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r := vw.run(t, "incidents", inc.ID, "-o", "json")
+		var one review.Incident
+		_ = json.Unmarshal([]byte(r.stdout), &one)
+		if one.Released == one.Held && one.Held > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incident = %s; want everything released", r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"incidents", "--help"}, {"held", "--help"}, {"held", "list", "--help"}} {
+		r := vw.run(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
+			t.Errorf("breakwaterctl %s = exit %d, stdout %q", strings.Join(args, " "), r.code, r.stdout)
 		}
 	}
 }
