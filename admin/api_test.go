@@ -383,3 +383,14 @@ func TestTripIsAudited(t *testing.T) {
 		t.Errorf("breaker = %+v; want open", b.Status)
 	}
 }
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func newRequest(method, url, token string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, nil
+}

@@ -18,6 +18,7 @@ const (
 	minMaxBodyBytes    = 1 << 10
 	maxMaxBodyBytes    = 10 << 20
 	maxAuditIndexSize  = 10_000_000
+	maxReleaseBatch    = 5000
 	defaultAuditIndex  = 100_000
 	defaultMaxBodySize = 64 << 10
 )
@@ -72,6 +73,9 @@ type Admin struct {
 	// AuditIndexSize bounds how many audit entries Redis keeps for queries;
 	// the audit topic keeps them all.
 	AuditIndexSize int `yaml:"audit_index_size"`
+	// ReleaseBatch is the most approved or rejected actions written to
+	// their topic at once.
+	ReleaseBatch int `yaml:"release_batch"`
 }
 
 // Token is one bearer token of the admin API.
@@ -91,6 +95,7 @@ func defaultAdmin() Admin {
 		RejectedTopic:  "moderation.actions.rejected",
 		MaxBodyBytes:   defaultMaxBodySize,
 		AuditIndexSize: defaultAuditIndex,
+		ReleaseBatch:   500,
 	}
 }
 
@@ -194,5 +199,8 @@ func (c Config) validateAdmin(p *problems) {
 	}
 	if a.AuditIndexSize < 1 || a.AuditIndexSize > maxAuditIndexSize {
 		p.addf("admin.audit_index_size", "must be between 1 and %d, got %d", maxAuditIndexSize, a.AuditIndexSize)
+	}
+	if a.ReleaseBatch < 1 || a.ReleaseBatch > maxReleaseBatch {
+		p.addf("admin.release_batch", "must be between 1 and %d, got %d", maxReleaseBatch, a.ReleaseBatch)
 	}
 }

@@ -158,7 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	releaser, err := review.NewReleaser(held, review.ReleaseOptions{
 		Brokers: cfg.Kafka.Brokers, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
-		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: 500, Poll: time.Second,
+		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: cfg.Admin.ReleaseBatch, Poll: time.Second,
 	}, log.Named("release"))
 	if err != nil {
 		return err

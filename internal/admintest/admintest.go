@@ -68,18 +68,24 @@ func NewBed(t *testing.T, partitions int) *Bed {
 // maxActions in a 1m window, no baseline factor, the global breaker
 // disabled, one token per role, and the HTTP listener on a free port.
 func (b *Bed) YAML(maxActions float64) string {
+	return b.YAMLWith(maxActions, "127.0.0.1:0", 500)
+}
+
+// YAMLWith is YAML with the HTTP listen address and admin.release_batch
+// given.
+func (b *Bed) YAMLWith(maxActions float64, listen string, releaseBatch int) string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "kafka:\n  brokers: [%s]\n  group_id: bw-admin-test\n", strings.Join(b.Kafka.Addrs(), ", "))
 	fmt.Fprintf(&w, "  topics:\n    input: %s\n    gated: %s\n    held: %s\n    dead_letter: %s\n    state: %s\n",
 		Topics.Input, Topics.Gated, Topics.Held, Topics.DeadLetter, Topics.State)
 	fmt.Fprintf(&w, "  batch_size: 200\n  batch_wait: 5ms\n  write_timeout: 10s\n  session_timeout: 5s\n")
 	fmt.Fprintf(&w, "redis:\n  addr: %s\n  key_prefix: bw-admin\n  timeout: 1s\n", b.Redis.Addr())
-	fmt.Fprintf(&w, "http:\n  listen: 127.0.0.1:0\n")
+	fmt.Fprintf(&w, "http:\n  listen: %s\n", listen)
 	fmt.Fprintf(&w, "breakers:\n  defaults:\n    window: 1m\n    max_actions: %v\n    factor: 0\n", maxActions)
 	fmt.Fprintf(&w, "  global:\n    window: 1m\n    disabled: true\n")
 	fmt.Fprintf(&w, "  rules:\n    rule-a:\n      max_actions: %v\n      actions:\n        ban_account:\n          max_actions: %v\n", maxActions, maxActions)
 	fmt.Fprintf(&w, "log:\n  level: info\n  format: json\n")
-	fmt.Fprintf(&w, "admin:\n  audit_topic: %s\n  rejected_topic: %s\n  max_body_bytes: 2048\n  tokens:\n", AuditTopic, RejectedTopic)
+	fmt.Fprintf(&w, "admin:\n  audit_topic: %s\n  rejected_topic: %s\n  max_body_bytes: 2048\n  release_batch: %d\n  tokens:\n", AuditTopic, RejectedTopic, releaseBatch)
 	for _, r := range config.Roles {
 		fmt.Fprintf(&w, "    - {name: %s, role: %s, token_sha256: %s}\n", Name(r), r, config.HashToken(Tokens[r]))
 	}
