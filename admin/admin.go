@@ -149,6 +149,7 @@ func (a *API) routes() []route {
 		{Route{"GET", "/v1/audit", config.RoleViewer}, a.queryAudit},
 		{Route{"GET", "/v1/incidents", config.RoleViewer}, a.listIncidents},
 		{Route{"GET", "/v1/incidents/{id}", config.RoleViewer}, a.getIncident},
+		{Route{"GET", "/v1/incidents/{id}/lookback", config.RoleViewer}, a.lookBack},
 		{Route{"GET", "/v1/held", config.RoleViewer}, a.listHeld},
 		{Route{"POST", "/v1/held/approve", config.RoleReviewer}, a.decideIDs(review.Approved)},
 		{Route{"POST", "/v1/held/reject", config.RoleReviewer}, a.decideIDs(review.Rejected)},

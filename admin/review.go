@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/review"
 )
 
@@ -21,6 +23,7 @@ type Review interface {
 	Decide(ctx context.Context, ids []string, to review.Status, reviewer string) (review.Outcome, error)
 	DecideIncident(ctx context.Context, incident string, to review.Status, reviewer string) (review.Outcome, error)
 	Sample(ctx context.Context, incident string, n int, reviewer string) ([]string, review.Outcome, error)
+	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 }
 
 var _ Review = (*review.Index)(nil)
@@ -54,6 +57,61 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, inc)
+}
+
+// The look-back limits.
+const (
+	maxLookBackWindow = 24 * time.Hour
+	defaultLookBack   = 1000
+	maxLookBack       = 10000
+)
+
+func (a *API) lookBack(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	for key := range v {
+		if key != "window" && key != "limit" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want window or limit", key))
+			return
+		}
+	}
+	inc, err := a.opts.Review.Incident(r.Context(), r.PathValue("id"))
+	if errors.Is(err, review.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "read incident", err)
+		return
+	}
+	scope, err := breaker.ParseScope(inc.Scope)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "incident "+inc.ID+" names no breaker")
+		return
+	}
+	window := a.policy(scope).Window
+	if s := v.Get("window"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > maxLookBackWindow {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("window: want a duration up to %s such as 10m, got %q", maxLookBackWindow, s))
+			return
+		}
+		window = d
+	}
+	limit := defaultLookBack
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLookBack {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxLookBack, s))
+			return
+		}
+		limit = n
+	}
+	lb, err := a.opts.Review.LookBack(r.Context(), a.opts.Config.Kafka.Topics.Gated, scope, inc.FirstHeldAt.Add(-window), inc.FirstHeldAt, limit)
+	if err != nil {
+		a.fail(w, r, "read the gated topic", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lb)
 }
 
 func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {

@@ -165,3 +165,58 @@ func waitCountAtLeast(t *testing.T, bed *admintest.Bed, topic string, n int) []t
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestLookBack finds the actions of the scope forwarded before the trip.
+func TestLookBack(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	vw := tok(config.RoleViewer)
+	now := time.Now()
+	var before []testbed.Record
+	for i := range 8 {
+		before = append(before, admintest.Event(fmt.Sprintf("early-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+		before = append(before, admintest.Event(fmt.Sprintf("other-%d", i), "rule-b", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, before...)
+	waitCountAtLeast(t, bed, admintest.Topics.Gated, 16)
+	time.Sleep(20 * time.Millisecond)
+	var after []testbed.Record
+	for i := range 50 {
+		after = append(after, admintest.Event(fmt.Sprintf("late-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, after...)
+	held := waitCountAtLeast(t, bed, admintest.Topics.Held, 1)
+	incID := header(held[0], "breakwater-incident")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var inc review.Incident
+		if call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &inc) == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the incident was not indexed within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var lb review.LookBack
+	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback?window=1h", vw, "", &lb); code != 200 {
+		t.Fatalf("lookback = %d", code)
+	}
+	if len(lb.Actions) != 8 || lb.Truncated {
+		t.Fatalf("lookback = %+v; want the 8 early rule-a actions", lb)
+	}
+	for _, a := range lb.Actions {
+		if !strings.HasPrefix(a.ActionID, "early-") {
+			t.Errorf("lookback has %s; want only early rule-a actions", a.ActionID)
+		}
+	}
+	call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback?window=1h&limit=3", vw, "", &lb)
+	if len(lb.Actions) != 3 || !lb.Truncated {
+		t.Errorf("lookback limit 3 = %d actions, truncated %v", len(lb.Actions), lb.Truncated)
+	}
+	for _, q := range []string{"?window=2d", "?limit=0", "?x=1"} {
+		if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback"+q, vw, "", nil); code != 400 {
+			t.Errorf("lookback%s = %d; want 400", q, code)
+		}
+	}
+}

@@ -47,6 +47,7 @@ Commands:
   audit [--scope S] [--since 1h] [--limit N]
                                           the audit trail, newest first
   incidents [ID]                          the incidents (one per trip) and their review progress
+  incidents ID --lookback [--window 10m]  the scope's actions forwarded just before the trip
   held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
                                           held actions, in held order
   held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]

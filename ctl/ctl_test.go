@@ -187,6 +187,8 @@ func TestCLIReview(t *testing.T) {
 	}
 	vw.run(t, "incidents").want(t, []string{"incidents"}, 0, inc.ID, "")
 	vw.run(t, "incidents", inc.ID).want(t, []string{"incidents", inc.ID}, 0, "PENDING", "")
+	vw.run(t, "incidents", inc.ID, "--lookback", "--window", "1h").want(t, nil, 0, "forwarded to gated from", "")
+	vw.run(t, "incidents", "--lookback").want(t, nil, 2, "", "--lookback needs an incident ID")
 	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "2", "-o", "json")
 	var page review.Page
 	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 2 {

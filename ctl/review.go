@@ -11,19 +11,32 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/breakwater/breakwater/admin"
 	"github.com/breakwater/breakwater/review"
 )
 
 func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const syn = "incidents [ID] [-o table|json]"
-	pos, err := g.command("incidents", syn, args, stdout, stderr, nil)
+	const syn = "incidents [ID [--lookback [--window 10m]]] [-o table|json]"
+	var lookback bool
+	var window time.Duration
+	pos, err := g.command("incidents", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&lookback, "lookback", false, "with ID: the scope's actions forwarded to gated in a window before the trip")
+		fs.DurationVar(&window, "window", 0, "with --lookback: the window (default the scope's breaker window)")
+	})
 	if err != nil {
 		return err
 	}
 	if len(pos) > 1 {
 		return wantArgs("incidents", syn, pos, 1, stderr)
+	}
+	if lookback {
+		if len(pos) != 1 {
+			fmt.Fprintf(stderr, "breakwaterctl incidents: --lookback needs an incident ID\n")
+			return errUsage
+		}
+		return g.lookBack(ctx, pos[0], window, stdout)
 	}
 	if len(pos) == 1 {
 		var inc review.Incident
@@ -47,6 +60,34 @@ func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr i
 		return printJSON(stdout, raw)
 	}
 	return printIncidents(stdout, out.Incidents)
+}
+
+func (g *globals) lookBack(ctx context.Context, id string, window time.Duration, stdout io.Writer) error {
+	q := url.Values{}
+	if window > 0 {
+		q.Set("window", window.String())
+	}
+	var lb review.LookBack
+	raw, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(id)+"/lookback?"+q.Encode(), nil, &lb)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	fmt.Fprintf(stdout, "forwarded to gated from %s to %s: %d\n", when(lb.From), when(lb.To), len(lb.Actions))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION ID\tRULE\tACTION\tTARGET\tOCCURRED\tFORWARDED")
+	for _, a := range lb.Actions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\n", a.ActionID, a.Rule, a.Action, a.TargetType, a.TargetID, when(a.OccurredAt), when(a.ForwardedAt))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if lb.Truncated {
+		fmt.Fprintln(stdout, "(truncated: only the newest are shown)")
+	}
+	return nil
 }
 
 func printIncidents(w io.Writer, incs []review.Incident) error {

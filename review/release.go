@@ -202,13 +202,14 @@ func (r *Releaser) recover(ctx context.Context) error {
 	var found []string
 	for topic, from := range map[string]map[int]int64{r.opts.Gated: in.Gated, r.opts.Rejected: in.Rejected} {
 		for p, off := range from {
-			err := readRange(ctx, r.opts.Brokers[0], topic, p, off, -1, func(m kafka.Message) {
+			err := readRange(ctx, r.opts.Brokers[0], topic, p, off, -1, func(m kafka.Message) bool {
 				for _, h := range m.Headers {
 					if h.Key == HeaderActionID && want[string(h.Value)] {
 						found = append(found, string(h.Value))
 						delete(want, string(h.Value))
 					}
 				}
+				return len(want) > 0
 			})
 			if err != nil {
 				return fmt.Errorf("recover the release log from %s/%d: %w", topic, p, err)
@@ -374,10 +375,11 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 		for _, o := range offs {
 			want[o] = true
 		}
-		err := readRange(ctx, r.opts.Brokers[0], r.x.opts.Topic, p, first, last+1, func(m kafka.Message) {
+		err := readRange(ctx, r.opts.Brokers[0], r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
 			if want[m.Offset] {
 				got[loc{p, m.Offset}] = m
 			}
+			return true
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read held actions of %s/%d: %w", r.x.opts.Topic, p, err)
@@ -440,8 +442,9 @@ func endOffsets(ctx context.Context, broker, topic string) (map[int]int64, error
 }
 
 // readRange calls fn for the messages of topic/p from offset from to end
-// (exclusive; -1 means the end offset when the read begins).
-func readRange(ctx context.Context, broker, topic string, p int, from, end int64, fn func(kafka.Message)) error {
+// (exclusive; -1 means the end offset when the read begins), until fn
+// returns false.
+func readRange(ctx context.Context, broker, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
 	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
 	if err != nil {
 		return fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
@@ -479,7 +482,10 @@ func readRange(ctx context.Context, broker, topic string, p int, from, end int64
 				break
 			}
 			off = m.Offset + 1
-			fn(m)
+			if !fn(m) {
+				_ = b.Close()
+				return nil
+			}
 		}
 		cerr := b.Close()
 		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) && off < end {
