@@ -10,7 +10,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/review"
 )
@@ -20,9 +19,9 @@ type Review interface {
 	Incidents(ctx context.Context) ([]review.Incident, error)
 	Incident(ctx context.Context, id string) (review.Incident, error)
 	List(ctx context.Context, f review.Filter, cursor string, limit int) (review.Page, error)
-	Decide(ctx context.Context, ids []string, to review.Status, reviewer string) (review.Outcome, error)
-	DecideIncident(ctx context.Context, incident string, to review.Status, reviewer string) (review.Outcome, error)
-	Sample(ctx context.Context, incident string, n int, reviewer string) ([]string, review.Outcome, error)
+	Decide(ctx context.Context, ids []string, d review.Decision) (review.Outcome, error)
+	DecideIncident(ctx context.Context, d review.Decision) (review.Outcome, error)
+	Sample(ctx context.Context, n int, d review.Decision) ([]string, review.Outcome, error)
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 }
 
@@ -168,9 +167,8 @@ func (a *API) decideIDs(to review.Status) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		who := principal(r)
-		o, err := a.opts.Review.Decide(r.Context(), req.IDs, to, who.Name)
-		a.decided(w, r, to, "", req.Reason, o, nil, err)
+		o, err := a.opts.Review.Decide(r.Context(), req.IDs, review.Decision{To: to, Reviewer: principal(r).Name, Reason: req.Reason})
+		a.decided(w, r, to, "", o, nil, err)
 	}
 }
 
@@ -187,8 +185,8 @@ func (a *API) decideIncident(to review.Status) http.HandlerFunc {
 			return
 		}
 		id := r.PathValue("id")
-		o, err := a.opts.Review.DecideIncident(r.Context(), id, to, principal(r).Name)
-		a.decided(w, r, to, id, reason, o, nil, err)
+		o, err := a.opts.Review.DecideIncident(r.Context(), review.Decision{To: to, Reviewer: principal(r).Name, Reason: reason, Incident: id})
+		a.decided(w, r, to, id, o, nil, err)
 	}
 }
 
@@ -204,32 +202,25 @@ func (a *API) sample(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ids, o, err := a.opts.Review.Sample(r.Context(), id, req.N, principal(r).Name)
-	a.decided(w, r, review.Approved, id, req.Reason, o, ids, err)
+	ids, o, err := a.opts.Review.Sample(r.Context(), req.N, review.Decision{Reviewer: principal(r).Name, Reason: req.Reason, Incident: id})
+	a.decided(w, r, review.Approved, id, o, ids, err)
 }
 
-// decided audits and answers a decision.
-func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, incident, reason string, o review.Outcome, sampled []string, err error) {
-	if errors.Is(err, review.ErrNotFound) {
+// decided answers a decision; the index journaled it in the audit trail.
+func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, incident string, o review.Outcome, sampled []string, err error) {
+	switch {
+	case errors.Is(err, review.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 		return
-	}
-	if err != nil {
+	case errors.Is(err, review.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
 		a.fail(w, r, "record the decisions", err)
 		return
 	}
 	who := principal(r)
 	if o.Changed > 0 {
-		kind := audit.KindApprove
-		if to == review.Rejected {
-			kind = audit.KindReject
-		}
-		if err := a.opts.Audit.Write(r.Context(), audit.Entry{
-			At: nowUTC(), Actor: who.Name, Kind: kind, Incident: incident, Reason: reason, Count: o.Changed,
-		}); err != nil {
-			a.fail(w, r, "the decisions are recorded but the audit trail failed", err)
-			return
-		}
 		a.opts.Release()
 	}
 	a.opts.Logger.Info("held actions decided", zap.String("actor", who.Name), zap.String("decision", string(to)),

@@ -40,6 +40,8 @@ const (
 	KindApprove = "approve"
 	// KindReject is a reviewer rejecting held actions.
 	KindReject = "reject"
+	// KindRelease is approved or rejected actions written to their topic.
+	KindRelease = "release"
 )
 
 // Entry is one record of the audit trail.
@@ -63,6 +65,9 @@ type Entry struct {
 	Incident string `json:"incident,omitempty"`
 	// Count is how many held actions a review decision covered.
 	Count int `json:"count,omitempty"`
+	// IDs are the action ids of a review decision or a release: the
+	// durable record the review index is rebuilt from.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // Query selects audit entries, newest first.
@@ -269,6 +274,23 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// Scan calls fn with every entry of the audit topic, partition by
+// partition, in topic order; it stops at the first error fn returns.
+func (t *Trail) Scan(ctx context.Context, fn func(Entry) error) error {
+	return readTopic(ctx, t.opts.Brokers, t.opts.Topic, func(batch []kafka.Message) error {
+		for _, m := range batch {
+			var e Entry
+			if err := json.Unmarshal(m.Value, &e); err != nil {
+				continue
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Rebuild reads the whole audit topic into the index and marks it built.

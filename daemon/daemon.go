@@ -151,7 +151,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer trail.Close()
 	held, err := review.NewIndex(review.Options{
 		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
-		Poll: 500 * time.Millisecond, Logger: log.Named("review"),
+		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/breakwater/breakwater/audit"
 )
 
 // Outcome is what a decision call did.
@@ -67,13 +69,58 @@ const decideChunk = 1000
 
 func (x *Index) queueKey() string { return x.tag + ":rel:queue" }
 
-// Decide approves or rejects the held actions ids on behalf of reviewer.
+// Decision says who decided what, and why.
+type Decision struct {
+	// To is Approved or Rejected.
+	To Status
+	// Reviewer is the actor.
+	Reviewer string
+	// Reason is optional.
+	Reason string
+	// Incident, if set, names the incident the decision was made on.
+	Incident string
+}
+
+// journalChunk bounds the ids of one journal entry, so that it stays far
+// below the broker's message size limit.
+const journalChunk = 1000
+
+// Decide approves or rejects the held actions ids. The decision is first
+// written to the journal (the audit topic, acknowledged by all in-sync
+// replicas), then applied to the index, so that a rebuilt index has it.
 // Approved actions are released to the gated topic, rejected ones to the
-// rejected topic, by the Releaser. Deciding is idempotent.
-func (x *Index) Decide(ctx context.Context, ids []string, to Status, reviewer string) (Outcome, error) {
-	if to != Approved && to != Rejected {
-		return Outcome{}, fmt.Errorf("review: a decision is approved or rejected, got %q", to)
+// rejected topic, by the Releaser. Deciding is idempotent: an action keeps
+// its first decision.
+func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, error) {
+	if d.To != Approved && d.To != Rejected {
+		return Outcome{}, fmt.Errorf("review: a decision is approved or rejected, got %q", d.To)
 	}
+	ready, err := x.Ready(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !ready {
+		return Outcome{}, ErrNotReady
+	}
+	kind := audit.KindApprove
+	if d.To == Rejected {
+		kind = audit.KindReject
+	}
+	now := time.Now().UTC()
+	var entries []audit.Entry
+	for start := 0; start < len(ids); start += journalChunk {
+		chunk := ids[start:min(start+journalChunk, len(ids))]
+		entries = append(entries, audit.Entry{At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
+			Count: len(chunk), IDs: chunk})
+	}
+	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
+		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
+	}
+	return x.apply(ctx, ids, d.To, d.Reviewer)
+}
+
+// apply records decisions in the index.
+func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string) (Outcome, error) {
 	out := Outcome{Conflicts: []string{}, Unknown: []string{}}
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	for start := 0; start < len(ids); start += decideChunk {
@@ -145,24 +192,31 @@ func (x *Index) Pending(ctx context.Context, incident string) ([]string, error) 
 	}
 }
 
-// DecideIncident decides every pending action of an incident.
-func (x *Index) DecideIncident(ctx context.Context, incident string, to Status, reviewer string) (Outcome, error) {
-	ids, err := x.Pending(ctx, incident)
+// DecideIncident decides every pending action of the incident d names.
+func (x *Index) DecideIncident(ctx context.Context, d Decision) (Outcome, error) {
+	ids, err := x.Pending(ctx, d.Incident)
 	if err != nil {
 		return Outcome{}, err
 	}
-	return x.Decide(ctx, ids, to, reviewer)
+	if len(ids) == 0 {
+		return Outcome{Conflicts: []string{}, Unknown: []string{}}, nil
+	}
+	return x.Decide(ctx, ids, d)
 }
 
-// Sample approves n pending actions of an incident chosen at random (all of
-// them if fewer are pending) and returns their ids.
-func (x *Index) Sample(ctx context.Context, incident string, n int, reviewer string) ([]string, Outcome, error) {
-	ids, err := x.Pending(ctx, incident)
+// Sample approves n pending actions of the incident d names, chosen at
+// random (all of them if fewer are pending), and returns their ids.
+func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcome, error) {
+	ids, err := x.Pending(ctx, d.Incident)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	ids = ids[:min(n, len(ids))]
-	o, err := x.Decide(ctx, ids, Approved, reviewer)
+	if len(ids) == 0 {
+		return ids, Outcome{Conflicts: []string{}, Unknown: []string{}}, nil
+	}
+	d.To = Approved
+	o, err := x.Decide(ctx, ids, d)
 	return ids, o, err
 }

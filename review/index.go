@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/event"
 )
 
@@ -128,6 +130,15 @@ type Options struct {
 	Poll time.Duration
 	// Logger logs indexing failures.
 	Logger *zap.Logger
+	// Journal is the durable record of decisions and releases (the audit
+	// trail); the index is rebuilt from it and the held topic.
+	Journal Journal
+}
+
+// Journal is the durable record of review decisions (audit.Trail).
+type Journal interface {
+	Write(ctx context.Context, entries ...audit.Entry) error
+	Scan(ctx context.Context, fn func(audit.Entry) error) error
 }
 
 func (o Options) validate() error {
@@ -144,6 +155,8 @@ func (o Options) validate() error {
 		return errors.New("review: Options.Poll must be positive")
 	case o.Logger == nil:
 		return errors.New("review: Options.Logger is nil")
+	case o.Journal == nil:
+		return errors.New("review: Options.Journal is nil")
 	}
 	return nil
 }
@@ -163,6 +176,7 @@ func NewIndex(opts Options) (*Index, error) {
 }
 
 func (x *Index) offsetsKey() string             { return x.tag + ":held:next" }
+func (x *Index) readyKey() string               { return x.tag + ":held:ready" }
 func (x *Index) actionKey(id string) string     { return x.tag + ":held:a:" + id }
 func (x *Index) allKey() string                 { return x.tag + ":held:all" }
 func (x *Index) incidentsKey() string           { return x.tag + ":held:incidents" }
@@ -191,9 +205,77 @@ func (x *Index) Run(ctx context.Context) {
 	}
 }
 
+// ErrNotReady is returned for a decision while the index is rebuilt.
+var ErrNotReady = errors.New("the review index is being rebuilt after Redis lost its data; retry shortly")
+
+// Ready reports whether the index is complete: built from the held topic
+// and the journal since Redis last lost its data.
+func (x *Index) Ready(ctx context.Context) (bool, error) {
+	n, err := x.opts.Redis.Exists(ctx, x.readyKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the review index marker: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Sync indexes everything on the held topic up to its current end and
-// returns how many messages it read.
+// returns how many messages it read. When Redis lost the index (or on the
+// very first start) it rebuilds it: the whole held topic, then every
+// decision and release of the journal, in order; decisions and releases
+// wait until then.
 func (x *Index) Sync(ctx context.Context) (int, error) {
+	ready, err := x.Ready(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ready {
+		return x.sync(ctx, false)
+	}
+	n, err := x.sync(ctx, true)
+	if err != nil {
+		return n, err
+	}
+	if err := x.replay(ctx); err != nil {
+		return n, err
+	}
+	if err := x.opts.Redis.Set(ctx, x.readyKey(), "1", 0).Err(); err != nil {
+		return n, fmt.Errorf("mark the review index ready: %w", err)
+	}
+	x.opts.Logger.Info("review index built from the held topic and the journal", zap.Int("held_records", n))
+	return n, nil
+}
+
+// replay applies the journal's decisions and releases, oldest first. Both
+// are idempotent, so a replay beside another replica's changes nothing twice.
+func (x *Index) replay(ctx context.Context) error {
+	var es []audit.Entry
+	err := x.opts.Journal.Scan(ctx, func(e audit.Entry) error {
+		if len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease) {
+			es = append(es, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the review journal: %w", err)
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].At.Before(es[j].At) })
+	for _, e := range es {
+		switch e.Kind {
+		case audit.KindApprove:
+			_, err = x.apply(ctx, e.IDs, Approved, e.Actor)
+		case audit.KindReject:
+			_, err = x.apply(ctx, e.IDs, Rejected, e.Actor)
+		case audit.KindRelease:
+			err = x.markReleased(ctx, e.IDs)
+		}
+		if err != nil {
+			return fmt.Errorf("replay the review journal: %w", err)
+		}
+	}
+	return nil
+}
+
+func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
 	conn, err := kafka.DialContext(ctx, "tcp", x.opts.Brokers[0])
 	if err != nil {
 		return 0, fmt.Errorf("dial %s: %w", x.opts.Brokers[0], err)
@@ -210,10 +292,10 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 	n := 0
 	for _, p := range parts {
 		from := int64(0)
-		if v, ok := next[strconv.Itoa(p.ID)]; ok {
+		if v, ok := next[strconv.Itoa(p.ID)]; ok && !rebuild {
 			from, _ = strconv.ParseInt(v, 10, 64)
 		}
-		k, err := x.syncPartition(ctx, p.ID, from)
+		k, err := x.syncPartition(ctx, p.ID, from, rebuild)
 		n += k
 		if err != nil {
 			return n, err
@@ -222,7 +304,7 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-func (x *Index) syncPartition(ctx context.Context, p int, from int64) (int, error) {
+func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bool) (int, error) {
 	topic := x.opts.Topic
 	conn, err := kafka.DialLeader(ctx, "tcp", x.opts.Brokers[0], topic, p)
 	if err != nil {
@@ -260,7 +342,7 @@ func (x *Index) syncPartition(ctx context.Context, p int, from int64) (int, erro
 		}
 		cerr := b.Close()
 		if off > start {
-			if err := x.index(ctx, p, start, off, batch); err != nil {
+			if err := x.index(ctx, p, start, off, batch, rebuild); err != nil {
 				return n, err
 			}
 			n += len(batch)
@@ -276,16 +358,18 @@ func (x *Index) syncPartition(ctx context.Context, p int, from int64) (int, erro
 }
 
 // indexScript indexes the held actions of one partition's offsets
-// [ARGV[2], ARGV[3]) unless another replica already did: it skips offsets
-// below the partition's next offset and action ids already indexed, then
-// moves the next offset. ARGV[4] is the number of fields per action.
+// [ARGV[3], ARGV[4]) unless another replica already did: it skips offsets
+// below the partition's next offset (all offsets in a rebuild, ARGV[6] =
+// 1) and action ids already indexed, then moves the next offset forward.
+// ARGV[5] is the number of arguments per action.
 var indexScript = redis.NewScript(`
 local nextKey, allKey, incsKey = KEYS[1], KEYS[2], KEYS[3]
 local tag, p, from, to, width = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local next = tonumber(redis.call('HGET', nextKey, p) or '0')
+if ARGV[6] == '1' then next = 0 end
 if next >= to then return 0 end
 local added = 0
-for i = 6, #ARGV, width do
+for i = 7, #ARGV, width do
   local off = tonumber(ARGV[i])
   local id, inc, pos, heldAt = ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
   if off >= next then
@@ -312,7 +396,9 @@ for i = 6, #ARGV, width do
     end
   end
 end
-redis.call('HSET', nextKey, p, to)
+if tonumber(redis.call('HGET', nextKey, p) or '0') < to then
+  redis.call('HSET', nextKey, p, to)
+end
 return added
 `)
 
@@ -321,9 +407,13 @@ var heldFields = []string{"incident", "scope", "rule_id", "action", "target_type
 	"region", "occurred_at", "held_at", "partition", "offset", "source", "key"}
 
 // index writes one read batch of partition p covering offsets [from, to).
-func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message) error {
+func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message, rebuild bool) error {
 	width := 5 + 2*len(heldFields)
-	args := []any{x.tag, strconv.Itoa(p), from, to, width}
+	mode := "0"
+	if rebuild {
+		mode = "1"
+	}
+	args := []any{x.tag, strconv.Itoa(p), from, to, width, mode}
 	for _, m := range batch {
 		h, ok := heldOf(m)
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/review"
 )
@@ -48,7 +49,13 @@ func heldRecord(id, rule, action, target, version, region, incident string) test
 }
 
 func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
-	x, err := review.NewIndex(review.Options{Brokers: k.Addrs(), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review", Poll: 50 * time.Millisecond, Logger: zap.NewNop()})
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: r.Client(t), Prefix: "bw-review", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := review.NewIndex(review.Options{Brokers: k.Addrs(), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
+		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +65,7 @@ func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
 func TestIndexIncidentsAndFilters(t *testing.T) {
 	k := testbed.StartKafka(t)
 	k.CreateTopic(t, heldTopic, 3)
+	k.CreateTopic(t, "audit", 1)
 	r := testbed.StartRedis(t)
 	ctx := ctxT(t)
 	var recs []testbed.Record

@@ -15,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
 )
 
 // The headers of released actions. Breakwater's own headers of the held
@@ -152,6 +154,9 @@ func (r *Releaser) Run(ctx context.Context) {
 // batches until the queue holds nothing releasable. It returns how many
 // actions it released.
 func (r *Releaser) Step(ctx context.Context) (int, error) {
+	if ready, err := r.x.Ready(ctx); err != nil || !ready {
+		return 0, err // the index is rebuilt first
+	}
 	n := 0
 	for {
 		ok, err := leaseScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey()}, r.owner, r.opts.Lease.Milliseconds()).Int()
@@ -243,6 +248,33 @@ redis.call('DEL', KEYS[3])
 return n
 `)
 
+// releasedScript marks ids released, as the journal records them.
+var releasedScript = redis.NewScript(`
+local tag = ARGV[1]
+for i = 2, #ARGV do
+  local akey = tag .. ':held:a:' .. ARGV[i]
+  local inc = redis.call('HGET', akey, 'incident')
+  if inc and redis.call('HGET', akey, 'released') ~= '1' then
+    redis.call('HSET', akey, 'released', '1')
+    redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
+  end
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+return 1
+`)
+
+// markReleased marks ids released while the index is rebuilt from the journal.
+func (x *Index) markReleased(ctx context.Context, ids []string) error {
+	args := []any{x.tag}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := releasedScript.Run(ctx, x.opts.Redis, []string{x.queueKey()}, args...).Err(); err != nil {
+		return fmt.Errorf("mark %d actions released: %w", len(ids), err)
+	}
+	return nil
+}
+
 // errLeaseLost means another replica took over releasing.
 var errLeaseLost = errors.New("the release lease was lost")
 
@@ -257,6 +289,21 @@ func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
 	}
 	if n < 0 {
 		return errLeaseLost
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// The journal lets a rebuilt index know what was released. Should this
+	// write fail, a rebuild after Redis lost its data would release these
+	// again (the enforcement service dedupes on action_id).
+	var entries []audit.Entry
+	now := time.Now().UTC()
+	for start := 0; start < len(ids); start += journalChunk {
+		chunk := ids[start:min(start+journalChunk, len(ids))]
+		entries = append(entries, audit.Entry{At: now, Actor: audit.System, Kind: audit.KindRelease, Count: len(chunk), IDs: chunk})
+	}
+	if err := r.x.opts.Journal.Write(ctx, entries...); err != nil {
+		r.log.Warn("journal released actions", zap.Int("actions", len(ids)), zap.Error(err))
 	}
 	return nil
 }

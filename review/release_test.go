@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/testbed"
 )
 
@@ -43,7 +44,7 @@ func header(r testbed.Record, k string) string {
 // key, every rejected one on rejected, none on both.
 func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	k := testbed.StartKafka(t)
-	for _, n := range []string{tHeld, tGated, tRejected} {
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
 		k.CreateTopic(t, n, 3)
 	}
 	rs := testbed.StartRedis(t)
@@ -56,7 +57,12 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%37), "rule:a@1"))
 	}
 	k.Produce(t, tHeld, recs...)
-	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop()})
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +84,10 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	for i := 0; i < total; i += 10 {
 		rejected = append(rejected, fmt.Sprintf("act-%04d", i))
 	}
-	if o, err := x.Decide(ctx, rejected, Rejected, "rita"); err != nil || o.Changed != len(rejected) {
+	if o, err := x.Decide(ctx, rejected, Decision{To: Rejected, Reviewer: "rita"}); err != nil || o.Changed != len(rejected) {
 		t.Fatalf("Decide(reject) = %+v, %v", o, err)
 	}
-	sample, o, err := x.Sample(ctx, "rule:a@1", 50, "sam")
+	sample, o, err := x.Sample(ctx, 50, Decision{Incident: "rule:a@1", Reviewer: "sam"})
 	if err != nil || o.Changed != 50 || len(sample) != 50 {
 		t.Fatalf("Sample = %d ids, %+v, %v", len(sample), o, err)
 	}
@@ -92,7 +98,7 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 
 	// Approve the rest; the first releaser crashes after writing its
 	// second batch, before marking it.
-	if o, err := x.DecideIncident(ctx, "rule:a@1", Approved, "alice"); err != nil || o.Changed != total-len(rejected)-50 {
+	if o, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@1", To: Approved, Reviewer: "alice"}); err != nil || o.Changed != total-len(rejected)-50 {
 		t.Fatalf("DecideIncident = %+v, %v", o, err)
 	}
 	batches := 0
@@ -101,10 +107,10 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 		t.Fatal("Step did not crash")
 	}
 	// Approving again changes nothing.
-	if o, err := x.DecideIncident(ctx, "rule:a@1", Approved, "alice"); err != nil || o.Changed != 0 {
+	if o, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@1", To: Approved, Reviewer: "alice"}); err != nil || o.Changed != 0 {
 		t.Fatalf("DecideIncident again = %+v, %v; want nothing changed", o, err)
 	}
-	if o, err := x.Decide(ctx, []string{"act-0000", "act-0001", "nope"}, Approved, "bob"); err != nil ||
+	if o, err := x.Decide(ctx, []string{"act-0000", "act-0001", "nope"}, Decision{To: Approved, Reviewer: "bob"}); err != nil ||
 		len(o.Conflicts) != 1 || o.Already != 1 || len(o.Unknown) != 1 {
 		t.Fatalf("Decide(mixed) = %+v, %v; want one conflict, one already, one unknown", o, err)
 	}
@@ -165,5 +171,94 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	inc, err := x.Incident(ctx, "rule:a@1")
 	if err != nil || inc.Released != total || inc.Pending != 0 || inc.Approved != total-int64(len(rejected)) {
 		t.Errorf("Incident = %+v, %v; want all released", inc, err)
+	}
+}
+
+// TestRebuildKeepsDecisions loses Redis after some actions were decided and
+// released: the rebuilt index knows every decision and release from the
+// journal, and finishing the release forwards nothing twice.
+func TestRebuildKeepsDecisions(t *testing.T) {
+	k := testbed.StartKafka(t)
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
+		k.CreateTopic(t, n, 2)
+	}
+	rs := testbed.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const total = 600
+	var recs []testbed.Record
+	for i := range total {
+		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%13), "rule:a@2"))
+	}
+	k.Produce(t, tHeld, recs...)
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Lease: 11 * time.Second, Batch: 100, Poll: time.Second}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	// Before the first sync the index is not ready: no decision is taken.
+	if _, err := x.Decide(ctx, []string{"act-0001"}, Decision{To: Approved, Reviewer: "a"}); err != ErrNotReady {
+		t.Fatalf("Decide before the index is built = %v; want ErrNotReady", err)
+	}
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var first, rejected []string
+	for i := range 200 {
+		first = append(first, fmt.Sprintf("act-%04d", i))
+	}
+	for i := 200; i < total; i += 4 {
+		rejected = append(rejected, fmt.Sprintf("act-%04d", i))
+	}
+	if _, err := x.Decide(ctx, first, Decision{To: Approved, Reviewer: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, rejected, Decision{To: Rejected, Reviewer: "rita"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Step(ctx); err != nil || n != 200+len(rejected) {
+		t.Fatalf("Step = %d, %v; want %d released", n, err, 200+len(rejected))
+	}
+	if _, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@2", To: Approved, Reviewer: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rs.Restart(t) // Redis loses everything
+	if n, err := r.Step(ctx); err != nil || n != 0 {
+		t.Fatalf("Step before the rebuild = %d, %v; want nothing", n, err)
+	}
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := x.Incident(ctx, "rule:a@2")
+	if err != nil || inc.Pending != 0 || inc.Rejected != int64(len(rejected)) || inc.Released != int64(200+len(rejected)) {
+		t.Fatalf("rebuilt incident = %+v, %v; want every decision and release back", inc, err)
+	}
+	if _, err := r.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]int{}
+	for _, topic := range []string{tGated, tRejected} {
+		for _, m := range k.ReadAll(t, topic, 30*time.Second) {
+			on[header(m, HeaderActionID)]++
+		}
+	}
+	for i := range total {
+		if id := fmt.Sprintf("act-%04d", i); on[id] != 1 {
+			t.Errorf("%s was released %d times; want once", id, on[id])
+		}
+	}
+	if inc, _ := x.Incident(ctx, "rule:a@2"); inc.Released != total {
+		t.Errorf("incident = %+v; want all released", inc)
 	}
 }
