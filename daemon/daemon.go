@@ -156,6 +156,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	defer held.Close()
 	releaser, err := review.NewReleaser(held, review.ReleaseOptions{
 		Brokers: cfg.Kafka.Brokers, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
 		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: cfg.Admin.ReleaseBatch, Poll: time.Second,

@@ -163,8 +163,10 @@ func (o Options) validate() error {
 
 // Index is the Redis index of the held topic.
 type Index struct {
-	opts Options
-	tag  string
+	opts   Options
+	tag    string
+	tr     *kafka.Transport
+	client *kafka.Client
 }
 
 // NewIndex returns an index; Run keeps it up to date.
@@ -172,7 +174,32 @@ func NewIndex(opts Options) (*Index, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &Index{opts: opts, tag: "{" + opts.Prefix + "}"}, nil
+	tr := &kafka.Transport{}
+	return &Index{opts: opts, tag: "{" + opts.Prefix + "}", tr: tr,
+		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second}}, nil
+}
+
+// Close releases the index's idle Kafka connections.
+func (x *Index) Close() { x.tr.CloseIdleConnections() }
+
+// ends returns the end offset of each partition, in one request per broker.
+func (x *Index) ends(ctx context.Context, parts []kafka.Partition) (map[int]int64, error) {
+	req := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		req[i] = kafka.LastOffsetOf(p.ID)
+	}
+	resp, err := x.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{x.opts.Topic: req}})
+	if err != nil {
+		return nil, fmt.Errorf("list the end offsets of %s: %w", x.opts.Topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range resp.Topics[x.opts.Topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list the end offset of %s/%d: %w", x.opts.Topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
 }
 
 func (x *Index) offsetsKey() string             { return x.tag + ":held:next" }
@@ -289,11 +316,21 @@ func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read the held index offsets: %w", err)
 	}
+	var ends map[int]int64
+	if !rebuild {
+		// Only partitions with something new are read.
+		if ends, err = x.ends(ctx, parts); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for _, p := range parts {
 		from := int64(0)
 		if v, ok := next[strconv.Itoa(p.ID)]; ok && !rebuild {
 			from, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if end, ok := ends[p.ID]; ok && end <= from {
+			continue
 		}
 		k, err := x.syncPartition(ctx, p.ID, from, rebuild)
 		n += k

@@ -59,6 +59,7 @@ func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(x.Close)
 	return x
 }
 

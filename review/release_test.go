@@ -66,6 +66,7 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(x.Close)
 	if _, err := x.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +201,7 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(x.Close)
 	r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
 		Lease: 11 * time.Second, Batch: 100, Poll: time.Second}, zap.NewNop())
 	if err != nil {
