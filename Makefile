@@ -24,9 +24,13 @@ bench: ## Run the benchmarks: decoder, Redis script, and the end-to-end throughp
 	$(GO) test -run '^$$' -bench . -benchmem ./event ./store
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
-fuzz: ## Fuzz the event decoder and the config loader for FUZZTIME each (default 60s).
+fuzz: ## Fuzz the event decoder, the config loader and the admin API bodies for FUZZTIME each (default 60s).
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./event
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-60s} ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzTokens$$' -fuzztime $${FUZZTIME:-60s} ./config
+	for f in FuzzParseOverride FuzzParseReset FuzzParseReview; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-60s} ./admin || exit 1; \
+	done
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

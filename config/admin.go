@@ -118,6 +118,9 @@ func ParseTokens(v string) ([]Token, error) {
 		}
 		t := Token{Name: name, Role: Role(role)}
 		if h, ok := strings.CutPrefix(secret, "sha256:"); ok {
+			if h == "" {
+				return nil, fmt.Errorf("%s entry %d: sha256: is followed by no hash", EnvAdminTokens, i+1)
+			}
 			t.SHA256 = strings.ToLower(h)
 		} else {
 			t.SHA256 = HashToken(secret)

@@ -84,9 +84,9 @@ func TestAdminTokensFromEnvBad(t *testing.T) {
 	}
 }
 
-// FuzzParseTokens checks that ParseTokens never panics and that whatever
+// FuzzTokens checks that ParseTokens never panics and that whatever
 // it accepts carries no plain token.
-func FuzzParseTokens(f *testing.F) {
+func FuzzTokens(f *testing.F) {
 	f.Add("alice:operator:tok")
 	f.Add("a:viewer:sha256:" + HashToken("x") + ",b:admin:y")
 	f.Add(",,:")
