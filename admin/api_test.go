@@ -281,6 +281,17 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	// The pipeline expires it too: the scope's actions are forwarded again.
+	var again []testbed.Record
+	for i := range 10 {
+		again = append(again, admintest.Event(fmt.Sprintf("again-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), time.Now()))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, again...)
+	waitCount(t, bed, admintest.Topics.Gated, 50)
+	if n := len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second)); n != 40 {
+		t.Errorf("after the expiry %d actions are held; want still 40", n)
+	}
+
 	var rs admin.ChangeResponse
 	if code := call(t, b.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/reset", tok(config.RoleAdmin), `{"reason":"all clear"}`, &rs); code != 200 {
 		t.Fatalf("reset = %d", code)
@@ -289,16 +300,27 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 		t.Errorf("reset answer = %+v; want probation by the admin", rs.Breaker.Status)
 	}
 
+	// The override, its expiry (an automatic transition, recorded by the
+	// pipeline that saw it) and the reset.
+	// The pipeline audits automatic transitions asynchronously.
 	es := auditEntries(t, a.URL, "?scope="+url.QueryEscape(string(ruleA)))
-	if len(es) != 2 {
-		t.Fatalf("audit of %s = %+v; want the override and the reset", ruleA, es)
+	for wait := time.Now().Add(10 * time.Second); len(es) < 3 && time.Now().Before(wait); {
+		time.Sleep(50 * time.Millisecond)
+		es = auditEntries(t, a.URL, "?scope="+url.QueryEscape(string(ruleA)))
+	}
+	if len(es) != 3 {
+		t.Fatalf("audit of %s = %+v; want the override, its expiry and the reset", ruleA, es)
 	}
 	if es[0].Kind != audit.KindReset || es[0].Actor != admintest.Name(config.RoleAdmin) || es[0].Reason != "all clear" || es[0].To.State != breaker.Probation {
 		t.Errorf("newest entry = %+v; want the reset", es[0])
 	}
-	if es[1].Kind != audit.KindOverride || es[1].Actor != admintest.Name(config.RoleOperator) || es[1].Reason != "bad model" ||
-		es[1].From.State != breaker.Closed || es[1].To.State != breaker.ForcedOpen {
-		t.Errorf("older entry = %+v; want the override from closed to forced_open", es[1])
+	// (The pipeline reports this transition without its From status.)
+	if es[1].Kind != audit.KindTransition || es[1].Actor != audit.System || es[1].To.State != breaker.Closed || es[1].To.Generation != 2 {
+		t.Errorf("middle entry = %+v (from %+v to %+v); want the automatic expiry to closed", es[1], es[1].From, es[1].To)
+	}
+	if es[2].Kind != audit.KindOverride || es[2].Actor != admintest.Name(config.RoleOperator) || es[2].Reason != "bad model" ||
+		es[2].From.State != breaker.Closed || es[2].To.State != breaker.ForcedOpen {
+		t.Errorf("oldest entry = %+v; want the override from closed to forced_open", es[2])
 	}
 	if es := auditEntries(t, a.URL, "?limit=1"); len(es) != 1 || es[0].Kind != audit.KindReset {
 		t.Errorf("audit ?limit=1 = %+v; want the reset", es)
