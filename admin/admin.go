@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,8 +126,20 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a := &API{opts: opts, auth: newAuthenticator(opts.Config.Admin.Tokens), mux: http.NewServeMux(), counts: map[breaker.Scope]observed{}}
+	allowed := map[string][]string{}
 	for _, rt := range a.routes() {
 		a.mux.HandleFunc(rt.Method+" "+rt.Path, a.auth.withPrincipal(rt.Role, rt.h))
+		allowed[rt.Path] = append(allowed[rt.Path], rt.Method)
+	}
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		if slices.Contains(methods, "GET") {
+			allow += ", HEAD"
+		}
+		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+allow)
+		})
 	}
 	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -168,6 +168,9 @@ func TestRoles(t *testing.T) {
 	if code := call(t, d.URL, "GET", "/v1/nothing", tok(config.RoleAdmin), "", nil); code != 404 {
 		t.Errorf("GET /v1/nothing = %d; want 404", code)
 	}
+	if code := call(t, d.URL, "DELETE", "/v1/breakers/"+esc(ruleA), tok(config.RoleAdmin), "", nil); code != 405 {
+		t.Errorf("DELETE a breaker = %d; want 405", code)
+	}
 }
 
 // TestBadBodies sends bodies the API must refuse, with no side effect.

@@ -222,8 +222,11 @@ func Run(ctx context.Context, opts Options) error {
 	var wg sync.WaitGroup
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { transitions.run(auditCtx) })
-	wg.Go(func() { held.Run(ctx) })
-	wg.Go(func() { releaser.Run(ctx) })
+	// The review goroutines stop when the pipeline does, whatever the reason.
+	reviewCtx, stopReview := context.WithCancel(ctx)
+	defer stopReview()
+	wg.Go(func() { held.Run(reviewCtx) })
+	wg.Go(func() { releaser.Run(reviewCtx) })
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
 		wg.Go(func() { sum.run(ctx, log, st, 5*time.Second) })
@@ -231,6 +234,7 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("consuming", zap.String("input", cfg.Kafka.Topics.Input), zap.String("group", cfg.Kafka.GroupID),
 		zap.String("http", httpAddr))
 	err = p.Run(ctx)
+	stopReview()
 	transitions.close()
 	stopAuditAfter := time.AfterFunc(cfg.Kafka.WriteTimeout, stopAudit)
 	wg.Wait()
