@@ -419,3 +419,36 @@ func newRequest(method, url, token string) (*http.Request, error) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	return req, nil
 }
+
+// TestOverrideAfterRedisLoss overrides a breaker after Redis lost its data:
+// the API restores the states from the state topic first, so the generation
+// goes on and nothing is undone; the audit index comes back from its topic.
+func TestOverrideAfterRedisLoss(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 1000))
+	op := tok(config.RoleOperator)
+	path := "/v1/breakers/" + esc(ruleA) + "/override"
+	if code := call(t, d.URL, "POST", path, op, `{"state":"forced_open","reason":"first"}`, nil); code != 200 {
+		t.Fatalf("override = %d", code)
+	}
+	bed.Redis.Restart(t)
+	var ch admin.ChangeResponse
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := call(t, d.URL, "POST", path, op, `{"state":"shadow","reason":"second"}`, &ch)
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("override after the Redis restart = %d", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ch.From.State != breaker.ForcedOpen || ch.From.Generation != 1 || ch.Breaker.State != breaker.Shadow || ch.Breaker.Generation != 2 {
+		t.Errorf("override after the Redis restart: from %+v to %+v; want forced_open@1 restored, then shadow@2", ch.From, ch.Breaker.Status)
+	}
+	es := auditEntries(t, d.URL, "?scope="+url.QueryEscape(string(ruleA)))
+	if len(es) != 2 || es[0].Reason != "second" || es[1].Reason != "first" {
+		t.Errorf("audit after the Redis restart = %+v; want both overrides", es)
+	}
+}
