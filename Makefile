@@ -25,13 +25,17 @@ bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), an
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./replay | awk '/^BenchmarkReplay/ {for (i = 2; i < NF; i++) if ($$(i+1) == "events/s" || $$(i+1) == "events/cpu-s") printf "replay of 1M lines: %s %s\n", $$i, $$(i+1)} {print}'
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
-fuzz: ## Fuzz the event decoder, the config loader, the JSON Lines reader, the incident parser and the alert payloads for FUZZTIME each (default 60s).
+fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./event
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./config
-	$(GO) test -run '^$$' -fuzz FuzzLines -fuzztime $${FUZZTIME:-60s} ./replay
-	$(GO) test -run '^$$' -fuzz FuzzParseIncident -fuzztime $${FUZZTIME:-60s} ./traffic
-	$(GO) test -run '^$$' -fuzz FuzzSlackMessage -fuzztime $${FUZZTIME:-60s} ./alert
-	$(GO) test -run '^$$' -fuzz FuzzEventJSON -fuzztime $${FUZZTIME:-60s} ./alert
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-60s} ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzTokens$$' -fuzztime $${FUZZTIME:-60s} ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzLines$$' -fuzztime $${FUZZTIME:-60s} ./replay
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIncident$$' -fuzztime $${FUZZTIME:-60s} ./traffic
+	$(GO) test -run '^$$' -fuzz '^FuzzSlackMessage$$' -fuzztime $${FUZZTIME:-60s} ./alert
+	$(GO) test -run '^$$' -fuzz '^FuzzEventJSON$$' -fuzztime $${FUZZTIME:-60s} ./alert
+	for f in FuzzParseOverride FuzzParseReset FuzzParseReview; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-60s} ./admin || exit 1; \
+	done
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

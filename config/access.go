@@ -79,6 +79,9 @@ func (c Config) clone() Config {
 	if c.Kafka.Brokers != nil {
 		d.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
 	}
+	if c.Admin.Tokens != nil {
+		d.Admin.Tokens = append([]Token(nil), c.Admin.Tokens...)
+	}
 	d.Actions = maps.Clone(c.Actions)
 	if c.Alerts.Receivers != nil {
 		d.Alerts.Receivers = make([]Receiver, len(c.Alerts.Receivers))

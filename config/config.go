@@ -30,6 +30,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Demo configures the built-in traffic generator of the embedded mode.
 	Demo Demo `yaml:"demo"`
+	// Admin configures the admin API: its tokens, roles and topics.
+	Admin Admin `yaml:"admin"`
 }
 
 // Kafka configures the consumer and the producers.

@@ -113,6 +113,7 @@ func Default() Config {
 			Seed:           1,
 			AlertWebhook:   true,
 		},
+		Admin: defaultAdmin(),
 	}
 }
 
@@ -205,6 +206,7 @@ func loadFile(path string) (Config, error) {
 //	                           alerts.receivers[].url
 //	BREAKWATER_ALERT_<NAME>_SECRET, then the variable named by secret_env:
 //	                           alerts.receivers[].secret
+//	BREAKWATER_ADMIN_TOKENS    admin.tokens (name:role:token, comma separated)
 //
 // A variable set to the empty string is ignored; so are blanks only, except
 // for the Redis username and password, which are used exactly as given.
@@ -247,6 +249,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		c.HTTP.Listen = v
 	}
 	c.Alerts.applyEnv(lookup)
+	c.applyAdminEnv(lookup)
 }
 
 // parse decodes data over the defaults and resolves the inherited values,

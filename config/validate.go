@@ -80,6 +80,7 @@ func (c Config) Validate() error {
 		p.addf("log.format", "must be json or console, got %q", c.Log.Format)
 	}
 	c.validateDemo(&p)
+	c.validateAdmin(&p)
 	return errors.Join(p...)
 }
 

@@ -21,11 +21,14 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/embedded"
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
@@ -152,8 +155,43 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return nil
 	}
+	trail, err := audit.New(audit.Options{
+		Brokers: cfg.Kafka.Brokers, Topic: cfg.Admin.AuditTopic, WriteTimeout: cfg.Kafka.WriteTimeout,
+		Redis: rc, Prefix: cfg.Redis.KeyPrefix, IndexSize: cfg.Admin.AuditIndexSize,
+	})
+	if err != nil {
+		return err
+	}
+	defer trail.Close()
+	held, err := review.NewIndex(review.Options{
+		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
+		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
+	})
+	if err != nil {
+		return err
+	}
+	defer held.Close()
+	releaser, err := review.NewReleaser(held, review.ReleaseOptions{
+		Brokers: cfg.Kafka.Brokers, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
+		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: cfg.Admin.ReleaseBatch, Poll: time.Second,
+	}, log.Named("release"))
+	if err != nil {
+		return err
+	}
+	defer releaser.Close()
+	api, err := admin.New(admin.Options{
+		Config: cfg, Breakers: st, States: states, Audit: trail, Review: held, Release: releaser.Poke,
+		Restore: restore, Logger: log.Named("admin"),
+	})
+	if err != nil {
+		return err
+	}
+	if len(cfg.Admin.Tokens) == 0 {
+		log.Warn("no admin token configured: the admin API refuses every request",
+			zap.String("configure", "admin.tokens in the config file or BREAKWATER_ADMIN_TOKENS=name:role:token"))
+	}
 	var ready atomic.Bool
-	srv, httpAddr, err := serveHTTP(cfg.HTTP.Listen, reg, st, &ready, log)
+	srv, httpAddr, err := serveHTTP(cfg.HTTP.Listen, reg, st, &ready, api, log)
 	if err != nil {
 		return err
 	}
@@ -173,15 +211,23 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
+	// Automatic transitions go to the audit trail through a queue, so that
+	// a slow audit topic never stalls the pipeline.
+	transitions := newAuditQueue(trail, log)
+	onBatch := func(r consumer.BatchReport) {
+		api.Observe(time.Now(), r.Scopes)
+		transitions.add(r.Transitions)
+		if opts.OnBatch != nil {
+			opts.OnBatch(r)
+		}
+	}
 	var sum *summary
-	onBatch := opts.OnBatch
 	if demo {
 		sum = newSummary()
+		inner := onBatch
 		onBatch = func(r consumer.BatchReport) {
 			sum.add(r)
-			if opts.OnBatch != nil {
-				opts.OnBatch(r)
-			}
+			inner(r)
 		}
 	}
 	var sink consumer.AlertSink
@@ -204,6 +250,13 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Go(func() { _ = alerts.dispatcher.Run(ctx) })
 		wg.Go(func() { alerts.watch(ctx, cfg, p, st, 5*time.Second) })
 	}
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { transitions.run(auditCtx) })
+	// The review goroutines stop when the pipeline does, whatever the reason.
+	reviewCtx, stopReview := context.WithCancel(ctx)
+	defer stopReview()
+	wg.Go(func() { held.Run(reviewCtx) })
+	wg.Go(func() { releaser.Run(reviewCtx) })
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
 		wg.Go(func() { sum.run(ctx, log, st, 5*time.Second) })
@@ -211,7 +264,12 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("consuming", zap.String("input", cfg.Kafka.Topics.Input), zap.String("group", cfg.Kafka.GroupID),
 		zap.String("http", httpAddr))
 	err = p.Run(ctx)
+	stopReview()
+	transitions.close()
+	stopAuditAfter := time.AfterFunc(cfg.Kafka.WriteTimeout, stopAudit)
 	wg.Wait()
+	stopAuditAfter.Stop()
+	stopAudit()
 	log.Info("stopped")
 	return err
 }
@@ -239,7 +297,7 @@ func CreateTopics(ctx context.Context, cfg config.Config) error {
 	c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
 	t := cfg.Kafka.Topics
 	var reqs []kafka.TopicConfig
-	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State} {
+	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {
 		tc := kafka.TopicConfig{Topic: name, NumPartitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor}
 		if name == t.State {
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
@@ -262,8 +320,9 @@ type statusReader interface {
 	Ping(ctx context.Context) error
 }
 
-func serveHTTP(addr string, reg *prometheus.Registry, st statusReader, ready *atomic.Bool, log *zap.Logger) (*http.Server, string, error) {
+func serveHTTP(addr string, reg *prometheus.Registry, st statusReader, ready *atomic.Bool, api http.Handler, log *zap.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", api)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

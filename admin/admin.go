@@ -1,0 +1,536 @@
+// Package admin serves the admin API: the breakers, their overrides and
+// resets, and the audit trail, as JSON over HTTP behind bearer tokens with
+// roles (viewer < reviewer < operator < admin).
+//
+// Every replica serves it and reads the breaker states from the shared store,
+// so an override made through one replica applies to all of them at their
+// next batch.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/review"
+	"github.com/breakwater/breakwater/store"
+)
+
+// Breakers is the shared breaker state (store.Redis and store.Memory).
+type Breakers interface {
+	List(ctx context.Context) ([]store.ScopeStatus, error)
+	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
+	Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error)
+}
+
+// StateRecorder is the durable record of breaker states (statelog.Log).
+type StateRecorder interface {
+	Record(ctx context.Context, at time.Time, ts []breaker.Transition) error
+}
+
+// Trail is the audit trail (audit.Trail).
+type Trail interface {
+	Write(ctx context.Context, entries ...audit.Entry) error
+	Query(ctx context.Context, q audit.Query) ([]audit.Entry, error)
+}
+
+var (
+	_ Breakers = (*store.Redis)(nil)
+	_ Breakers = (*store.Memory)(nil)
+	_ Trail    = (*audit.Trail)(nil)
+)
+
+// Options are what the API needs.
+type Options struct {
+	// Config gives the tokens, body limit and thresholds.
+	Config config.Config
+	// Breakers is the shared store.
+	Breakers Breakers
+	// States is the durable record every operator transition is written to.
+	States StateRecorder
+	// Audit is the audit trail.
+	Audit Trail
+	// Review is the index of held actions.
+	Review Review
+	// Release asks the releaser to write new decisions now.
+	Release func()
+	// Restore puts the breaker states back into a store that lost them;
+	// an update that meets store.ErrStateLost restores, then retries.
+	Restore func(ctx context.Context) error
+	// Logger logs requests that change something, and failures.
+	Logger *zap.Logger
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Breakers == nil:
+		return errors.New("admin: Options.Breakers is nil")
+	case o.States == nil:
+		return errors.New("admin: Options.States is nil")
+	case o.Audit == nil:
+		return errors.New("admin: Options.Audit is nil")
+	case o.Review == nil:
+		return errors.New("admin: Options.Review is nil")
+	case o.Release == nil:
+		return errors.New("admin: Options.Release is nil")
+	case o.Restore == nil:
+		return errors.New("admin: Options.Restore is nil")
+	case o.Logger == nil:
+		return errors.New("admin: Options.Logger is nil")
+	case o.Config.Admin.MaxBodyBytes <= 0:
+		return errors.New("admin: Options.Config.Admin.MaxBodyBytes must be positive")
+	}
+	return nil
+}
+
+// API is the admin API handler.
+type API struct {
+	opts Options
+	auth *authenticator
+	mux  *http.ServeMux
+
+	mu     sync.Mutex // guards counts
+	counts map[breaker.Scope]observed
+}
+
+// observed is the last counts of a scope this replica saw.
+type observed struct {
+	counts breaker.Counts
+	at     time.Time
+}
+
+// Route is one endpoint of the API.
+type Route struct {
+	// Method and Path are as in net/http patterns ("GET", "/v1/breakers/{scope}").
+	Method, Path string
+	// Role is the least role that may call it.
+	Role config.Role
+}
+
+// New returns the API.
+func New(opts Options) (*API, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	a := &API{opts: opts, auth: newAuthenticator(opts.Config.Admin.Tokens), mux: http.NewServeMux(), counts: map[breaker.Scope]observed{}}
+	allowed := map[string][]string{}
+	for _, rt := range a.routes() {
+		a.mux.HandleFunc(rt.Method+" "+rt.Path, a.auth.withPrincipal(rt.Role, rt.h))
+		allowed[rt.Path] = append(allowed[rt.Path], rt.Method)
+	}
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		if slices.Contains(methods, "GET") {
+			allow += ", HEAD"
+		}
+		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+allow)
+		})
+	}
+	a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return a, nil
+}
+
+type route struct {
+	Route
+	h http.HandlerFunc
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{Route{"GET", "/v1/whoami", config.RoleViewer}, a.whoami},
+		{Route{"GET", "/v1/breakers", config.RoleViewer}, a.listBreakers},
+		{Route{"GET", "/v1/breakers/{scope}", config.RoleViewer}, a.getBreaker},
+		{Route{"POST", "/v1/breakers/{scope}/override", config.RoleOperator}, a.override},
+		{Route{"POST", "/v1/breakers/{scope}/reset", config.RoleOperator}, a.reset},
+		{Route{"GET", "/v1/audit", config.RoleViewer}, a.queryAudit},
+		{Route{"GET", "/v1/incidents", config.RoleViewer}, a.listIncidents},
+		{Route{"GET", "/v1/incidents/{id}", config.RoleViewer}, a.getIncident},
+		{Route{"GET", "/v1/incidents/{id}/lookback", config.RoleViewer}, a.lookBack},
+		{Route{"GET", "/v1/held", config.RoleViewer}, a.listHeld},
+		{Route{"POST", "/v1/held/approve", config.RoleReviewer}, a.decideIDs(review.Approved)},
+		{Route{"POST", "/v1/held/reject", config.RoleReviewer}, a.decideIDs(review.Rejected)},
+		{Route{"POST", "/v1/incidents/{id}/approve", config.RoleReviewer}, a.decideIncident(review.Approved)},
+		{Route{"POST", "/v1/incidents/{id}/reject", config.RoleReviewer}, a.decideIncident(review.Rejected)},
+		{Route{"POST", "/v1/incidents/{id}/sample", config.RoleReviewer}, a.sample},
+	}
+}
+
+// Routes lists the endpoints the API serves.
+func (a *API) Routes() []Route {
+	rs := a.routes()
+	out := make([]Route, len(rs))
+	for i, r := range rs {
+		out[i] = r.Route
+	}
+	return out
+}
+
+// ServeHTTP serves the API under /v1/.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Observe records the counts of the scopes a batch touched, shown with the
+// breakers as the last figures this replica saw. The pipeline calls it
+// after each batch.
+func (a *API) Observe(at time.Time, scopes []store.ScopeResult) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range scopes {
+		a.counts[s.Scope] = observed{counts: s.Counts, at: at}
+	}
+}
+
+// Breaker is one breaker as the API shows it.
+type Breaker struct {
+	// Scope is the breaker.
+	Scope breaker.Scope `json:"scope"`
+	breaker.Status
+	// Holds is true when the scope's actions are held.
+	Holds bool `json:"holds"`
+	// Thresholds are the breaker's trip conditions.
+	Thresholds Thresholds `json:"thresholds"`
+	// Counts are the last window and baseline figures this replica saw.
+	Counts *Counts `json:"counts,omitempty"`
+}
+
+// Thresholds are a policy with readable durations.
+type Thresholds struct {
+	Window         string  `json:"window"`
+	MaxActions     float64 `json:"max_actions"`
+	Baseline       string  `json:"baseline"`
+	Factor         float64 `json:"factor"`
+	MinActions     float64 `json:"min_actions"`
+	AutoCloseAfter string  `json:"auto_close_after"`
+	Probation      string  `json:"probation"`
+	ProbationScale float64 `json:"probation_scale"`
+	Disabled       bool    `json:"disabled"`
+}
+
+// Counts are a scope's figures at a moment.
+type Counts struct {
+	// Window is the weighted count in the window.
+	Window float64 `json:"window"`
+	// Baseline is the trailing average per window.
+	Baseline float64 `json:"baseline"`
+	// BaselineReady is true once a full baseline period was seen.
+	BaselineReady bool `json:"baseline_ready"`
+	// ObservedAt is when this replica saw them.
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// policy returns the configured policy of scope.
+func (a *API) policy(scope breaker.Scope) breaker.Policy {
+	cfg := a.opts.Config
+	if scope == breaker.Global {
+		return gate.Policy(cfg.Breakers.Global)
+	}
+	rule := scope.Rule()
+	if scope != breaker.RuleScope(rule) {
+		for action := range cfg.Breakers.Rules[rule].Actions {
+			if breaker.ActionScope(rule, action) == scope {
+				t, _ := cfg.ActionThresholds(rule, action)
+				return gate.Policy(t)
+			}
+		}
+	}
+	return gate.Policy(cfg.RuleThresholds(rule))
+}
+
+// known lists the scopes the configuration names and those this replica
+// has seen counted.
+func (a *API) known() []breaker.Scope {
+	cfg := a.opts.Config
+	out := []breaker.Scope{breaker.Global}
+	for rule, r := range cfg.Breakers.Rules {
+		out = append(out, breaker.RuleScope(rule))
+		for action := range r.Actions {
+			out = append(out, breaker.ActionScope(rule, action))
+		}
+	}
+	a.mu.Lock()
+	for s := range a.counts {
+		out = append(out, s)
+	}
+	a.mu.Unlock()
+	return out
+}
+
+func (a *API) view(scope breaker.Scope, s breaker.Status) Breaker {
+	p := a.policy(scope)
+	b := Breaker{
+		Scope: scope, Status: s, Holds: s.Holds(),
+		Thresholds: Thresholds{
+			Window: p.Window.String(), MaxActions: p.MaxActions, Baseline: p.Baseline.String(), Factor: p.Factor,
+			MinActions: p.MinActions, AutoCloseAfter: p.AutoCloseAfter.String(), Probation: p.Probation.String(),
+			ProbationScale: p.ProbationScale, Disabled: p.Disabled,
+		},
+	}
+	a.mu.Lock()
+	if o, ok := a.counts[scope]; ok {
+		b.Counts = &Counts{Window: o.counts.Window, Baseline: o.counts.Baseline, BaselineReady: o.counts.BaselineReady, ObservedAt: o.at}
+	}
+	a.mu.Unlock()
+	return b
+}
+
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, principal(r))
+}
+
+func (a *API) listBreakers(w http.ResponseWriter, r *http.Request) {
+	ss, err := a.opts.Breakers.List(r.Context())
+	if err != nil {
+		a.fail(w, r, "list breakers", err)
+		return
+	}
+	seen := map[breaker.Scope]bool{}
+	out := make([]Breaker, 0, len(ss))
+	for _, s := range ss {
+		seen[s.Scope] = true
+		out = append(out, a.view(s.Scope, s.Status))
+	}
+	for _, scope := range a.known() {
+		if seen[scope] {
+			continue
+		}
+		seen[scope] = true
+		st, err := a.opts.Breakers.Status(r.Context(), scope)
+		if err != nil {
+			a.fail(w, r, "read breaker", err)
+			return
+		}
+		out = append(out, a.view(scope, st))
+	}
+	slices.SortFunc(out, func(x, y Breaker) int {
+		switch {
+		case x.Scope < y.Scope:
+			return -1
+		case x.Scope > y.Scope:
+			return 1
+		}
+		return 0
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"breakers": out})
+}
+
+func (a *API) scope(w http.ResponseWriter, r *http.Request) (breaker.Scope, bool) {
+	s, err := breaker.ParseScope(r.PathValue("scope"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return "", false
+	}
+	return s, true
+}
+
+func (a *API) getBreaker(w http.ResponseWriter, r *http.Request) {
+	scope, ok := a.scope(w, r)
+	if !ok {
+		return
+	}
+	st, err := a.opts.Breakers.Status(r.Context(), scope)
+	if err != nil {
+		a.fail(w, r, "read breaker", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(scope, st))
+}
+
+// ChangeResponse answers an override or a reset.
+type ChangeResponse struct {
+	// Breaker is the breaker after the change.
+	Breaker Breaker `json:"breaker"`
+	// From is the status before.
+	From breaker.Status `json:"from"`
+}
+
+func (a *API) override(w http.ResponseWriter, r *http.Request) {
+	scope, ok := a.scope(w, r)
+	if !ok {
+		return
+	}
+	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	o, err := parseOverride(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	who := principal(r)
+	a.change(w, r, scope, audit.KindOverride, o.reason, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		var until time.Time
+		if o.dur > 0 {
+			until = now.Add(o.dur)
+		}
+		return breaker.Override(s, o.state, who.Name, o.reason, until, now)
+	})
+}
+
+func (a *API) reset(w http.ResponseWriter, r *http.Request) {
+	scope, ok := a.scope(w, r)
+	if !ok {
+		return
+	}
+	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	reason, err := parseReset(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	who := principal(r)
+	p := a.policy(scope)
+	a.change(w, r, scope, audit.KindReset, reason, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		return breaker.Reset(p, s, who.Name, reason, now), nil
+	})
+}
+
+// change applies fn to the breaker in the shared store, restoring the store
+// first if it lost its state, then records the transition on the state
+// topic and in the audit trail.
+func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope, kind, reason string, fn func(breaker.Status, time.Time) (breaker.Status, error)) {
+	ctx := r.Context()
+	who := principal(r)
+	var t breaker.Transition
+	var err error
+	for attempt := 0; ; attempt++ {
+		t, err = a.opts.Breakers.Update(ctx, scope, fn)
+		if !errors.Is(err, store.ErrStateLost) || attempt == 2 {
+			break
+		}
+		if rerr := a.opts.Restore(ctx); rerr != nil {
+			err = fmt.Errorf("%w; restore: %w", err, rerr)
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, breaker.ErrInvalidState):
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
+		a.fail(w, r, "update breaker", err)
+		return
+	}
+	if err := a.opts.States.Record(ctx, t.To.Since, []breaker.Transition{t}); err != nil {
+		a.fail(w, r, "the change is applied but not yet in the state topic; repeat the request", err)
+		return
+	}
+	from, to := t.From, t.To
+	if err := a.opts.Audit.Write(ctx, audit.Entry{
+		ID: audit.TransitionID(scope, t.To.Generation), At: t.To.Since, Actor: who.Name, Kind: kind, Scope: scope, Reason: reason, From: &from, To: &to,
+	}); err != nil {
+		a.fail(w, r, "the change is applied but the audit trail failed", err)
+		return
+	}
+	a.opts.Logger.Info("breaker changed by an operator",
+		zap.String("actor", who.Name), zap.String("kind", kind), zap.String("scope", string(scope)),
+		zap.String("from", string(t.From.State)), zap.String("to", string(t.To.State)),
+		zap.Uint64("generation", t.To.Generation), zap.String("reason", reason))
+	writeJSON(w, http.StatusOK, ChangeResponse{Breaker: a.view(scope, t.To), From: t.From})
+}
+
+// The audit query limits.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
+	q := audit.Query{Limit: defaultAuditLimit}
+	v := r.URL.Query()
+	for key := range v {
+		switch key {
+		case "scope", "since", "limit":
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want scope, since or limit", key))
+			return
+		}
+	}
+	if s := v.Get("scope"); s != "" {
+		scope, err := breaker.ParseScope(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "scope: "+err.Error())
+			return
+		}
+		q.Scope = scope
+	}
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			d, derr := time.ParseDuration(s)
+			if derr != nil || d <= 0 {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("since: want an RFC 3339 time or a positive duration such as 1h, got %q", s))
+				return
+			}
+			t = time.Now().Add(-d)
+		}
+		q.Since = t
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxAuditLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxAuditLimit, s))
+			return
+		}
+		q.Limit = n
+	}
+	es, err := a.opts.Audit.Query(r.Context(), q)
+	if err != nil {
+		a.fail(w, r, "query the audit trail", err)
+		return
+	}
+	if es == nil {
+		es = []audit.Entry{}
+	}
+	for i := range es {
+		es[i].IDs = nil // the count says how many; the ids are for rebuilding the review index
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+}
+
+// fail answers 503 for a dependency that failed, and logs it.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.opts.Logger.Warn("admin request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.String("actor", principal(r).Name), zap.String("what", what), zap.Error(err))
+	writeError(w, http.StatusServiceUnavailable, what+": "+err.Error())
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	// Error says what went wrong.
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,232 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+// errTooLarge is returned for a body over the limit.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads at most limit bytes of r's body, and checks that a
+// declared content type is JSON.
+func readBody(r *http.Request, limit int64) ([]byte, int, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Type must be application/json, got %q", ct)
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: the limit is %d bytes", errTooLarge, limit)
+	}
+	return data, 0, nil
+}
+
+// decodeStrict decodes exactly one JSON object into v: unknown fields,
+// trailing data and a body that is not an object are errors that name what
+// is wrong.
+func decodeStrict(data []byte, v any) error {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return errors.New("request body is empty; want a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return errors.New("request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return fmt.Errorf("field %q: want a JSON %s, got %s", te.Field, te.Type, te.Value)
+		case errors.As(err, &se):
+			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		default:
+			return fmt.Errorf("invalid JSON: %v", err)
+		}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("request body must hold one JSON value; something follows it")
+	}
+	return nil
+}
+
+// The limits of the fields of request bodies.
+const (
+	maxReason   = 1000
+	maxOverride = 90 * 24 * time.Hour
+)
+
+// OverrideRequest is the body of POST /v1/breakers/{scope}/override.
+type OverrideRequest struct {
+	// State is forced_open, forced_closed or shadow.
+	State breaker.State `json:"state"`
+	// Reason is required: why the operator sets it.
+	Reason string `json:"reason"`
+	// For is how long the override lasts (a Go duration, "2h"); empty means
+	// until further notice.
+	For string `json:"for,omitempty"`
+}
+
+// ResetRequest is the body of POST /v1/breakers/{scope}/reset.
+type ResetRequest struct {
+	// Reason is required: why the operator resets it.
+	Reason string `json:"reason"`
+}
+
+// override is a validated OverrideRequest.
+type override struct {
+	state  breaker.State
+	reason string
+	dur    time.Duration
+}
+
+// parseOverride decodes and checks an override body.
+func parseOverride(data []byte) (override, error) {
+	var req OverrideRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return override{}, err
+	}
+	switch req.State {
+	case breaker.ForcedOpen, breaker.ForcedClosed, breaker.Shadow:
+	default:
+		return override{}, fmt.Errorf("field \"state\": must be forced_open, forced_closed or shadow, got %q", req.State)
+	}
+	reason, err := checkReason(req.Reason)
+	if err != nil {
+		return override{}, err
+	}
+	o := override{state: req.State, reason: reason}
+	if req.For != "" {
+		d, err := time.ParseDuration(req.For)
+		if err != nil || d <= 0 || d > maxOverride {
+			return override{}, fmt.Errorf("field \"for\": must be a duration between 1s and %s such as \"2h\", got %q", maxOverride, req.For)
+		}
+		if d < time.Second {
+			return override{}, fmt.Errorf("field \"for\": must be at least 1s, got %q", req.For)
+		}
+		o.dur = d
+	}
+	return o, nil
+}
+
+// parseReset decodes and checks a reset body.
+func parseReset(data []byte) (string, error) {
+	var req ResetRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return checkReason(req.Reason)
+}
+
+// checkReason trims and checks a required reason.
+func checkReason(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errors.New("field \"reason\": is required")
+	case len(s) > maxReason:
+		return "", fmt.Errorf("field \"reason\": must be at most %d bytes, got %d", maxReason, len(s))
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "", errors.New("field \"reason\": must not contain control characters")
+	}
+	return s, nil
+}
+
+// The limits of review bodies.
+const (
+	maxDecideIDs = 10000
+	maxActionID  = 128
+)
+
+// DecideRequest is the body of POST /v1/held/approve and /v1/held/reject.
+type DecideRequest struct {
+	// IDs are the action_ids decided.
+	IDs []string `json:"ids"`
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// IncidentDecisionRequest is the body of POST /v1/incidents/{id}/approve
+// and /reject, which decide every pending action of the incident.
+type IncidentDecisionRequest struct {
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SampleRequest is the body of POST /v1/incidents/{id}/sample.
+type SampleRequest struct {
+	// N is how many pending actions to approve, chosen at random.
+	N int `json:"n"`
+	// Reason is optional; it goes to the audit trail.
+	Reason string `json:"reason,omitempty"`
+}
+
+// optionalReason checks a reason that may be empty.
+func optionalReason(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	return checkReason(s)
+}
+
+func parseDecide(data []byte) (DecideRequest, error) {
+	var req DecideRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > maxDecideIDs {
+		return req, fmt.Errorf("field \"ids\": want 1 to %d action ids, got %d", maxDecideIDs, len(req.IDs))
+	}
+	for i, id := range req.IDs {
+		if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+			return req, fmt.Errorf("field \"ids\"[%d]: an action id is 1 to %d characters without control characters", i, maxActionID)
+		}
+	}
+	var err error
+	req.Reason, err = optionalReason(req.Reason)
+	return req, err
+}
+
+func parseIncidentDecision(data []byte) (string, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "", nil
+	}
+	var req IncidentDecisionRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return optionalReason(req.Reason)
+}
+
+func parseSample(data []byte) (SampleRequest, error) {
+	var req SampleRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if req.N < 1 || req.N > maxDecideIDs {
+		return req, fmt.Errorf("field \"n\": want 1 to %d, got %d", maxDecideIDs, req.N)
+	}
+	var err error
+	req.Reason, err = optionalReason(req.Reason)
+	return req, err
+}

@@ -1,0 +1,230 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/review"
+)
+
+// Review is the index of held actions and their decisions (review.Index).
+type Review interface {
+	Incidents(ctx context.Context) ([]review.Incident, error)
+	Incident(ctx context.Context, id string) (review.Incident, error)
+	List(ctx context.Context, f review.Filter, cursor string, limit int) (review.Page, error)
+	Decide(ctx context.Context, ids []string, d review.Decision) (review.Outcome, error)
+	DecideIncident(ctx context.Context, d review.Decision) (review.Outcome, error)
+	Sample(ctx context.Context, n int, d review.Decision) ([]string, review.Outcome, error)
+	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
+}
+
+var _ Review = (*review.Index)(nil)
+
+// The held listing limits.
+const (
+	defaultHeldLimit = 100
+	maxHeldLimit     = 1000
+)
+
+func (a *API) listIncidents(w http.ResponseWriter, r *http.Request) {
+	incs, err := a.opts.Review.Incidents(r.Context())
+	if err != nil {
+		a.fail(w, r, "list incidents", err)
+		return
+	}
+	if incs == nil {
+		incs = []review.Incident{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": incs})
+}
+
+func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
+	inc, err := a.opts.Review.Incident(r.Context(), r.PathValue("id"))
+	if errors.Is(err, review.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "read incident", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+// The look-back limits.
+const (
+	maxLookBackWindow = 24 * time.Hour
+	defaultLookBack   = 1000
+	maxLookBack       = 10000
+)
+
+func (a *API) lookBack(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	for key := range v {
+		if key != "window" && key != "limit" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want window or limit", key))
+			return
+		}
+	}
+	inc, err := a.opts.Review.Incident(r.Context(), r.PathValue("id"))
+	if errors.Is(err, review.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "read incident", err)
+		return
+	}
+	scope, err := breaker.ParseScope(inc.Scope)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "incident "+inc.ID+" names no breaker")
+		return
+	}
+	window := a.policy(scope).Window
+	if s := v.Get("window"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > maxLookBackWindow {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("window: want a duration up to %s such as 10m, got %q", maxLookBackWindow, s))
+			return
+		}
+		window = d
+	}
+	limit := defaultLookBack
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLookBack {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxLookBack, s))
+			return
+		}
+		limit = n
+	}
+	lb, err := a.opts.Review.LookBack(r.Context(), a.opts.Config.Kafka.Topics.Gated, scope, inc.FirstHeldAt.Add(-window), inc.FirstHeldAt, limit)
+	if err != nil {
+		a.fail(w, r, "read the gated topic", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lb)
+}
+
+func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	for key := range v {
+		switch key {
+		case "incident", "scope", "action", "model_version", "region", "cursor", "limit":
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want incident, scope, action, model_version, region, cursor or limit", key))
+			return
+		}
+	}
+	limit := defaultHeldLimit
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxHeldLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxHeldLimit, s))
+			return
+		}
+		limit = n
+	}
+	f := review.Filter{Incident: v.Get("incident"), Scope: v.Get("scope"), Action: v.Get("action"), ModelVersion: v.Get("model_version"), Region: v.Get("region")}
+	page, err := a.opts.Review.List(r.Context(), f, v.Get("cursor"), limit)
+	if err != nil {
+		if s := err.Error(); len(s) > 7 && s[:7] == "cursor:" {
+			writeError(w, http.StatusBadRequest, s)
+			return
+		}
+		a.fail(w, r, "list held actions", err)
+		return
+	}
+	if page.Items == nil {
+		page.Items = []review.Held{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// DecideResponse answers a decision.
+type DecideResponse struct {
+	review.Outcome
+	// Sampled are the ids a sample approved.
+	Sampled []string `json:"sampled,omitempty"`
+}
+
+func (a *API) decideIDs(to review.Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		req, err := parseDecide(data)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		o, err := a.opts.Review.Decide(r.Context(), req.IDs, review.Decision{To: to, Reviewer: principal(r).Name, Reason: req.Reason})
+		a.decided(w, r, to, "", o, nil, err)
+	}
+}
+
+func (a *API) decideIncident(to review.Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		reason, err := parseIncidentDecision(data)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		id := r.PathValue("id")
+		o, err := a.opts.Review.DecideIncident(r.Context(), review.Decision{To: to, Reviewer: principal(r).Name, Reason: reason, Incident: id})
+		a.decided(w, r, to, id, o, nil, err)
+	}
+}
+
+func (a *API) sample(w http.ResponseWriter, r *http.Request) {
+	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return
+	}
+	req, err := parseSample(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id := r.PathValue("id")
+	ids, o, err := a.opts.Review.Sample(r.Context(), req.N, review.Decision{Reviewer: principal(r).Name, Reason: req.Reason, Incident: id})
+	a.decided(w, r, review.Approved, id, o, ids, err)
+}
+
+// decided answers a decision; the index journaled it in the audit trail.
+func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, incident string, o review.Outcome, sampled []string, err error) {
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, review.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		a.fail(w, r, "record the decisions", err)
+		return
+	}
+	who := principal(r)
+	if o.Changed > 0 {
+		a.opts.Release()
+	}
+	a.opts.Logger.Info("held actions decided", zap.String("actor", who.Name), zap.String("decision", string(to)),
+		zap.String("incident", incident), zap.Int("changed", o.Changed), zap.Int("already", o.Already),
+		zap.Int("conflicts", len(o.Conflicts)), zap.Int("unknown", len(o.Unknown)))
+	writeJSON(w, http.StatusOK, DecideResponse{Outcome: o, Sampled: sampled})
+}

@@ -1,0 +1,222 @@
+package admin_test
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/review"
+)
+
+func header(r testbed.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestReview trips a rule, then lists, filters, rejects, samples and
+// approves its held actions through the API: every approved action reaches
+// gated once, every rejected one the rejected topic, none both.
+func TestReview(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	rv, vw := tok(config.RoleReviewer), tok(config.RoleViewer)
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 300 {
+		action := "remove_pin"
+		if i%2 == 1 {
+			action = "warn"
+		}
+		recs = append(recs, admintest.Event(fmt.Sprintf("a-%03d", i), "rule-a", action, fmt.Sprintf("t-%d", i%20), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	heldRecs := waitCountAtLeast(t, bed, admintest.Topics.Held, 1)
+	incID := header(heldRecs[0], "breakwater-incident")
+
+	var inc review.Incident
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var list struct{ Incidents []review.Incident }
+		call(t, d.URL, "GET", "/v1/incidents", vw, "", &list)
+		if len(list.Incidents) == 1 && list.Incidents[0].Held == int64(len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second))) && list.Incidents[0].Held > 250 {
+			inc = list.Incidents[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents = %+v; want one with every held action", list.Incidents)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if inc.ID != incID || inc.Scope != "rule:rule-a" || inc.Pending != inc.Held {
+		t.Errorf("incident = %+v; want %s, all pending", inc, incID)
+	}
+	var one review.Incident
+	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &one); code != 200 || one.ID != incID {
+		t.Errorf("GET incident = %d %+v", code, one)
+	}
+	if code := call(t, d.URL, "GET", "/v1/incidents/nope@1", vw, "", nil); code != 404 {
+		t.Errorf("GET unknown incident = %d; want 404", code)
+	}
+
+	var page review.Page
+	call(t, d.URL, "GET", "/v1/held?limit=5&action=warn&incident="+url.QueryEscape(incID), vw, "", &page)
+	if len(page.Items) != 5 || page.Next == "" {
+		t.Fatalf("held page = %+v; want 5 items and a cursor", page)
+	}
+	for _, h := range page.Items {
+		if h.Action != "warn" || h.Status != review.Pending {
+			t.Errorf("held item %+v; want a pending warn", h)
+		}
+	}
+	var page2 review.Page
+	call(t, d.URL, "GET", "/v1/held?limit=5&action=warn&cursor="+page.Next, vw, "", &page2)
+	if len(page2.Items) != 5 || page2.Items[0].ActionID == page.Items[0].ActionID {
+		t.Errorf("second page = %+v; want the next 5", page2)
+	}
+	for _, q := range []string{"?limit=0", "?cursor=abc", "?colour=red"} {
+		if code := call(t, d.URL, "GET", "/v1/held"+q, vw, "", nil); code != 400 {
+			t.Errorf("GET /v1/held%s = %d; want 400", q, code)
+		}
+	}
+
+	// Reject the first page, sample 10, approve the rest.
+	var ids []string
+	for _, h := range page.Items {
+		ids = append(ids, fmt.Sprintf("%q", h.ActionID))
+	}
+	var out admin.DecideResponse
+	if code := call(t, d.URL, "POST", "/v1/held/reject", rv, `{"ids":[`+strings.Join(ids, ",")+`],"reason":"false positive"}`, &out); code != 200 || out.Changed != 5 {
+		t.Fatalf("reject = %d %+v", code, out)
+	}
+	if code := call(t, d.URL, "POST", "/v1/incidents/"+url.PathEscape(incID)+"/sample", rv, `{"n":10}`, &out); code != 200 || out.Changed != 10 || len(out.Sampled) != 10 {
+		t.Fatalf("sample = %d %+v", code, out)
+	}
+	if code := call(t, d.URL, "POST", "/v1/incidents/"+url.PathEscape(incID)+"/approve", rv, `{"reason":"checked"}`, &out); code != 200 || out.Changed != int(inc.Held)-15 {
+		t.Fatalf("approve = %d %+v; want %d changed", code, out, inc.Held-15)
+	}
+	// Approving again is a no-op.
+	if code := call(t, d.URL, "POST", "/v1/incidents/"+url.PathEscape(incID)+"/approve", rv, ``, &out); code != 200 || out.Changed != 0 {
+		t.Fatalf("approve again = %d %+v; want nothing changed", code, out)
+	}
+
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &one)
+		if one.Released == one.Held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incident = %+v; want everything released", one)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	onGated, onRejected := map[string]int{}, map[string]int{}
+	for _, g := range bed.Kafka.ReadAll(t, admintest.Topics.Gated, 10*time.Second) {
+		if header(g, "breakwater-decision") == "approved" {
+			onGated[header(g, "breakwater-action-id")]++
+			if header(g, "breakwater-reviewer") != admintest.Name(config.RoleReviewer) || header(g, "breakwater-incident") != incID {
+				t.Errorf("released headers %+v", g.Headers)
+			}
+		}
+	}
+	for _, r := range bed.Kafka.ReadAll(t, admintest.RejectedTopic, 10*time.Second) {
+		onRejected[header(r, "breakwater-action-id")]++
+	}
+	if len(onGated) != int(inc.Held)-5 || len(onRejected) != 5 {
+		t.Errorf("%d approved on gated, %d on rejected; want %d and 5", len(onGated), len(onRejected), inc.Held-5)
+	}
+	for id, n := range onGated {
+		if n != 1 || onRejected[id] != 0 {
+			t.Errorf("%s: %d times on gated, %d on rejected", id, n, onRejected[id])
+		}
+	}
+	es := auditEntries(t, d.URL, "")
+	kinds := map[string]int{}
+	for _, e := range es {
+		kinds[e.Kind] += e.Count
+	}
+	if kinds[audit.KindReject] != 5 || kinds[audit.KindApprove] != int(inc.Held)-5 {
+		t.Errorf("audited decisions = %v; want 5 rejected and %d approved", kinds, inc.Held-5)
+	}
+}
+
+func waitCountAtLeast(t *testing.T, bed *admintest.Bed, topic string, n int) []testbed.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := bed.Kafka.ReadAll(t, topic, 10*time.Second)
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d records after 30s; want %d", topic, len(recs), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLookBack finds the actions of the scope forwarded before the trip.
+func TestLookBack(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	vw := tok(config.RoleViewer)
+	now := time.Now()
+	var before []testbed.Record
+	for i := range 8 {
+		before = append(before, admintest.Event(fmt.Sprintf("early-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+		before = append(before, admintest.Event(fmt.Sprintf("other-%d", i), "rule-b", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, before...)
+	waitCountAtLeast(t, bed, admintest.Topics.Gated, 16)
+	time.Sleep(20 * time.Millisecond)
+	var after []testbed.Record
+	for i := range 50 {
+		after = append(after, admintest.Event(fmt.Sprintf("late-%d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, after...)
+	held := waitCountAtLeast(t, bed, admintest.Topics.Held, 1)
+	incID := header(held[0], "breakwater-incident")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var inc review.Incident
+		if call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &inc) == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the incident was not indexed within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var lb review.LookBack
+	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback?window=1h", vw, "", &lb); code != 200 {
+		t.Fatalf("lookback = %d", code)
+	}
+	if len(lb.Actions) != 8 || lb.Truncated {
+		t.Fatalf("lookback = %+v; want the 8 early rule-a actions", lb)
+	}
+	for _, a := range lb.Actions {
+		if !strings.HasPrefix(a.ActionID, "early-") {
+			t.Errorf("lookback has %s; want only early rule-a actions", a.ActionID)
+		}
+	}
+	call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback?window=1h&limit=3", vw, "", &lb)
+	if len(lb.Actions) != 3 || !lb.Truncated {
+		t.Errorf("lookback limit 3 = %d actions, truncated %v", len(lb.Actions), lb.Truncated)
+	}
+	for _, q := range []string{"?window=2d", "?limit=0", "?x=1"} {
+		if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback"+q, vw, "", nil); code != 400 {
+			t.Errorf("lookback%s = %d; want 400", q, code)
+		}
+	}
+}

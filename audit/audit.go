@@ -1,0 +1,389 @@
+// Package audit keeps the audit trail: every breaker transition, automatic
+// or by an operator, and every review decision, with who, why, when and the
+// state before and after.
+//
+// The audit topic is the durable record. Redis holds a capped index of the
+// newest entries for queries; it is rebuilt from the topic when Redis lost
+// its data, and every write to it is idempotent, so that a retried write or
+// two replicas rebuilding at once never duplicate an entry.
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+// System is the actor of automatic transitions.
+const System = "breakwater"
+
+// The kinds of entries.
+const (
+	// KindTransition is an automatic breaker transition (trip, probation, close).
+	KindTransition = "transition"
+	// KindOverride is an operator setting a manual state.
+	KindOverride = "override"
+	// KindReset is an operator resetting a breaker into probation.
+	KindReset = "reset"
+	// KindApprove is a reviewer approving held actions.
+	KindApprove = "approve"
+	// KindReject is a reviewer rejecting held actions.
+	KindReject = "reject"
+	// KindRelease is approved or rejected actions written to their topic.
+	KindRelease = "release"
+)
+
+// Entry is one record of the audit trail.
+type Entry struct {
+	// ID is unique per entry; it makes index writes idempotent.
+	ID string `json:"id"`
+	// At is when it happened (the store's clock for breaker transitions).
+	At time.Time `json:"at"`
+	// Actor is the token name of the person, or System.
+	Actor string `json:"actor"`
+	// Kind is one of the Kind constants.
+	Kind string `json:"kind"`
+	// Scope is the breaker concerned.
+	Scope breaker.Scope `json:"scope,omitempty"`
+	// Reason is the operator's or the trip's reason.
+	Reason string `json:"reason,omitempty"`
+	// From and To are the breaker's status before and after.
+	From *breaker.Status `json:"from,omitempty"`
+	To   *breaker.Status `json:"to,omitempty"`
+	// Incident names the incident of a review decision.
+	Incident string `json:"incident,omitempty"`
+	// Count is how many held actions a review decision covered.
+	Count int `json:"count,omitempty"`
+	// IDs are the action ids of a review decision or a release: the
+	// durable record the review index is rebuilt from.
+	IDs []string `json:"ids,omitempty"`
+}
+
+// Query selects audit entries, newest first.
+type Query struct {
+	// Scope, if set, keeps only the entries of that breaker.
+	Scope breaker.Scope
+	// Since, if set, keeps only the entries at or after it.
+	Since time.Time
+	// Limit is the most entries returned; it must be positive.
+	Limit int
+}
+
+// Options configure a Trail.
+type Options struct {
+	// Brokers and Topic locate the audit topic.
+	Brokers []string
+	Topic   string
+	// WriteTimeout bounds one acknowledged write.
+	WriteTimeout time.Duration
+	// Redis holds the index.
+	Redis redis.UniversalClient
+	// Prefix is the hash tag of the index keys (the store's key prefix).
+	Prefix string
+	// IndexSize is how many of the newest entries the index keeps.
+	IndexSize int
+}
+
+func (o Options) validate() error {
+	switch {
+	case len(o.Brokers) == 0:
+		return errors.New("audit: Options.Brokers is empty")
+	case o.Topic == "":
+		return errors.New("audit: Options.Topic is empty")
+	case o.WriteTimeout <= 0:
+		return errors.New("audit: Options.WriteTimeout must be positive")
+	case o.Redis == nil:
+		return errors.New("audit: Options.Redis is nil")
+	case o.Prefix == "" || strings.ContainsAny(o.Prefix, "{} \t\n"):
+		return fmt.Errorf("audit: Options.Prefix %q must be non-empty without braces or spaces", o.Prefix)
+	case o.IndexSize < 1:
+		return errors.New("audit: Options.IndexSize must be positive")
+	}
+	return nil
+}
+
+// Trail writes the audit topic and answers queries from the Redis index.
+type Trail struct {
+	opts    Options
+	w       *kafka.Writer
+	tr      *kafka.Transport
+	index   string
+	built   string
+	maxPage int64
+}
+
+// New returns a trail; Close releases its writer.
+func New(opts Options) (*Trail, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	tr := &kafka.Transport{}
+	tag := "{" + opts.Prefix + "}"
+	return &Trail{
+		opts: opts,
+		tr:   tr,
+		w: &kafka.Writer{
+			Addr:         kafka.TCP(opts.Brokers...),
+			Transport:    tr,
+			Topic:        opts.Topic,
+			Balancer:     &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: 100 * time.Microsecond,
+			WriteTimeout: opts.WriteTimeout,
+			MaxAttempts:  5,
+		},
+		index:   tag + ":audit",
+		built:   tag + ":audit:built",
+		maxPage: 500,
+	}, nil
+}
+
+// Close flushes and closes the writer.
+func (t *Trail) Close() error {
+	err := t.w.Close()
+	t.tr.CloseIdleConnections()
+	return err
+}
+
+// NewID returns a random entry id.
+func NewID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// TransitionID is the entry id of a breaker transition: its scope and
+// generation, so that writing the same transition twice indexes it once.
+func TransitionID(scope breaker.Scope, gen uint64) string {
+	return string(scope) + "#" + strconv.FormatUint(gen, 10)
+}
+
+// Write records entries on the audit topic, acknowledged by all in-sync
+// replicas, then in the index. Entries without an ID get one.
+func (t *Trail) Write(ctx context.Context, entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(entries))
+	for i := range entries {
+		if entries[i].ID == "" {
+			entries[i].ID = NewID()
+		}
+		v, err := json.Marshal(entries[i])
+		if err != nil {
+			return fmt.Errorf("encode audit entry: %w", err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(entries[i].Scope), Value: v}
+	}
+	if err := t.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("write %d audit entries to %s: %w", len(msgs), t.opts.Topic, err)
+	}
+	if err := t.indexValues(ctx, msgs); err != nil {
+		// The topic has them; the next rebuild puts them in the index.
+		return fmt.Errorf("index %d audit entries: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Record writes the automatic transitions of a batch, actor System, at the
+// time each one began.
+func (t *Trail) Record(ctx context.Context, ts []breaker.Transition) error {
+	entries := make([]Entry, len(ts))
+	for i, tr := range ts {
+		from, to := tr.From, tr.To
+		entries[i] = Entry{ID: TransitionID(tr.Scope, tr.To.Generation), At: tr.To.Since, Actor: System, Kind: KindTransition, Scope: tr.Scope, Reason: tr.To.Reason, From: &from, To: &to}
+	}
+	return t.Write(ctx, entries...)
+}
+
+// indexValues adds the encoded entries to the index and trims it. ZADD of
+// the same bytes is a no-op, which makes retries and rebuilds idempotent.
+func (t *Trail) indexValues(ctx context.Context, msgs []kafka.Message) error {
+	zs := make([]redis.Z, 0, len(msgs))
+	for _, m := range msgs {
+		var e Entry
+		if err := json.Unmarshal(m.Value, &e); err != nil {
+			continue // not an entry of ours; the topic keeps it
+		}
+		zs = append(zs, redis.Z{Score: float64(e.At.UnixMilli()), Member: string(m.Value)})
+	}
+	if len(zs) == 0 {
+		return nil
+	}
+	_, err := t.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, t.index, zs...)
+		p.ZRemRangeByRank(ctx, t.index, 0, int64(-t.opts.IndexSize-1))
+		return nil
+	})
+	return err
+}
+
+// Query returns the entries q selects, newest first. It rebuilds the index
+// from the topic first if Redis lost it.
+func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
+	if q.Limit < 1 {
+		return nil, errors.New("audit: Query.Limit must be positive")
+	}
+	n, err := t.opts.Redis.Exists(ctx, t.built).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read audit index: %w", err)
+	}
+	if n == 0 {
+		if _, err := t.Rebuild(ctx); err != nil {
+			return nil, err
+		}
+	}
+	minScore := "-inf"
+	if !q.Since.IsZero() {
+		minScore = strconv.FormatInt(q.Since.UnixMilli(), 10)
+	}
+	var out []Entry
+	for offset := int64(0); len(out) < q.Limit; offset += t.maxPage {
+		vals, err := t.opts.Redis.ZRevRangeByScore(ctx, t.index, &redis.ZRangeBy{
+			Min: minScore, Max: "+inf", Offset: offset, Count: t.maxPage,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read audit index: %w", err)
+		}
+		for _, v := range vals {
+			var e Entry
+			if err := json.Unmarshal([]byte(v), &e); err != nil {
+				continue
+			}
+			if (q.Scope != "" && e.Scope != q.Scope) || (!q.Since.IsZero() && e.At.Before(q.Since)) {
+				continue
+			}
+			out = append(out, e)
+			if len(out) == q.Limit {
+				break
+			}
+		}
+		if int64(len(vals)) < t.maxPage {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Scan calls fn with every entry of the audit topic, partition by
+// partition, in topic order; it stops at the first error fn returns.
+func (t *Trail) Scan(ctx context.Context, fn func(Entry) error) error {
+	return readTopic(ctx, t.opts.Brokers, t.opts.Topic, func(batch []kafka.Message) error {
+		for _, m := range batch {
+			var e Entry
+			if err := json.Unmarshal(m.Value, &e); err != nil {
+				continue
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Rebuild reads the whole audit topic into the index and marks it built.
+// It is safe to run from several replicas at once and beside writes.
+func (t *Trail) Rebuild(ctx context.Context) (int, error) {
+	n := 0
+	err := readTopic(ctx, t.opts.Brokers, t.opts.Topic, func(batch []kafka.Message) error {
+		n += len(batch)
+		return t.indexValues(ctx, batch)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild the audit index from %s: %w", t.opts.Topic, err)
+	}
+	if err := t.opts.Redis.Set(ctx, t.built, "1", 0).Err(); err != nil {
+		return 0, fmt.Errorf("mark the audit index built: %w", err)
+	}
+	return n, nil
+}
+
+// readTopic calls fn with the messages of every partition of topic, from
+// the first offset to the end offset it had when the read began, in
+// batches.
+func readTopic(ctx context.Context, brokers []string, topic string, fn func([]kafka.Message) error) error {
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", brokers[0], err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("read partitions of %s: %w", topic, err)
+	}
+	for _, p := range parts {
+		if err := readPartition(ctx, brokers[0], topic, p.ID, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readPartition(ctx context.Context, broker, topic string, p int, fn func([]kafka.Message) error) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
+	if err != nil {
+		return fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
+	}
+	if first >= last {
+		return nil
+	}
+	if _, err := conn.Seek(first, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("seek %s/%d: %w", topic, p, err)
+	}
+	for off := first; off < last; {
+		start := off
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		} else {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		}
+		b := conn.ReadBatch(1, 10<<20)
+		var batch []kafka.Message
+		for {
+			m, err := b.ReadMessage()
+			if err != nil {
+				break
+			}
+			off = m.Offset + 1
+			if m.Offset >= last {
+				break
+			}
+			if m.Value != nil {
+				batch = append(batch, m)
+			}
+		}
+		cerr := b.Close()
+		if len(batch) > 0 {
+			if err := fn(batch); err != nil {
+				return err
+			}
+		}
+		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) {
+			if off >= last {
+				break
+			}
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
+		}
+		if off == start {
+			return fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type bed struct {
+	k *testbed.Kafka
+	r *testbed.Redis
+}
+
+func newTrail(t *testing.T, b bed, size int) *audit.Trail {
+	t.Helper()
+	tr, err := audit.New(audit.Options{
+		Brokers: b.k.Addrs(), Topic: "moderation.audit", WriteTimeout: 10 * time.Second,
+		Redis: b.r.Client(t), Prefix: "bw-test", IndexSize: size,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+func newBed(t *testing.T) bed {
+	k := testbed.StartKafka(t)
+	k.CreateTopic(t, "moderation.audit", 3)
+	return bed{k: k, r: testbed.StartRedis(t)}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func transition(scope breaker.Scope, gen uint64, at time.Time) breaker.Transition {
+	from := breaker.Initial()
+	from.Generation = gen - 1
+	to := from
+	to.State, to.Auto, to.Generation, to.Since, to.Reason = breaker.Open, breaker.Open, gen, at, string(breaker.ReasonMaxActions)
+	return breaker.Transition{Scope: scope, From: from, To: to}
+}
+
+func ids(es []audit.Entry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = fmt.Sprintf("%s/%s/%s", e.Kind, e.Scope, e.At.Format("15:04"))
+	}
+	return out
+}
+
+func TestWriteQueryRebuild(t *testing.T) {
+	b := newBed(t)
+	tr := newTrail(t, b, 1000)
+	ctx := ctxT(t)
+	a, r := breaker.RuleScope("a"), breaker.RuleScope("b")
+	if err := tr.Record(ctx, []breaker.Transition{transition(a, 1, t0), transition(r, 1, t0.Add(time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	to := breaker.Initial()
+	to.State = breaker.ForcedOpen
+	if err := tr.Write(ctx, audit.Entry{At: t0.Add(2 * time.Minute), Actor: "alice", Kind: audit.KindOverride, Scope: a, Reason: "bad model", To: &to}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		q    audit.Query
+		want []string
+	}{
+		{"all", audit.Query{Limit: 10}, []string{"override/rule:a/10:02", "transition/rule:b/10:01", "transition/rule:a/10:00"}},
+		{"limit", audit.Query{Limit: 1}, []string{"override/rule:a/10:02"}},
+		{"scope", audit.Query{Scope: a, Limit: 10}, []string{"override/rule:a/10:02", "transition/rule:a/10:00"}},
+		{"since", audit.Query{Since: t0.Add(time.Minute), Limit: 10}, []string{"override/rule:a/10:02", "transition/rule:b/10:01"}},
+		{"none", audit.Query{Scope: "global", Limit: 10}, []string{}},
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, tt := range tests {
+			got, err := tr.Query(ctx, tt.q)
+			if err != nil {
+				t.Fatalf("%s: Query(%s) = %v", when, tt.name, err)
+			}
+			if fmt.Sprint(ids(got)) != fmt.Sprint(tt.want) {
+				t.Errorf("%s: Query(%s) = %v; want %v", when, tt.name, ids(got), tt.want)
+			}
+		}
+	}
+	check("fresh")
+	got, _ := tr.Query(ctx, audit.Query{Scope: a, Limit: 1})
+	if got[0].Actor != "alice" || got[0].Reason != "bad model" || got[0].To == nil || got[0].To.State != breaker.ForcedOpen {
+		t.Errorf("override entry = %+v; want actor, reason and the status after", got[0])
+	}
+
+	// Redis loses everything: the index comes back from the topic.
+	b.r.Restart(t)
+	check("after a Redis restart")
+
+	// A second rebuild (another replica) adds nothing.
+	n, err := tr.Rebuild(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("Rebuild() = %d, %v; want 3 entries read", n, err)
+	}
+	check("after a second rebuild")
+}
+
+func TestIndexIsCapped(t *testing.T) {
+	b := newBed(t)
+	tr := newTrail(t, b, 5)
+	ctx := ctxT(t)
+	var ts []breaker.Transition
+	for i := range 12 {
+		ts = append(ts, transition(breaker.RuleScope("a"), uint64(i+1), t0.Add(time.Duration(i)*time.Minute)))
+	}
+	if err := tr.Record(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tr.Query(ctx, audit.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 || !got[0].At.Equal(t0.Add(11*time.Minute)) || !got[4].At.Equal(t0.Add(7*time.Minute)) {
+		t.Errorf("Query() = %v; want the 5 newest", ids(got))
+	}
+	b.r.Restart(t)
+	got, err = tr.Query(ctx, audit.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 || !got[0].At.Equal(t0.Add(11*time.Minute)) {
+		t.Errorf("after a rebuild Query() = %v; want the 5 newest", ids(got))
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if _, err := audit.New(audit.Options{}); err == nil {
+		t.Error("New(Options{}) = nil error; want one naming a field")
+	}
+}

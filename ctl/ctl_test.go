@@ -1,0 +1,226 @@
+package ctl_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/review"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbed.RemoveBuiltBinaries()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// cli runs the real breakwaterctl binary.
+type cli struct {
+	bin string
+	env []string
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (c cli) run(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	// Only the variables the test gives: none from the developer's shell.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, c.env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+func (r result) want(t *testing.T, args []string, code int, stdout, stderr string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.stdout, stdout) || !strings.Contains(r.stderr, stderr) {
+		t.Errorf("breakwaterctl %s = exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d, stdout containing %q, stderr containing %q",
+			strings.Join(args, " "), r.code, r.stdout, r.stderr, code, stdout, stderr)
+	}
+}
+
+func TestCLI(t *testing.T) {
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 1000))
+	op := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleOperator]}}
+	viewer := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleViewer]}}
+	bare := cli{bin: bin}
+	scope := string(breaker.RuleScope("rule-a"))
+
+	tests := []struct {
+		name           string
+		c              cli
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"whoami", op, []string{"whoami"}, 0, "test-operator (operator)", ""},
+		{"whoami flags", bare, []string{"--server", d.URL, "--token", admintest.Tokens[config.RoleAdmin], "whoami"}, 0, "test-admin (admin)", ""},
+		{"flags after the command", bare, []string{"whoami", "--server", d.URL, "--token", admintest.Tokens[config.RoleReviewer]}, 0, "test-reviewer (reviewer)", ""},
+		{"breakers", viewer, []string{"breakers"}, 0, "rule:rule-a|action:ban_account", ""},
+		{"breaker show", viewer, []string{"breaker", "show", scope}, 0, "max_actions 1000", ""},
+		{"viewer may not override", viewer, []string{"override", "open", scope, "--reason", "x"}, 1, "", "403 Forbidden"},
+		{"override open", op, []string{"override", "open", scope, "--reason", "bad model", "--for", "2h"}, 0, "rule:rule-a: closed -> forced_open until", ""},
+		{"shows the override", viewer, []string{"breaker", "show", scope}, 0, "set by:           test-operator", ""},
+		{"override shadow", op, []string{"override", "shadow", scope, "--reason", "watch it"}, 0, "forced_open -> shadow", ""},
+		{"override close", op, []string{"override", "close", scope, "--reason", "false alarm"}, 0, "shadow -> forced_closed", ""},
+		{"reset", op, []string{"override", "reset", scope, "--reason", "all clear"}, 0, "forced_closed -> probation", ""},
+		{"audit", viewer, []string{"audit", "--scope", scope}, 0, "test-operator  reset", ""},
+		{"audit limit", viewer, []string{"audit", "--limit", "1"}, 0, "all clear", ""},
+		{"no token", bare, []string{"--server", d.URL, "breakers"}, 1, "", "no token: give --token or set BREAKWATER_TOKEN"},
+		{"no server", bare, []string{"--token", "x", "breakers"}, 1, "", "no server: give --server URL or set BREAKWATER_SERVER"},
+		{"bad token", bare, []string{"--server", d.URL, "--token", "nope", "breakers"}, 1, "", "401 Unauthorized"},
+		{"unreachable", bare, []string{"--server", "http://127.0.0.1:1", "--token", "x", "breakers"}, 1, "", "cannot reach the API"},
+		{"no reason", op, []string{"override", "open", scope}, 2, "", "--reason is required"},
+		{"bad verb", op, []string{"override", "explode", scope, "--reason", "x"}, 2, "", "want open, close, shadow or reset"},
+		{"bad scope", op, []string{"override", "open", "nope", "--reason", "x"}, 1, "", "unknown scope"},
+		{"bad for", op, []string{"override", "open", scope, "--reason", "x", "--for", "soon"}, 2, "", "invalid value \"soon\""},
+		{"for on reset", op, []string{"override", "reset", scope, "--reason", "x", "--for", "1h"}, 2, "", "--for does not apply"},
+		{"bad output", viewer, []string{"breakers", "-o", "yaml"}, 2, "", "-o must be table or json"},
+		{"unknown command", op, []string{"explode"}, 2, "", "unknown command \"explode\""},
+		{"no command", op, nil, 2, "", "Usage:"},
+		{"extra argument", viewer, []string{"breakers", "extra"}, 2, "", "want 0 argument(s), got 1"},
+		{"breaker without show", viewer, []string{"breaker", scope}, 2, "", "want the subcommand show"},
+		{"audit bad since", viewer, []string{"audit", "--since", "yesterday"}, 1, "", "400 Bad Request: since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.run(t, tt.args...).want(t, tt.args, tt.code, tt.stdout, tt.stderr)
+		})
+	}
+
+	// -o json is the API's answer.
+	r := viewer.run(t, "breakers", "-o", "json")
+	var list struct{ Breakers []admin.Breaker }
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
+		t.Fatalf("breakers -o json = exit %d %q: %v", r.code, r.stdout, err)
+	}
+	found := false
+	for _, b := range list.Breakers {
+		if string(b.Scope) == scope {
+			found = true
+			if b.State != breaker.Probation || b.Actor != admintest.Name(config.RoleOperator) {
+				t.Errorf("breakers -o json shows %s as %+v; want probation by the operator", scope, b.Status)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("breakers -o json lacks %s: %s", scope, r.stdout)
+	}
+	r = viewer.run(t, "audit", "-o", "json", "--scope", scope)
+	var es struct{ Entries []audit.Entry }
+	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es.Entries) != 4 {
+		t.Errorf("audit -o json = exit %d %s: %v; want the 4 changes", r.code, r.stdout, err)
+	}
+
+	// --help works on every command, exit 0, on stdout.
+	for _, args := range [][]string{{"--help"}, {"help"}, {"whoami", "--help"}, {"breakers", "--help"}, {"breaker", "show", "--help"},
+		{"override", "--help"}, {"override", "open", "-h"}, {"audit", "--help"}} {
+		r := bare.run(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
+			t.Errorf("breakwaterctl %s = exit %d, stdout %q; want exit 0 and a usage text", strings.Join(args, " "), r.code, r.stdout)
+		}
+	}
+}
+
+func TestCLIReview(t *testing.T) {
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	rv := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleReviewer]}}
+	vw := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleViewer]}}
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 120 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("a-%03d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%9), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+
+	var inc review.Incident
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := vw.run(t, "incidents", "-o", "json")
+		var out struct{ Incidents []review.Incident }
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("incidents -o json = %q: %v", r.stdout, err)
+		}
+		if len(out.Incidents) == 1 && out.Incidents[0].Held > 100 &&
+			out.Incidents[0].Held == int64(len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second))) {
+			inc = out.Incidents[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents = %s; want one with every held action", r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	vw.run(t, "incidents").want(t, []string{"incidents"}, 0, inc.ID, "")
+	vw.run(t, "incidents", inc.ID).want(t, []string{"incidents", inc.ID}, 0, "PENDING", "")
+	vw.run(t, "incidents", inc.ID, "--lookback", "--window", "1h").want(t, nil, 0, "forwarded to gated from", "")
+	vw.run(t, "incidents", "--lookback").want(t, nil, 2, "", "--lookback needs an incident ID")
+	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "2", "-o", "json")
+	var page review.Page
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 2 {
+		t.Fatalf("held list -o json = %q: %v", r.stdout, err)
+	}
+	vw.run(t, "held", "list", "--limit", "2").want(t, nil, 0, "more: --cursor", "")
+	a, b := page.Items[0].ActionID, page.Items[1].ActionID
+	vw.run(t, "held", "reject", a).want(t, nil, 1, "", "403 Forbidden")
+	rv.run(t, "held", "reject", a, b, "--reason", "false positive").want(t, nil, 0, "rejected 2, already rejected 0", "")
+	rv.run(t, "held", "approve", a).want(t, nil, 0, "approved 0, already approved 0, 1 carry the other decision", "")
+	rv.run(t, "held", "sample", "--incident", inc.ID, "-n", "5").want(t, nil, 0, "approved 5", "")
+	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7), "")
+	rv.run(t, "held", "approve").want(t, nil, 2, "", "give action ids")
+	rv.run(t, "held", "sample", "--incident", inc.ID).want(t, nil, 2, "", "-n (at least 1) are required")
+	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject or sample")
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r := vw.run(t, "incidents", inc.ID, "-o", "json")
+		var one review.Incident
+		_ = json.Unmarshal([]byte(r.stdout), &one)
+		if one.Released == one.Held && one.Held > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incident = %s; want everything released", r.stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"incidents", "--help"}, {"held", "--help"}, {"held", "list", "--help"}} {
+		r := vw.run(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
+			t.Errorf("breakwaterctl %s = exit %d, stdout %q", strings.Join(args, " "), r.code, r.stdout)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package ctl
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/review"
+)
+
+func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const syn = "incidents [ID [--lookback [--window 10m]]] [-o table|json]"
+	var lookback bool
+	var window time.Duration
+	pos, err := g.command("incidents", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&lookback, "lookback", false, "with ID: the scope's actions forwarded to gated in a window before the trip")
+		fs.DurationVar(&window, "window", 0, "with --lookback: the window (default the scope's breaker window)")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return wantArgs("incidents", syn, pos, 1, stderr)
+	}
+	if lookback {
+		if len(pos) != 1 {
+			fmt.Fprintf(stderr, "breakwaterctl incidents: --lookback needs an incident ID\n")
+			return errUsage
+		}
+		return g.lookBack(ctx, pos[0], window, stdout)
+	}
+	if len(pos) == 1 {
+		var inc review.Incident
+		raw, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(pos[0]), nil, &inc)
+		if err != nil {
+			return err
+		}
+		if g.output == "json" {
+			return printJSON(stdout, raw)
+		}
+		return printIncidents(stdout, []review.Incident{inc})
+	}
+	var out struct {
+		Incidents []review.Incident `json:"incidents"`
+	}
+	raw, err := g.call(ctx, "GET", "/v1/incidents", nil, &out)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	return printIncidents(stdout, out.Incidents)
+}
+
+func (g *globals) lookBack(ctx context.Context, id string, window time.Duration, stdout io.Writer) error {
+	q := url.Values{}
+	if window > 0 {
+		q.Set("window", window.String())
+	}
+	var lb review.LookBack
+	raw, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(id)+"/lookback?"+q.Encode(), nil, &lb)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	fmt.Fprintf(stdout, "forwarded to gated from %s to %s: %d\n", when(lb.From), when(lb.To), len(lb.Actions))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION ID\tRULE\tACTION\tTARGET\tOCCURRED\tFORWARDED")
+	for _, a := range lb.Actions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\n", a.ActionID, a.Rule, a.Action, a.TargetType, a.TargetID, when(a.OccurredAt), when(a.ForwardedAt))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if lb.Truncated {
+		fmt.Fprintln(stdout, "(truncated: only the newest are shown)")
+	}
+	return nil
+}
+
+func printIncidents(w io.Writer, incs []review.Incident) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INCIDENT\tSCOPE\tHELD\tPENDING\tAPPROVED\tREJECTED\tRELEASED\tFIRST HELD\tLAST HELD")
+	for _, i := range incs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", i.ID, i.Scope, i.Held, i.Pending, i.Approved, i.Rejected, i.Released,
+			when(i.FirstHeldAt), when(i.LastHeldAt))
+	}
+	return tw.Flush()
+}
+
+const heldSynopsis = `held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
+       breakwaterctl held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
+       breakwaterctl held sample --incident ID -n N [--reason R]`
+
+func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f review.Filter
+	var cursor, reason, idsFrom string
+	var limitN, n int
+	pos, err := g.command("held", heldSynopsis, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&f.Incident, "incident", "", "the incident (list, sample, or approve/reject all of its pending actions)")
+		fs.StringVar(&f.Scope, "scope", "", "list: only this breaker's actions")
+		fs.StringVar(&f.Action, "action", "", "list: only this action type")
+		fs.StringVar(&f.ModelVersion, "model-version", "", "list: only this model version")
+		fs.StringVar(&f.Region, "region", "", "list: only this region")
+		fs.IntVar(&limitN, "limit", 50, "list: the most actions shown (1..1000)")
+		fs.StringVar(&cursor, "cursor", "", "list: the next_cursor of an earlier page")
+		fs.StringVar(&reason, "reason", "", "approve, reject, sample: why (recorded in the audit trail)")
+		fs.StringVar(&idsFrom, "ids-from", "", "approve, reject: read action ids from this file, one a line (- for stdin)")
+		fs.IntVar(&n, "n", 0, "sample: how many pending actions to approve at random")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample\nUsage: breakwaterctl %s\n", heldSynopsis)
+		return errUsage
+	}
+	verb, rest := pos[0], pos[1:]
+	switch verb {
+	case "list":
+		if err := wantArgs("held list", heldSynopsis, rest, 0, stderr); err != nil {
+			return err
+		}
+		return g.heldList(ctx, f, cursor, limitN, stdout)
+	case "sample":
+		if err := wantArgs("held sample", heldSynopsis, rest, 0, stderr); err != nil {
+			return err
+		}
+		if f.Incident == "" || n < 1 {
+			fmt.Fprintf(stderr, "breakwaterctl held sample: --incident and -n (at least 1) are required\n")
+			return errUsage
+		}
+		var resp admin.DecideResponse
+		raw, err := g.call(ctx, "POST", "/v1/incidents/"+url.PathEscape(f.Incident)+"/sample", admin.SampleRequest{N: n, Reason: reason}, &resp)
+		if err != nil {
+			return err
+		}
+		return g.printDecision(stdout, "approved", raw, resp)
+	case "approve", "reject":
+		ids := rest
+		if idsFrom != "" {
+			more, err := readIDs(idsFrom)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, more...)
+		}
+		var path string
+		var body any
+		switch {
+		case f.Incident != "" && len(ids) > 0:
+			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids or --incident, not both\n", verb)
+			return errUsage
+		case f.Incident != "":
+			path, body = "/v1/incidents/"+url.PathEscape(f.Incident)+"/"+verb, admin.IncidentDecisionRequest{Reason: reason}
+		case len(ids) > 0:
+			path, body = "/v1/held/"+verb, admin.DecideRequest{IDs: ids, Reason: reason}
+		default:
+			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids, --ids-from FILE or --incident ID\n", verb)
+			return errUsage
+		}
+		var resp admin.DecideResponse
+		raw, err := g.call(ctx, "POST", path, body, &resp)
+		if err != nil {
+			return err
+		}
+		return g.printDecision(stdout, strings.TrimSuffix(verb, "e")+"ed", raw, resp)
+	default:
+		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample, got %q\nUsage: breakwaterctl %s\n", verb, heldSynopsis)
+		return errUsage
+	}
+}
+
+func (g *globals) heldList(ctx context.Context, f review.Filter, cursor string, limitN int, stdout io.Writer) error {
+	q := url.Values{}
+	for k, v := range map[string]string{"incident": f.Incident, "scope": f.Scope, "action": f.Action,
+		"model_version": f.ModelVersion, "region": f.Region, "cursor": cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	q.Set("limit", strconv.Itoa(limitN))
+	var page review.Page
+	raw, err := g.call(ctx, "GET", "/v1/held?"+q.Encode(), nil, &page)
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION ID\tINCIDENT\tRULE\tACTION\tTARGET\tMODEL\tREGION\tOCCURRED\tSTATUS\tRELEASED\tREVIEWER")
+	for _, h := range page.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\t%t\t%s\n", h.ActionID, h.Incident, h.Rule, h.Action, h.TargetType, h.TargetID,
+			dash(h.ModelVersion), dash(h.Region), when(h.OccurredAt), h.Status, h.Released, dash(h.Reviewer))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Next != "" {
+		fmt.Fprintf(stdout, "more: --cursor %s\n", page.Next)
+	}
+	return nil
+}
+
+func (g *globals) printDecision(w io.Writer, verb string, raw []byte, r admin.DecideResponse) error {
+	if g.output == "json" {
+		return printJSON(w, raw)
+	}
+	fmt.Fprintf(w, "%s %d, already %s %d", verb, r.Changed, verb, r.Already)
+	if len(r.Conflicts) > 0 {
+		fmt.Fprintf(w, ", %d carry the other decision (%s)", len(r.Conflicts), short(strings.Join(r.Conflicts, " "), 200))
+	}
+	if len(r.Unknown) > 0 {
+		fmt.Fprintf(w, ", %d unknown (%s)", len(r.Unknown), short(strings.Join(r.Unknown, " "), 200))
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}
+
+// readIDs reads action ids, one a line; blank lines and # comments are skipped.
+func readIDs(path string) ([]string, error) {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--ids-from: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	var ids []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line != "" && !strings.HasPrefix(line, "#") {
+			ids = append(ids, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--ids-from %s: %w", path, err)
+	}
+	return ids, nil
+}

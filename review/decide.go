@@ -1,0 +1,222 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/breakwater/breakwater/audit"
+)
+
+// Outcome is what a decision call did.
+type Outcome struct {
+	// Changed counts the actions that were pending and now carry the decision.
+	Changed int `json:"changed"`
+	// Already counts the actions that already carried the same decision.
+	Already int `json:"already"`
+	// Conflicts are the actions that carry the other decision; they keep it.
+	Conflicts []string `json:"conflicts"`
+	// Unknown are the ids the index does not know.
+	Unknown []string `json:"unknown"`
+}
+
+func (o *Outcome) add(p Outcome) {
+	o.Changed += p.Changed
+	o.Already += p.Already
+	o.Conflicts = append(o.Conflicts, p.Conflicts...)
+	o.Unknown = append(o.Unknown, p.Unknown...)
+}
+
+// decideScript moves pending actions to a decision and queues them for
+// release. An action that already carries a decision keeps it, so that
+// deciding again changes nothing.
+var decideScript = redis.NewScript(`
+local queue = KEYS[1]
+local tag, to, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local changed, already, conflicts, unknown = 0, 0, {}, {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local akey = tag .. ':held:a:' .. id
+  local st = redis.call('HGET', akey, 'status')
+  if not st then
+    unknown[#unknown+1] = id
+  elseif st == to then
+    already = already + 1
+  elseif st ~= 'pending' then
+    conflicts[#conflicts+1] = id
+  else
+    redis.call('HSET', akey, 'status', to, 'reviewer', reviewer, 'decided_at', now)
+    local f = redis.call('HMGET', akey, 'incident', 'pos', 'key')
+    local ikey = tag .. ':held:i:' .. f[1]
+    redis.call('HINCRBY', ikey, 'pending', -1)
+    redis.call('HINCRBY', ikey, to, 1)
+    redis.call('ZREM', tag .. ':held:k:' .. f[3], id)
+    redis.call('ZADD', queue, f[2], id)
+    changed = changed + 1
+  end
+end
+return {changed, already, conflicts, unknown}
+`)
+
+// decideChunk bounds the ids of one script call, so that no call blocks
+// Redis for long.
+const decideChunk = 1000
+
+func (x *Index) queueKey() string { return x.tag + ":rel:queue" }
+
+// Decision says who decided what, and why.
+type Decision struct {
+	// To is Approved or Rejected.
+	To Status
+	// Reviewer is the actor.
+	Reviewer string
+	// Reason is optional.
+	Reason string
+	// Incident, if set, names the incident the decision was made on.
+	Incident string
+}
+
+// journalChunk bounds the ids of one journal entry, so that it stays far
+// below the broker's message size limit.
+const journalChunk = 1000
+
+// Decide approves or rejects the held actions ids. The decision is first
+// written to the journal (the audit topic, acknowledged by all in-sync
+// replicas), then applied to the index, so that a rebuilt index has it.
+// Approved actions are released to the gated topic, rejected ones to the
+// rejected topic, by the Releaser. Deciding is idempotent: an action keeps
+// its first decision.
+func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, error) {
+	if d.To != Approved && d.To != Rejected {
+		return Outcome{}, fmt.Errorf("review: a decision is approved or rejected, got %q", d.To)
+	}
+	ready, err := x.Ready(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !ready {
+		return Outcome{}, ErrNotReady
+	}
+	kind := audit.KindApprove
+	if d.To == Rejected {
+		kind = audit.KindReject
+	}
+	now := time.Now().UTC()
+	var entries []audit.Entry
+	for start := 0; start < len(ids); start += journalChunk {
+		chunk := ids[start:min(start+journalChunk, len(ids))]
+		entries = append(entries, audit.Entry{At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
+			Count: len(chunk), IDs: chunk})
+	}
+	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
+		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
+	}
+	return x.apply(ctx, ids, d.To, d.Reviewer)
+}
+
+// apply records decisions in the index.
+func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string) (Outcome, error) {
+	out := Outcome{Conflicts: []string{}, Unknown: []string{}}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	for start := 0; start < len(ids); start += decideChunk {
+		chunk := ids[start:min(start+decideChunk, len(ids))]
+		args := make([]any, 0, 4+len(chunk))
+		args = append(args, x.tag, string(to), reviewer, now)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		res, err := decideScript.Run(ctx, x.opts.Redis, []string{x.queueKey()}, args...).Slice()
+		if err != nil {
+			return out, fmt.Errorf("record %d decisions: %w", len(chunk), err)
+		}
+		p, err := outcomeOf(res)
+		if err != nil {
+			return out, err
+		}
+		out.add(p)
+	}
+	return out, nil
+}
+
+func outcomeOf(res []any) (Outcome, error) {
+	if len(res) != 4 {
+		return Outcome{}, errors.New("review: unexpected reply of the decision script")
+	}
+	n1, _ := res[0].(int64)
+	n2, _ := res[1].(int64)
+	o := Outcome{Changed: int(n1), Already: int(n2)}
+	for _, v := range res[2].([]any) {
+		o.Conflicts = append(o.Conflicts, v.(string))
+	}
+	for _, v := range res[3].([]any) {
+		o.Unknown = append(o.Unknown, v.(string))
+	}
+	return o, nil
+}
+
+// Pending returns the ids of the incident's actions that wait for a
+// reviewer, in held order.
+func (x *Index) Pending(ctx context.Context, incident string) ([]string, error) {
+	if _, err := x.Incident(ctx, incident); err != nil {
+		return nil, err
+	}
+	var out []string
+	min := "-inf"
+	for {
+		zs, err := x.opts.Redis.ZRangeByScoreWithScores(ctx, x.incidentItems(incident), &redis.ZRangeBy{Min: min, Max: "+inf", Count: pageSize}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list incident %s: %w", incident, err)
+		}
+		ids := make([]string, len(zs))
+		for i, z := range zs {
+			ids[i] = z.Member.(string)
+		}
+		hs, err := x.getMany(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			if h.Status == Pending {
+				out = append(out, h.ActionID)
+			}
+		}
+		if len(zs) < pageSize {
+			return out, nil
+		}
+		min = "(" + strconv.FormatFloat(zs[len(zs)-1].Score, 'f', 0, 64)
+	}
+}
+
+// DecideIncident decides every pending action of the incident d names.
+func (x *Index) DecideIncident(ctx context.Context, d Decision) (Outcome, error) {
+	ids, err := x.Pending(ctx, d.Incident)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(ids) == 0 {
+		return Outcome{Conflicts: []string{}, Unknown: []string{}}, nil
+	}
+	return x.Decide(ctx, ids, d)
+}
+
+// Sample approves n pending actions of the incident d names, chosen at
+// random (all of them if fewer are pending), and returns their ids.
+func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcome, error) {
+	ids, err := x.Pending(ctx, d.Incident)
+	if err != nil {
+		return nil, Outcome{}, err
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	ids = ids[:min(n, len(ids))]
+	if len(ids) == 0 {
+		return ids, Outcome{Conflicts: []string{}, Unknown: []string{}}, nil
+	}
+	d.To = Approved
+	o, err := x.Decide(ctx, ids, d)
+	return ids, o, err
+}

@@ -1,0 +1,650 @@
+// Package review keeps the held actions reviewers work on: an index of the
+// held topic in Redis, grouped into incidents (one per breaker trip), that
+// reviewers list and filter.
+//
+// The held topic is the durable record. The index remembers, per partition,
+// the next offset it has to read; when Redis loses its data those offsets go
+// too and the index is rebuilt from the start of the topic. Indexing a batch
+// is one script call that skips offsets already indexed, so replicas can
+// index at once without duplicating anything, and an action held twice (a
+// redelivery) is indexed once, under its action_id.
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/event"
+)
+
+// The headers of held actions that the index reads (written by the pipeline).
+const (
+	HeaderScope    = "breakwater-scope"
+	HeaderIncident = "breakwater-incident"
+	HeaderSource   = "breakwater-source"
+)
+
+// Status is where a held action is in its review.
+type Status string
+
+// The statuses.
+const (
+	// Pending waits for a reviewer.
+	Pending Status = "pending"
+	// Approved was approved for enforcement.
+	Approved Status = "approved"
+	// Rejected will never be enforced.
+	Rejected Status = "rejected"
+)
+
+// Held is one held action as the index knows it.
+type Held struct {
+	// ActionID is the action's idempotency key.
+	ActionID string `json:"action_id"`
+	// Incident is the trip it was held under ("<scope>@<generation>").
+	Incident string `json:"incident"`
+	// Scope is the breaker that held it.
+	Scope string `json:"scope"`
+	// Rule, Action, TargetType and TargetID come from the event.
+	Rule       string `json:"rule_id"`
+	Action     string `json:"action"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id"`
+	// ModelVersion and Region are optional fields of the event.
+	ModelVersion string `json:"model_version,omitempty"`
+	Region       string `json:"region,omitempty"`
+	// OccurredAt is the event time.
+	OccurredAt time.Time `json:"occurred_at"`
+	// HeldAt is when it was written to the held topic.
+	HeldAt time.Time `json:"held_at"`
+	// Partition and Offset locate it on the held topic.
+	Partition int   `json:"partition"`
+	Offset    int64 `json:"offset"`
+	// Source is the input topic/partition/offset it came from.
+	Source string `json:"source,omitempty"`
+	// Status is its review status.
+	Status Status `json:"status"`
+	// Reviewer is who approved or rejected it.
+	Reviewer string `json:"reviewer,omitempty"`
+	// Released is true once it is on the gated (approved) or rejected topic.
+	Released bool `json:"released"`
+	// key is the Kafka key (the target), for per-key order.
+	key string
+}
+
+// Incident is the held actions of one trip.
+type Incident struct {
+	// ID is "<scope>@<generation>" (breaker.Incident).
+	ID string `json:"id"`
+	// Scope is the breaker that tripped.
+	Scope string `json:"scope"`
+	// Held counts its held actions, Pending, Approved and Rejected by status.
+	Held     int64 `json:"held"`
+	Pending  int64 `json:"pending"`
+	Approved int64 `json:"approved"`
+	Rejected int64 `json:"rejected"`
+	// Released counts the decided actions written to gated or rejected.
+	Released int64 `json:"released"`
+	// FirstHeldAt and LastHeldAt span its held actions.
+	FirstHeldAt time.Time `json:"first_held_at"`
+	LastHeldAt  time.Time `json:"last_held_at"`
+}
+
+// Filter selects held actions; empty fields match everything.
+type Filter struct {
+	Incident     string
+	Scope        string
+	Action       string
+	ModelVersion string
+	Region       string
+}
+
+// Page is one page of held actions in held order.
+type Page struct {
+	// Items are the held actions.
+	Items []Held `json:"items"`
+	// Next is the cursor of the next page, "" after the last.
+	Next string `json:"next_cursor,omitempty"`
+}
+
+// Options configure an Index.
+type Options struct {
+	// Brokers and Topic locate the held topic.
+	Brokers []string
+	Topic   string
+	// Redis holds the index; Prefix is the hash tag of its keys.
+	Redis  redis.UniversalClient
+	Prefix string
+	// Poll is how often the held topic is read for new actions.
+	Poll time.Duration
+	// Logger logs indexing failures.
+	Logger *zap.Logger
+	// Journal is the durable record of decisions and releases (the audit
+	// trail); the index is rebuilt from it and the held topic.
+	Journal Journal
+}
+
+// Journal is the durable record of review decisions (audit.Trail).
+type Journal interface {
+	Write(ctx context.Context, entries ...audit.Entry) error
+	Scan(ctx context.Context, fn func(audit.Entry) error) error
+}
+
+func (o Options) validate() error {
+	switch {
+	case len(o.Brokers) == 0:
+		return errors.New("review: Options.Brokers is empty")
+	case o.Topic == "":
+		return errors.New("review: Options.Topic is empty")
+	case o.Redis == nil:
+		return errors.New("review: Options.Redis is nil")
+	case o.Prefix == "" || strings.ContainsAny(o.Prefix, "{} \t\n"):
+		return fmt.Errorf("review: Options.Prefix %q must be non-empty without braces or spaces", o.Prefix)
+	case o.Poll <= 0:
+		return errors.New("review: Options.Poll must be positive")
+	case o.Logger == nil:
+		return errors.New("review: Options.Logger is nil")
+	case o.Journal == nil:
+		return errors.New("review: Options.Journal is nil")
+	}
+	return nil
+}
+
+// Index is the Redis index of the held topic.
+type Index struct {
+	opts   Options
+	tag    string
+	tr     *kafka.Transport
+	client *kafka.Client
+}
+
+// NewIndex returns an index; Run keeps it up to date.
+func NewIndex(opts Options) (*Index, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	tr := &kafka.Transport{}
+	return &Index{opts: opts, tag: "{" + opts.Prefix + "}", tr: tr,
+		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second}}, nil
+}
+
+// Close releases the index's idle Kafka connections.
+func (x *Index) Close() { x.tr.CloseIdleConnections() }
+
+// ends returns the end offset of each partition, in one request per broker.
+func (x *Index) ends(ctx context.Context, parts []kafka.Partition) (map[int]int64, error) {
+	req := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		req[i] = kafka.LastOffsetOf(p.ID)
+	}
+	resp, err := x.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{x.opts.Topic: req}})
+	if err != nil {
+		return nil, fmt.Errorf("list the end offsets of %s: %w", x.opts.Topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range resp.Topics[x.opts.Topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list the end offset of %s/%d: %w", x.opts.Topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
+
+func (x *Index) offsetsKey() string             { return x.tag + ":held:next" }
+func (x *Index) readyKey() string               { return x.tag + ":held:ready" }
+func (x *Index) actionKey(id string) string     { return x.tag + ":held:a:" + id }
+func (x *Index) allKey() string                 { return x.tag + ":held:all" }
+func (x *Index) incidentsKey() string           { return x.tag + ":held:incidents" }
+func (x *Index) incidentKey(id string) string   { return x.tag + ":held:i:" + id }
+func (x *Index) incidentItems(id string) string { return x.tag + ":held:ii:" + id }
+
+// position orders held actions: partition, then offset. Partitions below
+// 4096 and offsets below 2^40 fit exactly in a float64 score.
+func position(partition int, offset int64) float64 {
+	return float64(int64(partition)<<40 | offset)
+}
+
+// Run indexes the held topic every Poll until ctx ends.
+func (x *Index) Run(ctx context.Context) {
+	t := time.NewTicker(x.opts.Poll)
+	defer t.Stop()
+	for {
+		if _, err := x.Sync(ctx); err != nil && ctx.Err() == nil {
+			x.opts.Logger.Warn("index the held topic", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ErrNotReady is returned for a decision while the index is rebuilt.
+var ErrNotReady = errors.New("the review index is being rebuilt after Redis lost its data; retry shortly")
+
+// Ready reports whether the index is complete: built from the held topic
+// and the journal since Redis last lost its data.
+func (x *Index) Ready(ctx context.Context) (bool, error) {
+	n, err := x.opts.Redis.Exists(ctx, x.readyKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the review index marker: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Sync indexes everything on the held topic up to its current end and
+// returns how many messages it read. When Redis lost the index (or on the
+// very first start) it rebuilds it: the whole held topic, then every
+// decision and release of the journal, in order; decisions and releases
+// wait until then.
+func (x *Index) Sync(ctx context.Context) (int, error) {
+	ready, err := x.Ready(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ready {
+		return x.sync(ctx, false)
+	}
+	n, err := x.sync(ctx, true)
+	if err != nil {
+		return n, err
+	}
+	if err := x.replay(ctx); err != nil {
+		return n, err
+	}
+	if err := x.opts.Redis.Set(ctx, x.readyKey(), "1", 0).Err(); err != nil {
+		return n, fmt.Errorf("mark the review index ready: %w", err)
+	}
+	x.opts.Logger.Info("review index built from the held topic and the journal", zap.Int("held_records", n))
+	return n, nil
+}
+
+// replay applies the journal's decisions and releases, oldest first. Both
+// are idempotent, so a replay beside another replica's changes nothing twice.
+func (x *Index) replay(ctx context.Context) error {
+	var es []audit.Entry
+	err := x.opts.Journal.Scan(ctx, func(e audit.Entry) error {
+		if len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease) {
+			es = append(es, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the review journal: %w", err)
+	}
+	sort.SliceStable(es, func(i, j int) bool { return es[i].At.Before(es[j].At) })
+	for _, e := range es {
+		switch e.Kind {
+		case audit.KindApprove:
+			_, err = x.apply(ctx, e.IDs, Approved, e.Actor)
+		case audit.KindReject:
+			_, err = x.apply(ctx, e.IDs, Rejected, e.Actor)
+		case audit.KindRelease:
+			err = x.markReleased(ctx, e.IDs)
+		}
+		if err != nil {
+			return fmt.Errorf("replay the review journal: %w", err)
+		}
+	}
+	return nil
+}
+
+func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
+	conn, err := kafka.DialContext(ctx, "tcp", x.opts.Brokers[0])
+	if err != nil {
+		return 0, fmt.Errorf("dial %s: %w", x.opts.Brokers[0], err)
+	}
+	parts, err := conn.ReadPartitions(x.opts.Topic)
+	conn.Close()
+	if err != nil {
+		return 0, fmt.Errorf("read partitions of %s: %w", x.opts.Topic, err)
+	}
+	next, err := x.opts.Redis.HGetAll(ctx, x.offsetsKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("read the held index offsets: %w", err)
+	}
+	var ends map[int]int64
+	if !rebuild {
+		// Only partitions with something new are read.
+		if ends, err = x.ends(ctx, parts); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for _, p := range parts {
+		from := int64(0)
+		if v, ok := next[strconv.Itoa(p.ID)]; ok && !rebuild {
+			from, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if end, ok := ends[p.ID]; ok && end <= from {
+			continue
+		}
+		k, err := x.syncPartition(ctx, p.ID, from, rebuild)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bool) (int, error) {
+	topic := x.opts.Topic
+	conn, err := kafka.DialLeader(ctx, "tcp", x.opts.Brokers[0], topic, p)
+	if err != nil {
+		return 0, fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return 0, fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
+	}
+	from = max(from, first)
+	if from >= last {
+		return 0, nil
+	}
+	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
+		return 0, fmt.Errorf("seek %s/%d: %w", topic, p, err)
+	}
+	n := 0
+	for off := from; off < last; {
+		start := off
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		} else {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		}
+		b := conn.ReadBatch(1, 4<<20)
+		var batch []kafka.Message
+		for {
+			m, err := b.ReadMessage()
+			if err != nil || m.Offset >= last {
+				break
+			}
+			off = m.Offset + 1
+			batch = append(batch, m)
+		}
+		cerr := b.Close()
+		if off > start {
+			if err := x.index(ctx, p, start, off, batch, rebuild); err != nil {
+				return n, err
+			}
+			n += len(batch)
+		}
+		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) && off < last {
+			return n, fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
+		}
+		if off == start {
+			return n, fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
+		}
+	}
+	return n, nil
+}
+
+// indexScript indexes the held actions of one partition's offsets
+// [ARGV[3], ARGV[4]) unless another replica already did: it skips offsets
+// below the partition's next offset (all offsets in a rebuild, ARGV[6] =
+// 1) and action ids already indexed, then moves the next offset forward.
+// ARGV[5] is the number of arguments per action.
+var indexScript = redis.NewScript(`
+local nextKey, allKey, incsKey = KEYS[1], KEYS[2], KEYS[3]
+local tag, p, from, to, width = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local next = tonumber(redis.call('HGET', nextKey, p) or '0')
+if ARGV[6] == '1' then next = 0 end
+if next >= to then return 0 end
+local added = 0
+for i = 7, #ARGV, width do
+  local off = tonumber(ARGV[i])
+  local id, inc, pos, heldAt = ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  if off >= next then
+    local akey = tag .. ':held:a:' .. id
+    if redis.call('EXISTS', akey) == 0 then
+      local fields = {'status', 'pending', 'pos', pos}
+      for j = i + 5, i + width - 1, 2 do
+        fields[#fields+1] = ARGV[j]
+        fields[#fields+1] = ARGV[j+1]
+      end
+      redis.call('HSET', akey, unpack(fields))
+      redis.call('ZADD', allKey, pos, id)
+      redis.call('ZADD', tag .. ':held:k:' .. redis.call('HGET', akey, 'key'), pos, id)
+      redis.call('ZADD', tag .. ':held:ii:' .. inc, pos, id)
+      local ikey = tag .. ':held:i:' .. inc
+      if redis.call('EXISTS', ikey) == 0 then
+        redis.call('HSET', ikey, 'first_held_at', heldAt)
+        redis.call('ZADD', incsKey, heldAt, inc)
+      end
+      redis.call('HSET', ikey, 'last_held_at', heldAt)
+      redis.call('HINCRBY', ikey, 'held', 1)
+      redis.call('HINCRBY', ikey, 'pending', 1)
+      added = added + 1
+    end
+  end
+end
+if tonumber(redis.call('HGET', nextKey, p) or '0') < to then
+  redis.call('HSET', nextKey, p, to)
+end
+return added
+`)
+
+// heldFields are the fields of an action hash after its status, in order.
+var heldFields = []string{"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
+	"region", "occurred_at", "held_at", "partition", "offset", "source", "key"}
+
+// index writes one read batch of partition p covering offsets [from, to).
+func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message, rebuild bool) error {
+	width := 5 + 2*len(heldFields)
+	mode := "0"
+	if rebuild {
+		mode = "1"
+	}
+	args := []any{x.tag, strconv.Itoa(p), from, to, width, mode}
+	for _, m := range batch {
+		h, ok := heldOf(m)
+		if !ok {
+			continue // not a schema v1 action: the pipeline never holds those
+		}
+		heldAt := strconv.FormatInt(m.Time.UnixMilli(), 10)
+		args = append(args, m.Offset, h.ActionID, h.Incident, position(p, m.Offset), heldAt)
+		vals := []string{h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
+			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key)}
+		for i, f := range heldFields {
+			args = append(args, f, vals[i])
+		}
+	}
+	keys := []string{x.offsetsKey(), x.allKey(), x.incidentsKey()}
+	if err := indexScript.Run(ctx, x.opts.Redis, keys, args...).Err(); err != nil {
+		return fmt.Errorf("index %s/%d offsets %d..%d: %w", x.opts.Topic, p, from, to-1, err)
+	}
+	return nil
+}
+
+// heldOf reads a held message.
+func heldOf(m kafka.Message) (Held, bool) {
+	a, err := event.Decode(m.Value)
+	if err != nil {
+		return Held{}, false
+	}
+	h := Held{
+		ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
+		ModelVersion: a.ModelVersion, Region: a.Region, OccurredAt: a.OccurredAt, HeldAt: m.Time,
+		Partition: m.Partition, Offset: m.Offset, Status: Pending,
+	}
+	for _, hd := range m.Headers {
+		switch hd.Key {
+		case HeaderScope:
+			h.Scope = string(hd.Value)
+		case HeaderIncident:
+			h.Incident = string(hd.Value)
+		case HeaderSource:
+			h.Source = string(hd.Value)
+		}
+	}
+	if h.Incident == "" {
+		// Held without a trip (the outage policy hold): one group per scope.
+		h.Incident = h.Scope + "@0"
+	}
+	return h, true
+}
+
+// ErrNotFound is returned for an incident or action the index does not know.
+var ErrNotFound = errors.New("not found")
+
+// Incidents lists the incidents, newest first.
+func (x *Index) Incidents(ctx context.Context) ([]Incident, error) {
+	ids, err := x.opts.Redis.ZRevRange(ctx, x.incidentsKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	out := make([]Incident, 0, len(ids))
+	for _, id := range ids {
+		inc, err := x.Incident(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inc)
+	}
+	return out, nil
+}
+
+// Incident returns one incident.
+func (x *Index) Incident(ctx context.Context, id string) (Incident, error) {
+	m, err := x.opts.Redis.HGetAll(ctx, x.incidentKey(id)).Result()
+	if err != nil {
+		return Incident{}, fmt.Errorf("read incident %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return Incident{}, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+	}
+	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	scope := id
+	if i := strings.LastIndexByte(id, '@'); i >= 0 {
+		scope = id[:i]
+	}
+	return Incident{
+		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"), Released: num("released"),
+		FirstHeldAt: time.UnixMilli(num("first_held_at")).UTC(), LastHeldAt: time.UnixMilli(num("last_held_at")).UTC(),
+	}, nil
+}
+
+// pageSize is how many ids one Redis call reads while filtering.
+const pageSize = 500
+
+// List returns up to limit held actions that f selects, in held order,
+// starting after cursor ("" for the first page).
+func (x *Index) List(ctx context.Context, f Filter, cursor string, limit int) (Page, error) {
+	if limit < 1 {
+		return Page{}, errors.New("review: limit must be positive")
+	}
+	min := "-inf"
+	if cursor != "" {
+		c, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || c < 0 {
+			return Page{}, fmt.Errorf("cursor: want the next_cursor of an earlier page, got %q", cursor)
+		}
+		min = "(" + strconv.FormatInt(c, 10)
+	}
+	key := x.allKey()
+	if f.Incident != "" {
+		key = x.incidentItems(f.Incident)
+	}
+	var page Page
+	var lastPos float64 = -1
+	for {
+		zs, err := x.opts.Redis.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Count: pageSize}).Result()
+		if err != nil {
+			return Page{}, fmt.Errorf("list held actions: %w", err)
+		}
+		ids := make([]string, len(zs))
+		for i, z := range zs {
+			ids[i] = z.Member.(string)
+		}
+		hs, err := x.getMany(ctx, ids)
+		if err != nil {
+			return Page{}, err
+		}
+		for i, z := range zs {
+			lastPos = z.Score
+			h := hs[i]
+			if !f.match(h) {
+				continue
+			}
+			page.Items = append(page.Items, h)
+			if len(page.Items) == limit {
+				page.Next = strconv.FormatInt(int64(z.Score), 10)
+				return page, nil
+			}
+		}
+		if len(zs) < pageSize {
+			return page, nil
+		}
+		min = "(" + strconv.FormatFloat(lastPos, 'f', 0, 64)
+		if lastPos >= math.MaxInt64 {
+			return page, nil
+		}
+	}
+}
+
+func (f Filter) match(h Held) bool {
+	return (f.Incident == "" || h.Incident == f.Incident) && (f.Scope == "" || h.Scope == f.Scope) &&
+		(f.Action == "" || h.Action == f.Action) && (f.ModelVersion == "" || h.ModelVersion == f.ModelVersion) &&
+		(f.Region == "" || h.Region == f.Region)
+}
+
+// Get returns one held action.
+func (x *Index) Get(ctx context.Context, actionID string) (Held, error) { return x.get(ctx, actionID) }
+
+func (x *Index) get(ctx context.Context, id string) (Held, error) {
+	m, err := x.opts.Redis.HGetAll(ctx, x.actionKey(id)).Result()
+	if err != nil {
+		return Held{}, fmt.Errorf("read held action %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return Held{}, fmt.Errorf("held action %q: %w", id, ErrNotFound)
+	}
+	return heldFromFields(id, m), nil
+}
+
+// getMany reads the held actions ids in one round trip.
+func (x *Index) getMany(ctx context.Context, ids []string) ([]Held, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err := x.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, x.actionKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %d held actions: %w", len(ids), err)
+	}
+	out := make([]Held, len(ids))
+	for i, c := range cmds {
+		out[i] = heldFromFields(ids[i], c.Val())
+	}
+	return out, nil
+}
+
+// heldFromFields decodes an action hash.
+func heldFromFields(id string, m map[string]string) Held {
+	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	occ, _ := time.Parse(time.RFC3339Nano, m["occurred_at"])
+	return Held{
+		ActionID: id, Incident: m["incident"], Scope: m["scope"], Rule: m["rule_id"], Action: m["action"],
+		TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
+		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
+		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
+		key: m["key"],
+	}
+}

@@ -1,0 +1,104 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/event"
+)
+
+// Forwarded is an action that reached the gated topic.
+type Forwarded struct {
+	// ActionID, Rule, Action, TargetType and TargetID come from the event.
+	ActionID   string `json:"action_id"`
+	Rule       string `json:"rule_id"`
+	Action     string `json:"action"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id"`
+	// OccurredAt is the event time.
+	OccurredAt time.Time `json:"occurred_at"`
+	// ForwardedAt is the timestamp of the gated record (that of the input
+	// record it was forwarded from).
+	ForwardedAt time.Time `json:"forwarded_at"`
+	// Partition and Offset locate it on the gated topic.
+	Partition int   `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
+
+// LookBack is what was forwarded of a scope shortly before a trip.
+type LookBack struct {
+	// From and To bound the window, in gated-topic time.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Actions are the scope's actions forwarded in the window, oldest first.
+	Actions []Forwarded `json:"actions"`
+	// Truncated is true when more than the limit were found.
+	Truncated bool `json:"truncated"`
+}
+
+// inScope reports whether action a counts towards scope.
+func inScope(scope breaker.Scope, a event.Action) bool {
+	return scope == breaker.Global || scope == breaker.RuleScope(a.RuleID) || scope == breaker.ActionScope(a.RuleID, a.Action)
+}
+
+// LookBack returns the actions of scope that the pipeline forwarded to the
+// gated topic between from and to: since detection lags, some of them may
+// belong to the incident. Approved releases are left out.
+func (x *Index) LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (LookBack, error) {
+	out := LookBack{From: from, To: to, Actions: []Forwarded{}}
+	broker := x.opts.Brokers[0]
+	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return out, fmt.Errorf("dial %s: %w", broker, err)
+	}
+	parts, err := conn.ReadPartitions(gated)
+	conn.Close()
+	if err != nil {
+		return out, fmt.Errorf("read partitions of %s: %w", gated, err)
+	}
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", broker, gated, p.ID)
+		if err != nil {
+			return out, fmt.Errorf("dial leader of %s/%d: %w", gated, p.ID, err)
+		}
+		start, err := c.ReadOffset(from)
+		c.Close()
+		if err != nil {
+			return out, fmt.Errorf("find %s/%d at %s: %w", gated, p.ID, from.Format(time.RFC3339), err)
+		}
+		err = readRange(ctx, broker, gated, p.ID, start, -1, func(m kafka.Message) bool {
+			if m.Time.After(to) {
+				return false
+			}
+			for _, h := range m.Headers {
+				if h.Key == HeaderDecision && string(h.Value) == string(Approved) {
+					return true
+				}
+			}
+			a, err := event.Decode(m.Value)
+			if err != nil || !inScope(scope, a) {
+				return true
+			}
+			out.Actions = append(out.Actions, Forwarded{
+				ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
+				OccurredAt: a.OccurredAt, ForwardedAt: m.Time.UTC(), Partition: p.ID, Offset: m.Offset,
+			})
+			return true
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	sort.SliceStable(out.Actions, func(i, j int) bool { return out.Actions[i].ForwardedAt.Before(out.Actions[j].ForwardedAt) })
+	if len(out.Actions) > limit {
+		// Keep the newest: the nearest to the trip.
+		out.Actions = out.Actions[len(out.Actions)-limit:]
+		out.Truncated = true
+	}
+	return out, nil
+}

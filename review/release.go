@@ -1,0 +1,546 @@
+package review
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
+)
+
+// The headers of released actions. Breakwater's own headers of the held
+// message are replaced by these; the original headers are kept.
+const (
+	HeaderDecision = "breakwater-decision"
+	HeaderReviewer = "breakwater-reviewer"
+	HeaderActionID = "breakwater-action-id"
+)
+
+// ReleaseOptions configure a Releaser.
+type ReleaseOptions struct {
+	// Brokers locate the cluster.
+	Brokers []string
+	// Gated and Rejected are the topics approved and rejected actions go to.
+	Gated, Rejected string
+	// WriteTimeout bounds one acknowledged write.
+	WriteTimeout time.Duration
+	// Lease is how long the release lock lasts without renewal; one
+	// replica releases at a time.
+	Lease time.Duration
+	// Batch is the most actions written at once.
+	Batch int
+	// Poll is how often the queue is looked at.
+	Poll time.Duration
+}
+
+func (o ReleaseOptions) validate() error {
+	switch {
+	case len(o.Brokers) == 0:
+		return errors.New("review: ReleaseOptions.Brokers is empty")
+	case o.Gated == "" || o.Rejected == "":
+		return errors.New("review: ReleaseOptions.Gated and Rejected must be set")
+	case o.WriteTimeout <= 0 || o.Lease <= 2*o.WriteTimeout:
+		return errors.New("review: ReleaseOptions.Lease must be more than twice WriteTimeout, which must be positive")
+	case o.Batch < 1:
+		return errors.New("review: ReleaseOptions.Batch must be positive")
+	case o.Poll <= 0:
+		return errors.New("review: ReleaseOptions.Poll must be positive")
+	}
+	return nil
+}
+
+// Releaser writes decided actions to the gated and rejected topics, in
+// held order, exactly once.
+//
+// The release log: before a batch is written, the end offsets of both
+// topics are recorded with the batch's ids (the in-flight record); after
+// the write is acknowledged the actions are marked released and the record
+// is deleted. A releaser that finds an in-flight record (the previous one
+// crashed) reads both topics from the recorded offsets, marks the ids it
+// finds there as released and writes only the others. One replica releases
+// at a time, under a lease in Redis; every mark checks the lease.
+//
+// An approved action waits while an earlier held action of the same key is
+// still pending, so that approved actions reach the gated topic in their
+// original per-key order even when a sample is approved first.
+type Releaser struct {
+	x     *Index
+	opts  ReleaseOptions
+	log   *zap.Logger
+	owner string
+	w     *kafka.Writer
+	tr    *kafka.Transport
+	wake  chan struct{}
+	// crashAfterWrite, in tests, stops a batch after its write and before
+	// its mark, as a crash there would.
+	crashAfterWrite func() bool
+}
+
+// NewReleaser returns a releaser of x's decisions; Close releases its writer.
+func NewReleaser(x *Index, opts ReleaseOptions, log *zap.Logger) (*Releaser, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	tr := &kafka.Transport{}
+	return &Releaser{
+		x: x, opts: opts, log: log, owner: hex.EncodeToString(b[:]), tr: tr, wake: make(chan struct{}, 1),
+		w: &kafka.Writer{
+			Addr: kafka.TCP(opts.Brokers...), Transport: tr, Balancer: &kafka.Hash{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, WriteTimeout: opts.WriteTimeout,
+			MaxAttempts: 5, BatchSize: opts.Batch,
+		},
+	}, nil
+}
+
+// Close closes the writer.
+func (r *Releaser) Close() error {
+	err := r.w.Close()
+	r.tr.CloseIdleConnections()
+	return err
+}
+
+// Poke asks the releaser to look at the queue now.
+func (r *Releaser) Poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Releaser) lockKey() string     { return r.x.tag + ":rel:lock" }
+func (r *Releaser) inflightKey() string { return r.x.tag + ":rel:inflight" }
+
+// leaseScript takes or renews the lease for ARGV[1].
+var leaseScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// Run releases until ctx ends.
+func (r *Releaser) Run(ctx context.Context) {
+	t := time.NewTicker(r.opts.Poll)
+	defer t.Stop()
+	for {
+		if _, err := r.Step(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("release decided held actions", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+	}
+}
+
+// Step takes the lease, finishes an interrupted batch, then releases
+// batches until the queue holds nothing releasable. It returns how many
+// actions it released.
+func (r *Releaser) Step(ctx context.Context) (int, error) {
+	if ready, err := r.x.Ready(ctx); err != nil || !ready {
+		return 0, err // the index is rebuilt first
+	}
+	n := 0
+	for {
+		ok, err := leaseScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey()}, r.owner, r.opts.Lease.Milliseconds()).Int()
+		if err != nil {
+			return n, fmt.Errorf("take the release lease: %w", err)
+		}
+		if ok != 1 {
+			return n, nil // another replica releases
+		}
+		if err := r.recover(ctx); err != nil {
+			return n, err
+		}
+		k, err := r.releaseBatch(ctx)
+		n += k
+		if err != nil || k == 0 {
+			return n, err
+		}
+	}
+}
+
+// inflight is the release log's record of a batch being written.
+type inflight struct {
+	IDs      []string      `json:"ids"`
+	Gated    map[int]int64 `json:"gated"`
+	Rejected map[int]int64 `json:"rejected"`
+	Owner    string        `json:"owner"`
+	At       time.Time     `json:"at"`
+}
+
+// recover finishes the batch an earlier releaser was writing: the ids that
+// reached their topic are marked released; the others stay queued.
+func (r *Releaser) recover(ctx context.Context) error {
+	v, err := r.x.opts.Redis.Get(ctx, r.inflightKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the release log: %w", err)
+	}
+	var in inflight
+	if err := json.Unmarshal([]byte(v), &in); err != nil {
+		return fmt.Errorf("decode the release log: %w", err)
+	}
+	want := map[string]bool{}
+	for _, id := range in.IDs {
+		want[id] = true
+	}
+	var found []string
+	for topic, from := range map[string]map[int]int64{r.opts.Gated: in.Gated, r.opts.Rejected: in.Rejected} {
+		for p, off := range from {
+			err := readRange(ctx, r.opts.Brokers[0], topic, p, off, -1, func(m kafka.Message) bool {
+				for _, h := range m.Headers {
+					if h.Key == HeaderActionID && want[string(h.Value)] {
+						found = append(found, string(h.Value))
+						delete(want, string(h.Value))
+					}
+				}
+				return len(want) > 0
+			})
+			if err != nil {
+				return fmt.Errorf("recover the release log from %s/%d: %w", topic, p, err)
+			}
+		}
+	}
+	if err := r.markReleased(ctx, found); err != nil {
+		return err
+	}
+	r.log.Info("finished an interrupted release", zap.Int("batch", len(in.IDs)), zap.Int("already_written", len(found)))
+	return nil
+}
+
+// markScript marks ids released and clears the release log, if ARGV[1]
+// still holds the lease.
+var markScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local tag = ARGV[2]
+local n = 0
+for i = 3, #ARGV do
+  local akey = tag .. ':held:a:' .. ARGV[i]
+  local inc = redis.call('HGET', akey, 'incident')
+  if inc and redis.call('HGET', akey, 'released') ~= '1' then
+    redis.call('HSET', akey, 'released', '1')
+    redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
+    n = n + 1
+  end
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+redis.call('DEL', KEYS[3])
+return n
+`)
+
+// releasedScript marks ids released, as the journal records them.
+var releasedScript = redis.NewScript(`
+local tag = ARGV[1]
+for i = 2, #ARGV do
+  local akey = tag .. ':held:a:' .. ARGV[i]
+  local inc = redis.call('HGET', akey, 'incident')
+  if inc and redis.call('HGET', akey, 'released') ~= '1' then
+    redis.call('HSET', akey, 'released', '1')
+    redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
+  end
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+return 1
+`)
+
+// markReleased marks ids released while the index is rebuilt from the journal.
+func (x *Index) markReleased(ctx context.Context, ids []string) error {
+	args := []any{x.tag}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := releasedScript.Run(ctx, x.opts.Redis, []string{x.queueKey()}, args...).Err(); err != nil {
+		return fmt.Errorf("mark %d actions released: %w", len(ids), err)
+	}
+	return nil
+}
+
+// errLeaseLost means another replica took over releasing.
+var errLeaseLost = errors.New("the release lease was lost")
+
+func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
+	args := []any{r.owner, r.x.tag}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	n, err := markScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey(), r.x.queueKey(), r.inflightKey()}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("mark %d actions released: %w", len(ids), err)
+	}
+	if n < 0 {
+		return errLeaseLost
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// The journal lets a rebuilt index know what was released. Should this
+	// write fail, a rebuild after Redis lost its data would release these
+	// again (the enforcement service dedupes on action_id).
+	var entries []audit.Entry
+	now := time.Now().UTC()
+	for start := 0; start < len(ids); start += journalChunk {
+		chunk := ids[start:min(start+journalChunk, len(ids))]
+		entries = append(entries, audit.Entry{At: now, Actor: audit.System, Kind: audit.KindRelease, Count: len(chunk), IDs: chunk})
+	}
+	if err := r.x.opts.Journal.Write(ctx, entries...); err != nil {
+		r.log.Warn("journal released actions", zap.Int("actions", len(ids)), zap.Error(err))
+	}
+	return nil
+}
+
+// setInflightScript records a batch if ARGV[1] holds the lease.
+var setInflightScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+// scanPages bounds how much of the queue one batch looks at for actions
+// that are not waiting for an earlier action of their key.
+const scanPages = 10
+
+// releaseBatch writes the next batch of releasable actions.
+func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
+	var batch []Held
+	var done []string // released before (a retried mark): drop from the queue
+	for page := 0; page < scanPages && len(batch) < r.opts.Batch; page++ {
+		ids, err := r.x.opts.Redis.ZRange(ctx, r.x.queueKey(), int64(page*r.opts.Batch), int64((page+1)*r.opts.Batch-1)).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read the release queue: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		hs, err := r.x.getMany(ctx, ids)
+		if err != nil {
+			return 0, err
+		}
+		for _, h := range hs {
+			if h.Released {
+				done = append(done, h.ActionID)
+				continue
+			}
+			if h.Status == Approved {
+				blocked, err := r.blocked(ctx, h)
+				if err != nil {
+					return 0, err
+				}
+				if blocked {
+					continue
+				}
+			}
+			batch = append(batch, h)
+			if len(batch) == r.opts.Batch {
+				break
+			}
+		}
+	}
+	if len(batch) == 0 {
+		if len(done) > 0 {
+			return 0, r.markReleased(ctx, done)
+		}
+		return 0, nil
+	}
+	msgs, err := r.messages(ctx, batch)
+	if err != nil {
+		return 0, err
+	}
+	in := inflight{Owner: r.owner, At: time.Now().UTC(), Gated: map[int]int64{}, Rejected: map[int]int64{}}
+	for _, h := range batch {
+		in.IDs = append(in.IDs, h.ActionID)
+	}
+	if in.Gated, err = endOffsets(ctx, r.opts.Brokers[0], r.opts.Gated); err != nil {
+		return 0, err
+	}
+	if in.Rejected, err = endOffsets(ctx, r.opts.Brokers[0], r.opts.Rejected); err != nil {
+		return 0, err
+	}
+	rec, _ := json.Marshal(in)
+	ok, err := setInflightScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey(), r.inflightKey()}, r.owner, string(rec)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("write the release log: %w", err)
+	}
+	if ok != 1 {
+		return 0, errLeaseLost
+	}
+	if err := r.w.WriteMessages(ctx, msgs...); err != nil {
+		// The release log lets the next step find what was written.
+		return 0, fmt.Errorf("write %d released actions: %w", len(msgs), err)
+	}
+	if r.crashAfterWrite != nil && r.crashAfterWrite() {
+		return 0, errors.New("crashed after the write (test)")
+	}
+	if err := r.markReleased(ctx, append(in.IDs, done...)); err != nil {
+		return 0, err
+	}
+	return len(batch), nil
+}
+
+// blocked reports whether an earlier held action of h's key is still pending.
+func (r *Releaser) blocked(ctx context.Context, h Held) (bool, error) {
+	zs, err := r.x.opts.Redis.ZRangeWithScores(ctx, r.x.tag+":held:k:"+h.key, 0, 0).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the pending actions of a key: %w", err)
+	}
+	return len(zs) == 1 && zs[0].Score < position(h.Partition, h.Offset), nil
+}
+
+// messages reads the held messages of batch and builds what is released.
+func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message, error) {
+	type loc struct {
+		p   int
+		off int64
+	}
+	byPart := map[int][]int64{}
+	for _, h := range batch {
+		byPart[h.Partition] = append(byPart[h.Partition], h.Offset)
+	}
+	got := map[loc]kafka.Message{}
+	for p, offs := range byPart {
+		first, last := slices.Min(offs), slices.Max(offs)
+		want := map[int64]bool{}
+		for _, o := range offs {
+			want[o] = true
+		}
+		err := readRange(ctx, r.opts.Brokers[0], r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
+			if want[m.Offset] {
+				got[loc{p, m.Offset}] = m
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read held actions of %s/%d: %w", r.x.opts.Topic, p, err)
+		}
+	}
+	out := make([]kafka.Message, 0, len(batch))
+	for _, h := range batch {
+		m, ok := got[loc{h.Partition, h.Offset}]
+		if !ok {
+			return nil, fmt.Errorf("held action %s is no longer on %s/%d at %d (retention?)", h.ActionID, r.x.opts.Topic, h.Partition, h.Offset)
+		}
+		topic := r.opts.Gated
+		if h.Status == Rejected {
+			topic = r.opts.Rejected
+		}
+		hs := make([]kafka.Header, 0, len(m.Headers)+6)
+		for _, x := range m.Headers {
+			if !strings.HasPrefix(x.Key, "breakwater-") {
+				hs = append(hs, x)
+			}
+		}
+		hs = append(hs,
+			kafka.Header{Key: HeaderDecision, Value: []byte(h.Status)},
+			kafka.Header{Key: HeaderReviewer, Value: []byte(h.Reviewer)},
+			kafka.Header{Key: HeaderIncident, Value: []byte(h.Incident)},
+			kafka.Header{Key: HeaderScope, Value: []byte(h.Scope)},
+			kafka.Header{Key: HeaderActionID, Value: []byte(h.ActionID)},
+			kafka.Header{Key: HeaderSource, Value: []byte(r.x.opts.Topic + "/" + strconv.Itoa(h.Partition) + "/" + strconv.FormatInt(h.Offset, 10))},
+		)
+		out = append(out, kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: hs})
+	}
+	return out, nil
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(ctx context.Context, broker, topic string) (map[int]int64, error) {
+	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", broker, err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read partitions of %s: %w", topic, err)
+	}
+	out := map[int]int64{}
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("dial leader of %s/%d: %w", topic, p.ID, err)
+		}
+		last, err := c.ReadLastOffset()
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read the end of %s/%d: %w", topic, p.ID, err)
+		}
+		out[p.ID] = last
+	}
+	return out, nil
+}
+
+// readRange calls fn for the messages of topic/p from offset from to end
+// (exclusive; -1 means the end offset when the read begins), until fn
+// returns false.
+func readRange(ctx context.Context, broker, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
+	if err != nil {
+		return fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
+	}
+	if end < 0 || end > last {
+		end = last
+	}
+	from = max(from, first)
+	if from >= end {
+		return nil
+	}
+	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("seek %s/%d: %w", topic, p, err)
+	}
+	for off := from; off < end; {
+		start := off
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetReadDeadline(d)
+		} else {
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		}
+		b := conn.ReadBatch(1, 4<<20)
+		for {
+			m, err := b.ReadMessage()
+			if err != nil {
+				break
+			}
+			if m.Offset >= end {
+				off = end
+				break
+			}
+			off = m.Offset + 1
+			if !fn(m) {
+				_ = b.Close()
+				return nil
+			}
+		}
+		cerr := b.Close()
+		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) && off < end {
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
+		}
+		if off == start {
+			return fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,266 @@
+package review
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+const (
+	tHeld     = "held"
+	tGated    = "gated"
+	tRejected = "rejected"
+)
+
+func heldMsg(id, target, incident string) testbed.Record {
+	r := testbed.KV(target, fmt.Sprintf(`{"action_id":%q,"rule_id":"a","action":"remove_pin","target":{"type":"account","id":%q},"occurred_at":"2026-11-23T10:00:00Z"}`, id, target))
+	r.Headers = []testbed.Header{
+		{Key: "x-trace", Value: []byte("t-" + id)},
+		{Key: "breakwater-decision", Value: []byte("held")},
+		{Key: "breakwater-scope", Value: []byte("rule:a")},
+		{Key: "breakwater-incident", Value: []byte(incident)},
+	}
+	return r
+}
+
+func header(r testbed.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestReleaseExactlyOnceInOrder approves a sample, then the rest of an
+// incident in bulk with a crash after a written but unmarked batch, and
+// rejects some: every approved action is on gated once, in held order per
+// key, every rejected one on rejected, none on both.
+func TestReleaseExactlyOnceInOrder(t *testing.T) {
+	k := testbed.StartKafka(t)
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
+		k.CreateTopic(t, n, 3)
+	}
+	rs := testbed.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	const total = 2000
+	var recs []testbed.Record
+	for i := range total {
+		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%37), "rule:a@1"))
+	}
+	k.Produce(t, tHeld, recs...)
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Close)
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newReleaser := func() *Releaser {
+		r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+			Lease: 11 * time.Second, Batch: 150, Poll: time.Second}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+
+	// Reject every tenth action; approve a sample of 50.
+	var rejected []string
+	for i := 0; i < total; i += 10 {
+		rejected = append(rejected, fmt.Sprintf("act-%04d", i))
+	}
+	if o, err := x.Decide(ctx, rejected, Decision{To: Rejected, Reviewer: "rita"}); err != nil || o.Changed != len(rejected) {
+		t.Fatalf("Decide(reject) = %+v, %v", o, err)
+	}
+	sample, o, err := x.Sample(ctx, 50, Decision{Incident: "rule:a@1", Reviewer: "sam"})
+	if err != nil || o.Changed != 50 || len(sample) != 50 {
+		t.Fatalf("Sample = %d ids, %+v, %v", len(sample), o, err)
+	}
+	r1 := newReleaser()
+	if _, err := r1.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Approve the rest; the first releaser crashes after writing its
+	// second batch, before marking it.
+	if o, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@1", To: Approved, Reviewer: "alice"}); err != nil || o.Changed != total-len(rejected)-50 {
+		t.Fatalf("DecideIncident = %+v, %v", o, err)
+	}
+	batches := 0
+	r1.crashAfterWrite = func() bool { batches++; return batches == 2 }
+	if _, err := r1.Step(ctx); err == nil {
+		t.Fatal("Step did not crash")
+	}
+	// Approving again changes nothing.
+	if o, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@1", To: Approved, Reviewer: "alice"}); err != nil || o.Changed != 0 {
+		t.Fatalf("DecideIncident again = %+v, %v; want nothing changed", o, err)
+	}
+	if o, err := x.Decide(ctx, []string{"act-0000", "act-0001", "nope"}, Decision{To: Approved, Reviewer: "bob"}); err != nil ||
+		len(o.Conflicts) != 1 || o.Already != 1 || len(o.Unknown) != 1 {
+		t.Fatalf("Decide(mixed) = %+v, %v; want one conflict, one already, one unknown", o, err)
+	}
+
+	// Another replica takes over once the lease has expired.
+	r2 := newReleaser()
+	if n, err := r2.Step(ctx); err != nil || n != 0 {
+		t.Fatalf("Step while the lease is held = %d, %v; want nothing", n, err)
+	}
+	if err := rs.Client(t).Del(ctx, r1.lockKey()).Err(); err != nil { // the lease expires
+		t.Fatal(err)
+	}
+	if _, err := r2.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	gated := k.ReadAll(t, tGated, 30*time.Second)
+	rej := k.ReadAll(t, tRejected, 30*time.Second)
+	onGated := map[string]int{}
+	lastPos := map[string]int64{} // key -> held offset of the last approved action
+	heldOff := map[string]int64{}
+	for _, h := range k.ReadAll(t, tHeld, 30*time.Second) {
+		heldOff[header(h, "x-trace")[2:]] = h.Offset
+	}
+	for _, g := range gated {
+		id := header(g, HeaderActionID)
+		onGated[id]++
+		if header(g, HeaderDecision) != "approved" || header(g, "x-trace") != "t-"+id || header(g, HeaderIncident) != "rule:a@1" {
+			t.Errorf("gated %s has headers %+v", id, g.Headers)
+		}
+		if rv := header(g, HeaderReviewer); rv != "alice" && rv != "sam" {
+			t.Errorf("gated %s reviewer %q", id, rv)
+		}
+		key := string(g.Key)
+		if p, ok := lastPos[key]; ok && heldOff[id] <= p {
+			t.Errorf("gated %s of key %s is out of held order", id, key)
+		}
+		lastPos[key] = heldOff[id]
+	}
+	onRejected := map[string]int{}
+	for _, r := range rej {
+		id := header(r, HeaderActionID)
+		onRejected[id]++
+		if header(r, HeaderDecision) != "rejected" || header(r, HeaderReviewer) != "rita" {
+			t.Errorf("rejected %s has headers %+v", id, r.Headers)
+		}
+	}
+	for i := range total {
+		id := fmt.Sprintf("act-%04d", i)
+		if i%10 == 0 {
+			if onRejected[id] != 1 || onGated[id] != 0 {
+				t.Errorf("%s: %d on rejected, %d on gated; want 1 and 0", id, onRejected[id], onGated[id])
+			}
+		} else if onGated[id] != 1 || onRejected[id] != 0 {
+			t.Errorf("%s: %d on gated, %d on rejected; want 1 and 0", id, onGated[id], onRejected[id])
+		}
+	}
+	inc, err := x.Incident(ctx, "rule:a@1")
+	if err != nil || inc.Released != total || inc.Pending != 0 || inc.Approved != total-int64(len(rejected)) {
+		t.Errorf("Incident = %+v, %v; want all released", inc, err)
+	}
+}
+
+// TestRebuildKeepsDecisions loses Redis after some actions were decided and
+// released: the rebuilt index knows every decision and release from the
+// journal, and finishing the release forwards nothing twice.
+func TestRebuildKeepsDecisions(t *testing.T) {
+	k := testbed.StartKafka(t)
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
+		k.CreateTopic(t, n, 2)
+	}
+	rs := testbed.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const total = 600
+	var recs []testbed.Record
+	for i := range total {
+		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%13), "rule:a@2"))
+	}
+	k.Produce(t, tHeld, recs...)
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Close)
+	r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Lease: 11 * time.Second, Batch: 100, Poll: time.Second}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	// Before the first sync the index is not ready: no decision is taken.
+	if _, err := x.Decide(ctx, []string{"act-0001"}, Decision{To: Approved, Reviewer: "a"}); err != ErrNotReady {
+		t.Fatalf("Decide before the index is built = %v; want ErrNotReady", err)
+	}
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var first, rejected []string
+	for i := range 200 {
+		first = append(first, fmt.Sprintf("act-%04d", i))
+	}
+	for i := 200; i < total; i += 4 {
+		rejected = append(rejected, fmt.Sprintf("act-%04d", i))
+	}
+	if _, err := x.Decide(ctx, first, Decision{To: Approved, Reviewer: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, rejected, Decision{To: Rejected, Reviewer: "rita"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Step(ctx); err != nil || n != 200+len(rejected) {
+		t.Fatalf("Step = %d, %v; want %d released", n, err, 200+len(rejected))
+	}
+	if _, err := x.DecideIncident(ctx, Decision{Incident: "rule:a@2", To: Approved, Reviewer: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rs.Restart(t) // Redis loses everything
+	if n, err := r.Step(ctx); err != nil || n != 0 {
+		t.Fatalf("Step before the rebuild = %d, %v; want nothing", n, err)
+	}
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := x.Incident(ctx, "rule:a@2")
+	if err != nil || inc.Pending != 0 || inc.Rejected != int64(len(rejected)) || inc.Released != int64(200+len(rejected)) {
+		t.Fatalf("rebuilt incident = %+v, %v; want every decision and release back", inc, err)
+	}
+	if _, err := r.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]int{}
+	for _, topic := range []string{tGated, tRejected} {
+		for _, m := range k.ReadAll(t, topic, 30*time.Second) {
+			on[header(m, HeaderActionID)]++
+		}
+	}
+	for i := range total {
+		if id := fmt.Sprintf("act-%04d", i); on[id] != 1 {
+			t.Errorf("%s was released %d times; want once", id, on[id])
+		}
+	}
+	if inc, _ := x.Incident(ctx, "rule:a@2"); inc.Released != total {
+		t.Errorf("incident = %+v; want all released", inc)
+	}
+}
