@@ -67,6 +67,11 @@ type Options struct {
 	Review Review
 	// Release asks the releaser to write new decisions now.
 	Release func()
+	// Alerts, if set, raises the alerts of operator transitions (an
+	// override set, a reset that resolves a trip).
+	Alerts interface {
+		Raise(ctx context.Context, ts []breaker.Transition) error
+	}
 	// Restore puts the breaker states back into a store that lost them;
 	// an update that meets store.ErrStateLost restores, then retries.
 	Restore func(ctx context.Context) error
@@ -435,6 +440,13 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 	if err := a.opts.States.Record(ctx, t.To.Since, []breaker.Transition{t}); err != nil {
 		a.fail(w, r, "the change is applied but not yet in the state topic; repeat the request", err)
 		return
+	}
+	if a.opts.Alerts != nil {
+		// The change stands whether or not on-call hears of it: a failure
+		// is logged, not answered as an error that would invite a repeat.
+		if err := a.opts.Alerts.Raise(ctx, []breaker.Transition{t}); err != nil {
+			a.opts.Logger.Error("raise the alert of an operator change", zap.String("scope", string(scope)), zap.Error(err))
+		}
 	}
 	from, to := t.From, t.To
 	if err := a.opts.Audit.Write(ctx, audit.Entry{

@@ -20,6 +20,7 @@ import (
 	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
 )
@@ -236,4 +237,13 @@ func (a *alerting) raiseQuiet(ctx context.Context, evs ...alert.Event) {
 		a.metrics.OutboxErrors.Inc()
 		a.log.Error("raise alert events", zap.Int("events", len(evs)), zap.Error(err))
 	}
+}
+
+// alertSink returns a as a sink of transitions, or nil (not a nil pointer
+// in an interface) when alerting is off.
+func alertSink(a *alerting) consumer.AlertSink {
+	if a == nil {
+		return nil
+	}
+	return a
 }

@@ -181,7 +181,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer releaser.Close()
 	api, err := admin.New(admin.Options{
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: held, Release: releaser.Poke,
-		Restore: restore, Logger: log.Named("admin"),
+		Restore: restore, Logger: log.Named("admin"), Alerts: alertSink(alerts),
 	})
 	if err != nil {
 		return err
@@ -230,13 +230,9 @@ func Run(ctx context.Context, opts Options) error {
 			inner(r)
 		}
 	}
-	var sink consumer.AlertSink
-	if alerts != nil {
-		sink = alerts
-	}
 	p, err := consumer.New(consumer.Options{
 		Config: cfg, Store: st, States: states, Restore: restore, Logger: log, Metrics: m, OnBatch: onBatch,
-		Alerts: sink,
+		Alerts: alertSink(alerts),
 	})
 	if err != nil {
 		return err

@@ -60,6 +60,12 @@ const (
 	sessionTimeout = 5 * time.Second
 )
 
+// The admin API's topics, at their defaults.
+const (
+	auditTopic    = "moderation.audit"
+	rejectedTopic = "moderation.actions.rejected"
+)
+
 var testTopics = config.Topics{
 	Input:      "moderation.actions",
 	Gated:      "moderation.actions.gated",
@@ -85,7 +91,7 @@ func newBed(t *testing.T, partitions int) *bed {
 	t.Helper()
 	k := testbed.StartKafka(t, testbed.MinSessionTimeout(time.Second))
 	r := testbed.StartRedis(t)
-	for _, name := range []string{testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
+	for _, name := range []string{testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter, auditTopic, rejectedTopic} {
 		k.CreateTopic(t, name, partitions)
 	}
 	k.CreateCompactedTopic(t, testTopics.State, 1)
