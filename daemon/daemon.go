@@ -252,6 +252,7 @@ func Run(ctx context.Context, opts Options) error {
 	reviewCtx, stopReview := context.WithCancel(ctx)
 	defer stopReview()
 	wg.Go(func() { held.Run(reviewCtx) })
+	wg.Go(func() { watchHeld(reviewCtx, cfg, held, m, alerts, 15*time.Second) })
 	wg.Go(func() { releaser.Run(reviewCtx) })
 	if demo {
 		wg.Go(func() { runDemo(ctx, cfg, log) })
