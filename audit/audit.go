@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/partition"
 )
 
 // System is the actor of automatic transitions.
@@ -312,77 +313,27 @@ func (t *Trail) Rebuild(ctx context.Context) (int, error) {
 
 // readTopic calls fn with the messages of every partition of topic, from
 // the first offset to the end offset it had when the read began, in
-// batches.
+// batches; tombstones are left out.
 func readTopic(ctx context.Context, brokers []string, topic string, fn func([]kafka.Message) error) error {
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	parts, err := partition.List(ctx, brokers, topic)
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", brokers[0], err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return fmt.Errorf("read partitions of %s: %w", topic, err)
+		return err
 	}
 	for _, p := range parts {
-		if err := readPartition(ctx, brokers[0], topic, p.ID, fn); err != nil {
+		err := partition.Read(ctx, brokers, topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+			batch := msgs[:0:0]
+			for _, m := range msgs {
+				if m.Value != nil {
+					batch = append(batch, m)
+				}
+			}
+			if len(batch) == 0 {
+				return nil
+			}
+			return fn(batch)
+		})
+		if err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-func readPartition(ctx context.Context, broker, topic string, p int, fn func([]kafka.Message) error) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
-	if err != nil {
-		return fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		return fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
-	}
-	if first >= last {
-		return nil
-	}
-	if _, err := conn.Seek(first, kafka.SeekAbsolute); err != nil {
-		return fmt.Errorf("seek %s/%d: %w", topic, p, err)
-	}
-	for off := first; off < last; {
-		start := off
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetReadDeadline(d)
-		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		}
-		b := conn.ReadBatch(1, 10<<20)
-		var batch []kafka.Message
-		for {
-			m, err := b.ReadMessage()
-			if err != nil {
-				break
-			}
-			off = m.Offset + 1
-			if m.Offset >= last {
-				break
-			}
-			if m.Value != nil {
-				batch = append(batch, m)
-			}
-		}
-		cerr := b.Close()
-		if len(batch) > 0 {
-			if err := fn(batch); err != nil {
-				return err
-			}
-		}
-		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) {
-			if off >= last {
-				break
-			}
-			return fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
-		}
-		if off == start {
-			return fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
 		}
 	}
 	return nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/internal/partition"
 )
 
 // The headers of held actions that the index reads (written by the pipeline).
@@ -183,10 +184,10 @@ func NewIndex(opts Options) (*Index, error) {
 func (x *Index) Close() { x.tr.CloseIdleConnections() }
 
 // ends returns the end offset of each partition, in one request per broker.
-func (x *Index) ends(ctx context.Context, parts []kafka.Partition) (map[int]int64, error) {
+func (x *Index) ends(ctx context.Context, parts []int) (map[int]int64, error) {
 	req := make([]kafka.OffsetRequest, len(parts))
 	for i, p := range parts {
-		req[i] = kafka.LastOffsetOf(p.ID)
+		req[i] = kafka.LastOffsetOf(p)
 	}
 	resp, err := x.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{x.opts.Topic: req}})
 	if err != nil {
@@ -303,14 +304,9 @@ func (x *Index) replay(ctx context.Context) error {
 }
 
 func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", x.opts.Brokers[0])
+	parts, err := partition.List(ctx, x.opts.Brokers, x.opts.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("dial %s: %w", x.opts.Brokers[0], err)
-	}
-	parts, err := conn.ReadPartitions(x.opts.Topic)
-	conn.Close()
-	if err != nil {
-		return 0, fmt.Errorf("read partitions of %s: %w", x.opts.Topic, err)
+		return 0, err
 	}
 	next, err := x.opts.Redis.HGetAll(ctx, x.offsetsKey()).Result()
 	if err != nil {
@@ -326,13 +322,13 @@ func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
 	n := 0
 	for _, p := range parts {
 		from := int64(0)
-		if v, ok := next[strconv.Itoa(p.ID)]; ok && !rebuild {
+		if v, ok := next[strconv.Itoa(p)]; ok && !rebuild {
 			from, _ = strconv.ParseInt(v, 10, 64)
 		}
-		if end, ok := ends[p.ID]; ok && end <= from {
+		if end, ok := ends[p]; ok && end <= from {
 			continue
 		}
-		k, err := x.syncPartition(ctx, p.ID, from, rebuild)
+		k, err := x.syncPartition(ctx, p, from, rebuild)
 		n += k
 		if err != nil {
 			return n, err
@@ -342,56 +338,15 @@ func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
 }
 
 func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bool) (int, error) {
-	topic := x.opts.Topic
-	conn, err := kafka.DialLeader(ctx, "tcp", x.opts.Brokers[0], topic, p)
-	if err != nil {
-		return 0, fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		return 0, fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
-	}
-	from = max(from, first)
-	if from >= last {
-		return 0, nil
-	}
-	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
-		return 0, fmt.Errorf("seek %s/%d: %w", topic, p, err)
-	}
 	n := 0
-	for off := from; off < last; {
-		start := off
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetReadDeadline(d)
-		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	err := partition.Read(ctx, x.opts.Brokers, x.opts.Topic, p, from, partition.End, func(msgs []kafka.Message, start, next int64) error {
+		if err := x.index(ctx, p, start, next, msgs, rebuild); err != nil {
+			return err
 		}
-		b := conn.ReadBatch(1, 4<<20)
-		var batch []kafka.Message
-		for {
-			m, err := b.ReadMessage()
-			if err != nil || m.Offset >= last {
-				break
-			}
-			off = m.Offset + 1
-			batch = append(batch, m)
-		}
-		cerr := b.Close()
-		if off > start {
-			if err := x.index(ctx, p, start, off, batch, rebuild); err != nil {
-				return n, err
-			}
-			n += len(batch)
-		}
-		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) && off < last {
-			return n, fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
-		}
-		if off == start {
-			return n, fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
-		}
-	}
-	return n, nil
+		n += len(msgs)
+		return nil
+	})
+	return n, err
 }
 
 // indexScript indexes the held actions of one partition's offsets

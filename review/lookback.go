@@ -2,7 +2,6 @@ package review
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/internal/partition"
 )
 
 // Forwarded is an action that reached the gated topic.
@@ -51,27 +51,17 @@ func inScope(scope breaker.Scope, a event.Action) bool {
 // belong to the incident. Approved releases are left out.
 func (x *Index) LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (LookBack, error) {
 	out := LookBack{From: from, To: to, Actions: []Forwarded{}}
-	broker := x.opts.Brokers[0]
-	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	brokers := x.opts.Brokers
+	parts, err := partition.List(ctx, brokers, gated)
 	if err != nil {
-		return out, fmt.Errorf("dial %s: %w", broker, err)
-	}
-	parts, err := conn.ReadPartitions(gated)
-	conn.Close()
-	if err != nil {
-		return out, fmt.Errorf("read partitions of %s: %w", gated, err)
+		return out, err
 	}
 	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", broker, gated, p.ID)
+		start, err := partition.At(ctx, brokers, gated, p, from)
 		if err != nil {
-			return out, fmt.Errorf("dial leader of %s/%d: %w", gated, p.ID, err)
+			return out, err
 		}
-		start, err := c.ReadOffset(from)
-		c.Close()
-		if err != nil {
-			return out, fmt.Errorf("find %s/%d at %s: %w", gated, p.ID, from.Format(time.RFC3339), err)
-		}
-		err = readRange(ctx, broker, gated, p.ID, start, -1, func(m kafka.Message) bool {
+		err = readRange(ctx, brokers, gated, p, start, -1, func(m kafka.Message) bool {
 			if m.Time.After(to) {
 				return false
 			}
@@ -86,7 +76,7 @@ func (x *Index) LookBack(ctx context.Context, gated string, scope breaker.Scope,
 			}
 			out.Actions = append(out.Actions, Forwarded{
 				ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
-				OccurredAt: a.OccurredAt, ForwardedAt: m.Time.UTC(), Partition: p.ID, Offset: m.Offset,
+				OccurredAt: a.OccurredAt, ForwardedAt: m.Time.UTC(), Partition: p, Offset: m.Offset,
 			})
 			return true
 		})

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/internal/partition"
 )
 
 // The headers of released actions. Breakwater's own headers of the held
@@ -207,7 +208,7 @@ func (r *Releaser) recover(ctx context.Context) error {
 	var found []string
 	for topic, from := range map[string]map[int]int64{r.opts.Gated: in.Gated, r.opts.Rejected: in.Rejected} {
 		for p, off := range from {
-			err := readRange(ctx, r.opts.Brokers[0], topic, p, off, -1, func(m kafka.Message) bool {
+			err := readRange(ctx, r.opts.Brokers, topic, p, off, -1, func(m kafka.Message) bool {
 				for _, h := range m.Headers {
 					if h.Key == HeaderActionID && want[string(h.Value)] {
 						found = append(found, string(h.Value))
@@ -369,10 +370,10 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	for _, h := range batch {
 		in.IDs = append(in.IDs, h.ActionID)
 	}
-	if in.Gated, err = endOffsets(ctx, r.opts.Brokers[0], r.opts.Gated); err != nil {
+	if in.Gated, err = endOffsets(ctx, r.opts.Brokers, r.opts.Gated); err != nil {
 		return 0, err
 	}
-	if in.Rejected, err = endOffsets(ctx, r.opts.Brokers[0], r.opts.Rejected); err != nil {
+	if in.Rejected, err = endOffsets(ctx, r.opts.Brokers, r.opts.Rejected); err != nil {
 		return 0, err
 	}
 	rec, _ := json.Marshal(in)
@@ -422,7 +423,7 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 		for _, o := range offs {
 			want[o] = true
 		}
-		err := readRange(ctx, r.opts.Brokers[0], r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
+		err := readRange(ctx, r.opts.Brokers, r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
 			if want[m.Offset] {
 				got[loc{p, m.Offset}] = m
 			}
@@ -462,28 +463,16 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 }
 
 // endOffsets returns the end offset of every partition of topic.
-func endOffsets(ctx context.Context, broker, topic string) (map[int]int64, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", broker)
+func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	parts, err := partition.List(ctx, brokers, topic)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", broker, err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read partitions of %s: %w", topic, err)
+		return nil, err
 	}
 	out := map[int]int64{}
 	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
-		if err != nil {
-			return nil, fmt.Errorf("dial leader of %s/%d: %w", topic, p.ID, err)
+		if out[p], err = partition.Last(ctx, brokers, topic, p); err != nil {
+			return nil, err
 		}
-		last, err := c.ReadLastOffset()
-		c.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read the end of %s/%d: %w", topic, p.ID, err)
-		}
-		out[p.ID] = last
 	}
 	return out, nil
 }
@@ -491,56 +480,13 @@ func endOffsets(ctx context.Context, broker, topic string) (map[int]int64, error
 // readRange calls fn for the messages of topic/p from offset from to end
 // (exclusive; -1 means the end offset when the read begins), until fn
 // returns false.
-func readRange(ctx context.Context, broker, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
-	if err != nil {
-		return fmt.Errorf("dial leader of %s/%d: %w", topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		return fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
-	}
-	if end < 0 || end > last {
-		end = last
-	}
-	from = max(from, first)
-	if from >= end {
-		return nil
-	}
-	if _, err := conn.Seek(from, kafka.SeekAbsolute); err != nil {
-		return fmt.Errorf("seek %s/%d: %w", topic, p, err)
-	}
-	for off := from; off < end; {
-		start := off
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetReadDeadline(d)
-		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		}
-		b := conn.ReadBatch(1, 4<<20)
-		for {
-			m, err := b.ReadMessage()
-			if err != nil {
-				break
-			}
-			if m.Offset >= end {
-				off = end
-				break
-			}
-			off = m.Offset + 1
+func readRange(ctx context.Context, brokers []string, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
+	return partition.Read(ctx, brokers, topic, p, from, end, func(msgs []kafka.Message, _, _ int64) error {
+		for _, m := range msgs {
 			if !fn(m) {
-				_ = b.Close()
-				return nil
+				return partition.Stop
 			}
 		}
-		cerr := b.Close()
-		if cerr != nil && !errors.Is(cerr, kafka.ErrGenerationEnded) && off < end {
-			return fmt.Errorf("read %s/%d at %d: %w", topic, p, off, cerr)
-		}
-		if off == start {
-			return fmt.Errorf("read %s/%d at %d: no progress", topic, p, off)
-		}
-	}
-	return nil
+		return nil
+	})
 }

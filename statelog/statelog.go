@@ -7,7 +7,6 @@ package statelog
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -93,26 +93,13 @@ func (l *Log) Recorded(scope breaker.Scope) uint64 {
 
 // Load reads the whole topic and returns the newest status of every scope.
 func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
-	var parts []kafka.Partition
-	err := l.anyBroker(func(addr string) error {
-		conn, err := kafka.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return fmt.Errorf("dial %s: %w", addr, err)
-		}
-		defer conn.Close()
-		if parts, err = conn.ReadPartitions(l.topic); err != nil {
-			return fmt.Errorf("read partitions of %s from %s: %w", l.topic, addr, err)
-		}
-		return nil
-	})
+	parts, err := partition.List(ctx, l.brokers, l.topic)
 	if err != nil {
 		return nil, err
 	}
 	latest := map[breaker.Scope]breaker.Status{}
 	for _, p := range parts {
-		// Reading a partition again from another broker is harmless: the
-		// newest generation per scope wins.
-		if err := l.anyBroker(func(addr string) error { return l.loadPartition(ctx, addr, p.ID, latest) }); err != nil {
+		if err := l.loadPartition(ctx, p, latest); err != nil {
 			return nil, err
 		}
 	}
@@ -126,48 +113,9 @@ func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
 	return out, nil
 }
 
-// anyBroker runs fn with each bootstrap broker in turn until one succeeds.
-func (l *Log) anyBroker(fn func(addr string) error) error {
-	var errs []error
-	for _, b := range l.brokers {
-		err := fn(b)
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-func (l *Log) loadPartition(ctx context.Context, broker string, p int, latest map[breaker.Scope]breaker.Status) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, l.topic, p)
-	if err != nil {
-		return fmt.Errorf("dial leader of %s/%d: %w", l.topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err := conn.ReadOffsets()
-	if err != nil {
-		return fmt.Errorf("read offsets of %s/%d: %w", l.topic, p, err)
-	}
-	if first >= last {
-		return nil
-	}
-	if _, err := conn.Seek(first, kafka.SeekAbsolute); err != nil {
-		return fmt.Errorf("seek %s/%d: %w", l.topic, p, err)
-	}
-	for off := first; off < last; {
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetReadDeadline(d)
-		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		}
-		b := conn.ReadBatch(1, 10<<20)
-		for {
-			m, err := b.ReadMessage()
-			if err != nil {
-				break
-			}
-			off = m.Offset + 1
+func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope]breaker.Status) error {
+	return partition.Read(ctx, l.brokers, l.topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+		for _, m := range msgs {
 			if m.Value == nil {
 				continue // a tombstone: nothing to restore for this key
 			}
@@ -179,14 +127,8 @@ func (l *Log) loadPartition(ctx context.Context, broker string, p int, latest ma
 				latest[e.Scope] = e.To
 			}
 		}
-		if err := b.Close(); err != nil && !errors.Is(err, kafka.ErrGenerationEnded) {
-			if off >= last {
-				break
-			}
-			return fmt.Errorf("read %s/%d at %d: %w", l.topic, p, off, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Close flushes and closes the writer.
