@@ -24,6 +24,7 @@ import (
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/store"
@@ -34,6 +35,12 @@ type Breakers interface {
 	List(ctx context.Context) ([]store.ScopeStatus, error)
 	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
 	Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error)
+}
+
+// Alerter raises the alerts of breaker transitions (the daemon's outbox);
+// held is nil for operator changes.
+type Alerter interface {
+	Raise(ctx context.Context, ts []breaker.Transition, held map[breaker.Scope]consumer.HeldCounts) error
 }
 
 // StateRecorder is the durable record of breaker states (statelog.Log).
@@ -69,9 +76,7 @@ type Options struct {
 	Release func()
 	// Alerts, if set, raises the alerts of operator transitions (an
 	// override set, a reset that resolves a trip).
-	Alerts interface {
-		Raise(ctx context.Context, ts []breaker.Transition) error
-	}
+	Alerts Alerter
 	// Restore puts the breaker states back into a store that lost them;
 	// an update that meets store.ErrStateLost restores, then retries.
 	Restore func(ctx context.Context) error
@@ -444,7 +449,7 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 	if a.opts.Alerts != nil {
 		// The change stands whether or not on-call hears of it: a failure
 		// is logged, not answered as an error that would invite a repeat.
-		if err := a.opts.Alerts.Raise(ctx, []breaker.Transition{t}); err != nil {
+		if err := a.opts.Alerts.Raise(ctx, []breaker.Transition{t}, nil); err != nil {
 			a.opts.Logger.Error("raise the alert of an operator change", zap.String("scope", string(scope)), zap.Error(err))
 		}
 	}

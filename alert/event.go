@@ -105,7 +105,8 @@ type Figures struct {
 	MaxActions float64 `json:"max_actions,omitempty"`
 	// Factor is the baseline factor threshold.
 	Factor float64 `json:"factor,omitempty"`
-	// Held is how many actions are held.
+	// Held is how many actions are held; in a trip, those of the batch
+	// that tripped the breaker, when it was raised.
 	Held int64 `json:"held,omitempty"`
 	// OldestHeld is the age of the oldest held action.
 	OldestHeld Duration `json:"oldest_held,omitempty"`
@@ -293,4 +294,20 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 	ev.DedupKey = DedupKey(ev.Incident)
 	ev.Link = d.IncidentLink(ev.Incident)
 	return ev, true
+}
+
+// TopCounts returns the n most frequent values of counts, most frequent
+// first (ties by value), for the top lists of an event.
+func TopCounts(counts map[string]int, n int) []Count {
+	out := make([]Count, 0, len(counts))
+	for v, c := range counts {
+		out = append(out, Count{Value: v, Count: c})
+	}
+	slices.SortFunc(out, func(a, b Count) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	return out[:min(n, len(out))]
 }

@@ -49,9 +49,46 @@ type StateLog interface {
 }
 
 // AlertSink raises the alerts of breaker transitions. Raising the same
-// transition twice must raise one alert.
+// transition twice must raise one alert. held gives, per scope that
+// tripped, its actions the batch held, for the alert's figures; it may be
+// nil.
 type AlertSink interface {
-	Raise(ctx context.Context, ts []breaker.Transition) error
+	Raise(ctx context.Context, ts []breaker.Transition, held map[breaker.Scope]HeldCounts) error
+}
+
+// HeldCounts counts the actions of a scope that a batch held, by action
+// type and by model (name@version).
+type HeldCounts struct {
+	Actions, Models map[string]int
+}
+
+// heldCounts counts the held actions of the scopes that tripped.
+func heldCounts(items []gate.Item, ts []breaker.Transition) map[breaker.Scope]HeldCounts {
+	var out map[breaker.Scope]HeldCounts
+	for _, t := range ts {
+		if t.To.Auto != breaker.Open {
+			continue
+		}
+		if out == nil {
+			out = map[breaker.Scope]HeldCounts{}
+		}
+		out[t.Scope] = HeldCounts{Actions: map[string]int{}, Models: map[string]int{}}
+	}
+	if out == nil {
+		return nil
+	}
+	for i := range items {
+		it := &items[i]
+		c, ok := out[it.Scope]
+		if it.Decision != Held || !ok {
+			continue
+		}
+		c.Actions[it.Act.Action]++
+		if it.Act.ModelName != "" || it.Act.ModelVersion != "" {
+			c.Models[it.Act.ModelName+"@"+it.Act.ModelVersion]++
+		}
+	}
+	return out
 }
 
 // Restorer brings breaker states back into a store that lost them.
@@ -369,7 +406,7 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 		// recorded again on a redelivery, and would not be raised again.
 		if p.opts.Alerts != nil {
 			if err := p.retry(ctx, "alert", func(ctx context.Context) error {
-				return p.opts.Alerts.Raise(ctx, rec)
+				return p.opts.Alerts.Raise(ctx, rec, heldCounts(j.items, ts))
 			}); err != nil {
 				return nil, err
 			}

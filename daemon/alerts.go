@@ -78,10 +78,22 @@ func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m
 // is committed, and again for a redelivered batch: the outbox drops a
 // second raise of the same transition, so an alert is raised once even if
 // the process stops in between.
-func (a *alerting) Raise(ctx context.Context, ts []breaker.Transition) error {
+func (a *alerting) Raise(ctx context.Context, ts []breaker.Transition, held map[breaker.Scope]consumer.HeldCounts) error {
 	var evs []alert.Event
 	for _, t := range ts {
-		if e, ok := alert.FromTransition(t, a.describer); ok {
+		d := a.describer
+		if c, ok := held[t.Scope]; ok {
+			// The figures of the batch that tripped: what the classifier
+			// was doing when the breaker opened.
+			d.Held = func(string) (int64, []alert.Count, []alert.Count) {
+				n := 0
+				for _, k := range c.Actions {
+					n += k
+				}
+				return int64(n), alert.TopCounts(c.Actions, 5), alert.TopCounts(c.Models, 5)
+			}
+		}
+		if e, ok := alert.FromTransition(t, d); ok {
 			evs = append(evs, e)
 		}
 	}

@@ -136,6 +136,22 @@ func TestAlertOncePerTrip(t *testing.T) {
 	alive := replicasAlive(ra, rb)
 	b.waitCommitted(t, 90*time.Second, alive)
 	checkOnePage(t, w, alive)
+	// The page says what the rule was doing: the actions the tripping batch
+	// held, by type and model.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.accepted {
+		for _, e := range p.Events {
+			if e.Kind != alert.KindTripped {
+				continue
+			}
+			f := e.Figures
+			if f.Held <= 0 || len(f.TopActions) == 0 || f.TopActions[0].Count <= 0 {
+				t.Errorf("trip event figures %+v; want the held count and the top action types", f)
+			}
+			t.Logf("trip figures: held %d, top actions %v, top models %v", f.Held, f.TopActions, f.TopModels)
+		}
+	}
 }
 
 // TestAlertSurvivesKill trips the breaker while the receiver is down, so
