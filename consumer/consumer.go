@@ -56,6 +56,12 @@ type AlertSink interface {
 	Raise(ctx context.Context, ts []breaker.Transition, held map[breaker.Scope]HeldCounts) error
 }
 
+// Auditor writes transitions to the audit trail; writing one twice must
+// keep one entry in its index.
+type Auditor interface {
+	Record(ctx context.Context, ts []breaker.Transition) error
+}
+
 // HeldCounts counts the actions of a scope that a batch held, by action
 // type and by model (name@version).
 type HeldCounts struct {
@@ -111,6 +117,9 @@ type Options struct {
 	// Alerts, if set, raises the alerts of the transitions, before they are
 	// recorded and the batch is committed.
 	Alerts AlertSink
+	// Audit, if set, writes the transitions to the audit trail, before they
+	// are recorded and the batch is committed.
+	Audit Auditor
 	// OnBatch, if set, is called after each committed batch (for the demo's summaries and tests).
 	OnBatch func(BatchReport)
 }
@@ -402,11 +411,19 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 	j.res = res
 	ts := res.transitions
 	if rec := append(ts[:len(ts):len(ts)], res.rerecords...); len(rec) > 0 {
-		// Alerts first: a transition the state log has seen is not
-		// recorded again on a redelivery, and would not be raised again.
+		// Alerts and audit first: a transition the state log has seen is
+		// not recorded again on a redelivery, and would not be raised or
+		// audited again.
 		if p.opts.Alerts != nil {
 			if err := p.retry(ctx, "alert", func(ctx context.Context) error {
 				return p.opts.Alerts.Raise(ctx, rec, heldCounts(j.items, ts))
+			}); err != nil {
+				return nil, err
+			}
+		}
+		if p.opts.Audit != nil {
+			if err := p.retry(ctx, "audit", func(ctx context.Context) error {
+				return p.opts.Audit.Record(ctx, rec)
 			}); err != nil {
 				return nil, err
 			}

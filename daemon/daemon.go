@@ -211,12 +211,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	// Automatic transitions go to the audit trail through a queue, so that
-	// a slow audit topic never stalls the pipeline.
-	transitions := newAuditQueue(trail, log)
 	onBatch := func(r consumer.BatchReport) {
 		api.Observe(time.Now(), r.Scopes)
-		transitions.add(r.Transitions)
 		if opts.OnBatch != nil {
 			opts.OnBatch(r)
 		}
@@ -232,7 +228,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	p, err := consumer.New(consumer.Options{
 		Config: cfg, Store: st, States: states, Restore: restore, Logger: log, Metrics: m, OnBatch: onBatch,
-		Alerts: alertSink(alerts),
+		Alerts: alertSink(alerts), Audit: trail,
 	})
 	if err != nil {
 		return err
@@ -246,8 +242,6 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Go(func() { _ = alerts.dispatcher.Run(ctx) })
 		wg.Go(func() { alerts.watch(ctx, cfg, p, st, 5*time.Second) })
 	}
-	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	wg.Go(func() { transitions.run(auditCtx) })
 	// The review goroutines stop when the pipeline does, whatever the reason.
 	reviewCtx, stopReview := context.WithCancel(ctx)
 	defer stopReview()
@@ -262,11 +256,7 @@ func Run(ctx context.Context, opts Options) error {
 		zap.String("http", httpAddr))
 	err = p.Run(ctx)
 	stopReview()
-	transitions.close()
-	stopAuditAfter := time.AfterFunc(cfg.Kafka.WriteTimeout, stopAudit)
 	wg.Wait()
-	stopAuditAfter.Stop()
-	stopAudit()
 	log.Info("stopped")
 	return err
 }
