@@ -240,8 +240,17 @@ type Counts struct {
 	Baseline float64 `json:"baseline"`
 	// BaselineReady is true once a full baseline period was seen.
 	BaselineReady bool `json:"baseline_ready"`
-	// ObservedAt is when this replica saw them.
+	// ObservedAt is when they were read.
 	ObservedAt time.Time `json:"observed_at"`
+	// EventTime is the scope's watermark, the latest event time counted,
+	// when the counts come from the shared store.
+	EventTime time.Time `json:"event_time,omitzero"`
+}
+
+// counter reads a scope's live counts from the shared store
+// (store.Redis and store.Memory).
+type counter interface {
+	Counts(ctx context.Context, scope breaker.Scope, p breaker.Policy) (breaker.Counts, time.Time, bool, error)
 }
 
 // policy returns the configured policy of scope.
@@ -281,7 +290,10 @@ func (a *API) known() []breaker.Scope {
 	return out
 }
 
-func (a *API) view(scope breaker.Scope, s breaker.Status) Breaker {
+// view describes a breaker: its status, thresholds and counts. The counts
+// are read from the shared store when it can tell them, so that every
+// replica answers alike; otherwise they are the last this replica saw.
+func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) Breaker {
 	p := a.policy(scope)
 	b := Breaker{
 		Scope: scope, Status: s, Holds: s.Holds(),
@@ -290,6 +302,14 @@ func (a *API) view(scope breaker.Scope, s breaker.Status) Breaker {
 			MinActions: p.MinActions, AutoCloseAfter: p.AutoCloseAfter.String(), Probation: p.Probation.String(),
 			ProbationScale: p.ProbationScale, Disabled: p.Disabled,
 		},
+	}
+	if c, ok := a.opts.Breakers.(counter); ok {
+		counts, at, found, err := c.Counts(ctx, scope, p)
+		if err == nil && found {
+			b.Counts = &Counts{Window: counts.Window, Baseline: counts.Baseline, BaselineReady: counts.BaselineReady,
+				ObservedAt: time.Now().UTC(), EventTime: at}
+			return b
+		}
 	}
 	a.mu.Lock()
 	if o, ok := a.counts[scope]; ok {
@@ -313,7 +333,7 @@ func (a *API) listBreakers(w http.ResponseWriter, r *http.Request) {
 	out := make([]Breaker, 0, len(ss))
 	for _, s := range ss {
 		seen[s.Scope] = true
-		out = append(out, a.view(s.Scope, s.Status))
+		out = append(out, a.view(r.Context(), s.Scope, s.Status))
 	}
 	for _, scope := range a.known() {
 		if seen[scope] {
@@ -325,7 +345,7 @@ func (a *API) listBreakers(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, "read breaker", err)
 			return
 		}
-		out = append(out, a.view(scope, st))
+		out = append(out, a.view(r.Context(), scope, st))
 	}
 	slices.SortFunc(out, func(x, y Breaker) int {
 		switch {
@@ -358,7 +378,7 @@ func (a *API) getBreaker(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read breaker", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.view(scope, st))
+	writeJSON(w, http.StatusOK, a.view(r.Context(), scope, st))
 }
 
 // ChangeResponse answers an override or a reset.
@@ -464,7 +484,7 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 		zap.String("actor", who.Name), zap.String("kind", kind), zap.String("scope", string(scope)),
 		zap.String("from", string(t.From.State)), zap.String("to", string(t.To.State)),
 		zap.Uint64("generation", t.To.Generation), zap.String("reason", reason))
-	writeJSON(w, http.StatusOK, ChangeResponse{Breaker: a.view(scope, t.To), From: t.From})
+	writeJSON(w, http.StatusOK, ChangeResponse{Breaker: a.view(ctx, scope, t.To), From: t.From})
 }
 
 // The audit query limits.

@@ -333,7 +333,8 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 	}
 
 	// Each replica lists the configured scopes and those it has seen;
-	// together they have seen both rules counted.
+	// together they have seen both rules counted. The counts come from the
+	// shared store, at the scope's watermark, whichever replica answers.
 	scopes := map[breaker.Scope]admin.Breaker{}
 	counted := map[breaker.Scope]bool{}
 	for _, u := range []string{a.URL, b.URL} {
@@ -343,6 +344,9 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 			scopes[x.Scope] = x
 			if x.Counts != nil && x.Counts.Window > 0 {
 				counted[x.Scope] = true
+				if x.Counts.EventTime.IsZero() {
+					t.Errorf("%s lists %s with counts %+v; want them read from the shared store, with their event time", u, x.Scope, x.Counts)
+				}
 			}
 		}
 	}

@@ -147,3 +147,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
+
+// Top returns the watermark, the latest event time counted, in
+// milliseconds, and whether anything was counted.
+func (w *Window) Top() (int64, bool) { return w.top, w.seen }

@@ -111,3 +111,42 @@ func TestLateBuckets(t *testing.T) {
 		check(sp, buckets)
 	}
 }
+
+// TestCounts reads a scope's counts at its watermark from both stores and
+// compares them with the counts the last decision reported.
+func TestCounts(t *testing.T) {
+	ctx := context.Background()
+	e := newRedis(t, true)
+	mem := store.NewMemory(time.Now)
+	pol := breaker.Policy{Window: time.Second, Baseline: 30 * time.Second, Disabled: true}
+	sc := breaker.RuleScope("counted")
+	type counter interface {
+		Counts(context.Context, breaker.Scope, breaker.Policy) (breaker.Counts, time.Time, bool, error)
+	}
+	stores := map[string]counter{"redis": e.st, "memory": mem}
+	for name, st := range stores {
+		if _, _, ok, err := st.Counts(ctx, sc, pol); ok || err != nil {
+			t.Errorf("%s: Counts before any decision = ok %v, %v; want none", name, ok, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	evt := evt0
+	for i := range 200 {
+		evt += rng.Int64N(400)
+		b := store.Batch{Partitions: []store.Range{rangeOf("counts", 0, int64(i), int64(i), int64(i))},
+			Scopes: []store.ScopeCounts{{Scope: sc, Policy: pol, Buckets: []store.Bucket{{At: evt, Weight: 1 + rng.Int64N(2000)}}}}}
+		rr, err := e.st.Decide(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mem.Decide(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		for name, st := range stores {
+			c, at, ok, err := st.Counts(ctx, sc, pol)
+			if err != nil || !ok || c != rr.Scopes[0].Counts || at.UnixMilli() != evt {
+				t.Fatalf("batch %d: %s Counts = %+v at %v (ok %v, %v); want %+v at %d", i, name, c, at, ok, err, rr.Scopes[0].Counts, evt)
+			}
+		}
+	}
+}

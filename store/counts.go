@@ -1,0 +1,66 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+// Counts returns the counts of scope under policy p at its watermark (the
+// latest event time counted), as a new action in event time order would
+// see them, and that watermark; ok is false when nothing was counted yet.
+func (r *Redis) Counts(ctx context.Context, scope breaker.Scope, p breaker.Policy) (c breaker.Counts, at time.Time, ok bool, err error) {
+	m, err := r.client.HGetAll(ctx, r.ringKey(scope)).Result()
+	if err != nil {
+		return c, at, false, fmt.Errorf("read the counts of %s: %w", scope, err)
+	}
+	top, err1 := strconv.ParseInt(m["top"], 10, 64)
+	first, err2 := strconv.ParseInt(m["first"], 10, 64)
+	if err1 != nil || err2 != nil {
+		return c, at, false, nil
+	}
+	g := p.Grid()
+	slot := func(prefix string, j, ring int64) int64 {
+		n, _ := strconv.ParseInt(m[prefix+strconv.FormatInt(floorMod(j, ring), 10)], 10, 64)
+		return n
+	}
+	// The slots hold counts only for the buckets of their range below the
+	// watermark: the window and the baseline period lie within it.
+	topF, topC := floorDiv(top, g.Fine), floorDiv(top, g.Coarse)
+	var win, base int64
+	for j := topF - breaker.FineSlots + 1; j <= topF; j++ {
+		win += slot("f", j, breaker.FineRing)
+	}
+	for j := topC - breaker.CoarseSlots; j < topC; j++ {
+		base += slot("c", j, g.CoarseRing())
+	}
+	return countsOf(g, win, base, top-first >= breaker.CoarseSlots*g.Coarse), fromMillis(top), true, nil
+}
+
+// Counts returns the counts of scope at its watermark, as Redis.Counts does.
+func (m *Memory) Counts(_ context.Context, scope breaker.Scope, p breaker.Policy) (breaker.Counts, time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.scopes[scope]
+	if e == nil || e.window == nil || e.grid != p.Grid() {
+		return breaker.Counts{}, time.Time{}, false, nil
+	}
+	top, ok := e.window.Top()
+	if !ok {
+		return breaker.Counts{}, time.Time{}, false, nil
+	}
+	return e.window.Counts(top), fromMillis(top), true, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
