@@ -26,16 +26,16 @@ bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), an
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
 fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./event
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-60s} ./config
-	$(GO) test -run '^$$' -fuzz '^FuzzTokens$$' -fuzztime $${FUZZTIME:-60s} ./config
-	$(GO) test -run '^$$' -fuzz '^FuzzLines$$' -fuzztime $${FUZZTIME:-60s} ./replay
-	$(GO) test -run '^$$' -fuzz '^FuzzParseIncident$$' -fuzztime $${FUZZTIME:-60s} ./traffic
-	$(GO) test -run '^$$' -fuzz '^FuzzSlackMessage$$' -fuzztime $${FUZZTIME:-60s} ./alert
-	$(GO) test -run '^$$' -fuzz '^FuzzEventJSON$$' -fuzztime $${FUZZTIME:-60s} ./alert
-	for f in FuzzParseOverride FuzzParseReset FuzzParseReview; do \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $${FUZZTIME:-60s} ./admin || exit 1; \
-	done
+	scripts/fuzz FuzzDecode ./event
+	scripts/fuzz FuzzParse ./config
+	scripts/fuzz FuzzTokens ./config
+	scripts/fuzz FuzzLines ./replay
+	scripts/fuzz FuzzParseIncident ./traffic
+	scripts/fuzz FuzzSlackMessage ./alert
+	scripts/fuzz FuzzEventJSON ./alert
+	scripts/fuzz FuzzParseOverride ./admin
+	scripts/fuzz FuzzParseReset ./admin
+	scripts/fuzz FuzzParseReview ./admin
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

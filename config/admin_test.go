@@ -93,7 +93,11 @@ func FuzzTokens(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		ts, err := ParseTokens(v)
 		if err != nil {
-			if strings.Contains(err.Error(), v) && v != "" && strings.Count(v, ":") >= 2 {
+			// The message's own fixed text may contain a short input
+			// (":sha256:"); what remains must not.
+			rest := strings.NewReplacer("want name:role:token or name:role:sha256:<hex>", "",
+				"sha256: is followed by no hash", "", EnvAdminTokens, "").Replace(err.Error())
+			if strings.Contains(rest, v) && v != "" && strings.Count(v, ":") >= 2 {
 				t.Errorf("ParseTokens(%q) error %q repeats the input", v, err)
 			}
 			return

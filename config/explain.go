@@ -134,7 +134,13 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		for i, item := range n.Content {
-			w.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			at := fmt.Sprintf("%s[%d]", path, i)
+			// The decoder would drop a null item silently.
+			if isNull(item) {
+				w.strictf(item, at, "a list item must not be null (a \"-\" with nothing after it?)")
+				continue
+			}
+			w.walk(item, t.Elem(), at)
 		}
 	default:
 		want := scalarKind(t)

@@ -292,6 +292,13 @@ func parse(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	c.resolve(given)
+	// An empty list is no list: the same configuration either way.
+	if len(c.Admin.Tokens) == 0 {
+		c.Admin.Tokens = nil
+	}
+	if len(c.Alerts.Receivers) == 0 {
+		c.Alerts.Receivers = nil
+	}
 	return c, nil
 }
 
