@@ -87,7 +87,7 @@ func (r runResult) rate() float64 { return float64(r.actions) / r.span.Seconds()
 // the same broker; see the package documentation for the invocation.
 func BenchmarkThroughput(b *testing.B) {
 	n := envInt(b, "BENCH_ACTIONS", defaultActions)
-	batch := envInt(b, "BENCH_BATCH", 500)
+	batch := envInt(b, "BENCH_BATCH", config.Default().Kafka.BatchSize)
 	rounds := envInt(b, "BENCH_ROUNDS", 3)
 	trip := os.Getenv("BENCH_TRIP") == "1"
 	memStore := os.Getenv("BENCH_MEMSTORE") == "1"

@@ -17,7 +17,7 @@
 // It needs redis-server on PATH. The environment tunes it:
 //
 //	BENCH_ACTIONS  actions per run (default 1000000; 20000 for a quick run)
-//	BENCH_BATCH    kafka.batch_size of both sides (default 500, the config default)
+//	BENCH_BATCH    kafka.batch_size of both sides (default: the config default, 2000)
 //	BENCH_ROUNDS   passthrough+breaker pairs (default 3: P, B, P, B, P, B; medians reported)
 //	BENCH_TRIP     1 gives rule-02 max_actions 20000: it trips after about 11 s of
 //	               event time (110,000 actions) in each breaker run, and then

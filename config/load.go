@@ -61,7 +61,7 @@ func Default() Config {
 				DeadLetter: "moderation.actions.dead-letter",
 				State:      "breakwater.state",
 			},
-			BatchSize:         500,
+			BatchSize:         2000,
 			BatchWait:         10 * time.Millisecond,
 			WriteTimeout:      10 * time.Second,
 			SessionTimeout:    10 * time.Second,

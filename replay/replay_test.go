@@ -128,7 +128,9 @@ func TestScenarios(t *testing.T) {
 			sc := base
 			sc.Incidents = tt.incidents
 			data := scenarioLines(t, sc)
-			s := run(t, replay.Options{Config: cfg, AssumeResetAfter: tt.reset}, data)
+			// The batch size is pinned: the golden files do not follow the
+			// default.
+			s := run(t, replay.Options{Config: cfg, BatchSize: 500, AssumeResetAfter: tt.reset}, data)
 			got := golden{Actions: s.Actions, Gated: s.Gated, Held: s.Held, DeadLetter: s.DeadLetter, Trips: []goldenTrip{}}
 			for _, ss := range s.Scopes {
 				for _, tr := range ss.Trips {
