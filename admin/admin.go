@@ -306,8 +306,10 @@ func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) B
 	if c, ok := a.opts.Breakers.(counter); ok {
 		counts, at, found, err := c.Counts(ctx, scope, p)
 		if err == nil && found {
-			b.Counts = &Counts{Window: counts.Window, Baseline: counts.Baseline, BaselineReady: counts.BaselineReady,
-				ObservedAt: time.Now().UTC(), EventTime: at}
+			b.Counts = &Counts{
+				Window: counts.Window, Baseline: counts.Baseline, BaselineReady: counts.BaselineReady,
+				ObservedAt: time.Now().UTC(), EventTime: at,
+			}
 			return b
 		}
 	}

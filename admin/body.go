@@ -57,11 +57,11 @@ func decodeStrict(data []byte, v any) error {
 		case errors.As(err, &te):
 			return fmt.Errorf("field %q: want a JSON %s, got %s", te.Field, te.Type, te.Value)
 		case errors.As(err, &se):
-			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+			return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		default:
-			return fmt.Errorf("invalid JSON: %v", err)
+			return fmt.Errorf("invalid JSON: %w", err)
 		}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

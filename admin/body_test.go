@@ -73,8 +73,10 @@ func FuzzParseReset(f *testing.F) {
 // FuzzParseReview checks the review decoders: no panic, and what they
 // accept is within the limits.
 func FuzzParseReview(f *testing.F) {
-	for _, s := range []string{`{"ids":["a","b"],"reason":"ok"}`, `{"ids":[]}`, `{"ids":[""]}`, `{"n":3}`, `{"n":-1}`,
-		`{"reason":"x"}`, ``, `{"ids":["a"]} []`, `{"n":1e3}`, `{"ids":null}`} {
+	for _, s := range []string{
+		`{"ids":["a","b"],"reason":"ok"}`, `{"ids":[]}`, `{"ids":[""]}`, `{"n":3}`, `{"n":-1}`,
+		`{"reason":"x"}`, ``, `{"ids":["a"]} []`, `{"n":1e3}`, `{"ids":null}`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -151,6 +151,7 @@ func TestReviewSurvivesKill(t *testing.T) {
 	}
 	onGated, onRejected := map[string]int{}, map[string]int{}
 	last := map[string]int64{}
+	lastRec := map[string]testbed.Record{}
 	gated := bed.Kafka.ReadAll(t, admintest.Topics.Gated, 30*time.Second)
 	for _, g := range gated {
 		if header(g, "breakwater-decision") != "approved" {
@@ -160,9 +161,12 @@ func TestReviewSurvivesKill(t *testing.T) {
 		onGated[id]++
 		key := string(g.Key)
 		if off, ok := last[key]; ok && heldOffset[id] <= off {
-			t.Errorf("%s of key %s reached gated out of its original order", id, key)
+			prev := lastRec[key]
+			t.Errorf("%s of key %s (held at %d, gated %d/%d) reached gated after %s (held at %d, gated %d/%d): out of its original order",
+				id, key, heldOffset[id], g.Partition, g.Offset, header(prev, "breakwater-action-id"), off, prev.Partition, prev.Offset)
 		}
 		last[key] = heldOffset[id]
+		lastRec[key] = g
 	}
 	for _, r := range bed.Kafka.ReadAll(t, admintest.RejectedTopic, 30*time.Second) {
 		onRejected[header(r, "breakwater-action-id")]++

@@ -429,8 +429,10 @@ func TestSecretsNotLogged(t *testing.T) {
 	if !strings.Contains(out, `"receiver":"hook"`) || !strings.Contains(out, "gave up") {
 		t.Fatalf("logs do not show the failures:\n%s", out)
 	}
-	for _, secret := range []string{slackPath, "slackTokenXyz", routing, hookSecret, deadURL, "deadSecretToken",
-		k500.srv.URL, k400.srv.URL, strings.TrimPrefix(dead.srv.URL, "http://")} {
+	for _, secret := range []string{
+		slackPath, "slackTokenXyz", routing, hookSecret, deadURL, "deadSecretToken",
+		k500.srv.URL, k400.srv.URL, strings.TrimPrefix(dead.srv.URL, "http://"),
+	} {
 		if strings.Contains(out, secret) {
 			t.Errorf("logs contain %q:\n%s", secret, out)
 		}

@@ -51,8 +51,10 @@ const (
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{KindTripped, KindResolved, KindOverrideSet, KindOverrideExpiring,
-	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag}
+var Kinds = []Kind{
+	KindTripped, KindResolved, KindOverrideSet, KindOverrideExpiring,
+	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag,
+}
 
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }

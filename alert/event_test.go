@@ -67,7 +67,11 @@ func TestRetryAfter(t *testing.T) {
 		in   string
 		want time.Duration
 	}{
-		{"", 0}, {"3", 3 * time.Second}, {" 10 ", 10 * time.Second}, {"-1", 0}, {"soon", 0},
+		{"", 0},
+		{"3", 3 * time.Second},
+		{" 10 ", 10 * time.Second},
+		{"-1", 0},
+		{"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{"99999999", 24 * time.Hour},
@@ -106,8 +110,10 @@ func TestSlackLimits(t *testing.T) {
 	long := strings.Repeat("é<&>", 2000)
 	var evs []Event
 	for i := range 200 {
-		evs = append(evs, Event{ID: long, Kind: KindTripped, Scope: breaker.Scope(long), Summary: long, Incident: "x@1",
-			Figures: Figures{Reason: long, TopActions: []Count{{long, i}}}})
+		evs = append(evs, Event{
+			ID: long, Kind: KindTripped, Scope: breaker.Scope(long), Summary: long, Incident: "x@1",
+			Figures: Figures{Reason: long, TopActions: []Count{{long, i}}},
+		})
 	}
 	m := SlackMessageOf(Notification{Key: "k", Kind: KindTripped, Severity: SeverityCritical, Events: evs})
 	slackWithin(t, m)

@@ -450,7 +450,7 @@ func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config
 		select {
 		case <-done:
 		case err := <-errc:
-			runErr = fmt.Errorf("Run returned before all actions were committed: %v", err)
+			runErr = fmt.Errorf("Run returned before all actions were committed: %w", err)
 			return
 		case <-ctx.Done():
 			runErr = ctx.Err()

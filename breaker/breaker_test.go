@@ -46,13 +46,17 @@ func checkGeneration(t *testing.T, op string, from, to Status, changed bool) {
 var (
 	maxPol = Policy{Window: time.Minute, MaxActions: 10}
 	facPol = Policy{Window: time.Minute, Baseline: time.Hour, Factor: 2, MinActions: 5}
-	recPol = Policy{Window: time.Minute, MaxActions: 10, Factor: 2, MinActions: 10, Baseline: time.Hour,
-		AutoCloseAfter: 10 * time.Minute, Probation: 30 * time.Minute, ProbationScale: 0.5}
+	recPol = Policy{
+		Window: time.Minute, MaxActions: 10, Factor: 2, MinActions: 10, Baseline: time.Hour,
+		AutoCloseAfter: 10 * time.Minute, Probation: 30 * time.Minute, ProbationScale: 0.5,
+	}
 
 	closed0 = Status{State: Closed, Auto: Closed, Generation: 4, Since: at(-time.Hour), Reason: "probation ended"}
 	open0   = Status{State: Open, Auto: Open, Generation: 5, Since: at(0), TrippedAt: at(0), Reason: "max_actions"}
-	prob0   = Status{State: Probation, Auto: Probation, Generation: 6, Since: at(0), TrippedAt: at(-time.Hour),
-		Reason: "reset", Actor: "alice", ProbationUntil: at(30 * time.Minute)}
+	prob0   = Status{
+		State: Probation, Auto: Probation, Generation: 6, Since: at(0), TrippedAt: at(-time.Hour),
+		Reason: "reset", Actor: "alice", ProbationUntil: at(30 * time.Minute),
+	}
 )
 
 func TestEvaluate(t *testing.T) {
@@ -139,25 +143,33 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "open to probation at auto_close_after",
 			p:    recPol, from: open0, c: ready(1000, 0), now: at(10 * time.Minute),
-			want: Status{State: Probation, Auto: Probation, Generation: 6, Since: at(10 * time.Minute), TrippedAt: at(0),
-				Reason: "auto close", ProbationUntil: at(40 * time.Minute)},
+			want: Status{
+				State: Probation, Auto: Probation, Generation: 6, Since: at(10 * time.Minute), TrippedAt: at(0),
+				Reason: "auto close", ProbationUntil: at(40 * time.Minute),
+			},
 			changed: true,
 		},
 		{
 			name: "auto close under forced_open moves only auto",
 			p:    recPol,
-			from: Status{State: ForcedOpen, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(0),
-				Reason: "kill switch", Actor: "bob"},
+			from: Status{
+				State: ForcedOpen, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(0),
+				Reason: "kill switch", Actor: "bob",
+			},
 			now: at(time.Hour),
-			want: Status{State: ForcedOpen, Auto: Probation, Generation: 8, Since: at(time.Minute), TrippedAt: at(0),
-				Reason: "auto close", Actor: "bob", ProbationUntil: at(time.Hour + 30*time.Minute)},
+			want: Status{
+				State: ForcedOpen, Auto: Probation, Generation: 8, Since: at(time.Minute), TrippedAt: at(0),
+				Reason: "auto close", Actor: "bob", ProbationUntil: at(time.Hour + 30*time.Minute),
+			},
 			changed: true,
 		},
 		{
 			name: "probation trips on scaled max_actions",
 			p:    recPol, from: prob0, c: Counts{Window: 5.001}, now: at(time.Minute),
-			want: Status{State: Open, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(time.Minute),
-				Reason: "max_actions"},
+			want: Status{
+				State: Open, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(time.Minute),
+				Reason: "max_actions",
+			},
 			changed: true,
 		},
 		{
@@ -168,8 +180,10 @@ func TestEvaluate(t *testing.T) {
 			name: "probation trips on scaled min_actions",
 			p:    Policy{Window: time.Minute, Baseline: time.Hour, Factor: 2, MinActions: 10, ProbationScale: 0.5},
 			from: prob0, c: ready(5, 2), now: at(time.Minute),
-			want: Status{State: Open, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(time.Minute),
-				Reason: "baseline_factor"},
+			want: Status{
+				State: Open, Auto: Open, Generation: 7, Since: at(time.Minute), TrippedAt: at(time.Minute),
+				Reason: "baseline_factor",
+			},
 			changed: true,
 		},
 		{
@@ -184,8 +198,10 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "probation to closed when probation_until passes",
 			p:    recPol, from: prob0, c: Counts{Window: 1}, now: at(30 * time.Minute),
-			want: Status{State: Closed, Auto: Closed, Generation: 7, Since: at(30 * time.Minute), TrippedAt: at(-time.Hour),
-				Reason: "probation ended"},
+			want: Status{
+				State: Closed, Auto: Closed, Generation: 7, Since: at(30 * time.Minute), TrippedAt: at(-time.Hour),
+				Reason: "probation ended",
+			},
 			changed: true,
 		},
 		{
@@ -195,25 +211,33 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "probation trip wins over its end",
 			p:    recPol, from: prob0, c: Counts{Window: 6}, now: at(2 * time.Hour),
-			want: Status{State: Open, Auto: Open, Generation: 7, Since: at(2 * time.Hour), TrippedAt: at(2 * time.Hour),
-				Reason: "max_actions"},
+			want: Status{
+				State: Open, Auto: Open, Generation: 7, Since: at(2 * time.Hour), TrippedAt: at(2 * time.Hour),
+				Reason: "max_actions",
+			},
 			changed: true,
 		},
 		{
 			name: "disabled probation still ends",
 			p:    Policy{Window: time.Minute, MaxActions: 1, Disabled: true}, from: prob0, c: Counts{Window: 100}, now: at(time.Hour),
-			want: Status{State: Closed, Auto: Closed, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
-				Reason: "probation ended"},
+			want: Status{
+				State: Closed, Auto: Closed, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
+				Reason: "probation ended",
+			},
 			changed: true,
 		},
 		{
 			name: "trip under forced_closed advances auto and generation, not state",
 			p:    maxPol,
-			from: Status{State: ForcedClosed, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "false positives",
-				Actor: "bob", Until: at(time.Hour)},
+			from: Status{
+				State: ForcedClosed, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "false positives",
+				Actor: "bob", Until: at(time.Hour),
+			},
 			c: Counts{Window: 11}, now: at(0),
-			want: Status{State: ForcedClosed, Auto: Open, Generation: 4, Since: at(-time.Minute), TrippedAt: at(0),
-				Reason: "max_actions", Actor: "bob", Until: at(time.Hour)},
+			want: Status{
+				State: ForcedClosed, Auto: Open, Generation: 4, Since: at(-time.Minute), TrippedAt: at(0),
+				Reason: "max_actions", Actor: "bob", Until: at(time.Hour),
+			},
 			changed: true,
 		},
 		{
@@ -221,18 +245,24 @@ func TestEvaluate(t *testing.T) {
 			p:    facPol,
 			from: Status{State: Shadow, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "trial", Actor: "carol"},
 			c:    ready(30, 1), now: at(0),
-			want: Status{State: Shadow, Auto: Open, Generation: 4, Since: at(-time.Minute), TrippedAt: at(0),
-				Reason: "baseline_factor", Actor: "carol"},
+			want: Status{
+				State: Shadow, Auto: Open, Generation: 4, Since: at(-time.Minute), TrippedAt: at(0),
+				Reason: "baseline_factor", Actor: "carol",
+			},
 			changed: true,
 		},
 		{
 			name: "evaluate does not expire an override",
 			p:    maxPol,
-			from: Status{State: ForcedOpen, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "kill", Actor: "bob",
-				Until: at(time.Second)},
+			from: Status{
+				State: ForcedOpen, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "kill", Actor: "bob",
+				Until: at(time.Second),
+			},
 			c: Counts{Window: 1}, now: at(time.Hour),
-			want: Status{State: ForcedOpen, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "kill", Actor: "bob",
-				Until: at(time.Second)},
+			want: Status{
+				State: ForcedOpen, Auto: Closed, Generation: 3, Since: at(-time.Minute), Reason: "kill", Actor: "bob",
+				Until: at(time.Second),
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -282,10 +312,14 @@ func TestExceeded(t *testing.T) {
 }
 
 func TestExpire(t *testing.T) {
-	forced := Status{State: ForcedOpen, Auto: Open, Generation: 8, Since: at(0), TrippedAt: at(-time.Hour),
-		Reason: "kill switch", Actor: "bob", Until: at(time.Hour)}
-	shadow := Status{State: Shadow, Auto: Probation, Generation: 2, Since: at(0), Reason: "trial", Actor: "carol",
-		Until: at(time.Minute), ProbationUntil: at(2 * time.Hour)}
+	forced := Status{
+		State: ForcedOpen, Auto: Open, Generation: 8, Since: at(0), TrippedAt: at(-time.Hour),
+		Reason: "kill switch", Actor: "bob", Until: at(time.Hour),
+	}
+	shadow := Status{
+		State: Shadow, Auto: Probation, Generation: 2, Since: at(0), Reason: "trial", Actor: "carol",
+		Until: at(time.Minute), ProbationUntil: at(2 * time.Hour),
+	}
 	tests := []struct {
 		name    string
 		from    Status
@@ -301,8 +335,10 @@ func TestExpire(t *testing.T) {
 		},
 		{
 			"shadow falls back to probation", shadow, at(3 * time.Hour),
-			Status{State: Probation, Auto: Probation, Generation: 3, Since: at(3 * time.Hour), Reason: "override expired",
-				ProbationUntil: at(2 * time.Hour)},
+			Status{
+				State: Probation, Auto: Probation, Generation: 3, Since: at(3 * time.Hour), Reason: "override expired",
+				ProbationUntil: at(2 * time.Hour),
+			},
 			true,
 		},
 		{
@@ -312,10 +348,20 @@ func TestExpire(t *testing.T) {
 			Status{State: Closed, Auto: Closed, Generation: 2, Since: at(time.Second), Reason: "override expired"},
 			true,
 		},
-		{"without until never", Status{State: ForcedClosed, Auto: Open, Generation: 1, Since: at(0), Actor: "a"}, at(1000 * time.Hour),
-			Status{State: ForcedClosed, Auto: Open, Generation: 1, Since: at(0), Actor: "a"}, false},
-		{"automatic state with until", Status{State: Open, Auto: Open, Generation: 1, Until: at(0)}, at(time.Hour),
-			Status{State: Open, Auto: Open, Generation: 1, Until: at(0)}, false},
+		{
+			"without until never",
+			Status{State: ForcedClosed, Auto: Open, Generation: 1, Since: at(0), Actor: "a"},
+			at(1000 * time.Hour),
+			Status{State: ForcedClosed, Auto: Open, Generation: 1, Since: at(0), Actor: "a"},
+			false,
+		},
+		{
+			"automatic state with until",
+			Status{State: Open, Auto: Open, Generation: 1, Until: at(0)},
+			at(time.Hour),
+			Status{State: Open, Auto: Open, Generation: 1, Until: at(0)},
+			false,
+		},
 		{"initial", Initial(), at(0), Initial(), false},
 	}
 	for _, tt := range tests {
@@ -349,13 +395,17 @@ func TestOverride(t *testing.T) {
 		},
 		{
 			name: "forced_closed over open keeps the trip", from: open0, to: ForcedClosed, until: at(time.Millisecond),
-			want: Status{State: ForcedClosed, Auto: Open, Generation: 6, Since: at(0), TrippedAt: at(0), Reason: "why", Actor: "op",
-				Until: at(time.Millisecond)},
+			want: Status{
+				State: ForcedClosed, Auto: Open, Generation: 6, Since: at(0), TrippedAt: at(0), Reason: "why", Actor: "op",
+				Until: at(time.Millisecond),
+			},
 		},
 		{
 			name: "shadow over probation", from: prob0, to: Shadow,
-			want: Status{State: Shadow, Auto: Probation, Generation: 7, Since: at(0), TrippedAt: at(-time.Hour), Reason: "why",
-				Actor: "op", ProbationUntil: at(30 * time.Minute)},
+			want: Status{
+				State: Shadow, Auto: Probation, Generation: 7, Since: at(0), TrippedAt: at(-time.Hour), Reason: "why",
+				Actor: "op", ProbationUntil: at(30 * time.Minute),
+			},
 		},
 		{
 			name: "override replaces an override and its expiry",
@@ -405,8 +455,10 @@ func TestReset(t *testing.T) {
 	}{
 		{
 			name: "open to probation", p: withProbation, from: open0,
-			want: Status{State: Probation, Auto: Probation, Generation: 6, Since: at(time.Hour), TrippedAt: at(0), Reason: "fixed",
-				Actor: "dave", ProbationUntil: at(90 * time.Minute)},
+			want: Status{
+				State: Probation, Auto: Probation, Generation: 6, Since: at(time.Hour), TrippedAt: at(0), Reason: "fixed",
+				Actor: "dave", ProbationUntil: at(90 * time.Minute),
+			},
 		},
 		{
 			name: "open to closed without probation", p: maxPol, from: open0,
@@ -414,19 +466,25 @@ func TestReset(t *testing.T) {
 		},
 		{
 			name: "clears a manual state and its expiry", p: maxPol,
-			from: Status{State: ForcedOpen, Auto: Open, Generation: 11, Since: at(0), TrippedAt: at(0), Reason: "kill", Actor: "bob",
-				Until: at(2 * time.Hour)},
+			from: Status{
+				State: ForcedOpen, Auto: Open, Generation: 11, Since: at(0), TrippedAt: at(0), Reason: "kill", Actor: "bob",
+				Until: at(2 * time.Hour),
+			},
 			want: Status{State: Closed, Auto: Closed, Generation: 12, Since: at(time.Hour), TrippedAt: at(0), Reason: "fixed", Actor: "dave"},
 		},
 		{
 			name: "probation restarts", p: withProbation, from: prob0,
-			want: Status{State: Probation, Auto: Probation, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
-				Reason: "fixed", Actor: "dave", ProbationUntil: at(90 * time.Minute)},
+			want: Status{
+				State: Probation, Auto: Probation, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
+				Reason: "fixed", Actor: "dave", ProbationUntil: at(90 * time.Minute),
+			},
 		},
 		{
 			name: "probation cleared without probation", p: maxPol, from: prob0,
-			want: Status{State: Closed, Auto: Closed, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
-				Reason: "fixed", Actor: "dave"},
+			want: Status{
+				State: Closed, Auto: Closed, Generation: 7, Since: at(time.Hour), TrippedAt: at(-time.Hour),
+				Reason: "fixed", Actor: "dave",
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -494,9 +552,11 @@ func TestScenario(t *testing.T) {
 // transition advances the generation by one and nothing else changes a status.
 func TestGenerationIncreases(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	pols := []Policy{maxPol, facPol, recPol,
+	pols := []Policy{
+		maxPol, facPol, recPol,
 		{MaxActions: 3, AutoCloseAfter: time.Minute, ProbationScale: 0.5},
-		{MaxActions: 3, Disabled: true, Probation: time.Minute}}
+		{MaxActions: 3, Disabled: true, Probation: time.Minute},
+	}
 	manual := []State{ForcedOpen, ForcedClosed, Shadow}
 	for run := range 50 {
 		p := pols[run%len(pols)]
@@ -607,8 +667,10 @@ func TestScopes(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "Global", "global ", "rule:", "rule", "rules:x", "action:x", "rule:|action:ban",
-		"rule:spam|action:", "x:rule:spam"} {
+	for _, bad := range []string{
+		"", "Global", "global ", "rule:", "rule", "rules:x", "action:x", "rule:|action:ban",
+		"rule:spam|action:", "x:rule:spam",
+	} {
 		if got, err := ParseScope(bad); !errors.Is(err, ErrUnknownScope) {
 			t.Errorf("ParseScope(%q) = %q, %v; want ErrUnknownScope", bad, got, err)
 		}
@@ -623,8 +685,10 @@ func TestScopes(t *testing.T) {
 // that every scope parses, gives its rule back, and that no two different
 // breakers share a scope.
 func TestScopeRoundTrip(t *testing.T) {
-	names := []string{"spam", "a|b", "spam|action:ban", "|action:", "ban", "x|action:y", "%", "%7C", "%25", "a%7Cb",
-		"|", "action:", "rule:x", "a:b", "ü|ö", " "}
+	names := []string{
+		"spam", "a|b", "spam|action:ban", "|action:", "ban", "x|action:y", "%", "%7C", "%25", "a%7Cb",
+		"|", "action:", "rule:x", "a:b", "ü|ö", " ",
+	}
 	seen := map[Scope]string{Global: "global"}
 	add := func(s Scope, what string) {
 		t.Helper()

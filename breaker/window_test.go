@@ -50,7 +50,14 @@ func TestGrid(t *testing.T) {
 func TestGridBucket(t *testing.T) {
 	g := Grid{Fine: 50, Coarse: 1000, Window: 1000}
 	for _, tt := range []struct{ at, want int64 }{
-		{0, 0}, {1, 0}, {49, 0}, {50, 50}, {99, 50}, {-1, -50}, {-50, -50}, {-51, -100},
+		{0, 0},
+		{1, 0},
+		{49, 0},
+		{50, 50},
+		{99, 50},
+		{-1, -50},
+		{-50, -50},
+		{-51, -100},
 		{1741944413589, 1741944413550},
 	} {
 		if got := g.Bucket(tt.at); got != tt.want {

@@ -44,9 +44,11 @@ func TestAlertsEnv(t *testing.T) {
 		},
 		{
 			name: "BREAKWATER_ALERT_ variables win",
-			env: map[string]string{"PD_KEY": "k1", "BREAKWATER_ALERT_ON_CALL_SECRET": "k2",
+			env: map[string]string{
+				"PD_KEY": "k1", "BREAKWATER_ALERT_ON_CALL_SECRET": "k2",
 				"SLACK_URL": "https://a.example.com", "BREAKWATER_ALERT_SLACK_URL": "https://b.example.com",
-				"BREAKWATER_ALERT_HOOK_SECRET": "from-env"},
+				"BREAKWATER_ALERT_HOOK_SECRET": "from-env",
+			},
 			pdKey: "k2", slackURL: "https://b.example.com", hookSecret: "from-env",
 		},
 		{

@@ -257,14 +257,18 @@ breakers:
 		{
 			name: "rule with only max_actions inherits the rest but not disabled",
 			got:  c.Breakers.Rules["spam"].Thresholds,
-			want: Thresholds{Window: 2 * time.Minute, MaxActions: 5000, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25},
+			want: Thresholds{
+				Window: 2 * time.Minute, MaxActions: 5000, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+			},
 		},
 		{
 			name: "action inherits from its rule's resolved thresholds",
 			got:  c.Breakers.Rules["spam"].Actions["ban_account"],
-			want: Thresholds{Window: 2 * time.Minute, MaxActions: 100, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25},
+			want: Thresholds{
+				Window: 2 * time.Minute, MaxActions: 100, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+			},
 		},
 		{
 			name: "empty action entry equals its rule",
@@ -274,14 +278,18 @@ breakers:
 		{
 			name: "disabled rule keeps its own window",
 			got:  c.Breakers.Rules["quiet"].Thresholds,
-			want: Thresholds{Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Disabled: true},
+			want: Thresholds{
+				Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Disabled: true,
+			},
 		},
 		{
 			name: "action of a disabled rule is not disabled",
 			got:  c.Breakers.Rules["quiet"].Actions["remove_pin"],
-			want: Thresholds{Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 2, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25},
+			want: Thresholds{
+				Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 2, MinActions: 30,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+			},
 		},
 		{
 			name: "unconfigured rule gets the defaults, disabled included",
@@ -404,10 +412,14 @@ func TestLoadWithEnv(t *testing.T) {
 	}{
 		{name: "no path means defaults", path: ""},
 		{name: "file values", path: good, brokers: []string{"file:9092"}, addr: "file:6379"},
-		{name: "env overrides file", path: good, env: map[string]string{EnvKafkaBrokers: "env:9092", EnvRedisAddr: "env:6379"},
-			brokers: []string{"env:9092"}, addr: "env:6379"},
-		{name: "env replaces an invalid file value before validation", path: badBroker, env: map[string]string{EnvKafkaBrokers: "env:9092"},
-			brokers: []string{"env:9092"}},
+		{
+			name: "env overrides file", path: good, env: map[string]string{EnvKafkaBrokers: "env:9092", EnvRedisAddr: "env:6379"},
+			brokers: []string{"env:9092"}, addr: "env:6379",
+		},
+		{
+			name: "env replaces an invalid file value before validation", path: badBroker, env: map[string]string{EnvKafkaBrokers: "env:9092"},
+			brokers: []string{"env:9092"},
+		},
 		{name: "invalid file value", path: badBroker, wantErr: badBroker + " (with environment overrides): kafka.brokers[0]: must be host:port"},
 		{name: "invalid env value", path: "", env: map[string]string{EnvKafkaBrokers: "a:1,"}, wantErr: "kafka.brokers[1]: must not be empty"},
 		{name: "unknown key names the file", path: typo, wantErr: typo + ": line 1: kafak: unknown key"},

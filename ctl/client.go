@@ -64,7 +64,7 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, unwrapURL(err))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)

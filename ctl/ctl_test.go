@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func (c cli) run(t *testing.T, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("run %v: %v", args, err)
@@ -145,8 +146,16 @@ func TestCLI(t *testing.T) {
 	}
 
 	// --help works on every command, exit 0, on stdout.
-	for _, args := range [][]string{{"--help"}, {"help"}, {"whoami", "--help"}, {"breakers", "--help"}, {"breaker", "show", "--help"},
-		{"override", "--help"}, {"override", "open", "-h"}, {"audit", "--help"}} {
+	for _, args := range [][]string{
+		{"--help"},
+		{"help"},
+		{"whoami", "--help"},
+		{"breakers", "--help"},
+		{"breaker", "show", "--help"},
+		{"override", "--help"},
+		{"override", "open", "-h"},
+		{"audit", "--help"},
+	} {
 		r := bare.run(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
 			t.Errorf("breakwaterctl %s = exit %d, stdout %q; want exit 0 and a usage text", strings.Join(args, " "), r.code, r.stdout)

@@ -185,8 +185,10 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func (g *globals) heldList(ctx context.Context, f review.Filter, cursor string, limitN int, stdout io.Writer) error {
 	q := url.Values{}
-	for k, v := range map[string]string{"incident": f.Incident, "scope": f.Scope, "action": f.Action,
-		"model_version": f.ModelVersion, "region": f.Region, "cursor": cursor} {
+	for k, v := range map[string]string{
+		"incident": f.Incident, "scope": f.Scope, "action": f.Action,
+		"model_version": f.ModelVersion, "region": f.Region, "cursor": cursor,
+	} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -238,7 +240,7 @@ func readIDs(path string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--ids-from: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		r = f
 	}
 	var ids []string

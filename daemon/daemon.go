@@ -117,13 +117,13 @@ func Run(ctx context.Context, opts Options) error {
 		ContextTimeoutEnabled: true,
 		MaxRetries:            2,
 	})
-	defer rc.Close()
+	defer closeLogged(log, "redis client", rc)
 	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
 	if err != nil {
 		return err
 	}
 	states := statelog.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.State, cfg.Kafka.WriteTimeout)
-	defer states.Close()
+	defer closeLogged(log, "state log", states)
 	m := metrics.New(reg, 500)
 	if demo && cfg.Demo.AlertWebhook && len(cfg.Alerts.Receivers) == 0 {
 		r, stop, err := startDemoWebhook(log)
@@ -162,7 +162,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer trail.Close()
+	defer closeLogged(log, "audit trail", trail)
 	held, err := review.NewIndex(review.Options{
 		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
 		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
@@ -178,7 +178,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer releaser.Close()
+	defer closeLogged(log, "releaser", releaser)
 	api, err := admin.New(admin.Options{
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: held, Release: releaser.Poke,
 		Restore: restore, Logger: log.Named("admin"), Alerts: alertSink(alerts),
@@ -352,7 +352,7 @@ func runDemo(ctx context.Context, cfg config.Config, log *zap.Logger) {
 		Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics.Input, Balancer: &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, BatchSize: 1000,
 	}
-	defer w.Close()
+	defer closeLogged(log, "demo producer", w)
 	d := cfg.Demo
 	start := time.Now()
 	hot := min(2, d.Rules-1)
@@ -401,7 +401,6 @@ func runDemo(ctx context.Context, cfg config.Config, log *zap.Logger) {
 type summary struct {
 	mu      sync.Mutex // guards the fields below
 	perRule map[string]int
-	held    int
 	total   map[consumer.Decision]int
 }
 
@@ -459,5 +458,12 @@ func (s *summary) run(ctx context.Context, log *zap.Logger, st lister, every tim
 			zap.String("rates", strings.Join(rates, " ")),
 			zap.Int("gated_total", gated), zap.Int("held_total", held), zap.Int("dead_letter_total", dead),
 			zap.Strings("breakers_not_closed", open))
+	}
+}
+
+// closeLogged closes c at shutdown and logs a failure.
+func closeLogged(log *zap.Logger, what string, c interface{ Close() error }) {
+	if err := c.Close(); err != nil {
+		log.Warn("close "+what, zap.Error(err))
 	}
 }

@@ -31,7 +31,7 @@ func TestCrashRestart(t *testing.T) {
 		p := testbed.StartProcess(t, bin, []string{"run", "--config", path}, nil)
 		return p, func() error {
 			if p.Exited() {
-				return fmt.Errorf("breakwater exited: %v\n%s", p.ExitErr(), tail(p.Log(), 8<<10))
+				return fmt.Errorf("breakwater exited: %w\n%s", p.ExitErr(), tail(p.Log(), 8<<10))
 			}
 			return nil
 		}

@@ -371,7 +371,7 @@ func replicasAlive(rs ...*replica) func() error {
 	return func() error {
 		for _, r := range rs {
 			if r.exited() {
-				return fmt.Errorf("replica %s stopped: %v", r.name, r.err)
+				return fmt.Errorf("replica %s stopped: %w", r.name, r.err)
 			}
 		}
 		return nil

@@ -225,8 +225,10 @@ func (d *decoder) finish(a *Action) error {
 	// The strings, in the order in which they are copied. A long
 	// occurred_at is left out and parsed on its own, so that the Action does
 	// not keep it alive.
-	fields := [...]field{fieldActionID, fieldRuleID, fieldAction, fieldTargetType, fieldTargetID,
-		fieldModelName, fieldModelVersion, fieldRegion, fieldOccurredAt}
+	fields := [...]field{
+		fieldActionID, fieldRuleID, fieldAction, fieldTargetType, fieldTargetID,
+		fieldModelName, fieldModelVersion, fieldRegion, fieldOccurredAt,
+	}
 	inline := fields[:]
 	longTime := d.spans[fieldOccurredAt].len() > maxInlineTimeBytes
 	if longTime {

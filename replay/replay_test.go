@@ -113,15 +113,23 @@ func TestScenarios(t *testing.T) {
 		mayTrip   []breaker.Scope
 	}{
 		{name: "normal"},
-		{name: "spike", incidents: []traffic.Incident{{Kind: traffic.Spike, Rule: 3, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 10}},
-			wantTrips: map[breaker.Scope]time.Duration{"rule:rule-03": 90 * time.Minute}},
-		{name: "broad", incidents: []traffic.Incident{{Kind: traffic.Broad, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 3}},
-			wantTrips: map[breaker.Scope]time.Duration{breaker.Global: 90 * time.Minute}, mayTrip: []breaker.Scope{"rule:rule-00", "rule:rule-01"}},
-		{name: "new_rule", incidents: []traffic.Incident{{Kind: traffic.NewRule, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 20}},
-			wantTrips: map[breaker.Scope]time.Duration{breaker.RuleScope(traffic.NewRuleID): 90 * time.Minute}, mayTrip: []breaker.Scope{breaker.Global}},
+		{
+			name: "spike", incidents: []traffic.Incident{{Kind: traffic.Spike, Rule: 3, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 10}},
+			wantTrips: map[breaker.Scope]time.Duration{"rule:rule-03": 90 * time.Minute},
+		},
+		{
+			name: "broad", incidents: []traffic.Incident{{Kind: traffic.Broad, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 3}},
+			wantTrips: map[breaker.Scope]time.Duration{breaker.Global: 90 * time.Minute}, mayTrip: []breaker.Scope{"rule:rule-00", "rule:rule-01"},
+		},
+		{
+			name: "new_rule", incidents: []traffic.Incident{{Kind: traffic.NewRule, At: 90 * time.Minute, For: 20 * time.Minute, Factor: 20}},
+			wantTrips: map[breaker.Scope]time.Duration{breaker.RuleScope(traffic.NewRuleID): 90 * time.Minute}, mayTrip: []breaker.Scope{breaker.Global},
+		},
 		{name: "malformed", incidents: []traffic.Incident{{Kind: traffic.Malformed, At: time.Hour, For: 10 * time.Minute, Factor: 0.2}}},
-		{name: "spike_reset", reset: 10 * time.Minute, incidents: []traffic.Incident{{Kind: traffic.Spike, Rule: 3, At: 90 * time.Minute, For: 40 * time.Minute, Factor: 10}},
-			wantTrips: map[breaker.Scope]time.Duration{"rule:rule-03": 90 * time.Minute}},
+		{
+			name: "spike_reset", reset: 10 * time.Minute, incidents: []traffic.Incident{{Kind: traffic.Spike, Rule: 3, At: 90 * time.Minute, For: 40 * time.Minute, Factor: 10}},
+			wantTrips: map[breaker.Scope]time.Duration{"rule:rule-03": 90 * time.Minute},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ func openPart(ctx context.Context, opts TopicOptions, p kafka.Partition) (*topic
 	if err != nil {
 		return nil, fmt.Errorf("from topic %q partition %d: %w", opts.Topic, p.ID, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	first, last, err := conn.ReadOffsets()
 	if err != nil {
 		return nil, fmt.Errorf("from topic %q partition %d: read offsets: %w", opts.Topic, p.ID, err)

@@ -110,8 +110,10 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 	var entries []audit.Entry
 	for start := 0; start < len(ids); start += journalChunk {
 		chunk := ids[start:min(start+journalChunk, len(ids))]
-		entries = append(entries, audit.Entry{At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
-			Count: len(chunk), IDs: chunk})
+		entries = append(entries, audit.Entry{
+			At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
+			Count: len(chunk), IDs: chunk,
+		})
 	}
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)

@@ -176,8 +176,10 @@ func NewIndex(opts Options) (*Index, error) {
 		return nil, err
 	}
 	tr := &kafka.Transport{}
-	return &Index{opts: opts, tag: "{" + opts.Prefix + "}", tr: tr,
-		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second}}, nil
+	return &Index{
+		opts: opts, tag: "{" + opts.Prefix + "}", tr: tr,
+		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second},
+	}, nil
 }
 
 // Close releases the index's idle Kafka connections.
@@ -395,8 +397,10 @@ return added
 `)
 
 // heldFields are the fields of an action hash after its status, in order.
-var heldFields = []string{"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
-	"region", "occurred_at", "held_at", "partition", "offset", "source", "key"}
+var heldFields = []string{
+	"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
+	"region", "occurred_at", "held_at", "partition", "offset", "source", "key",
+}
 
 // index writes one read batch of partition p covering offsets [from, to).
 func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message, rebuild bool) error {
@@ -413,8 +417,10 @@ func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.
 		}
 		heldAt := strconv.FormatInt(m.Time.UnixMilli(), 10)
 		args = append(args, m.Offset, h.ActionID, h.Incident, position(p, m.Offset), heldAt)
-		vals := []string{h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
-			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key)}
+		vals := []string{
+			h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
+			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key),
+		}
 		for i, f := range heldFields {
 			args = append(args, f, vals[i])
 		}

@@ -54,8 +54,10 @@ func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
-	x, err := review.NewIndex(review.Options{Brokers: k.Addrs(), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
-		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j})
+	x, err := review.NewIndex(review.Options{
+		Brokers: k.Addrs(), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
+		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -484,7 +484,7 @@ func readRange(ctx context.Context, brokers []string, topic string, p int, from,
 	return partition.Read(ctx, brokers, topic, p, from, end, func(msgs []kafka.Message, _, _ int64) error {
 		for _, m := range msgs {
 			if !fn(m) {
-				return partition.Stop
+				return partition.ErrStop
 			}
 		}
 		return nil

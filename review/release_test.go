@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -71,8 +72,10 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	newReleaser := func() *Releaser {
-		r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
-			Lease: 11 * time.Second, Batch: 150, Poll: time.Second}, zap.NewNop())
+		r, err := NewReleaser(x, ReleaseOptions{
+			Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+			Lease: 11 * time.Second, Batch: 150, Poll: time.Second,
+		}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,14 +205,16 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(x.Close)
-	r, err := NewReleaser(x, ReleaseOptions{Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
-		Lease: 11 * time.Second, Batch: 100, Poll: time.Second}, zap.NewNop())
+	r, err := NewReleaser(x, ReleaseOptions{
+		Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Lease: 11 * time.Second, Batch: 100, Poll: time.Second,
+	}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
 	// Before the first sync the index is not ready: no decision is taken.
-	if _, err := x.Decide(ctx, []string{"act-0001"}, Decision{To: Approved, Reviewer: "a"}); err != ErrNotReady {
+	if _, err := x.Decide(ctx, []string{"act-0001"}, Decision{To: Approved, Reviewer: "a"}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Decide before the index is built = %v; want ErrNotReady", err)
 	}
 	if _, err := x.Sync(ctx); err != nil {

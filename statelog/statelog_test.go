@@ -44,8 +44,10 @@ var t0 = time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 // status returns a status of generation g with every field set.
 func status(g uint64) breaker.Status {
 	st := []breaker.State{breaker.Open, breaker.Probation, breaker.ForcedOpen, breaker.Closed, breaker.Shadow, breaker.ForcedClosed}[g%6]
-	s := breaker.Status{State: st, Auto: breaker.Open, Generation: g, Since: t0.Add(time.Duration(g) * time.Second),
-		TrippedAt: t0, Reason: fmt.Sprint("reason ", g), Actor: "op", ProbationUntil: t0.Add(time.Hour)}
+	s := breaker.Status{
+		State: st, Auto: breaker.Open, Generation: g, Since: t0.Add(time.Duration(g) * time.Second),
+		TrippedAt: t0, Reason: fmt.Sprint("reason ", g), Actor: "op", ProbationUntil: t0.Add(time.Hour),
+	}
 	if st.Manual() {
 		s.Until = t0.Add(2 * time.Hour)
 	}

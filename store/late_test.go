@@ -133,8 +133,10 @@ func TestCounts(t *testing.T) {
 	evt := evt0
 	for i := range 200 {
 		evt += rng.Int64N(400)
-		b := store.Batch{Partitions: []store.Range{rangeOf("counts", 0, int64(i), int64(i), int64(i))},
-			Scopes: []store.ScopeCounts{{Scope: sc, Policy: pol, Buckets: []store.Bucket{{At: evt, Weight: 1 + rng.Int64N(2000)}}}}}
+		b := store.Batch{
+			Partitions: []store.Range{rangeOf("counts", 0, int64(i), int64(i), int64(i))},
+			Scopes:     []store.ScopeCounts{{Scope: sc, Policy: pol, Buckets: []store.Bucket{{At: evt, Weight: 1 + rng.Int64N(2000)}}}},
+		}
 		rr, err := e.st.Decide(ctx, b)
 		if err != nil {
 			t.Fatal(err)

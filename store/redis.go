@@ -1,14 +1,13 @@
 package store
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"context"
 
 	"github.com/redis/go-redis/v9"
 
@@ -210,9 +209,11 @@ func parseHolding(s string) map[breaker.Scope]uint64 {
 }
 
 func statusFields(s breaker.Status) []any {
-	return []any{"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
+	return []any{
+		"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
 		"si", millis(s.Since), "ta", millis(s.TrippedAt), "re", s.Reason, "ac", s.Actor,
-		"un", millis(s.Until), "pu", millis(s.ProbationUntil)}
+		"un", millis(s.Until), "pu", millis(s.ProbationUntil),
+	}
 }
 
 func statusFromFields(m map[string]string) breaker.Status {

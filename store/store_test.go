@@ -123,17 +123,27 @@ var diffSpecs = []spec{
 	{breaker.Global, breaker.Policy{Window: 2 * time.Second, MaxActions: 60}},
 	{breaker.RuleScope("spam"), breaker.Policy{Window: time.Second, MaxActions: 12.345}},
 	{breaker.ActionScope("spam", "ban"), breaker.Policy{Window: time.Second, Baseline: 5 * time.Second, Factor: 2, MinActions: 3}},
-	{breaker.RuleScope("fraud"), breaker.Policy{Window: 200 * time.Millisecond, Baseline: time.Second, Factor: 1.5, MinActions: 2,
-		MaxActions: 9, AutoCloseAfter: time.Millisecond, Probation: time.Hour, ProbationScale: 0.5}},
-	{breaker.ActionScope("fraud", "hold"), breaker.Policy{Window: 2 * time.Second, MaxActions: 10, AutoCloseAfter: time.Millisecond,
-		Probation: time.Millisecond, ProbationScale: 0.3}},
+	{breaker.RuleScope("fraud"), breaker.Policy{
+		Window: 200 * time.Millisecond, Baseline: time.Second, Factor: 1.5, MinActions: 2,
+		MaxActions: 9, AutoCloseAfter: time.Millisecond, Probation: time.Hour, ProbationScale: 0.5,
+	}},
+	{breaker.ActionScope("fraud", "hold"), breaker.Policy{
+		Window: 2 * time.Second, MaxActions: 10, AutoCloseAfter: time.Millisecond,
+		Probation: time.Millisecond, ProbationScale: 0.3,
+	}},
 	{breaker.RuleScope("quiet"), breaker.Policy{Window: time.Second, MaxActions: 1, Factor: 1, Disabled: true}},
-	{breaker.RuleScope("tiny"), breaker.Policy{Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond, Factor: 3, MinActions: 1,
-		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.7}},
-	{breaker.RuleScope("ratio"), breaker.Policy{Window: time.Second, Baseline: 10 * time.Second, Factor: 1.1, MinActions: 0.5,
-		AutoCloseAfter: time.Millisecond, ProbationScale: 2.5}},
-	{breaker.ActionScope("ratio", "warn"), breaker.Policy{Window: 1010 * time.Millisecond, Baseline: 3 * time.Second, Factor: 2.5,
-		MinActions: 1.5, MaxActions: 7.5}},
+	{breaker.RuleScope("tiny"), breaker.Policy{
+		Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond, Factor: 3, MinActions: 1,
+		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.7,
+	}},
+	{breaker.RuleScope("ratio"), breaker.Policy{
+		Window: time.Second, Baseline: 10 * time.Second, Factor: 1.1, MinActions: 0.5,
+		AutoCloseAfter: time.Millisecond, ProbationScale: 2.5,
+	}},
+	{breaker.ActionScope("ratio", "warn"), breaker.Policy{
+		Window: 1010 * time.Millisecond, Baseline: 3 * time.Second, Factor: 2.5,
+		MinActions: 1.5, MaxActions: 7.5,
+	}},
 }
 
 var weights = []int64{1000, 1000, 1000, 500, 1500, 250, 3000, 1, 999, 2000}
@@ -147,8 +157,10 @@ type gen struct {
 }
 
 func newGen(seed uint64) *gen {
-	return &gen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), evt: 1_741_944_000_000,
-		next: map[int]int64{}, committed: map[int]int64{}}
+	return &gen{
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), evt: 1_741_944_000_000,
+		next: map[int]int64{}, committed: map[int]int64{},
+	}
 }
 
 func (g *gen) span(choices ...int64) int64 {
@@ -345,9 +357,11 @@ func differential(t *testing.T, seed uint64, n int) {
 	}
 	t.Logf("seed %d: %v", seed, stats)
 	// The random walk must have reached the interesting paths.
-	for _, k := range []string{"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
+	for _, k := range []string{
+		"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
 		"to closed probation ended", "trip in probation", "baseline ready", "auto change under forced_closed", "auto change under shadow",
-		"override expired"} {
+		"override expired",
+	} {
 		if stats[k] == 0 {
 			t.Errorf("seed %d: no %q in %d batches; the test does not cover it", seed, k, n)
 		}
@@ -357,7 +371,8 @@ func differential(t *testing.T, seed uint64, n int) {
 // operatorChange applies the same random operator change to both stores
 // and compares the transitions.
 func operatorChange(t *testing.T, ctx context.Context, rng *rand.Rand, r *store.Redis, m *store.Memory,
-	syncClock func() time.Time, policy map[breaker.Scope]breaker.Policy) (op string, scope breaker.Scope, auto breaker.State) {
+	syncClock func() time.Time, policy map[breaker.Scope]breaker.Policy,
+) (op string, scope breaker.Scope, auto breaker.State) {
 	t.Helper()
 	sp := diffSpecs[rng.IntN(len(diffSpecs))]
 	manual := []breaker.State{breaker.ForcedOpen, breaker.ForcedClosed, breaker.Shadow}
@@ -460,8 +475,10 @@ func TestBoundaries(t *testing.T) {
 			for i, step := range steps {
 				b := store.Batch{Partitions: []store.Range{rangeOf("b", 0, int64(i), int64(i), -1)}}
 				for _, it := range step {
-					b.Scopes = append(b.Scopes, store.ScopeCounts{Scope: it.sp.scope, Policy: it.sp.policy,
-						Buckets: []store.Bucket{{At: it.at, Weight: it.wt}}})
+					b.Scopes = append(b.Scopes, store.ScopeCounts{
+						Scope: it.sp.scope, Policy: it.sp.policy,
+						Buckets: []store.Bucket{{At: it.at, Weight: it.wt}},
+					})
 				}
 				res, err := d.Decide(ctx, b)
 				if err != nil || len(res.Scopes) != len(step) {
@@ -644,6 +661,7 @@ func (h *retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
+
 func (h *retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		name := cmd.Name()
@@ -760,8 +778,10 @@ func TestRestore(t *testing.T) {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	old := breaker.Status{State: breaker.Closed, Auto: breaker.Closed, Generation: 2, Since: now}
-	newer := breaker.Status{State: breaker.ForcedClosed, Auto: breaker.Open, Generation: 4, Since: now.Add(-time.Minute),
-		TrippedAt: now.Add(-time.Hour), Reason: "known false positive", Actor: "erin", Until: now.Add(24 * time.Hour)}
+	newer := breaker.Status{
+		State: breaker.ForcedClosed, Auto: breaker.Open, Generation: 4, Since: now.Add(-time.Minute),
+		TrippedAt: now.Add(-time.Hour), Reason: "known false positive", Actor: "erin", Until: now.Add(24 * time.Hour),
+	}
 	in := []store.ScopeStatus{{Scope: a, Status: old}, {Scope: b, Status: newer}}
 	n, err := e.st.Restore(ctx, in)
 	if err != nil || n != 1 {
@@ -796,8 +816,10 @@ func TestRestore(t *testing.T) {
 		t.Errorf("List = %+v, %v; want a and b", l, err)
 	}
 	// Decisions go on from the restored status.
-	res, err := e.st.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 0, -1)},
-		Scopes: []store.ScopeCounts{{Scope: b, Policy: tripPol, Buckets: []store.Bucket{{At: evt0, Weight: 1000}}}}})
+	res, err := e.st.Decide(ctx, store.Batch{
+		Partitions: []store.Range{rangeOf("a", 0, 0, 0, -1)},
+		Scopes:     []store.ScopeCounts{{Scope: b, Policy: tripPol, Buckets: []store.Bucket{{At: evt0, Weight: 1000}}}},
+	})
 	if err != nil || res.Scopes[0].Status.Generation != 9 || !res.Scopes[0].Status.Holds() {
 		t.Errorf("Decide after restore = %+v, %v", res, err)
 	}
@@ -851,8 +873,10 @@ func TestUpdateAfterStateLoss(t *testing.T) {
 	e := newRedis(t, true)
 	s := breaker.RuleScope("kill")
 	// The durable record knows the breaker at generation 5.
-	durable := []store.ScopeStatus{{Scope: s, Status: breaker.Status{State: breaker.Closed, Auto: breaker.Closed, Generation: 5,
-		Since: time.Now().UTC().Truncate(time.Millisecond), Reason: "probation ended"}}}
+	durable := []store.ScopeStatus{{Scope: s, Status: breaker.Status{
+		State: breaker.Closed, Auto: breaker.Closed, Generation: 5,
+		Since: time.Now().UTC().Truncate(time.Millisecond), Reason: "probation ended",
+	}}}
 	if _, err := e.st.Restore(ctx, durable); err != nil {
 		t.Fatal(err)
 	}
@@ -943,8 +967,10 @@ func TestBoundedMemory(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(7, 8))
 	var specs []spec
 	for i := range 50 {
-		p := breaker.Policy{Window: time.Duration(1+i%5) * time.Second, Baseline: time.Duration(10+i%3*10) * time.Second,
-			MaxActions: 50, Factor: 3, MinActions: 5}
+		p := breaker.Policy{
+			Window: time.Duration(1+i%5) * time.Second, Baseline: time.Duration(10+i%3*10) * time.Second,
+			MaxActions: 50, Factor: 3, MinActions: 5,
+		}
 		specs = append(specs, spec{breaker.ActionScope(fmt.Sprint("r", i/5), fmt.Sprint("a", i%5)), p})
 	}
 	evt := evt0

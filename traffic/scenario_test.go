@@ -73,12 +73,14 @@ func lines(sc Scenario) [][]byte {
 
 func TestSimulation(t *testing.T) {
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	sc := Scenario{Start: start, Duration: 30 * time.Minute, Rules: 10, Rate: 20, Diurnal: 0.5, Noise: 0.1, Seed: 5,
+	sc := Scenario{
+		Start: start, Duration: 30 * time.Minute, Rules: 10, Rate: 20, Diurnal: 0.5, Noise: 0.1, Seed: 5,
 		Incidents: []Incident{
 			{Kind: Spike, Rule: 4, At: 10 * time.Minute, For: 5 * time.Minute, Factor: 10},
 			{Kind: NewRule, At: 20 * time.Minute, For: 5 * time.Minute, Factor: 2},
 			{Kind: Malformed, At: 25 * time.Minute, For: time.Minute, Factor: 0.3},
-		}}
+		},
+	}
 	if err := sc.Validate(); err != nil {
 		t.Fatal(err)
 	}

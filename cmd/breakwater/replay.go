@@ -138,13 +138,15 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	defer closeSrc()
 	opts := replay.Options{Config: cfg, BatchSize: f.batch, AssumeResetAfter: f.assumeReset}
 	var dw *replay.DecisionWriter
+	var decisionsFile *os.File
 	if f.decisions != "" {
 		out, err := os.Create(f.decisions)
 		if err != nil {
 			fmt.Fprintf(stderr, "breakwater replay: --decisions: %v\n", err)
 			return 1
 		}
-		defer out.Close()
+		defer func() { _ = out.Close() }() // after an error; Close below otherwise
+		decisionsFile = out
 		dw = replay.NewDecisionWriter(out)
 		opts.OnDecision = dw.Write
 	}
@@ -159,6 +161,9 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	done()
 	if err == nil && dw != nil {
 		err = dw.Flush()
+		if cerr := decisionsFile.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("--decisions: %w", cerr)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "breakwater replay: %v\n", err)

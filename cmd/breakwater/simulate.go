@@ -134,7 +134,11 @@ func produce(ctx context.Context, sim *traffic.Simulation, topic, brokers string
 		Addr: kafka.TCP(strings.Split(brokers, ",")...), Topic: topic,
 		Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000,
 	}
-	defer w.Close()
+	defer func() {
+		if err := w.Close(); err != nil {
+			fmt.Fprintf(stderr, "breakwater simulate: close the producer: %v\n", err)
+		}
+	}()
 	var n int64
 	batch := make([]kafka.Message, 0, 1000)
 	flush := func() error {

@@ -49,7 +49,7 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if err != nil {
 			return fail("%v", err)
 		}
-		defer os.Remove(tmp.Name())
+		defer func() { _ = os.Remove(tmp.Name()) }()
 		_, err = io.Copy(tmp, stdin)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr

@@ -21,8 +21,10 @@ func TestSimulateReplaySuggest(t *testing.T) {
 	ctx := context.Background()
 	in := filepath.Join(dir, "actions.jsonl.gz")
 	var out, errb bytes.Buffer
-	if code := runSimulate(ctx, []string{"--duration", "3h", "--rate", "5", "--rules", "6", "--output", in,
-		"--incident", "spike:rule=1,at=2h,for=20m,factor=12", "--incident", "malformed:at=1h,for=1m,factor=0.5"}, &out, &errb); code != 0 {
+	if code := runSimulate(ctx, []string{
+		"--duration", "3h", "--rate", "5", "--rules", "6", "--output", in,
+		"--incident", "spike:rule=1,at=2h,for=20m,factor=12", "--incident", "malformed:at=1h,for=1m,factor=0.5",
+	}, &out, &errb); code != 0 {
 		t.Fatalf("simulate exited %d: %s", code, errb.String())
 	}
 	cfg := filepath.Join(dir, "config.yaml")

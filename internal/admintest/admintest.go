@@ -16,7 +16,7 @@ import (
 	"github.com/breakwater/breakwater/internal/testbed"
 )
 
-// The test tokens, one per role, and the names they act under.
+// Tokens are the test tokens, one per role; Name gives the names they act under.
 var Tokens = map[config.Role]string{
 	config.RoleViewer:   "tok-viewer-0123456789",
 	config.RoleReviewer: "tok-reviewer-0123456789",

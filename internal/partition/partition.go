@@ -15,8 +15,9 @@ import (
 // End reads up to the partition's end offset when the read begins.
 const End = -1
 
-// Stop, returned by a Read callback, ends the read early without an error.
-var Stop = errors.New("stop reading")
+// ErrStop ends a read early without an error when a Read callback
+// returns it.
+var ErrStop = errors.New("stop reading")
 
 // maxBatchBytes bounds one fetch.
 const maxBatchBytes = 10 << 20
@@ -32,7 +33,7 @@ func Read(ctx context.Context, brokers []string, topic string, p int, from, end 
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	first, last, err := conn.ReadOffsets()
 	if err != nil {
 		return fmt.Errorf("read offsets of %s/%d: %w", topic, p, err)
@@ -68,7 +69,7 @@ func Read(ctx context.Context, brokers []string, topic string, p int, from, end 
 		cerr := b.Close()
 		if off > start {
 			if err := fn(batch, start, off); err != nil {
-				if errors.Is(err, Stop) {
+				if errors.Is(err, ErrStop) {
 					return nil
 				}
 				return err
@@ -110,7 +111,7 @@ func List(ctx context.Context, brokers []string, topic string) ([]int, error) {
 			continue
 		}
 		parts, err := conn.ReadPartitions(topic)
-		conn.Close()
+		_ = conn.Close()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("read partitions of %s from %s: %w", topic, b, err))
 			continue
@@ -134,7 +135,7 @@ func Last(ctx context.Context, brokers []string, topic string, p int) (int64, er
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	last, err := conn.ReadLastOffset()
 	if err != nil {
 		return 0, fmt.Errorf("read the end of %s/%d: %w", topic, p, err)
@@ -149,7 +150,7 @@ func At(ctx context.Context, brokers []string, topic string, p int, t time.Time)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	off, err := conn.ReadOffset(t)
 	if err != nil {
 		return 0, fmt.Errorf("find %s/%d at %s: %w", topic, p, t.Format(time.RFC3339), err)

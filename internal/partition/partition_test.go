@@ -55,7 +55,7 @@ func TestRead(t *testing.T) {
 					return fmt.Errorf("offset %d holds %q", m.Offset, m.Value)
 				}
 				if m.Offset == stopAt {
-					return partition.Stop
+					return partition.ErrStop
 				}
 			}
 			return nil
