@@ -55,7 +55,9 @@ for i = 5, #ARGV do
     local ikey = tag .. ':held:i:' .. f[1]
     redis.call('HINCRBY', ikey, 'pending', -1)
     redis.call('HINCRBY', ikey, to, 1)
-    redis.call('ZREM', tag .. ':held:k:' .. f[3], id)
+    -- The key's set keeps an approved action until it is released, so
+    -- that a later action of the key waits for it (per-key order).
+    if to ~= 'approved' then redis.call('ZREM', tag .. ':held:k:' .. f[3], id) end
     redis.call('ZADD', queue, f[2], id)
     changed = changed + 1
   end

@@ -243,6 +243,8 @@ for i = 3, #ARGV do
     redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
     n = n + 1
   end
+  local key = redis.call('HGET', akey, 'key')
+  if key then redis.call('ZREM', tag .. ':held:k:' .. key, ARGV[i]) end
   redis.call('ZREM', KEYS[2], ARGV[i])
 end
 redis.call('DEL', KEYS[3])
@@ -259,6 +261,8 @@ for i = 2, #ARGV do
     redis.call('HSET', akey, 'released', '1')
     redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
   end
+  local key = redis.call('HGET', akey, 'key')
+  if key then redis.call('ZREM', tag .. ':held:k:' .. key, ARGV[i]) end
   redis.call('ZREM', KEYS[1], ARGV[i])
 end
 return 1
@@ -323,6 +327,7 @@ const scanPages = 10
 // releaseBatch writes the next batch of releasable actions.
 func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	var batch []Held
+	inBatch := map[string]bool{}
 	var done []string // released before (a retried mark): drop from the queue
 	for page := 0; page < scanPages && len(batch) < r.opts.Batch; page++ {
 		ids, err := r.x.opts.Redis.ZRange(ctx, r.x.queueKey(), int64(page*r.opts.Batch), int64((page+1)*r.opts.Batch-1)).Result()
@@ -342,7 +347,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 				continue
 			}
 			if h.Status == Approved {
-				blocked, err := r.blocked(ctx, h)
+				blocked, err := r.blocked(ctx, h, inBatch)
 				if err != nil {
 					return 0, err
 				}
@@ -351,6 +356,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 				}
 			}
 			batch = append(batch, h)
+			inBatch[h.ActionID] = true
 			if len(batch) == r.opts.Batch {
 				break
 			}
@@ -397,13 +403,23 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
-// blocked reports whether an earlier held action of h's key is still pending.
-func (r *Releaser) blocked(ctx context.Context, h Held) (bool, error) {
-	zs, err := r.x.opts.Redis.ZRangeWithScores(ctx, r.x.tag+":held:k:"+h.key, 0, 0).Result()
+// blocked reports whether an earlier held action of h's key is neither
+// released nor ahead of h in this batch: still pending, or approved but
+// not yet released. The key's set holds exactly those (a rejected action
+// leaves it when decided, an approved one when released), so an action
+// approved after the queue was read still holds back the later ones.
+func (r *Releaser) blocked(ctx context.Context, h Held, inBatch map[string]bool) (bool, error) {
+	upper := "(" + strconv.FormatFloat(position(h.Partition, h.Offset), 'f', -1, 64)
+	ids, err := r.x.opts.Redis.ZRangeByScore(ctx, r.x.tag+":held:k:"+h.key, &redis.ZRangeBy{Min: "-inf", Max: upper}).Result()
 	if err != nil {
-		return false, fmt.Errorf("read the pending actions of a key: %w", err)
+		return false, fmt.Errorf("read the unreleased actions of a key: %w", err)
 	}
-	return len(zs) == 1 && zs[0].Score < position(h.Partition, h.Offset), nil
+	for _, id := range ids {
+		if !inBatch[id] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // messages reads the held messages of batch and builds what is released.

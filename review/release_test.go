@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,5 +268,80 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 	}
 	if inc, _ := x.Incident(ctx, "rule:a@2"); inc.Released != total {
 		t.Errorf("incident = %+v; want all released", inc)
+	}
+}
+
+// TestApprovedButUnreleasedBlocks covers the race of a bulk approval with
+// a releaser that has already read its queue: an earlier action of the key
+// approved after that read is not in the batch, yet must still hold back
+// the later one until it is released itself.
+func TestApprovedButUnreleasedBlocks(t *testing.T) {
+	k := testbed.StartKafka(t)
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
+		k.CreateTopic(t, n, 1)
+	}
+	rs := testbed.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k.Produce(t, tHeld,
+		heldMsg("early", "same-key", "rule:a@1"),
+		heldMsg("late", "same-key", "rule:a@1"),
+		heldMsg("other", "other-key", "rule:a@1"))
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Close)
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReleaser(x, ReleaseOptions{
+		Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Lease: 11 * time.Second, Batch: 10, Poll: time.Second,
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	// "late" first, then "early": both approved, neither released.
+	for _, id := range []string{"late", "early"} {
+		if _, err := x.Decide(ctx, []string{id}, Decision{To: Approved, Reviewer: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, err := x.Get(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The batch the releaser read before "early" was approved holds "late"
+	// alone.
+	if blocked, err := r.blocked(ctx, late, map[string]bool{}); err != nil || !blocked {
+		t.Errorf("blocked(late) with early approved but unreleased and not in the batch = %v, %v; want true", blocked, err)
+	}
+	if blocked, err := r.blocked(ctx, late, map[string]bool{"early": true}); err != nil || blocked {
+		t.Errorf("blocked(late) with early ahead of it in the batch = %v, %v; want false", blocked, err)
+	}
+	// A release writes both, in order.
+	if n, err := r.Step(ctx); err != nil || n != 2 {
+		t.Fatalf("Step = %d, %v; want both released", n, err)
+	}
+	var order []string
+	for _, rec := range k.ReadAll(t, tGated, 10*time.Second) {
+		for _, h := range rec.Headers {
+			if h.Key == HeaderActionID {
+				order = append(order, string(h.Value))
+			}
+		}
+	}
+	if strings.Join(order, ",") != "early,late" {
+		t.Errorf("gated holds %v; want early, then late", order)
+	}
+	if blocked, err := r.blocked(ctx, late, map[string]bool{}); err != nil || blocked {
+		t.Errorf("blocked(late) once early is released = %v, %v; want false", blocked, err)
 	}
 }
