@@ -209,7 +209,9 @@ func TestCLIReview(t *testing.T) {
 	rv.run(t, "held", "reject", a, b, "--reason", "false positive").want(t, nil, 0, "rejected 2, already rejected 0", "")
 	rv.run(t, "held", "approve", a).want(t, nil, 0, "approved 0, already approved 0, 1 carry the other decision", "")
 	rv.run(t, "held", "sample", "--incident", inc.ID, "-n", "5").want(t, nil, 0, "approved 5", "")
-	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7), "")
+	// --wait follows the release to the end, with progress on stderr.
+	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked", "--wait").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7),
+		fmt.Sprintf("released %d of %d decided (0 pending review)", inc.Held, inc.Held))
 	rv.run(t, "held", "approve").want(t, nil, 2, "", "give action ids")
 	rv.run(t, "held", "sample", "--incident", inc.ID).want(t, nil, 2, "", "-n (at least 1) are required")
 	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject or sample")

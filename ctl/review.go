@@ -101,14 +101,16 @@ func printIncidents(w io.Writer, incs []review.Incident) error {
 }
 
 const heldSynopsis = `held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
-       breakwaterctl held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
+       breakwaterctl held approve|reject ID... | --incident ID [--wait] | --ids-from FILE [--reason R]
        breakwaterctl held sample --incident ID -n N [--reason R]`
 
 func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f review.Filter
 	var cursor, reason, idsFrom string
 	var limitN, n int
+	var wait bool
 	pos, err := g.command("held", heldSynopsis, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&wait, "wait", false, "approve, reject with --incident: follow the release until every decided action is written, with a progress line on stderr")
 		fs.StringVar(&f.Incident, "incident", "", "the incident (list, sample, or approve/reject all of its pending actions)")
 		fs.StringVar(&f.Scope, "scope", "", "list: only this breaker's actions")
 		fs.StringVar(&f.Action, "action", "", "list: only this action type")
@@ -176,7 +178,13 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err != nil {
 			return err
 		}
-		return g.printDecision(stdout, strings.TrimSuffix(verb, "e")+"ed", raw, resp)
+		if err := g.printDecision(stdout, strings.TrimSuffix(verb, "e")+"ed", raw, resp); err != nil {
+			return err
+		}
+		if wait && f.Incident != "" {
+			return g.waitReleased(ctx, f.Incident, stderr)
+		}
+		return nil
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample, got %q\nUsage: breakwaterctl %s\n", verb, heldSynopsis)
 		return errUsage
@@ -255,4 +263,29 @@ func readIDs(path string) ([]string, error) {
 		return nil, fmt.Errorf("--ids-from %s: %w", path, err)
 	}
 	return ids, nil
+}
+
+// waitReleased follows the release of an incident's decided actions until
+// all of them are written, printing a progress line to stderr about every
+// second.
+func (g *globals) waitReleased(ctx context.Context, id string, stderr io.Writer) error {
+	start := time.Now()
+	for {
+		var inc review.Incident
+		if _, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(id), nil, &inc); err != nil {
+			return err
+		}
+		decided := inc.Approved + inc.Rejected
+		fmt.Fprintf(stderr, "\rreleased %d of %d decided (%d pending review), %s", inc.Released, decided, inc.Pending, time.Since(start).Truncate(time.Second))
+		if inc.Released >= decided {
+			fmt.Fprintln(stderr)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr)
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
