@@ -255,20 +255,7 @@ type counter interface {
 
 // policy returns the configured policy of scope.
 func (a *API) policy(scope breaker.Scope) breaker.Policy {
-	cfg := a.opts.Config
-	if scope == breaker.Global {
-		return gate.Policy(cfg.Breakers.Global)
-	}
-	rule := scope.Rule()
-	if scope != breaker.RuleScope(rule) {
-		for action := range cfg.Breakers.Rules[rule].Actions {
-			if breaker.ActionScope(rule, action) == scope {
-				t, _ := cfg.ActionThresholds(rule, action)
-				return gate.Policy(t)
-			}
-		}
-	}
-	return gate.Policy(cfg.RuleThresholds(rule))
+	return gate.ScopePolicy(a.opts.Config, scope)
 }
 
 // known lists the scopes the configuration names and those this replica
@@ -396,14 +383,8 @@ func (a *API) override(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
-	if err != nil {
-		writeError(w, code, err.Error())
-		return
-	}
-	o, err := parseOverride(data)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	o, ok := body(a, w, r, parseOverride)
+	if !ok {
 		return
 	}
 	who := principal(r)
@@ -421,14 +402,8 @@ func (a *API) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
-	if err != nil {
-		writeError(w, code, err.Error())
-		return
-	}
-	reason, err := parseReset(data)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	reason, ok := body(a, w, r, parseReset)
+	if !ok {
 		return
 	}
 	who := principal(r)

@@ -37,6 +37,23 @@ func readBody(r *http.Request, limit int64) ([]byte, int, error) {
 	return data, 0, nil
 }
 
+// body reads a request body with readBody and parses it with parse. On an
+// error it answers the request (415, 413 or 400) and returns false.
+func body[T any](a *API, w http.ResponseWriter, r *http.Request, parse func([]byte) (T, error)) (T, bool) {
+	var zero T
+	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
+	if err != nil {
+		writeError(w, code, err.Error())
+		return zero, false
+	}
+	v, err := parse(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return zero, false
+	}
+	return v, true
+}
+
 // decodeStrict decodes exactly one JSON object into v: unknown fields,
 // trailing data and a body that is not an object are errors that name what
 // is wrong.

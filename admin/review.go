@@ -157,14 +157,8 @@ type DecideResponse struct {
 
 func (a *API) decideIDs(to review.Status) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
-		if err != nil {
-			writeError(w, code, err.Error())
-			return
-		}
-		req, err := parseDecide(data)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		req, ok := body(a, w, r, parseDecide)
+		if !ok {
 			return
 		}
 		o, err := a.opts.Review.Decide(r.Context(), req.IDs, review.Decision{To: to, Reviewer: principal(r).Name, Reason: req.Reason})
@@ -174,14 +168,8 @@ func (a *API) decideIDs(to review.Status) http.HandlerFunc {
 
 func (a *API) decideIncident(to review.Status) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
-		if err != nil {
-			writeError(w, code, err.Error())
-			return
-		}
-		reason, err := parseIncidentDecision(data)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		reason, ok := body(a, w, r, parseIncidentDecision)
+		if !ok {
 			return
 		}
 		id := r.PathValue("id")
@@ -191,14 +179,8 @@ func (a *API) decideIncident(to review.Status) http.HandlerFunc {
 }
 
 func (a *API) sample(w http.ResponseWriter, r *http.Request) {
-	data, code, err := readBody(r, a.opts.Config.Admin.MaxBodyBytes)
-	if err != nil {
-		writeError(w, code, err.Error())
-		return
-	}
-	req, err := parseSample(data)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, ok := body(a, w, r, parseSample)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")

@@ -51,6 +51,12 @@ func (p Policy) Grid() Grid {
 	return Grid{Fine: f, Coarse: per * f, Window: FineSlots * f}
 }
 
+// FineIndex returns the index of the fine bucket holding atMillis.
+func (g Grid) FineIndex(atMillis int64) int64 { return floorDiv(atMillis, g.Fine) }
+
+// CoarseIndex returns the index of the coarse bucket holding atMillis.
+func (g Grid) CoarseIndex(atMillis int64) int64 { return floorDiv(atMillis, g.Coarse) }
+
 // Bucket returns the start, in milliseconds, of the fine bucket holding at.
 func (g Grid) Bucket(atMillis int64) int64 { return floorDiv(atMillis, g.Fine) * g.Fine }
 

@@ -415,8 +415,9 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 		// not recorded again on a redelivery, and would not be raised or
 		// audited again.
 		if p.opts.Alerts != nil {
+			held := heldCounts(j.items, ts)
 			if err := p.retry(ctx, "alert", func(ctx context.Context) error {
-				return p.opts.Alerts.Raise(ctx, rec, heldCounts(j.items, ts))
+				return p.opts.Alerts.Raise(ctx, rec, held)
 			}); err != nil {
 				return nil, err
 			}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,6 +20,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
 )
@@ -69,7 +69,7 @@ func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m
 	log.Info("alert delivery enabled", zap.Strings("receivers", names), zap.Duration("group_window", a.GroupWindow))
 	return &alerting{
 		outbox: outbox, dispatcher: d, log: log, metrics: m,
-		describer: alert.Describer{AdminURL: a.AdminURL, Policy: policyOf(cfg)},
+		describer: alert.Describer{AdminURL: a.AdminURL, Policy: func(s breaker.Scope) breaker.Policy { return gate.ScopePolicy(cfg, s) }},
 	}, nil
 }
 
@@ -107,26 +107,6 @@ func (a *alerting) Raise(ctx context.Context, ts []breaker.Transition, held map[
 		return fmt.Errorf("raise %d alert events: %w", len(evs), err)
 	}
 	return nil
-}
-
-// policyOf returns the thresholds of a scope under cfg, for the figures of
-// an alert.
-func policyOf(cfg config.Config) func(breaker.Scope) breaker.Policy {
-	return func(s breaker.Scope) breaker.Policy {
-		var t config.Thresholds
-		switch {
-		case s == breaker.Global:
-			t = cfg.Breakers.Global
-		default:
-			t = cfg.RuleThresholds(s.Rule())
-			if i := strings.LastIndex(string(s), "|action:"); i >= 0 {
-				if at, ok := cfg.ActionThresholds(s.Rule(), string(s)[i+len("|action:"):]); ok {
-					t = at
-				}
-			}
-		}
-		return breaker.Policy{Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor, MinActions: t.MinActions}
-	}
 }
 
 // startDemoWebhook serves a webhook receiver on the loopback interface that

@@ -151,6 +151,26 @@ func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
 	return Policy(t)
 }
 
+// ScopePolicy returns the configured policy of scope s: the global
+// thresholds, a configured rule and action type's, or the rule's (a rule
+// with no entry gets the defaults). Where an action's decoded rule and type
+// are at hand, Gate.Policy finds the same without matching the scope.
+func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
+	if s == breaker.Global {
+		return Policy(cfg.Breakers.Global)
+	}
+	rule := s.Rule()
+	if s != breaker.RuleScope(rule) {
+		for action := range cfg.Breakers.Rules[rule].Actions {
+			if breaker.ActionScope(rule, action) == s {
+				t, _ := cfg.ActionThresholds(rule, action)
+				return Policy(t)
+			}
+		}
+	}
+	return Policy(cfg.RuleThresholds(rule))
+}
+
 // Policy converts configured thresholds to a breaker policy.
 func Policy(t config.Thresholds) breaker.Policy {
 	return breaker.Policy{

@@ -79,3 +79,33 @@ func TestClassify(t *testing.T) {
 		t.Errorf("Classify(truncated) = %+v; want a dead letter with a reason", it)
 	}
 }
+
+func TestScopePolicy(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+breakers:
+  defaults: {window: 1m, max_actions: 100}
+  global: {window: 2m, max_actions: 5000}
+  rules:
+    spam:
+      max_actions: 40
+      actions:
+        "ban|account": {max_actions: 7}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		scope breaker.Scope
+		max   float64
+	}{
+		{breaker.Global, 5000},
+		{breaker.RuleScope("spam"), 40},
+		{breaker.ActionScope("spam", "ban|account"), 7},
+		{breaker.ActionScope("spam", "warn"), 40}, // not configured: the rule's
+		{breaker.RuleScope("brand-new"), 100},
+	} {
+		if got := gate.ScopePolicy(cfg, tt.scope).MaxActions; got != tt.max {
+			t.Errorf("ScopePolicy(%s).MaxActions = %v; want %v", tt.scope, got, tt.max)
+		}
+	}
+}

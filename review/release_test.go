@@ -45,11 +45,6 @@ func header(r testbed.Record, k string) string {
 // rejects some: every approved action is on gated once, in held order per
 // key, every rejected one on rejected, none on both.
 func TestReleaseExactlyOnceInOrder(t *testing.T) {
-	k := testbed.StartKafka(t)
-	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
-		k.CreateTopic(t, n, 3)
-	}
-	rs := testbed.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
@@ -58,31 +53,12 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	for i := range total {
 		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%37), "rule:a@1"))
 	}
-	k.Produce(t, tHeld, recs...)
-	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(x.Close)
+	b := newReleaseBed(t, 3, recs...)
+	k, rs, x := b.k, b.rs, b.x
 	if _, err := x.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	newReleaser := func() *Releaser {
-		r, err := NewReleaser(x, ReleaseOptions{
-			Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
-			Lease: 11 * time.Second, Batch: 150, Poll: time.Second,
-		}, zap.NewNop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close() })
-		return r
-	}
+	newReleaser := func() *Releaser { return b.releaser(t, 150) }
 
 	// Reject every tenth action; approve a sample of 50.
 	var rejected []string
@@ -183,11 +159,6 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 // released: the rebuilt index knows every decision and release from the
 // journal, and finishing the release forwards nothing twice.
 func TestRebuildKeepsDecisions(t *testing.T) {
-	k := testbed.StartKafka(t)
-	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
-		k.CreateTopic(t, n, 2)
-	}
-	rs := testbed.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	const total = 600
@@ -195,25 +166,9 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 	for i := range total {
 		recs = append(recs, heldMsg(fmt.Sprintf("act-%04d", i), fmt.Sprintf("u-%d", i%13), "rule:a@2"))
 	}
-	k.Produce(t, tHeld, recs...)
-	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(x.Close)
-	r, err := NewReleaser(x, ReleaseOptions{
-		Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
-		Lease: 11 * time.Second, Batch: 100, Poll: time.Second,
-	}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	b := newReleaseBed(t, 2, recs...)
+	k, rs, x := b.k, b.rs, b.x
+	r := b.releaser(t, 100)
 	// Before the first sync the index is not ready: no decision is taken.
 	if _, err := x.Decide(ctx, []string{"act-0001"}, Decision{To: Approved, Reviewer: "a"}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Decide before the index is built = %v; want ErrNotReady", err)
@@ -276,38 +231,17 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 // approved after that read is not in the batch, yet must still hold back
 // the later one until it is released itself.
 func TestApprovedButUnreleasedBlocks(t *testing.T) {
-	k := testbed.StartKafka(t)
-	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
-		k.CreateTopic(t, n, 1)
-	}
-	rs := testbed.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	k.Produce(t, tHeld,
+	b := newReleaseBed(t, 1,
 		heldMsg("early", "same-key", "rule:a@1"),
 		heldMsg("late", "same-key", "rule:a@1"),
 		heldMsg("other", "other-key", "rule:a@1"))
-	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(x.Close)
+	k, x := b.k, b.x
 	if _, err := x.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReleaser(x, ReleaseOptions{
-		Brokers: k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
-		Lease: 11 * time.Second, Batch: 10, Poll: time.Second,
-	}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
+	r := b.releaser(t, 10)
 	// "late" first, then "early": both approved, neither released.
 	for _, id := range []string{"late", "early"} {
 		if _, err := x.Decide(ctx, []string{id}, Decision{To: Approved, Reviewer: "r"}); err != nil {
@@ -344,4 +278,47 @@ func TestApprovedButUnreleasedBlocks(t *testing.T) {
 	if blocked, err := r.blocked(ctx, late, map[string]bool{}); err != nil || blocked {
 		t.Errorf("blocked(late) once early is released = %v, %v; want false", blocked, err)
 	}
+}
+
+// releaseBed is a held topic with recs on kfake, a redis-server, the
+// audit journal and the index over them (not synced yet).
+type releaseBed struct {
+	k  *testbed.Kafka
+	rs *testbed.Redis
+	x  *Index
+}
+
+func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releaseBed {
+	t.Helper()
+	k := testbed.StartKafka(t)
+	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
+		k.CreateTopic(t, n, partitions)
+	}
+	rs := testbed.StartRedis(t)
+	k.Produce(t, tHeld, recs...)
+	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Close)
+	return &releaseBed{k: k, rs: rs, x: x}
+}
+
+// releaser returns a releaser of b writing batch actions at a time.
+func (b *releaseBed) releaser(t *testing.T, batch int) *Releaser {
+	t.Helper()
+	r, err := NewReleaser(b.x, ReleaseOptions{
+		Brokers: b.k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Lease: 11 * time.Second, Batch: batch, Poll: time.Second,
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }

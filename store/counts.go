@@ -24,12 +24,12 @@ func (r *Redis) Counts(ctx context.Context, scope breaker.Scope, p breaker.Polic
 	}
 	g := p.Grid()
 	slot := func(prefix string, j, ring int64) int64 {
-		n, _ := strconv.ParseInt(m[prefix+strconv.FormatInt(floorMod(j, ring), 10)], 10, 64)
+		n, _ := strconv.ParseInt(m[prefix+strconv.FormatInt(((j%ring)+ring)%ring, 10)], 10, 64)
 		return n
 	}
 	// The slots hold counts only for the buckets of their range below the
 	// watermark: the window and the baseline period lie within it.
-	topF, topC := floorDiv(top, g.Fine), floorDiv(top, g.Coarse)
+	topF, topC := g.FineIndex(top), g.CoarseIndex(top)
 	var win, base int64
 	for j := topF - breaker.FineSlots + 1; j <= topF; j++ {
 		win += slot("f", j, breaker.FineRing)
@@ -54,13 +54,3 @@ func (m *Memory) Counts(_ context.Context, scope breaker.Scope, p breaker.Policy
 	}
 	return e.window.Counts(top), fromMillis(top), true, nil
 }
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
-func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
