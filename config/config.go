@@ -51,6 +51,13 @@ type Kafka struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// DrainTimeout bounds how long the batches in flight may take to be
+	// written and committed once shutdown begins; it starts at shutdown.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// StallTimeout is how long a batch in flight may go without any
+	// attempt finishing (a store call, a write, a commit, a retry) before
+	// the pipeline counts as wedged and /healthz fails.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 	// CreateTopics creates missing topics at start (development and the embedded mode).
 	CreateTopics bool `yaml:"create_topics"`
 	// Partitions is the partition count used when CreateTopics creates a topic.

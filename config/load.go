@@ -65,6 +65,8 @@ func Default() Config {
 			BatchWait:         10 * time.Millisecond,
 			WriteTimeout:      10 * time.Second,
 			SessionTimeout:    10 * time.Second,
+			DrainTimeout:      30 * time.Second,
+			StallTimeout:      5 * time.Minute,
 			CreateTopics:      false,
 			Partitions:        12,
 			ReplicationFactor: 3,

@@ -133,6 +133,12 @@ func (c Config) validateKafka(p *problems) {
 	if k.SessionTimeout < minSessionTimeout {
 		p.addf("kafka.session_timeout", "must be at least %s, got %s", dur(minSessionTimeout), dur(k.SessionTimeout))
 	}
+	if k.DrainTimeout <= 0 {
+		p.addf("kafka.drain_timeout", "must be > 0, got %s", dur(k.DrainTimeout))
+	}
+	if k.StallTimeout < 2*k.WriteTimeout {
+		p.addf("kafka.stall_timeout", "must be at least twice kafka.write_timeout (%s), got %s", dur(k.WriteTimeout), dur(k.StallTimeout))
+	}
 	if k.CreateTopics {
 		if k.Partitions < 1 {
 			p.addf("kafka.partitions", "must be at least 1 when create_topics is true, got %d", k.Partitions)

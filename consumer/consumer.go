@@ -178,6 +178,100 @@ type Pipeline struct {
 
 	mu        sync.Mutex // guards committed: written by the writer stage, read when deciding
 	committed map[int]int64
+
+	drainTimeout time.Duration
+	progress     progress
+	pause        struct {
+		sync.Mutex
+		n     int       // the retry loops paused on the rate store now
+		since time.Time // when the pause began; zero when n is 0
+	}
+}
+
+// progress tracks the batches in flight and the last sign of life of any
+// of them: a finished store call, write, commit or retry attempt.
+type progress struct {
+	mu       sync.Mutex // guards the fields below
+	inflight int
+	last     time.Time
+}
+
+func (g *progress) start() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight == 0 {
+		g.last = time.Now()
+	}
+	g.inflight++
+}
+
+func (g *progress) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	g.last = time.Now()
+}
+
+func (g *progress) beat() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.last = time.Now()
+}
+
+// idle returns how long the batches in flight went without a sign of
+// life, zero when none is in flight.
+func (g *progress) idle(now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight == 0 {
+		return 0
+	}
+	return max(now.Sub(g.last), 0)
+}
+
+// setPaused counts a retry loop that began or stopped waiting for the rate
+// store, and keeps breakwater_paused in step.
+func (p *Pipeline) setPaused(on bool) {
+	p.pause.Lock()
+	defer p.pause.Unlock()
+	switch {
+	case on:
+		if p.pause.n == 0 {
+			p.pause.since = time.Now()
+			p.m.Paused.Set(1)
+		}
+		p.pause.n++
+	case p.pause.n > 0:
+		p.pause.n--
+		if p.pause.n == 0 {
+			p.pause.since = time.Time{}
+			p.m.Paused.Set(0)
+		}
+	}
+}
+
+// Health is what the pipeline tells the health endpoints.
+type Health struct {
+	// PausedSince is when the pipeline paused because the rate store does
+	// not answer; zero while it is not paused. A paused pipeline keeps its
+	// offsets and resumes by itself.
+	PausedSince time.Time
+	// Stalled is how long the batches in flight went without any attempt
+	// finishing, when that is longer than kafka.stall_timeout: the pipeline
+	// is wedged and needs a restart. Zero otherwise.
+	Stalled time.Duration
+}
+
+// Health returns the pipeline's health at now.
+func (p *Pipeline) Health(now time.Time) Health {
+	var h Health
+	p.pause.Lock()
+	h.PausedSince = p.pause.since
+	p.pause.Unlock()
+	if idle := p.progress.idle(now); idle > p.cfg.Kafka.StallTimeout && h.PausedSince.IsZero() {
+		h.Stalled = idle
+	}
+	return h
 }
 
 // ReaderConfig returns the consumer group reader configuration for cfg.
@@ -222,16 +316,24 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	cfg := opts.Config
 	transport := &kafka.Transport{}
+	drain := cfg.Kafka.DrainTimeout
+	if drain <= 0 {
+		drain = 30 * time.Second
+	}
+	if cfg.Kafka.StallTimeout <= 0 {
+		cfg.Kafka.StallTimeout = 5 * time.Minute
+	}
 	return &Pipeline{
-		opts:        opts,
-		cfg:         cfg,
-		log:         opts.Logger,
-		m:           opts.Metrics,
-		committed:   map[int]int64{},
-		scopeHeader: map[breaker.Scope][]byte{},
-		gate:        gate.New(cfg),
-		reader:      kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
-		transport:   transport,
+		drainTimeout: drain,
+		opts:         opts,
+		cfg:          cfg,
+		log:          opts.Logger,
+		m:            opts.Metrics,
+		committed:    map[int]int64{},
+		scopeHeader:  map[breaker.Scope][]byte{},
+		gate:         gate.New(cfg),
+		reader:       kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
+		transport:    transport,
 		writer: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Kafka.Brokers...),
 			Transport:    transport,
@@ -246,9 +348,13 @@ func New(opts Options) (*Pipeline, error) {
 	}, nil
 }
 
-// Run consumes until ctx is cancelled. The batches in flight when that
-// happens are finished and committed before Run returns and the member
-// leaves the group.
+// Run consumes until ctx is cancelled or the pipeline cannot go on. The
+// batches in flight when ctx is cancelled are finished and committed within
+// kafka.drain_timeout, counted from the cancellation, before Run returns
+// and the member leaves the group; a batch that cannot finish by then (a
+// paused store, a broker that does not answer) is left uncommitted and
+// redelivered. Run returns nil after a shutdown, and an error only when it
+// stopped by itself.
 //
 // Two stages overlap: while one batch is written and committed, the next
 // is fetched and decided. Writes and commits stay in batch order, so the
@@ -265,28 +371,54 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.log.Warn("leave consumer group", zap.Error(err))
 		}
 	}()
+	// The batches run on work, which outlives ctx by the drain timeout:
+	// a batch decided when shutdown begins is still written and committed.
+	// Retry loops see stop instead and give up at once.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var drain *time.Timer
+	var drainMu sync.Mutex // guards drain
+	stopDrain := context.AfterFunc(ctx, func() {
+		drainMu.Lock()
+		drain = time.AfterFunc(p.drainTimeout, cancelWork)
+		drainMu.Unlock()
+	})
+	defer func() {
+		stopDrain()
+		drainMu.Lock()
+		if drain != nil {
+			drain.Stop()
+		}
+		drainMu.Unlock()
+	}()
+	b := batchRun{ctx: work, stop: ctx.Done()}
 	// One decided batch waits while the one before it is written.
 	jobs := make(chan *job, 1)
 	written := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		defer close(written)
+		defer close(done)
 		for j := range jobs {
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-			err := p.finish(drainable(ctx, drain), j)
-			cancel()
-			if err != nil {
+			if err := p.finish(b, j); err != nil {
+				p.progress.done()
 				written <- err
 				for range jobs {
 					// Batches decided after the failure are redelivered.
+					p.progress.done()
 				}
 				return
 			}
 		}
 	}()
-	err := p.consume(ctx, jobs, written)
+	err := p.consume(ctx, b, jobs, written)
 	close(jobs)
-	if werr := <-written; werr != nil && err == nil {
-		err = werr
+	<-done
+	select {
+	case werr := <-written:
+		if err == nil {
+			err = werr
+		}
+	default:
 	}
 	if err != nil && ctx.Err() != nil {
 		p.log.Warn("stopped before a batch was committed; it will be redelivered", zap.Error(err))
@@ -295,74 +427,90 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return err
 }
 
-// drainTimeout bounds how long a batch in flight may take to finish once
-// shutdown began.
-const drainTimeout = 30 * time.Second
+// batchRun is what a batch runs with: ctx, which survives the start of a
+// shutdown until the drain timeout, and stop, closed when shutdown begins,
+// on which retry loops (a paused store) give up and leave the offsets
+// uncommitted.
+type batchRun struct {
+	ctx  context.Context
+	stop <-chan struct{}
+}
+
+// stopping reports whether shutdown began or the batch's time is up.
+func (b batchRun) stopping() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return b.ctx.Err() != nil
+	}
+}
 
 // consume fetches and decides batches and hands them to the writer stage
 // until ctx is cancelled or a stage fails.
-func (p *Pipeline) consume(ctx context.Context, jobs chan<- *job, written <-chan error) error {
+func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, written <-chan error) error {
 	for {
 		select {
 		case err := <-written:
 			return err
 		default:
 		}
-		msgs, ferr := p.fetch(ctx)
-		if len(msgs) > 0 {
-			// Finish the batch even if shutdown began: it is bounded by the
-			// drain timeout and commits what was written.
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-			j, err := p.prepare(drainable(ctx, drain), msgs)
-			cancel()
-			if err != nil {
-				return err
-			}
-			select {
-			case jobs <- j:
-			case err := <-written:
-				return err
-			}
-		}
-		if ferr != nil {
+		msgs, err := p.fetch(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return ferr
+			return err
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		p.progress.start()
+		j, err := p.prepare(b, msgs)
+		if err != nil {
+			p.progress.done()
+			return err
+		}
+		select {
+		case jobs <- j:
+		case err := <-written:
+			p.progress.done()
+			return err
 		}
 	}
 }
 
-// drainable is the context a batch runs on: it ignores shutdown while the
-// batch can still finish, but gives up on retry loops (a paused store) as
-// soon as shutdown begins, keeping the offsets uncommitted.
-func drainable(stop, drain context.Context) context.Context {
-	return &batchCtx{Context: drain, stop: stop}
-}
-
-type batchCtx struct {
-	context.Context
-	stop context.Context
-}
-
-// stopping reports whether ctx is done or, for a batch, shutdown began.
-func stopping(ctx context.Context) bool {
-	if bc, ok := ctx.(*batchCtx); ok && bc.stop.Err() != nil {
-		return true
-	}
-	return ctx.Err() != nil
-}
-
+// fetch returns the next batch: it waits for a first message, then up to
+// kafka.batch_wait for more. A fetch error that a retry can cure (a broker
+// restart, a rebalance, a coordinator move) is retried with backoff; fetch
+// returns an error only for one that cannot be cured by waiting (a denied
+// authorisation, a misconfigured topic) or when ctx ends.
 func (p *Pipeline) fetch(ctx context.Context) ([]kafka.Message, error) {
-	first, err := p.reader.FetchMessage(ctx)
+	bo := newBackoff()
+	for {
+		first, err := p.reader.FetchMessage(ctx)
+		if err == nil {
+			return p.fill(ctx, first), nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
+		}
+		p.m.KafkaErrors.WithLabelValues("fetch").Inc()
+		if !Transient(err) {
+			return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
+		}
+		p.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("in", bo.d))
+		if err := bo.wait(ctx, nil); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// fill adds to first what arrives within kafka.batch_wait, up to the batch
+// size.
+func (p *Pipeline) fill(ctx context.Context, first kafka.Message) []kafka.Message {
 	t0 := time.Now()
 	defer func() { p.m.KafkaSeconds.WithLabelValues("fetch").Observe(time.Since(t0).Seconds()) }()
-	if err != nil {
-		if ctx.Err() == nil {
-			p.m.KafkaErrors.WithLabelValues("fetch").Inc()
-		}
-		return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
-	}
 	msgs := []kafka.Message{first}
 	wait, cancel := context.WithTimeout(ctx, p.cfg.Kafka.BatchWait)
 	defer cancel()
@@ -373,7 +521,41 @@ func (p *Pipeline) fetch(ctx context.Context) ([]kafka.Message, error) {
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, nil
+	return msgs
+}
+
+// permanent are the Kafka errors that waiting does not cure: the process
+// must stop and say so.
+var permanent = []kafka.Error{
+	kafka.TopicAuthorizationFailed,
+	kafka.GroupAuthorizationFailed,
+	kafka.ClusterAuthorizationFailed,
+	kafka.SASLAuthenticationFailed,
+	kafka.UnsupportedSASLMechanism,
+	kafka.IllegalSASLState,
+	kafka.InvalidTopic,
+	kafka.InvalidGroupId,
+	kafka.InvalidSessionTimeout,
+	kafka.InconsistentGroupProtocol,
+	kafka.UnsupportedVersion,
+}
+
+// Transient reports whether err, from a Kafka fetch, write or commit, may
+// go away by retrying: a network error, a broker restart, a rebalance, a
+// coordinator that moved. Errors of authorisation and configuration are
+// not transient. Unknown errors count as transient: the pipeline keeps
+// retrying them with backoff, and a pipeline that makes no progress at all
+// shows in /healthz.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, e := range permanent {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Decision is where one action goes.
@@ -398,13 +580,13 @@ type job struct {
 }
 
 // prepare classifies and decides one batch and records its transitions.
-func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, error) {
+func (p *Pipeline) prepare(b batchRun, msgs []kafka.Message) (*job, error) {
 	j := &job{start: time.Now(), msgs: msgs, items: make([]gate.Item, len(msgs))}
 	for i := range msgs {
 		m := &msgs[i]
 		p.gate.Classify(&j.items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
 	}
-	res, err := p.decide(ctx, j.items)
+	res, err := p.decide(b, j.items)
 	if err != nil {
 		return nil, err
 	}
@@ -416,20 +598,20 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 		// audited again.
 		if p.opts.Alerts != nil {
 			held := heldCounts(j.items, ts)
-			if err := p.retry(ctx, "alert", func(ctx context.Context) error {
+			if err := p.retry(b, "alert", func(ctx context.Context) error {
 				return p.opts.Alerts.Raise(ctx, rec, held)
 			}); err != nil {
 				return nil, err
 			}
 		}
 		if p.opts.Audit != nil {
-			if err := p.retry(ctx, "audit", func(ctx context.Context) error {
+			if err := p.retry(b, "audit", func(ctx context.Context) error {
 				return p.opts.Audit.Record(ctx, rec)
 			}); err != nil {
 				return nil, err
 			}
 		}
-		if err := p.retry(ctx, "state", func(ctx context.Context) error {
+		if err := p.retry(b, "state", func(ctx context.Context) error {
 			return p.opts.States.Record(ctx, res.now, rec)
 		}); err != nil {
 			return nil, err
@@ -453,7 +635,7 @@ func (p *Pipeline) prepare(ctx context.Context, msgs []kafka.Message) (*job, err
 }
 
 // finish writes a decided batch's actions and commits its offsets.
-func (p *Pipeline) finish(ctx context.Context, j *job) error {
+func (p *Pipeline) finish(b batchRun, j *job) error {
 	out := make([]kafka.Message, len(j.items))
 	type key struct {
 		d     Decision
@@ -466,15 +648,16 @@ func (p *Pipeline) finish(ctx context.Context, j *job) error {
 		counts[key{it.Decision, it.Scope}]++
 	}
 	t0 := time.Now()
-	if err := p.retry(ctx, "write", func(ctx context.Context) error {
+	if err := p.retry(b, "write", func(ctx context.Context) error {
 		return p.writer.WriteMessages(ctx, out...)
 	}); err != nil {
 		return err
 	}
 	t1 := time.Now()
-	if err := p.commit(ctx, j.msgs); err != nil {
+	if err := p.commit(b, j.msgs); err != nil {
 		return err
 	}
+	p.progress.done()
 	p.m.KafkaSeconds.WithLabelValues("write").Observe(t1.Sub(t0).Seconds())
 	p.m.KafkaSeconds.WithLabelValues("commit").Observe(time.Since(t1).Seconds())
 	p.m.LastBatch.SetToCurrentTime()
@@ -515,7 +698,7 @@ func (p *Pipeline) finish(ctx context.Context, j *job) error {
 	return nil
 }
 
-func (p *Pipeline) commit(ctx context.Context, msgs []kafka.Message) error {
+func (p *Pipeline) commit(b batchRun, msgs []kafka.Message) error {
 	last := map[int]kafka.Message{}
 	for _, m := range msgs {
 		if cur, ok := last[m.Partition]; !ok || m.Offset > cur.Offset {
@@ -526,7 +709,7 @@ func (p *Pipeline) commit(ctx context.Context, msgs []kafka.Message) error {
 	for _, m := range last {
 		commits = append(commits, m)
 	}
-	err := p.retry(ctx, "commit", func(ctx context.Context) error {
+	err := p.retry(b, "commit", func(ctx context.Context) error {
 		return p.reader.CommitMessages(ctx, commits...)
 	})
 	if err != nil {
@@ -562,7 +745,7 @@ type decided struct {
 
 // decide fills the decision of every item, from the store, from the
 // records of a first delivery, or from the outage policy.
-func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, error) {
+func (p *Pipeline) decide(b batchRun, items []gate.Item) (decided, error) {
 	var res decided
 	pending := gate.Pending(items, nil)
 	var known []store.Record
@@ -570,26 +753,27 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 	paused := false
 	defer func() {
 		if paused {
-			p.m.Paused.Set(0)
+			p.setPaused(false)
 		}
 	}()
 	for len(pending) > 0 {
 		// A group rewound into decided offsets can leave gaps between
 		// records; each call covers offsets on one side of every record.
 		chunk, rest := gate.Chunk(items, pending, known)
-		b := p.gate.Batch(items, chunk, p.committedOffset)
+		sb := p.gate.Batch(items, chunk, p.committedOffset)
 		t0 := time.Now()
-		r, err := p.opts.Store.Decide(ctx, b)
+		r, err := p.opts.Store.Decide(b.ctx, sb)
 		p.m.StoreSeconds.Observe(time.Since(t0).Seconds())
+		p.progress.beat()
 		switch {
 		case err == nil && len(r.Replayed) > 0:
 			n := len(pending)
 			known = append(known, r.Replayed...)
 			pending = gate.ApplyRecords(items, pending, known)
-			if err := p.rerecord(ctx, r.Replayed, &res); err != nil {
+			if err := p.rerecord(b, r.Replayed, &res); err != nil {
 				return res, err
 			}
-			if len(pending) == n && stopping(ctx) {
+			if len(pending) == n && b.stopping() {
 				return res, fmt.Errorf("decide batch: %w", context.Canceled)
 			}
 			continue
@@ -604,7 +788,7 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 			res.now = r.Now
 			if paused {
 				paused = false
-				p.m.Paused.Set(0)
+				p.setPaused(false)
 				p.log.Info("rate store reachable again; resuming")
 			}
 			p.storeUp()
@@ -612,16 +796,16 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 			continue
 		case errors.Is(err, store.ErrStateLost):
 			p.log.Warn("rate store lost its state; restoring breakers from the state topic")
-			if rerr := p.opts.Restore(ctx); rerr != nil {
+			if rerr := p.opts.Restore(b.ctx); rerr != nil {
 				p.log.Error("restore breaker state", zap.Error(rerr))
-				if werr := backoff.wait(ctx); werr != nil {
+				if werr := backoff.wait(b.ctx, b.stop); werr != nil {
 					return res, werr
 				}
 			}
 			continue
 		}
 		p.m.StoreErrors.Inc()
-		if stopping(ctx) {
+		if b.stopping() {
 			return res, fmt.Errorf("decide batch: %w", err)
 		}
 		if p.gate.Outage(items, pending) {
@@ -632,10 +816,10 @@ func (p *Pipeline) decide(ctx context.Context, items []gate.Item) (decided, erro
 		p.storeDownSince(time.Now(), "pause")
 		if !paused {
 			paused = true
-			p.m.Paused.Set(1)
+			p.setPaused(true)
 			p.log.Error("rate store unreachable; pausing consumption, offsets kept", zap.Error(err))
 		}
-		if werr := backoff.wait(ctx); werr != nil {
+		if werr := backoff.wait(b.ctx, b.stop); werr != nil {
 			return res, werr
 		}
 	}
@@ -685,14 +869,14 @@ func (p *Pipeline) Lag() int64 {
 // decision and its write to the state topic, and the state topic must not
 // miss a trip. Recording a status twice is harmless: the state topic keeps
 // the highest generation per scope.
-func (p *Pipeline) rerecord(ctx context.Context, recs []store.Record, res *decided) error {
+func (p *Pipeline) rerecord(b batchRun, recs []store.Record, res *decided) error {
 	for _, rec := range recs {
 		for s, gen := range rec.Holding {
 			if p.opts.States.Recorded(s) >= gen || slices.ContainsFunc(res.rerecords, func(t breaker.Transition) bool { return t.Scope == s }) {
 				continue
 			}
 			var st breaker.Status
-			err := p.retry(ctx, "status", func(ctx context.Context) error {
+			err := p.retry(b, "status", func(ctx context.Context) error {
 				var err error
 				st, err = p.opts.Store.Status(ctx, s)
 				return err
@@ -771,39 +955,50 @@ func (p *Pipeline) scopeBytes(s breaker.Scope) []byte {
 	return b
 }
 
-// retry runs fn until it succeeds or shutdown begins.
-func (p *Pipeline) retry(ctx context.Context, op string, fn func(context.Context) error) error {
-	b := newBackoff()
+// retry runs fn until it succeeds or shutdown begins. A Redis call that
+// keeps failing pauses the pipeline like a failing decision does.
+func (p *Pipeline) retry(b batchRun, op string, fn func(context.Context) error) error {
+	bo := newBackoff()
+	paused := false
+	defer func() {
+		if paused {
+			p.setPaused(false)
+		}
+	}()
 	for {
-		err := fn(ctx)
+		err := fn(b.ctx)
+		p.progress.beat()
 		if err == nil {
 			return nil
 		}
 		switch op {
 		case "alert", "status":
 			// Redis calls: counted by the outbox and the store.
+			if !paused {
+				paused = true
+				p.setPaused(true)
+			}
 		default:
 			p.m.KafkaErrors.WithLabelValues(op).Inc()
 		}
 		p.log.Error("operation failed; retrying", zap.String("op", op), zap.Error(err))
-		if werr := b.wait(ctx); werr != nil {
+		if werr := bo.wait(b.ctx, b.stop); werr != nil {
 			return fmt.Errorf("%s: %w (last error: %w)", op, werr, err)
 		}
 	}
 }
 
+// backoff is an exponential delay between retries, from 50ms to 5s.
 type backoff struct{ d time.Duration }
 
 func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
 
-func (b *backoff) wait(ctx context.Context) error {
+// wait sleeps for the current delay and doubles it; it returns early with
+// an error when ctx ends or stop closes.
+func (b *backoff) wait(ctx context.Context, stop <-chan struct{}) error {
 	t := time.NewTimer(b.d)
 	defer t.Stop()
 	b.d = min(2*b.d, 5*time.Second)
-	var stop <-chan struct{}
-	if bc, ok := ctx.(*batchCtx); ok {
-		stop = bc.stop.Done()
-	}
 	select {
 	case <-t.C:
 		return nil
