@@ -13,12 +13,14 @@ run: ## Run the daemon on the embedded default (in-process Kafka-protocol broker
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
 
-test: ## Run every test: unit, fuzz seeds, and the integration tests against kfake and a real redis-server.
+test: ## Run every test: unit, fuzz seeds, the integration tests against kfake and a real redis-server, and the image and chart tests (module deploy/).
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 test-short: ## Run the unit tests only.
 	$(GO) test -count=1 -short $(PKGS)
+	cd deploy && $(GO) test -count=1 -short ./...
 
 bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), and the end-to-end throughput ratio against a raw passthrough.
 	$(GO) test -run '^$$' -bench . -benchmem ./event ./store
