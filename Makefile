@@ -8,7 +8,8 @@ help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 run: ## Run the daemon on the embedded default (in-process Kafka-protocol broker and Redis, demo traffic).
-	$(GO) run ./cmd/breakwater run
+	$(GO) build -o bin/ ./cmd/breakwater
+	bin/breakwater run
 
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...

@@ -2,14 +2,7 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -109,56 +102,8 @@ func (a *alerting) Raise(ctx context.Context, ts []breaker.Transition, held map[
 	return nil
 }
 
-// startDemoWebhook serves a webhook receiver on the loopback interface that
-// checks signatures and logs each notification; it returns the receiver's
-// configuration and a function that stops it.
-func startDemoWebhook(log *zap.Logger) (config.Receiver, func(), error) {
-	key := make([]byte, 16)
-	if _, err := rand.Read(key); err != nil {
-		return config.Receiver{}, nil, err
-	}
-	secret := hex.EncodeToString(key)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return config.Receiver{}, nil, fmt.Errorf("listen for the demo alert webhook: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /alerts", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil || !alert.Verify([]byte(secret), body, r.Header.Get(alert.SignatureHeader)) {
-			log.Warn("demo: alert with a bad signature rejected")
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var p alert.WebhookPayload
-		if err := json.Unmarshal(body, &p); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		log.Warn("demo: alert received", zap.String("status", p.Status), zap.String("kind", string(p.Kind)),
-			zap.String("severity", string(p.Severity)), zap.Int("events", len(p.Events)), zap.String("summary", p.Summary),
-			zap.String("key", p.Key))
-		w.WriteHeader(http.StatusNoContent)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("demo alert webhook", zap.Error(err))
-		}
-	}()
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}
-	return config.Receiver{
-		Name: "demo-webhook", Type: config.ReceiverWebhook, URL: "http://" + l.Addr().String() + "/alerts",
-		Secret: secret, Severities: append([]string(nil), config.AlertSeverities...), Timeout: 5 * time.Second,
-	}, stop, nil
-}
-
-// health is what the condition alerts watch in the pipeline.
-type health interface {
+// outageSource is what the condition alerts watch in the pipeline.
+type outageSource interface {
 	StoreOutage() (down bool, since time.Time, policy string)
 	Lag() int64
 }
@@ -174,7 +119,7 @@ type breakers interface {
 // consumer lag above alerts.consumer_lag, and manual overrides about to
 // expire. The events' identities are the same in every replica, so the
 // outbox raises each once.
-func (a *alerting) watch(ctx context.Context, cfg config.Config, h health, bs breakers, period time.Duration) {
+func (a *alerting) watch(ctx context.Context, cfg config.Config, h outageSource, bs breakers, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var sentDown time.Time // the outage whose alert was sent

@@ -1,0 +1,234 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/alert"
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/traffic"
+)
+
+// demo is what the embedded mode adds to the production wiring: the
+// built-in classifier, a periodic summary, and a local webhook receiver
+// that logs the alerts.
+type demo struct {
+	log      *zap.Logger
+	scenario traffic.Scenario
+	hot      int
+	summary  *summary
+
+	webhook  *http.Server // nil unless the demo receives the alerts
+	listener net.Listener
+}
+
+// newDemo builds the demo of cfg. When no receiver is configured and
+// demo.alert_webhook is on, it adds its local webhook receiver to cfg.
+func newDemo(cfg *config.Config, log *zap.Logger) (*demo, error) {
+	d := cfg.Demo
+	hot := min(2, d.Rules-1)
+	sc := traffic.Scenario{
+		Start: time.Now(), Duration: 100 * 365 * 24 * time.Hour, Rules: d.Rules, Rate: float64(d.Rate),
+		Skew: 0.3, Noise: 0.05, Seed: d.Seed,
+	}
+	if d.IncidentAfter >= 0 {
+		sc.Incidents = []traffic.Incident{{Kind: traffic.Spike, Rule: hot, At: d.IncidentAfter, For: 99 * 365 * 24 * time.Hour, Factor: d.IncidentFactor}}
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("demo classifier: %w", err)
+	}
+	dm := &demo{log: log, scenario: sc, hot: hot, summary: newSummary()}
+	if d.AlertWebhook && len(cfg.Alerts.Receivers) == 0 {
+		r, err := dm.listenWebhook()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Alerts.Receivers = []config.Receiver{r}
+		log.Info("demo: alerts go to a local webhook receiver that logs them",
+			zap.String("real_receivers", "set alerts.receivers in the config file (--config)"))
+	}
+	return dm, nil
+}
+
+// close closes the webhook's listener if it never served.
+func (d *demo) close() {
+	if d.listener != nil {
+		_ = d.listener.Close()
+	}
+}
+
+// start runs the demo's members in g.
+func (d *demo) start(g *group, cfg config.Config, st lister) {
+	g.Go("demo classifier", func(ctx context.Context) error {
+		d.classify(ctx, cfg)
+		return nil
+	})
+	g.Go("demo summary", func(ctx context.Context) error {
+		d.summary.run(ctx, d.log, st, 5*time.Second)
+		return nil
+	})
+	if d.webhook != nil {
+		g.Go("demo alert webhook", func(ctx context.Context) error { return serve(ctx, d.webhook, d.listener) })
+	}
+}
+
+// classify plays the built-in classifier into the input topic until ctx
+// ends.
+func (d *demo) classify(ctx context.Context, cfg config.Config) {
+	w := &kafka.Writer{
+		Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics.Input, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, BatchSize: 1000,
+	}
+	defer closeLogged(d.log, "demo producer", w)
+	c := cfg.Demo
+	sc := d.scenario
+	sc.Start = time.Now()
+	g := traffic.NewLive(sc)
+	d.log.Info("demo classifier started",
+		zap.Int("rules", c.Rules), zap.Int("rate_per_second", c.Rate),
+		zap.String("incident_rule", traffic.RuleID(d.hot)),
+		zap.Duration("incident_after", c.IncidentAfter), zap.Float64("incident_factor", c.IncidentFactor))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	announced := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if !announced && c.IncidentAfter >= 0 && now.Sub(sc.Start) >= c.IncidentAfter {
+				announced = true
+				d.log.Warn("demo: incident begins: one rule starts acting far more than normal",
+					zap.String("rule", traffic.RuleID(d.hot)), zap.Float64("factor", c.IncidentFactor))
+			}
+			evs := g.Until(now)
+			msgs := make([]kafka.Message, len(evs))
+			for i, e := range evs {
+				msgs[i] = kafka.Message{Key: e.Key, Value: e.Value}
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
+				d.log.Warn("demo: produce", zap.Error(err))
+			}
+		}
+	}
+}
+
+// listenWebhook listens on the loopback interface for a webhook receiver
+// that checks signatures and logs each notification, and returns its
+// configuration.
+func (d *demo) listenWebhook() (config.Receiver, error) {
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return config.Receiver{}, err
+	}
+	secret := hex.EncodeToString(key)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return config.Receiver{}, fmt.Errorf("listen for the demo alert webhook: %w", err)
+	}
+	log := d.log
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /alerts", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil || !alert.Verify([]byte(secret), body, r.Header.Get(alert.SignatureHeader)) {
+			log.Warn("demo: alert with a bad signature rejected")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var p alert.WebhookPayload
+		if err := json.Unmarshal(body, &p); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		log.Warn("demo: alert received", zap.String("status", p.Status), zap.String("kind", string(p.Kind)),
+			zap.String("severity", string(p.Severity)), zap.Int("events", len(p.Events)), zap.String("summary", p.Summary),
+			zap.String("key", p.Key))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	d.webhook = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.listener = l
+	return config.Receiver{
+		Name: "demo-webhook", Type: config.ReceiverWebhook, URL: "http://" + l.Addr().String() + "/alerts",
+		Secret: secret, Severities: append([]string(nil), config.AlertSeverities...), Timeout: 5 * time.Second,
+	}, nil
+}
+
+// summary aggregates committed batches for the demo's periodic log line.
+type summary struct {
+	mu      sync.Mutex // guards the fields below
+	perRule map[string]int
+	total   map[consumer.Decision]int
+}
+
+func newSummary() *summary {
+	return &summary{perRule: map[string]int{}, total: map[consumer.Decision]int{}}
+}
+
+func (s *summary) add(r consumer.BatchReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range r.PerRule {
+		s.perRule[k] += v
+	}
+	for k, v := range r.Actions {
+		s.total[k] += v
+	}
+}
+
+type lister interface {
+	List(ctx context.Context) ([]store.ScopeStatus, error)
+}
+
+func (s *summary) run(ctx context.Context, log *zap.Logger, st lister, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		rules := make([]string, 0, len(s.perRule))
+		for r := range s.perRule {
+			rules = append(rules, r)
+		}
+		sort.Strings(rules)
+		var rates []string
+		for _, r := range rules {
+			rates = append(rates, fmt.Sprintf("%s=%.1f/s", r, float64(s.perRule[r])/every.Seconds()))
+		}
+		gated, held, dead := s.total[consumer.Gated], s.total[consumer.Held], s.total[consumer.DeadLetter]
+		s.perRule = map[string]int{}
+		s.mu.Unlock()
+		var open []string
+		if ss, err := st.List(ctx); err == nil {
+			for _, x := range ss {
+				if x.Status.State != breaker.Closed {
+					open = append(open, fmt.Sprintf("%s:%s", x.Scope, x.Status.State))
+				}
+			}
+		}
+		sort.Strings(open)
+		log.Info("demo summary",
+			zap.String("rates", strings.Join(rates, " ")),
+			zap.Int("gated_total", gated), zap.Int("held_total", held), zap.Int("dead_letter_total", dead),
+			zap.Strings("breakers_not_closed", open))
+	}
+}

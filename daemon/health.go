@@ -1,0 +1,115 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/breakwater/breakwater/consumer"
+)
+
+// storeProbe is the rate store as readiness sees it.
+type storeProbe interface {
+	Ping(ctx context.Context) error
+}
+
+// pipelineHealth is the pipeline as the health endpoints see it.
+type pipelineHealth interface {
+	Health(now time.Time) consumer.Health
+}
+
+// health answers /healthz and /readyz from the state of the daemon.
+type health struct {
+	ready    atomic.Bool     // set once the states are restored and the pipeline starts
+	stopping <-chan struct{} // closed when shutdown begins; set before serving
+	store    storeProbe
+	pipeline pipelineHealth
+	now      func() time.Time
+}
+
+// healthBody is the JSON body of /healthz and /readyz.
+type healthBody struct {
+	Status string `json:"status"`
+	// Reason says why the daemon is not ready or not live.
+	Reason string `json:"reason,omitempty"`
+	// Since is when the pause began.
+	Since *time.Time `json:"since,omitempty"`
+	// Stalled is how long the batches in flight made no attempt.
+	Stalled string `json:"stalled,omitempty"`
+}
+
+func (h *health) clock() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return time.Now()
+}
+
+// live answers /healthz: 200 while the process can still work, 503 once
+// the pipeline is wedged (a batch in flight saw no attempt finish for
+// longer than kafka.stall_timeout) and only a restart can help. A pause on
+// an unreachable Redis is not a wedge: it resumes by itself.
+func (h *health) live(w http.ResponseWriter, _ *http.Request) {
+	if st := h.pipeline.Health(h.clock()).Stalled; st > 0 {
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{
+			Status: "wedged", Stalled: st.Round(time.Second).String(),
+			Reason: "a batch in flight made no progress for longer than kafka.stall_timeout",
+		})
+		return
+	}
+	writeHealth(w, http.StatusOK, healthBody{Status: "ok"})
+}
+
+// readyz answers /readyz: 200 when the daemon can do its job now, else 503
+// with the reason: starting (the states are being restored), stopping,
+// paused (the rate store does not answer; consumption is paused with the
+// offsets kept, and resumes by itself), or the rate store unreachable.
+func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-h.stopping:
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "stopping"})
+		return
+	default:
+	}
+	if !h.ready.Load() {
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "starting", Reason: "restoring the breaker states from the state topic"})
+		return
+	}
+	if since := h.pipeline.Health(h.clock()).PausedSince; !since.IsZero() {
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{
+			Status: "paused", Since: &since,
+			Reason: "the rate store does not answer: consumption is paused, offsets kept; it resumes by itself",
+		})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.store.Ping(ctx); err != nil {
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "rate store unreachable"})
+		return
+	}
+	writeHealth(w, http.StatusOK, healthBody{Status: "ready"})
+}
+
+func writeHealth(w http.ResponseWriter, code int, b healthBody) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(b)
+}
+
+// newMux returns the daemon's HTTP routes: the admin API under /v1/,
+// /metrics, /healthz and /readyz. Further routes can be added to it before
+// the daemon runs.
+func newMux(reg *prometheus.Registry, h *health, api http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", api)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", h.live)
+	mux.HandleFunc("GET /readyz", h.readyz)
+	return mux
+}
