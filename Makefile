@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test test-short bench fuzz lint fmt deps
+.PHONY: help run build test test-short bench fuzz chaos lint fmt deps
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,18 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, incidents
 	scripts/fuzz FuzzParseOverride ./admin
 	scripts/fuzz FuzzParseReset ./admin
 	scripts/fuzz FuzzParseReview ./admin
+
+# CHAOS_RUNS is how many full fault campaigns make chaos runs, each with its own seed.
+CHAOS_RUNS ?= 1
+
+chaos: ## Run the full fault campaign CHAOS_RUNS times (200,000 actions, 3 replicas killed every 5s, Redis wiped and frozen 60s, brokers restarted; about 10 minutes each) and print its table.
+	@mkdir -p bin; rm -f bin/chaos-table.txt; \
+	echo "fault campaign: $(CHAOS_RUNS) full run(s), log in bin/chaos.log"; \
+	nice -n 10 $(GO) test -count=$(CHAOS_RUNS) -timeout $$(( $(CHAOS_RUNS) * 30 + 10 ))m -run '^TestChaos$$' -v ./e2e \
+		-args -chaos.size=full -chaos.table=$(CURDIR)/bin/chaos-table.txt > bin/chaos.log 2>&1; status=$$?; \
+	cat bin/chaos-table.txt 2>/dev/null; \
+	if [ $$status -ne 0 ]; then grep -E '^\s+chaos_(check_)?test\.go:[0-9]+: [0-9]+ |^    (--- FAIL|panic)' bin/chaos.log | head -40; fi; \
+	exit $$status
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,6 +112,7 @@ type kafkaConfig struct {
 	dataDir           string
 	autoCreateParts   int
 	minSessionTimeout time.Duration
+	ownProcess        bool
 }
 
 // Brokers sets the number of brokers of the cluster; the default is 1.
@@ -140,14 +144,29 @@ func MinSessionTimeout(d time.Duration) KafkaOption {
 	return func(c *kafkaConfig) { c.minSessionTimeout = d }
 }
 
-// Kafka is a running in-process kfake cluster whose brokers listen on, and
+// OwnProcess runs the cluster in a process of its own (the kafkad program
+// of this module, built on first use) instead of inside the test process:
+// its brokers' work does not compete with the test's own goroutines, and
+// Stop and Restart stop and start that process (SIGTERM, which saves the
+// DataDir state first). Cluster returns nil in this mode, so the methods
+// that need the in-process cluster (Compact) fail the test.
+func OwnProcess() KafkaOption {
+	return func(c *kafkaConfig) { c.ownProcess = true }
+}
+
+// Kafka is a running kfake cluster whose brokers listen on, and
 // advertise, 127.0.0.1 TCP ports, so clients in other processes can use it
 // too. Its methods are safe for concurrent use.
 type Kafka struct {
 	cfg kafkaConfig
 
+	bin     string // the kafkad binary, with OwnProcess
+	procDir string // its addresses file and logs, with OwnProcess
+
 	mu      sync.Mutex
-	cluster *kfake.Cluster // nil while stopped
+	cluster *kfake.Cluster // nil while stopped, and always with OwnProcess
+	proc    *Process       // the kafkad process, with OwnProcess; nil while stopped
+	runs    int            // process starts, naming their log files
 	addrs   []string
 	ports   []int
 	client  *kgo.Client // helper client, created lazily, closed on Stop
@@ -165,6 +184,10 @@ func StartKafka(t testing.TB, opts ...KafkaOption) *Kafka {
 		t.Fatalf("testbed: Brokers(%d): need at least one broker", cfg.brokers)
 	}
 	k := &Kafka{cfg: cfg}
+	if cfg.ownProcess {
+		k.bin = BuildBinary(t, "github.com/breakwater/breakwater/internal/testbed/kafkad")
+		k.procDir = t.TempDir()
+	}
 	if err := k.start(make([]int, cfg.brokers)); err != nil {
 		t.Fatalf("testbed: starting kfake: %v", err)
 	}
@@ -178,8 +201,11 @@ func StartKafka(t testing.TB, opts ...KafkaOption) *Kafka {
 func (k *Kafka) start(ports []int) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cluster != nil {
+	if k.cluster != nil || k.proc != nil {
 		return errors.New("cluster is already running")
+	}
+	if k.cfg.ownProcess {
+		return k.startProcess(ports)
 	}
 	opts := []kfake.Opt{
 		kfake.Ports(ports...),
@@ -219,6 +245,56 @@ func (k *Kafka) start(ports []int) error {
 	return nil
 }
 
+// startProcess runs kafkad on ports and waits until it wrote the brokers'
+// addresses; k.mu is held.
+func (k *Kafka) startProcess(ports []int) error {
+	k.runs++
+	addrsFile := filepath.Join(k.procDir, fmt.Sprintf("addrs-%d", k.runs))
+	strs := make([]string, len(ports))
+	for i, p := range ports {
+		strs[i] = strconv.Itoa(p)
+	}
+	args := []string{"-ports", strings.Join(strs, ","), "-addrs", addrsFile}
+	if k.cfg.dataDir != "" {
+		args = append(args, "-data", k.cfg.dataDir)
+	}
+	if k.cfg.minSessionTimeout > 0 {
+		args = append(args, "-min-session-timeout", k.cfg.minSessionTimeout.String())
+	}
+	if k.cfg.autoCreateParts > 0 {
+		args = append(args, "-auto-create", strconv.Itoa(k.cfg.autoCreateParts))
+	}
+	p, err := startProcess(k.bin, args, nil, filepath.Join(k.procDir, fmt.Sprintf("kafkad-%d.log", k.runs)))
+	if err != nil {
+		return err
+	}
+	// Loading a large data directory takes a while.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, err := os.ReadFile(addrsFile)
+		if err == nil {
+			addrs := strings.Fields(string(b))
+			got := make([]int, 0, len(addrs))
+			for _, a := range addrs {
+				_, port, err := net.SplitHostPort(a)
+				n, perr := strconv.Atoi(port)
+				if err != nil || perr != nil {
+					p.Kill()
+					return fmt.Errorf("kafkad wrote a bad address %q", a)
+				}
+				got = append(got, n)
+			}
+			k.proc, k.addrs, k.ports = p, addrs, got
+			return nil
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			p.Kill()
+			return fmt.Errorf("kafkad did not start (%v):\n%s", p.ExitErr(), p.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Addrs returns the host:port addresses of the brokers, in broker order.
 // They stay the same across Restart.
 func (k *Kafka) Addrs() []string {
@@ -249,6 +325,12 @@ func (k *Kafka) Stop() {
 	if k.cluster != nil {
 		k.cluster.Close()
 		k.cluster = nil
+	}
+	if k.proc != nil {
+		// SIGTERM lets kafkad save its data directory; saving a large
+		// log takes a while on a loaded machine.
+		_ = k.proc.Stop(2 * time.Minute)
+		k.proc = nil
 	}
 }
 
@@ -293,7 +375,7 @@ func (k *Kafka) running(t testing.TB) *kfake.Cluster {
 	t.Helper()
 	c := k.Cluster()
 	if c == nil {
-		t.Fatalf("testbed: the Kafka cluster is stopped")
+		t.Fatalf("testbed: the Kafka cluster is stopped or runs in its own process")
 	}
 	return c
 }
@@ -317,7 +399,7 @@ func (k *Kafka) helper(t testing.TB) *kgo.Client {
 	t.Helper()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cluster == nil {
+	if k.cluster == nil && k.proc == nil {
 		t.Fatalf("testbed: the Kafka cluster is stopped")
 	}
 	if k.client != nil {

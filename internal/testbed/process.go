@@ -198,6 +198,19 @@ func StartProcess(t testing.TB, bin string, args []string, env []string) *Proces
 	return p
 }
 
+// StartProcessQuietly is StartProcess for tests that start many processes
+// and report what matters of their output themselves: a failed test does
+// not log the output of every process it started.
+func StartProcessQuietly(t testing.TB, bin string, args []string, env []string) *Process {
+	t.Helper()
+	p, err := startProcess(bin, args, env, filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	if err != nil {
+		t.Fatalf("testbed: starting %s: %v", bin, err)
+	}
+	t.Cleanup(p.Kill)
+	return p
+}
+
 // startProcess is StartProcess without a test: the caller must Kill it.
 func startProcess(bin string, args, env []string, logPath string) (*Process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,4 +199,29 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// Freeze stops the server with SIGSTOP: it keeps its data and its clients'
+// connections, and answers nothing (connections are still accepted by the
+// kernel) until Thaw, like a hung server or a network partition. Freezing a
+// killed server fails the test.
+func (r *Redis) Freeze(t testing.TB) {
+	t.Helper()
+	r.signal(t, syscall.SIGSTOP)
+}
+
+// Thaw resumes a server stopped by Freeze.
+func (r *Redis) Thaw(t testing.TB) {
+	t.Helper()
+	r.signal(t, syscall.SIGCONT)
+}
+
+func (r *Redis) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil || r.proc.Exited() {
+		t.Fatalf("testbed: redis-server is not running")
+	}
+	r.proc.signal(sig)
 }

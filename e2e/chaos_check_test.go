@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/statelog"
+)
+
+// chaosResult is what a fault campaign did and what the checker found.
+type chaosResult struct {
+	c        campaign
+	seed     uint64
+	start    time.Time
+	duration time.Duration
+
+	// The nemesis.
+	kills, wipes, brokerRestarts, added, removed int
+	outage                                       time.Duration
+	removedMembers                               int
+
+	// The outputs.
+	produced     int
+	notCommitted int64 // input records the group had not committed by the deadline
+	gated, held  int   // distinct inputs
+	deadLetter   int
+	lost         int      // inputs on no output topic
+	both         int      // inputs on more than one output topic
+	misrouted    int      // valid inputs on dead-letter, malformed ones elsewhere
+	dups         int      // copies beyond the first, all topics
+	afresh       int      // of those, copies without the redelivered reason
+	order        int      // per-key order violations on gated
+	spikeAfter   int      // spiking-rule inputs produced after the trip that reached gated
+	selfExits    []string // replica exits the campaign did not cause
+	examples     []string // the first violations, for the failure message
+
+	// The trip, as the state topic recorded it.
+	tripped     bool
+	tripAt      time.Time // the store's clock when the trip was decided
+	tripGen     uint64
+	stateClosed int // later state-topic records of the tripped scope that are not open
+
+	// The trip as the admin API answered it.
+	api        []apiObs
+	apiClosed  int           // answers after the trip reporting it closed (or an older generation)
+	apiLag     time.Duration // longest wait, over the replicas polled at the trip, for an open answer
+	apiPolled  int
+	apiRefused int // non-200 answers after the trip (503 while restoring, outage)
+
+	notes []string
+}
+
+func (r *chaosResult) example(format string, args ...any) {
+	if len(r.examples) < 20 {
+		r.examples = append(r.examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// chaosAction is what the checker reads from a value.
+type chaosAction struct {
+	ActionID string `json:"action_id"`
+	RuleID   string `json:"rule_id"`
+	Target   struct {
+		ID string `json:"id"`
+	} `json:"target"`
+	Seq int `json:"seq"`
+}
+
+// checkCampaign reads the state topic and every output topic and fills res.
+func checkCampaign(t *testing.T, k *testbed.Kafka, res *chaosResult, written []testbed.Record) {
+	t.Helper()
+	// The trip: the first record of the spiking rule's scope moving to
+	// open; after it, its scope must never be recorded as anything else.
+	scope := breaker.Scope("rule:" + chaosSpikeRule)
+	for _, rec := range k.ReadAll(t, testTopics.State, 2*time.Minute) {
+		var e statelog.Entry
+		if err := json.Unmarshal(rec.Value, &e); err != nil {
+			t.Fatalf("state topic p%d@%d: %v: %q", rec.Partition, rec.Offset, err, rec.Value)
+		}
+		if e.Scope != scope {
+			if e.To.State != breaker.Closed {
+				res.notes = append(res.notes, fmt.Sprintf("scope %s moved to %s (generation %d) at %s", e.Scope, e.To.State, e.To.Generation, e.At.Format(time.RFC3339Nano)))
+			}
+			continue
+		}
+		switch {
+		case !res.tripped && e.To.State == breaker.Open:
+			res.tripped, res.tripAt, res.tripGen = true, e.At, e.To.Generation
+		case res.tripped && (e.To.State != breaker.Open || e.To.Generation < res.tripGen):
+			res.stateClosed++
+			res.example("state topic p%d@%d: %s recorded %s generation %d after its trip (generation %d)", rec.Partition, rec.Offset, scope, e.To.State, e.To.Generation, res.tripGen)
+		}
+	}
+
+	in := newInput(t, written)
+	perIn := make([]map[string]int, len(written))
+	type keyPos struct{ seq, in int }
+	lastGated := map[string]keyPos{} // key -> last first-copy seq on gated
+	for _, topic := range []string{testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
+		for _, rec := range k.ReadAll(t, topic, 5*time.Minute) {
+			i, ok := in.byValue[string(rec.Value)]
+			if !ok {
+				res.example("%s p%d@%d: value %q was never produced", topic, rec.Partition, rec.Offset, rec.Value)
+				res.misrouted++
+				continue
+			}
+			if perIn[i] == nil {
+				perIn[i] = map[string]int{}
+			}
+			perIn[i][topic]++
+			if n := perIn[i][topic]; n > 1 {
+				res.dups++
+				if why, _ := header(rec, consumer.HeaderReason); why != gate.ReasonRedelivered {
+					res.afresh++
+				}
+				continue
+			}
+			if in.bad[i] != (topic == testTopics.DeadLetter) {
+				res.misrouted++
+				res.example("input p%d@%d (%s) went to %s", in.recs[i].Partition, in.recs[i].Offset, describe(in, i), topic)
+			}
+			if topic != testTopics.Gated || in.bad[i] {
+				continue
+			}
+			var a chaosAction
+			if err := json.Unmarshal(rec.Value, &a); err != nil {
+				t.Fatalf("gated p%d@%d: %v", rec.Partition, rec.Offset, err)
+			}
+			// Per-key order: the first copies of a key's actions on gated
+			// come in the order of their sequence numbers (a key is on one
+			// partition, read in offset order).
+			if last, ok := lastGated[a.Target.ID]; ok && a.Seq < last.seq {
+				res.order++
+				res.example("key %s: gated seq %d (input p%d@%d) after seq %d (input p%d@%d)", a.Target.ID, a.Seq,
+					in.recs[i].Partition, in.recs[i].Offset, last.seq, in.recs[last.in].Partition, in.recs[last.in].Offset)
+			}
+			lastGated[a.Target.ID] = keyPos{seq: a.Seq, in: i}
+			// No action of the spiking rule that entered the input after
+			// the trip was decided may be forwarded.
+			if a.RuleID == chaosSpikeRule && res.tripped && in.recs[i].Timestamp.After(res.tripAt) {
+				res.spikeAfter++
+				res.example("spiking-rule action %s produced %v after the trip is on gated (p%d@%d)", a.ActionID,
+					in.recs[i].Timestamp.Sub(res.tripAt).Round(time.Millisecond), rec.Partition, rec.Offset)
+			}
+		}
+	}
+	for i, m := range perIn {
+		switch len(m) {
+		case 0:
+			res.lost++
+			res.example("input p%d@%d (%s) is on no output topic", in.recs[i].Partition, in.recs[i].Offset, describe(in, i))
+		case 1:
+		default:
+			res.both++
+			res.example("input p%d@%d (%s) is on several output topics %v", in.recs[i].Partition, in.recs[i].Offset, describe(in, i), m)
+		}
+		for topic := range m {
+			switch topic {
+			case testTopics.Gated:
+				res.gated++
+			case testTopics.Held:
+				res.held++
+			default:
+				res.deadLetter++
+			}
+		}
+	}
+}
+
+// checkAPI compares what every replica's admin API answered with the trip.
+func (r *chaosResult) checkAPI() {
+	if !r.tripped {
+		return
+	}
+	first := map[string]time.Time{}  // replica -> first open answer after the trip
+	polled := map[string]time.Time{} // replica -> first answer sent after the trip
+	for _, o := range r.api {
+		if !o.sent.After(r.tripAt) {
+			continue
+		}
+		if _, ok := polled[o.replica]; !ok {
+			polled[o.replica] = o.sent
+		}
+		if o.code != 200 {
+			r.apiRefused++
+			continue
+		}
+		r.apiPolled++
+		if o.state != string(breaker.Open) || o.gen < r.tripGen {
+			r.apiClosed++
+			r.example("replica %s answered %s generation %d at +%v, %v after the trip (generation %d)",
+				o.replica, o.state, o.gen, o.sent.Sub(r.start).Round(time.Millisecond), o.sent.Sub(r.tripAt).Round(time.Millisecond), r.tripGen)
+			continue
+		}
+		if _, ok := first[o.replica]; !ok {
+			first[o.replica] = o.sent
+		}
+	}
+	// The lag is measured for the replicas that were already asking at the
+	// trip (their first answer after it came within two polls).
+	for rep, p := range polled {
+		if p.Sub(r.tripAt) > 2*chaosPoll+2*time.Second {
+			continue
+		}
+		if f, ok := first[rep]; ok {
+			r.apiLag = max(r.apiLag, f.Sub(r.tripAt))
+		}
+	}
+}
+
+// violations lists every broken guarantee.
+func (r *chaosResult) violations() []string {
+	var v []string
+	add := func(n int, what string) {
+		if n > 0 {
+			v = append(v, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	if r.notCommitted > 0 {
+		v = append(v, fmt.Sprintf("%d input records not committed %v after the traffic ended", r.notCommitted, r.c.catchUp))
+	}
+	if !r.tripped {
+		v = append(v, fmt.Sprintf("the spiking rule's breaker never tripped (no open record of rule:%s on the state topic)", chaosSpikeRule))
+	}
+	add(r.lost, "inputs lost (on no output topic)")
+	add(r.both, "inputs on more than one output topic (never both)")
+	add(r.misrouted, "inputs on the wrong kind of topic (valid on dead-letter, malformed elsewhere, or unknown)")
+	add(r.order, "per-key order violations on gated")
+	add(r.spikeAfter, "spiking-rule actions produced after the trip reached gated")
+	add(len(r.selfExits), "replica exits the campaign did not cause:\n"+strings.Join(r.selfExits, "\n"))
+	add(r.apiClosed, "admin API answers showing the tripped breaker closed")
+	add(r.stateClosed, "state topic records showing the tripped breaker not open")
+	if len(v) > 0 && len(r.examples) > 0 {
+		v = append(v, "first findings:\n  "+strings.Join(r.examples, "\n  "))
+	}
+	return v
+}
+
+// row is the campaign's line of the table.
+func (r *chaosResult) row() string {
+	trip := "none"
+	if r.tripped {
+		trip = fmt.Sprintf("+%.1fs g%d", r.tripAt.Sub(r.start).Seconds(), r.tripGen)
+	}
+	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %6d %5d %5d %5d %5d %-12s %6s %5d %5d %4s %4d %5s %6s",
+		r.c.name, r.seed, r.produced, r.gated, r.held, r.deadLetter, r.lost, r.both, r.dups, r.afresh, r.order,
+		r.spikeAfter, len(r.selfExits), r.apiClosed, r.stateClosed, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
+		r.kills, r.wipes, fmt.Sprintf("%.0fs", r.outage.Seconds()), r.brokerRestarts, fmt.Sprintf("%d/%d", r.added, r.removed),
+		fmt.Sprintf("%.0fs", r.duration.Seconds()))
+}
