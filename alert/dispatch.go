@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Route sends the groups of some severities to one receiver.
@@ -76,8 +77,8 @@ func (o *DispatcherOptions) validate() error {
 	switch {
 	case o.Client == nil:
 		return errors.New("alert: DispatcherOptions.Client is nil")
-	case o.KeyPrefix == "" || strings.ContainsAny(o.KeyPrefix, "{}"):
-		return fmt.Errorf("alert: DispatcherOptions.KeyPrefix must be non-empty without braces, got %q", o.KeyPrefix)
+	case !validPrefix(o.KeyPrefix):
+		return fmt.Errorf("alert: DispatcherOptions.KeyPrefix must be non-empty without braces or spaces, got %q", o.KeyPrefix)
 	case len(o.Routes) == 0:
 		return errors.New("alert: DispatcherOptions.Routes is empty")
 	case o.Consumer == "":
@@ -118,7 +119,7 @@ func (o *DispatcherOptions) validate() error {
 // group, so each group reaches each receiver through one replica.
 type Dispatcher struct {
 	opts DispatcherOptions
-	keys Keys
+	keys wire.Keys
 	log  *zap.Logger
 
 	mu     sync.Mutex      // guards runCtx
@@ -167,7 +168,8 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	return &Dispatcher{opts: o, keys: NewKeys(o.KeyPrefix), log: o.Logger}, nil
+	keys, _ := wire.NewKeys(o.KeyPrefix)
+	return &Dispatcher{opts: o, keys: keys, log: o.Logger}, nil
 }
 
 // groupName is the consumer group of a receiver.
@@ -178,7 +180,7 @@ func groupName(receiver string) string { return "receiver:" + receiver }
 // before the pipeline raises anything (Run calls it too).
 func (d *Dispatcher) Setup(ctx context.Context) error {
 	for _, r := range d.opts.Routes {
-		err := d.opts.Client.XGroupCreateMkStream(ctx, d.keys.Stream(), groupName(r.Name), "$").Err()
+		err := d.opts.Client.XGroupCreateMkStream(ctx, d.keys.AlertStream(), groupName(r.Name), "$").Err()
 		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return fmt.Errorf("create the alert consumer group of receiver %q: %w", r.Name, err)
 		}
@@ -237,7 +239,7 @@ func (d *Dispatcher) redisError(op string, err error) {
 
 // runRoute is the delivery loop of one receiver.
 func (d *Dispatcher) runRoute(ctx context.Context, r Route) {
-	rc, stream, group := d.opts.Client, d.keys.Stream(), groupName(r.Name)
+	rc, stream, group := d.opts.Client, d.keys.AlertStream(), groupName(r.Name)
 	own := true // first take up this consumer's own pending groups
 	var lastClaim time.Time
 	for ctx.Err() == nil {
@@ -298,7 +300,7 @@ func (d *Dispatcher) runRoute(ctx context.Context, r Route) {
 func (d *Dispatcher) read(ctx context.Context, r Route, id string, block time.Duration) ([]redis.XMessage, error) {
 	res, err := d.opts.Client.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: groupName(r.Name), Consumer: d.opts.Consumer,
-		Streams: []string{d.keys.Stream(), id}, Count: 16, Block: block,
+		Streams: []string{d.keys.AlertStream(), id}, Count: 16, Block: block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -320,12 +322,12 @@ func (d *Dispatcher) groupKey(g string) string { return d.opts.KeyPrefix + "/" +
 // acknowledges it. It returns an error only for Redis failures; the entry
 // then stays pending.
 func (d *Dispatcher) handle(ctx context.Context, r Route, m redis.XMessage) error {
-	rc, stream, cg := d.opts.Client, d.keys.Stream(), groupName(r.Name)
+	rc, stream, cg := d.opts.Client, d.keys.AlertStream(), groupName(r.Name)
 	g, _ := m.Values["group"].(string)
 	if g == "" { // trimmed from the stream, or not ours: nothing to send
 		return rc.XAck(ctx, stream, cg, m.ID).Err()
 	}
-	done := d.keys.done(g, r.Name)
+	done := d.keys.AlertDone(g, r.Name)
 	switch n, err := rc.Exists(ctx, done).Result(); {
 	case err != nil:
 		return err
@@ -384,7 +386,7 @@ func (d *Dispatcher) keepClaimed(ctx context.Context, r Route, id string, fn fun
 				return
 			case <-t.C:
 				err := d.opts.Client.XClaimJustID(ctx, &redis.XClaimArgs{
-					Stream: d.keys.Stream(), Group: groupName(r.Name), Consumer: d.opts.Consumer,
+					Stream: d.keys.AlertStream(), Group: groupName(r.Name), Consumer: d.opts.Consumer,
 					MinIdle: 0, Messages: []string{id},
 				}).Err()
 				if err != nil && ctx.Err() == nil {
@@ -419,7 +421,7 @@ func (d *Dispatcher) load(ctx context.Context, g string, m redis.XMessage) (Noti
 	kind, _ := m.Values["kind"].(string)
 	sev, _ := m.Values["severity"].(string)
 	n := Notification{Key: d.groupKey(g), Kind: Kind(kind), Severity: Severity(sev), AdminURL: d.opts.AdminURL}
-	res, err := sealScript.Run(ctx, d.opts.Client, []string{d.keys.open(kind, sev), d.keys.members(g), d.keys.fix(g)}, g).Slice()
+	res, err := sealScript.Run(ctx, d.opts.Client, []string{d.keys.AlertOpen(kind, sev), d.keys.AlertMembers(g), d.keys.AlertFix(g)}, g).Slice()
 	if err != nil {
 		return n, err
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // TestSeverityRouting sends a warning group: only the receivers that take
@@ -32,7 +33,7 @@ func TestSeverityRouting(t *testing.T) {
 		return len(s.webhook.requests()) == 1 && len(s.slack.requests()) == 1 && len(s.alertmanager.requests()) == 1
 	})
 	waitFor(t, "PagerDuty's acknowledgement", 10*time.Second, func() bool {
-		p, err := g.client.XPending(context.Background(), NewKeys(g.prefix).Stream(), groupName("pd")).Result()
+		p, err := g.client.XPending(context.Background(), testKeys(g.prefix).AlertStream(), groupName("pd")).Result()
 		return err == nil && p.Count == 0
 	})
 	if n := len(s.pagerduty.requests()); n != 0 {
@@ -80,7 +81,7 @@ func TestSealClosesGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs, err := g.client.XRange(ctx, o.Keys().Stream(), "-", "+").Result()
+	msgs, err := g.client.XRange(ctx, o.Keys().AlertStream(), "-", "+").Result()
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stream = %v, %v; want one group for two trips in the window", msgs, err)
 	}
@@ -91,7 +92,7 @@ func TestSealClosesGroup(t *testing.T) {
 	if _, err := o.Raise(ctx, event(t, tripOf("rule:c", 1, time.Now()))); err != nil {
 		t.Fatal(err)
 	}
-	if msgs, _ := g.client.XRange(ctx, o.Keys().Stream(), "-", "+").Result(); len(msgs) != 2 {
+	if msgs, _ := g.client.XRange(ctx, o.Keys().AlertStream(), "-", "+").Result(); len(msgs) != 2 {
 		t.Fatalf("stream has %d groups after a raise past the seal; want 2", len(msgs))
 	}
 	if again, _ := d.load(ctx, "1", msgs[0]); len(again.Events) != 2 {
@@ -126,7 +127,7 @@ func TestStoreOutage(t *testing.T) {
 	}
 	g.redis.Restart(t)
 	waitFor(t, "the consumer groups", 10*time.Second, func() bool {
-		gs, err := g.client.XInfoGroups(context.Background(), NewKeys(g.prefix).Stream()).Result()
+		gs, err := g.client.XInfoGroups(context.Background(), testKeys(g.prefix).AlertStream()).Result()
 		return err == nil && len(gs) == 4
 	})
 	if _, err := g.outbox(nil).Raise(context.Background(), StoreReachable(since, time.Now())); err != nil {
@@ -177,18 +178,26 @@ func TestDoneMarkPreventsResend(t *testing.T) {
 	}
 	<-b.calls
 	stop()
-	keys := NewKeys(g.prefix)
-	if err := g.client.Set(ctx, keys.done("1", "hook"), "sent", time.Hour).Err(); err != nil {
+	keys := testKeys(g.prefix)
+	if err := g.client.Set(ctx, keys.AlertDone("1", "hook"), "sent", time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	k := newSink(t)
 	wh, _ := NewWebhook(k.srv.URL, hookSecret, http.DefaultClient)
 	start(t, g.dispatcher("r2", nil, nil, Route{Name: "hook", Notifier: wh}))
 	waitFor(t, "the acknowledgement", 10*time.Second, func() bool {
-		p, err := g.client.XPending(ctx, keys.Stream(), groupName("hook")).Result()
+		p, err := g.client.XPending(ctx, keys.AlertStream(), groupName("hook")).Result()
 		return err == nil && p.Count == 0
 	})
 	if n := len(k.requests()); n != 0 {
 		t.Errorf("a group marked done was sent %d more times; want 0", n)
 	}
+}
+
+func testKeys(prefix string) wire.Keys {
+	k, err := wire.NewKeys(prefix)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

@@ -102,6 +102,7 @@ type rig struct {
 
 func newRig(t *testing.T, window time.Duration) *rig {
 	r := testbed.StartRedis(t)
+	r.WatchScripts(t)
 	return &rig{t: t, redis: r, client: r.Client(t), prefix: "bw", window: window}
 }
 

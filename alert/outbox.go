@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // raiseScript records one event unless its ID was raised before, and files
@@ -21,48 +23,64 @@ import (
 // scope finds them there, removes the incident from the group's open set,
 // and records which trip it resolves and whether that closed the group.
 //
-// KEYS[1] the seen key of the event, KEYS[2] the stream.
-// ARGV: prefix, event JSON, seen TTL ms, group window ms, retention ms,
-// kind, scope, incident, severity, event id, stream max length.
+// Every key it touches is in KEYS, so the caller names the group the event
+// goes to and the group a resolve ends before the call (see Outbox.raise);
+// when either is not what the caller read, the script changes nothing and
+// answers {'STALE', group, trip group} for the caller to call again.
+//
+// KEYS: 1 the seen key of the event, 2 the stream, 3 the open group of the
+// kind and severity, 4 the group sequence, 5 the group's members, 6 its
+// open incidents, 7 its resolve records, 8 the scope's trip record, 9 the
+// open incidents of the group the trip went to.
+// ARGV: 1 event JSON, 2 seen TTL ms, 3 group window ms, 4 retention ms,
+// 5 kind, 6 scope, 7 incident, 8 severity, 9 event id, 10 stream max
+// length, 11 the group, 12 the trip's group (” for none).
 var raiseScript = redis.NewScript(`
-local p, json, seen, window, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local kind, scope, incident, sev, id, maxlen = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', seen) then
+local json, seen, window, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local kind, scope, incident, sev, id, maxlen = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local open = p .. 'open:' .. kind .. ':' .. sev
-local g = redis.call('GET', open)
+local g = redis.call('GET', KEYS[3])
 local created = false
 if not g then
-  g = tostring(redis.call('INCR', p .. 'seq'))
+  g = tostring(tonumber(redis.call('GET', KEYS[4]) or '0') + 1)
   created = true
-  if window > 0 then
-    redis.call('SET', open, g, 'PX', window)
+end
+local trip, inc, tg = nil, '', ''
+if scope ~= '' and kind == 'resolved' then
+  trip = redis.call('GET', KEYS[8])
+  if trip then
+    local tab = string.find(trip, '\t', 1, true)
+    inc, tg = string.sub(trip, 1, tab - 1), string.sub(trip, tab + 1)
   end
 end
-local members = p .. 'members:' .. g
-redis.call('RPUSH', members, json)
-redis.call('PEXPIRE', members, keep)
+if g ~= ARGV[11] or tg ~= ARGV[12] then
+  return {'STALE', g, tg}
+end
+redis.call('SET', KEYS[1], '1', 'PX', seen)
+if created then
+  redis.call('SET', KEYS[4], g)
+  if window > 0 then
+    redis.call('SET', KEYS[3], g, 'PX', window)
+  end
+end
+redis.call('RPUSH', KEYS[5], json)
+redis.call('PEXPIRE', KEYS[5], keep)
 if scope ~= '' then
-  local tk = p .. 'trip:' .. scope
   if kind == 'tripped' then
-    redis.call('SET', tk, incident .. '\t' .. g, 'PX', keep)
-    redis.call('SADD', p .. 'gopen:' .. g, incident)
-    redis.call('PEXPIRE', p .. 'gopen:' .. g, keep)
-  elseif kind == 'resolved' then
-    local v = redis.call('GET', tk)
-    if v then
-      local tab = string.find(v, '\t', 1, true)
-      local inc, tg = string.sub(v, 1, tab - 1), string.sub(v, tab + 1)
-      redis.call('DEL', tk)
-      redis.call('SREM', p .. 'gopen:' .. tg, inc)
-      local closed = '0'
-      if redis.call('SCARD', p .. 'gopen:' .. tg) == 0 then
-        closed = '1'
-      end
-      redis.call('HSET', p .. 'fix:' .. g, id, inc .. '\t' .. tg .. '\t' .. closed)
-      redis.call('PEXPIRE', p .. 'fix:' .. g, keep)
+    redis.call('SET', KEYS[8], incident .. '\t' .. g, 'PX', keep)
+    redis.call('SADD', KEYS[6], incident)
+    redis.call('PEXPIRE', KEYS[6], keep)
+  elseif kind == 'resolved' and trip then
+    redis.call('DEL', KEYS[8])
+    redis.call('SREM', KEYS[9], inc)
+    local closed = '0'
+    if redis.call('SCARD', KEYS[9]) == 0 then
+      closed = '1'
     end
+    redis.call('HSET', KEYS[7], id, inc .. '\t' .. tg .. '\t' .. closed)
+    redis.call('PEXPIRE', KEYS[7], keep)
   end
 end
 if created then
@@ -73,27 +91,6 @@ if created then
 end
 return 1
 `)
-
-// Keys names the Redis keys of the outbox. Every key starts with the
-// hash-tagged prefix, so that a script touches one Redis Cluster slot.
-type Keys struct {
-	// Prefix is "{<key_prefix>}:alert:".
-	Prefix string
-}
-
-// NewKeys returns the keys under the hash tag of keyPrefix (without braces).
-func NewKeys(keyPrefix string) Keys { return Keys{Prefix: "{" + keyPrefix + "}:alert:"} }
-
-// Stream is the outbox stream.
-func (k Keys) Stream() string { return k.Prefix + "outbox" }
-
-func (k Keys) seen(id string) string        { return k.Prefix + "seen:" + id }
-func (k Keys) members(group string) string  { return k.Prefix + "members:" + group }
-func (k Keys) fix(group string) string      { return k.Prefix + "fix:" + group }
-func (k Keys) open(kind, sev string) string { return k.Prefix + "open:" + kind + ":" + sev }
-func (k Keys) done(group, receiver string) string {
-	return k.Prefix + "done:" + group + ":" + receiver
-}
 
 // OutboxOptions configure an Outbox.
 type OutboxOptions struct {
@@ -116,7 +113,7 @@ type OutboxOptions struct {
 // Outbox raises events into the Redis stream that the delivery workers read.
 type Outbox struct {
 	rc   redis.UniversalClient
-	keys Keys
+	keys wire.Keys
 	opts OutboxOptions
 }
 
@@ -125,8 +122,8 @@ func NewOutbox(o OutboxOptions) (*Outbox, error) {
 	switch {
 	case o.Client == nil:
 		return nil, errors.New("alert: OutboxOptions.Client is nil")
-	case o.KeyPrefix == "" || strings.ContainsAny(o.KeyPrefix, "{}"):
-		return nil, fmt.Errorf("alert: OutboxOptions.KeyPrefix must be non-empty without braces, got %q", o.KeyPrefix)
+	case !validPrefix(o.KeyPrefix):
+		return nil, fmt.Errorf("alert: OutboxOptions.KeyPrefix must be non-empty without braces or spaces, got %q", o.KeyPrefix)
 	case o.GroupWindow < 0:
 		return nil, fmt.Errorf("alert: OutboxOptions.GroupWindow must be >= 0, got %s", o.GroupWindow)
 	case o.Retention < 0:
@@ -138,11 +135,14 @@ func NewOutbox(o OutboxOptions) (*Outbox, error) {
 	if o.MaxLen <= 0 {
 		o.MaxLen = 10000
 	}
-	return &Outbox{rc: o.Client, keys: NewKeys(o.KeyPrefix), opts: o}, nil
+	keys, _ := wire.NewKeys(o.KeyPrefix)
+	return &Outbox{rc: o.Client, keys: keys, opts: o}, nil
 }
 
-// Keys returns the keys of the outbox.
-func (o *Outbox) Keys() Keys { return o.keys }
+// Keys returns the key layout the outbox writes under.
+func (o *Outbox) Keys() wire.Keys { return o.keys }
+
+func validPrefix(p string) bool { _, err := wire.NewKeys(p); return err == nil }
 
 // Raise records events for delivery. It is one Redis call per event and
 // never waits for a receiver. An event whose ID was raised within the
@@ -160,10 +160,7 @@ func (o *Outbox) Raise(ctx context.Context, events ...Event) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("encode alert event %q: %w", e.ID, err)
 		}
-		r, err := raiseScript.Run(ctx, o.rc, []string{o.keys.seen(e.ID), o.keys.Stream()},
-			o.keys.Prefix, body, o.opts.Retention.Milliseconds(), o.opts.GroupWindow.Milliseconds(),
-			o.opts.Retention.Milliseconds(), string(e.Kind), string(e.Scope), e.Incident, string(e.Severity),
-			e.ID, o.opts.MaxLen).Int()
+		r, err := o.raise(ctx, e, body)
 		if err != nil {
 			return n, fmt.Errorf("raise alert event %q: %w", e.ID, err)
 		}
@@ -177,6 +174,55 @@ func (o *Outbox) Raise(ctx context.Context, events ...Event) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// raise runs raiseScript for one event: it reads the group the event would
+// go to and the group its resolve ends, declares their keys, and calls
+// again if another raise changed them in between.
+func (o *Outbox) raise(ctx context.Context, e Event, body []byte) (int, error) {
+	kind, sev, scope := string(e.Kind), string(e.Severity), string(e.Scope)
+	var open, seq, trip *redis.StringCmd
+	_, err := o.rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		open = p.Get(ctx, o.keys.AlertOpen(kind, sev))
+		seq = p.Get(ctx, o.keys.AlertSeq())
+		trip = p.Get(ctx, o.keys.AlertTrip(scope))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	g := open.Val()
+	if g == "" {
+		n, _ := seq.Int64()
+		g = strconv.FormatInt(n+1, 10)
+	}
+	tg := ""
+	if _, t, ok := strings.Cut(trip.Val(), "\t"); ok && e.Kind == KindResolved && scope != "" {
+		tg = t
+	}
+	for range 16 {
+		keys := []string{
+			o.keys.AlertSeen(e.ID), o.keys.AlertStream(), o.keys.AlertOpen(kind, sev), o.keys.AlertSeq(),
+			o.keys.AlertMembers(g), o.keys.AlertGroupOpen(g), o.keys.AlertFix(g), o.keys.AlertTrip(scope), o.keys.AlertGroupOpen(tg),
+		}
+		v, err := raiseScript.Run(ctx, o.rc, keys,
+			body, o.opts.Retention.Milliseconds(), o.opts.GroupWindow.Milliseconds(), o.opts.Retention.Milliseconds(),
+			kind, scope, e.Incident, sev, e.ID, o.opts.MaxLen, g, tg).Result()
+		if err != nil {
+			return 0, err
+		}
+		if a, ok := v.([]any); ok && len(a) == 3 {
+			g, _ = a[1].(string)
+			tg, _ = a[2].(string)
+			continue
+		}
+		n, ok := v.(int64)
+		if !ok {
+			return 0, fmt.Errorf("unexpected answer %v", v)
+		}
+		return int(n), nil
+	}
+	return 0, errors.New("the open alert group kept changing")
 }
 
 // jsonUnmarshal decodes a stored event.

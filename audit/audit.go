@@ -24,6 +24,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/internal/partition"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // System is the actor of automatic transitions.
@@ -130,7 +131,10 @@ func New(opts Options) (*Trail, error) {
 		return nil, err
 	}
 	tr := &kafka.Transport{}
-	tag := "{" + opts.Prefix + "}"
+	keys, err := wire.NewKeys(opts.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("audit: Options.Prefix: %w", err)
+	}
 	return &Trail{
 		opts: opts,
 		tr:   tr,
@@ -144,8 +148,8 @@ func New(opts Options) (*Trail, error) {
 			WriteTimeout: opts.WriteTimeout,
 			MaxAttempts:  5,
 		},
-		index:   tag + ":audit",
-		built:   tag + ":audit:built",
+		index:   keys.Audit(),
+		built:   keys.AuditBuilt(),
 		maxPage: 500,
 	}, nil
 }

@@ -22,17 +22,7 @@ import (
 	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
-)
-
-// The headers Breakwater adds to what it forwards. The original key, value
-// and headers are kept as they are.
-const (
-	HeaderDecision = "breakwater-decision"
-	HeaderScope    = "breakwater-scope"
-	HeaderState    = "breakwater-breaker-state"
-	HeaderIncident = "breakwater-incident"
-	HeaderReason   = "breakwater-reason"
-	HeaderSource   = "breakwater-source"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Decider counts a batch and decides its breakers.
@@ -915,28 +905,28 @@ func headerValue(v string) []byte {
 func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
 	h := make([]kafka.Header, 0, len(m.Headers)+6)
 	h = append(h, m.Headers...)
-	h = append(h, kafka.Header{Key: HeaderDecision, Value: headerValue(string(it.Decision))})
+	h = append(h, kafka.Header{Key: wire.HeaderDecision, Value: headerValue(string(it.Decision))})
 	topic := p.cfg.Kafka.Topics.Gated
 	switch it.Decision {
 	case Held:
 		topic = p.cfg.Kafka.Topics.Held
 		if inc := it.Incident(); inc != "" {
-			h = append(h, kafka.Header{Key: HeaderIncident, Value: []byte(inc)})
+			h = append(h, kafka.Header{Key: wire.HeaderIncident, Value: []byte(inc)})
 		}
 	case DeadLetter:
 		topic = p.cfg.Kafka.Topics.DeadLetter
 	}
 	if it.Scope != "" {
-		h = append(h, kafka.Header{Key: HeaderScope, Value: p.scopeBytes(it.Scope)})
+		h = append(h, kafka.Header{Key: wire.HeaderScope, Value: p.scopeBytes(it.Scope)})
 	}
 	if it.State != "" {
-		h = append(h, kafka.Header{Key: HeaderState, Value: headerValue(string(it.State))})
+		h = append(h, kafka.Header{Key: wire.HeaderState, Value: headerValue(string(it.State))})
 	}
 	if it.Reason != "" {
-		h = append(h, kafka.Header{Key: HeaderReason, Value: headerValue(it.Reason)})
+		h = append(h, kafka.Header{Key: wire.HeaderReason, Value: headerValue(it.Reason)})
 	}
 	if it.Decision != Gated {
-		h = append(h, kafka.Header{Key: HeaderSource, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))})
+		h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))})
 	}
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // spikeTraffic is the traffic of TestEndToEnd and TestCrashRestart: 20,000
@@ -165,9 +166,9 @@ func checkSpikeSkew(t *testing.T, in *input, o *outputs, sim simulation, skew ti
 		if r.topic != testTopics.Held {
 			continue
 		}
-		inc, _ := header(r.rec, consumer.HeaderIncident)
-		scope, _ := header(r.rec, consumer.HeaderScope)
-		state, _ := header(r.rec, consumer.HeaderState)
+		inc, _ := header(r.rec, wire.HeaderIncident)
+		scope, _ := header(r.rec, wire.HeaderScope)
+		state, _ := header(r.rec, wire.HeaderState)
 		if !strings.HasPrefix(inc, string(breaker.RuleScope(spikeRule))+"@") || scope != string(breaker.RuleScope(spikeRule)) || state != string(breaker.Open) {
 			t.Errorf("held %s: incident %q, scope %q, state %q", describe(in, r.in), inc, scope, state)
 		}
@@ -236,7 +237,7 @@ func TestEndToEnd(t *testing.T) {
 	gated, held := checkSpike(t, in, o, sim)
 	st := checkSpikeState(t, b)
 	if inc := breaker.Incident(breaker.RuleScope(spikeRule), st.Generation); !hasIncident(o, inc) {
-		t.Errorf("no held record carries %s: %s", consumer.HeaderIncident, inc)
+		t.Errorf("no held record carries %s: %s", wire.HeaderIncident, inc)
 	}
 
 	if err := rep.stop(); err != nil {
@@ -262,7 +263,7 @@ func TestEndToEnd(t *testing.T) {
 
 func hasIncident(o *outputs, inc string) bool {
 	for _, r := range o.recs {
-		if v, _ := header(r.rec, consumer.HeaderIncident); v == inc {
+		if v, _ := header(r.rec, wire.HeaderIncident); v == inc {
 			return true
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
+	"github.com/breakwater/breakwater/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -659,15 +660,15 @@ func (b *bed) readOutputs(t *testing.T, in *input) *outputs {
 					}
 				}
 			}
-			if d, _ := header(r, consumer.HeaderDecision); d != string(decisionOf(topic)) {
-				errorf("%s: %s header %q", where, consumer.HeaderDecision, d)
+			if d, _ := header(r, wire.HeaderDecision); d != string(decisionOf(topic)) {
+				errorf("%s: %s header %q", where, wire.HeaderDecision, d)
 			}
-			if s, ok := header(r, consumer.HeaderSource); ok {
+			if s, ok := header(r, wire.HeaderSource); ok {
 				if want := fmt.Sprintf("%s/%d/%d", testTopics.Input, src.Partition, src.Offset); s != want {
-					errorf("%s: %s header %q, want %q", where, consumer.HeaderSource, s, want)
+					errorf("%s: %s header %q, want %q", where, wire.HeaderSource, s, want)
 				}
 			} else if topic != testTopics.Gated {
-				errorf("%s: no %s header", where, consumer.HeaderSource)
+				errorf("%s: no %s header", where, wire.HeaderSource)
 			}
 			if o.perIn[i] == nil {
 				o.perIn[i] = map[string]int{}
@@ -778,8 +779,8 @@ func checkMalformed(t *testing.T, in *input, o *outputs) int {
 			t.Errorf("malformed input %q went to %s", in.recs[r.in].Value, r.topic)
 			continue
 		}
-		if why, ok := header(r.rec, consumer.HeaderReason); !ok || why == "" {
-			t.Errorf("dead-letter record of %q has no %s header", in.recs[r.in].Value, consumer.HeaderReason)
+		if why, ok := header(r.rec, wire.HeaderReason); !ok || why == "" {
+			t.Errorf("dead-letter record of %q has no %s header", in.recs[r.in].Value, wire.HeaderReason)
 		}
 		seen[r.in] = true
 	}

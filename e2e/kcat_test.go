@@ -13,6 +13,7 @@ import (
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // TestKcatInterop feeds the daemon from kcat and reads its gated topic
@@ -68,8 +69,8 @@ func TestKcatInterop(t *testing.T) {
 		if want[a.ActionID] != f[0] {
 			t.Errorf("%s: key %q, produced with %q", a.ActionID, f[0], want[a.ActionID])
 		}
-		if !strings.Contains(","+f[1]+",", ","+consumer.HeaderDecision+"="+string(consumer.Gated)+",") {
-			t.Errorf("%s: headers %q lack %s=%s", a.ActionID, f[1], consumer.HeaderDecision, consumer.Gated)
+		if !strings.Contains(","+f[1]+",", ","+wire.HeaderDecision+"="+string(consumer.Gated)+",") {
+			t.Errorf("%s: headers %q lack %s=%s", a.ActionID, f[1], wire.HeaderDecision, consumer.Gated)
 		}
 		got[a.ActionID]++
 	}

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/traffic"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // TestRedisKilledMidStream kills Redis after a rule's breaker tripped,
@@ -135,7 +135,7 @@ func TestRedisKilledMidStream(t *testing.T) {
 	}
 	for _, r := range o.recs {
 		if r.topic == testTopics.Held && r.in >= len(evA) {
-			if v, _ := header(r.rec, consumer.HeaderIncident); v != inc {
+			if v, _ := header(r.rec, wire.HeaderIncident); v != inc {
 				t.Errorf("held %s names incident %q, want %q", describe(in, r.in), v, inc)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // TestTwoReplicasShareCounts runs two daemons in one consumer group over
@@ -150,11 +151,11 @@ func TestTwoReplicasShareCounts(t *testing.T) {
 		if a := in.actions[r.in]; a.RuleID != hot {
 			t.Errorf("held an action of %s: %s", a.RuleID, describe(in, r.in))
 		}
-		src, _ := header(r.rec, consumer.HeaderSource)
+		src, _ := header(r.rec, wire.HeaderSource)
 		f := strings.Split(src, "/")
 		p, err := strconv.Atoi(f[len(f)-1-1])
 		if err != nil {
-			t.Fatalf("bad %s header %q", consumer.HeaderSource, src)
+			t.Fatalf("bad %s header %q", wire.HeaderSource, src)
 		}
 		heldBy[owner[int32(p)]]++
 	}

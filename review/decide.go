@@ -35,13 +35,21 @@ func (o *Outcome) add(p Outcome) {
 // decideScript moves pending actions to a decision and queues them for
 // release. An action that already carries a decision keeps it, so that
 // deciding again changes nothing.
+//
+// KEYS[1] the release queue, then per action its hash, its incident and
+// its key's set, as the caller read them (see refs). ARGV: decision,
+// reviewer, time, then per action its id, incident and key. If an action
+// does not carry the incident and key the caller read, nothing is changed
+// and the answer is {'STALE'}.
 var decideScript = redis.NewScript(`
 local queue = KEYS[1]
-local tag, to, reviewer, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local to, reviewer, now = ARGV[1], ARGV[2], ARGV[3]
+` + refsCheckLua + `
+if stale(1, 3) then return {'STALE'} end
 local changed, already, conflicts, unknown = 0, 0, {}, {}
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  local akey = tag .. ':held:a:' .. id
+for i = 1, (#ARGV - 3) / 3 do
+  local id = ARGV[3 + (i - 1) * 3 + 1]
+  local akey, ikey, kkey = KEYS[1 + (i - 1) * 3 + 1], KEYS[1 + (i - 1) * 3 + 2], KEYS[1 + (i - 1) * 3 + 3]
   local st = redis.call('HGET', akey, 'status')
   if not st then
     unknown[#unknown+1] = id
@@ -51,25 +59,86 @@ for i = 5, #ARGV do
     conflicts[#conflicts+1] = id
   else
     redis.call('HSET', akey, 'status', to, 'reviewer', reviewer, 'decided_at', now)
-    local f = redis.call('HMGET', akey, 'incident', 'pos', 'key')
-    local ikey = tag .. ':held:i:' .. f[1]
     redis.call('HINCRBY', ikey, 'pending', -1)
     redis.call('HINCRBY', ikey, to, 1)
     -- The key's set keeps an approved action until it is released, so
     -- that a later action of the key waits for it (per-key order).
-    if to ~= 'approved' then redis.call('ZREM', tag .. ':held:k:' .. f[3], id) end
-    redis.call('ZADD', queue, f[2], id)
+    if to ~= 'approved' then redis.call('ZREM', kkey, id) end
+    redis.call('ZADD', queue, redis.call('HGET', akey, 'pos'), id)
     changed = changed + 1
   end
 end
 return {changed, already, conflicts, unknown}
 `)
 
+// refsCheckLua defines stale(k0, a0): whether any action no longer
+// carries the incident and key its caller read (see Index.refs) and
+// declared the keys of. The actions' keys start after KEYS[k0] and their
+// arguments after ARGV[a0], three each: hash, incident, key set in KEYS;
+// id, incident, key in ARGV. Scripts call it before they change anything.
+const refsCheckLua = `
+local function stale(k0, a0)
+  for i = 1, (#ARGV - a0) / 3 do
+    local f = redis.call('HMGET', KEYS[k0 + (i - 1) * 3 + 1], 'incident', 'key')
+    if (f[1] or '') ~= ARGV[a0 + (i - 1) * 3 + 2] or (f[2] or '') ~= ARGV[a0 + (i - 1) * 3 + 3] then
+      return true
+    end
+  end
+  return false
+end
+`
+
+// ref is what the scripts need to know of a held action to declare the
+// keys they touch for it: its incident and its record key. Both are set
+// when the action is indexed and never change.
+type ref struct{ incident, key string }
+
+// refs reads the refs of ids in one round trip; an unknown id has empty ones.
+func (x *Index) refs(ctx context.Context, ids []string) ([]ref, error) {
+	cmds := make([]*redis.SliceCmd, len(ids))
+	_, err := x.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, x.actionKey(id), "incident", "key")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %d held actions: %w", len(ids), err)
+	}
+	out := make([]ref, len(ids))
+	for i, c := range cmds {
+		v := c.Val()
+		if len(v) == 2 {
+			out[i].incident, _ = v[0].(string)
+			out[i].key, _ = v[1].(string)
+		}
+	}
+	return out, nil
+}
+
+// refArgs appends, per id, its keys (hash, incident, key set) to keys and
+// its arguments (id, incident, key) to args, as refsCheckLua reads them.
+func (x *Index) refArgs(ids []string, rs []ref, keys []string, args []any) ([]string, []any) {
+	for i, id := range ids {
+		keys = append(keys, x.actionKey(id), x.incidentKey(rs[i].incident), x.keys.HeldByKey(rs[i].key))
+		args = append(args, id, rs[i].incident, rs[i].key)
+	}
+	return keys, args
+}
+
+// staleRetries bounds how often a script call is repeated after an action
+// changed between reading its refs and the call (an index rebuilt meanwhile).
+const staleRetries = 5
+
+// errStale means the refs of an action changed between reading them and
+// the script call.
+var errStale = errors.New("held actions changed while being decided")
+
 // decideChunk bounds the ids of one script call, so that no call blocks
 // Redis for long.
 const decideChunk = 1000
 
-func (x *Index) queueKey() string { return x.tag + ":rel:queue" }
+func (x *Index) queueKey() string { return x.keys.ReleaseQueue() }
 
 // Decision says who decided what, and why.
 type Decision struct {
@@ -129,14 +198,23 @@ func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer str
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	for start := 0; start < len(ids); start += decideChunk {
 		chunk := ids[start:min(start+decideChunk, len(ids))]
-		args := make([]any, 0, 4+len(chunk))
-		args = append(args, x.tag, string(to), reviewer, now)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		res, err := decideScript.Run(ctx, x.opts.Redis, []string{x.queueKey()}, args...).Slice()
-		if err != nil {
-			return out, fmt.Errorf("record %d decisions: %w", len(chunk), err)
+		var res []any
+		for try := 0; ; try++ {
+			rs, err := x.refs(ctx, chunk)
+			if err != nil {
+				return out, err
+			}
+			keys, args := x.refArgs(chunk, rs, []string{x.queueKey()}, []any{string(to), reviewer, now})
+			res, err = decideScript.Run(ctx, x.opts.Redis, keys, args...).Slice()
+			if err != nil {
+				return out, fmt.Errorf("record %d decisions: %w", len(chunk), err)
+			}
+			if len(res) != 1 {
+				break
+			}
+			if try == staleRetries {
+				return out, fmt.Errorf("record %d decisions: %w", len(chunk), errStale)
+			}
 		}
 		p, err := outcomeOf(res)
 		if err != nil {

@@ -27,13 +27,7 @@ import (
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/partition"
-)
-
-// The headers of held actions that the index reads (written by the pipeline).
-const (
-	HeaderScope    = "breakwater-scope"
-	HeaderIncident = "breakwater-incident"
-	HeaderSource   = "breakwater-source"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Status is where a held action is in its review.
@@ -150,7 +144,7 @@ func (o Options) validate() error {
 		return errors.New("review: Options.Topic is empty")
 	case o.Redis == nil:
 		return errors.New("review: Options.Redis is nil")
-	case o.Prefix == "" || strings.ContainsAny(o.Prefix, "{} \t\n"):
+	case !validPrefix(o.Prefix):
 		return fmt.Errorf("review: Options.Prefix %q must be non-empty without braces or spaces", o.Prefix)
 	case o.Poll <= 0:
 		return errors.New("review: Options.Poll must be positive")
@@ -165,7 +159,7 @@ func (o Options) validate() error {
 // Index is the Redis index of the held topic.
 type Index struct {
 	opts   Options
-	tag    string
+	keys   wire.Keys
 	tr     *kafka.Transport
 	client *kafka.Client
 }
@@ -176,8 +170,9 @@ func NewIndex(opts Options) (*Index, error) {
 		return nil, err
 	}
 	tr := &kafka.Transport{}
+	keys, _ := wire.NewKeys(opts.Prefix)
 	return &Index{
-		opts: opts, tag: "{" + opts.Prefix + "}", tr: tr,
+		opts: opts, keys: keys, tr: tr,
 		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second},
 	}, nil
 }
@@ -205,13 +200,15 @@ func (x *Index) ends(ctx context.Context, parts []int) (map[int]int64, error) {
 	return out, nil
 }
 
-func (x *Index) offsetsKey() string             { return x.tag + ":held:next" }
-func (x *Index) readyKey() string               { return x.tag + ":held:ready" }
-func (x *Index) actionKey(id string) string     { return x.tag + ":held:a:" + id }
-func (x *Index) allKey() string                 { return x.tag + ":held:all" }
-func (x *Index) incidentsKey() string           { return x.tag + ":held:incidents" }
-func (x *Index) incidentKey(id string) string   { return x.tag + ":held:i:" + id }
-func (x *Index) incidentItems(id string) string { return x.tag + ":held:ii:" + id }
+func validPrefix(p string) bool { _, err := wire.NewKeys(p); return err == nil }
+
+func (x *Index) offsetsKey() string             { return x.keys.HeldNext() }
+func (x *Index) readyKey() string               { return x.keys.HeldReady() }
+func (x *Index) actionKey(id string) string     { return x.keys.HeldAction(id) }
+func (x *Index) allKey() string                 { return x.keys.HeldAll() }
+func (x *Index) incidentsKey() string           { return x.keys.HeldIncidents() }
+func (x *Index) incidentKey(id string) string   { return x.keys.HeldIncident(id) }
+func (x *Index) incidentItems(id string) string { return x.keys.HeldIncidentItems(id) }
 
 // position orders held actions: partition, then offset. Partitions below
 // 4096 and offsets below 2^40 fit exactly in a float64 score.
@@ -352,36 +349,40 @@ func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bo
 }
 
 // indexScript indexes the held actions of one partition's offsets
-// [ARGV[3], ARGV[4]) unless another replica already did: it skips offsets
-// below the partition's next offset (all offsets in a rebuild, ARGV[6] =
+// [ARGV[2], ARGV[3]) unless another replica already did: it skips offsets
+// below the partition's next offset (all offsets in a rebuild, ARGV[5] =
 // 1) and action ids already indexed, then moves the next offset forward.
-// ARGV[5] is the number of arguments per action.
+// ARGV[4] is the number of arguments per action. KEYS[1..3] are the next
+// offsets, every held action and the incidents; then per action (in the
+// order of its arguments): its hash, its key's set, its incident's items
+// and its incident.
 var indexScript = redis.NewScript(`
 local nextKey, allKey, incsKey = KEYS[1], KEYS[2], KEYS[3]
-local tag, p, from, to, width = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local p, from, to, width = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local next = tonumber(redis.call('HGET', nextKey, p) or '0')
-if ARGV[6] == '1' then next = 0 end
+if ARGV[5] == '1' then next = 0 end
 if next >= to then return 0 end
 local added = 0
-for i = 7, #ARGV, width do
+local k = 4
+for i = 6, #ARGV, width do
+  local akey, kkey, iikey, ikey = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3]
+  k = k + 4
   local off = tonumber(ARGV[i])
-  local id, inc, pos, heldAt = ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  local id, pos, heldAt = ARGV[i+1], ARGV[i+2], ARGV[i+3]
   if off >= next then
-    local akey = tag .. ':held:a:' .. id
     if redis.call('EXISTS', akey) == 0 then
       local fields = {'status', 'pending', 'pos', pos}
-      for j = i + 5, i + width - 1, 2 do
+      for j = i + 4, i + width - 1, 2 do
         fields[#fields+1] = ARGV[j]
         fields[#fields+1] = ARGV[j+1]
       end
       redis.call('HSET', akey, unpack(fields))
       redis.call('ZADD', allKey, pos, id)
-      redis.call('ZADD', tag .. ':held:k:' .. redis.call('HGET', akey, 'key'), pos, id)
-      redis.call('ZADD', tag .. ':held:ii:' .. inc, pos, id)
-      local ikey = tag .. ':held:i:' .. inc
+      redis.call('ZADD', kkey, pos, id)
+      redis.call('ZADD', iikey, pos, id)
       if redis.call('EXISTS', ikey) == 0 then
         redis.call('HSET', ikey, 'first_held_at', heldAt)
-        redis.call('ZADD', incsKey, heldAt, inc)
+        redis.call('ZADD', incsKey, heldAt, redis.call('HGET', akey, 'incident'))
       end
       redis.call('HSET', ikey, 'last_held_at', heldAt)
       redis.call('HINCRBY', ikey, 'held', 1)
@@ -404,19 +405,21 @@ var heldFields = []string{
 
 // index writes one read batch of partition p covering offsets [from, to).
 func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.Message, rebuild bool) error {
-	width := 5 + 2*len(heldFields)
+	width := 4 + 2*len(heldFields)
 	mode := "0"
 	if rebuild {
 		mode = "1"
 	}
-	args := []any{x.tag, strconv.Itoa(p), from, to, width, mode}
+	args := []any{strconv.Itoa(p), from, to, width, mode}
+	keys := []string{x.offsetsKey(), x.allKey(), x.incidentsKey()}
 	for _, m := range batch {
 		h, ok := heldOf(m)
 		if !ok {
 			continue // not a schema v1 action: the pipeline never holds those
 		}
 		heldAt := strconv.FormatInt(m.Time.UnixMilli(), 10)
-		args = append(args, m.Offset, h.ActionID, h.Incident, position(p, m.Offset), heldAt)
+		args = append(args, m.Offset, h.ActionID, position(p, m.Offset), heldAt)
+		keys = append(keys, x.actionKey(h.ActionID), x.keys.HeldByKey(string(m.Key)), x.incidentItems(h.Incident), x.incidentKey(h.Incident))
 		vals := []string{
 			h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
 			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key),
@@ -425,7 +428,6 @@ func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.
 			args = append(args, f, vals[i])
 		}
 	}
-	keys := []string{x.offsetsKey(), x.allKey(), x.incidentsKey()}
 	if err := indexScript.Run(ctx, x.opts.Redis, keys, args...).Err(); err != nil {
 		return fmt.Errorf("index %s/%d offsets %d..%d: %w", x.opts.Topic, p, from, to-1, err)
 	}
@@ -445,11 +447,11 @@ func heldOf(m kafka.Message) (Held, bool) {
 	}
 	for _, hd := range m.Headers {
 		switch hd.Key {
-		case HeaderScope:
+		case wire.HeaderScope:
 			h.Scope = string(hd.Value)
-		case HeaderIncident:
+		case wire.HeaderIncident:
 			h.Incident = string(hd.Value)
-		case HeaderSource:
+		case wire.HeaderSource:
 			h.Source = string(hd.Value)
 		}
 	}

@@ -70,6 +70,7 @@ func TestIndexIncidentsAndFilters(t *testing.T) {
 	k.CreateTopic(t, heldTopic, 3)
 	k.CreateTopic(t, "audit", 1)
 	r := testbed.StartRedis(t)
+	r.WatchScripts(t)
 	ctx := ctxT(t)
 	var recs []testbed.Record
 	for i := range 300 {

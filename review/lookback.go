@@ -10,6 +10,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/partition"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Forwarded is an action that reached the gated topic.
@@ -66,7 +67,7 @@ func (x *Index) LookBack(ctx context.Context, gated string, scope breaker.Scope,
 				return false
 			}
 			for _, h := range m.Headers {
-				if h.Key == HeaderDecision && string(h.Value) == string(Approved) {
+				if h.Key == wire.HeaderDecision && string(h.Value) == string(Approved) {
 					return true
 				}
 			}

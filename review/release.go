@@ -18,14 +18,7 @@ import (
 
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/partition"
-)
-
-// The headers of released actions. Breakwater's own headers of the held
-// message are replaced by these; the original headers are kept.
-const (
-	HeaderDecision = "breakwater-decision"
-	HeaderReviewer = "breakwater-reviewer"
-	HeaderActionID = "breakwater-action-id"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // ReleaseOptions configure a Releaser.
@@ -121,8 +114,8 @@ func (r *Releaser) Poke() {
 	}
 }
 
-func (r *Releaser) lockKey() string     { return r.x.tag + ":rel:lock" }
-func (r *Releaser) inflightKey() string { return r.x.tag + ":rel:inflight" }
+func (r *Releaser) lockKey() string     { return r.x.keys.ReleaseLock() }
+func (r *Releaser) inflightKey() string { return r.x.keys.ReleaseInflight() }
 
 // leaseScript takes or renews the lease for ARGV[1].
 var leaseScript = redis.NewScript(`
@@ -210,7 +203,7 @@ func (r *Releaser) recover(ctx context.Context) error {
 		for p, off := range from {
 			err := readRange(ctx, r.opts.Brokers, topic, p, off, -1, func(m kafka.Message) bool {
 				for _, h := range m.Headers {
-					if h.Key == HeaderActionID && want[string(h.Value)] {
+					if h.Key == wire.HeaderActionID && want[string(h.Value)] {
 						found = append(found, string(h.Value))
 						delete(want, string(h.Value))
 					}
@@ -229,68 +222,85 @@ func (r *Releaser) recover(ctx context.Context) error {
 	return nil
 }
 
-// markScript marks ids released and clears the release log, if ARGV[1]
-// still holds the lease.
-var markScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local tag = ARGV[2]
-local n = 0
-for i = 3, #ARGV do
-  local akey = tag .. ':held:a:' .. ARGV[i]
-  local inc = redis.call('HGET', akey, 'incident')
-  if inc and redis.call('HGET', akey, 'released') ~= '1' then
-    redis.call('HSET', akey, 'released', '1')
-    redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
-    n = n + 1
+// markReleasedLua marks the actions whose keys start after KEYS[k0] and
+// arguments after ARGV[a0] released (see refsCheckLua), and drops them from
+// the queue KEYS[q].
+const markReleasedLua = `
+local function mark(k0, a0, q)
+  local n = 0
+  for i = 1, (#ARGV - a0) / 3 do
+    local id = ARGV[a0 + (i - 1) * 3 + 1]
+    local akey, ikey, kkey = KEYS[k0 + (i - 1) * 3 + 1], KEYS[k0 + (i - 1) * 3 + 2], KEYS[k0 + (i - 1) * 3 + 3]
+    if redis.call('EXISTS', akey) == 1 then
+      if redis.call('HGET', akey, 'released') ~= '1' then
+        redis.call('HSET', akey, 'released', '1')
+        redis.call('HINCRBY', ikey, 'released', 1)
+        n = n + 1
+      end
+      redis.call('ZREM', kkey, id)
+    end
+    redis.call('ZREM', KEYS[q], id)
   end
-  local key = redis.call('HGET', akey, 'key')
-  if key then redis.call('ZREM', tag .. ':held:k:' .. key, ARGV[i]) end
-  redis.call('ZREM', KEYS[2], ARGV[i])
+  return n
 end
+`
+
+// markScript marks ids released and clears the release log, if ARGV[1]
+// still holds the lease. KEYS: the lease, the queue, the release log, then
+// three per action (see refsCheckLua); ARGV: the owner, then three per
+// action. It answers -1 when the lease is lost, -2 when an action changed
+// since its refs were read.
+var markScript = redis.NewScript(refsCheckLua + markReleasedLua + `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if stale(3, 1) then return -2 end
+local n = mark(3, 1, 2)
 redis.call('DEL', KEYS[3])
 return n
 `)
 
-// releasedScript marks ids released, as the journal records them.
-var releasedScript = redis.NewScript(`
-local tag = ARGV[1]
-for i = 2, #ARGV do
-  local akey = tag .. ':held:a:' .. ARGV[i]
-  local inc = redis.call('HGET', akey, 'incident')
-  if inc and redis.call('HGET', akey, 'released') ~= '1' then
-    redis.call('HSET', akey, 'released', '1')
-    redis.call('HINCRBY', tag .. ':held:i:' .. inc, 'released', 1)
-  end
-  local key = redis.call('HGET', akey, 'key')
-  if key then redis.call('ZREM', tag .. ':held:k:' .. key, ARGV[i]) end
-  redis.call('ZREM', KEYS[1], ARGV[i])
-end
+// releasedScript marks ids released, as the journal records them. KEYS:
+// the queue, then three per action; ARGV: three per action. It answers -2
+// when an action changed since its refs were read.
+var releasedScript = redis.NewScript(refsCheckLua + markReleasedLua + `
+if stale(1, 0) then return -2 end
+mark(1, 0, 1)
 return 1
 `)
 
 // markReleased marks ids released while the index is rebuilt from the journal.
 func (x *Index) markReleased(ctx context.Context, ids []string) error {
-	args := []any{x.tag}
-	for _, id := range ids {
-		args = append(args, id)
+	_, err := x.runMarking(ctx, ids, releasedScript, []string{x.queueKey()}, nil)
+	return err
+}
+
+// runMarking runs a script that marks ids released, declaring the keys it
+// touches for each (read first), and repeats it if an action changed in
+// between.
+func (x *Index) runMarking(ctx context.Context, ids []string, s *redis.Script, keys []string, args []any) (int, error) {
+	for range staleRetries {
+		rs, err := x.refs(ctx, ids)
+		if err != nil {
+			return 0, err
+		}
+		k, a := x.refArgs(ids, rs, slices.Clone(keys), slices.Clone(args))
+		n, err := s.Run(ctx, x.opts.Redis, k, a...).Int()
+		if err != nil {
+			return 0, fmt.Errorf("mark %d actions released: %w", len(ids), err)
+		}
+		if n != -2 {
+			return n, nil
+		}
 	}
-	if err := releasedScript.Run(ctx, x.opts.Redis, []string{x.queueKey()}, args...).Err(); err != nil {
-		return fmt.Errorf("mark %d actions released: %w", len(ids), err)
-	}
-	return nil
+	return 0, fmt.Errorf("mark %d actions released: %w", len(ids), errStale)
 }
 
 // errLeaseLost means another replica took over releasing.
 var errLeaseLost = errors.New("the release lease was lost")
 
 func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
-	args := []any{r.owner, r.x.tag}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	n, err := markScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey(), r.x.queueKey(), r.inflightKey()}, args...).Int()
+	n, err := r.x.runMarking(ctx, ids, markScript, []string{r.lockKey(), r.x.queueKey(), r.inflightKey()}, []any{r.owner})
 	if err != nil {
-		return fmt.Errorf("mark %d actions released: %w", len(ids), err)
+		return err
 	}
 	if n < 0 {
 		return errLeaseLost
@@ -410,7 +420,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 // approved after the queue was read still holds back the later ones.
 func (r *Releaser) blocked(ctx context.Context, h Held, inBatch map[string]bool) (bool, error) {
 	upper := "(" + strconv.FormatFloat(position(h.Partition, h.Offset), 'f', -1, 64)
-	ids, err := r.x.opts.Redis.ZRangeByScore(ctx, r.x.tag+":held:k:"+h.key, &redis.ZRangeBy{Min: "-inf", Max: upper}).Result()
+	ids, err := r.x.opts.Redis.ZRangeByScore(ctx, r.x.keys.HeldByKey(h.key), &redis.ZRangeBy{Min: "-inf", Max: upper}).Result()
 	if err != nil {
 		return false, fmt.Errorf("read the unreleased actions of a key: %w", err)
 	}
@@ -461,17 +471,17 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 		}
 		hs := make([]kafka.Header, 0, len(m.Headers)+6)
 		for _, x := range m.Headers {
-			if !strings.HasPrefix(x.Key, "breakwater-") {
+			if !strings.HasPrefix(x.Key, wire.HeaderPrefix) {
 				hs = append(hs, x)
 			}
 		}
 		hs = append(hs,
-			kafka.Header{Key: HeaderDecision, Value: []byte(h.Status)},
-			kafka.Header{Key: HeaderReviewer, Value: []byte(h.Reviewer)},
-			kafka.Header{Key: HeaderIncident, Value: []byte(h.Incident)},
-			kafka.Header{Key: HeaderScope, Value: []byte(h.Scope)},
-			kafka.Header{Key: HeaderActionID, Value: []byte(h.ActionID)},
-			kafka.Header{Key: HeaderSource, Value: []byte(r.x.opts.Topic + "/" + strconv.Itoa(h.Partition) + "/" + strconv.FormatInt(h.Offset, 10))},
+			kafka.Header{Key: wire.HeaderDecision, Value: []byte(h.Status)},
+			kafka.Header{Key: wire.HeaderReviewer, Value: []byte(h.Reviewer)},
+			kafka.Header{Key: wire.HeaderIncident, Value: []byte(h.Incident)},
+			kafka.Header{Key: wire.HeaderScope, Value: []byte(h.Scope)},
+			kafka.Header{Key: wire.HeaderActionID, Value: []byte(h.ActionID)},
+			kafka.Header{Key: wire.HeaderSource, Value: []byte(r.x.opts.Topic + "/" + strconv.Itoa(h.Partition) + "/" + strconv.FormatInt(h.Offset, 10))},
 		)
 		out = append(out, kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: hs})
 	}

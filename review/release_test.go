@@ -12,6 +12,7 @@ import (
 
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/wire"
 )
 
 const (
@@ -117,12 +118,12 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 		heldOff[header(h, "x-trace")[2:]] = h.Offset
 	}
 	for _, g := range gated {
-		id := header(g, HeaderActionID)
+		id := header(g, wire.HeaderActionID)
 		onGated[id]++
-		if header(g, HeaderDecision) != "approved" || header(g, "x-trace") != "t-"+id || header(g, HeaderIncident) != "rule:a@1" {
+		if header(g, wire.HeaderDecision) != "approved" || header(g, "x-trace") != "t-"+id || header(g, wire.HeaderIncident) != "rule:a@1" {
 			t.Errorf("gated %s has headers %+v", id, g.Headers)
 		}
-		if rv := header(g, HeaderReviewer); rv != "alice" && rv != "sam" {
+		if rv := header(g, wire.HeaderReviewer); rv != "alice" && rv != "sam" {
 			t.Errorf("gated %s reviewer %q", id, rv)
 		}
 		key := string(g.Key)
@@ -133,9 +134,9 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 	}
 	onRejected := map[string]int{}
 	for _, r := range rej {
-		id := header(r, HeaderActionID)
+		id := header(r, wire.HeaderActionID)
 		onRejected[id]++
-		if header(r, HeaderDecision) != "rejected" || header(r, HeaderReviewer) != "rita" {
+		if header(r, wire.HeaderDecision) != "rejected" || header(r, wire.HeaderReviewer) != "rita" {
 			t.Errorf("rejected %s has headers %+v", id, r.Headers)
 		}
 	}
@@ -213,7 +214,7 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 	on := map[string]int{}
 	for _, topic := range []string{tGated, tRejected} {
 		for _, m := range k.ReadAll(t, topic, 30*time.Second) {
-			on[header(m, HeaderActionID)]++
+			on[header(m, wire.HeaderActionID)]++
 		}
 	}
 	for i := range total {
@@ -267,7 +268,7 @@ func TestApprovedButUnreleasedBlocks(t *testing.T) {
 	var order []string
 	for _, rec := range k.ReadAll(t, tGated, 10*time.Second) {
 		for _, h := range rec.Headers {
-			if h.Key == HeaderActionID {
+			if h.Key == wire.HeaderActionID {
 				order = append(order, string(h.Value))
 			}
 		}
@@ -295,6 +296,7 @@ func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releas
 		k.CreateTopic(t, n, partitions)
 	}
 	rs := testbed.StartRedis(t)
+	rs.WatchScripts(t)
 	k.Produce(t, tHeld, recs...)
 	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
 	if err != nil {

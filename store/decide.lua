@@ -4,15 +4,19 @@
 --
 -- KEYS[1] epoch marker, KEYS[2] scope set,
 -- KEYS[3 .. 2+P] decision records per partition,
--- then per scope: status hash, ring hash.
--- ARGV: P, S, record ttl ms, ring ttl ms,
---   per partition: first offset, last offset, prune records that end below this,
+-- then per scope: status hash, ring hash. The script touches no other key.
+-- ARGV (the layout and the ring sizes are defined in redis.go, and passed
+-- here so that Go and Lua read one definition):
+--   head: P, S, record ttl ms, ring ttl ms, FINE (fine buckets per window),
+--     COARSE (coarse buckets per baseline), GRACE (fine buckets an action
+--     may lag), FRING (fine ring slots), HEAD (arguments in the head),
+--     PSTRIDE (arguments per partition), SSTRIDE (arguments per scope
+--     before its buckets);
+--   per partition: first offset, last offset, prune records that end below this;
 --   per scope: name, fine, coarse, gridwindow, max, factor, min, autoclose,
---     probation, pscale, disabled, nbuckets, then nbuckets pairs (at, weight).
+--     probation, pscale, disabled, nbuckets, CRING (coarse ring slots),
+--     then nbuckets pairs (at, weight).
 -- The payload of each record is filled in here, after the decisions.
-local FINE, COARSE, GRACE = 20, 30, 600
-local FRING = FINE + GRACE
-
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'LOST'}
 end
@@ -21,6 +25,8 @@ local P = tonumber(ARGV[1])
 local S = tonumber(ARGV[2])
 local rttl = tonumber(ARGV[3])
 local ringttl = tonumber(ARGV[4])
+local FINE, COARSE, GRACE, FRING = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local HEAD, PSTRIDE, SSTRIDE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -28,7 +34,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local replay = {}
 for i = 1, P do
   local key = KEYS[2 + i]
-  local base = 4 + (i - 1) * 3
+  local base = HEAD + (i - 1) * PSTRIDE
   local first, last, prune = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local recs = redis.call('HGETALL', key)
   for j = 1, #recs, 2 do
@@ -80,7 +86,7 @@ end
 
 local out = {'OK'}
 local holding = {}
-local argi = 4 + P * 3
+local argi = HEAD + P * PSTRIDE
 local ki = 2 + P
 for s = 1, S do
   local name = ARGV[argi + 1]
@@ -124,8 +130,7 @@ for s = 1, S do
     first = nil
     redis.call('DEL', rkey)
   end
-  local per = pol.coarse / pol.fine
-  local CRING = COARSE + 1 + floordiv(GRACE + per - 1, per) + 1
+  local CRING = tonumber(ARGV[argi + 13])
   local topF0 = top and floordiv(top, pol.fine)
   local topC0 = top and floordiv(top, pol.coarse)
   -- where each bucket counts (its own time, or the watermark if it lags it
@@ -135,7 +140,7 @@ for s = 1, S do
   do
     local tp = top
     for b = 1, nb do
-      local at = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 1])
+      local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 1])
       if tp == nil or at > tp then tp = at end
       if floordiv(at, pol.fine) < floordiv(tp, pol.fine) - GRACE then at = tp end
       effs[b] = at
@@ -172,8 +177,8 @@ for s = 1, S do
   local tripwin, tripbase, tripready = nil, nil, nil
 
   for b = 1, nb do
-    local at = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 1])
-    local wt = tonumber(ARGV[argi + 12 + (b - 1) * 2 + 2])
+    local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 1])
+    local wt = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 2])
     if first == nil or at < first then first = at end
     if top == nil or at > top then top = at end
     at = effs[b]
@@ -266,13 +271,13 @@ for s = 1, S do
       changed and '1' or '0', cw, cb, cr and '1' or '0'}) do
     table.insert(out, tostring(v))
   end
-  argi = argi + 12 + nb * 2
+  argi = argi + SSTRIDE + nb * 2
 end
 
 -- record the batch's decisions per partition, for redeliveries
 local payload = table.concat(holding, '\n')
 for i = 1, P do
-  local base = 4 + (i - 1) * 3
+  local base = HEAD + (i - 1) * PSTRIDE
   redis.call('HSET', KEYS[2 + i], ARGV[base + 1], ARGV[base + 2] .. '|' .. payload)
   redis.call('PEXPIRE', KEYS[2 + i], rttl)
 end

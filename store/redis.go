@@ -12,12 +12,26 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/wire"
 )
 
 //go:embed decide.lua
 var decideLua string
 
 var decideScript = redis.NewScript(decideLua)
+
+// The argument layout of decide.lua, passed to it with every call (see the
+// script's header), so that the script reads the layout Go writes.
+const (
+	// decideHead is the number of arguments before the partitions.
+	decideHead = 11
+	// decidePartition is the number of arguments per partition.
+	decidePartition = 3
+	// decideScope is the number of arguments per scope before its buckets.
+	decideScope = 13
+	// decideReply is the number of reply fields per scope.
+	decideReply = 14
+)
 
 // casScript writes a status only if the breaker's generation is still the
 // one the caller read: operator changes are decided in Go, applied atomically.
@@ -60,8 +74,8 @@ type RedisOptions struct {
 }
 
 func (o RedisOptions) validate() error {
-	if o.Prefix == "" || strings.ContainsAny(o.Prefix, "{} \t\n") {
-		return fmt.Errorf("store: Prefix %q must be non-empty without braces or spaces", o.Prefix)
+	if _, err := wire.NewKeys(o.Prefix); err != nil {
+		return fmt.Errorf("store: Prefix: %w", err)
 	}
 	if o.RecordTTL < time.Minute {
 		return fmt.Errorf("store: RecordTTL %s must be at least 1m", o.RecordTTL)
@@ -73,7 +87,7 @@ func (o RedisOptions) validate() error {
 type Redis struct {
 	client redis.UniversalClient
 	opts   RedisOptions
-	tag    string
+	keys   wire.Keys
 }
 
 // NewRedis returns a store on client.
@@ -81,15 +95,16 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &Redis{client: client, opts: opts, tag: "{" + opts.Prefix + "}"}, nil
+	keys, _ := wire.NewKeys(opts.Prefix)
+	return &Redis{client: client, opts: opts, keys: keys}, nil
 }
 
-func (r *Redis) epochKey() string                 { return r.tag + ":epoch" }
-func (r *Redis) scopesKey() string                { return r.tag + ":scopes" }
-func (r *Redis) statusKey(s breaker.Scope) string { return r.tag + ":s:" + string(s) }
-func (r *Redis) ringKey(s breaker.Scope) string   { return r.tag + ":r:" + string(s) }
+func (r *Redis) epochKey() string                 { return r.keys.Epoch() }
+func (r *Redis) scopesKey() string                { return r.keys.Scopes() }
+func (r *Redis) statusKey(s breaker.Scope) string { return r.keys.Status(string(s)) }
+func (r *Redis) ringKey(s breaker.Scope) string   { return r.keys.Ring(string(s)) }
 func (r *Redis) recordKey(topic string, p int) string {
-	return r.tag + ":o:" + topic + ":" + strconv.Itoa(p)
+	return r.keys.Records(topic, p)
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
@@ -98,9 +113,9 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 	keys := make([]string, 0, 2+len(b.Partitions)+2*len(b.Scopes))
 	keys = append(keys, r.epochKey(), r.scopesKey())
-	nargs := 4 + 3*len(b.Partitions)
+	nargs := decideHead + decidePartition*len(b.Partitions)
 	for _, s := range b.Scopes {
-		nargs += 12 + 2*len(s.Buckets)
+		nargs += decideScope + 2*len(s.Buckets)
 	}
 	args := make([]any, 0, nargs)
 	ringTTL := int64(0)
@@ -108,7 +123,9 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 		g := s.Policy.Grid()
 		ringTTL = max(ringTTL, 2*(g.CoarseRing()*g.Coarse+g.Window))
 	}
-	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000)
+	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000,
+		breaker.FineSlots, breaker.CoarseSlots, breaker.GraceSlots, breaker.FineRing,
+		decideHead, decidePartition, decideScope)
 	for _, p := range b.Partitions {
 		keys = append(keys, r.recordKey(p.Topic, p.Partition))
 		args = append(args, p.First, p.Last, p.Committed)
@@ -124,7 +141,7 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 		args = append(args, string(s.Scope), g.Fine, g.Coarse, g.Window,
 			fmtFloat(p.MaxActions), fmtFloat(p.Factor), fmtFloat(p.MinActions),
 			p.AutoCloseAfter.Milliseconds(), p.Probation.Milliseconds(), fmtFloat(p.ProbationScale), dis,
-			len(s.Buckets))
+			len(s.Buckets), g.CoarseRing())
 		for _, bk := range s.Buckets {
 			args = append(args, bk.At, bk.Weight)
 		}
@@ -163,7 +180,7 @@ func parseDecide(b Batch, v []string) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("decide batch: unexpected reply %q", v[0])
 	}
-	const per = 14
+	const per = decideReply
 	if len(v) != 2+per*len(b.Scopes) {
 		return Result{}, fmt.Errorf("decide batch: reply of %d fields for %d scopes", len(v), len(b.Scopes))
 	}

@@ -52,6 +52,7 @@ type redisEnv struct {
 func newRedis(t testing.TB, restore bool) *redisEnv {
 	t.Helper()
 	srv := testbed.StartRedis(t)
+	srv.WatchScripts(t)
 	rc := srv.Client(t)
 	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: prefix, RecordTTL: time.Hour})
 	if err != nil {

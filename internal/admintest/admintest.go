@@ -57,6 +57,7 @@ func NewBed(t *testing.T, partitions int) *Bed {
 	t.Helper()
 	k := testbed.StartKafka(t, testbed.MinSessionTimeout(time.Second))
 	r := testbed.StartRedis(t)
+	r.WatchScripts(t)
 	for _, name := range []string{Topics.Input, Topics.Gated, Topics.Held, Topics.DeadLetter, AuditTopic, RejectedTopic} {
 		k.CreateTopic(t, name, partitions)
 	}

@@ -584,3 +584,34 @@ func TestBinaryAndProcess(t *testing.T) {
 		t.Fatalf("after Kill: exited %v, err %v", p.Exited(), p.ExitErr())
 	}
 }
+
+// TestScriptWatchCatchesUndeclaredKeys: the script watch reports a key a
+// script touches without declaring it, and keys declared under two hash
+// tags, and stays quiet for a script that keeps the contract.
+func TestScriptWatchCatchesUndeclaredKeys(t *testing.T) {
+	r := testbed.StartRedis(t)
+	c := r.Client(t)
+	ctx := context.Background()
+	w, err := testbed.StartScriptWatch(r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := `redis.call('SET', KEYS[1], ARGV[1]); redis.call('HSET', KEYS[2], 'f', 'v'); redis.call('DEL', KEYS[1], KEYS[2]); return redis.call('TIME')`
+	if err := c.Eval(ctx, good, []string{"{t}:a", "{t}:b\n\"q\""}, "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := `redis.call('SET', KEYS[1], '1'); redis.call('HSET', '{t}:undeclared', 'f', 'v'); return 1`
+	if err := c.Eval(ctx, bad, []string{"{t}:a"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Eval(ctx, `return 1`, []string{"{t}:a", "{u}:b"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	v := w.Stop()
+	if scripts, calls := w.Scripts(); scripts != 3 || calls != 6 {
+		t.Errorf("Scripts() = %d, %d; want 3 scripts, 6 commands", scripts, calls)
+	}
+	if len(v) != 2 || !strings.Contains(v[0], `"{t}:undeclared"`) || !strings.Contains(v[1], "2 hash tags") {
+		t.Errorf("violations = %q; want the undeclared {t}:undeclared and two hash tags", v)
+	}
+}

@@ -1,0 +1,128 @@
+package wire
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Keys is the layout of Breakwater's Redis keys. Every key starts with one
+// hash tag, "{prefix}", so that every key lives in one Redis Cluster slot
+// and one script can touch any of them; each script declares every key it
+// touches in KEYS.
+type Keys struct {
+	tag string
+}
+
+// NewKeys returns the layout under the hash tag of prefix (given without
+// braces).
+func NewKeys(prefix string) (Keys, error) {
+	if prefix == "" || strings.ContainsAny(prefix, "{} \t\r\n") {
+		return Keys{}, fmt.Errorf("key prefix %q must be non-empty, without braces or spaces", prefix)
+	}
+	return Keys{tag: "{" + prefix + "}"}, nil
+}
+
+// Tag is the hash tag every key starts with, braces included.
+func (k Keys) Tag() string { return k.tag }
+
+// The rate store.
+
+// Epoch marks a store whose breaker states are restored; its absence means
+// Redis lost its data.
+func (k Keys) Epoch() string { return k.tag + ":epoch" }
+
+// Scopes is the set of breakers that ever left their initial status.
+func (k Keys) Scopes() string { return k.tag + ":scopes" }
+
+// Status is the status hash of one breaker.
+func (k Keys) Status(scope string) string { return k.tag + ":s:" + scope }
+
+// Ring is the counting ring of one breaker.
+func (k Keys) Ring(scope string) string { return k.tag + ":r:" + scope }
+
+// Records holds the decisions of one input partition's batches, for
+// redeliveries.
+func (k Keys) Records(topic string, partition int) string {
+	return k.tag + ":o:" + topic + ":" + strconv.Itoa(partition)
+}
+
+// The audit trail's index.
+
+// Audit is the capped index of the audit trail.
+func (k Keys) Audit() string { return k.tag + ":audit" }
+
+// AuditBuilt marks the audit index as rebuilt from the topic.
+func (k Keys) AuditBuilt() string { return k.tag + ":audit:built" }
+
+// The review index of held actions.
+
+// HeldNext maps each held partition to the next offset to index.
+func (k Keys) HeldNext() string { return k.tag + ":held:next" }
+
+// HeldReady marks the review index as complete.
+func (k Keys) HeldReady() string { return k.tag + ":held:ready" }
+
+// HeldAction is the hash of one held action.
+func (k Keys) HeldAction(id string) string { return k.tag + ":held:a:" + id }
+
+// HeldAll orders every held action by its position.
+func (k Keys) HeldAll() string { return k.tag + ":held:all" }
+
+// HeldIncidents orders the incidents by when they first held.
+func (k Keys) HeldIncidents() string { return k.tag + ":held:incidents" }
+
+// HeldIncident is the progress hash of one incident.
+func (k Keys) HeldIncident(id string) string { return k.tag + ":held:i:" + id }
+
+// HeldIncidentItems orders one incident's actions by position.
+func (k Keys) HeldIncidentItems(id string) string { return k.tag + ":held:ii:" + id }
+
+// HeldByKey orders the held actions of one record key (target) that still
+// wait for their release.
+func (k Keys) HeldByKey(key string) string { return k.tag + ":held:k:" + key }
+
+// ReleaseQueue orders the decided actions waiting for release.
+func (k Keys) ReleaseQueue() string { return k.tag + ":rel:queue" }
+
+// ReleaseLock is the lease of the replica that releases.
+func (k Keys) ReleaseLock() string { return k.tag + ":rel:lock" }
+
+// ReleaseInflight records the batch being released.
+func (k Keys) ReleaseInflight() string { return k.tag + ":rel:inflight" }
+
+// The alert outbox.
+
+// AlertPrefix starts every key of the alert outbox.
+func (k Keys) AlertPrefix() string { return k.tag + ":alert:" }
+
+// AlertStream is the outbox stream.
+func (k Keys) AlertStream() string { return k.AlertPrefix() + "outbox" }
+
+// AlertSeen remembers a raised event id.
+func (k Keys) AlertSeen(id string) string { return k.AlertPrefix() + "seen:" + id }
+
+// AlertSeq numbers the alert groups.
+func (k Keys) AlertSeq() string { return k.AlertPrefix() + "seq" }
+
+// AlertOpen names the group open for events of one kind and severity.
+func (k Keys) AlertOpen(kind, severity string) string {
+	return k.AlertPrefix() + "open:" + kind + ":" + severity
+}
+
+// AlertMembers lists the events of one group.
+func (k Keys) AlertMembers(group string) string { return k.AlertPrefix() + "members:" + group }
+
+// AlertFix records what the resolves of one group end.
+func (k Keys) AlertFix(group string) string { return k.AlertPrefix() + "fix:" + group }
+
+// AlertGroupOpen is the set of a group's incidents not resolved yet.
+func (k Keys) AlertGroupOpen(group string) string { return k.AlertPrefix() + "gopen:" + group }
+
+// AlertTrip records the incident and group of a scope's last trip.
+func (k Keys) AlertTrip(scope string) string { return k.AlertPrefix() + "trip:" + scope }
+
+// AlertDone marks a group delivered to one receiver.
+func (k Keys) AlertDone(group, receiver string) string {
+	return k.AlertPrefix() + "done:" + group + ":" + receiver
+}
