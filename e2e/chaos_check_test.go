@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/statelog"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // chaosResult is what a fault campaign did and what the checker found.
@@ -117,7 +117,7 @@ func checkCampaign(t *testing.T, k *testbed.Kafka, res *chaosResult, written []t
 			perIn[i][topic]++
 			if n := perIn[i][topic]; n > 1 {
 				res.dups++
-				if why, _ := header(rec, consumer.HeaderReason); why != gate.ReasonRedelivered {
+				if why, _ := header(rec, wire.HeaderReason); why != gate.ReasonRedelivered {
 					res.afresh++
 				}
 				continue
