@@ -122,6 +122,9 @@ type Figures struct {
 	TopActions []Count `json:"top_actions,omitempty"`
 	// TopModels are the most frequent model versions among the held actions.
 	TopModels []Count `json:"top_models,omitempty"`
+	// HeldScopes are the only narrower scopes a tripped global breaker
+	// holds (the rules that drive it); empty when it holds everything.
+	HeldScopes []breaker.Scope `json:"held_scopes,omitempty"`
 }
 
 // Duration is a time.Duration that JSON shows as people read it ("1m0s"),
@@ -239,6 +242,7 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 	ev.Figures = Figures{
 		Reason: to.Reason, Actor: to.Actor, State: to.State, Generation: to.Generation,
 		WindowCount: t.Counts.Window, Baseline: t.Counts.Baseline, Until: to.Until,
+		HeldScopes: to.HeldScopes,
 	}
 	if d.Policy != nil {
 		p := d.Policy(t.Scope)
@@ -257,6 +261,10 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 		held(ev.Incident)
 		ev.Summary = fmt.Sprintf("breaker %s tripped (%s): %.1f in %s, baseline %.1f; its actions are held for review",
 			t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
+		if len(to.HeldScopes) > 0 {
+			ev.Summary = fmt.Sprintf("breaker %s tripped (%s): %.1f in %s, baseline %.1f; the actions of %s are held for review, the rest flow",
+				t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline, scopeList(to.HeldScopes))
+		}
 		if to.State == breaker.Shadow {
 			// Nothing is held: worth knowing, not worth a page.
 			ev.Severity = SeverityWarning
@@ -312,4 +320,18 @@ func TopCounts(counts map[string]int, n int) []Count {
 		return strings.Compare(a.Value, b.Value)
 	})
 	return out[:min(n, len(out))]
+}
+
+// scopeList names up to five scopes, and how many more there are.
+func scopeList(ss []breaker.Scope) string {
+	const most = 5
+	names := make([]string, 0, most+1)
+	for i, s := range ss {
+		if i == most {
+			names = append(names, fmt.Sprintf("%d more", len(ss)-most))
+			break
+		}
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
 }

@@ -61,6 +61,32 @@ func TestFromTransition(t *testing.T) {
 	}
 }
 
+// TestTargetedTrip checks that the trip of a global breaker that holds only
+// the rules driving it names them, in the figures, the summary and Slack.
+func TestTargetedTrip(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	held := []breaker.Scope{breaker.RuleScope("a"), breaker.RuleScope("b")}
+	tr := breaker.Transition{
+		Scope: breaker.Global,
+		From:  breaker.Status{State: breaker.Closed, Auto: breaker.Closed},
+		To:    breaker.Status{State: breaker.Open, Auto: breaker.Open, Generation: 1, Since: at, TrippedAt: at, Reason: "baseline_factor", HeldScopes: held},
+	}
+	e, ok := FromTransition(tr, describer)
+	if !ok || e.Kind != KindTripped {
+		t.Fatalf("FromTransition = %+v, %v; want a trip", e, ok)
+	}
+	if len(e.Figures.HeldScopes) != 2 || !strings.Contains(e.Summary, "the actions of rule:a, rule:b are held") {
+		t.Errorf("figures %v, summary %q; want the held rules named", e.Figures.HeldScopes, e.Summary)
+	}
+	if text := slackEvent(e); !strings.Contains(text, "holding only rule:a, rule:b") {
+		t.Errorf("Slack facts %q; want the held rules", text)
+	}
+	tr.To.HeldScopes = nil
+	if e, _ := FromTransition(tr, describer); len(e.Figures.HeldScopes) != 0 || !strings.Contains(e.Summary, "its actions are held") {
+		t.Errorf("a global trip holding everything: figures %v, summary %q", e.Figures.HeldScopes, e.Summary)
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {

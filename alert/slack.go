@@ -125,6 +125,9 @@ func slackEvent(e Event) string {
 	if f.Held != 0 {
 		facts = append(facts, fmt.Sprintf("held %d", f.Held))
 	}
+	if len(f.HeldScopes) > 0 {
+		facts = append(facts, "holding only "+slackEscape(scopeList(f.HeldScopes)))
+	}
 	if f.OldestHeld != 0 {
 		facts = append(facts, "oldest "+time.Duration(f.OldestHeld).Round(time.Second).String())
 	}

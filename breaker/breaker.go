@@ -129,6 +129,22 @@ type Policy struct {
 	ProbationScale float64
 	// Disabled turns the breaker off; the scope is still counted.
 	Disabled bool
+	// Learning is how long after its first action a new scope runs on the
+	// LearningMax budget; 0 means the scope is never new. A scope first seen
+	// within Learning of the first action the store counted at all is not
+	// new: it was there when counting began.
+	Learning time.Duration
+	// LearningMax trips a new scope when its weighted window count exceeds
+	// it during its learning period; 0 disables.
+	LearningMax float64
+	// HoldContributors makes a tripped wider scope (global) hold only the
+	// narrower scopes that drive its excess, when they explain it, instead
+	// of every action it counts.
+	HoldContributors bool
+	// ContributorFactor is how far above its own baseline a narrower scope
+	// must be to count as a contributor (a scope without a baseline always
+	// counts).
+	ContributorFactor float64
 }
 
 // Reason says why a breaker tripped.
@@ -140,6 +156,8 @@ const (
 	ReasonMaxActions Reason = "max_actions"
 	// ReasonBaseline means the window count passed Factor times the baseline.
 	ReasonBaseline Reason = "baseline_factor"
+	// ReasonNewRule means a new scope passed its learning budget, LearningMax.
+	ReasonNewRule Reason = "new_rule"
 )
 
 // Counts are the figures a trip decision is made on.
@@ -150,6 +168,18 @@ type Counts struct {
 	Baseline float64
 	// BaselineReady is true once the scope has a full baseline period of history.
 	BaselineReady bool
+	// Learning is true while the scope is new and within its learning
+	// period (see Policy.Learning).
+	Learning bool `json:",omitempty"`
+}
+
+// InLearning reports whether a scope first counted at firstMillis is new and
+// still learning at atMillis under p. refMillis is the first action the
+// store counted at all (hasRef false when it had counted nothing before):
+// a scope that appeared within Learning of it is taken as established.
+func (p Policy) InLearning(firstMillis, atMillis, refMillis int64, hasRef bool) bool {
+	l := p.Learning.Milliseconds()
+	return hasRef && l > 0 && firstMillis-refMillis >= l && atMillis-firstMillis < l
 }
 
 // Exceeded reports whether c passes p's thresholds, and which one. During
@@ -164,6 +194,9 @@ func (p Policy) Exceeded(c Counts, probation bool) (Reason, bool) {
 	}
 	if p.MaxActions > 0 && c.Window > p.MaxActions*scale {
 		return ReasonMaxActions, true
+	}
+	if c.Learning && p.LearningMax > 0 && c.Window > p.LearningMax*scale {
+		return ReasonNewRule, true
 	}
 	if p.Factor > 0 && c.BaselineReady && c.Window >= p.MinActions*scale && c.Window > p.Factor*c.Baseline {
 		return ReasonBaseline, true
@@ -192,13 +225,93 @@ type Status struct {
 	Until time.Time `json:"until,omitzero"`
 	// ProbationUntil is when probation ends.
 	ProbationUntil time.Time `json:"probation_until,omitzero"`
+	// HeldScopes, when not empty, are the only narrower scopes an open
+	// wider breaker (global) holds: those that drove its trip. Empty means
+	// it holds every action it counts.
+	HeldScopes []Scope `json:"held_scopes,omitempty"`
 }
 
 // Initial returns the status of a breaker that has never transitioned.
 func Initial() Status { return Status{State: Closed, Auto: Closed} }
 
-// Holds reports whether the breaker holds its scope's actions.
+// Holds reports whether the breaker holds its scope's actions (all of them,
+// or those of HeldScopes).
 func (s Status) Holds() bool { return s.State.Holds() }
+
+// HoldsFor reports whether the breaker holds an action whose narrower scope
+// (its rule, for the global breaker) is child. The kill switch holds
+// everything; an automatic trip holds HeldScopes, or everything when there
+// are none.
+func (s Status) HoldsFor(child Scope) bool {
+	if !s.Holds() {
+		return false
+	}
+	if s.State == ForcedOpen || len(s.HeldScopes) == 0 {
+		return true
+	}
+	for _, h := range s.HeldScopes {
+		if h == child {
+			return true
+		}
+	}
+	return false
+}
+
+// Child is a narrower scope as its wider one sees it when the wider one
+// trips: its counts at the end of the batch and whether it holds itself.
+type Child struct {
+	// Scope is the narrower breaker.
+	Scope Scope
+	// Counts are its figures at the end of the batch.
+	Counts Counts
+	// Holds is true when it holds its own actions.
+	Holds bool
+}
+
+// Contributors returns the narrower scopes a wider scope under policy p
+// that just tripped on counts c should hold, or nil for every action it
+// counts. A contributor is a child that does not hold itself and either has
+// no baseline yet or counts more than ContributorFactor times its baseline.
+// The contributors are held alone when they explain the excess: without
+// their window counts the wider scope would not have passed the threshold
+// it tripped on. Otherwise the rise is broad and everything is held.
+// children are in batch order; the result keeps it.
+func Contributors(p Policy, c Counts, reason Reason, probation bool, children []Child) []Scope {
+	if !p.HoldContributors {
+		return nil
+	}
+	scale := 1.0
+	if probation && p.ProbationScale > 0 {
+		scale = p.ProbationScale
+	}
+	var limit float64
+	switch reason {
+	case ReasonMaxActions:
+		limit = p.MaxActions * scale
+	case ReasonBaseline:
+		limit = p.Factor * c.Baseline
+	case ReasonNewRule:
+		limit = p.LearningMax * scale
+	default:
+		return nil
+	}
+	var out []Scope
+	rest, open := c.Window, 0
+	for _, ch := range children {
+		if ch.Holds {
+			continue
+		}
+		open++
+		if !ch.Counts.BaselineReady || ch.Counts.Window > p.ContributorFactor*ch.Counts.Baseline {
+			out = append(out, ch.Scope)
+			rest -= ch.Counts.Window
+		}
+	}
+	if len(out) == 0 || len(out) == open || rest > limit {
+		return nil
+	}
+	return out
+}
 
 // Incident names the trip a held action belongs to: the scope and the
 // generation at which the breaker opened.
@@ -256,6 +369,7 @@ func Evaluate(p Policy, s Status, c Counts, now time.Time) (Status, bool) {
 			n.Auto = Probation
 			n.ProbationUntil = now.Add(p.Probation)
 			n.Reason = "auto close"
+			n.HeldScopes = nil
 			n = moved(n, s, now)
 		}
 	}
@@ -268,6 +382,7 @@ func trip(s Status, r Reason, now time.Time) Status {
 	s.TrippedAt = now
 	s.ProbationUntil = time.Time{}
 	s.Reason = string(r)
+	s.HeldScopes = nil
 	return moved(s, prev, now)
 }
 
@@ -311,6 +426,7 @@ func Reset(p Policy, s Status, actor, reason string, now time.Time) Status {
 	n := s
 	n.Auto = Closed
 	n.ProbationUntil = time.Time{}
+	n.HeldScopes = nil
 	if p.Probation > 0 {
 		n.Auto = Probation
 		n.ProbationUntil = now.Add(p.Probation)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -277,6 +278,99 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+var newPol = Policy{MaxActions: 100, LearningMax: 5, Learning: time.Hour, ProbationScale: 0.5}
+
+func TestInLearning(t *testing.T) {
+	const h = int64(time.Hour / time.Millisecond)
+	p := Policy{Learning: time.Hour}
+	tests := []struct {
+		name             string
+		p                Policy
+		first, at, ref   int64
+		hasRef, learning bool
+	}{
+		{"new, first action", p, 5 * h, 5 * h, 0, true, true},
+		{"new, just before the end", p, 5 * h, 6*h - 1, 0, true, true},
+		{"learnt", p, 5 * h, 6 * h, 0, true, false},
+		{"there when counting began", p, h - 1, h, 0, true, false},
+		{"first seen a learning period after counting began", p, h, h, 0, true, true},
+		{"nothing counted before", p, 5 * h, 5 * h, 0, false, false},
+		{"no learning period", Policy{}, 5 * h, 5 * h, 0, true, false},
+	}
+	for _, tt := range tests {
+		if got := tt.p.InLearning(tt.first, tt.at, tt.ref, tt.hasRef); got != tt.learning {
+			t.Errorf("%s: InLearning(%d, %d, %d, %v) = %v; want %v", tt.name, tt.first, tt.at, tt.ref, tt.hasRef, got, tt.learning)
+		}
+	}
+}
+
+func TestContributors(t *testing.T) {
+	gp := Policy{MaxActions: 100, Factor: 3, ProbationScale: 0.5, HoldContributors: true, ContributorFactor: 2}
+	normal := func(s Scope, win float64) Child {
+		return Child{Scope: s, Counts: Counts{Window: win, Baseline: win, BaselineReady: true}}
+	}
+	spiking := func(s Scope, win, base float64) Child {
+		return Child{Scope: s, Counts: Counts{Window: win, Baseline: base, BaselineReady: true}}
+	}
+	a, b, c, n := RuleScope("a"), RuleScope("b"), RuleScope("c"), RuleScope("new")
+	tests := []struct {
+		name      string
+		p         Policy
+		c         Counts
+		reason    Reason
+		probation bool
+		children  []Child
+		want      []Scope
+	}{
+		{"one rule explains it", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, []Scope{b}},
+		{"a rule without a baseline", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), {Scope: n, Counts: Counts{Window: 60}}, normal(c, 40)}, []Scope{n}},
+		{"the stand-out does not explain it", gp, Counts{Window: 200}, ReasonMaxActions, false,
+			[]Child{normal(a, 90), spiking(b, 20, 5), normal(c, 90)}, nil},
+		{"every rule up: broad", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{spiking(a, 40, 10), spiking(b, 50, 10), spiking(c, 40, 10)}, nil},
+		{"a rule holding itself is not held again", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), spiking(b, 60, 10), {Scope: c, Counts: Counts{Window: 400}, Holds: true}, normal(c, 40)}, []Scope{b}},
+		{"on probation the threshold is scaled", gp, Counts{Window: 90}, ReasonMaxActions, true,
+			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, nil},
+		{"off probation the same explains it", gp, Counts{Window: 90}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, []Scope{b}},
+		{"factor: explained below factor times baseline", gp, Counts{Window: 100, Baseline: 20}, ReasonBaseline, false,
+			[]Child{normal(a, 20), spiking(b, 70, 5), normal(c, 10)}, []Scope{b}},
+		{"hold all", Policy{MaxActions: 100}, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, nil},
+		{"exactly at the factor is not a contributor", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 30), spiking(b, 20, 10), normal(c, 80)}, nil},
+	}
+	for _, tt := range tests {
+		got := Contributors(tt.p, tt.c, tt.reason, tt.probation, tt.children)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Contributors(%+v, %q) = %v; want %v", tt.name, tt.c, tt.reason, got, tt.want)
+		}
+	}
+}
+
+func TestHoldsFor(t *testing.T) {
+	a, b := RuleScope("a"), RuleScope("b")
+	for _, tt := range []struct {
+		s     Status
+		child Scope
+		want  bool
+	}{
+		{Status{State: Open}, a, true},
+		{Status{State: Open, HeldScopes: []Scope{a}}, a, true},
+		{Status{State: Open, HeldScopes: []Scope{a}}, b, false},
+		{Status{State: ForcedOpen, HeldScopes: []Scope{a}}, b, true},
+		{Status{State: Shadow, Auto: Open, HeldScopes: []Scope{a}}, a, false},
+		{Status{State: Closed}, a, false},
+	} {
+		if got := tt.s.HoldsFor(tt.child); got != tt.want {
+			t.Errorf("%+v.HoldsFor(%s) = %v; want %v", tt.s, tt.child, got, tt.want)
+		}
+	}
+}
+
 func TestExceeded(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -300,6 +394,12 @@ func TestExceeded(t *testing.T) {
 		{"factor zero window", Policy{Factor: 3}, Counts{Window: 0, BaselineReady: true}, false, "", false},
 		{"factor equal", Policy{Factor: 1.5, MinActions: 1}, Counts{Window: 3, Baseline: 2, BaselineReady: true}, false, "", false},
 		{"disabled", Policy{MaxActions: 1, Disabled: true}, Counts{Window: 2}, false, "", false},
+		{"new rule over its budget", newPol, Counts{Window: 5.5, Learning: true}, false, ReasonNewRule, true},
+		{"new rule at its budget", newPol, Counts{Window: 5, Learning: true}, false, "", false},
+		{"learnt rule over the budget", newPol, Counts{Window: 5.5}, false, "", false},
+		{"new rule on probation", newPol, Counts{Window: 2.6, Learning: true}, true, ReasonNewRule, true},
+		{"max_actions before the budget", newPol, Counts{Window: 101, Learning: true}, false, ReasonMaxActions, true},
+		{"no budget", Policy{MaxActions: 100}, Counts{Window: 50, Learning: true}, false, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,6 +154,10 @@ func floorDiv(a, b int64) int64 {
 
 func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
 
+// First returns the earliest event time counted, in milliseconds, and
+// whether anything was counted.
+func (w *Window) First() (int64, bool) { return w.first, w.seen }
+
 // Top returns the watermark, the latest event time counted, in
 // milliseconds, and whether anything was counted.
 func (w *Window) Top() (int64, bool) { return w.top, w.seen }

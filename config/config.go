@@ -115,7 +115,48 @@ type Breakers struct {
 	// Rules holds per-rule thresholds, keyed by rule_id.
 	Rules map[string]Rule `yaml:"rules"`
 	// Global guards the weighted total across all rules.
-	Global Thresholds `yaml:"global"`
+	Global Global `yaml:"global"`
+	// NewRules is the budget of a rule with no entry in Rules that was
+	// first seen after counting began, during its learning period.
+	NewRules NewRules `yaml:"new_rules"`
+}
+
+// Global configures the breaker of the weighted total across all rules. It
+// counts only what would reach enforcement: an action held by its rule's
+// breaker (or its rule and action type's) does not count.
+type Global struct {
+	Thresholds `yaml:",inline"`
+	// Hold is what a tripped global breaker holds: contributors (the rules
+	// that drive the excess, when they explain it; everything when the rise
+	// is broad) or all.
+	Hold GlobalHold `yaml:"hold"`
+	// ContributorFactor is how many times its own baseline a rule must
+	// count to drive a global trip; a rule without a baseline yet always does.
+	ContributorFactor float64 `yaml:"contributor_factor"`
+}
+
+// GlobalHold is what a tripped global breaker holds.
+type GlobalHold string
+
+// The global hold modes.
+const (
+	// HoldContributors holds the rules that stand out when they explain
+	// the excess, and everything when they do not.
+	HoldContributors GlobalHold = "contributors"
+	// HoldAll holds every action.
+	HoldAll GlobalHold = "all"
+)
+
+// NewRules is the small budget of a rule nobody configured, from its first
+// action until it has a baseline and a learning period has passed.
+type NewRules struct {
+	// MaxActions trips a new rule when its weighted count in the defaults'
+	// window exceeds it. 0 turns the budget off.
+	MaxActions float64 `yaml:"max_actions"`
+	// Learning is how long after its first action a rule stays new. Rules
+	// first seen within Learning of the first action counted at all were
+	// there before and are not new.
+	Learning time.Duration `yaml:"learning"`
 }
 
 // Rule configures one rule's breaker and, optionally, breakers per action type

@@ -298,8 +298,8 @@ breakers:
 		},
 		{
 			name: "global keeps its own defaults, not breakers.defaults",
-			got:  c.Breakers.Global,
-			want: Default().Breakers.Global,
+			got:  c.Breakers.Global.Thresholds,
+			want: Default().Breakers.Global.Thresholds,
 		},
 	}
 	for _, tt := range tests {

@@ -215,6 +215,23 @@ func (c Config) validateRedis(p *problems) {
 func (c Config) validateBreakers(p *problems) {
 	c.Breakers.Defaults.validate(p, "breakers.defaults")
 	c.Breakers.Global.validate(p, "breakers.global")
+	switch c.Breakers.Global.Hold {
+	case HoldContributors, HoldAll:
+	default:
+		p.addf("breakers.global.hold", "must be contributors or all, got %q", c.Breakers.Global.Hold)
+	}
+	if !finiteAtLeast(c.Breakers.Global.ContributorFactor, 1) {
+		p.addf("breakers.global.contributor_factor", "must be a finite number >= 1, got %v", c.Breakers.Global.ContributorFactor)
+	}
+	if !finiteAtLeast(c.Breakers.NewRules.MaxActions, 0) {
+		p.addf("breakers.new_rules.max_actions", "must be a finite number >= 0 (0 turns the budget off), got %v", c.Breakers.NewRules.MaxActions)
+	}
+	switch l := c.Breakers.NewRules.Learning; {
+	case l < 0:
+		p.addf("breakers.new_rules.learning", "must be >= 0, got %s", dur(l))
+	case c.Breakers.NewRules.MaxActions > 0 && l < c.Breakers.Defaults.Window:
+		p.addf("breakers.new_rules.learning", "must be at least breakers.defaults.window (%s) when max_actions is set, got %s", dur(c.Breakers.Defaults.Window), dur(l))
+	}
 	scopes := len(c.Breakers.Rules)
 	for _, r := range c.Breakers.Rules {
 		scopes += len(r.Actions)

@@ -125,6 +125,15 @@ func (it *Item) deadLetter(de *event.DecodeError) {
 	it.Reason = de.Error()
 }
 
+// child returns the scope of the action just narrower than its scope j, or
+// "" for the narrowest.
+func (it *Item) child(j int) breaker.Scope {
+	if j+1 < it.NScopes {
+		return it.Scopes[j+1]
+	}
+	return ""
+}
+
 // Pending returns the indexes of the items that still need a decision from
 // the store: every decodable one.
 func Pending(items []Item, into []int) []int {
@@ -139,16 +148,35 @@ func Pending(items []Item, into []int) []int {
 
 // Policy returns the breaker policy of scope s for the action of it.
 func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
-	var t config.Thresholds
 	switch {
 	case s == breaker.Global:
-		t = g.cfg.Breakers.Global
+		return GlobalPolicy(g.cfg)
 	case s == breaker.RuleScope(it.Act.RuleID):
-		t = g.cfg.RuleThresholds(it.Act.RuleID)
-	default:
-		t, _ = g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
+		return RulePolicy(g.cfg, it.Act.RuleID)
 	}
+	t, _ := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
 	return Policy(t)
+}
+
+// GlobalPolicy returns the policy of the global scope: its thresholds and
+// what it holds when it trips.
+func GlobalPolicy(cfg config.Config) breaker.Policy {
+	p := Policy(cfg.Breakers.Global.Thresholds)
+	p.HoldContributors = cfg.Breakers.Global.Hold != config.HoldAll
+	p.ContributorFactor = cfg.Breakers.Global.ContributorFactor
+	return p
+}
+
+// RulePolicy returns the policy of a rule's scope: its configured
+// thresholds, or the defaults and the new-rule budget for a rule with no
+// entry.
+func RulePolicy(cfg config.Config, rule string) breaker.Policy {
+	p := Policy(cfg.RuleThresholds(rule))
+	if _, ok := cfg.Breakers.Rules[rule]; !ok && cfg.Breakers.NewRules.MaxActions > 0 {
+		p.Learning = cfg.Breakers.NewRules.Learning
+		p.LearningMax = cfg.Breakers.NewRules.MaxActions
+	}
+	return p
 }
 
 // ScopePolicy returns the configured policy of scope s: the global
@@ -157,7 +185,7 @@ func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
 // are at hand, Gate.Policy finds the same without matching the scope.
 func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
 	if s == breaker.Global {
-		return Policy(cfg.Breakers.Global)
+		return GlobalPolicy(cfg)
 	}
 	rule := s.Rule()
 	if s != breaker.RuleScope(rule) {
@@ -168,7 +196,7 @@ func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
 			}
 		}
 	}
-	return Policy(cfg.RuleThresholds(rule))
+	return RulePolicy(cfg, rule)
 }
 
 // Policy converts configured thresholds to a breaker policy.
@@ -183,6 +211,12 @@ func Policy(t config.Thresholds) breaker.Policy {
 // Batch groups the pending items' weights per scope and fine bucket, and
 // their offsets per partition. committed returns a partition's committed
 // offset, or -1 if unknown.
+//
+// Narrower scopes come first (rule and action type, then rule, then
+// global), and a wider scope's buckets are kept apart by the narrower
+// scopes of their actions (store.Bucket.Via): the store decides the
+// narrower breakers first and counts towards the wider ones only what they
+// do not hold.
 func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) store.Batch {
 	var b store.Batch
 	type pkey struct {
@@ -190,12 +224,19 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		partition int
 	}
 	parts := map[pkey]int{}
+	// levels[d] are the scopes at depth d of their actions (0 global, 1 the
+	// rule, 2 the rule and action type), each in the order of first
+	// appearance; a bucket's Via counts within the deeper levels until the
+	// end, where they become indexes of b.Scopes.
+	var levels [3][]store.ScopeCounts
 	scopeIdx := map[breaker.Scope]int{}
 	type bkey struct {
-		scope int
-		at    int64
+		depth, scope int
+		at           int64
+		via          [2]int32
 	}
 	bucketIdx := map[bkey]int{}
+	var local [3]int
 	for _, i := range pending {
 		it := &items[i]
 		pk := pkey{it.Pos.Topic, it.Pos.Partition}
@@ -213,21 +254,47 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		r.First = min(r.First, it.Pos.Offset)
 		r.Last = max(r.Last, it.Pos.Offset)
 		at := it.Act.OccurredAt.UnixMilli()
-		for _, s := range it.Scopes[:it.NScopes] {
+		for d := it.NScopes - 1; d >= 0; d-- {
+			s := it.Scopes[d]
 			si, ok := scopeIdx[s]
 			if !ok {
-				si = len(b.Scopes)
+				si = len(levels[d])
 				scopeIdx[s] = si
-				b.Scopes = append(b.Scopes, store.ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
+				levels[d] = append(levels[d], store.ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
 			}
-			sc := &b.Scopes[si]
-			k := bkey{si, sc.Policy.Grid().Bucket(at)}
+			local[d] = si
+			sc := &levels[d][si]
+			var via [2]int32
+			for k := 0; k < 2 && d+1+k < it.NScopes; k++ {
+				via[k] = int32(local[d+1+k] + 1)
+			}
+			k := bkey{d, si, sc.Policy.Grid().Bucket(at), via}
 			if bi, ok := bucketIdx[k]; ok {
 				sc.Buckets[bi].Weight += it.Weight
 				continue
 			}
 			bucketIdx[k] = len(sc.Buckets)
-			sc.Buckets = append(sc.Buckets, store.Bucket{At: k.at, Weight: it.Weight})
+			sc.Buckets = append(sc.Buckets, store.Bucket{At: k.at, Weight: it.Weight, Via: via})
+		}
+	}
+	// off[d] is where depth d starts in b.Scopes: deepest first.
+	var off [4]int
+	off[1] = len(levels[2])
+	off[0] = off[1] + len(levels[1])
+	b.Scopes = make([]store.ScopeCounts, 0, off[0]+len(levels[0]))
+	for d := 2; d >= 0; d-- {
+		for _, sc := range levels[d] {
+			for bi := range sc.Buckets {
+				for k, v := range sc.Buckets[bi].Via {
+					if v > 0 {
+						sc.Buckets[bi].Via[k] = v + int32(off[d+1+k])
+					}
+				}
+			}
+			if sc.Scope == breaker.Global {
+				b.Reference = len(b.Scopes) + 1
+			}
+			b.Scopes = append(b.Scopes, sc)
 		}
 	}
 	return b
@@ -244,10 +311,12 @@ func Apply(items []Item, pending []int, r store.Result) {
 		it.Decision = Gated
 		it.Scope = it.Scopes[1]
 		it.State = st[it.Scope].State
-		// The most specific holding scope names the incident.
+		// The most specific holding scope names the incident. A wider
+		// scope that holds only some narrower ones holds the action if its
+		// next narrower scope is one of them.
 		for j := it.NScopes - 1; j >= 0; j-- {
 			s := st[it.Scopes[j]]
-			if s.Holds() {
+			if s.HoldsFor(it.child(j)) {
 				it.Decision, it.Scope, it.State, it.Gen = Held, it.Scopes[j], s.State, s.Generation
 				break
 			}
@@ -279,7 +348,7 @@ func ApplyRecords(items []Item, pending []int, recs []store.Record) (rest []int)
 		it.State = breaker.Closed
 		it.Reason = ReasonRedelivered
 		for j := it.NScopes - 1; j >= 0; j-- {
-			if gen, ok := rec.Holding[it.Scopes[j]]; ok {
+			if gen, ok := rec.HoldsFor(it.Scopes[j], it.child(j)); ok {
 				it.Decision, it.Scope, it.State, it.Gen = Held, it.Scopes[j], breaker.Open, gen
 				break
 			}

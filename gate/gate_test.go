@@ -1,8 +1,11 @@
 package gate_test
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -107,5 +110,198 @@ breakers:
 		if got := gate.ScopePolicy(cfg, tt.scope).MaxActions; got != tt.max {
 			t.Errorf("ScopePolicy(%s).MaxActions = %v; want %v", tt.scope, got, tt.max)
 		}
+	}
+}
+
+// decider runs batches of actions through a gate and a Memory store, as
+// the pipeline does.
+type decider struct {
+	t   *testing.T
+	g   *gate.Gate
+	st  *store.Memory
+	off int64
+}
+
+func newDecider(t *testing.T, yaml string) *decider {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &decider{t: t, g: gate.New(cfg), st: store.NewMemory(func() time.Time { return time.UnixMilli(1_000_000) })}
+}
+
+type act struct {
+	rule string
+	at   time.Time
+}
+
+// decide decides one batch and returns its items and the store's answer.
+func (d *decider) decide(acts []act) ([]gate.Item, store.Result) {
+	d.t.Helper()
+	its := make([]gate.Item, len(acts))
+	pending := make([]int, len(acts))
+	for i, a := range acts {
+		v := fmt.Sprintf(`{"action_id":"a%d","rule_id":%q,"action":"remove_pin","target":{"type":"pin","id":"p%d"},"occurred_at":%q}`,
+			d.off, a.rule, d.off, a.at.Format(time.RFC3339Nano))
+		d.g.Classify(&its[i], gate.Position{Topic: "in", Offset: d.off}, []byte(v))
+		if its[i].Bad != nil {
+			d.t.Fatalf("Classify(%s) = %v", v, its[i].Bad)
+		}
+		pending[i] = i
+		d.off++
+	}
+	b := d.g.Batch(its, pending, func(string, int) int64 { return d.off - int64(len(acts)) })
+	r, err := d.st.Decide(context.Background(), b)
+	if err != nil || len(r.Replayed) > 0 {
+		d.t.Fatalf("Decide = %+v, %v", r, err)
+	}
+	gate.Apply(its, pending, r)
+	return its, r
+}
+
+func status(r store.Result, s breaker.Scope) breaker.Status {
+	for _, x := range r.Scopes {
+		if x.Scope == s {
+			return x.Status
+		}
+	}
+	return breaker.Initial()
+}
+
+// spread returns n actions of rule evenly over d from start.
+func spread(rule string, n int, start time.Time, d time.Duration) []act {
+	out := make([]act, n)
+	for i := range out {
+		out[i] = act{rule, start.Add(d * time.Duration(i) / time.Duration(n))}
+	}
+	return out
+}
+
+func decisions(its []gate.Item) map[string]map[gate.Decision]int {
+	m := map[string]map[gate.Decision]int{}
+	for _, it := range its {
+		if m[it.Act.RuleID] == nil {
+			m[it.Act.RuleID] = map[gate.Decision]int{}
+		}
+		m[it.Act.RuleID][it.Decision]++
+	}
+	return m
+}
+
+// TestResidualCounting checks that global counts only what the rules'
+// own breakers let through: one rule's contained incident does not trip it.
+func TestResidualCounting(t *testing.T) {
+	const cfg = `
+breakers:
+  defaults: {window: 1m, max_actions: 1000, factor: 0}
+  new_rules: {max_actions: 0}
+  global: {window: 1m, max_actions: 100, factor: 0}
+  rules:
+    loud: {max_actions: 50}
+`
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := newDecider(t, cfg)
+	its, r := d.decide(append(spread("loud", 80, t0, 10*time.Second), spread("quiet", 30, t0, 10*time.Second)...))
+	got := decisions(its)
+	if got["loud"][gate.Held] != 80 || got["quiet"][gate.Gated] != 30 {
+		t.Errorf("decisions %v; want loud all held (its own breaker), quiet all gated", got)
+	}
+	if s := status(r, breaker.Global); s.State != breaker.Closed {
+		t.Errorf("global %+v; want closed: it counts 30 that would reach enforcement, not 110", s)
+	}
+	// What the rule's breaker lets through still counts: 80 more of quiet
+	// pass global's 100.
+	its, r = d.decide(spread("quiet", 80, t0.Add(10*time.Second), 10*time.Second))
+	if s := status(r, breaker.Global); s.State != breaker.Open {
+		t.Errorf("global %+v after 110 quiet actions; want open", s)
+	}
+	if got := decisions(its); got["quiet"][gate.Held] != 80 {
+		t.Errorf("decisions %v; want quiet all held by global", got)
+	}
+}
+
+// TestTargetedHold checks that a tripped global holds the rule that drives
+// it, not the others, when that rule explains the excess, and everything
+// when every rule rises; and that a redelivery gets the first decisions.
+func TestTargetedHold(t *testing.T) {
+	const base = `
+breakers:
+  defaults: {window: 1m, max_actions: 100000, baseline: 30m, factor: 0}
+  new_rules: {max_actions: 0}
+  global: {window: 1m, max_actions: 0, baseline: 30m, factor: 3, min_actions: 10, hold: %s}
+`
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	rules := []string{"a", "b", "c", "d"}
+	// An hour of ten actions a minute per rule gives every scope a baseline.
+	history := func(d *decider) {
+		for m := range 60 {
+			var acts []act
+			for _, r := range rules {
+				acts = append(acts, spread(r, 10, t0.Add(time.Duration(m)*time.Minute), time.Minute)...)
+			}
+			if _, r := d.decide(acts); status(r, breaker.Global).State != breaker.Closed {
+				t.Fatalf("global tripped on normal traffic at minute %d", m)
+			}
+		}
+	}
+	at := t0.Add(time.Hour)
+	for _, tt := range []struct {
+		name, hold string
+		spike      []string
+		wantHeld   []breaker.Scope
+		heldRules  []string
+	}{
+		{"one rule spikes", "contributors", []string{"b"}, []breaker.Scope{breaker.RuleScope("b")}, []string{"b"}},
+		{"every rule rises", "contributors", rules, nil, rules},
+		{"hold all", "all", []string{"b"}, nil, rules},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDecider(t, fmt.Sprintf(base, tt.hold))
+			history(d)
+			var acts []act
+			for _, r := range rules {
+				n := 10
+				if slices.Contains(tt.spike, r) {
+					n = 200
+				}
+				acts = append(acts, spread(r, n, at, time.Minute)...)
+			}
+			its, r := d.decide(acts)
+			s := status(r, breaker.Global)
+			if s.State != breaker.Open || !slices.Equal(s.HeldScopes, tt.wantHeld) {
+				t.Fatalf("global %+v; want open holding %v", s, tt.wantHeld)
+			}
+			for _, it := range its {
+				want := gate.Gated
+				if slices.Contains(tt.heldRules, it.Act.RuleID) {
+					want = gate.Held
+				}
+				if it.Decision != want || (want == gate.Held && it.Scope != breaker.Global) {
+					t.Fatalf("action of rule %s decided %s by %s; want %s", it.Act.RuleID, it.Decision, it.Scope, want)
+				}
+			}
+			// A redelivery of the batch gets the same decisions from the record.
+			again := slices.Clone(its)
+			pending := make([]int, len(again))
+			for i := range again {
+				again[i].Decision, again[i].Scope, again[i].Gen = "", "", 0
+				pending[i] = i
+			}
+			b := d.g.Batch(again, pending, func(string, int) int64 { return -1 })
+			res, err := d.st.Decide(context.Background(), b)
+			if err != nil || len(res.Replayed) == 0 {
+				t.Fatalf("redelivery: Decide = %+v, %v; want an answer from the record", res, err)
+			}
+			if rest := gate.ApplyRecords(again, pending, res.Replayed); len(rest) > 0 {
+				t.Fatalf("redelivery left %d undecided", len(rest))
+			}
+			for i := range again {
+				if again[i].Decision != its[i].Decision || again[i].Scope != its[i].Scope || again[i].Gen != its[i].Gen {
+					t.Fatalf("redelivered %s decided %s by %s@%d; first %s by %s@%d", again[i].Act.RuleID,
+						again[i].Decision, again[i].Scope, again[i].Gen, its[i].Decision, its[i].Scope, its[i].Gen)
+				}
+			}
+		})
 	}
 }

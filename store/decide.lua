@@ -11,11 +11,15 @@
 --     COARSE (coarse buckets per baseline), GRACE (fine buckets an action
 --     may lag), FRING (fine ring slots), HEAD (arguments in the head),
 --     PSTRIDE (arguments per partition), SSTRIDE (arguments per scope
---     before its buckets);
+--     before its buckets), reference scope (1-based, 0 none: the scope
+--     whose first counted action marks when counting began), BSTRIDE
+--     (arguments per bucket);
 --   per partition: first offset, last offset, prune records that end below this;
 --   per scope: name, fine, coarse, gridwindow, max, factor, min, autoclose,
 --     probation, pscale, disabled, nbuckets, CRING (coarse ring slots),
---     then nbuckets pairs (at, weight).
+--     learning ms, learning max, hold contributors, contributor factor,
+--     then nbuckets buckets (at, weight, via1, via2): via are earlier
+--     scopes (1-based, 0 none) whose holding leaves the bucket uncounted.
 -- The payload of each record is filled in here, after the decisions.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'LOST'}
@@ -27,6 +31,7 @@ local rttl = tonumber(ARGV[3])
 local ringttl = tonumber(ARGV[4])
 local FINE, COARSE, GRACE, FRING = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local HEAD, PSTRIDE, SSTRIDE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local refscope, BSTRIDE = tonumber(ARGV[12]), tonumber(ARGV[13])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -60,12 +65,13 @@ local function floordiv(a, b) return math.floor(a / b) end
 
 local function num(v) if v == nil or v == '' then return 0 end return tonumber(v) end
 
-local function exceeded(pol, win, base, ready, probation)
+local function exceeded(pol, win, base, ready, learning, probation)
   if pol.disabled then return nil end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
   local w = win / 1000
   if pol.max > 0 and w > pol.max * scale then return 'max_actions' end
+  if learning and pol.lmax > 0 and w > pol.lmax * scale then return 'new_rule' end
   local baseline = base * pol.gw / (COARSE * pol.coarse) / 1000
   if pol.factor > 0 and ready and w >= pol.min * scale and w > pol.factor * baseline then
     return 'baseline_factor'
@@ -84,6 +90,50 @@ local function moved(n, prevgen)
   n.g = prevgen + 1
 end
 
+-- when counting began: the first action of the reference scope's ring,
+-- before this batch
+local ref = nil
+if refscope > 0 then
+  local rh = redis.call('HMGET', KEYS[2 + P + 2 * refscope], 'first', 'top')
+  if rh[2] then ref = tonumber(rh[1]) end
+end
+
+-- the scopes decided so far in this batch, for the wider ones
+local done = {}
+
+-- contributors mirrors breaker.Contributors: the narrower scopes a wider
+-- one that just tripped holds alone, '' for everything.
+local function contributors(pol, win, base, reason, probation, kids)
+  if not pol.holdc then return '' end
+  local scale = 1.0
+  if probation and pol.pscale > 0 then scale = pol.pscale end
+  local limit
+  if reason == 'max_actions' then
+    limit = pol.max * scale
+  elseif reason == 'baseline_factor' then
+    limit = pol.factor * (base * pol.gw / (COARSE * pol.coarse) / 1000)
+  elseif reason == 'new_rule' then
+    limit = pol.lmax * scale
+  else
+    return ''
+  end
+  local out = {}
+  local rest, open = win / 1000, 0
+  for _, k in ipairs(kids) do
+    local d = done[k]
+    if not d.holds then
+      open = open + 1
+      local w = d.win / 1000
+      if not d.ready or w > pol.cfactor * (d.base * d.gw / (COARSE * d.coarse) / 1000) then
+        table.insert(out, d.name)
+        rest = rest - w
+      end
+    end
+  end
+  if #out == 0 or #out == open or rest > limit then return '' end
+  return table.concat(out, '\n')
+end
+
 local out = {'OK'}
 local holding = {}
 local argi = HEAD + P * PSTRIDE
@@ -95,8 +145,25 @@ for s = 1, S do
     max = tonumber(ARGV[argi + 5]), factor = tonumber(ARGV[argi + 6]), min = tonumber(ARGV[argi + 7]),
     autoclose = tonumber(ARGV[argi + 8]), probation = tonumber(ARGV[argi + 9]),
     pscale = tonumber(ARGV[argi + 10]), disabled = ARGV[argi + 11] == '1',
+    learning = tonumber(ARGV[argi + 14]), lmax = tonumber(ARGV[argi + 15]),
+    holdc = ARGV[argi + 16] == '1', cfactor = tonumber(ARGV[argi + 17]),
   }
   local nb = tonumber(ARGV[argi + 12])
+  -- the buckets: those whose narrower scopes hold are not counted here
+  local bat, bwt, kids, seenkid = {}, {}, {}, {}
+  for b = 1, nb do
+    local o = argi + SSTRIDE + (b - 1) * BSTRIDE
+    local v1, v2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+    if v1 > 0 and not seenkid[v1] then
+      seenkid[v1] = true
+      table.insert(kids, v1)
+    end
+    if not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds)) then
+      table.insert(bat, tonumber(ARGV[o + 1]))
+      table.insert(bwt, tonumber(ARGV[o + 2]))
+    end
+  end
+  local nc = #bat
   local skey, rkey = KEYS[ki + 1], KEYS[ki + 2]
   ki = ki + 2
 
@@ -106,7 +173,7 @@ for s = 1, S do
   for j = 1, #h, 2 do cur[h[j]] = h[j + 1] end
   local n = {
     st = cur.st or 'closed', au = cur.au or 'closed', g = num(cur.g), si = num(cur.si), ta = num(cur.ta),
-    re = cur.re or '', ac = cur.ac or '', un = num(cur.un), pu = num(cur.pu),
+    re = cur.re or '', ac = cur.ac or '', un = num(cur.un), pu = num(cur.pu), hs = cur.hs or '',
   }
   local startgen = n.g
   -- expire an override
@@ -139,8 +206,8 @@ for s = 1, S do
   local loF, hiF, loC, hiC
   do
     local tp = top
-    for b = 1, nb do
-      local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 1])
+    for b = 1, nc do
+      local at = bat[b]
       if tp == nil or at > tp then tp = at end
       if floordiv(at, pol.fine) < floordiv(tp, pol.fine) - GRACE then at = tp end
       effs[b] = at
@@ -152,7 +219,7 @@ for s = 1, S do
     end
   end
   local fc, cc = {}, {}
-  if top ~= nil and nb > 0 then
+  if top ~= nil and nc > 0 then
     local fields, owners = {}, {}
     for j = loF, math.min(hiF, topF0) do
       table.insert(fields, 'f' .. (j % FRING)); table.insert(owners, j)
@@ -174,11 +241,12 @@ for s = 1, S do
   end
   local dirtyF, dirtyC = {}, {}
   local lastwin, lastbase, lastready = 0, 0, false
-  local tripwin, tripbase, tripready = nil, nil, nil
+  local lastlearn = false
+  local tripwin, tripbase, tripready, triplearn, tripprob = nil, nil, nil, nil, false
 
-  for b = 1, nb do
-    local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 1])
-    local wt = tonumber(ARGV[argi + SSTRIDE + (b - 1) * 2 + 2])
+  for b = 1, nc do
+    local at = bat[b]
+    local wt = bwt[b]
     if first == nil or at < first then first = at end
     if top == nil or at > top then top = at end
     at = effs[b]
@@ -198,30 +266,36 @@ for s = 1, S do
       if v then base = base + v end
     end
     local ready = (at - first) >= COARSE * pol.coarse
-    lastwin, lastbase, lastready = win, base, ready
+    local learning = ref ~= nil and pol.learning > 0 and first - ref >= pol.learning and at - first < pol.learning
+    lastwin, lastbase, lastready, lastlearn = win, base, ready, learning
     -- evaluate
     local prevgen = n.g
     if n.au == 'closed' or n.au == 'probation' then
-      local why = exceeded(pol, win, base, ready, n.au == 'probation')
+      local why = exceeded(pol, win, base, ready, learning, n.au == 'probation')
       if why then
-        n.au = 'open'; n.ta = now; n.pu = 0; n.re = why
+        tripprob = n.au == 'probation'
+        n.au = 'open'; n.ta = now; n.pu = 0; n.re = why; n.hs = ''
         moved(n, prevgen)
-        tripwin, tripbase, tripready = win, base, ready
+        tripwin, tripbase, tripready, triplearn = win, base, ready, learning
       elseif n.au == 'probation' and now >= n.pu then
         n.au = 'closed'; n.pu = 0; n.re = 'probation ended'
         moved(n, prevgen)
       end
     elseif n.au == 'open' then
       if pol.autoclose > 0 and now - n.ta >= pol.autoclose then
-        n.au = 'probation'; n.pu = now + pol.probation; n.re = 'auto close'
+        n.au = 'probation'; n.pu = now + pol.probation; n.re = 'auto close'; n.hs = ''
         moved(n, prevgen)
       end
     end
   end
 
+  if tripwin and n.au == 'open' then
+    n.hs = contributors(pol, tripwin, tripbase, n.re, tripprob, kids)
+  end
+
   -- write back the ring: the counts the batch changed, and clear the slots
   -- the watermark moved onto
-  if nb > 0 then
+  if nc > 0 then
     -- A bucket counted before the watermark moved on in this batch may
     -- have left the ring: its slot now belongs to a newer bucket.
     local topF, topC = floordiv(top, pol.fine), floordiv(top, pol.coarse)
@@ -259,19 +333,25 @@ for s = 1, S do
   local changed = n.g ~= startgen
   if changed then
     redis.call('HSET', skey, 'st', n.st, 'au', n.au, 'g', n.g, 'si', n.si, 'ta', n.ta,
-      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu)
+      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu, 'hs', n.hs)
     redis.call('SADD', KEYS[2], name)
   end
-  if n.st == 'open' or n.st == 'forced_open' then
-    table.insert(holding, n.g .. '\t' .. name)
+  local holds = n.st == 'open' or n.st == 'forced_open'
+  if holds then
+    local line = n.g .. '\t' .. name
+    if n.st == 'open' and n.hs ~= '' then
+      line = line .. '\t' .. string.gsub(n.hs, '\n', '\t')
+    end
+    table.insert(holding, line)
   end
-  local cw, cb, cr = lastwin, lastbase, lastready
-  if tripwin then cw, cb, cr = tripwin, tripbase, tripready end
+  local cw, cb, cr, cl = lastwin, lastbase, lastready, lastlearn
+  if tripwin then cw, cb, cr, cl = tripwin, tripbase, tripready, triplearn end
+  done[s] = {name = name, holds = holds, win = cw, base = cb, ready = cr, gw = pol.gw, coarse = pol.coarse}
   for _, v in ipairs({name, n.st, n.au, n.g, n.si, n.ta, n.re, n.ac, n.un, n.pu,
-      changed and '1' or '0', cw, cb, cr and '1' or '0'}) do
+      changed and '1' or '0', cw, cb, cr and '1' or '0', cl and '1' or '0', n.hs}) do
     table.insert(out, tostring(v))
   end
-  argi = argi + SSTRIDE + nb * 2
+  argi = argi + SSTRIDE + nb * BSTRIDE
 end
 
 -- record the batch's decisions per partition, for redeliveries

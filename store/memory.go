@@ -35,6 +35,9 @@ func recordKey(topic string, p int) string { return topic + "\x00" + strconv.Ito
 
 // Decide counts a batch and decides its breakers, as Redis.Decide does.
 func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
+	if err := b.validate(); err != nil {
+		return Result{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now().Truncate(time.Millisecond).UTC()
@@ -59,6 +62,22 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 	res.Now = now
 	res.Scopes = make([]ScopeResult, len(b.Scopes))
 	holding := map[breaker.Scope]uint64{}
+	var only map[breaker.Scope][]breaker.Scope
+	var ref int64
+	var hasRef bool
+	if b.Reference > 0 {
+		if e := m.scopes[b.Scopes[b.Reference-1].Scope]; e != nil && e.window != nil {
+			ref, hasRef = e.window.First()
+		}
+	}
+	excluded := func(via [2]int32) bool {
+		for _, v := range via {
+			if v > 0 && res.Scopes[v-1].Status.Holds() {
+				return true
+			}
+		}
+		return false
+	}
 	for i, sc := range b.Scopes {
 		g := sc.Policy.Grid()
 		e := m.scopes[sc.Scope]
@@ -72,15 +91,23 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		start := e.status
 		st, _ := breaker.Expire(e.status, now)
 		var last, trip breaker.Counts
-		tripped := false
+		tripped, tripProbation := false, false
 		for _, bk := range sc.Buckets {
+			if excluded(bk.Via) {
+				continue
+			}
 			at := e.window.Add(bk.At, bk.Weight)
 			last = e.window.Counts(at)
+			first, _ := e.window.First()
+			last.Learning = sc.Policy.InLearning(first, at, ref, hasRef)
 			prev := st
 			st, _ = breaker.Evaluate(sc.Policy, st, last, now)
 			if st.Auto == breaker.Open && prev.Auto != breaker.Open {
-				trip, tripped = last, true
+				trip, tripped, tripProbation = last, true, prev.Auto == breaker.Probation
 			}
+		}
+		if tripped && st.Auto == breaker.Open {
+			st.HeldScopes = breaker.Contributors(sc.Policy, trip, breaker.Reason(st.Reason), tripProbation, children(sc, res.Scopes))
 		}
 		changed := st.Generation != start.Generation
 		e.status = st
@@ -94,11 +121,17 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		res.Scopes[i] = ScopeResult{Scope: sc.Scope, Status: st, Changed: changed, Counts: c}
 		if st.Holds() {
 			holding[sc.Scope] = st.Generation
+			if st.State != breaker.ForcedOpen && len(st.HeldScopes) > 0 {
+				if only == nil {
+					only = map[breaker.Scope][]breaker.Scope{}
+				}
+				only[sc.Scope] = st.HeldScopes
+			}
 		}
 	}
 	for _, p := range b.Partitions {
 		k := recordKey(p.Topic, p.Partition)
-		m.records[k] = append(m.records[k], Record{Topic: p.Topic, Partition: p.Partition, First: p.First, Last: p.Last, Holding: holding})
+		m.records[k] = append(m.records[k], Record{Topic: p.Topic, Partition: p.Partition, First: p.First, Last: p.Last, Holding: holding, Only: only})
 	}
 	return res, nil
 }
@@ -146,4 +179,21 @@ func (m *Memory) Update(_ context.Context, scope breaker.Scope, fn func(breaker.
 	}
 	e.status, e.known = to, true
 	return breaker.Transition{Scope: scope, From: from, To: to}, nil
+}
+
+// children returns the immediate narrower scopes of sc's buckets (their
+// first Via), in the order they first appear, as decided in this batch.
+func children(sc ScopeCounts, decided []ScopeResult) []breaker.Child {
+	var out []breaker.Child
+	seen := map[int32]bool{}
+	for _, bk := range sc.Buckets {
+		v := bk.Via[0]
+		if v == 0 || seen[v] {
+			continue
+		}
+		seen[v] = true
+		r := decided[v-1]
+		out = append(out, breaker.Child{Scope: r.Scope, Counts: r.Counts, Holds: r.Status.Holds()})
+	}
+	return out
 }

@@ -24,13 +24,15 @@ var decideScript = redis.NewScript(decideLua)
 // script's header), so that the script reads the layout Go writes.
 const (
 	// decideHead is the number of arguments before the partitions.
-	decideHead = 11
+	decideHead = 13
 	// decidePartition is the number of arguments per partition.
 	decidePartition = 3
 	// decideScope is the number of arguments per scope before its buckets.
-	decideScope = 13
+	decideScope = 17
+	// decideBucket is the number of arguments per bucket.
+	decideBucket = 4
 	// decideReply is the number of reply fields per scope.
-	decideReply = 14
+	decideReply = 16
 )
 
 // casScript writes a status only if the breaker's generation is still the
@@ -53,11 +55,11 @@ for k = 3, #KEYS do
   local scope, gen = ARGV[i], tonumber(ARGV[i + 1])
   local g = tonumber(redis.call('HGET', KEYS[k], 'g') or '0')
   if g < gen then
-    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 19))
+    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 21))
     redis.call('SADD', KEYS[2], scope)
     n = n + 1
   end
-  i = i + 20
+  i = i + 22
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return n
@@ -109,13 +111,23 @@ func (r *Redis) recordKey(topic string, p int) string {
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
 // Decide counts a batch and decides its breakers in one script call.
 func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
+	if err := b.validate(); err != nil {
+		return Result{}, err
+	}
 	keys := make([]string, 0, 2+len(b.Partitions)+2*len(b.Scopes))
 	keys = append(keys, r.epochKey(), r.scopesKey())
 	nargs := decideHead + decidePartition*len(b.Partitions)
 	for _, s := range b.Scopes {
-		nargs += decideScope + 2*len(s.Buckets)
+		nargs += decideScope + decideBucket*len(s.Buckets)
 	}
 	args := make([]any, 0, nargs)
 	ringTTL := int64(0)
@@ -125,7 +137,7 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 	}
 	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000,
 		breaker.FineSlots, breaker.CoarseSlots, breaker.GraceSlots, breaker.FineRing,
-		decideHead, decidePartition, decideScope)
+		decideHead, decidePartition, decideScope, b.Reference, decideBucket)
 	for _, p := range b.Partitions {
 		keys = append(keys, r.recordKey(p.Topic, p.Partition))
 		args = append(args, p.First, p.Last, p.Committed)
@@ -134,16 +146,13 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 		keys = append(keys, r.statusKey(s.Scope), r.ringKey(s.Scope))
 		g := s.Policy.Grid()
 		p := s.Policy
-		dis := "0"
-		if p.Disabled {
-			dis = "1"
-		}
 		args = append(args, string(s.Scope), g.Fine, g.Coarse, g.Window,
 			fmtFloat(p.MaxActions), fmtFloat(p.Factor), fmtFloat(p.MinActions),
-			p.AutoCloseAfter.Milliseconds(), p.Probation.Milliseconds(), fmtFloat(p.ProbationScale), dis,
-			len(s.Buckets), g.CoarseRing())
+			p.AutoCloseAfter.Milliseconds(), p.Probation.Milliseconds(), fmtFloat(p.ProbationScale), flag(p.Disabled),
+			len(s.Buckets), g.CoarseRing(),
+			p.Learning.Milliseconds(), fmtFloat(p.LearningMax), flag(p.HoldContributors), fmtFloat(p.ContributorFactor))
 		for _, bk := range s.Buckets {
-			args = append(args, bk.At, bk.Weight)
+			args = append(args, bk.At, bk.Weight, bk.Via[0], bk.Via[1])
 		}
 	}
 	v, err := decideScript.Run(ctx, r.client, keys, args...).StringSlice()
@@ -170,9 +179,10 @@ func parseDecide(b Batch, v []string) (Result, error) {
 				return Result{}, fmt.Errorf("decide batch: bad replay record %q", v[i:i+4])
 			}
 			p := b.Partitions[pi-1]
+			holding, only := parseHolding(v[i+3])
 			res.Replayed = append(res.Replayed, Record{
 				Topic: p.Topic, Partition: p.Partition, First: first, Last: last,
-				Holding: parseHolding(v[i+3]),
+				Holding: holding, Only: only,
 			})
 		}
 		return res, nil
@@ -189,16 +199,18 @@ func parseDecide(b Batch, v []string) (Result, error) {
 	for i := range b.Scopes {
 		f := v[2+i*per : 2+(i+1)*per]
 		st := statusFromFields(map[string]string{
-			"st": f[1], "au": f[2], "g": f[3], "si": f[4], "ta": f[5], "re": f[6], "ac": f[7], "un": f[8], "pu": f[9],
+			"st": f[1], "au": f[2], "g": f[3], "si": f[4], "ta": f[5], "re": f[6], "ac": f[7], "un": f[8], "pu": f[9], "hs": f[15],
 		})
 		win, _ := strconv.ParseFloat(f[11], 64)
 		base, _ := strconv.ParseFloat(f[12], 64)
 		g := b.Scopes[i].Policy.Grid()
+		c := countsOf(g, int64(win), int64(base), f[13] == "1")
+		c.Learning = f[14] == "1"
 		res.Scopes[i] = ScopeResult{
 			Scope:   breaker.Scope(f[0]),
 			Status:  st,
 			Changed: f[10] == "1",
-			Counts:  countsOf(g, int64(win), int64(base), f[13] == "1"),
+			Counts:  c,
 		}
 	}
 	return res, nil
@@ -212,24 +224,60 @@ func countsOf(g breaker.Grid, win, base int64, ready bool) breaker.Counts {
 	}
 }
 
-func parseHolding(s string) map[breaker.Scope]uint64 {
+// parseHolding reads a record's payload: a line per holding scope,
+// "generation<TAB>scope", followed by "<TAB>narrower scope" for each scope
+// it holds alone, if any.
+func parseHolding(s string) (map[breaker.Scope]uint64, map[breaker.Scope][]breaker.Scope) {
 	m := map[breaker.Scope]uint64{}
+	var only map[breaker.Scope][]breaker.Scope
 	for line := range strings.SplitSeq(s, "\n") {
-		gen, scope, ok := strings.Cut(line, "\t")
-		if !ok {
+		f := strings.Split(line, "\t")
+		if len(f) < 2 {
 			continue
 		}
-		g, _ := strconv.ParseUint(gen, 10, 64)
-		m[breaker.Scope(scope)] = g
+		g, _ := strconv.ParseUint(f[0], 10, 64)
+		m[breaker.Scope(f[1])] = g
+		if len(f) > 2 {
+			if only == nil {
+				only = map[breaker.Scope][]breaker.Scope{}
+			}
+			for _, c := range f[2:] {
+				only[breaker.Scope(f[1])] = append(only[breaker.Scope(f[1])], breaker.Scope(c))
+			}
+		}
 	}
-	return m
+	return m, only
+}
+
+// joinScopes and splitScopes keep a list of scopes in one hash field; scope
+// names hold no control characters.
+func joinScopes(ss []breaker.Scope) string {
+	var b strings.Builder
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(string(s))
+	}
+	return b.String()
+}
+
+func splitScopes(s string) []breaker.Scope {
+	if s == "" {
+		return nil
+	}
+	var out []breaker.Scope
+	for x := range strings.SplitSeq(s, "\n") {
+		out = append(out, breaker.Scope(x))
+	}
+	return out
 }
 
 func statusFields(s breaker.Status) []any {
 	return []any{
 		"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
 		"si", millis(s.Since), "ta", millis(s.TrippedAt), "re", s.Reason, "ac", s.Actor,
-		"un", millis(s.Until), "pu", millis(s.ProbationUntil),
+		"un", millis(s.Until), "pu", millis(s.ProbationUntil), "hs", joinScopes(s.HeldScopes),
 	}
 }
 
@@ -242,7 +290,7 @@ func statusFromFields(m map[string]string) breaker.Status {
 	s := breaker.Status{
 		State: breaker.State(m["st"]), Auto: breaker.State(m["au"]), Generation: g,
 		Since: ms("si"), TrippedAt: ms("ta"), Reason: m["re"], Actor: m["ac"],
-		Until: ms("un"), ProbationUntil: ms("pu"),
+		Until: ms("un"), ProbationUntil: ms("pu"), HeldScopes: splitScopes(m["hs"]),
 	}
 	if s.State == "" {
 		s.State = breaker.Closed

@@ -8,6 +8,8 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
@@ -22,8 +24,31 @@ var ErrStateLost = errors.New("rate store lost its state")
 type Batch struct {
 	// Partitions are the input offsets the batch covers, per partition.
 	Partitions []Range
-	// Scopes are the counts of the batch per scope.
+	// Scopes are the counts of the batch per scope, narrower scopes before
+	// the wider ones they count towards (see Bucket.Via).
 	Scopes []ScopeCounts
+	// Reference is the 1-based index in Scopes of the scope whose first
+	// counted action marks when counting began (the global scope), for the
+	// learning period of new scopes; 0 means none.
+	Reference int
+}
+
+// validate checks that every bucket's Via names an earlier scope, so that
+// its holding status is decided before the bucket is counted.
+func (b Batch) validate() error {
+	if b.Reference < 0 || b.Reference > len(b.Scopes) {
+		return fmt.Errorf("decide batch: reference scope %d of %d", b.Reference, len(b.Scopes))
+	}
+	for i, sc := range b.Scopes {
+		for _, bk := range sc.Buckets {
+			for _, v := range bk.Via {
+				if v < 0 || int(v) > i {
+					return fmt.Errorf("decide batch: bucket of %s counted via scope %d, not an earlier one", sc.Scope, v)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Range is the contiguous input offsets of one partition in a batch.
@@ -56,6 +81,12 @@ type Bucket struct {
 	At int64
 	// Weight is the summed weight.
 	Weight int64
+	// Via are the narrower scopes of the bucket's actions that the scope
+	// counts them through, as 1-based indexes of earlier entries of
+	// Batch.Scopes, the immediate one first; 0 is none. A wider scope
+	// counts only what would reach enforcement: the bucket is left out when
+	// any of them holds after the batch.
+	Via [2]int32
 }
 
 // Result is the outcome of a decision call.
@@ -92,6 +123,22 @@ type Record struct {
 	First, Last int64
 	// Holding maps each holding scope to its generation.
 	Holding map[breaker.Scope]uint64
+	// Only maps a holding scope that holds some of its narrower scopes
+	// alone (breaker.Status.HeldScopes) to those scopes.
+	Only map[breaker.Scope][]breaker.Scope
+}
+
+// HoldsFor reports whether the record's scope s held the actions whose
+// narrower scope is child, and at which generation.
+func (r Record) HoldsFor(s, child breaker.Scope) (uint64, bool) {
+	gen, ok := r.Holding[s]
+	if !ok {
+		return 0, false
+	}
+	if only, ok := r.Only[s]; ok && !slices.Contains(only, child) {
+		return 0, false
+	}
+	return gen, true
 }
 
 // Covers reports whether offset lies in the record.

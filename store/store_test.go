@@ -80,8 +80,8 @@ func stable(s breaker.Status) string {
 		}
 		return "t"
 	}
-	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s",
-		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil))
+	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s held=%v",
+		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil), s.HeldScopes)
 }
 
 func stableResult(r store.ScopeResult) string {
@@ -103,6 +103,9 @@ func fmtRecords(rs []store.Record) string {
 		fmt.Fprintf(&b, "[%s/%d %d-%d", r.Topic, r.Partition, r.First, r.Last)
 		for _, k := range keys {
 			fmt.Fprintf(&b, " %s@%d", k, r.Holding[k])
+			if only, ok := r.Only[k]; ok {
+				fmt.Fprintf(&b, "%v", only)
+			}
 		}
 		b.WriteString("]")
 	}
@@ -121,7 +124,11 @@ type spec struct {
 // that every time-dependent decision comes out the same on both stores
 // whatever the exact clock readings.
 var diffSpecs = []spec{
-	{breaker.Global, breaker.Policy{Window: 2 * time.Second, MaxActions: 60}},
+	{breaker.Global, breaker.Policy{
+		Window: 2 * time.Second, MaxActions: 60, Baseline: 20 * time.Second, Factor: 2, MinActions: 10,
+		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.5,
+		HoldContributors: true, ContributorFactor: 1.5,
+	}},
 	{breaker.RuleScope("spam"), breaker.Policy{Window: time.Second, MaxActions: 12.345}},
 	{breaker.ActionScope("spam", "ban"), breaker.Policy{Window: time.Second, Baseline: 5 * time.Second, Factor: 2, MinActions: 3}},
 	{breaker.RuleScope("fraud"), breaker.Policy{
@@ -133,6 +140,7 @@ var diffSpecs = []spec{
 		Probation: time.Millisecond, ProbationScale: 0.3,
 	}},
 	{breaker.RuleScope("quiet"), breaker.Policy{Window: time.Second, MaxActions: 1, Factor: 1, Disabled: true}},
+	{breaker.RuleScope("calm"), breaker.Policy{Window: time.Second, MaxActions: 400, Baseline: 10 * time.Second, Factor: 50, MinActions: 1}},
 	{breaker.RuleScope("tiny"), breaker.Policy{
 		Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond, Factor: 3, MinActions: 1,
 		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.7,
@@ -168,10 +176,36 @@ func (g *gen) span(choices ...int64) int64 {
 	return g.rng.Int64N(choices[g.rng.IntN(len(choices))] + 1)
 }
 
+// newRuleSpec is the scope of a rule first seen at event time evt: every
+// 20 seconds of event time a new one appears, on a learning budget.
+func newRuleSpec(evt int64) spec {
+	return spec{breaker.RuleScope(fmt.Sprintf("new-%d", evt/20000)), breaker.Policy{
+		Window: time.Second, MaxActions: 500, Learning: 8 * time.Second, LearningMax: 6,
+		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.5,
+	}}
+}
+
+// level orders scopes narrowest first: rule and action, rule, global.
+func level(s breaker.Scope) int {
+	switch {
+	case s == breaker.Global:
+		return 2
+	case s == breaker.RuleScope(s.Rule()):
+		return 1
+	}
+	return 0
+}
+
+// within reports whether narrow counts towards wide.
+func within(narrow, wide breaker.Scope) bool {
+	return level(narrow) < level(wide) && (wide == breaker.Global || narrow.Rule() == wide.Rule())
+}
+
 // batch returns a random batch: new offsets on one to three partitions (or,
 // sometimes, a redelivery of earlier offsets, whole or in part), and counts
 // for a random subset of scopes in buckets around the event clock, some of
-// them late or very late.
+// them late or very late, narrower scopes first; many buckets of wider
+// scopes are counted via narrower ones of the batch.
 func (g *gen) batch(specs []spec) store.Batch {
 	var b store.Batch
 	switch k := g.rng.IntN(100); {
@@ -212,8 +246,24 @@ func (g *gen) batch(specs []spec) store.Batch {
 			b.Partitions = append(b.Partitions, r)
 		}
 	}
+	var chosen []spec
 	for _, i := range g.rng.Perm(len(specs))[:1+g.rng.IntN(len(specs))] {
-		sp := specs[i]
+		chosen = append(chosen, specs[i])
+	}
+	if g.rng.IntN(3) > 0 {
+		chosen = append(chosen, newRuleSpec(g.evt))
+	}
+	slices.SortStableFunc(chosen, func(a, b spec) int { return cmp.Compare(level(a.scope), level(b.scope)) })
+	for _, sp := range chosen {
+		if sp.scope == breaker.Global && g.rng.IntN(4) > 0 {
+			b.Reference = len(b.Scopes) + 1
+		}
+		var narrower []int32
+		for j, o := range b.Scopes {
+			if within(o.Scope, sp.scope) {
+				narrower = append(narrower, int32(j+1))
+			}
+		}
 		sc := store.ScopeCounts{Scope: sp.scope, Policy: sp.policy}
 		grid := sp.policy.Grid()
 		nb := g.rng.IntN(7) // sometimes none
@@ -232,7 +282,20 @@ func (g *gen) batch(specs []spec) store.Batch {
 				at = grid.Bucket(at)
 			}
 			w := weights[g.rng.IntN(len(weights))] * (1 + g.rng.Int64N(4))
-			sc.Buckets = append(sc.Buckets, store.Bucket{At: at, Weight: w})
+			bk := store.Bucket{At: at, Weight: w}
+			if len(narrower) > 0 && g.rng.IntN(4) > 0 {
+				v := narrower[g.rng.IntN(len(narrower))]
+				bk.Via[0] = v
+				// An action scope's bucket reaches global through its rule too.
+				if ns := b.Scopes[v-1].Scope; level(ns) == 0 && sp.scope == breaker.Global {
+					for _, r := range narrower {
+						if b.Scopes[r-1].Scope == breaker.RuleScope(ns.Rule()) {
+							bk.Via = [2]int32{r, v}
+						}
+					}
+				}
+			}
+			sc.Buckets = append(sc.Buckets, bk)
 		}
 		b.Scopes = append(b.Scopes, sc)
 	}
@@ -335,6 +398,20 @@ func differential(t *testing.T, seed uint64, n int) {
 			if rr.Scopes[j].Counts.BaselineReady {
 				stats["baseline ready"]++
 			}
+			if rr.Scopes[j].Counts.Learning {
+				stats["learning"]++
+			}
+			if len(rr.Scopes[j].Status.HeldScopes) > 0 && rr.Scopes[j].Changed {
+				stats["targeted hold"]++
+			}
+			for _, bk := range b.Scopes[j].Buckets {
+				for _, v := range bk.Via {
+					if v > 0 && rr.Scopes[v-1].Status.Holds() {
+						stats["not counted: narrower scope holds"]++
+						break
+					}
+				}
+			}
 		}
 	}
 
@@ -361,7 +438,7 @@ func differential(t *testing.T, seed uint64, n int) {
 	for _, k := range []string{
 		"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
 		"to closed probation ended", "trip in probation", "baseline ready", "auto change under forced_closed", "auto change under shadow",
-		"override expired",
+		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds",
 	} {
 		if stats[k] == 0 {
 			t.Errorf("seed %d: no %q in %d batches; the test does not cover it", seed, k, n)
