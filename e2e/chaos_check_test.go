@@ -24,7 +24,6 @@ type chaosResult struct {
 	// The nemesis.
 	kills, wipes, brokerRestarts, added, removed int
 	outage                                       time.Duration
-	removedMembers                               int
 
 	// The outputs.
 	produced     int

@@ -201,10 +201,27 @@ func (f *fleet) stop(slot int) {
 	inc := f.slots[slot]
 	inc.expected = true
 	if err := inc.proc.Stop(60 * time.Second); err != nil {
-		f.unclean = append(f.unclean, fmt.Sprintf("%s exited %v after SIGTERM; log tail:\n%s", inc.name, err, tail(inc.proc.Log(), 2<<10)))
+		f.unclean = append(f.unclean, fmt.Sprintf("%s exited %v after SIGTERM; last errors:\n%s", inc.name, err, lastErrors(inc.proc.Log(), 3)))
 	}
 	inc.cancel()
 	f.janitor.dead(inc.name)
+}
+
+// lastErrors returns the last n log lines of level error (or worse) and
+// panics of a daemon's output, or its last line if there are none.
+func lastErrors(log string, n int) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		l := lines[i]
+		if strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"fatal"`) || strings.HasPrefix(l, "panic") {
+			out = append([]string{l}, out...)
+		}
+	}
+	if len(out) == 0 && len(lines) > 0 {
+		out = lines[len(lines)-1:]
+	}
+	return "  " + strings.Join(out, "\n  ")
 }
 
 // live returns the slots whose replica runs.
@@ -227,8 +244,8 @@ func (f *fleet) reap() {
 		inc.expected = true
 		inc.cancel()
 		f.janitor.dead(inc.name)
-		f.selfExit = append(f.selfExit, fmt.Sprintf("%s exited by itself after %v: %v; log tail:\n%s",
-			inc.name, time.Since(inc.started).Round(time.Millisecond), inc.proc.ExitErr(), tail(inc.proc.Log(), 4<<10)))
+		f.selfExit = append(f.selfExit, fmt.Sprintf("%s exited by itself after %v: %v; last errors:\n%s",
+			inc.name, time.Since(inc.started).Round(time.Millisecond), inc.proc.ExitErr(), lastErrors(inc.proc.Log(), 3)))
 		f.start(i)
 	}
 }
@@ -249,8 +266,8 @@ type apiObs struct {
 type apiLog struct {
 	scope  string
 	client *http.Client // its own transport, whose idle connections are closed at the end
-	mu    sync.Mutex // guards obs
-	obs   []apiObs
+	mu     sync.Mutex   // guards obs
+	obs    []apiObs
 }
 
 func (l *apiLog) poll(ctx context.Context, inc *incarnation) {
@@ -619,10 +636,10 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 	}
 	f.pollers.client.CloseIdleConnections()
 	res.selfExits = f.selfExit
+	res.notes = append(res.notes, fmt.Sprintf("%d incarnations of replicas ran; %d group members of killed or stopped processes were removed a session timeout after their end", len(f.all), jan.removed))
 	for _, u := range f.unclean {
 		res.notes = append(res.notes, "not a clean stop: "+u)
 	}
-	res.removedMembers = jan.removed
 
 	checkCampaign(t, k, res, written)
 	res.api = f.pollers.obs
