@@ -75,10 +75,21 @@ type chaosAction struct {
 // checkCampaign reads the state topic and every output topic and fills res.
 func checkCampaign(t *testing.T, k *testbed.Kafka, res *chaosResult, written []testbed.Record) {
 	t.Helper()
+	topics := map[string][]testbed.Record{}
+	for _, topic := range []string{testTopics.State, testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
+		topics[topic] = k.ReadAll(t, topic, 5*time.Minute)
+	}
+	checkRecords(t, res, written, topics)
+}
+
+// checkRecords fills res from the input as written and the records of the
+// state and output topics, each in partition and offset order.
+func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topics map[string][]testbed.Record) {
+	t.Helper()
 	// The trip: the first record of the spiking rule's scope moving to
 	// open; after it, its scope must never be recorded as anything else.
 	scope := breaker.Scope("rule:" + chaosSpikeRule)
-	for _, rec := range k.ReadAll(t, testTopics.State, 2*time.Minute) {
+	for _, rec := range topics[testTopics.State] {
 		var e statelog.Entry
 		if err := json.Unmarshal(rec.Value, &e); err != nil {
 			t.Fatalf("state topic p%d@%d: %v: %q", rec.Partition, rec.Offset, err, rec.Value)
@@ -103,7 +114,7 @@ func checkCampaign(t *testing.T, k *testbed.Kafka, res *chaosResult, written []t
 	type keyPos struct{ seq, in int }
 	lastGated := map[string]keyPos{} // key -> last first-copy seq on gated
 	for _, topic := range []string{testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
-		for _, rec := range k.ReadAll(t, topic, 5*time.Minute) {
+		for _, rec := range topics[topic] {
 			i, ok := in.byValue[string(rec.Value)]
 			if !ok {
 				res.example("%s p%d@%d: value %q was never produced", topic, rec.Partition, rec.Offset, rec.Value)

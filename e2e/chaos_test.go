@@ -467,11 +467,17 @@ func (g *chaosGen) one(now time.Time) testbed.Record {
 	}
 	key := fmt.Sprintf("u-%05d", g.rng.IntN(chaosKeys))
 	g.seq[key]++
+	return chaosRecord(g.n, rule, action, key, g.seq[key], now)
+}
+
+// chaosRecord is the n-th input record: an action of rule on key, the
+// key's seq-th, written at now.
+func chaosRecord(n int, rule, action, key string, seq int, now time.Time) testbed.Record {
 	v := fmt.Sprintf(`{"action_id":"chaos-%d","rule_id":%q,"action":%q,"target":{"type":"account","id":%q},"occurred_at":%q,"seq":%d}`,
-		g.n, rule, action, key, now.Format(time.RFC3339Nano), g.seq[key])
+		n, rule, action, key, now.Format(time.RFC3339Nano), seq)
 	return testbed.Record{
 		Partition: testbed.AnyPartition, Key: []byte(key), Value: []byte(v), Timestamp: now,
-		Headers: []testbed.Header{{Key: "x-trace-id", Value: fmt.Appendf(nil, "chaos-%d", g.n)}},
+		Headers: []testbed.Header{{Key: "x-trace-id", Value: fmt.Appendf(nil, "chaos-%d", n)}},
 	}
 }
 

@@ -151,8 +151,20 @@ func TestKafkaProduceMany(t *testing.T) {
 }
 
 func TestKafkaMultiBrokerAndRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []testbed.KafkaOption
+	}{
+		{name: "in process"},
+		{name: "own process", opts: []testbed.KafkaOption{testbed.OwnProcess()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { kafkaMultiBrokerAndRestart(t, tc.opts...) })
+	}
+}
+
+func kafkaMultiBrokerAndRestart(t *testing.T, opts ...testbed.KafkaOption) {
 	dir := t.TempDir()
-	k := testbed.StartKafka(t, testbed.Brokers(3), testbed.DataDir(dir))
+	k := testbed.StartKafka(t, append([]testbed.KafkaOption{testbed.Brokers(3), testbed.DataDir(dir)}, opts...)...)
 	addrs := k.Addrs()
 	if len(addrs) != 3 {
 		t.Fatalf("Addrs() = %v, want 3 brokers", addrs)
@@ -523,6 +535,19 @@ func TestRedis(t *testing.T) {
 	// A second client on the restarted server works too.
 	if err := r.Client(t).Ping(ctxT(t, 5*time.Second)).Err(); err != nil {
 		t.Fatalf("PING from a new client: %v", err)
+	}
+
+	// A frozen server answers nothing but keeps its data.
+	if err := c.Set(ctxT(t, 5*time.Second), "kept", "yes", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	r.Freeze(t)
+	if err := c.Ping(ctxT(t, 500*time.Millisecond)).Err(); err == nil {
+		t.Fatalf("PING of a frozen server succeeded")
+	}
+	r.Thaw(t)
+	if v, err := c.Get(ctxT(t, 5*time.Second), "kept").Result(); err != nil || v != "yes" {
+		t.Fatalf("GET after Thaw = %q, %v; want yes", v, err)
 	}
 }
 
