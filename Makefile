@@ -59,7 +59,8 @@ lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
-deps: ## Install the Debian packages the tests need (redis-server, kcat, chromium).
+deps: ## Install the Debian packages the tests need (redis-server, kcat, chromium, curl).
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 	command -v kcat >/dev/null || (apt-get update && apt-get install -y kcat)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v curl >/dev/null || (apt-get update && apt-get install -y curl)
