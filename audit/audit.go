@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/wire"
 )
@@ -84,9 +85,9 @@ type Query struct {
 
 // Options configure a Trail.
 type Options struct {
-	// Brokers and Topic locate the audit topic.
-	Brokers []string
-	Topic   string
+	// Kafka and Topic locate the audit topic.
+	Kafka *kafkaconn.Endpoint
+	Topic string
 	// WriteTimeout bounds one acknowledged write.
 	WriteTimeout time.Duration
 	// Redis holds the index.
@@ -99,8 +100,8 @@ type Options struct {
 
 func (o Options) validate() error {
 	switch {
-	case len(o.Brokers) == 0:
-		return errors.New("audit: Options.Brokers is empty")
+	case o.Kafka == nil:
+		return errors.New("audit: Options.Kafka is nil")
 	case o.Topic == "":
 		return errors.New("audit: Options.Topic is empty")
 	case o.WriteTimeout <= 0:
@@ -130,7 +131,7 @@ func New(opts Options) (*Trail, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	tr := &kafka.Transport{}
+	tr := opts.Kafka.Transport()
 	keys, err := wire.NewKeys(opts.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("audit: Options.Prefix: %w", err)
@@ -139,7 +140,7 @@ func New(opts Options) (*Trail, error) {
 		opts: opts,
 		tr:   tr,
 		w: &kafka.Writer{
-			Addr:         kafka.TCP(opts.Brokers...),
+			Addr:         opts.Kafka.Addr(),
 			Transport:    tr,
 			Topic:        opts.Topic,
 			Balancer:     &kafka.Hash{},
@@ -284,7 +285,7 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 // Scan calls fn with every entry of the audit topic, partition by
 // partition, in topic order; it stops at the first error fn returns.
 func (t *Trail) Scan(ctx context.Context, fn func(Entry) error) error {
-	return readTopic(ctx, t.opts.Brokers, t.opts.Topic, func(batch []kafka.Message) error {
+	return readTopic(ctx, t.opts.Kafka, t.opts.Topic, func(batch []kafka.Message) error {
 		for _, m := range batch {
 			var e Entry
 			if err := json.Unmarshal(m.Value, &e); err != nil {
@@ -302,7 +303,7 @@ func (t *Trail) Scan(ctx context.Context, fn func(Entry) error) error {
 // It is safe to run from several replicas at once and beside writes.
 func (t *Trail) Rebuild(ctx context.Context) (int, error) {
 	n := 0
-	err := readTopic(ctx, t.opts.Brokers, t.opts.Topic, func(batch []kafka.Message) error {
+	err := readTopic(ctx, t.opts.Kafka, t.opts.Topic, func(batch []kafka.Message) error {
 		n += len(batch)
 		return t.indexValues(ctx, batch)
 	})
@@ -318,13 +319,13 @@ func (t *Trail) Rebuild(ctx context.Context) (int, error) {
 // readTopic calls fn with the messages of every partition of topic, from
 // the first offset to the end offset it had when the read began, in
 // batches; tombstones are left out.
-func readTopic(ctx context.Context, brokers []string, topic string, fn func([]kafka.Message) error) error {
-	parts, err := partition.List(ctx, brokers, topic)
+func readTopic(ctx context.Context, k *kafkaconn.Endpoint, topic string, fn func([]kafka.Message) error) error {
+	parts, err := partition.List(ctx, k, topic)
 	if err != nil {
 		return err
 	}
 	for _, p := range parts {
-		err := partition.Read(ctx, brokers, topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+		err := partition.Read(ctx, k, topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
 			batch := msgs[:0:0]
 			for _, m := range msgs {
 				if m.Value != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 )
 
@@ -33,7 +34,7 @@ type bed struct {
 func newTrail(t *testing.T, b bed, size int) *audit.Trail {
 	t.Helper()
 	tr, err := audit.New(audit.Options{
-		Brokers: b.k.Addrs(), Topic: "moderation.audit", WriteTimeout: 10 * time.Second,
+		Kafka: kafkaconn.Plain(b.k.Addrs()...), Topic: "moderation.audit", WriteTimeout: 10 * time.Second,
 		Redis: b.r.Client(t), Prefix: "bw-test", IndexSize: size,
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/daemon"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/statelog"
@@ -194,6 +195,7 @@ func produceInput(b *testing.B, k *testbed.Kafka, topic string, n int) float64 {
 func pipelineWriter(cfg config.Config) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Kafka.Brokers...),
+		Transport:    kafkaconn.Plain(cfg.Kafka.Brokers...).Transport(),
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    max(cfg.Kafka.BatchSize, 100),
@@ -259,7 +261,7 @@ func runPassthrough(b *testing.B, k *testbed.Kafka, base config.Config, n, seq, 
 // store.
 func passthrough(ctx context.Context, cfg config.Config, out string, n int, res *runResult) error {
 	start := time.Now()
-	r := kafka.NewReader(consumer.ReaderConfig(cfg, nil))
+	r := kafka.NewReader(consumer.ReaderConfig(cfg, kafkaconn.Plain(cfg.Kafka.Brokers...), nil))
 	defer r.Close()
 	w := pipelineWriter(cfg)
 	defer w.Close()
@@ -361,7 +363,7 @@ func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config
 	defer cancel()
 	// As the daemon does with create_topics (the state topic compacted).
 	cfg.Kafka.Partitions, cfg.Kafka.ReplicationFactor = partitions, 1
-	if err := daemon.CreateTopics(ctx, cfg); err != nil {
+	if err := daemon.CreateTopics(ctx, cfg, kafkaconn.Plain(cfg.Kafka.Brokers...)); err != nil {
 		b.Fatal(err)
 	}
 	// Every breaker run starts from an empty store, like the first.
@@ -385,7 +387,7 @@ func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config
 	if err != nil {
 		b.Fatal(err)
 	}
-	states := statelog.New(cfg.Kafka.Brokers, t.State, cfg.Kafka.WriteTimeout)
+	states := statelog.New(kafkaconn.Plain(cfg.Kafka.Brokers...), t.State, cfg.Kafka.WriteTimeout)
 	defer states.Close()
 	restore := func(ctx context.Context) error {
 		ss, err := states.Load(ctx)
@@ -436,7 +438,7 @@ func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config
 	reg := prometheus.NewRegistry()
 	pprof.Do(ctx, pprof.Labels("variant", label), func(ctx context.Context) {
 		p, err := consumer.New(consumer.Options{
-			Config: cfg, Store: dec, States: states, Restore: restore, Logger: log,
+			Config: cfg, Kafka: kafkaconn.Plain(cfg.Kafka.Brokers...), Store: dec, States: states, Restore: restore, Logger: log,
 			Metrics: metrics.New(reg, 500), OnBatch: onBatch,
 		})
 		if err != nil {

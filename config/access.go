@@ -14,9 +14,10 @@ const redacted = "REDACTED"
 // Breakwater runs an in-process Kafka broker.
 func (c Config) EmbeddedKafka() bool { return len(c.Kafka.Brokers) == 0 }
 
-// EmbeddedRedis reports whether no Redis address is configured, in which
+// EmbeddedRedis reports whether no Redis address (nor Cluster seed nor
+// Sentinel) is configured, in which
 // case Breakwater runs an in-process Redis.
-func (c Config) EmbeddedRedis() bool { return c.Redis.Addr == "" }
+func (c Config) EmbeddedRedis() bool { return c.Redis.Topology() == RedisEmbedded }
 
 // RuleThresholds returns the thresholds of rule: its own, with the unset
 // fields taken from breakers.defaults, if the rule has an entry in
@@ -60,12 +61,18 @@ func (c Config) OutagePolicy(s Severity) Outage {
 	return OutagePause
 }
 
-// Redacted returns a deep copy of c, safe to log, whose Redis password and
-// receiver URLs and secrets are replaced by "REDACTED" where they are set.
+// Redacted returns a deep copy of c, safe to log, whose Redis and Sentinel
+// passwords, Kafka SASL password and receiver URLs and secrets are replaced by "REDACTED" where they are set.
 func (c Config) Redacted() Config {
 	d := c.clone()
 	if d.Redis.Password != "" {
 		d.Redis.Password = redacted
+	}
+	if d.Redis.SentinelPassword != "" {
+		d.Redis.SentinelPassword = redacted
+	}
+	if d.Kafka.SASL.Password != "" {
+		d.Kafka.SASL.Password = redacted
 	}
 	for i, r := range d.Alerts.Receivers {
 		d.Alerts.Receivers[i] = Receiver(r.safe())
@@ -79,6 +86,8 @@ func (c Config) clone() Config {
 	if c.Kafka.Brokers != nil {
 		d.Kafka.Brokers = append([]string(nil), c.Kafka.Brokers...)
 	}
+	d.Redis.Addrs = slices.Clone(c.Redis.Addrs)
+	d.Redis.SentinelAddrs = slices.Clone(c.Redis.SentinelAddrs)
 	if c.Admin.Tokens != nil {
 		d.Admin.Tokens = append([]Token(nil), c.Admin.Tokens...)
 	}
@@ -108,6 +117,9 @@ type redactedRedis Redis
 func (r Redis) safe() redactedRedis {
 	if r.Password != "" {
 		r.Password = redacted
+	}
+	if r.SentinelPassword != "" {
+		r.SentinelPassword = redacted
 	}
 	return redactedRedis(r)
 }

@@ -64,6 +64,11 @@ type Kafka struct {
 	Partitions int `yaml:"partitions"`
 	// ReplicationFactor is the replication factor used when CreateTopics creates a topic.
 	ReplicationFactor int `yaml:"replication_factor"`
+	// TLS encrypts (and with a client certificate, authenticates) every
+	// connection to the brokers.
+	TLS TLS `yaml:"tls"`
+	// SASL authenticates every connection to the brokers.
+	SASL SASL `yaml:"sasl"`
 }
 
 // Topics names the topics Breakwater reads and writes.
@@ -82,9 +87,26 @@ type Topics struct {
 
 // Redis configures the shared rate and state store.
 type Redis struct {
-	// Addr is host:port. Empty means the embedded in-process store.
+	// Addr is host:port of one Redis, or of a Redis Cluster's
+	// configuration endpoint when Cluster is true. Empty, with Addrs and
+	// SentinelAddrs empty too, means the embedded in-process store.
 	// Overridden by BREAKWATER_REDIS_ADDR.
 	Addr string `yaml:"addr"`
+	// Addrs are the seed nodes of a Redis Cluster (host:port each).
+	Addrs []string `yaml:"addrs"`
+	// Cluster forces Redis Cluster mode on Addr (a configuration endpoint).
+	Cluster bool `yaml:"cluster"`
+	// MasterName is the name of the primary that Sentinel manages; set with
+	// SentinelAddrs.
+	MasterName string `yaml:"master_name"`
+	// SentinelAddrs are the Sentinels (host:port each) that name the primary.
+	SentinelAddrs []string `yaml:"sentinel_addrs"`
+	// SentinelUsername is the ACL user for the Sentinels, if they need one.
+	SentinelUsername string `yaml:"sentinel_username"`
+	// SentinelPassword is a secret; prefer BREAKWATER_REDIS_SENTINEL_PASSWORD.
+	SentinelPassword string `yaml:"sentinel_password"`
+	// TLS encrypts every connection to Redis (and to the Sentinels).
+	TLS TLS `yaml:"tls"`
 	// Username for Redis ACLs. Overridden by BREAKWATER_REDIS_USERNAME.
 	Username string `yaml:"username"`
 	// Password is a secret; prefer BREAKWATER_REDIS_PASSWORD. It is never logged.
@@ -105,6 +127,11 @@ type Redis struct {
 type HTTP struct {
 	// Listen is the host:port to serve on; empty disables the listener.
 	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile, set together, serve HTTPS with this
+	// certificate (PEM, chain included) and key.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	// TLSKeyFile is the private key of TLSCertFile (PEM).
+	TLSKeyFile string `yaml:"tls_key_file"`
 }
 
 // Breakers holds the thresholds of every scope.

@@ -172,7 +172,7 @@ func TestExample(t *testing.T) {
 			t.Errorf("example.yaml does not set %s", path)
 		}
 	}
-	for _, env := range []string{EnvKafkaBrokers, EnvKafkaGroupID, EnvRedisAddr, EnvRedisUsername, EnvRedisPassword, EnvHTTPListen} {
+	for _, env := range []string{EnvKafkaBrokers, EnvKafkaGroupID, EnvRedisAddr, EnvRedisUsername, EnvRedisPassword, EnvRedisSentinelPassword, EnvKafkaSASLPassword, EnvHTTPListen} {
 		if !strings.Contains(string(data), env) {
 			t.Errorf("example.yaml does not name %s", env)
 		}

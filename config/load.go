@@ -27,6 +27,11 @@ const (
 	EnvRedisUsername = "BREAKWATER_REDIS_USERNAME"
 	// EnvRedisPassword overrides redis.password.
 	EnvRedisPassword = "BREAKWATER_REDIS_PASSWORD"
+	// EnvRedisSentinelPassword overrides redis.sentinel_password.
+	EnvRedisSentinelPassword = "BREAKWATER_REDIS_SENTINEL_PASSWORD"
+	// EnvKafkaSASLPassword overrides kafka.sasl.password (and clears
+	// kafka.sasl.password_file).
+	EnvKafkaSASLPassword = "BREAKWATER_KAFKA_SASL_PASSWORD"
 	// EnvHTTPListen overrides http.listen.
 	EnvHTTPListen = "BREAKWATER_HTTP_LISTEN"
 )
@@ -208,6 +213,8 @@ func loadFile(path string) (Config, error) {
 //	BREAKWATER_REDIS_ADDR      redis.addr
 //	BREAKWATER_REDIS_USERNAME  redis.username
 //	BREAKWATER_REDIS_PASSWORD  redis.password
+//	BREAKWATER_REDIS_SENTINEL_PASSWORD  redis.sentinel_password
+//	BREAKWATER_KAFKA_SASL_PASSWORD      kafka.sasl.password (clears kafka.sasl.password_file)
 //	BREAKWATER_HTTP_LISTEN     http.listen
 //	BREAKWATER_ALERT_<NAME>_URL, then the variable named by url_env:
 //	                           alerts.receivers[].url
@@ -216,7 +223,8 @@ func loadFile(path string) (Config, error) {
 //	BREAKWATER_ADMIN_TOKENS    admin.tokens (name:role:token, comma separated)
 //
 // A variable set to the empty string is ignored; so are blanks only, except
-// for the Redis username and password, which are used exactly as given.
+// for the Redis username and passwords and the SASL password, which are
+// used exactly as given.
 // Empty entries of the broker list are kept, so that Validate reports them.
 // ApplyEnv does not validate; a nil lookup changes nothing.
 func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
@@ -251,6 +259,13 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	}
 	if v, ok := exact(EnvRedisPassword); ok {
 		c.Redis.Password = v
+	}
+	if v, ok := exact(EnvRedisSentinelPassword); ok {
+		c.Redis.SentinelPassword = v
+	}
+	if v, ok := exact(EnvKafkaSASLPassword); ok {
+		c.Kafka.SASL.Password = v
+		c.Kafka.SASL.PasswordFile = ""
 	}
 	if v, ok := trimmed(EnvHTTPListen); ok {
 		c.HTTP.Listen = v
@@ -388,6 +403,12 @@ func (c *Config) resolve(given map[string]actionFields) {
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = nil
+	}
+	if len(c.Redis.Addrs) == 0 {
+		c.Redis.Addrs = nil
+	}
+	if len(c.Redis.SentinelAddrs) == 0 {
+		c.Redis.SentinelAddrs = nil
 	}
 	c.Alerts.resolve()
 }

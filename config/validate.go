@@ -65,6 +65,7 @@ func (c Config) Validate() error {
 			p.addf("http.listen", "must be host:port (or :port), got %q", c.HTTP.Listen)
 		}
 	}
+	c.validateHTTPTLS(&p)
 	c.validateBreakers(&p)
 	c.validateActions(&p)
 	c.validateOutage(&p)
@@ -147,6 +148,8 @@ func (c Config) validateKafka(p *problems) {
 			p.addf("kafka.replication_factor", "must be at least 1 when create_topics is true, got %d", k.ReplicationFactor)
 		}
 	}
+	k.TLS.validate(p, "kafka.tls")
+	k.SASL.validate(p)
 }
 
 // topicProblem returns why name is not a valid Kafka topic name, or "".
@@ -195,6 +198,7 @@ func (c Config) validateRedis(p *problems) {
 	if r.DB < 0 {
 		p.addf("redis.db", "must be >= 0, got %d", r.DB)
 	}
+	r.validateTopology(p)
 	switch {
 	case r.KeyPrefix == "":
 		p.addf("redis.key_prefix", "must not be empty")

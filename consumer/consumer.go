@@ -20,6 +20,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/wire"
@@ -94,6 +95,8 @@ type Restorer func(ctx context.Context) error
 type Options struct {
 	// Config is the validated daemon configuration.
 	Config config.Config
+	// Kafka is the cluster of Config.Kafka, with its TLS and SASL settings.
+	Kafka *kafkaconn.Endpoint
 	// Store decides batches.
 	Store Decider
 	// States records transitions durably.
@@ -126,10 +129,10 @@ func (o Options) validate() error {
 		return errors.New("consumer: Options.Logger is nil")
 	case o.Metrics == nil:
 		return errors.New("consumer: Options.Metrics is nil")
-	case len(o.Config.Kafka.Brokers) == 0:
-		return errors.New("consumer: Options.Config.Kafka.Brokers is empty")
+	case o.Kafka == nil:
+		return errors.New("consumer: Options.Kafka is nil")
 	}
-	rc := ReaderConfig(o.Config, nil)
+	rc := ReaderConfig(o.Config, o.Kafka, nil)
 	return rc.Validate()
 }
 
@@ -264,10 +267,10 @@ func (p *Pipeline) Health(now time.Time) Health {
 	return h
 }
 
-// ReaderConfig returns the consumer group reader configuration for cfg.
-func ReaderConfig(cfg config.Config, log *zap.Logger) kafka.ReaderConfig {
-	rc := kafka.ReaderConfig{
-		Brokers:               cfg.Kafka.Brokers,
+// ReaderConfig returns the consumer group reader configuration for cfg on
+// the cluster k.
+func ReaderConfig(cfg config.Config, k *kafkaconn.Endpoint, log *zap.Logger) kafka.ReaderConfig {
+	rc := k.Reader(kafka.ReaderConfig{
 		GroupID:               cfg.Kafka.GroupID,
 		Topic:                 cfg.Kafka.Topics.Input,
 		MinBytes:              1,
@@ -283,7 +286,7 @@ func ReaderConfig(cfg config.Config, log *zap.Logger) kafka.ReaderConfig {
 		ReadBackoffMin:        10 * time.Millisecond,
 		ReadBackoffMax:        500 * time.Millisecond,
 		WatchPartitionChanges: true,
-	}
+	})
 	if log != nil {
 		s := log.Named("kafka").Sugar()
 		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
@@ -305,7 +308,7 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	cfg := opts.Config
-	transport := &kafka.Transport{}
+	transport := opts.Kafka.Transport()
 	drain := cfg.Kafka.DrainTimeout
 	if drain <= 0 {
 		drain = 30 * time.Second
@@ -322,10 +325,10 @@ func New(opts Options) (*Pipeline, error) {
 		committed:    map[int]int64{},
 		scopeHeader:  map[breaker.Scope][]byte{},
 		gate:         gate.New(cfg),
-		reader:       kafka.NewReader(ReaderConfig(cfg, opts.Logger)),
+		reader:       kafka.NewReader(ReaderConfig(cfg, opts.Kafka, opts.Logger)),
 		transport:    transport,
 		writer: &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Kafka.Brokers...),
+			Addr:         opts.Kafka.Addr(),
 			Transport:    transport,
 			Balancer:     &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll,

@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -21,6 +21,8 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/embedded"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
+	"github.com/breakwater/breakwater/internal/redisconn"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/statelog"
@@ -110,7 +112,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	if !cfg.EmbeddedKafka() && cfg.EmbeddedRedis() {
 		// An in-process Redis would silently split the shared counts per replica.
-		return nil, errors.New("redis.addr (or BREAKWATER_REDIS_ADDR) is required when kafka.brokers is set: the embedded Redis is only for the embedded demo")
+		return nil, errors.New("redis.addr (or BREAKWATER_REDIS_ADDR), redis.addrs (a Cluster) or redis.master_name with redis.sentinel_addrs is required when kafka.brokers is set: the embedded Redis is only for the embedded demo")
 	}
 	embeddedMode := cfg.EmbeddedKafka()
 	if embeddedMode {
@@ -137,9 +139,16 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 			zap.String("addr", cfg.Redis.Addr),
 			zap.String("real_redis", "set redis.addr in the config file (--config) or BREAKWATER_REDIS_ADDR=host:6379"))
 	}
+	kc, err := kafkaconn.New(cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := retryStart(ctx, log, "connect to Kafka", kc.Probe); err != nil {
+		return nil, err
+	}
 	if cfg.Kafka.CreateTopics {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := CreateTopics(cctx, cfg)
+		err := CreateTopics(cctx, cfg, kc)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -151,28 +160,22 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		if d.demo, err = newDemo(&cfg, log); err != nil {
 			return nil, err
 		}
+		d.demo.kafka = kc
 		d.closers = append(d.closers, d.demo.close)
 	}
 	d.cfg = cfg
 
-	rc := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Redis.Addr,
-		Username:              cfg.Redis.Username,
-		Password:              cfg.Redis.Password,
-		DB:                    cfg.Redis.DB,
-		DialTimeout:           cfg.Redis.Timeout,
-		ReadTimeout:           cfg.Redis.Timeout,
-		WriteTimeout:          cfg.Redis.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            2,
-	})
+	rc, err := redisconn.New(cfg.Redis, log)
+	if err != nil {
+		return nil, err
+	}
 	d.closers = append(d.closers, func() { closeLogged(log, "redis client", rc) })
 	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
 	if err != nil {
 		return nil, err
 	}
 	d.store = st
-	states := statelog.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.State, cfg.Kafka.WriteTimeout)
+	states := statelog.New(kc, cfg.Kafka.Topics.State, cfg.Kafka.WriteTimeout)
 	d.closers = append(d.closers, func() { closeLogged(log, "state log", states) })
 	m := metrics.New(reg, 500)
 	d.metrics = m
@@ -196,7 +199,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil
 	}
 	trail, err := audit.New(audit.Options{
-		Brokers: cfg.Kafka.Brokers, Topic: cfg.Admin.AuditTopic, WriteTimeout: cfg.Kafka.WriteTimeout,
+		Kafka: kc, Topic: cfg.Admin.AuditTopic, WriteTimeout: cfg.Kafka.WriteTimeout,
 		Redis: rc, Prefix: cfg.Redis.KeyPrefix, IndexSize: cfg.Admin.AuditIndexSize,
 	})
 	if err != nil {
@@ -204,7 +207,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "audit trail", trail) })
 	d.held, err = review.NewIndex(review.Options{
-		Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
+		Kafka: kc, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
 		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
 	})
 	if err != nil {
@@ -212,7 +215,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	d.closers = append(d.closers, d.held.Close)
 	d.releaser, err = review.NewReleaser(d.held, review.ReleaseOptions{
-		Brokers: cfg.Kafka.Brokers, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
+		Kafka: kc, Gated: cfg.Kafka.Topics.Gated, Rejected: cfg.Admin.RejectedTopic,
 		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 3*cfg.Kafka.WriteTimeout + 5*time.Second, Batch: cfg.Admin.ReleaseBatch, Poll: time.Second,
 	}, log.Named("release"))
 	if err != nil {
@@ -240,7 +243,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		}
 	}
 	d.pipeline, err = consumer.New(consumer.Options{
-		Config: cfg, Store: st, States: states, Restore: d.restore, Logger: log, Metrics: m, OnBatch: onBatch,
+		Config: cfg, Kafka: kc, Store: st, States: states, Restore: d.restore, Logger: log, Metrics: m, OnBatch: onBatch,
 		Alerts: alertSink(d.alerts), Audit: trail,
 	})
 	if err != nil {
@@ -249,9 +252,16 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.health = &health{store: st, pipeline: d.pipeline}
 	d.mux = newMux(reg, d.health, api)
 	if cfg.HTTP.Listen != "" {
+		tc, err := cfg.HTTP.ServerTLS()
+		if err != nil {
+			return nil, err
+		}
 		l, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("listen on http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		if tc != nil {
+			l = tls.NewListener(l, tc)
 		}
 		d.listener = l
 		d.closers = append(d.closers, func() { _ = l.Close() })
@@ -370,6 +380,10 @@ func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(conte
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, kafkaconn.ErrRejected) {
+			// A wrong password or an untrusted certificate stays wrong.
+			return fmt.Errorf("%s: %w", what, err)
+		}
 		log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", d))
 		select {
 		case <-ctx.Done():
@@ -380,10 +394,12 @@ func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(conte
 	}
 }
 
-// CreateTopics creates the topics of cfg that do not exist yet; the state
-// topic is compacted.
-func CreateTopics(ctx context.Context, cfg config.Config) error {
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
+// CreateTopics creates the topics of cfg that do not exist yet on the
+// cluster k; the state topic is compacted.
+func CreateTopics(ctx context.Context, cfg config.Config, k *kafkaconn.Endpoint) error {
+	tr := k.Transport()
+	defer tr.CloseIdleConnections()
+	c := k.Client(tr, 10*time.Second)
 	t := cfg.Kafka.Topics
 	var reqs []kafka.TopicConfig
 	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {

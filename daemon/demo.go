@@ -21,6 +21,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
 )
@@ -29,6 +30,7 @@ import (
 // built-in classifier, a periodic summary, and a local webhook receiver
 // that logs the alerts.
 type demo struct {
+	kafka    *kafkaconn.Endpoint // the embedded broker
 	log      *zap.Logger
 	scenario traffic.Scenario
 	hot      int
@@ -91,8 +93,10 @@ func (d *demo) start(g *group, cfg config.Config, st lister) {
 // classify plays the built-in classifier into the input topic until ctx
 // ends.
 func (d *demo) classify(ctx context.Context, cfg config.Config) {
+	tr := d.kafka.Transport()
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Kafka.Brokers...), Topic: cfg.Kafka.Topics.Input, Balancer: &kafka.Hash{},
+		Addr: d.kafka.Addr(), Transport: tr, Topic: cfg.Kafka.Topics.Input, Balancer: &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, BatchSize: 1000,
 	}
 	defer closeLogged(d.log, "demo producer", w)

@@ -11,13 +11,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/gate"
 )
 
 // TopicOptions say which part of a Kafka topic to replay.
 type TopicOptions struct {
-	// Brokers are the bootstrap addresses.
-	Brokers []string
+	// Kafka is the cluster, with its TLS and SASL settings.
+	Kafka *kafkaconn.Endpoint
 	// Topic is the input topic.
 	Topic string
 	// StartOffset is the first offset of every partition; -2 (or 0 with
@@ -30,7 +31,7 @@ type TopicOptions struct {
 
 func (o TopicOptions) validate() error {
 	switch {
-	case len(o.Brokers) == 0 || o.Brokers[0] == "":
+	case o.Kafka == nil || len(o.Kafka.Brokers()) == 0 || o.Kafka.Brokers()[0] == "":
 		return errors.New("from topic: brokers are required")
 	case o.Topic == "":
 		return errors.New("from topic: topic is required")
@@ -65,9 +66,10 @@ func OpenTopic(ctx context.Context, opts TopicOptions) (*Topic, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := kafka.DialContext(ctx, "tcp", opts.Brokers[0])
+	first := opts.Kafka.Brokers()[0]
+	conn, err := opts.Kafka.Dial(ctx, first)
 	if err != nil {
-		return nil, fmt.Errorf("from topic: connect to %s: %w", opts.Brokers[0], err)
+		return nil, fmt.Errorf("from topic: connect to %s: %w", first, opts.Kafka.Explain(err))
 	}
 	ps, err := conn.ReadPartitions(opts.Topic)
 	_ = conn.Close()
@@ -88,7 +90,7 @@ func OpenTopic(ctx context.Context, opts TopicOptions) (*Topic, error) {
 
 func openPart(ctx context.Context, opts TopicOptions, p kafka.Partition) (*topicPart, error) {
 	leader := net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))
-	conn, err := kafka.DialLeader(ctx, "tcp", leader, opts.Topic, p.ID)
+	conn, err := opts.Kafka.DialLeader(ctx, leader, opts.Topic, p.ID)
 	if err != nil {
 		return nil, fmt.Errorf("from topic %q partition %d: %w", opts.Topic, p.ID, err)
 	}
@@ -106,10 +108,10 @@ func openPart(ctx context.Context, opts TopicOptions, p kafka.Partition) (*topic
 			start = last
 		}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: opts.Brokers, Topic: opts.Topic, Partition: p.ID,
+	r := kafka.NewReader(opts.Kafka.Reader(kafka.ReaderConfig{
+		Topic: opts.Topic, Partition: p.ID,
 		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond,
-	})
+	}))
 	if err := r.SetOffset(start); err != nil {
 		_ = r.Close()
 		return nil, fmt.Errorf("from topic %q partition %d: %w", opts.Topic, p.ID, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/replay"
@@ -34,7 +35,7 @@ func TestTopic(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		opts.Brokers, opts.Topic = k.Addrs(), "actions"
+		opts.Kafka, opts.Topic = kafkaconn.Plain(k.Addrs()...), "actions"
 		src, err := replay.OpenTopic(ctx, opts)
 		if err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/wire"
 )
@@ -115,9 +116,9 @@ type Page struct {
 
 // Options configure an Index.
 type Options struct {
-	// Brokers and Topic locate the held topic.
-	Brokers []string
-	Topic   string
+	// Kafka and Topic locate the held topic.
+	Kafka *kafkaconn.Endpoint
+	Topic string
 	// Redis holds the index; Prefix is the hash tag of its keys.
 	Redis  redis.UniversalClient
 	Prefix string
@@ -138,8 +139,8 @@ type Journal interface {
 
 func (o Options) validate() error {
 	switch {
-	case len(o.Brokers) == 0:
-		return errors.New("review: Options.Brokers is empty")
+	case o.Kafka == nil:
+		return errors.New("review: Options.Kafka is nil")
 	case o.Topic == "":
 		return errors.New("review: Options.Topic is empty")
 	case o.Redis == nil:
@@ -169,11 +170,11 @@ func NewIndex(opts Options) (*Index, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	tr := &kafka.Transport{}
+	tr := opts.Kafka.Transport()
 	keys, _ := wire.NewKeys(opts.Prefix)
 	return &Index{
 		opts: opts, keys: keys, tr: tr,
-		client: &kafka.Client{Addr: kafka.TCP(opts.Brokers...), Transport: tr, Timeout: 10 * time.Second},
+		client: opts.Kafka.Client(tr, 10*time.Second),
 	}, nil
 }
 
@@ -303,7 +304,7 @@ func (x *Index) replay(ctx context.Context) error {
 }
 
 func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
-	parts, err := partition.List(ctx, x.opts.Brokers, x.opts.Topic)
+	parts, err := partition.List(ctx, x.opts.Kafka, x.opts.Topic)
 	if err != nil {
 		return 0, err
 	}
@@ -338,7 +339,7 @@ func (x *Index) sync(ctx context.Context, rebuild bool) (int, error) {
 
 func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bool) (int, error) {
 	n := 0
-	err := partition.Read(ctx, x.opts.Brokers, x.opts.Topic, p, from, partition.End, func(msgs []kafka.Message, start, next int64) error {
+	err := partition.Read(ctx, x.opts.Kafka, x.opts.Topic, p, from, partition.End, func(msgs []kafka.Message, start, next int64) error {
 		if err := x.index(ctx, p, start, next, msgs, rebuild); err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/review"
 )
@@ -49,13 +50,13 @@ func heldRecord(id, rule, action, target, version, region, incident string) test
 }
 
 func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
-	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: r.Client(t), Prefix: "bw-review", IndexSize: 100})
+	j, err := audit.New(audit.Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: r.Client(t), Prefix: "bw-review", IndexSize: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
 	x, err := review.NewIndex(review.Options{
-		Brokers: k.Addrs(), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
+		Kafka: kafkaconn.Plain(k.Addrs()...), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
 		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j,
 	})
 	if err != nil {

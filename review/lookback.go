@@ -52,7 +52,7 @@ func inScope(scope breaker.Scope, a event.Action) bool {
 // belong to the incident. Approved releases are left out.
 func (x *Index) LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (LookBack, error) {
 	out := LookBack{From: from, To: to, Actions: []Forwarded{}}
-	brokers := x.opts.Brokers
+	brokers := x.opts.Kafka
 	parts, err := partition.List(ctx, brokers, gated)
 	if err != nil {
 		return out, err

@@ -17,14 +17,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/wire"
 )
 
 // ReleaseOptions configure a Releaser.
 type ReleaseOptions struct {
-	// Brokers locate the cluster.
-	Brokers []string
+	// Kafka locates the cluster.
+	Kafka *kafkaconn.Endpoint
 	// Gated and Rejected are the topics approved and rejected actions go to.
 	Gated, Rejected string
 	// WriteTimeout bounds one acknowledged write.
@@ -40,8 +41,8 @@ type ReleaseOptions struct {
 
 func (o ReleaseOptions) validate() error {
 	switch {
-	case len(o.Brokers) == 0:
-		return errors.New("review: ReleaseOptions.Brokers is empty")
+	case o.Kafka == nil:
+		return errors.New("review: ReleaseOptions.Kafka is nil")
 	case o.Gated == "" || o.Rejected == "":
 		return errors.New("review: ReleaseOptions.Gated and Rejected must be set")
 	case o.WriteTimeout <= 0 || o.Lease <= 2*o.WriteTimeout:
@@ -88,11 +89,11 @@ func NewReleaser(x *Index, opts ReleaseOptions, log *zap.Logger) (*Releaser, err
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	tr := &kafka.Transport{}
+	tr := opts.Kafka.Transport()
 	return &Releaser{
 		x: x, opts: opts, log: log, owner: hex.EncodeToString(b[:]), tr: tr, wake: make(chan struct{}, 1),
 		w: &kafka.Writer{
-			Addr: kafka.TCP(opts.Brokers...), Transport: tr, Balancer: &kafka.Hash{},
+			Addr: opts.Kafka.Addr(), Transport: tr, Balancer: &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, WriteTimeout: opts.WriteTimeout,
 			MaxAttempts: 5, BatchSize: opts.Batch,
 		},
@@ -201,7 +202,7 @@ func (r *Releaser) recover(ctx context.Context) error {
 	var found []string
 	for topic, from := range map[string]map[int]int64{r.opts.Gated: in.Gated, r.opts.Rejected: in.Rejected} {
 		for p, off := range from {
-			err := readRange(ctx, r.opts.Brokers, topic, p, off, -1, func(m kafka.Message) bool {
+			err := readRange(ctx, r.opts.Kafka, topic, p, off, -1, func(m kafka.Message) bool {
 				for _, h := range m.Headers {
 					if h.Key == wire.HeaderActionID && want[string(h.Value)] {
 						found = append(found, string(h.Value))
@@ -386,10 +387,10 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	for _, h := range batch {
 		in.IDs = append(in.IDs, h.ActionID)
 	}
-	if in.Gated, err = endOffsets(ctx, r.opts.Brokers, r.opts.Gated); err != nil {
+	if in.Gated, err = endOffsets(ctx, r.opts.Kafka, r.opts.Gated); err != nil {
 		return 0, err
 	}
-	if in.Rejected, err = endOffsets(ctx, r.opts.Brokers, r.opts.Rejected); err != nil {
+	if in.Rejected, err = endOffsets(ctx, r.opts.Kafka, r.opts.Rejected); err != nil {
 		return 0, err
 	}
 	rec, _ := json.Marshal(in)
@@ -449,7 +450,7 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 		for _, o := range offs {
 			want[o] = true
 		}
-		err := readRange(ctx, r.opts.Brokers, r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
+		err := readRange(ctx, r.opts.Kafka, r.x.opts.Topic, p, first, last+1, func(m kafka.Message) bool {
 			if want[m.Offset] {
 				got[loc{p, m.Offset}] = m
 			}
@@ -489,7 +490,7 @@ func (r *Releaser) messages(ctx context.Context, batch []Held) ([]kafka.Message,
 }
 
 // endOffsets returns the end offset of every partition of topic.
-func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+func endOffsets(ctx context.Context, brokers *kafkaconn.Endpoint, topic string) (map[int]int64, error) {
 	parts, err := partition.List(ctx, brokers, topic)
 	if err != nil {
 		return nil, err
@@ -506,7 +507,7 @@ func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 // readRange calls fn for the messages of topic/p from offset from to end
 // (exclusive; -1 means the end offset when the read begins), until fn
 // returns false.
-func readRange(ctx context.Context, brokers []string, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
+func readRange(ctx context.Context, brokers *kafkaconn.Endpoint, topic string, p int, from, end int64, fn func(kafka.Message) bool) error {
 	return partition.Read(ctx, brokers, topic, p, from, end, func(msgs []kafka.Message, _, _ int64) error {
 		for _, m := range msgs {
 			if !fn(m) {

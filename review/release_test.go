@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/wire"
 )
@@ -298,12 +299,12 @@ func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releas
 	rs := testbed.StartRedis(t)
 	rs.WatchScripts(t)
 	k.Produce(t, tHeld, recs...)
-	j, err := audit.New(audit.Options{Brokers: k.Addrs(), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
+	j, err := audit.New(audit.Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: "audit", WriteTimeout: 10 * time.Second, Redis: rs.Client(t), Prefix: "bw", IndexSize: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Brokers: k.Addrs(), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	x, err := NewIndex(Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releas
 func (b *releaseBed) releaser(t *testing.T, batch int) *Releaser {
 	t.Helper()
 	r, err := NewReleaser(b.x, ReleaseOptions{
-		Brokers: b.k.Addrs(), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
+		Kafka: kafkaconn.Plain(b.k.Addrs()...), Gated: tGated, Rejected: tRejected, WriteTimeout: 5 * time.Second,
 		Lease: 11 * time.Second, Batch: batch, Poll: time.Second,
 	}, zap.NewNop())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/store"
 )
@@ -28,25 +29,26 @@ type Entry struct {
 
 // Log writes and reads the state topic.
 type Log struct {
-	brokers []string
-	topic   string
-	w       *kafka.Writer
-	tr      *kafka.Transport
+	kafka *kafkaconn.Endpoint
+	topic string
+	w     *kafka.Writer
+	tr    *kafka.Transport
 
 	mu   sync.Mutex // guards seen
 	seen map[breaker.Scope]uint64
 }
 
-// New returns a log on topic. The writer waits for all in-sync replicas.
-func New(brokers []string, topic string, timeout time.Duration) *Log {
-	tr := &kafka.Transport{}
+// New returns a log on topic of the cluster k. The writer waits for all
+// in-sync replicas.
+func New(k *kafkaconn.Endpoint, topic string, timeout time.Duration) *Log {
+	tr := k.Transport()
 	return &Log{
-		brokers: brokers,
-		topic:   topic,
-		tr:      tr,
-		seen:    map[breaker.Scope]uint64{},
+		kafka: k,
+		topic: topic,
+		tr:    tr,
+		seen:  map[breaker.Scope]uint64{},
 		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
+			Addr:         k.Addr(),
 			Transport:    tr,
 			Topic:        topic,
 			Balancer:     &kafka.Hash{},
@@ -93,7 +95,7 @@ func (l *Log) Recorded(scope breaker.Scope) uint64 {
 
 // Load reads the whole topic and returns the newest status of every scope.
 func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
-	parts, err := partition.List(ctx, l.brokers, l.topic)
+	parts, err := partition.List(ctx, l.kafka, l.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +116,7 @@ func (l *Log) Load(ctx context.Context) ([]store.ScopeStatus, error) {
 }
 
 func (l *Log) loadPartition(ctx context.Context, p int, latest map[breaker.Scope]breaker.Status) error {
-	return partition.Read(ctx, l.brokers, l.topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+	return partition.Read(ctx, l.kafka, l.topic, p, 0, partition.End, func(msgs []kafka.Message, _, _ int64) error {
 		for _, m := range msgs {
 			if m.Value == nil {
 				continue // a tombstone: nothing to restore for this key

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
@@ -30,7 +31,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func newLog(t *testing.T, k *testbed.Kafka, topic string) *statelog.Log {
-	l := statelog.New(k.Addrs(), topic, 10*time.Second)
+	l := statelog.New(kafkaconn.Plain(k.Addrs()...), topic, 10*time.Second)
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -229,10 +230,10 @@ func TestLoadFirstBrokerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
-	l2 := statelog.New(append([]string{dead}, k.Addrs()...), "states", 10*time.Second)
+	l2 := statelog.New(kafkaconn.Plain(append([]string{dead}, k.Addrs()...)...), "states", 10*time.Second)
 	t.Cleanup(func() { _ = l2.Close() })
 	checkLoad(t, l2, map[breaker.Scope]breaker.Status{breaker.Global: status(4)})
-	l3 := statelog.New([]string{dead}, "states", 10*time.Second)
+	l3 := statelog.New(kafkaconn.Plain(dead), "states", 10*time.Second)
 	t.Cleanup(func() { _ = l3.Close() })
 	if _, err := l3.Load(ctx); err == nil || !strings.Contains(err.Error(), dead) {
 		t.Errorf("Load with no broker answering = %v; want an error naming %s", err, dead)

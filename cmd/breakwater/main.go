@@ -18,6 +18,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/daemon"
 	"github.com/breakwater/breakwater/embedded"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -118,6 +119,16 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// cliKafka returns the Kafka endpoint of cfg for a command line tool: its
+// warnings (such as kafka.tls.insecure_skip_verify) go to stderr.
+func cliKafka(cfg config.Config, stderr io.Writer) (*kafkaconn.Endpoint, error) {
+	log, err := newLogger(config.Log{Level: "warn", Format: "console"}, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return kafkaconn.New(cfg.Kafka, log)
 }
 
 func newLogger(c config.Log, w io.Writer) (*zap.Logger, error) {

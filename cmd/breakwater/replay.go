@@ -50,7 +50,7 @@ func (f *replayFlags) loadConfig() (config.Config, error) {
 }
 
 // source opens the input named by the flags.
-func (f *replayFlags) source(ctx context.Context, cfg config.Config, stdin io.Reader) (replay.Source, string, func(), error) {
+func (f *replayFlags) source(ctx context.Context, cfg config.Config, stdin io.Reader, stderr io.Writer) (replay.Source, string, func(), error) {
 	if f.fromTopic == "" {
 		src, c, err := replay.Open(f.input, stdin)
 		if err != nil {
@@ -62,12 +62,14 @@ func (f *replayFlags) source(ctx context.Context, cfg config.Config, stdin io.Re
 		}
 		return src, name, func() { _ = c.Close() }, nil
 	}
-	brokers := cfg.Kafka.Brokers
 	if f.brokers != "" {
-		brokers = strings.Split(f.brokers, ",")
+		cfg.Kafka.Brokers = strings.Split(f.brokers, ",")
 	}
-	opts := replay.TopicOptions{Brokers: brokers, Topic: f.fromTopic, StartOffset: f.startOffset}
-	var err error
+	kc, err := cliKafka(cfg, stderr)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	opts := replay.TopicOptions{Kafka: kc, Topic: f.fromTopic, StartOffset: f.startOffset}
 	if f.startTime != "" {
 		if opts.StartTime, err = time.Parse(time.RFC3339Nano, f.startTime); err != nil {
 			return nil, "", nil, fmt.Errorf("--start-time: %w", err)
@@ -130,7 +132,7 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "breakwater replay: invalid configuration:\n%v\n", err)
 		return 1
 	}
-	src, name, closeSrc, err := f.source(ctx, cfg, stdin)
+	src, name, closeSrc, err := f.source(ctx, cfg, stdin, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "breakwater replay: %v\n", err)
 		return 1

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/traffic"
 )
 
@@ -50,7 +51,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Var(&ins, "incident", "inject an incident KIND[:rule=N,at=DUR,for=DUR,factor=X], repeatable; kinds: spike, broad, ramp, new_rule, malformed; \"none\" for normal traffic only (default: spike:rule=2,at=7h,for=30m,factor=8)")
 	output := fs.String("output", "-", "JSON Lines file to write (- for stdout; a name ending in .gz is gzipped)")
 	toTopic := fs.String("to-topic", "", "produce to this Kafka topic instead of writing JSON Lines (keyed by target id)")
-	brokers := fs.String("brokers", "", "Kafka bootstrap brokers for --to-topic, comma separated")
+	brokers := fs.String("brokers", "", "Kafka bootstrap brokers for --to-topic, comma separated (default: kafka.brokers of --config)")
+	cfgPath := fs.String("config", "", "with --to-topic: the daemon's configuration, for its Kafka brokers, TLS and SASL settings (environment overrides apply)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater simulate [flags] > actions.jsonl\n\n"+
 			"Writes realistic synthetic classifier traffic: many rules with daily cycles\n"+
@@ -80,7 +82,17 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	sim := traffic.NewSimulation(sc)
 	if *toTopic != "" {
-		return produce(ctx, sim, *toTopic, *brokers, stderr)
+		cfg := config.Default()
+		if *cfgPath != "" {
+			if cfg, err = config.LoadWithEnv(*cfgPath, os.LookupEnv); err != nil {
+				fmt.Fprintf(stderr, "breakwater simulate: %v\n", err)
+				return 2
+			}
+		}
+		if *brokers != "" {
+			cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+		}
+		return produce(ctx, sim, *toTopic, cfg, stderr)
 	}
 	var w io.Writer = stdout
 	var closers []io.Closer
@@ -125,13 +137,20 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return 0
 }
 
-func produce(ctx context.Context, sim *traffic.Simulation, topic, brokers string, stderr io.Writer) int {
-	if brokers == "" {
-		fmt.Fprintln(stderr, "breakwater simulate: --brokers is required with --to-topic")
+func produce(ctx context.Context, sim *traffic.Simulation, topic string, cfg config.Config, stderr io.Writer) int {
+	if len(cfg.Kafka.Brokers) == 0 {
+		fmt.Fprintln(stderr, "breakwater simulate: --brokers (or kafka.brokers in --config) is required with --to-topic")
 		return 2
 	}
+	kc, err := cliKafka(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "breakwater simulate: %v\n", err)
+		return 2
+	}
+	tr := kc.Transport()
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{
-		Addr: kafka.TCP(strings.Split(brokers, ",")...), Topic: topic,
+		Addr: kc.Addr(), Transport: tr, Topic: topic,
 		Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000,
 	}
 	defer func() {

@@ -60,7 +60,7 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		f.input = tmp.Name()
 	}
 	pass := func(c config.Config, on func(replay.Options) replay.Options) (replay.Summary, string, error) {
-		src, name, closeSrc, err := f.source(ctx, c, stdin)
+		src, name, closeSrc, err := f.source(ctx, c, stdin, stderr)
 		if err != nil {
 			return replay.Summary{}, "", err
 		}

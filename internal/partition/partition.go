@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 )
 
 // End reads up to the partition's end offset when the read begins.
@@ -28,8 +30,8 @@ const maxBatchBytes = 10 << 20
 // batch in offset order, tombstones included, with start and next, the
 // offsets the batch covers: [start, next). The leader is found through the
 // first broker that answers. Read fails if a fetch makes no progress.
-func Read(ctx context.Context, brokers []string, topic string, p int, from, end int64, fn func(msgs []kafka.Message, start, next int64) error) error {
-	conn, err := dialLeader(ctx, brokers, topic, p)
+func Read(ctx context.Context, k *kafkaconn.Endpoint, topic string, p int, from, end int64, fn func(msgs []kafka.Message, start, next int64) error) error {
+	conn, err := dialLeader(ctx, k, topic, p)
 	if err != nil {
 		return err
 	}
@@ -85,10 +87,10 @@ func Read(ctx context.Context, brokers []string, topic string, p int, from, end 
 	return nil
 }
 
-func dialLeader(ctx context.Context, brokers []string, topic string, p int) (*kafka.Conn, error) {
+func dialLeader(ctx context.Context, k *kafkaconn.Endpoint, topic string, p int) (*kafka.Conn, error) {
 	var errs []error
-	for _, b := range brokers {
-		conn, err := kafka.DialLeader(ctx, "tcp", b, topic, p)
+	for _, b := range k.Brokers() {
+		conn, err := k.DialLeader(ctx, b, topic, p)
 		if err == nil {
 			return conn, nil
 		}
@@ -102,10 +104,10 @@ func dialLeader(ctx context.Context, brokers []string, topic string, p int) (*ka
 
 // List returns the partition ids of topic, asking the first broker that
 // answers.
-func List(ctx context.Context, brokers []string, topic string) ([]int, error) {
+func List(ctx context.Context, k *kafkaconn.Endpoint, topic string) ([]int, error) {
 	var errs []error
-	for _, b := range brokers {
-		conn, err := kafka.DialContext(ctx, "tcp", b)
+	for _, b := range k.Brokers() {
+		conn, err := k.Dial(ctx, b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("dial %s: %w", b, err))
 			continue
@@ -130,8 +132,8 @@ func List(ctx context.Context, brokers []string, topic string) ([]int, error) {
 
 // Last returns the end offset of topic's partition p: the offset the next
 // message will get.
-func Last(ctx context.Context, brokers []string, topic string, p int) (int64, error) {
-	conn, err := dialLeader(ctx, brokers, topic, p)
+func Last(ctx context.Context, k *kafkaconn.Endpoint, topic string, p int) (int64, error) {
+	conn, err := dialLeader(ctx, k, topic, p)
 	if err != nil {
 		return 0, err
 	}
@@ -145,8 +147,8 @@ func Last(ctx context.Context, brokers []string, topic string, p int) (int64, er
 
 // At returns the offset of the first message of topic's partition p at or
 // after t.
-func At(ctx context.Context, brokers []string, topic string, p int, t time.Time) (int64, error) {
-	conn, err := dialLeader(ctx, brokers, topic, p)
+func At(ctx context.Context, k *kafkaconn.Endpoint, topic string, p int, t time.Time) (int64, error) {
+	conn, err := dialLeader(ctx, k, topic, p)
 	if err != nil {
 		return 0, err
 	}

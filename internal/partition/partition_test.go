@@ -1,6 +1,8 @@
 package partition_test
 
 import (
+	"github.com/breakwater/breakwater/internal/kafkaconn"
+
 	"context"
 	"fmt"
 	"strconv"
@@ -29,7 +31,7 @@ func TestRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dead := "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
-	brokers := append([]string{dead}, k.Addrs()...)
+	brokers := kafkaconn.Plain(append([]string{dead}, k.Addrs()...)...)
 
 	parts, err := partition.List(ctx, brokers, "log")
 	if err != nil || len(parts) != 2 {
@@ -81,7 +83,7 @@ func TestRead(t *testing.T) {
 	check("stopped at 41", got, err, 0, 42)
 	got, err = read(1000, partition.End, -1)
 	check("at the end", got, err, 0, 0)
-	if err := partition.Read(ctx, []string{dead}, "log", 1, 0, partition.End, nil); err == nil {
+	if err := partition.Read(ctx, kafkaconn.Plain(dead), "log", 1, 0, partition.End, nil); err == nil {
 		t.Errorf("Read with no broker answering = nil error")
 	}
 }

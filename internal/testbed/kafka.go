@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -19,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // AnyPartition is the Record.Partition value that asks Produce to choose the
@@ -108,6 +111,7 @@ func newPartitioner() kgo.Partitioner {
 type KafkaOption func(*kafkaConfig)
 
 type kafkaConfig struct {
+	security          *KafkaSecurity
 	brokers           int
 	dataDir           string
 	autoCreateParts   int
@@ -152,6 +156,55 @@ func MinSessionTimeout(d time.Duration) KafkaOption {
 // that need the in-process cluster (Compact) fail the test.
 func OwnProcess() KafkaOption {
 	return func(c *kafkaConfig) { c.ownProcess = true }
+}
+
+// KafkaSecurity turns on TLS and SASL on the cluster's listeners.
+type KafkaSecurity struct {
+	// Server is the listeners' TLS configuration; nil leaves them plain.
+	Server *tls.Config
+	// Client is the TLS configuration of the helper client and NewClient.
+	Client *tls.Config
+	// Users are the SASL superusers; the first one is the helper's. Empty
+	// leaves SASL off.
+	Users []SASLUser
+}
+
+// SASLUser is a SASL user of the cluster.
+type SASLUser struct {
+	// Method is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Method string
+	// User and Password are the credentials.
+	User, Password string
+}
+
+// Secured turns on TLS and SASL on the cluster (kfake.TLS, kfake.EnableSASL
+// and kfake.Superuser); the helper client and NewClient use them too.
+func Secured(s KafkaSecurity) KafkaOption {
+	return func(c *kafkaConfig) { c.security = &s }
+}
+
+// clientSecurity returns the kgo options of the helper client.
+func (c kafkaConfig) clientSecurity() []kgo.Opt {
+	s := c.security
+	if s == nil {
+		return nil
+	}
+	var opts []kgo.Opt
+	if s.Client != nil {
+		opts = append(opts, kgo.DialTLSConfig(s.Client.Clone()))
+	}
+	if len(s.Users) > 0 {
+		u := s.Users[0]
+		switch u.Method {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: u.User, Pass: u.Password}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: u.User, Pass: u.Password}.AsSha256Mechanism()))
+		default:
+			opts = append(opts, kgo.SASL(scram.Auth{User: u.User, Pass: u.Password}.AsSha512Mechanism()))
+		}
+	}
+	return opts
 }
 
 // Kafka is a running kfake cluster whose brokers listen on, and
@@ -219,6 +272,17 @@ func (k *Kafka) start(ports []int) error {
 	}
 	if k.cfg.minSessionTimeout > 0 {
 		opts = append(opts, kfake.GroupMinSessionTimeout(k.cfg.minSessionTimeout))
+	}
+	if s := k.cfg.security; s != nil {
+		if s.Server != nil {
+			opts = append(opts, kfake.TLS(s.Server))
+		}
+		if len(s.Users) > 0 {
+			opts = append(opts, kfake.EnableSASL())
+			for _, u := range s.Users {
+				opts = append(opts, kfake.Superuser(u.Method, u.User, u.Password))
+			}
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -385,7 +449,8 @@ func (k *Kafka) running(t testing.TB) *kfake.Cluster {
 // option.
 func (k *Kafka) NewClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, opts...)...)
+	base := append([]kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, k.cfg.clientSecurity()...)
+	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("testbed: new kgo client: %v", err)
 	}
@@ -405,7 +470,7 @@ func (k *Kafka) helper(t testing.TB) *kgo.Client {
 	if k.client != nil {
 		return k.client
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append(k.cfg.clientSecurity(),
 		kgo.SeedBrokers(k.addrs...),
 		kgo.ClientID("testbed"),
 		kgo.RecordPartitioner(newPartitioner()),
@@ -414,7 +479,7 @@ func (k *Kafka) helper(t testing.TB) *kgo.Client {
 		kgo.ProducerLinger(0),
 		kgo.MetadataMinAge(10*time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
-	)
+	)...)
 	if err != nil {
 		t.Fatalf("testbed: new kgo client: %v", err)
 	}
