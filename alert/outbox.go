@@ -227,3 +227,7 @@ func (o *Outbox) raise(ctx context.Context, e Event, body []byte) (int, error) {
 
 // jsonUnmarshal decodes a stored event.
 func jsonUnmarshal(b []byte, e *Event) error { return json.Unmarshal(b, e) }
+
+// Scripts returns the Lua scripts of the outbox and the dispatcher, for a
+// check that they load on the configured Redis.
+func Scripts() []*redis.Script { return []*redis.Script{raiseScript, sealScript} }

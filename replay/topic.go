@@ -11,8 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 )
 
 // TopicOptions say which part of a Kafka topic to replay.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/event"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/traffic"

@@ -612,3 +612,9 @@ func heldFromFields(id string, m map[string]string) Held {
 		key: m["key"],
 	}
 }
+
+// Scripts returns the Lua scripts of the review index and the releaser,
+// for a check that they load on the configured Redis.
+func Scripts() []*redis.Script {
+	return []*redis.Script{indexScript, decideScript, leaseScript, markScript, releasedScript, setInflightScript}
+}

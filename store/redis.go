@@ -397,3 +397,7 @@ func (r *Redis) Restore(ctx context.Context, statuses []ScopeStatus) (int, error
 
 // Ping checks that Redis answers.
 func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
+
+// Scripts returns the Lua scripts of the store, for a check that they
+// load on the configured Redis.
+func Scripts() []*redis.Script { return []*redis.Script{decideScript, casScript, restoreScript} }

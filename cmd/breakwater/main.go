@@ -27,6 +27,7 @@ const usage = `breakwater: a safety circuit breaker between a moderation classif
 
 Usage:
   breakwater run [--config FILE]   consume, count, gate or hold (see run --help)
+  breakwater check --config FILE   check Kafka, Redis and the configuration before the first run
   breakwater simulate [flags]      write synthetic classifier traffic as JSON Lines
   breakwater replay [flags]        run recorded traffic through the breakers, in event time
   breakwater suggest [flags]       propose per-rule thresholds from recorded traffic
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runDaemon(args[1:], stdout, stderr)
+	case "check":
+		return withSignals(func(ctx context.Context) int { return runCheck(ctx, args[1:], stdout, stderr) })
 	case "replay":
 		return withSignals(func(ctx context.Context) int { return runReplay(ctx, args[1:], os.Stdin, stdout, stderr) })
 	case "simulate":
@@ -75,7 +78,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: breakwater run [--config FILE]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nEnvironment overrides: BREAKWATER_KAFKA_BROKERS, BREAKWATER_KAFKA_GROUP_ID,\n"+
-			"BREAKWATER_REDIS_ADDR, BREAKWATER_REDIS_USERNAME, BREAKWATER_REDIS_PASSWORD, BREAKWATER_HTTP_LISTEN.\n")
+			"BREAKWATER_REDIS_ADDR, BREAKWATER_REDIS_USERNAME, BREAKWATER_REDIS_PASSWORD,\n"+
+			"BREAKWATER_REDIS_SENTINEL_PASSWORD, BREAKWATER_KAFKA_SASL_PASSWORD, BREAKWATER_HTTP_LISTEN.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

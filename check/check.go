@@ -1,0 +1,581 @@
+// Package check tells an operator, before the first message, whether
+// Breakwater can run with a configuration: it connects to Kafka and Redis
+// as the daemon would and checks the topics, the permissions, the Redis
+// settings the guarantees depend on, and that on-call people and
+// reviewers are configured. It reads and changes nothing else: no message
+// is written, no offset committed, no alert sent.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/alert"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
+	"github.com/breakwater/breakwater/internal/redisconn"
+	"github.com/breakwater/breakwater/review"
+	"github.com/breakwater/breakwater/store"
+)
+
+// Status is the outcome of one check.
+type Status string
+
+// The outcomes.
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "FAIL"
+	Skip Status = "skipped"
+)
+
+// Result is one row of the report.
+type Result struct {
+	// Check names what was checked ("kafka connect", "topic input", ...).
+	Check string
+	// Status is the outcome.
+	Status Status
+	// Detail is what was found.
+	Detail string
+	// Fix says what to do when Status is Fail or Warn.
+	Fix string
+}
+
+// Report is the results in the order they were checked.
+type Report []Result
+
+// Failed reports whether any check failed.
+func (r Report) Failed() bool {
+	return slices.ContainsFunc(r, func(x Result) bool { return x.Status == Fail })
+}
+
+// Print writes r as a table, then what to do for every failure and
+// warning.
+func (r Report) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tRESULT\tDETAIL")
+	for _, x := range r {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Check, x.Status, oneLine(x.Detail))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var todo []string
+	for _, x := range r {
+		if (x.Status == Fail || x.Status == Warn) && x.Fix != "" {
+			todo = append(todo, fmt.Sprintf("- %s (%s): %s", x.Check, x.Status, x.Fix))
+		}
+	}
+	if len(todo) > 0 {
+		fmt.Fprintf(w, "\nWhat to do:\n%s\n", strings.Join(todo, "\n"))
+	}
+	fails := 0
+	for _, x := range r {
+		if x.Status == Fail {
+			fails++
+		}
+	}
+	if fails > 0 {
+		_, err := fmt.Fprintf(w, "\n%d check(s) failed: Breakwater would not run correctly with this configuration.\n", fails)
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\nAll checks passed.")
+	return err
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
+}
+
+// Options configure Run.
+type Options struct {
+	// Config is the validated configuration to check.
+	Config config.Config
+	// Logger gets the connection warnings (such as an insecure TLS option);
+	// nil discards them.
+	Logger *zap.Logger
+	// Timeout bounds each network check; 0 means 10 seconds.
+	Timeout time.Duration
+}
+
+// Run checks the configuration and returns the report. Kafka and Redis
+// must be configured (not the embedded mode).
+func Run(ctx context.Context, opts Options) Report {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	c := &checker{opts: opts, cfg: opts.Config}
+	c.kafka(ctx)
+	c.redis(ctx)
+	c.people()
+	return c.report
+}
+
+type checker struct {
+	opts   Options
+	cfg    config.Config
+	report Report
+}
+
+func (c *checker) add(check string, s Status, detail, fix string) {
+	c.report = append(c.report, Result{Check: check, Status: s, Detail: detail, Fix: fix})
+}
+
+// within runs fn with the per-check timeout.
+func (c *checker) within(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// topics returns the topics Breakwater uses, by role.
+func (c *checker) topics() [][2]string {
+	t := c.cfg.Kafka.Topics
+	return [][2]string{
+		{"input", t.Input}, {"gated", t.Gated}, {"held", t.Held}, {"dead_letter", t.DeadLetter},
+		{"state", t.State}, {"audit", c.cfg.Admin.AuditTopic}, {"rejected", c.cfg.Admin.RejectedTopic},
+	}
+}
+
+// outputs are the topics the daemon writes.
+func (c *checker) outputs() []string {
+	t := c.cfg.Kafka.Topics
+	return []string{t.Gated, t.Held, t.DeadLetter, t.State, c.cfg.Admin.AuditTopic, c.cfg.Admin.RejectedTopic}
+}
+
+func (c *checker) kafka(ctx context.Context) {
+	if c.cfg.EmbeddedKafka() {
+		c.add("kafka connect", Fail, "no brokers configured (the embedded demo mode)", "set kafka.brokers or "+config.EnvKafkaBrokers)
+		return
+	}
+	kc, err := kafkaconn.New(c.cfg.Kafka, c.opts.Logger)
+	if err != nil {
+		c.add("kafka connect", Fail, err.Error(), "fix the kafka.tls / kafka.sasl files named above")
+		return
+	}
+	if err := c.within(ctx, kc.Probe); err != nil {
+		fix := "check that the brokers are reachable from here (kafka.brokers) and the listener's protocol"
+		if errors.Is(err, kafkaconn.ErrRejected) {
+			fix = "fix the TLS or SASL setting the error names"
+		}
+		c.add("kafka connect", Fail, err.Error(), fix)
+		c.skip("kafka topics", "Kafka is not reachable")
+		return
+	}
+	auth := "plaintext"
+	switch {
+	case kc.Secure() && c.cfg.Kafka.SASL.On():
+		auth = "SASL_SSL, " + c.cfg.Kafka.SASL.Mechanism + " as " + c.cfg.Kafka.SASL.Username
+	case kc.Secure():
+		auth = "SSL"
+	case c.cfg.Kafka.SASL.On():
+		auth = "SASL_PLAINTEXT, " + c.cfg.Kafka.SASL.Mechanism + " as " + c.cfg.Kafka.SASL.Username
+	}
+	c.add("kafka connect", OK, strings.Join(kc.Brokers(), ",")+" ("+auth+")", "")
+
+	tr := kc.Transport()
+	defer tr.CloseIdleConnections()
+	client := kc.Client(tr, c.opts.Timeout)
+	names := make([]string, 0, 7)
+	for _, t := range c.topics() {
+		names = append(names, t[1])
+	}
+	var meta *kafka.MetadataResponse
+	err = c.within(ctx, func(ctx context.Context) error {
+		var err error
+		meta, err = client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+		return err
+	})
+	if err != nil {
+		c.add("kafka topics", Fail, "metadata: "+err.Error(), "check the brokers and the user's Describe permission on the topics")
+		return
+	}
+	parts := map[string]int{}
+	for _, t := range meta.Topics {
+		key := "topic " + t.Name
+		switch {
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition) || t.Error == nil && len(t.Partitions) == 0:
+			c.add(key, Fail, "missing", fmt.Sprintf("create topic %s (kafka-topics.sh --create --topic %s --partitions N --replication-factor 3%s), or set kafka.create_topics: true in development",
+				t.Name, t.Name, compactFlag(t.Name == c.cfg.Kafka.Topics.State)))
+		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
+			c.add(key, Fail, "not authorised to describe it", "grant the Kafka user Describe (and Read or Write) on "+t.Name)
+		case t.Error != nil:
+			c.add(key, Fail, t.Error.Error(), "check the topic on the cluster")
+		default:
+			parts[t.Name] = len(t.Partitions)
+			c.add(key, OK, fmt.Sprintf("%d partitions", len(t.Partitions)), "")
+		}
+	}
+	c.compacted(ctx, client, parts)
+	c.canRead(ctx, client, parts)
+	for _, name := range c.outputs() {
+		c.canWrite(ctx, client, name, parts)
+	}
+}
+
+func compactFlag(state bool) string {
+	if state {
+		return " --config cleanup.policy=compact"
+	}
+	return ""
+}
+
+func (c *checker) skip(check, why string) { c.add(check, Skip, why, "") }
+
+// compacted checks that the state topic is compacted.
+func (c *checker) compacted(ctx context.Context, client *kafka.Client, parts map[string]int) {
+	name := c.cfg.Kafka.Topics.State
+	key := "state topic compacted"
+	if _, ok := parts[name]; !ok {
+		c.skip(key, "the state topic is not available")
+		return
+	}
+	var resp *kafka.DescribeConfigsResponse
+	err := c.within(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: name, ConfigNames: []string{"cleanup.policy"},
+		}}})
+		return err
+	})
+	if err == nil && len(resp.Resources) == 1 && resp.Resources[0].Error != nil {
+		err = resp.Resources[0].Error
+	}
+	if err != nil {
+		c.add(key, Warn, "could not read cleanup.policy of "+name+": "+err.Error(), "make sure "+name+" has cleanup.policy=compact (grant DescribeConfigs to check it here)")
+		return
+	}
+	policy := ""
+	for _, e := range resp.Resources[0].ConfigEntries {
+		if e.ConfigName == "cleanup.policy" {
+			policy = e.ConfigValue
+		}
+	}
+	if !slices.Contains(strings.Split(policy, ","), "compact") {
+		c.add(key, Fail, fmt.Sprintf("%s has cleanup.policy=%s", name, policy),
+			fmt.Sprintf("kafka-configs.sh --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact (with delete, old breaker states would be lost)", name))
+		return
+	}
+	c.add(key, OK, name+": cleanup.policy="+policy, "")
+}
+
+// canRead checks that the consumer group may read its offsets and that the
+// input can be fetched, without joining the group or committing.
+func (c *checker) canRead(ctx context.Context, client *kafka.Client, parts map[string]int) {
+	in, group := c.cfg.Kafka.Topics.Input, c.cfg.Kafka.GroupID
+	key := "group reads input"
+	n, ok := parts[in]
+	if !ok {
+		c.skip(key, "the input topic is not available")
+		return
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	var committed int
+	err := c.within(ctx, func(ctx context.Context) error {
+		resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{in: ids}})
+		if err != nil {
+			return err
+		}
+		if errors.Is(resp.Error, kafka.GroupIdNotFound) {
+			resp.Error = nil // a group that never committed
+		}
+		if resp.Error != nil {
+			return resp.Error
+		}
+		for _, p := range resp.Topics[in] {
+			if p.Error != nil {
+				return p.Error
+			}
+			if p.CommittedOffset >= 0 {
+				committed++
+			}
+		}
+		// One fetch at the end of partition 0 reads nothing but needs
+		// the Read permission.
+		lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{in: {kafka.LastOffsetOf(0)}}})
+		if err != nil {
+			return err
+		}
+		end := int64(0)
+		for _, p := range lo.Topics[in] {
+			if p.Error != nil {
+				return p.Error
+			}
+			end = p.LastOffset
+		}
+		f, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: in, Partition: 0, Offset: end, MinBytes: 1, MaxBytes: 1, MaxWait: 10 * time.Millisecond})
+		if err != nil {
+			return err
+		}
+		if f.Error != nil {
+			return f.Error
+		}
+		return nil
+	})
+	if err != nil {
+		fix := "check the connection"
+		switch {
+		case errors.Is(err, kafka.GroupAuthorizationFailed):
+			fix = "grant the Kafka user Read on the consumer group " + group
+		case errors.Is(err, kafka.TopicAuthorizationFailed):
+			fix = "grant the Kafka user Read on topic " + in
+		}
+		c.add(key, Fail, err.Error(), fix)
+		return
+	}
+	c.add(key, OK, fmt.Sprintf("group %s, %d of %d partitions with committed offsets", group, committed, n), "")
+}
+
+// canWrite checks the Write permission on topic with a produce request
+// that carries no record: the broker checks the permission and appends
+// nothing.
+func (c *checker) canWrite(ctx context.Context, client *kafka.Client, topic string, parts map[string]int) {
+	key := "write " + topic
+	if _, ok := parts[topic]; !ok {
+		c.skip(key, "the topic is not available")
+		return
+	}
+	err := c.within(ctx, func(ctx context.Context) error {
+		resp, err := client.Produce(ctx, &kafka.ProduceRequest{
+			Topic: topic, Partition: 0, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(),
+		})
+		if err != nil {
+			return err
+		}
+		return resp.Error
+	})
+	switch {
+	case err == nil:
+		c.add(key, OK, "authorised", "")
+	case errors.Is(err, kafka.TopicAuthorizationFailed):
+		c.add(key, Fail, "not authorised to write", "grant the Kafka user Write on topic "+topic)
+	case errors.Is(err, kafka.InvalidMessage), errors.Is(err, kafka.InvalidRecord), errors.Is(err, kafka.InvalidMessageSize):
+		// Past the permission check: the broker only refused the empty batch.
+		c.add(key, OK, "authorised", "")
+	default:
+		c.add(key, Warn, "could not test the Write permission: "+err.Error(), "make sure the Kafka user may write "+topic)
+	}
+}
+
+func (c *checker) redis(ctx context.Context) {
+	r := c.cfg.Redis
+	if c.cfg.EmbeddedRedis() {
+		c.add("redis connect", Fail, "no Redis configured (the embedded demo mode)", "set redis.addr, redis.addrs or redis.master_name with redis.sentinel_addrs")
+		return
+	}
+	rc, err := redisconn.New(r, c.opts.Logger)
+	if err != nil {
+		c.add("redis connect", Fail, err.Error(), "fix the redis.tls files named above")
+		return
+	}
+	defer func() { _ = rc.Close() }()
+	topo := string(r.Topology())
+	if err := c.within(ctx, func(ctx context.Context) error { return rc.Ping(ctx).Err() }); err != nil {
+		fix := "check that Redis is reachable from here, and redis.tls"
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
+			fix = "check redis.username and the password (" + config.EnvRedisPassword + ")"
+		case strings.Contains(msg, "NOPERM"):
+			fix = "grant the Redis ACL user the commands Breakwater runs (+@all on ~{" + r.KeyPrefix + "}* is enough)"
+		case strings.Contains(msg, "certificate"):
+			fix = "check redis.tls.ca_file and redis.tls.server_name"
+		}
+		c.add("redis connect", Fail, topo+": "+msg, fix)
+		c.skip("redis settings", "Redis is not reachable")
+		return
+	}
+	c.add("redis connect", OK, topo+c.userNote(), "")
+
+	var infos []string
+	err = c.within(ctx, func(ctx context.Context) error {
+		return eachPrimary(ctx, rc, func(ctx context.Context, node redis.UniversalClient) error {
+			s, err := node.Info(ctx, "server").Result()
+			infos = append(infos, s)
+			return err
+		})
+	})
+	if err != nil {
+		c.add("redis version", Warn, "INFO server: "+err.Error(), "make sure Redis is 6.2 or newer")
+	} else {
+		c.version(infos)
+	}
+	c.evictionPolicy(ctx, rc)
+	if r.Topology() == config.RedisCluster {
+		c.slot(ctx, rc)
+	}
+	c.scripts(ctx, rc)
+}
+
+func (c *checker) userNote() string {
+	if c.cfg.Redis.Username != "" {
+		return ", ACL user " + c.cfg.Redis.Username
+	}
+	return ""
+}
+
+// eachPrimary runs fn on every primary of a Cluster, or on rc itself.
+func eachPrimary(ctx context.Context, rc redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) error {
+	if cc, ok := rc.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return fn(ctx, node) })
+	}
+	return fn(ctx, rc)
+}
+
+// minRedis is the oldest Redis version Breakwater needs (XAUTOCLAIM).
+var minRedis = [2]int{6, 2}
+
+func (c *checker) version(infos []string) {
+	var versions []string
+	old := false
+	for _, info := range infos {
+		for _, line := range strings.Split(info, "\n") {
+			v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+			if !ok {
+				continue
+			}
+			versions = append(versions, v)
+			f := strings.Split(v, ".")
+			if len(f) >= 2 {
+				ma, _ := strconv.Atoi(f[0])
+				mi, _ := strconv.Atoi(f[1])
+				old = old || ma < minRedis[0] || ma == minRedis[0] && mi < minRedis[1]
+			}
+		}
+	}
+	slices.Sort(versions)
+	versions = slices.Compact(versions)
+	if old {
+		c.add("redis version", Fail, strings.Join(versions, ", "), "upgrade Redis to 6.2 or newer")
+		return
+	}
+	c.add("redis version", OK, strings.Join(versions, ", "), "")
+}
+
+// evictionPolicy checks maxmemory-policy on every primary.
+func (c *checker) evictionPolicy(ctx context.Context, rc redis.UniversalClient) {
+	key := "redis maxmemory-policy"
+	var policies []string
+	err := c.within(ctx, func(ctx context.Context) error {
+		return eachPrimary(ctx, rc, func(ctx context.Context, node redis.UniversalClient) error {
+			m, err := node.ConfigGet(ctx, "maxmemory-policy").Result()
+			if err != nil {
+				return err
+			}
+			policies = append(policies, m["maxmemory-policy"])
+			return nil
+		})
+	})
+	if err != nil {
+		c.add(key, Warn, "could not read it (CONFIG GET: "+err.Error()+")", "make sure maxmemory-policy is noeviction: an evicted key would look like lost state")
+		return
+	}
+	slices.Sort(policies)
+	policies = slices.Compact(policies)
+	if len(policies) != 1 || policies[0] != "noeviction" {
+		c.add(key, Fail, strings.Join(policies, ", "), "set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf): an evicted key would look like lost state")
+		return
+	}
+	c.add(key, OK, "noeviction", "")
+}
+
+// slot reports the Cluster slot of the hash tag and the node serving it.
+func (c *checker) slot(ctx context.Context, rc redis.UniversalClient) {
+	key := "redis cluster slot"
+	tag := "{" + c.cfg.Redis.KeyPrefix + "}"
+	var slot int64
+	var node string
+	err := c.within(ctx, func(ctx context.Context) error {
+		var err error
+		if slot, err = rc.ClusterKeySlot(ctx, tag).Result(); err != nil {
+			return err
+		}
+		slots, err := rc.ClusterSlots(ctx).Result()
+		if err != nil {
+			return err
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				node = s.Nodes[0].Addr
+			}
+		}
+		if node == "" {
+			return fmt.Errorf("slot %d is not served by any node", slot)
+		}
+		return nil
+	})
+	if err != nil {
+		c.add(key, Fail, err.Error(), "check CLUSTER INFO: every slot must be covered")
+		return
+	}
+	c.add(key, OK, fmt.Sprintf("every key is under %s: slot %d, served by %s", tag, slot, node), "")
+}
+
+// scripts loads every Lua script.
+func (c *checker) scripts(ctx context.Context, rc redis.UniversalClient) {
+	all := slices.Concat(store.Scripts(), review.Scripts(), alert.Scripts())
+	err := c.within(ctx, func(ctx context.Context) error {
+		for _, s := range all {
+			if err := s.Load(ctx, rc).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.add("redis scripts", Fail, err.Error(), "grant the Redis user SCRIPT, EVALSHA and EVAL (+@scripting)")
+		return
+	}
+	c.add("redis scripts", OK, fmt.Sprintf("%d scripts loaded", len(all)), "")
+}
+
+// people checks that someone is paged and someone can review.
+func (c *checker) people() {
+	rs := c.cfg.Alerts.Receivers
+	if len(rs) == 0 {
+		c.add("alert receivers", Fail, "none configured: a trip would page no one", "add alerts.receivers (Slack, PagerDuty, webhook or Alertmanager)")
+	} else {
+		names := make([]string, len(rs))
+		for i, r := range rs {
+			names[i] = fmt.Sprintf("%s (%s)", r.Name, r.Type)
+		}
+		c.add("alert receivers", OK, strings.Join(names, ", ")+"; no message sent", "")
+	}
+	ts := c.cfg.Admin.Tokens
+	if len(ts) == 0 {
+		c.add("admin tokens", Fail, "none configured: no one can review held actions or reset a breaker", "add admin.tokens or "+config.EnvAdminTokens)
+		return
+	}
+	roles := map[config.Role]int{}
+	for _, t := range ts {
+		roles[t.Role]++
+	}
+	var parts []string
+	for _, r := range []config.Role{config.RoleAdmin, config.RoleOperator, config.RoleReviewer, config.RoleViewer} {
+		if roles[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", roles[r], r))
+		}
+	}
+	c.add("admin tokens", OK, strings.Join(parts, ", "), "")
+}

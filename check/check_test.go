@@ -1,0 +1,163 @@
+package check_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/breakwater/breakwater/check"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	kafkaPW = "kafka-pw-do-not-print"
+	redisPW = "redis-pw-do-not-print"
+)
+
+// setup is a Kafka cluster with SASL and TLS, a Redis with a password, and
+// a configuration for them; broken lets a case damage them first.
+type setup struct {
+	k   *testbed.Kafka
+	r   *testbed.Redis
+	pki *testbed.PKI
+	cfg config.Config
+}
+
+func newSetup(t *testing.T, skipTopic string, compactState bool) *setup {
+	t.Helper()
+	pki := testbed.NewPKI(t)
+	k := testbed.StartKafka(t, testbed.Secured(testbed.KafkaSecurity{
+		Server: pki.ServerTLS(t, false), Client: pki.ClientTLS(t),
+		Users: []testbed.SASLUser{{Method: "SCRAM-SHA-512", User: "bw", Password: kafkaPW}},
+	}))
+	cfg := config.Default()
+	t2 := cfg.Kafka.Topics
+	for _, name := range []string{t2.Input, t2.Gated, t2.Held, t2.DeadLetter, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {
+		if name != skipTopic {
+			k.CreateTopic(t, name, 3)
+		}
+	}
+	if compactState {
+		k.CreateCompactedTopic(t, t2.State, 1)
+	} else {
+		k.CreateTopic(t, t2.State, 1)
+	}
+	r := testbed.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Client(t).ConfigSet(ctx, "requirepass", redisPW).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Kafka.Brokers = k.Addrs()
+	cfg.Kafka.TLS = config.TLS{CAFile: pki.CAFile()}
+	cfg.Kafka.SASL = config.SASL{Mechanism: config.SASLScramSHA512, Username: "bw", Password: kafkaPW}
+	cfg.Redis.Addr = r.Addr()
+	cfg.Redis.Password = redisPW
+	cfg.Alerts.Receivers = []config.Receiver{{Name: "oncall", Type: "webhook", URL: "https://hooks.example.com/secret-path", Severities: []string{"critical"}, Timeout: time.Second}}
+	cfg.Admin.Tokens = []config.Token{{Name: "alice", Role: config.RoleOperator, SHA256: strings.Repeat("a", 64)}}
+	return &setup{k: k, r: r, pki: pki, cfg: cfg}
+}
+
+func run(t *testing.T, cfg config.Config) (check.Report, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := check.Run(ctx, check.Options{Config: cfg, Timeout: 10 * time.Second})
+	var out bytes.Buffer
+	if err := r.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{kafkaPW, redisPW, "secret-path"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("the report shows a secret:\n%s", out.String())
+		}
+	}
+	return r, out.String()
+}
+
+func status(r check.Report, name string) check.Status {
+	for _, x := range r {
+		if x.Check == name {
+			return x.Status
+		}
+	}
+	return ""
+}
+
+// TestGood: a complete setup passes every check.
+func TestGood(t *testing.T) {
+	s := newSetup(t, "", true)
+	r, out := run(t, s.cfg)
+	if r.Failed() {
+		t.Fatalf("a complete setup failed:\n%s", out)
+	}
+	for _, name := range []string{"kafka connect", "topic moderation.actions", "state topic compacted", "group reads input",
+		"write moderation.actions.gated", "redis connect", "redis version", "redis maxmemory-policy", "redis scripts", "alert receivers", "admin tokens"} {
+		if st := status(r, name); st != check.OK {
+			t.Errorf("%s: %q; want ok\n%s", name, st, out)
+		}
+	}
+	// The check writes nothing: every output is still empty.
+	for _, topic := range []string{"moderation.actions.gated", "moderation.actions.held", "breakwater.state", "moderation.audit"} {
+		for p, end := range s.k.EndOffsets(t, topic) {
+			if end != 0 {
+				t.Errorf("%s/%d has end offset %d after the check; want 0", topic, p, end)
+			}
+		}
+	}
+	t.Logf("\n%s", out)
+}
+
+// TestBroken: each broken setup fails, naming its check and what to do.
+func TestBroken(t *testing.T) {
+	tests := []struct {
+		name    string
+		skip    string
+		compact bool
+		damage  func(t *testing.T, s *setup)
+		check   string
+		want    string
+	}{
+		{name: "missing topic", skip: "moderation.actions.rejected", compact: true, check: "topic moderation.actions.rejected", want: "create topic moderation.actions.rejected"},
+		{name: "state topic not compacted", compact: false, check: "state topic compacted", want: "cleanup.policy=compact"},
+		{name: "allkeys-lru", compact: true, damage: func(t *testing.T, s *setup) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c := redis.NewClient(&redis.Options{Addr: s.r.Addr(), Password: redisPW})
+			defer func() { _ = c.Close() }()
+			if err := c.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, check: "redis maxmemory-policy", want: "set maxmemory-policy noeviction"},
+		{name: "wrong kafka password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Kafka.SASL.Password = "wrong-" + kafkaPW }, check: "kafka connect", want: "kafka.sasl.username"},
+		{name: "wrong redis password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Redis.Password = "wrong-" + redisPW }, check: "redis connect", want: "redis.username and the password"},
+		{name: "untrusted kafka certificate", compact: true, damage: func(t *testing.T, s *setup) { s.cfg.Kafka.TLS.CAFile = testbed.NewPKI(t).CAFile() }, check: "kafka connect", want: "kafka.tls"},
+		{name: "no receivers or tokens", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Alerts.Receivers, s.cfg.Admin.Tokens = nil, nil }, check: "admin tokens", want: "BREAKWATER_ADMIN_TOKENS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSetup(t, tt.skip, tt.compact)
+			if tt.damage != nil {
+				tt.damage(t, s)
+			}
+			r, out := run(t, s.cfg)
+			if !r.Failed() {
+				t.Fatalf("Failed() = false; want true\n%s", out)
+			}
+			if st := status(r, tt.check); st != check.Fail {
+				t.Errorf("%s: %q; want FAIL\n%s", tt.check, st, out)
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("the report does not say %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
