@@ -49,7 +49,7 @@ chaos: ## Run the full fault campaign CHAOS_RUNS times (200,000 actions, 3 repli
 	nice -n 10 $(GO) test -count=$(CHAOS_RUNS) -timeout $$(( $(CHAOS_RUNS) * 30 + 10 ))m -run '^TestChaos$$' -v ./e2e \
 		-args -chaos.size=full -chaos.table=$(CURDIR)/bin/chaos-table.txt > bin/chaos.log 2>&1; status=$$?; \
 	cat bin/chaos-table.txt 2>/dev/null; \
-	if [ $$status -ne 0 ]; then grep -E '^\s+chaos_(check_)?test\.go:[0-9]+: [0-9]+ |^    (--- FAIL|panic)' bin/chaos.log | head -40; fi; \
+	if [ $$status -ne 0 ]; then awk '/ violation: |^panic|^--- FAIL/ {p = 1; print; next} p && /^        / {print; next} {p = 0}' bin/chaos.log | head -60; fi; \
 	exit $$status
 
 lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.

@@ -191,28 +191,49 @@ func (r *chaosResult) checkAPI() {
 	}
 	first := map[string]time.Time{}  // replica -> first open answer after the trip
 	polled := map[string]time.Time{} // replica -> first answer sent after the trip
+	type tally struct{ open, closed, refused int }
+	tallies := map[string]*tally{}
+	var order []string
 	for _, o := range r.api {
 		if !o.sent.After(r.tripAt) {
 			continue
 		}
 		if _, ok := polled[o.replica]; !ok {
 			polled[o.replica] = o.sent
+			tallies[o.replica] = &tally{}
+			order = append(order, o.replica)
 		}
+		tl := tallies[o.replica]
 		if o.code != 200 {
 			r.apiRefused++
+			tl.refused++
 			continue
 		}
 		r.apiPolled++
 		if o.state != string(breaker.Open) || o.gen < r.tripGen {
 			r.apiClosed++
+			tl.closed++
 			r.example("replica %s answered %s generation %d at +%v, %v after the trip (generation %d)",
 				o.replica, o.state, o.gen, o.sent.Sub(r.start).Round(time.Millisecond), o.sent.Sub(r.tripAt).Round(time.Millisecond), r.tripGen)
 			continue
 		}
+		tl.open++
 		if _, ok := first[o.replica]; !ok {
 			first[o.replica] = o.sent
 		}
 	}
+	// The trip over time as every replica's API answered it.
+	var b strings.Builder
+	fmt.Fprintf(&b, "the trip (generation %d, +%.1fs) as each replica's admin API answered after it: open/closed/refused answers, first open answer", r.tripGen, r.tripAt.Sub(r.start).Seconds())
+	for _, rep := range order {
+		tl := tallies[rep]
+		fo := "never"
+		if f, ok := first[rep]; ok {
+			fo = fmt.Sprintf("+%.1fs", f.Sub(r.start).Seconds())
+		}
+		fmt.Fprintf(&b, "\n  %-10s %4d/%d/%d %s", rep, tl.open, tl.closed, tl.refused, fo)
+	}
+	r.notes = append(r.notes, b.String())
 	// The lag is measured for the replicas that were already asking at the
 	// trip (their first answer after it came within two polls).
 	for rep, p := range polled {

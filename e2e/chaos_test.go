@@ -118,7 +118,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	for _, v := range res.violations() {
-		t.Error(v)
+		t.Error("violation: " + v)
 	}
 	for _, n := range res.notes {
 		t.Log(n)
