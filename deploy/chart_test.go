@@ -301,6 +301,10 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 	if want := listenPort(t, cfg.HTTP.Listen); int(port) != want {
 		add("container port %d; the daemon listens on %q", port, cfg.HTTP.Listen)
 	}
+	scheme := corev1.URISchemeHTTP
+	if httpsListener(t, r.ConfigMap.Data["config.yaml"]) {
+		scheme = corev1.URISchemeHTTPS
+	}
 	for _, p := range []struct {
 		name  string
 		probe *corev1.Probe
@@ -315,6 +319,8 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 			add("%s probe: not an HTTP GET", p.name)
 		case p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Port.String() != "http":
 			add("%s probe: GET %s on port %s; want %s on http", p.name, p.probe.HTTPGet.Path, p.probe.HTTPGet.Port.String(), p.path)
+		case p.probe.HTTPGet.Scheme != scheme:
+			add("%s probe: scheme %s; the listener speaks %s", p.name, p.probe.HTTPGet.Scheme, scheme)
 		}
 	}
 
@@ -374,6 +380,9 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 	if r.PDB != nil && (r.PDB.Spec.Selector == nil || !labelsMatch(r.PDB.Spec.Selector.MatchLabels, pod.Labels)) {
 		add("PodDisruptionBudget selector %v does not select the pods", r.PDB.Spec.Selector)
 	}
+	if r.PDB != nil && (r.PDB.Spec.UnhealthyPodEvictionPolicy == nil || *r.PDB.Spec.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow) {
+		add("PodDisruptionBudget unhealthyPodEvictionPolicy is not AlwaysAllow: a Redis outage (every replica unready) would block node drains")
+	}
 	if sa := r.ServiceAccount; sa != nil && sa.Name != pod.Spec.ServiceAccountName {
 		add("ServiceAccount %s; the pods run as %s", sa.Name, pod.Spec.ServiceAccountName)
 	}
@@ -384,6 +393,9 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 		for _, e := range m.Spec.Endpoints {
 			if e.Port != "http" || e.Path != "/metrics" {
 				add("ServiceMonitor endpoint %s%s; want http /metrics", e.Port, e.Path)
+			}
+			if e.Scheme == nil || !strings.EqualFold(e.Scheme.String(), string(scheme)) {
+				add("ServiceMonitor endpoint scheme %v; the listener speaks %s", deref(e.Scheme), scheme)
 			}
 		}
 	}
@@ -494,6 +506,20 @@ func configFiles(t *testing.T, data string) []fileKey {
 	}
 	walk("", doc)
 	return out
+}
+
+// httpsListener reports whether the configuration gives the listener a
+// certificate (http.tls_cert_file).
+func httpsListener(t *testing.T, data string) bool {
+	t.Helper()
+	var doc struct {
+		HTTP map[string]any `json:"http"`
+	}
+	if err := yaml.Unmarshal([]byte(data), &doc); err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	f, _ := doc.HTTP["tls_cert_file"].(string)
+	return f != ""
 }
 
 // underMount reports whether path lies in a volume the container mounts.
@@ -664,6 +690,8 @@ func TestChartRefuses(t *testing.T) {
 		{"a listen override", "env: {BREAKWATER_HTTP_LISTEN: \":9000\"}", "BREAKWATER_HTTP_LISTEN"},
 		{"a drain the chart cannot add up", "config: {kafka: {drain_timeout: 1.5m}}", "config.kafka.drain_timeout"},
 		{"a password in the clear", "env: {BREAKWATER_REDIS_PASSWORD: hunter2}", "BREAKWATER_REDIS_PASSWORD"},
+		{"a SASL password in the ConfigMap", "config: {kafka: {sasl: {password: hunter2}}}", "config.kafka.sasl.password"},
+		{"a Sentinel password in the ConfigMap", "config: {redis: {sentinel_password: hunter2}}", "config.redis.sentinel_password"},
 		{"secretEnv without a Secret", "secretEnv: {BREAKWATER_REDIS_PASSWORD: redis-password}", "existingSecret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -741,20 +769,30 @@ func TestPlainManifest(t *testing.T) {
 func TestChartChecksCatch(t *testing.T) {
 	for _, tc := range []struct {
 		name, values, want string
+		mutate             func(r *rendered)
 	}{
-		{"writable root file system", "securityContext: {readOnlyRootFilesystem: false}", "readOnlyRootFilesystem"},
-		{"capabilities kept", "securityContext: {capabilities: {drop: []}}", "capabilities"},
-		{"privilege escalation", "securityContext: {allowPrivilegeEscalation: true}", "allowPrivilegeEscalation"},
-		{"root", "podSecurityContext: {runAsUser: 0}", "runAsUser"},
-		{"no seccomp profile", "podSecurityContext: {seccompProfile: {type: Unconfined}}", "seccompProfile"},
-		{"grace period shorter than the drain", "shutdownMarginSeconds: -10", "terminationGracePeriodSeconds"},
-		{"a credential in the clear", "env: {BREAKWATER_ALERT_ONCALL_URL: \"https://events.example.com\"}", "in the clear"},
+		{name: "a probe in HTTPS to a plain listener", want: "liveness probe: scheme", mutate: func(r *rendered) {
+			r.Deployment.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Scheme = corev1.URISchemeHTTPS
+		}},
+		{name: "a budget that blocks drains during a Redis outage", want: "unhealthyPodEvictionPolicy", mutate: func(r *rendered) {
+			r.PDB.Spec.UnhealthyPodEvictionPolicy = nil
+		}},
+		{name: "writable root file system", values: "securityContext: {readOnlyRootFilesystem: false}", want: "readOnlyRootFilesystem"},
+		{name: "capabilities kept", values: "securityContext: {capabilities: {drop: []}}", want: "capabilities"},
+		{name: "privilege escalation", values: "securityContext: {allowPrivilegeEscalation: true}", want: "allowPrivilegeEscalation"},
+		{name: "root", values: "podSecurityContext: {runAsUser: 0}", want: "runAsUser"},
+		{name: "no seccomp profile", values: "podSecurityContext: {seccompProfile: {type: Unconfined}}", want: "seccompProfile"},
+		{name: "grace period shorter than the drain", values: "shutdownMarginSeconds: -10", want: "terminationGracePeriodSeconds"},
+		{name: "a credential in the clear", values: "env: {BREAKWATER_ALERT_ONCALL_URL: \"https://events.example.com\"}", want: "in the clear"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustRender(t, tc.values)
 			cfg, err := r.loadConfig(t)
 			if err != nil {
 				t.Fatalf("loadConfig: %v", err)
+			}
+			if tc.mutate != nil {
+				tc.mutate(&r)
 			}
 			ps := r.problems(t, cfg)
 			if !slices.ContainsFunc(ps, func(p string) bool { return strings.Contains(p, tc.want) }) {

@@ -77,11 +77,17 @@ pass a credential in the clear.
 {{- if and (empty $kafka.brokers) (not (hasKey .Values.env "BREAKWATER_KAFKA_BROKERS")) -}}
 {{- fail "config.kafka.brokers (or env.BREAKWATER_KAFKA_BROKERS) is required: without it the daemon runs its embedded demo" -}}
 {{- end -}}
-{{- if and (empty $redis.addr) (not (hasKey .Values.env "BREAKWATER_REDIS_ADDR")) -}}
-{{- fail "config.redis.addr (or env.BREAKWATER_REDIS_ADDR) is required: without it the daemon runs an in-process Redis" -}}
+{{- if and (empty $redis.addr) (empty $redis.addrs) (empty $redis.master_name) (not (hasKey .Values.env "BREAKWATER_REDIS_ADDR")) -}}
+{{- fail "config.redis.addr, addrs or master_name (or env.BREAKWATER_REDIS_ADDR) is required: without one the daemon runs an in-process Redis" -}}
 {{- end -}}
 {{- if not (empty $redis.password) -}}
 {{- fail "config.redis.password: keep the password in existingSecret and set secretEnv.BREAKWATER_REDIS_PASSWORD" -}}
+{{- end -}}
+{{- if not (empty $redis.sentinel_password) -}}
+{{- fail "config.redis.sentinel_password: keep the password in existingSecret and set secretEnv.BREAKWATER_REDIS_SENTINEL_PASSWORD" -}}
+{{- end -}}
+{{- if not (empty (dig "sasl" "password" "" $kafka)) -}}
+{{- fail "config.kafka.sasl.password: keep the password in existingSecret and set secretEnv.BREAKWATER_KAFKA_SASL_PASSWORD" -}}
 {{- end -}}
 {{- if hasKey .Values.env "BREAKWATER_HTTP_LISTEN" -}}
 {{- fail "env.BREAKWATER_HTTP_LISTEN: set config.http.listen instead, the chart takes the container port from it" -}}
@@ -97,4 +103,9 @@ pass a credential in the clear.
 {{- fail (printf "%s is set both in env and in secretEnv" $name) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* HTTPS when the configuration gives the listener a certificate (http.tls_cert_file), else HTTP. */}}
+{{- define "breakwater.scheme" -}}
+{{- if dig "http" "tls_cert_file" "" .Values.config -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
