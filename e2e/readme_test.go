@@ -27,9 +27,9 @@ type readmeCommand struct {
 	text string // as written
 }
 
-// readmeCommands returns the curl, breakwaterctl and export lines of the
-// README's sh code blocks, in order.
-func readmeCommands(t *testing.T) []readmeCommand {
+// readmeCommands returns the lines of the README's sh code blocks that
+// start with one of prefixes (continuations joined), in order.
+func readmeCommands(t *testing.T, prefixes ...string) []readmeCommand {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
@@ -63,7 +63,7 @@ func readmeCommands(t *testing.T) []readmeCommand {
 		cur.WriteString(l)
 		text := strings.TrimSpace(cur.String())
 		cur.Reset()
-		for _, prefix := range []string{"curl ", "breakwaterctl ", "bin/breakwaterctl ", "export BREAKWATER_"} {
+		for _, prefix := range prefixes {
 			if strings.HasPrefix(text, prefix) {
 				out = append(out, readmeCommand{line: start, text: text})
 				break
@@ -85,7 +85,7 @@ func TestReadmeAPIExamples(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a daemon")
 	}
-	cmds := readmeCommands(t)
+	cmds := readmeCommands(t, "curl ", "breakwaterctl ", "bin/breakwaterctl ", "export BREAKWATER_")
 	if len(cmds) < 15 {
 		t.Fatalf("found %d commands in the README's sh blocks; want the API and CLI examples (15 or more)", len(cmds))
 	}
@@ -187,6 +187,52 @@ func TestReadmeAPIExamples(t *testing.T) {
 	}
 	if o := incidents["rule:rule-other@1"]; o.Rejected != 2 {
 		t.Errorf("incident rule:rule-other@1 after the examples = %+v; want act-1 and act-2 rejected", o)
+	}
+}
+
+// TestReadmeTuningExamples runs the README's simulate, replay and suggest
+// examples (every `bin/breakwater` line but `run`, which needs a real Kafka
+// and Redis), as written and in order, in a directory with bin/breakwater
+// and config/example.yaml, and checks that each exits 0 and that the files
+// they write are there. The image's and the chart's commands (docker,
+// helm, kubectl) need a container engine and a cluster and are not run.
+func TestReadmeTuningExamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates and replays hours of traffic")
+	}
+	var cmds []readmeCommand
+	for _, c := range readmeCommands(t, "bin/breakwater ") {
+		if !strings.HasPrefix(c.text, "bin/breakwater run") {
+			cmds = append(cmds, c)
+		}
+	}
+	if len(cmds) < 6 {
+		t.Fatalf("found %d simulate, replay and suggest examples in the README; want 6 or more", len(cmds))
+	}
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwater")
+	work := t.TempDir()
+	for _, dir := range []string{"bin", "config"} {
+		if err := os.MkdirAll(filepath.Join(work, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(bin, filepath.Join(work, "bin", "breakwater")); err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(filepath.Join("..", "config", "example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "config", "example.yaml"), example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		runReadmeCommand(t, c, "set -o pipefail; "+c.text, work, nil, "")
+	}
+	for _, f := range []string{"actions.jsonl", "report.html", "normal.jsonl", "suggested.yaml", "incident.jsonl"} {
+		if st, err := os.Stat(filepath.Join(work, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s after the README's examples: %v (size %v)", f, err, st)
+		}
 	}
 }
 
