@@ -85,7 +85,7 @@ const (
 	chaosWindow    = 10 * time.Second
 	chaosSession   = 4 * time.Second
 	chaosToken     = "chaos-viewer-token"
-	chaosPoll      = 200 * time.Millisecond
+	chaosPoll      = 50 * time.Millisecond
 )
 
 func TestChaos(t *testing.T) {
