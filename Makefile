@@ -39,6 +39,7 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, incidents
 	scripts/fuzz FuzzParseOverride ./admin
 	scripts/fuzz FuzzParseReset ./admin
 	scripts/fuzz FuzzParseReview ./admin
+	scripts/fuzz FuzzParseSource ./wire
 
 # CHAOS_RUNS is how many full fault campaigns make chaos runs, each with its own seed.
 CHAOS_RUNS ?= 1

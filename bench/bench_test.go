@@ -315,6 +315,10 @@ func (d *countingDecider) Decide(ctx context.Context, b store.Batch) (store.Resu
 	return d.next.Decide(ctx, b)
 }
 
+func (d *countingDecider) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error {
+	return d.next.Rebuild(ctx, topic, partition, floor, recs)
+}
+
 func (d *countingDecider) Status(ctx context.Context, s breaker.Scope) (breaker.Status, error) {
 	return d.next.Status(ctx, s)
 }

@@ -26,10 +26,13 @@ import (
 	"github.com/breakwater/breakwater/wire"
 )
 
-// Decider counts a batch and decides its breakers.
+// Decider counts a batch and decides its breakers. When Decide answers
+// with partitions to rebuild, the pipeline reads their first decisions
+// back from the output topics and hands them to Rebuild.
 type Decider interface {
 	Decide(ctx context.Context, b store.Batch) (store.Result, error)
 	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
+	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error
 }
 
 // StateLog is the durable record of breaker transitions.
@@ -579,7 +582,7 @@ func (p *Pipeline) prepare(b batchRun, msgs []kafka.Message) (*job, error) {
 		m := &msgs[i]
 		p.gate.Classify(&j.items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
 	}
-	res, err := p.decide(b, j.items)
+	res, err := p.decide(b, j.items, oldest(msgs))
 	if err != nil {
 		return nil, err
 	}
@@ -641,8 +644,24 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 		counts[key{it.Decision, it.Scope}]++
 	}
 	t0 := time.Now()
+	pending := out
 	if err := p.retry(b, "write", func(ctx context.Context) error {
-		return p.writer.WriteMessages(ctx, out...)
+		err := p.writer.WriteMessages(ctx, pending...)
+		// A retry writes only what failed: writing the whole batch again
+		// would add a second copy of every record that reached its topic,
+		// one that does not say it is a copy. A partition's records of a
+		// batch go in one request, so they fail or succeed together and
+		// the order per key holds.
+		if we := (kafka.WriteErrors)(nil); errors.As(err, &we) && len(we) == len(pending) {
+			failed := make([]kafka.Message, 0, we.Count())
+			for i, e := range we {
+				if e != nil {
+					failed = append(failed, pending[i])
+				}
+			}
+			pending = failed
+		}
+		return err
 	}); err != nil {
 		return err
 	}
@@ -691,6 +710,15 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 	return nil
 }
 
+// commit commits the batch's offsets, once. kafka-go retries a commit
+// within the group generation; an error that reaches here means the
+// generation ended (a rebalance) or the coordinator is gone. A retry would
+// be queued for the next generation and could then commit a partition
+// that another member owns by now, moving its committed offset back below
+// records that member already dropped. So a failed commit is left to the
+// next batch's commit, which covers its offsets, or to a redelivery,
+// answered from the records: they are kept, since only a confirmed commit
+// lets the store drop them.
 func (p *Pipeline) commit(b batchRun, msgs []kafka.Message) error {
 	last := map[int]kafka.Message{}
 	for _, m := range msgs {
@@ -702,11 +730,13 @@ func (p *Pipeline) commit(b batchRun, msgs []kafka.Message) error {
 	for _, m := range last {
 		commits = append(commits, m)
 	}
-	err := p.retry(b, "commit", func(ctx context.Context) error {
-		return p.reader.CommitMessages(ctx, commits...)
-	})
-	if err != nil {
-		return err
+	if err := p.reader.CommitMessages(b.ctx, commits...); err != nil {
+		if b.stopping() {
+			return fmt.Errorf("commit: %w", err)
+		}
+		p.m.KafkaErrors.WithLabelValues("commit").Inc()
+		p.log.Warn("commit failed; the next batch's commit covers its offsets", zap.Error(err))
+		return nil
 	}
 	p.mu.Lock()
 	for _, m := range commits {
@@ -736,9 +766,23 @@ type decided struct {
 	now       time.Time
 }
 
+// oldest returns the oldest input timestamp per partition of a batch.
+func oldest(msgs []kafka.Message) map[int]time.Time {
+	out := map[int]time.Time{}
+	for i := range msgs {
+		m := &msgs[i]
+		if t, ok := out[m.Partition]; !ok || m.Time.Before(t) {
+			out[m.Partition] = m.Time
+		}
+	}
+	return out
+}
+
 // decide fills the decision of every item, from the store, from the
-// records of a first delivery, or from the outage policy.
-func (p *Pipeline) decide(b batchRun, items []gate.Item) (decided, error) {
+// records of a first delivery (rebuilt from the output topics when the
+// store lost them), or from the outage policy. since is the oldest input
+// timestamp per partition.
+func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time) (decided, error) {
 	var res decided
 	pending := gate.Pending(items, nil)
 	var known []store.Record
@@ -759,6 +803,15 @@ func (p *Pipeline) decide(b batchRun, items []gate.Item) (decided, error) {
 		p.m.StoreSeconds.Observe(time.Since(t0).Seconds())
 		p.progress.beat()
 		switch {
+		case err == nil && len(r.Rebuild) > 0:
+			for _, rg := range r.Rebuild {
+				if err := p.retry(b, "rebuild", func(ctx context.Context) error {
+					return p.rebuild(ctx, rg, since[rg.Partition])
+				}); err != nil {
+					return res, err
+				}
+			}
+			continue
 		case err == nil && len(r.Replayed) > 0:
 			n := len(pending)
 			known = append(known, r.Replayed...)
@@ -928,9 +981,9 @@ func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
 	if it.Reason != "" {
 		h = append(h, kafka.Header{Key: wire.HeaderReason, Value: headerValue(it.Reason)})
 	}
-	if it.Decision != Gated {
-		h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))})
-	}
+	// Every output carries its input position: the first decisions of
+	// uncommitted input are read back from it when Redis lost them.
+	h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))})
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}
 }
 

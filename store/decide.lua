@@ -3,7 +3,8 @@
 -- compare the two on the same inputs.
 --
 -- KEYS[1] epoch marker, KEYS[2] scope set,
--- KEYS[3 .. 2+P] decision records per partition,
+-- KEYS[3 .. 2+P] decision records per partition (field 'floor', then one
+--   field per batch: first offset -> 'last|payload'),
 -- then per scope: status hash, ring hash. The script touches no other key.
 -- ARGV (the layout and the ring sizes are defined in redis.go, and passed
 -- here so that Go and Lua read one definition):
@@ -35,25 +36,52 @@ local refscope, BSTRIDE = tonumber(ARGV[12]), tonumber(ARGV[13])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- The records of a partition are complete from its floor on: every offset
+-- at or above it that was decided has its record. Below the floor records
+-- were dropped as committed; with no floor they were lost (Redis lost its
+-- data) or expired. Such offsets may have been decided and written: the
+-- caller rebuilds their records from the output topics first.
+local unknown = {}
+for i = 1, P do
+  local fl = redis.call('HGET', KEYS[2 + i], 'floor')
+  if not fl or tonumber(ARGV[HEAD + (i - 1) * PSTRIDE + 1]) < tonumber(fl) then
+    table.insert(unknown, tostring(i))
+  end
+end
+if #unknown > 0 then
+  table.insert(unknown, 1, 'UNKNOWN')
+  return unknown
+end
+
 -- Redelivered offsets: answer from the records, count nothing.
 local replay = {}
 for i = 1, P do
   local key = KEYS[2 + i]
   local base = HEAD + (i - 1) * PSTRIDE
   local first, last, prune = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  -- A batch below the caller's committed offset means the group's offset
+  -- moved back (a stale commit, a rewind): keep what it may need.
+  if prune > first then prune = first end
   local recs = redis.call('HGETALL', key)
+  local floor = nil
   for j = 1, #recs, 2 do
     local rf = tonumber(recs[j])
     local sep = string.find(recs[j + 1], '|', 1, true)
-    local rl = tonumber(string.sub(recs[j + 1], 1, sep - 1))
-    if rl < prune then
+    local rl = sep and tonumber(string.sub(recs[j + 1], 1, sep - 1))
+    if recs[j] == 'floor' then
+      -- not a record
+    elseif rl < prune then
       redis.call('HDEL', key, recs[j])
+      if floor == nil or rl + 1 > floor then floor = rl + 1 end
     elseif rf <= last and rl >= first then
       table.insert(replay, tostring(i))
       table.insert(replay, recs[j])
       table.insert(replay, string.sub(recs[j + 1], 1, sep - 1))
       table.insert(replay, string.sub(recs[j + 1], sep + 1))
     end
+  end
+  if floor ~= nil and floor > tonumber(redis.call('HGET', key, 'floor')) then
+    redis.call('HSET', key, 'floor', floor)
   end
 end
 if #replay > 0 then

@@ -33,6 +33,16 @@ func NewMemory(now func() time.Time) *Memory {
 
 func recordKey(topic string, p int) string { return topic + "\x00" + strconv.Itoa(p) }
 
+// Rebuild adds records, as Redis.Rebuild does; the memory store never
+// loses its records, so it never asks for a rebuild.
+func (m *Memory) Rebuild(_ context.Context, topic string, partition int, _ int64, recs []Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := recordKey(topic, partition)
+	m.records[k] = append(m.records[k], recs...)
+	return nil
+}
+
 // Decide counts a batch and decides its breakers, as Redis.Decide does.
 func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 	if err := b.validate(); err != nil {
@@ -46,7 +56,7 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		k := recordKey(p.Topic, p.Partition)
 		kept := m.records[k][:0]
 		for _, r := range m.records[k] {
-			if r.Last < p.Committed {
+			if r.Last < min(p.Committed, p.First) {
 				continue
 			}
 			kept = append(kept, r)

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,22 @@ for k = 3, #KEYS do
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return n
+`)
+
+// rebuildScript writes records rebuilt from the output topics into the
+// records of one partition (KEYS[1]), keeping any record already there,
+// and lowers the partition's floor to ARGV[1]. ARGV[2] is the records' TTL,
+// then pairs of first offset and 'last|payload'.
+var rebuildScript = redis.NewScript(`
+for i = 3, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local fl = redis.call('HGET', KEYS[1], 'floor')
+if not fl or tonumber(ARGV[1]) < tonumber(fl) then
+  redis.call('HSET', KEYS[1], 'floor', ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `)
 
 // RedisOptions configures a Redis store.
@@ -169,6 +186,16 @@ func parseDecide(b Batch, v []string) (Result, error) {
 	switch v[0] {
 	case "LOST":
 		return Result{}, ErrStateLost
+	case "UNKNOWN":
+		var res Result
+		for _, f := range v[1:] {
+			pi, err := strconv.Atoi(f)
+			if err != nil || pi < 1 || pi > len(b.Partitions) {
+				return Result{}, fmt.Errorf("decide batch: bad partition %q to rebuild", f)
+			}
+			res.Rebuild = append(res.Rebuild, b.Partitions[pi-1])
+		}
+		return res, nil
 	case "REPLAY":
 		var res Result
 		for i := 1; i+3 < len(v); i += 4 {
@@ -299,6 +326,33 @@ func statusFromFields(m map[string]string) breaker.Status {
 		s.Auto = breaker.Closed
 	}
 	return s
+}
+
+// Rebuild writes the records of one input partition read back from the
+// output topics, and declares the partition's records complete from floor
+// on: every offset at or above floor that reached an output topic is in
+// recs or in a record already kept.
+func (r *Redis) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []Record) error {
+	args := make([]any, 0, 2+2*len(recs))
+	args = append(args, floor, r.opts.RecordTTL.Milliseconds())
+	for _, rec := range recs {
+		args = append(args, rec.First, strconv.FormatInt(rec.Last, 10)+"|"+holdingPayload(rec.Holding))
+	}
+	if err := rebuildScript.Run(ctx, r.client, []string{r.recordKey(topic, partition)}, args...).Err(); err != nil {
+		return fmt.Errorf("rebuild the records of %s/%d: %w", topic, partition, err)
+	}
+	return nil
+}
+
+// holdingPayload encodes the holding scopes of a record as the decision
+// script does: one "generation<TAB>scope" line each.
+func holdingPayload(h map[breaker.Scope]uint64) string {
+	lines := make([]string, 0, len(h))
+	for s, g := range h {
+		lines = append(lines, strconv.FormatUint(g, 10)+"\t"+string(s))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // Now returns the store's wall clock, the time every replica decides on.

@@ -59,7 +59,8 @@ type Range struct {
 	// First and Last are the first and last offsets of the batch.
 	First, Last int64
 	// Committed is the partition's committed offset; records of batches
-	// that end below it can no longer be redelivered and are dropped.
+	// that end below it and below First can no longer be redelivered and
+	// are dropped.
 	Committed int64
 }
 
@@ -95,6 +96,11 @@ type Result struct {
 	// call counted nothing, and the caller answers those offsets from the
 	// records and decides the rest in a new call.
 	Replayed []Record
+	// Rebuild, when not empty, lists the partitions whose records may be
+	// incomplete from their First offset on (Redis lost or dropped them):
+	// the call decided nothing, and the caller rebuilds their records from
+	// the output topics (Redis.Rebuild) and calls again.
+	Rebuild []Range
 	// Scopes are the statuses after the batch, in the order of Batch.Scopes.
 	Scopes []ScopeResult
 	// Now is the store's wall clock at the decision.

@@ -1,0 +1,146 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/internal/partition"
+	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/wire"
+)
+
+// rebuildSkew is how far before a batch's oldest input timestamp the
+// output topics are read back: the outputs carry their input's timestamp,
+// so an output of an offset at or after the batch's first one is at or
+// after the first output stamped that late, as long as the input
+// timestamps of one partition never go back by more than this.
+const rebuildSkew = 5 * time.Minute
+
+// rebuild reads the first decisions of input partition rg from offset
+// rg.First on back from the gated and held topics (every output record
+// carries its input position in wire.HeaderSource) and writes them to the
+// store as that partition's records, so that a redelivered action gets
+// the decision that reached an output, even after Redis lost its data.
+// since is the oldest input timestamp of the batch's messages of rg.
+func (p *Pipeline) rebuild(ctx context.Context, rg store.Range, since time.Time) error {
+	t0 := time.Now()
+	found := map[int64]map[breaker.Scope]uint64{}
+	read := 0
+	brokers := p.cfg.Kafka.Brokers
+	for _, topic := range []string{p.cfg.Kafka.Topics.Gated, p.cfg.Kafka.Topics.Held} {
+		parts, err := partition.List(ctx, brokers, topic)
+		if err != nil {
+			return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+		}
+		for _, q := range parts {
+			from, err := partition.At(ctx, brokers, topic, q, since.Add(-rebuildSkew))
+			if err != nil {
+				return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+			}
+			if from < 0 {
+				continue // nothing stamped that late
+			}
+			err = partition.Read(ctx, brokers, topic, q, from, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+				read += len(msgs)
+				for i := range msgs {
+					off, holding, ok := decisionOf(&msgs[i], rg)
+					if !ok {
+						continue
+					}
+					if h, seen := found[off]; !seen || len(holding) > len(h) {
+						found[off] = holding
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+			}
+		}
+	}
+	recs := recordsOf(rg, found)
+	if err := p.opts.Store.Rebuild(ctx, rg.Topic, rg.Partition, rg.First, recs); err != nil {
+		return err
+	}
+	p.log.Info("rebuilt the decisions of uncommitted input from the output topics",
+		zap.String("topic", rg.Topic), zap.Int("partition", rg.Partition), zap.Int64("from_offset", rg.First),
+		zap.Int("outputs_read", read), zap.Int("decisions_found", len(found)), zap.Duration("took", time.Since(t0)))
+	return nil
+}
+
+// decisionOf reads the first decision an output record carries for an
+// offset of rg at or after rg.First: held under its incident's scope and
+// generation (generation 0 for a hold without a trip), or gated.
+func decisionOf(m *kafka.Message, rg store.Range) (int64, map[breaker.Scope]uint64, bool) {
+	var src, decision, incident, scope string
+	for _, h := range m.Headers {
+		switch h.Key {
+		case wire.HeaderSource:
+			src = string(h.Value)
+		case wire.HeaderDecision:
+			decision = string(h.Value)
+		case wire.HeaderIncident:
+			incident = string(h.Value)
+		case wire.HeaderScope:
+			scope = string(h.Value)
+		}
+	}
+	topic, part, off, ok := wire.ParseSource(src)
+	if !ok || topic != rg.Topic || part != rg.Partition || off < rg.First {
+		return 0, nil, false
+	}
+	switch decision {
+	case string(Gated):
+		return off, map[breaker.Scope]uint64{}, true
+	case string(Held):
+		if i := strings.LastIndexByte(incident, '@'); i > 0 {
+			if gen, err := strconv.ParseUint(incident[i+1:], 10, 64); err == nil {
+				return off, map[breaker.Scope]uint64{breaker.Scope(incident[:i]): gen}, true
+			}
+		}
+		if scope != "" {
+			return off, map[breaker.Scope]uint64{breaker.Scope(scope): 0}, true
+		}
+	}
+	return 0, nil, false
+}
+
+// recordsOf turns per-offset decisions into records, one per run of
+// consecutive offsets with the same decision.
+func recordsOf(rg store.Range, found map[int64]map[breaker.Scope]uint64) []store.Record {
+	offs := make([]int64, 0, len(found))
+	for o := range found {
+		offs = append(offs, o)
+	}
+	slices.Sort(offs)
+	var recs []store.Record
+	for _, o := range offs {
+		h := found[o]
+		if n := len(recs); n > 0 && recs[n-1].Last == o-1 && sameHolding(recs[n-1].Holding, h) {
+			recs[n-1].Last = o
+			continue
+		}
+		recs = append(recs, store.Record{Topic: rg.Topic, Partition: rg.Partition, First: o, Last: o, Holding: h})
+	}
+	return recs
+}
+
+func sameHolding(a, b map[breaker.Scope]uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for s, g := range a {
+		if gb, ok := b[s]; !ok || gb != g {
+			return false
+		}
+	}
+	return true
+}

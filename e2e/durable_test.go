@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/wire"
+)
+
+// TestFirstDecisionsSurviveRedisWipe loses the group's commits (the broker
+// acknowledges them and keeps nothing, as when a commit is lost in a
+// rebalance), so every batch is written and none committed, and the
+// replica drops its records as if committed; then Redis loses its data
+// and the replica restarts. Everything is redelivered to a store that has
+// no records left and whose spiking breaker is restored open from the
+// state topic. The actions gated before the trip must stay gated,
+// answered from the output topics: none on both gated and held.
+func TestFirstDecisionsSurviveRedisWipe(t *testing.T) {
+	b := newBed(t, 3)
+	cfg := b.config(t, spikeSettings)
+	scope := breaker.RuleScope(spikeRule)
+	var drop atomic.Bool
+	drop.Store(true)
+	cl := b.k.Cluster()
+	cl.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		if !drop.Load() {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	recs, _ := spikeInput(t, b)
+	first := startReplica(t, "first", cfg)
+	written := b.k.Produce(t, testTopics.Input, recs...)
+	in := newInput(t, written)
+	outputs := func() int64 {
+		return sum(b.k.EndOffsets(t, testTopics.Gated)) + sum(b.k.EndOffsets(t, testTopics.Held)) + sum(b.k.EndOffsets(t, testTopics.DeadLetter))
+	}
+	waitFor(t, 90*time.Second, func() string { return fmt.Sprintf("%d outputs for %d inputs", outputs(), len(written)) },
+		replicasAlive(first), func() bool { return outputs() >= int64(len(written)) })
+	if st := b.status(t, scope); st.State != breaker.Open {
+		t.Fatalf("%s: %+v; want open", scope, st)
+	}
+	before := b.readOutputs(t, in)
+	gatedSpike := 0
+	for _, r := range before.recs {
+		if r.topic == testTopics.Gated && in.actions[r.in].RuleID == spikeRule {
+			gatedSpike++
+		}
+	}
+	if gatedSpike == 0 {
+		t.Fatalf("no action of %s was gated before the trip: the test would prove nothing", spikeRule)
+	}
+	if c := sum(b.k.CommittedOffsets(t, groupID, testTopics.Input)); c > 0 {
+		t.Fatalf("committed offsets sum to %d; the broker was to keep no commit", c)
+	}
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first run: %d inputs written (%d of %s gated before the trip), nothing committed; Redis restarts empty",
+		len(written), gatedSpike, spikeRule)
+
+	b.r.Restart(t)
+	drop.Store(false)
+	second := startReplica(t, "second", cfg)
+	b.waitCommitted(t, 90*time.Second, replicasAlive(second))
+	if !strings.Contains(second.logs.String(), "rebuilt the decisions of uncommitted input from the output topics") {
+		t.Errorf("the second replica did not rebuild its records from the outputs")
+	}
+	o := b.readOutputs(t, in)
+	dups := checkExactlyOne(t, in, o)
+	// Every copy beyond the first was answered from a first decision.
+	seen := map[string]bool{}
+	fresh := 0
+	for _, r := range o.recs {
+		src, _ := header(r.rec, wire.HeaderSource)
+		if !seen[src] {
+			seen[src] = true
+			continue
+		}
+		if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered && r.topic != testTopics.DeadLetter {
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		t.Errorf("%d redelivered actions were decided afresh instead of answered from their first decision", fresh)
+	}
+	t.Logf("second run: duplicates per topic %v, all answered from the first decisions", dups)
+}
