@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/traffic"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -106,4 +108,54 @@ func TestFirstDecisionsSurviveRedisWipe(t *testing.T) {
 		t.Errorf("%d redelivered actions were decided afresh instead of answered from their first decision", fresh)
 	}
 	t.Logf("second run: duplicates per topic %v, all answered from the first decisions", dups)
+}
+
+// TestWriteRetryWritesOnlyWhatFailed refuses the writes to one gated
+// partition for longer than kafka-go retries them, so that the pipeline
+// retries the batch's write itself: the records that reached the other
+// partitions must not be written again (a copy that does not say it is
+// one), and the refused ones must arrive in order per key.
+func TestWriteRetryWritesOnlyWhatFailed(t *testing.T) {
+	b := newBed(t, 3)
+	cfg := b.config(t, settings{window: "1m", maxActions: 100000})
+	var refusing atomic.Int64 // unix nanos until which gated/1 refuses; 0 before the first write
+	var refused atomic.Int64
+	cl := b.k.Cluster()
+	cl.ControlKey(kmsg.Produce.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		if len(req.Topics) != 1 || req.Topics[0].Topic != testTopics.Gated || len(req.Topics[0].Partitions) != 1 ||
+			req.Topics[0].Partitions[0].Partition != 1 {
+			return nil, nil, false
+		}
+		refusing.CompareAndSwap(0, time.Now().Add(4*time.Second).UnixNano())
+		if time.Now().UnixNano() > refusing.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = testTopics.Gated
+		sp := kmsg.NewProduceResponseTopicPartition()
+		sp.Partition = 1
+		sp.ErrorCode = kerr.NotEnoughReplicas.Code
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	rep := startReplica(t, "solo", cfg)
+	g := traffic.New(10, 1000, -1, 1, 3)
+	written := b.k.Produce(t, testTopics.Input, eventRecords(g.Events(epoch, 2*time.Minute, 3000))...)
+	b.waitCommitted(t, 90*time.Second, replicasAlive(rep))
+	if !strings.Contains(rep.logs.String(), `"op":"write"`) {
+		t.Fatalf("the pipeline never retried a write (%d produce requests refused): the test proves nothing", refused.Load())
+	}
+	in := newInput(t, written)
+	o := b.readOutputs(t, in)
+	dups := checkExactlyOne(t, in, o)
+	if dups[testTopics.Gated] > 0 {
+		t.Errorf("%d records were written to gated twice after a write to one partition failed", dups[testTopics.Gated])
+	}
+	checkKeyOrder(t, in, o)
+	t.Logf("%d produce requests to gated/1 refused; copies per topic %v", refused.Load(), dups)
 }
