@@ -34,7 +34,7 @@ func (p *Pipeline) rebuild(ctx context.Context, rg store.Range, since time.Time)
 	t0 := time.Now()
 	found := map[int64]map[breaker.Scope]uint64{}
 	read := 0
-	brokers := p.cfg.Kafka.Brokers
+	brokers := p.opts.Kafka
 	for _, topic := range []string{p.cfg.Kafka.Topics.Gated, p.cfg.Kafka.Topics.Held} {
 		parts, err := partition.List(ctx, brokers, topic)
 		if err != nil {
