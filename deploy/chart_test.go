@@ -43,6 +43,8 @@ type rendered struct {
 	PDB            *policyv1.PodDisruptionBudget
 	ServiceMonitor *monitoringv1.ServiceMonitor
 	NetworkPolicy  *networkingv1.NetworkPolicy
+	// Check is the helm test Pod that runs breakwater check.
+	Check *corev1.Pod
 	// Files are the rendered templates by name, without NOTES.txt.
 	Files map[string]string
 }
@@ -107,8 +109,8 @@ func mustRender(t *testing.T, overrides string) rendered {
 			decodeObject(t, name, doc, &r)
 		}
 	}
-	if r.ConfigMap == nil || r.Deployment == nil || r.Service == nil {
-		t.Fatalf("the chart rendered no ConfigMap, Deployment or Service: %v", slices.Sorted(maps.Keys(r.Files)))
+	if r.ConfigMap == nil || r.Deployment == nil || r.Service == nil || r.Check == nil {
+		t.Fatalf("the chart rendered no ConfigMap, Deployment, Service or check Pod: %v", slices.Sorted(maps.Keys(r.Files)))
 	}
 	return r
 }
@@ -156,6 +158,9 @@ func decodeObject(t *testing.T, file, doc string, r *rendered) {
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		r.ServiceMonitor = once(t, file, r.ServiceMonitor)
 		into = r.ServiceMonitor
+	case "v1/Pod":
+		r.Check = once(t, file, r.Check)
+		into = r.Check
 	case "networking.k8s.io/v1/NetworkPolicy":
 		r.NetworkPolicy = once(t, file, r.NetworkPolicy)
 		into = r.NetworkPolicy
@@ -399,6 +404,7 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 			}
 		}
 	}
+	ps = append(ps, r.checkPodProblems(c)...)
 	if np := r.NetworkPolicy; np != nil {
 		if !labelsMatch(np.Spec.PodSelector.MatchLabels, pod.Labels) || len(np.Spec.PodSelector.MatchLabels) == 0 {
 			add("NetworkPolicy podSelector %v does not select the pods", np.Spec.PodSelector.MatchLabels)
@@ -411,6 +417,44 @@ func (r rendered) problems(t *testing.T, cfg config.Config) []string {
 			}
 		}
 	}
+	return ps
+}
+
+// checkPodProblems lists what is wrong with the helm test Pod: it must run
+// breakwater check with exactly the daemon's configuration, environment,
+// mounts and security, once, as a test hook, and not be a Service endpoint.
+func (r rendered) checkPodProblems(daemon corev1.Container) []string {
+	var ps []string
+	p := r.Check
+	if p.Annotations["helm.sh/hook"] != "test" {
+		ps = append(ps, fmt.Sprintf("check Pod: helm.sh/hook %q; want test", p.Annotations["helm.sh/hook"]))
+	}
+	if p.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		ps = append(ps, fmt.Sprintf("check Pod: restartPolicy %q; want Never", p.Spec.RestartPolicy))
+	}
+	if len(r.Service.Spec.Selector) > 0 && labelsMatch(r.Service.Spec.Selector, p.Labels) {
+		ps = append(ps, "check Pod: the Service selects it")
+	}
+	if len(p.Spec.Containers) != 1 {
+		return append(ps, fmt.Sprintf("check Pod: %d containers; want 1", len(p.Spec.Containers)))
+	}
+	c := p.Spec.Containers[0]
+	if want := []string{"check", "--config", "/etc/breakwater/config.yaml"}; !slices.Equal(c.Args, want) {
+		ps = append(ps, fmt.Sprintf("check Pod: args %q; want %q", c.Args, want))
+	}
+	same := func(what string, a, b any) {
+		ja, _ := yaml.Marshal(a)
+		jb, _ := yaml.Marshal(b)
+		if !bytes.Equal(ja, jb) {
+			ps = append(ps, fmt.Sprintf("check Pod: %s differ from the daemon's:\n%s\nvs\n%s", what, ja, jb))
+		}
+	}
+	same("image", c.Image, daemon.Image)
+	same("env", c.Env, daemon.Env)
+	same("volume mounts", c.VolumeMounts, daemon.VolumeMounts)
+	same("volumes", p.Spec.Volumes, r.Deployment.Spec.Template.Spec.Volumes)
+	same("container security", c.SecurityContext, daemon.SecurityContext)
+	same("pod security", p.Spec.SecurityContext, r.Deployment.Spec.Template.Spec.SecurityContext)
 	return ps
 }
 
@@ -565,17 +609,36 @@ secretEnv:
   BREAKWATER_REDIS_PASSWORD: redis-password
   BREAKWATER_ALERT_ONCALL_SECRET: pagerduty-routing-key
   BREAKWATER_ALERT_MODERATION_SLACK_URL: slack-webhook-url
+  BREAKWATER_KAFKA_SASL_PASSWORD: kafka-password
+  BREAKWATER_REDIS_SENTINEL_PASSWORD: sentinel-password
 env:
   BREAKWATER_KAFKA_GROUP_ID: breakwater-eu
 secretMounts:
   - {name: kafka-tls, secretName: kafka-client-tls, mountPath: /etc/breakwater/tls/kafka}
+  - {name: redis-tls, secretName: redis-client-tls, mountPath: /etc/breakwater/tls/redis}
+  - {name: http-tls, secretName: breakwater-https, mountPath: /etc/breakwater/tls/http}
 config:
   kafka:
     brokers: ["kafka-0.kafka:9093"]
     drain_timeout: 1m30s
     topics: {input: classifier.actions}
-  redis: {addr: "redis-primary:6379", username: breakwater, key_prefix: bw-eu}
-  http: {listen: ":9090"}
+    tls:
+      ca_file: /etc/breakwater/tls/kafka/ca.crt
+      cert_file: /etc/breakwater/tls/kafka/tls.crt
+      key_file: /etc/breakwater/tls/kafka/tls.key
+    sasl: {mechanism: scram-sha-512, username: breakwater}
+  redis:
+    addr: null    # drops the default's addr: one topology only
+    master_name: breakwater
+    sentinel_addrs: ["redis-sentinel-0:26379", "redis-sentinel-1:26379", "redis-sentinel-2:26379"]
+    sentinel_username: breakwater
+    username: breakwater
+    key_prefix: bw-eu
+    tls: {ca_file: /etc/breakwater/tls/redis/ca.crt}
+  http:
+    listen: ":9090"
+    tls_cert_file: /etc/breakwater/tls/http/tls.crt
+    tls_key_file: /etc/breakwater/tls/http/tls.key
   log: {level: info, format: json}
   alerts:
     admin_url: https://breakwater.example.com
@@ -598,9 +661,16 @@ networkPolicy:
 			if got := *r.Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds; got != 90+20 {
 				t.Errorf("terminationGracePeriodSeconds %d for a drain of 1m30s; want 110", got)
 			}
-			if len(cfg.Admin.Tokens) != 2 || cfg.Redis.Password == "" || cfg.Kafka.GroupID != "breakwater-eu" {
-				t.Errorf("the environment did not reach the configuration: %d tokens, redis password set %v, group %q",
-					len(cfg.Admin.Tokens), cfg.Redis.Password != "", cfg.Kafka.GroupID)
+			if len(cfg.Admin.Tokens) != 2 || cfg.Redis.Password == "" || cfg.Kafka.GroupID != "breakwater-eu" ||
+				cfg.Kafka.SASL.Password == "" || cfg.Redis.SentinelPassword == "" {
+				t.Errorf("the environment did not reach the configuration: %d tokens, passwords set: redis %v, sasl %v, sentinel %v; group %q",
+					len(cfg.Admin.Tokens), cfg.Redis.Password != "", cfg.Kafka.SASL.Password != "", cfg.Redis.SentinelPassword != "", cfg.Kafka.GroupID)
+			}
+			if c := r.container(t); c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+				t.Errorf("liveness probe scheme %s with http.tls_cert_file set; want HTTPS", c.LivenessProbe.HTTPGet.Scheme)
+			}
+			if got := len(configFiles(t, r.ConfigMap.Data["config.yaml"])); got != 6 {
+				t.Errorf("found %d *_file keys in the configuration; want 6", got)
 			}
 			for _, rc := range cfg.Alerts.Receivers {
 				if rc.URL == "" && rc.Secret == "" {
@@ -740,10 +810,13 @@ func TestPlainManifest(t *testing.T) {
 	b.WriteString("# Breakwater for kubectl -n moderation apply -f. Generated from\n" +
 		"# the Helm chart (deploy/helm/breakwater) with deploy/kubernetes/values.yaml\n" +
 		"# by `cd deploy && go test -run TestPlainManifest -update`; do not edit it,\n" +
-		"# edit the chart or those values. The Secret named there must exist.\n")
+		"# edit the chart or those values. The Secret named there must exist.\n" +
+		"# `breakwater check` (helm test in the chart) runs in the image the same way:\n" +
+		"# kubectl -n moderation exec deploy/breakwater -- breakwater check --config /etc/breakwater/config.yaml\n")
 	for _, name := range slices.Sorted(maps.Keys(r.Files)) {
 		body := strings.TrimSpace(r.Files[name])
-		if body == "" {
+		if body == "" || strings.Contains(name, "/templates/tests/") {
+			// The helm test Pod is for helm test, not kubectl apply.
 			continue
 		}
 		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", name, body)
@@ -777,6 +850,10 @@ func TestChartChecksCatch(t *testing.T) {
 		{name: "a budget that blocks drains during a Redis outage", want: "unhealthyPodEvictionPolicy", mutate: func(r *rendered) {
 			r.PDB.Spec.UnhealthyPodEvictionPolicy = nil
 		}},
+		{name: "a certificate outside every mount", values: "config: {http: {tls_cert_file: /etc/tls/tls.crt, tls_key_file: /etc/tls/tls.key}}", want: "is not in a mounted volume"},
+		{name: "a check Pod with another environment", want: "check Pod: env", mutate: func(r *rendered) {
+			r.Check.Spec.Containers[0].Env = append(r.Check.Spec.Containers[0].Env, corev1.EnvVar{Name: "BREAKWATER_KAFKA_GROUP_ID", Value: "other"})
+		}},
 		{name: "writable root file system", values: "securityContext: {readOnlyRootFilesystem: false}", want: "readOnlyRootFilesystem"},
 		{name: "capabilities kept", values: "securityContext: {capabilities: {drop: []}}", want: "capabilities"},
 		{name: "privilege escalation", values: "securityContext: {allowPrivilegeEscalation: true}", want: "allowPrivilegeEscalation"},
@@ -798,6 +875,61 @@ func TestChartChecksCatch(t *testing.T) {
 			if !slices.ContainsFunc(ps, func(p string) bool { return strings.Contains(p, tc.want) }) {
 				t.Errorf("problems(%s) = %q; want one naming %s", tc.values, ps, tc.want)
 			}
+		})
+	}
+}
+
+// readmeChartValues returns the values files the README's chart section
+// shows: its yaml blocks and the values.yaml its sh block writes.
+func readmeChartValues(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n### The Helm chart\n")
+	if !ok {
+		t.Fatal("README.md has no section \"### The Helm chart\"")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	var out []string
+	var cur *strings.Builder
+	end := ""
+	for l := range strings.Lines(section) {
+		trimmed := strings.TrimSpace(l)
+		switch {
+		case cur == nil && trimmed == "```yaml":
+			cur, end = &strings.Builder{}, "```"
+		case cur == nil && strings.HasPrefix(trimmed, "cat > values.yaml <<'EOF'"):
+			cur, end = &strings.Builder{}, "EOF"
+		case cur != nil && trimmed == end:
+			out = append(out, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(l)
+		}
+	}
+	return out
+}
+
+// TestChartReadmeValues renders the chart with the values the README shows
+// and checks the rendering as TestChartRenders does, so that the README's
+// examples install.
+func TestChartReadmeValues(t *testing.T) {
+	vals := readmeChartValues(t)
+	if len(vals) < 2 {
+		t.Fatalf("found %d values examples in the README's chart section; want 2 or more", len(vals))
+	}
+	for i, v := range vals {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			r := mustRender(t, v)
+			cfg, err := r.loadConfig(t)
+			if err != nil {
+				t.Fatalf("the daemon refuses the configuration of the README's values:\n%s\n%v", v, err)
+			}
+			r.check(t, cfg)
 		})
 	}
 }

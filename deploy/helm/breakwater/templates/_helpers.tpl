@@ -109,3 +109,54 @@ pass a credential in the clear.
 {{- define "breakwater.scheme" -}}
 {{- if dig "http" "tls_cert_file" "" .Values.config -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
+
+{{/* The container's environment: the plain variables, then those from the Secret. */}}
+{{- define "breakwater.env" -}}
+{{- if or .Values.env .Values.secretEnv -}}
+env:
+  {{- range $name, $value := .Values.env }}
+  - name: {{ $name }}
+    value: {{ $value | toString | quote }}
+  {{- end }}
+  {{- range $name, $key := .Values.secretEnv }}
+  - name: {{ $name }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ $.Values.existingSecret }}
+        key: {{ $key }}
+  {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The container's mounts: the configuration file, /tmp, and the secretMounts. */}}
+{{- define "breakwater.volumeMounts" -}}
+volumeMounts:
+  - name: config
+    mountPath: /etc/breakwater/config.yaml
+    subPath: config.yaml
+    readOnly: true
+  - name: tmp
+    mountPath: /tmp
+  {{- range .Values.secretMounts }}
+  - name: {{ .name }}
+    mountPath: {{ .mountPath }}
+    readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{/* The pod's volumes behind breakwater.volumeMounts. */}}
+{{- define "breakwater.volumes" -}}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "breakwater.fullname" . }}
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+  {{- range .Values.secretMounts }}
+  - name: {{ .name }}
+    secret:
+      secretName: {{ .secretName }}
+      defaultMode: 0440
+  {{- end }}
+{{- end -}}
