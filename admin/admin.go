@@ -523,8 +523,16 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
 }
 
-// fail answers 503 for a dependency that failed, and logs it.
+// fail answers 503 for a dependency that failed, and logs it. A store that
+// lost its data answers 503 "restoring" with Retry-After until the states
+// are restored from the state topic: a tripped breaker is never shown as
+// closed.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, store.ErrStateLost) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, what+": restoring the breaker states after the rate store lost its data; retry shortly")
+		return
+	}
 	a.opts.Logger.Warn("admin request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.String("actor", principal(r).Name), zap.String("what", what), zap.Error(err))
 	writeError(w, http.StatusServiceUnavailable, what+": "+err.Error())

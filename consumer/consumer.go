@@ -546,6 +546,16 @@ func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		// A write fails per message; one permanent failure is enough.
+		for _, e := range we {
+			if e != nil && !Transient(e) {
+				return false
+			}
+		}
+		return true
+	}
 	for _, e := range permanent {
 		if errors.Is(err, e) {
 			return false
@@ -925,6 +935,13 @@ func (p *Pipeline) rerecord(b batchRun, recs []store.Record, res *decided) error
 			err := p.retry(b, "status", func(ctx context.Context) error {
 				var err error
 				st, err = p.opts.Store.Status(ctx, s)
+				if errors.Is(err, store.ErrStateLost) {
+					// Redis lost its data since the batch was answered.
+					if rerr := p.opts.Restore(ctx); rerr != nil {
+						return fmt.Errorf("%w; restore: %w", err, rerr)
+					}
+					st, err = p.opts.Store.Status(ctx, s)
+				}
 				return err
 			})
 			if err != nil {
@@ -1026,6 +1043,9 @@ func (p *Pipeline) retry(b batchRun, op string, fn func(context.Context) error) 
 			}
 		default:
 			p.m.KafkaErrors.WithLabelValues(op).Inc()
+			if !Transient(err) {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 		}
 		p.log.Error("operation failed; retrying", zap.String("op", op), zap.Error(err))
 		if werr := bo.wait(b.ctx, b.stop); werr != nil {

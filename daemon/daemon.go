@@ -338,6 +338,10 @@ func (d *daemon) startMembers(g *group) {
 			return nil
 		})
 	}
+	g.Go("state restorer", func(ctx context.Context) error {
+		d.watchRestore(ctx, 500*time.Millisecond)
+		return nil
+	})
 	g.Go("held index", func(ctx context.Context) error {
 		d.held.Run(ctx)
 		return nil
@@ -352,6 +356,30 @@ func (d *daemon) startMembers(g *group) {
 	})
 	if d.demo != nil {
 		d.demo.start(g, d.cfg, d.store)
+	}
+}
+
+// watchRestore restores the breaker states as soon as Redis lost them,
+// rather than when the next batch arrives: until they are back, the admin
+// API and /readyz answer 503 "restoring", so no reader sees a tripped
+// breaker as closed.
+func (d *daemon) watchRestore(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ok, err := d.store.Initialised(ctx)
+		if err != nil || ok {
+			continue // an outage is the pipeline's to report
+		}
+		d.log.Warn("rate store lost its state; restoring breakers from the state topic")
+		if err := d.restore(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("restore breaker state", zap.Error(err))
+		}
 	}
 }
 

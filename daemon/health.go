@@ -15,7 +15,7 @@ import (
 
 // storeProbe is the rate store as readiness sees it.
 type storeProbe interface {
-	Ping(ctx context.Context) error
+	Initialised(ctx context.Context) (bool, error)
 }
 
 // pipelineHealth is the pipeline as the health endpoints see it.
@@ -68,7 +68,8 @@ func (h *health) live(w http.ResponseWriter, _ *http.Request) {
 // readyz answers /readyz: 200 when the daemon can do its job now, else 503
 // with the reason: starting (the states are being restored), stopping,
 // paused (the rate store does not answer; consumption is paused with the
-// offsets kept, and resumes by itself), or the rate store unreachable.
+// offsets kept, and resumes by itself), restoring (Redis lost its data and
+// the breaker states are being restored), or the rate store unreachable.
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-h.stopping:
@@ -89,8 +90,14 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.store.Ping(ctx); err != nil {
+	switch ok, err := h.store.Initialised(ctx); {
+	case err != nil:
 		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "rate store unreachable"})
+		return
+	case !ok:
+		writeHealth(w, http.StatusServiceUnavailable, healthBody{
+			Status: "restoring", Reason: "the rate store lost its data: restoring the breaker states from the state topic",
+		})
 		return
 	}
 	writeHealth(w, http.StatusOK, healthBody{Status: "ready"})

@@ -169,15 +169,7 @@ func TestAlertSurvivesKill(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.yaml(s)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*testbed.Process, func() error) {
-		p := testbed.StartProcess(t, bin, []string{"run", "--config", path}, nil)
-		return p, func() error {
-			if p.Exited() {
-				return fmt.Errorf("breakwater exited: %w\n%s", p.ExitErr(), tail(p.Log(), 8<<10))
-			}
-			return nil
-		}
-	}
+	start := func() (*testbed.Process, func() error) { return startBinary(t, bin, path) }
 	p1, alive := start()
 	b.k.Produce(t, testTopics.Input, recs...)
 	b.waitCommitted(t, 90*time.Second, alive)
@@ -198,44 +190,4 @@ func TestAlertSurvivesKill(t *testing.T) {
 	if err := p2.Stop(10 * time.Second); err != nil {
 		t.Errorf("stop the restarted daemon: %v", err)
 	}
-}
-
-// TestAlertStoreUnreachable kills Redis under a running daemon: the
-// receiver learns that the pipeline paused (sent directly, since the
-// outbox shares the Redis that is down), and that it resumed once Redis
-// is back.
-func TestAlertStoreUnreachable(t *testing.T) {
-	b := newBed(t, 2)
-	w := newWebhook(t)
-	recs, _ := spikeInput(t, b)
-	s := spikeSettings
-	s.extra = w.config()
-	r := startReplica(t, "solo", b.config(t, s))
-	alive := replicasAlive(r)
-	b.k.Produce(t, testTopics.Input, recs[:2000]...)
-	b.waitCommitted(t, 60*time.Second, alive)
-	b.r.Kill(t)
-	b.k.Produce(t, testTopics.Input, recs[2000:4000]...)
-	kinds := func() map[alert.Kind]int {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		m := map[alert.Kind]int{}
-		for _, p := range w.accepted {
-			for _, e := range p.Events {
-				m[e.Kind]++
-			}
-		}
-		return m
-	}
-	waitFor(t, 30*time.Second, func() string { return fmt.Sprintf("a store_unreachable alert (got %v)", kinds()) }, alive,
-		func() bool { return kinds()[alert.KindStoreUnreachable] > 0 })
-	b.r.Restart(t)
-	b.waitCommitted(t, 60*time.Second, alive)
-	waitFor(t, 30*time.Second, func() string { return fmt.Sprintf("a store_reachable alert (got %v)", kinds()) }, alive,
-		func() bool { return kinds()[alert.KindStoreReachable] > 0 })
-	time.Sleep(2 * time.Second) // any duplicate
-	if k := kinds(); k[alert.KindStoreUnreachable] != 1 || k[alert.KindStoreReachable] != 1 {
-		t.Errorf("alerts by kind %v; want one store_unreachable and one store_reachable", k)
-	}
-	t.Logf("alerts by kind: %v", kinds())
 }

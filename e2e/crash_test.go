@@ -27,15 +27,7 @@ func TestCrashRestart(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.yaml(s)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*testbed.Process, func() error) {
-		p := testbed.StartProcess(t, bin, []string{"run", "--config", path}, nil)
-		return p, func() error {
-			if p.Exited() {
-				return fmt.Errorf("breakwater exited: %w\n%s", p.ExitErr(), tail(p.Log(), 8<<10))
-			}
-			return nil
-		}
-	}
+	start := func() (*testbed.Process, func() error) { return startBinary(t, bin, path) }
 
 	p1, alive := start()
 	var written []testbed.Record
@@ -127,4 +119,17 @@ func tail(s string, n int) string {
 		return "...\n" + s[len(s)-n:]
 	}
 	return s
+}
+
+// startBinary runs the built daemon bin with the configuration file path,
+// and returns it with an alive check that fails once it exited.
+func startBinary(t *testing.T, bin, path string) (*testbed.Process, func() error) {
+	t.Helper()
+	p := testbed.StartProcess(t, bin, []string{"run", "--config", path}, nil)
+	return p, func() error {
+		if p.Exited() {
+			return fmt.Errorf("breakwater exited: %w\n%s", p.ExitErr(), tail(p.Log(), 8<<10))
+		}
+		return nil
+	}
 }

@@ -401,7 +401,17 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	if ok != 1 {
 		return 0, errLeaseLost
 	}
-	if err := r.w.WriteMessages(ctx, msgs...); err != nil {
+	wctx, release, err := r.holdLease(ctx)
+	if err != nil {
+		return 0, err // nothing written
+	}
+	err = r.w.WriteMessages(wctx, msgs...)
+	if lost := release(); lost != nil {
+		// Another replica may take over: it finds what was written from
+		// the release log.
+		return 0, lost
+	}
+	if err != nil {
 		// The release log lets the next step find what was written.
 		return 0, fmt.Errorf("write %d released actions: %w", len(msgs), err)
 	}
@@ -412,6 +422,66 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(batch), nil
+}
+
+// holdLease renews the release lease before a write, then every third of
+// its length while the write runs on the returned context, so that a write
+// that takes longer than the lease (kafka-go retries a write several
+// times) keeps it. When the lease is lost, or could not be renewed before
+// it would expire, the context is cancelled and the write abandoned. The
+// returned function ends the renewals; it returns an error wrapping
+// errLeaseLost if the lease was lost during the write.
+func (r *Releaser) holdLease(ctx context.Context) (context.Context, func() error, error) {
+	t0 := time.Now()
+	ok, err := leaseScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey()}, r.owner, r.opts.Lease.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("renew the release lease: %w", err)
+	case ok != 1:
+		return nil, nil, errLeaseLost
+	}
+	expires := t0.Add(r.opts.Lease)
+	wctx, cancel := context.WithCancelCause(ctx)
+	done, finished := make(chan struct{}), make(chan struct{})
+	every := r.opts.Lease / 3
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			t0 := time.Now()
+			ok, err := leaseScript.Run(wctx, r.x.opts.Redis, []string{r.lockKey()}, r.owner, r.opts.Lease.Milliseconds()).Int()
+			switch {
+			case err == nil && ok == 1:
+				expires = t0.Add(r.opts.Lease)
+			case err == nil:
+				cancel(errLeaseLost)
+				return
+			case time.Until(expires) <= every:
+				cancel(fmt.Errorf("%w: not renewed: %w", errLeaseLost, err))
+				return
+			default:
+				r.log.Warn("renew the release lease", zap.Error(err))
+			}
+		}
+	}()
+	return wctx, func() error {
+		close(done)
+		<-finished
+		err := context.Cause(wctx)
+		cancel(nil)
+		if errors.Is(err, errLeaseLost) {
+			return err
+		}
+		return nil
+	}, nil
 }
 
 // blocked reports whether an earlier held action of h's key is neither

@@ -325,3 +325,66 @@ func (b *releaseBed) releaser(t *testing.T, batch int) *Releaser {
 	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
+
+// TestLeaseRenewedWhileWriting holds a write for several lease lengths:
+// the lease stays with the writer, so a second releaser cannot take over;
+// once another owner holds the lock, the write is cancelled.
+func TestLeaseRenewedWhileWriting(t *testing.T) {
+	b := newReleaseBed(t, 1)
+	opts := ReleaseOptions{
+		Kafka: kafkaconn.Plain(b.k.Addrs()...), Gated: tGated, Rejected: tRejected, WriteTimeout: 500 * time.Millisecond,
+		Lease: 1500 * time.Millisecond, Batch: 10, Poll: time.Second,
+	}
+	newReleaser := func() *Releaser {
+		r, err := NewReleaser(b.x, opts, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	r1, r2 := newReleaser(), newReleaser()
+	ctx := t.Context()
+	rc := b.rs.Client(t)
+	wctx, release, err := r1.holdLease(ctx)
+	if err != nil {
+		t.Fatalf("holdLease() = %v", err)
+	}
+	// A write of three lease lengths: the second releaser tries all along.
+	for end := time.Now().Add(3 * opts.Lease); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if wctx.Err() != nil {
+			t.Fatalf("the write was cancelled while the lease was ours: %v", context.Cause(wctx))
+		}
+		if ok, err := leaseScript.Run(ctx, rc, []string{r2.lockKey()}, r2.owner, opts.Lease.Milliseconds()).Int(); err != nil || ok != 0 {
+			t.Fatalf("a second releaser took the lease during the write: %d, %v", ok, err)
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatalf("release() = %v; want nil", err)
+	}
+	if owner, err := rc.Get(ctx, r1.lockKey()).Result(); err != nil || owner != r1.owner {
+		t.Errorf("lease owner after the write = %q, %v; want the writer", owner, err)
+	}
+
+	// A second releaser cannot start a write while the first holds it.
+	if _, _, err := r2.holdLease(ctx); !errors.Is(err, errLeaseLost) {
+		t.Errorf("holdLease() of a second releaser = %v; want errLeaseLost", err)
+	}
+
+	// The lease moves to another owner mid-write: the write is abandoned.
+	wctx, release, err = r1.holdLease(ctx)
+	if err != nil {
+		t.Fatalf("holdLease() = %v", err)
+	}
+	if err := rc.Set(ctx, r1.lockKey(), r2.owner, opts.Lease).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wctx.Done():
+	case <-time.After(5 * opts.Lease):
+		t.Fatal("the write went on after the lease was lost")
+	}
+	if err := release(); !errors.Is(err, errLeaseLost) {
+		t.Errorf("release() after the lease moved = %v; want errLeaseLost", err)
+	}
+}

@@ -365,26 +365,57 @@ func (r *Redis) Now(ctx context.Context) (time.Time, error) {
 }
 
 // Status returns one breaker's status; an override that has expired is shown
-// as the state it falls back to.
+// as the state it falls back to. It reads the status together with the
+// store's initialisation marker, in one transaction: after Redis lost its
+// data it returns ErrStateLost until the states are restored, never the
+// initial (closed) status of a breaker that had tripped.
 func (r *Redis) Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error) {
-	m, err := r.client.HGetAll(ctx, r.statusKey(scope)).Result()
+	var ready *redis.IntCmd
+	var fields *redis.MapStringStringCmd
+	var now *redis.TimeCmd
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ready = p.Exists(ctx, r.epochKey())
+		fields = p.HGetAll(ctx, r.statusKey(scope))
+		now = p.Time(ctx)
+		return nil
+	})
 	if err != nil {
 		return breaker.Status{}, fmt.Errorf("read breaker %s: %w", scope, err)
 	}
-	now, err := r.Now(ctx)
-	if err != nil {
-		return breaker.Status{}, err
+	if ready.Val() == 0 {
+		return breaker.Status{}, fmt.Errorf("read breaker %s: %w", scope, ErrStateLost)
 	}
-	s, _ := breaker.Expire(statusFromFields(m), now)
+	s, _ := breaker.Expire(statusFromFields(fields.Val()), now.Val().Truncate(time.Millisecond).UTC())
 	return s, nil
 }
 
-// List returns every breaker that has ever left its initial status.
+// Initialised reports whether the store holds the breaker states: false
+// after Redis lost its data, until Restore ran.
+func (r *Redis) Initialised(ctx context.Context) (bool, error) {
+	n, err := r.client.Exists(ctx, r.epochKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the store's marker: %w", err)
+	}
+	return n == 1, nil
+}
+
+// List returns every breaker that has ever left its initial status, or
+// ErrStateLost after Redis lost its data, until the states are restored.
 func (r *Redis) List(ctx context.Context) ([]ScopeStatus, error) {
-	names, err := r.client.SMembers(ctx, r.scopesKey()).Result()
+	var ready *redis.IntCmd
+	var members *redis.StringSliceCmd
+	_, err := r.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ready = p.Exists(ctx, r.epochKey())
+		members = p.SMembers(ctx, r.scopesKey())
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list breakers: %w", err)
 	}
+	if ready.Val() == 0 {
+		return nil, fmt.Errorf("list breakers: %w", ErrStateLost)
+	}
+	names := members.Val()
 	out := make([]ScopeStatus, 0, len(names))
 	for _, n := range names {
 		s, err := r.Status(ctx, breaker.Scope(n))
