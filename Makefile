@@ -28,11 +28,15 @@ bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), an
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./replay | awk '/^BenchmarkReplay/ {for (i = 2; i < NF; i++) if ($$(i+1) == "events/s" || $$(i+1) == "events/cpu-s") printf "replay of 1M lines: %s %s\n", $$i, $$(i+1)} {print}'
 	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
-fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
+eval: ## Run the labelled scenario suite (suggest on two normal days, replay four, reset after 1h) and print its table.
+	$(GO) run ./cmd/breakwater eval --seed 101
+
+fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
 	scripts/fuzz FuzzDecode ./event
 	scripts/fuzz FuzzParse ./config
 	scripts/fuzz FuzzTokens ./config
 	scripts/fuzz FuzzLines ./replay
+	scripts/fuzz FuzzLabels ./replay
 	scripts/fuzz FuzzParseIncident ./traffic
 	scripts/fuzz FuzzSlackMessage ./alert
 	scripts/fuzz FuzzEventJSON ./alert

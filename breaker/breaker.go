@@ -272,9 +272,10 @@ type Child struct {
 // that just tripped on counts c should hold, or nil for every action it
 // counts. A contributor is a child that does not hold itself and either has
 // no baseline yet or counts more than ContributorFactor times its baseline.
-// The contributors are held alone when they explain the excess: without
+// The contributors are held alone when they explain the excess (without
 // their window counts the wider scope would not have passed the threshold
-// it tripped on. Otherwise the rise is broad and everything is held.
+// it tripped on) and are fewer than half the children that do not hold
+// themselves. Otherwise the rise is broad and everything is held.
 // children are in batch order; the result keeps it.
 func Contributors(p Policy, c Counts, reason Reason, probation bool, children []Child) []Scope {
 	if !p.HoldContributors {
@@ -307,7 +308,8 @@ func Contributors(p Policy, c Counts, reason Reason, probation bool, children []
 			rest -= ch.Counts.Window
 		}
 	}
-	if len(out) == 0 || len(out) == open || rest > limit {
+	// Half the rules or more standing out is a broad rise, not an incident.
+	if len(out) == 0 || 2*len(out) >= open || rest > limit {
 		return nil
 	}
 	return out

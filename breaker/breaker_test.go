@@ -338,6 +338,8 @@ func TestContributors(t *testing.T) {
 			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, []Scope{b}},
 		{"factor: explained below factor times baseline", gp, Counts{Window: 100, Baseline: 20}, ReasonBaseline, false,
 			[]Child{normal(a, 20), spiking(b, 70, 5), normal(c, 10)}, []Scope{b}},
+		{"half the rules stand out: broad", gp, Counts{Window: 130}, ReasonMaxActions, false,
+			[]Child{normal(a, 10), spiking(b, 60, 10), spiking(c, 50, 10), normal(n, 10)}, nil},
 		{"hold all", Policy{MaxActions: 100}, Counts{Window: 130}, ReasonMaxActions, false,
 			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, nil},
 		{"exactly at the factor is not a contributor", gp, Counts{Window: 130}, ReasonMaxActions, false,

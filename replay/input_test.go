@@ -122,3 +122,26 @@ func FuzzLines(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLabels reads arbitrary label files: a label is returned only for the
+// line asked for, with a non-negative incident; anything else is an error.
+func FuzzLabels(f *testing.F) {
+	f.Add([]byte("{\"line\":1,\"action_id\":\"a\",\"incident\":0}\n{\"line\":2,\"action_id\":\"b\",\"incident\":2,\"kind\":\"spike\"}\n"))
+	f.Add([]byte("{\"line\":1,\"malformed\":true}\n{\"line\":3}\n"))
+	f.Add([]byte("{\"line\":1,\"incident\":-1}\nnot json\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := replay.NewLabelReader(bytes.NewReader(data))
+		for seq := int64(1); seq < 100; seq++ {
+			lb, err := r.Next(seq)
+			if err != nil {
+				if err.Error() == "" {
+					t.Fatal("an error without a message")
+				}
+				return
+			}
+			if lb.Line != seq || lb.Incident < 0 {
+				t.Fatalf("Next(%d) = %+v", seq, lb)
+			}
+		}
+	})
+}

@@ -174,6 +174,8 @@ type Summary struct {
 	AssumeResetAfter string `json:"assume_reset_after,omitempty"`
 	// Scopes lists every breaker scope seen, those that tripped first.
 	Scopes []ScopeSummary `json:"scopes"`
+	// Labels is the score against labelled input, when labels were given.
+	Labels *LabelSummary `json:"labels,omitempty"`
 	// SlotWidth is the width of one chart slot and Origin the start of the
 	// first.
 	SlotWidth time.Duration `json:"-"`

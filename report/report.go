@@ -221,6 +221,21 @@ a{color:var(--rate)}
 <div class="card trip"><span>breakers tripped</span><b>{{.Tripped}}</b>of {{len .S.Scopes}} scopes</div>
 </div>
 
+{{with .S.Labels}}<h2>Labelled incidents</h2>
+<div class="cards">
+<div class="card"><span>incident actions</span><b>{{num .IncidentActions}}</b></div>
+<div class="card gated"><span>gated before detection</span><b>{{num .GatedBefore}}</b></div>
+<div class="card {{if .GatedAfter}}trip{{else}}gated{{end}}"><span>gated after detection</span><b>{{num .GatedAfter}}</b></div>
+<div class="card held"><span>collateral</span><b>{{num .Collateral}}</b>ordinary actions held while an incident ran</div>
+<div class="card held"><span>false holds</span><b>{{num .FalseHolds}}</b>outside incidents</div>
+<div class="card trip"><span>trips outside incidents</span><b>{{.TripsOutside}}</b></div>
+</div>
+<div class="tablewrap"><table>
+<tr><th>incident</th><th class="l">kind</th><th>actions</th><th>held</th><th>gated before detection</th><th>gated after</th><th class="l">first action</th><th class="l">time to detect</th><th class="l">held first by</th></tr>
+{{range .Incidents}}<tr><td>{{.Incident}}</td><td class="l">{{.Kind}}</td><td>{{num .Actions}}</td><td>{{num .Held}}</td><td>{{num .GatedBefore}}</td><td>{{num .GatedAfter}}</td><td class="l">{{time .First}}</td><td class="l">{{if .DetectAfter}}{{.DetectAfter}}{{else}}never{{end}}</td><td class="l">{{.Scope}}</td></tr>
+{{end}}</table></div>
+<p class="note">From the labels of the input: which actions the injected incidents produced. Collateral: ordinary actions held between an incident's first and last action; {{num .Malformed}} malformed lines, {{num .MalformedDeadLetter}} to dead-letter.</p>
+{{end}}
 <h2>Breakers</h2>
 <div class="tablewrap"><table>
 <tr><th>scope</th><th>actions</th><th>held</th><th class="l">trips</th><th>peak window</th><th class="l">trips when the window count is above</th><th class="l">closest approach</th><th>state at end</th></tr>

@@ -158,7 +158,7 @@ local function contributors(pol, win, base, reason, probation, kids)
       end
     end
   end
-  if #out == 0 or #out == open or rest > limit then return '' end
+  if #out == 0 or 2 * #out >= open or rest > limit then return '' end
   return table.concat(out, '\n')
 end
 

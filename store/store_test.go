@@ -144,9 +144,9 @@ type spec struct {
 // whatever the exact clock readings.
 var diffSpecs = []spec{
 	{breaker.Global, breaker.Policy{
-		Window: 2 * time.Second, MaxActions: 60, Baseline: 20 * time.Second, Factor: 2, MinActions: 10,
+		Window: 2 * time.Second, MaxActions: 40, Baseline: 20 * time.Second, Factor: 2, MinActions: 10,
 		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.5,
-		HoldContributors: true, ContributorFactor: 1.5,
+		HoldContributors: true, ContributorFactor: 2.5,
 	}},
 	{breaker.RuleScope("spam"), breaker.Policy{Window: time.Second, MaxActions: 12.345}},
 	{breaker.ActionScope("spam", "ban"), breaker.Policy{Window: time.Second, Baseline: 5 * time.Second, Factor: 2, MinActions: 3}},
@@ -160,6 +160,8 @@ var diffSpecs = []spec{
 	}},
 	{breaker.RuleScope("quiet"), breaker.Policy{Window: time.Second, MaxActions: 1, Factor: 1, Disabled: true}},
 	{breaker.RuleScope("calm"), breaker.Policy{Window: time.Second, MaxActions: 400, Baseline: 10 * time.Second, Factor: 50, MinActions: 1}},
+	{breaker.RuleScope("calm2"), breaker.Policy{Window: 2 * time.Second, MaxActions: 400, Baseline: 4 * time.Second, Factor: 50, MinActions: 1}},
+	{breaker.RuleScope("calm3"), breaker.Policy{Window: 500 * time.Millisecond, MaxActions: 400}},
 	{breaker.RuleScope("tiny"), breaker.Policy{
 		Window: 7 * time.Millisecond, Baseline: 100 * time.Millisecond, Factor: 3, MinActions: 1,
 		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.7,
@@ -285,6 +287,16 @@ func (g *gen) batch(specs []spec) store.Batch {
 		}
 		sc := store.ScopeCounts{Scope: sp.scope, Policy: sp.policy}
 		grid := sp.policy.Grid()
+		if sp.scope == breaker.Global && g.rng.IntN(2) == 0 {
+			// As the gate builds it: what the rules counted, via them.
+			for _, v := range narrower {
+				if ns := b.Scopes[v-1]; level(ns.Scope) == 1 {
+					for _, bk := range ns.Buckets {
+						sc.Buckets = append(sc.Buckets, store.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Via: [2]int32{v}})
+					}
+				}
+			}
+		}
 		nb := g.rng.IntN(7) // sometimes none
 		for range nb {
 			var late int64

@@ -33,6 +33,9 @@ type Options struct {
 	Floor float64
 	// MinFactor is the least factor suggested; 0 means 2.
 	MinFactor float64
+	// NewRules is the configured budget of new rules, which the
+	// suggestion never loosens.
+	NewRules config.NewRules
 }
 
 func (o *Options) fill() error {
@@ -163,6 +166,23 @@ func Defaults(sgs []Suggestion) float64 {
 	return v[(len(v)-1)/2]
 }
 
+// NewRules returns the budget suggested for breakers.new_rules: the
+// configured one, tightened to the smallest max_actions suggested for an
+// established rule, so that a rule nobody has seen act gets no more room
+// than the quietest rule that has. The learning period stays as configured.
+func NewRules(sgs []Suggestion, current config.NewRules) config.NewRules {
+	out := current
+	if out.MaxActions <= 0 {
+		return out
+	}
+	for _, s := range sgs {
+		if s.Scope != breaker.Global && s.MaxActions > 0 && s.MaxActions < out.MaxActions {
+			out.MaxActions = s.MaxActions
+		}
+	}
+	return out
+}
+
 // roundUp rounds v up to two significant digits.
 func roundUp(v float64) float64 {
 	if v <= 0 {
@@ -229,6 +249,7 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 	if d := Defaults(sgs); d > 0 {
 		c.Breakers.Defaults.MaxActions = d
 	}
+	c.Breakers.NewRules = NewRules(sgs, cfg.Breakers.NewRules)
 	if err := c.Validate(); err != nil {
 		return config.Config{}, fmt.Errorf("suggested configuration: %w", err)
 	}
@@ -265,7 +286,12 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 	}
 	if d := Defaults(sgs); d > 0 {
 		b.WriteString("  defaults:\n")
-		fmt.Fprintf(&b, "    max_actions: %s # the median rule's: a new rule is guarded like an ordinary one\n", fnum(d))
+		fmt.Fprintf(&b, "    max_actions: %s # the median rule's: a rule past its learning period is guarded like an ordinary one\n", fnum(d))
+	}
+	if nr := NewRules(sgs, opts.NewRules); nr.MaxActions > 0 {
+		b.WriteString("  new_rules:\n")
+		fmt.Fprintf(&b, "    max_actions: %s # at most the quietest rule's; was %s\n", fnum(nr.MaxActions), fnum(opts.NewRules.MaxActions))
+		fmt.Fprintf(&b, "    learning: %s\n", window(nr.Learning))
 	}
 	rules := false
 	for _, s := range sgs {

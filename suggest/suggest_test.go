@@ -3,6 +3,7 @@ package suggest_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ breakers:
 		t.Fatal(err)
 	}
 	var yaml bytes.Buffer
-	if err := suggest.WriteYAML(&yaml, sgs, suggest.Options{}); err != nil {
+	if err := suggest.WriteYAML(&yaml, sgs, suggest.Options{NewRules: cfg.Breakers.NewRules}); err != nil {
 		t.Fatal(err)
 	}
 	// The snippet, merged into the configuration, gives the same thresholds.
@@ -102,6 +103,15 @@ breakers:
 	}
 	if merged.Breakers.Defaults.MaxActions != next.Breakers.Defaults.MaxActions || next.Breakers.Defaults.MaxActions != suggest.Defaults(sgs) {
 		t.Errorf("defaults.max_actions: snippet %g, applied %g; want %g", merged.Breakers.Defaults.MaxActions, next.Breakers.Defaults.MaxActions, suggest.Defaults(sgs))
+	}
+	// New rules get no more room than the quietest rule seen, nor than
+	// the configured budget.
+	quietest := math.Inf(1)
+	for _, s := range sgs[1:] {
+		quietest = math.Min(quietest, s.MaxActions)
+	}
+	if nr := next.Breakers.NewRules; merged.Breakers.NewRules != nr || nr.MaxActions != math.Min(quietest, cfg.Breakers.NewRules.MaxActions) || nr.Learning != cfg.Breakers.NewRules.Learning {
+		t.Errorf("new_rules: snippet %+v, applied %+v; want max_actions %g (configured %+v)", merged.Breakers.NewRules, nr, math.Min(quietest, cfg.Breakers.NewRules.MaxActions), cfg.Breakers.NewRules)
 	}
 	for _, s := range sgs[1:] {
 		if got, want := merged.RuleThresholds(s.Scope.Rule()), next.RuleThresholds(s.Scope.Rule()); got.MaxActions != want.MaxActions || got.Factor != want.Factor || got.ProbationScale != want.ProbationScale {

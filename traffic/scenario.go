@@ -41,6 +41,15 @@ type Incident struct {
 	For time.Duration
 	// Factor is the incident's strength; see the kinds.
 	Factor float64
+	// Action, when set, is the action type of every action the incident
+	// adds (a rule that starts banning); otherwise they follow the usual mix.
+	Action string
+	// Rate, when positive, is the new rule's actions per hour (NewRule),
+	// instead of Factor times an average rule's rate.
+	Rate float64
+	// Exponential makes a Ramp grow by the same ratio every hour (to
+	// Factor times at the end) instead of linearly.
+	Exponential bool
 }
 
 func (in Incident) active(elapsed time.Duration) bool {
@@ -89,6 +98,25 @@ func ParseIncident(s string) (Incident, error) {
 			if err == nil && in.For <= 0 {
 				err = errors.New("must be positive")
 			}
+		case "action":
+			in.Action = v
+			if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+				err = errors.New("must be a non-empty action type without spaces, quotes or control characters")
+			}
+		case "rate":
+			in.Rate, err = strconv.ParseFloat(v, 64)
+			if err == nil && (math.IsNaN(in.Rate) || in.Rate <= 0 || in.Rate > 1e7) {
+				err = errors.New("must be above 0 and at most 10000000 (actions per hour)")
+			}
+		case "curve":
+			switch v {
+			case "linear":
+				in.Exponential = false
+			case "exp":
+				in.Exponential = true
+			default:
+				err = errors.New("must be linear or exp")
+			}
 		case "factor":
 			in.Factor, err = strconv.ParseFloat(v, 64)
 			if err == nil && (math.IsNaN(in.Factor) || in.Factor <= 0 || in.Factor > 1e4) {
@@ -98,7 +126,7 @@ func ParseIncident(s string) (Incident, error) {
 				err = errors.New("is a share of the lines for malformed: at most 1")
 			}
 		default:
-			err = errors.New("unknown key (want rule, at, for or factor)")
+			err = errors.New("unknown key (want rule, at, for, factor, action, rate or curve)")
 		}
 		if err != nil {
 			return Incident{}, fmt.Errorf("incident %q: %s: %w", s, k, err)
@@ -109,7 +137,17 @@ func ParseIncident(s string) (Incident, error) {
 
 // String formats in so that ParseIncident reads it back.
 func (in Incident) String() string {
-	return fmt.Sprintf("%s:rule=%d,at=%s,for=%s,factor=%g", in.Kind, in.Rule, in.At, in.For, in.Factor)
+	s := fmt.Sprintf("%s:rule=%d,at=%s,for=%s,factor=%g", in.Kind, in.Rule, in.At, in.For, in.Factor)
+	if in.Action != "" {
+		s += ",action=" + in.Action
+	}
+	if in.Rate > 0 {
+		s += fmt.Sprintf(",rate=%g", in.Rate)
+	}
+	if in.Exponential {
+		s += ",curve=exp"
+	}
+	return s
 }
 
 // Scenario describes synthetic classifier traffic in event time: many rules
@@ -173,10 +211,12 @@ func (s Scenario) Validate() error {
 type Simulation struct {
 	sc     Scenario
 	rng    *rand.Rand
-	share  []float64 // each rule's share of the rate
-	noise  []float64 // each rule's current noise multiplier
+	lrng   *rand.Rand // labels and incident action types, apart from rng so that labels change no byte
+	share  []float64  // each rule's share of the rate
+	noise  []float64  // each rule's current noise multiplier
 	sec    int64
 	buf    []pending
+	last   pending
 	next   int
 	seq    uint64
 	prefix string
@@ -188,12 +228,25 @@ type pending struct {
 	at   int64 // Unix nanoseconds
 	rule int   // -1: the new rule
 	bad  int8  // >0: a malformed line of that variant
+	inc  int16 // >0: produced by Incidents[inc-1]
+}
+
+// Label says whether an injected incident produced an action.
+type Label struct {
+	// Incident is the 1-based index in Scenario.Incidents of the incident
+	// that produced the action, 0 for ordinary traffic.
+	Incident int `json:"incident"`
+	// Malformed is true for a line made undecodable.
+	Malformed bool `json:"malformed,omitempty"`
 }
 
 // NewSimulation returns a simulation of sc, which must be valid.
 func NewSimulation(sc Scenario) *Simulation {
 	rng := rand.New(rand.NewPCG(uint64(sc.Seed), 0x5851f42d4c957f2d))
-	s := &Simulation{sc: sc, rng: rng, share: make([]float64, sc.Rules), noise: make([]float64, sc.Rules)}
+	s := &Simulation{
+		sc: sc, rng: rng, lrng: rand.New(rand.NewPCG(uint64(sc.Seed), 0x2545f4914f6cdd1d)),
+		share: make([]float64, sc.Rules), noise: make([]float64, sc.Rules),
+	}
 	skew := sc.Skew
 	if skew == 0 {
 		skew = 0.7
@@ -237,7 +290,17 @@ func (s *Simulation) Next(dst []byte) ([]byte, bool) {
 	}
 	p := s.buf[s.next]
 	s.next++
+	s.last = p
 	return s.encode(dst, p), true
+}
+
+// ActionID returns the action_id of the last event (also of a malformed
+// line, which may not show it).
+func (s *Simulation) ActionID() string { return s.prefix + strconv.FormatUint(s.seq, 10) }
+
+// Label returns the label of the last event.
+func (s *Simulation) Label() Label {
+	return Label{Incident: int(s.last.inc), Malformed: s.last.bad > 0}
 }
 
 // Key returns the target id of the last event, its Kafka key. It is valid
@@ -260,27 +323,52 @@ func (s *Simulation) second() {
 	day := s.diurnal(t0)
 	badShare := 0.0
 	for r := range s.sc.Rules {
-		mean := s.sc.Rate * s.share[r] * day * s.noise[r]
-		for _, in := range s.sc.Incidents {
+		normal := s.sc.Rate * s.share[r] * day * s.noise[r]
+		mean, cause := normal, 0
+		for i, in := range s.sc.Incidents {
 			if !in.active(elapsed) {
 				continue
 			}
+			m := 1.0
 			switch {
 			case in.Kind == Broad, in.Kind == Spike && in.Rule == r:
-				mean *= in.Factor
+				m = in.Factor
+			case in.Kind == Ramp && in.Rule == r && in.Exponential:
+				m = math.Pow(in.Factor, float64(elapsed-in.At)/float64(in.For))
 			case in.Kind == Ramp && in.Rule == r:
-				mean *= 1 + (in.Factor-1)*float64(elapsed-in.At)/float64(in.For)
+				m = 1 + (in.Factor-1)*float64(elapsed-in.At)/float64(in.For)
+			}
+			if m != 1 && cause == 0 {
+				cause = i + 1
+			}
+			mean *= m
+		}
+		from := len(s.buf)
+		s.add(r, t0, mean)
+		if cause > 0 && mean > normal {
+			// Each action is the incident's with the share it adds.
+			for j := from; j < len(s.buf); j++ {
+				if s.lrng.Float64()*mean >= normal {
+					s.buf[j].inc = int16(cause)
+				}
 			}
 		}
-		s.add(r, t0, mean)
 	}
-	for _, in := range s.sc.Incidents {
+	for i, in := range s.sc.Incidents {
 		if !in.active(elapsed) {
 			continue
 		}
 		switch in.Kind {
 		case NewRule:
-			s.add(-1, t0, s.sc.Rate/float64(s.sc.Rules)*day*in.Factor)
+			from := len(s.buf)
+			mean := s.sc.Rate / float64(s.sc.Rules) * day * in.Factor
+			if in.Rate > 0 {
+				mean = in.Rate / 3600
+			}
+			s.add(-1, t0, mean)
+			for j := from; j < len(s.buf); j++ {
+				s.buf[j].inc = int16(i + 1)
+			}
 		case Malformed:
 			badShare = max(badShare, in.Factor)
 		}
@@ -334,6 +422,11 @@ func (s *Simulation) encode(dst []byte, p pending) []byte {
 			break
 		}
 		x -= c.share
+	}
+	if p.inc > 0 {
+		if name := s.sc.Incidents[p.inc-1].Action; name != "" {
+			a = actionOf(name)
+		}
 	}
 	rule := NewRuleID
 	if p.rule >= 0 {
@@ -409,4 +502,15 @@ func (l *Live) Until(now time.Time) []Event {
 		out = append(out, l.next)
 		l.has = false
 	}
+}
+
+// actionOf returns the generator's action type called name, or a new one
+// on an account.
+func actionOf(name string) actionKind {
+	for _, a := range actions {
+		if a.name == name {
+			return a
+		}
+	}
+	return actionKind{name: name, target: "account"}
 }

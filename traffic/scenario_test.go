@@ -26,6 +26,11 @@ func TestParseIncident(t *testing.T) {
 		{in: "malformed:factor=2", wantErr: "at most 1"},
 		{in: "spike:colour=red", wantErr: "unknown key"},
 		{in: "spike:at=soon", wantErr: "at: time: invalid duration"},
+		{in: "new_rule:rate=600,action=ban_account,for=4h", want: Incident{Kind: NewRule, At: time.Hour, For: 4 * time.Hour, Factor: 4, Rate: 600, Action: "ban_account"}},
+		{in: "ramp:curve=exp,factor=10", want: Incident{Kind: Ramp, Rule: 1, At: time.Hour, For: 2 * time.Hour, Factor: 10, Exponential: true}},
+		{in: "ramp:curve=wavy", wantErr: "curve: must be linear or exp"},
+		{in: "new_rule:rate=0", wantErr: "rate: must be above 0"},
+		{in: "spike:action=ban account", wantErr: "action: must be a non-empty action type"},
 	}
 	for _, tt := range tests {
 		got, err := ParseIncident(tt.in)
@@ -45,7 +50,8 @@ func TestParseIncident(t *testing.T) {
 }
 
 func FuzzParseIncident(f *testing.F) {
-	for _, s := range []string{"spike", "spike:rule=3,at=2h,for=30m,factor=12", "malformed:factor=0.1", "ramp:", "broad:at=-1s", "new_rule:factor=1e400"} {
+	for _, s := range []string{"spike", "spike:rule=3,at=2h,for=30m,factor=12", "malformed:factor=0.1", "ramp:", "broad:at=-1s", "new_rule:factor=1e400",
+		"new_rule:rate=600,action=ban_account", "ramp:curve=exp,action=warn"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -138,6 +144,66 @@ func TestSimulation(t *testing.T) {
 	if perSec < 5 || perSec > 30 {
 		t.Errorf("%.1f actions per second; want about 20 scaled by the night low", perSec)
 	}
+}
+
+// TestLabels checks the labels of a simulation: the new rule's actions are
+// all the incident's, with the incident's action type; a spike's share is
+// what it adds; the rest is ordinary, and labels change no byte.
+func TestLabels(t *testing.T) {
+	sc := Scenario{
+		Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), Duration: 3 * time.Hour, Rules: 5, Rate: 20, Seed: 3,
+		Incidents: []Incident{
+			{Kind: Spike, Rule: 2, At: time.Hour, For: time.Hour, Factor: 4},
+			{Kind: NewRule, At: 90 * time.Minute, For: 30 * time.Minute, Rate: 3600, Action: "ban_account"},
+		},
+	}
+	sim := NewSimulation(sc)
+	var line []byte
+	counts := map[string][2]int{} // rule -> [ordinary, incident] during the spike
+	newRule := 0
+	for {
+		var ok bool
+		line, ok = sim.Next(line[:0])
+		if !ok {
+			break
+		}
+		var a event.Action
+		if err := event.DecodeInto(&a, line); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		l := sim.Label()
+		if a.ActionID != sim.ActionID() {
+			t.Fatalf("ActionID() = %q; the line has %q", sim.ActionID(), a.ActionID)
+		}
+		switch {
+		case a.RuleID == NewRuleID:
+			newRule++
+			if l.Incident != 2 || a.Action != "ban_account" {
+				t.Fatalf("new rule's action %s labelled %+v; want incident 2, a ban", a.Action, l)
+			}
+		case l.Incident != 0 && (l.Incident != 1 || a.RuleID != RuleID(2)):
+			t.Fatalf("%s of %s labelled %+v", a.ActionID, a.RuleID, l)
+		}
+		el := a.OccurredAt.Sub(sc.Start)
+		if el >= time.Hour && el < 2*time.Hour {
+			c := counts[a.RuleID]
+			if l.Incident == 1 {
+				c[1]++
+			} else {
+				c[0]++
+			}
+			counts[a.RuleID] = c
+		}
+	}
+	if newRule < 1500 || newRule > 2100 {
+		t.Errorf("%d new-rule actions in 30 minutes at 3600 an hour; want about 1800", newRule)
+	}
+	c := counts[RuleID(2)]
+	if share := float64(c[1]) / float64(c[0]+c[1]); share < 0.7 || share > 0.8 {
+		t.Errorf("the spike's share of rule-02's actions is %.2f (%v); want about 3/4", share, c)
+	}
+	// The same scenario without labels would give the same bytes: labels
+	// come from their own random stream (the replay goldens pin this too).
 }
 
 func TestScenarioValidate(t *testing.T) {

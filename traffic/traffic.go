@@ -40,11 +40,15 @@ func New(rules, rate int, incidentAfter time.Duration, factor float64, seed int6
 // RuleID names rule i.
 func RuleID(i int) string { return fmt.Sprintf("rule-%02d", i) }
 
-var actions = []struct {
+// actionKind is an action type the generators produce, its share of the
+// actions and the type of its target.
+type actionKind struct {
 	name   string
 	share  float64
 	target string
-}{
+}
+
+var actions = []actionKind{
 	{"remove_pin", 0.45, "pin"},
 	{"limit_distribution", 0.2, "pin"},
 	{"warn", 0.15, "account"},

@@ -31,6 +31,7 @@ Usage:
   breakwater simulate [flags]      write synthetic classifier traffic as JSON Lines
   breakwater replay [flags]        run recorded traffic through the breakers, in event time
   breakwater suggest [flags]       propose per-rule thresholds from recorded traffic
+  breakwater eval [flags]          run the labelled scenario suite and print its table
   breakwater help                  this text
 
 With no --config and no BREAKWATER_KAFKA_BROKERS, run starts the embedded
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return withSignals(func(ctx context.Context) int { return runSimulate(ctx, args[1:], stdout, stderr) })
 	case "suggest":
 		return withSignals(func(ctx context.Context) int { return runSuggest(ctx, args[1:], os.Stdin, stdout, stderr) })
+	case "eval":
+		return withSignals(func(ctx context.Context) int { return runEval(ctx, args[1:], stdout, stderr) })
 	default:
 		fmt.Fprintf(stderr, "breakwater: unknown command %q\n\n%s", args[0], usage)
 		return 2

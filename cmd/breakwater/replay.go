@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/report"
 )
@@ -27,6 +28,7 @@ type replayFlags struct {
 	assumeReset        time.Duration
 	jsonOut            bool
 	decisions, report  string
+	labels             string
 	noProgress         bool
 }
 
@@ -117,8 +119,9 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON on stdout")
 	fs.StringVar(&f.decisions, "decisions", "", "write one JSON line per input event to this file: {line, action_id, scope, decision}")
 	fs.StringVar(&f.report, "report", "", "write a self-contained HTML report with charts to this file")
+	fs.StringVar(&f.labels, "labels", "", "score the replay against the labels breakwater simulate --labels wrote for this input (incident actions gated before and after detection, time to detect, collateral, false holds, trips outside incidents)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: breakwater replay [--config FILE] [--input FILE|-] [--json] [--decisions FILE] [--report FILE.html]\n\n"+
+		fmt.Fprintf(stderr, "Usage: breakwater replay [--config FILE] [--input FILE|-] [--json] [--decisions FILE] [--report FILE.html] [--labels FILE]\n\n"+
 			"Runs recorded action events through the daemon's decision code in event time,\n"+
 			"with an in-process store, and reports what the breakers would have done.\n\n")
 		fs.PrintDefaults()
@@ -152,6 +155,27 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		dw = replay.NewDecisionWriter(out)
 		opts.OnDecision = dw.Write
 	}
+	var scorer *replay.Scorer
+	if f.labels != "" {
+		lf, err := os.Open(f.labels)
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwater replay: --labels: %v\n", err)
+			return 1
+		}
+		defer func() { _ = lf.Close() }()
+		labels, next := replay.NewLabelReader(lf), opts.OnDecision
+		scorer = replay.NewScorer()
+		opts.OnDecision = func(seq int64, id string, it *gate.Item) error {
+			lb, err := labels.Next(seq)
+			if err == nil {
+				err = scorer.Add(lb, it)
+			}
+			if err == nil && next != nil {
+				err = next(seq, id, it)
+			}
+			return err
+		}
+	}
 	show, done := progress(stderr, f.noProgress)
 	opts.Progress = show
 	r, err := replay.New(opts)
@@ -170,6 +194,10 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		fmt.Fprintf(stderr, "breakwater replay: %v\n", err)
 		return 1
+	}
+	if scorer != nil {
+		ls := scorer.Summary(sum)
+		sum.Labels = &ls
 	}
 	if f.report != "" {
 		if err := writeReport(f.report, sum, report.Options{Input: name, Config: f.config}); err != nil {
@@ -191,6 +219,13 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "report written to %s\n", f.report)
 	}
 	return 0
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "never"
+	}
+	return s
 }
 
 func writeReport(path string, s replay.Summary, opts report.Options) error {
@@ -218,6 +253,14 @@ func printSummary(w io.Writer, s replay.Summary) {
 			fmt.Fprintf(w, "; tripped %s (%s, window %.0f, baseline %.1f)", t.At.UTC().Format(time.RFC3339), t.Reason, t.Window, t.Baseline)
 		}
 		fmt.Fprintln(w)
+	}
+	if l := s.Labels; l != nil {
+		for _, in := range l.Incidents {
+			fmt.Fprintf(w, "  incident %d (%s): %d actions, %d held, %d gated before detection, %d after; detected after %s by %s\n",
+				in.Incident, in.Kind, in.Actions, in.Held, in.GatedBefore, in.GatedAfter, orNone(in.DetectAfter), orNone(in.Scope))
+		}
+		fmt.Fprintf(w, "  ordinary actions held: %d while an incident ran (%.2f per incident action), %d outside; %d trips outside incidents; malformed %d, %d to dead-letter\n",
+			l.Collateral, l.CollateralRatio, l.FalseHolds, l.TripsOutside, l.Malformed, l.MalformedDeadLetter)
 	}
 	fmt.Fprintf(w, "replayed %d events in %.2fs: %.0f events/s\n", s.Actions, s.Seconds, s.EventsPerSecond)
 }

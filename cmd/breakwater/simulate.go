@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/traffic"
 )
 
@@ -53,6 +54,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	toTopic := fs.String("to-topic", "", "produce to this Kafka topic instead of writing JSON Lines (keyed by target id)")
 	brokers := fs.String("brokers", "", "Kafka bootstrap brokers for --to-topic, comma separated (default: kafka.brokers of --config)")
 	cfgPath := fs.String("config", "", "with --to-topic: the daemon's configuration, for its Kafka brokers, TLS and SASL settings (environment overrides apply)")
+	labelsPath := fs.String("labels", "", "also write, per action, whether an injected incident produced it: one JSON line per output line, {line, action_id, incident, kind, malformed}, for breakwater replay --labels")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater simulate [flags] > actions.jsonl\n\n"+
 			"Writes realistic synthetic classifier traffic: many rules with daily cycles\n"+
@@ -108,6 +110,15 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			w, closers = zw, append([]io.Closer{zw}, closers...)
 		}
 	}
+	var lw *replay.LabelWriter
+	if *labelsPath != "" {
+		lf, err := os.Create(*labelsPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwater simulate: --labels: %v\n", err)
+			return 1
+		}
+		lw, closers = replay.NewLabelWriter(lf), append(closers, lf)
+	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var line []byte
 	var n int64
@@ -122,8 +133,17 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return 1
 		}
 		n++
+		if lw != nil {
+			if err := lw.Write(simLabel(sim, sc, n)); err != nil {
+				fmt.Fprintf(stderr, "breakwater simulate: --labels: %v\n", err)
+				return 1
+			}
+		}
 	}
 	err = bw.Flush()
+	if lw != nil && err == nil {
+		err = lw.Flush()
+	}
 	for _, c := range closers {
 		if cerr := c.Close(); err == nil {
 			err = cerr
@@ -188,4 +208,14 @@ func produce(ctx context.Context, sim *traffic.Simulation, topic string, cfg con
 	}
 	fmt.Fprintf(stderr, "simulate: produced %d actions to %s\n", n, topic)
 	return 0
+}
+
+// simLabel returns the label of the simulation's last event, line n.
+func simLabel(sim *traffic.Simulation, sc traffic.Scenario, n int64) replay.Label {
+	l := sim.Label()
+	lb := replay.Label{Line: n, ActionID: sim.ActionID(), Incident: l.Incident, Malformed: l.Malformed}
+	if l.Incident > 0 {
+		lb.Kind = string(sc.Incidents[l.Incident-1].Kind)
+	}
+	return lb
 }

@@ -104,6 +104,7 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	fmt.Fprintf(stdout, "# Suggested by breakwater suggest from %s: %d actions, event time %s to %s.\n",
 		name, seen.Actions, seen.From.UTC().Format("2006-01-02T15:04:05Z"), seen.To.UTC().Format("2006-01-02T15:04:05Z"))
+	opts.NewRules = cfg.Breakers.NewRules
 	if err := suggest.WriteYAML(stdout, sgs, opts); err != nil {
 		return fail("%v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/replay"
 )
 
 // TestSimulateReplaySuggest runs the tuning commands as a new user would:
@@ -83,6 +84,70 @@ func TestSimulateReplaySuggest(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("suggest output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestLabels runs simulate --labels and replay --labels: the JSON summary
+// scores the incident, and labels of another input are refused.
+func TestLabels(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	in, labels := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "labels.jsonl")
+	var out, errb bytes.Buffer
+	if code := runSimulate(ctx, []string{
+		"--duration", "3h", "--rate", "5", "--rules", "6", "--output", in, "--labels", labels,
+		"--incident", "spike:rule=1,at=2h,for=20m,factor=12", "--incident", "malformed:at=1h,for=1m,factor=0.5",
+	}, &out, &errb); code != 0 {
+		t.Fatalf("simulate exited %d: %s", code, errb.String())
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("breakers:\n  defaults: {window: 1m, baseline: 30m, factor: 5, min_actions: 30}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	rep := filepath.Join(dir, "r.html")
+	if code := runReplay(ctx, []string{"--config", cfg, "--input", in, "--labels", labels, "--json", "--report", rep, "--batch", "50"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("replay exited %d: %s", code, errb.String())
+	}
+	var sum struct {
+		DeadLetter int64                `json:"dead_letter"`
+		Labels     *replay.LabelSummary `json:"labels"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out.String())
+	}
+	l := sum.Labels
+	if l == nil || len(l.Incidents) != 1 {
+		t.Fatalf("labels %+v; want one incident scored", l)
+	}
+	in1 := l.Incidents[0]
+	// About 11 of 12 of rule-01's actions in the spike are the incident's.
+	if in1.Kind != "spike" || in1.Actions < 1000 || in1.Held+in1.GatedBefore+in1.GatedAfter != in1.Actions || in1.Detected.IsZero() ||
+		in1.Scope != "rule:rule-01" || in1.GatedAfter != 0 || in1.First.Before(time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("incident %+v; want the spike of rule-01 from 08:00, held with nothing gated after detection", in1)
+	}
+	if d := in1.Detected.Sub(in1.First); d > time.Minute {
+		t.Errorf("detected %s after the first incident action; want within the window", d)
+	}
+	if l.Malformed == 0 || l.MalformedDeadLetter != l.Malformed || l.Malformed != sum.DeadLetter || l.Unlabelled != 0 {
+		t.Errorf("malformed %d, %d to dead-letter, %d dead letters, %d unlabelled; want every malformed line, and only those, dead-lettered",
+			l.Malformed, l.MalformedDeadLetter, sum.DeadLetter, l.Unlabelled)
+	}
+	if l.Ordinary == 0 || l.CollateralRatio != float64(l.Collateral)/float64(l.IncidentActions) {
+		t.Errorf("ordinary %d, collateral %d ratio %g", l.Ordinary, l.Collateral, l.CollateralRatio)
+	}
+	if html, err := os.ReadFile(rep); err != nil || !bytes.Contains(html, []byte("Labelled incidents")) {
+		t.Errorf("report: %v; want the labelled incidents", err)
+	}
+
+	// Labels of another input are refused.
+	other := filepath.Join(dir, "other.jsonl")
+	if code := runSimulate(ctx, []string{"--duration", "10m", "--rate", "5", "--seed", "9", "--incident", "none", "--output", other}, &out, &errb); code != 0 {
+		t.Fatalf("simulate exited %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := runReplay(ctx, []string{"--input", other, "--labels", labels, "--quiet"}, nil, &out, &errb); code == 0 || !strings.Contains(errb.String(), "labels: line 1 labels action") {
+		t.Errorf("replay with the labels of another input exited %d: %s; want an error naming the mismatch", code, errb.String())
 	}
 }
 
