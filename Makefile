@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test test-short bench fuzz chaos lint fmt deps
+.PHONY: help run build test test-short bench fuzz chaos lint fmt deps manifest
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
+
+manifest: ## Regenerate deploy/kubernetes/breakwater.yaml from the Helm chart and deploy/kubernetes/values.yaml.
+	cd deploy && $(GO) test -count=1 -run TestPlainManifest -update .
 
 deps: ## Install the Debian packages the tests need (redis-server, kcat, chromium, curl).
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)

@@ -794,7 +794,7 @@ const (
 
 // TestPlainManifest checks that kubernetes/breakwater.yaml is the chart
 // rendered with kubernetes/values.yaml, so that the two cannot drift.
-// go test -run TestPlainManifest -update rewrites it.
+// make manifest (go test -run TestPlainManifest -update) rewrites it.
 func TestPlainManifest(t *testing.T) {
 	values, err := os.ReadFile(plainValues)
 	if err != nil {
@@ -809,7 +809,7 @@ func TestPlainManifest(t *testing.T) {
 	var b bytes.Buffer
 	b.WriteString("# Breakwater for kubectl -n moderation apply -f. Generated from\n" +
 		"# the Helm chart (deploy/helm/breakwater) with deploy/kubernetes/values.yaml\n" +
-		"# by `cd deploy && go test -run TestPlainManifest -update`; do not edit it,\n" +
+		"# by `make manifest`; do not edit it,\n" +
 		"# edit the chart or those values. The Secret named there must exist.\n" +
 		"# `breakwater check` (helm test in the chart) runs in the image the same way:\n" +
 		"# kubectl -n moderation exec deploy/breakwater -- breakwater check --config /etc/breakwater/config.yaml\n")
@@ -832,7 +832,7 @@ func TestPlainManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(have, b.Bytes()) {
-		t.Errorf("%s differs from the chart rendered with %s; run: cd deploy && go test -run TestPlainManifest -update", plainManifest, plainValues)
+		t.Errorf("%s differs from the chart rendered with %s; run: make manifest", plainManifest, plainValues)
 	}
 }
 
