@@ -21,6 +21,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -77,6 +78,8 @@ type Options struct {
 	// Alerts, if set, raises the alerts of operator transitions (an
 	// override set, a reset that resolves a trip).
 	Alerts Alerter
+	// History keeps the recent figures of every breaker for the console.
+	History History
 	// Restore puts the breaker states back into a store that lost them;
 	// an update that meets store.ErrStateLost restores, then retries.
 	Restore func(ctx context.Context) error
@@ -96,6 +99,8 @@ func (o Options) validate() error {
 		return errors.New("admin: Options.Review is nil")
 	case o.Release == nil:
 		return errors.New("admin: Options.Release is nil")
+	case o.History == nil:
+		return errors.New("admin: Options.History is nil")
 	case o.Restore == nil:
 		return errors.New("admin: Options.Restore is nil")
 	case o.Logger == nil:
@@ -179,6 +184,11 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/incidents/{id}/approve", config.RoleReviewer}, a.decideIncident(review.Approved)},
 		{Route{"POST", "/v1/incidents/{id}/reject", config.RoleReviewer}, a.decideIncident(review.Rejected)},
 		{Route{"POST", "/v1/incidents/{id}/sample", config.RoleReviewer}, a.sample},
+		{Route{"GET", "/v1/settings", config.RoleViewer}, a.settings},
+		{Route{"GET", "/v1/history", config.RoleViewer}, a.getHistory},
+		{Route{"GET", "/v1/breakers/{scope}/chart", config.RoleViewer}, a.chart},
+		{Route{"GET", "/v1/incidents/{id}/breakdown", config.RoleViewer}, a.breakdown},
+		{Route{"GET", "/v1/incidents/{id}/pick", config.RoleReviewer}, a.pick},
 	}
 }
 
@@ -204,47 +214,6 @@ func (a *API) Observe(at time.Time, scopes []store.ScopeResult) {
 	for _, s := range scopes {
 		a.counts[s.Scope] = observed{counts: s.Counts, at: at}
 	}
-}
-
-// Breaker is one breaker as the API shows it.
-type Breaker struct {
-	// Scope is the breaker.
-	Scope breaker.Scope `json:"scope"`
-	breaker.Status
-	// Holds is true when the scope's actions are held.
-	Holds bool `json:"holds"`
-	// Thresholds are the breaker's trip conditions.
-	Thresholds Thresholds `json:"thresholds"`
-	// Counts are the last window and baseline figures this replica saw.
-	Counts *Counts `json:"counts,omitempty"`
-}
-
-// Thresholds are a policy with readable durations.
-type Thresholds struct {
-	Window         string  `json:"window"`
-	MaxActions     float64 `json:"max_actions"`
-	Baseline       string  `json:"baseline"`
-	Factor         float64 `json:"factor"`
-	MinActions     float64 `json:"min_actions"`
-	AutoCloseAfter string  `json:"auto_close_after"`
-	Probation      string  `json:"probation"`
-	ProbationScale float64 `json:"probation_scale"`
-	Disabled       bool    `json:"disabled"`
-}
-
-// Counts are a scope's figures at a moment.
-type Counts struct {
-	// Window is the weighted count in the window.
-	Window float64 `json:"window"`
-	// Baseline is the trailing average per window.
-	Baseline float64 `json:"baseline"`
-	// BaselineReady is true once a full baseline period was seen.
-	BaselineReady bool `json:"baseline_ready"`
-	// ObservedAt is when they were read.
-	ObservedAt time.Time `json:"observed_at"`
-	// EventTime is the scope's watermark, the latest event time counted,
-	// when the counts come from the shared store.
-	EventTime time.Time `json:"event_time,omitzero"`
 }
 
 // counter reads a scope's live counts from the shared store
@@ -280,11 +249,11 @@ func (a *API) known() []breaker.Scope {
 // view describes a breaker: its status, thresholds and counts. The counts
 // are read from the shared store when it can tell them, so that every
 // replica answers alike; otherwise they are the last this replica saw.
-func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) Breaker {
+func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) api.Breaker {
 	p := a.policy(scope)
-	b := Breaker{
+	b := api.Breaker{
 		Scope: scope, Status: s, Holds: s.Holds(),
-		Thresholds: Thresholds{
+		Thresholds: api.Thresholds{
 			Window: p.Window.String(), MaxActions: p.MaxActions, Baseline: p.Baseline.String(), Factor: p.Factor,
 			MinActions: p.MinActions, AutoCloseAfter: p.AutoCloseAfter.String(), Probation: p.Probation.String(),
 			ProbationScale: p.ProbationScale, Disabled: p.Disabled,
@@ -293,7 +262,7 @@ func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) B
 	if c, ok := a.opts.Breakers.(counter); ok {
 		counts, at, found, err := c.Counts(ctx, scope, p)
 		if err == nil && found {
-			b.Counts = &Counts{
+			b.Counts = &api.Counts{
 				Window: counts.Window, Baseline: counts.Baseline, BaselineReady: counts.BaselineReady,
 				ObservedAt: time.Now().UTC(), EventTime: at,
 			}
@@ -302,7 +271,7 @@ func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) B
 	}
 	a.mu.Lock()
 	if o, ok := a.counts[scope]; ok {
-		b.Counts = &Counts{Window: o.counts.Window, Baseline: o.counts.Baseline, BaselineReady: o.counts.BaselineReady, ObservedAt: o.at}
+		b.Counts = &api.Counts{Window: o.counts.Window, Baseline: o.counts.Baseline, BaselineReady: o.counts.BaselineReady, ObservedAt: o.at}
 	}
 	a.mu.Unlock()
 	return b
@@ -313,39 +282,16 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listBreakers(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.opts.Breakers.List(r.Context())
+	out, err := a.breakers(r.Context())
 	if err != nil {
 		a.fail(w, r, "list breakers", err)
 		return
 	}
-	seen := map[breaker.Scope]bool{}
-	out := make([]Breaker, 0, len(ss))
-	for _, s := range ss {
-		seen[s.Scope] = true
-		out = append(out, a.view(r.Context(), s.Scope, s.Status))
-	}
-	for _, scope := range a.known() {
-		if seen[scope] {
-			continue
-		}
-		seen[scope] = true
-		st, err := a.opts.Breakers.Status(r.Context(), scope)
-		if err != nil {
-			a.fail(w, r, "read breaker", err)
-			return
-		}
-		out = append(out, a.view(r.Context(), scope, st))
-	}
-	slices.SortFunc(out, func(x, y Breaker) int {
-		switch {
-		case x.Scope < y.Scope:
-			return -1
-		case x.Scope > y.Scope:
-			return 1
-		}
-		return 0
-	})
-	writeJSON(w, http.StatusOK, map[string]any{"breakers": out})
+	writeJSON(w, http.StatusOK, api.Breakers{Breakers: out})
+}
+
+func sortBreakers(out []api.Breaker) {
+	slices.SortFunc(out, func(x, y api.Breaker) int { return strings.Compare(string(x.Scope), string(y.Scope)) })
 }
 
 func (a *API) scope(w http.ResponseWriter, r *http.Request) (breaker.Scope, bool) {
@@ -368,14 +314,6 @@ func (a *API) getBreaker(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.view(r.Context(), scope, st))
-}
-
-// ChangeResponse answers an override or a reset.
-type ChangeResponse struct {
-	// Breaker is the breaker after the change.
-	Breaker Breaker `json:"breaker"`
-	// From is the status before.
-	From breaker.Status `json:"from"`
 }
 
 func (a *API) override(w http.ResponseWriter, r *http.Request) {
@@ -461,7 +399,7 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 		zap.String("actor", who.Name), zap.String("kind", kind), zap.String("scope", string(scope)),
 		zap.String("from", string(t.From.State)), zap.String("to", string(t.To.State)),
 		zap.Uint64("generation", t.To.Generation), zap.String("reason", reason))
-	writeJSON(w, http.StatusOK, ChangeResponse{Breaker: a.view(ctx, scope, t.To), From: t.From})
+	writeJSON(w, http.StatusOK, api.ChangeResponse{Breaker: a.view(ctx, scope, t.To), From: t.From})
 }
 
 // The audit query limits.
@@ -475,11 +413,20 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	for key := range v {
 		switch key {
-		case "scope", "since", "limit":
+		case "scope", "since", "until", "actor", "kind", "limit":
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want scope, since or limit", key))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want scope, since, until, actor, kind or limit", key))
 			return
 		}
+	}
+	q.Actor, q.Kind = v.Get("actor"), v.Get("kind")
+	if s := v.Get("until"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("until: want an RFC 3339 time, got %q", s))
+			return
+		}
+		q.Until = t
 	}
 	if s := v.Get("scope"); s != "" {
 		scope, err := breaker.ParseScope(s)
@@ -514,13 +461,16 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "query the audit trail", err)
 		return
 	}
-	if es == nil {
-		es = []audit.Entry{}
+	// The count says how many actions a decision covered; the ids are for
+	// rebuilding the review index and stay off the wire.
+	out := api.Audit{Entries: make([]api.AuditEntry, len(es))}
+	for i, e := range es {
+		out.Entries[i] = api.AuditEntry{
+			ID: e.ID, At: e.At, Actor: e.Actor, Kind: e.Kind, Scope: e.Scope, Reason: e.Reason,
+			From: e.From, To: e.To, Incident: e.Incident, Count: e.Count,
+		}
 	}
-	for i := range es {
-		es[i].IDs = nil // the count says how many; the ids are for rebuilding the review index
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": es})
+	writeJSON(w, http.StatusOK, out)
 }
 
 // fail answers 503 for a dependency that failed, and logs it. A store that
@@ -538,14 +488,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err erro
 	writeError(w, http.StatusServiceUnavailable, what+": "+err.Error())
 }
 
-// Error is the body of every error answer.
-type Error struct {
-	// Error says what went wrong.
-	Error string `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, Error{Error: msg})
+	writeJSON(w, code, api.Error{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -63,7 +63,7 @@ func call(t *testing.T, base, method, path, token, body string, out any) int {
 		t.Errorf("%s %s: Content-Type %q; want application/json (body %s)", method, path, ct, data)
 	}
 	if resp.StatusCode >= 400 {
-		var e admin.Error
+		var e api.Error
 		if err := json.Unmarshal(data, &e); err != nil || e.Error == "" {
 			t.Errorf("%s %s = %d %s; want a JSON {\"error\": ...} body", method, path, resp.StatusCode, data)
 		}
@@ -82,18 +82,18 @@ var ruleA = breaker.RuleScope("rule-a")
 
 func esc(s breaker.Scope) string { return url.PathEscape(string(s)) }
 
-func getBreaker(t *testing.T, base string, s breaker.Scope) admin.Breaker {
+func getBreaker(t *testing.T, base string, s breaker.Scope) api.Breaker {
 	t.Helper()
-	var b admin.Breaker
+	var b api.Breaker
 	if code := call(t, base, "GET", "/v1/breakers/"+esc(s), tok(config.RoleViewer), "", &b); code != 200 {
 		t.Fatalf("GET breaker %s = %d", s, code)
 	}
 	return b
 }
 
-func auditEntries(t *testing.T, base, query string) []audit.Entry {
+func auditEntries(t *testing.T, base, query string) []api.AuditEntry {
 	t.Helper()
-	var out struct{ Entries []audit.Entry }
+	var out struct{ Entries []api.AuditEntry }
 	if code := call(t, base, "GET", "/v1/audit"+query, tok(config.RoleViewer), "", &out); code != 200 {
 		t.Fatalf("GET /v1/audit%s = %d", query, code)
 	}
@@ -160,7 +160,7 @@ func TestRoles(t *testing.T) {
 			}
 		}
 	}
-	var who admin.Principal
+	var who api.Principal
 	call(t, d.URL, "GET", "/v1/whoami", tok(config.RoleReviewer), "", &who)
 	if who.Name != admintest.Name(config.RoleReviewer) || who.Role != config.RoleReviewer {
 		t.Errorf("whoami = %+v; want the reviewer", who)
@@ -207,7 +207,7 @@ func TestBadBodies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var e admin.Error
+			var e api.Error
 			code := call(t, d.URL, "POST", tt.path, op, tt.body, &e)
 			if code != tt.want || !strings.Contains(e.Error, tt.msg) {
 				t.Errorf("POST %s %q = %d %q; want %d and an error containing %q", tt.path, tt.body, code, e.Error, tt.want, tt.msg)
@@ -238,7 +238,7 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 	b := admintest.StartDaemon(t, cfg)
 	op := tok(config.RoleOperator)
 
-	var ch admin.ChangeResponse
+	var ch api.ChangeResponse
 	if code := call(t, a.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/override", op, `{"state":"forced_open","reason":"bad model","for":"3s"}`, &ch); code != 200 {
 		t.Fatalf("override = %d", code)
 	}
@@ -295,7 +295,7 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 		t.Errorf("after the expiry %d actions are held; want still 40", n)
 	}
 
-	var rs admin.ChangeResponse
+	var rs api.ChangeResponse
 	if code := call(t, b.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/reset", tok(config.RoleAdmin), `{"reason":"all clear"}`, &rs); code != 200 {
 		t.Fatalf("reset = %d", code)
 	}
@@ -335,10 +335,10 @@ func TestOverrideAcrossReplicas(t *testing.T) {
 	// Each replica lists the configured scopes and those it has seen;
 	// together they have seen both rules counted. The counts come from the
 	// shared store, at the scope's watermark, whichever replica answers.
-	scopes := map[breaker.Scope]admin.Breaker{}
+	scopes := map[breaker.Scope]api.Breaker{}
 	counted := map[breaker.Scope]bool{}
 	for _, u := range []string{a.URL, b.URL} {
-		var list struct{ Breakers []admin.Breaker }
+		var list struct{ Breakers []api.Breaker }
 		call(t, u, "GET", "/v1/breakers", tok(config.RoleViewer), "", &list)
 		for _, x := range list.Breakers {
 			scopes[x.Scope] = x
@@ -436,7 +436,7 @@ func TestOverrideAfterRedisLoss(t *testing.T) {
 		t.Fatalf("override = %d", code)
 	}
 	bed.Redis.Restart(t)
-	var ch admin.ChangeResponse
+	var ch api.ChangeResponse
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code := call(t, d.URL, "POST", path, op, `{"state":"shadow","reason":"second"}`, &ch)

@@ -8,21 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 )
-
-// Principal is the holder of a valid token.
-type Principal struct {
-	// Name is the token's name: the actor of what it does.
-	Name string `json:"name"`
-	// Role is what it may do.
-	Role config.Role `json:"role"`
-}
 
 // credential is one configured token, its hash decoded.
 type credential struct {
 	hash [sha256.Size]byte
-	who  Principal
+	who  api.Principal
 }
 
 // authenticator checks bearer tokens against the configured hashes.
@@ -37,7 +30,7 @@ func newAuthenticator(tokens []config.Token) *authenticator {
 		if err != nil || len(b) != sha256.Size {
 			continue // config.Validate refuses these
 		}
-		c := credential{who: Principal{Name: t.Name, Role: t.Role}}
+		c := credential{who: api.Principal{Name: t.Name, Role: t.Role}}
 		copy(c.hash[:], b)
 		a.creds = append(a.creds, c)
 	}
@@ -47,14 +40,14 @@ func newAuthenticator(tokens []config.Token) *authenticator {
 // authenticate returns the holder of the request's bearer token. Every
 // configured hash is compared in constant time, whether or not an earlier
 // one matched, so that timing tells nothing about the tokens.
-func (a *authenticator) authenticate(r *http.Request) (Principal, bool) {
+func (a *authenticator) authenticate(r *http.Request) (api.Principal, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return Principal{}, false
+		return api.Principal{}, false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	var who Principal
+	var who api.Principal
 	found := 0
 	for _, c := range a.creds {
 		if subtle.ConstantTimeCompare(sum[:], c.hash[:]) == 1 {
@@ -86,7 +79,7 @@ func (a *authenticator) withPrincipal(need config.Role, h http.HandlerFunc) http
 }
 
 // principal returns the authenticated holder of the request.
-func principal(r *http.Request) Principal {
-	p, _ := r.Context().Value(principalKey{}).(Principal)
+func principal(r *http.Request) api.Principal {
+	p, _ := r.Context().Value(principalKey{}).(api.Principal)
 	return p
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 )
 
@@ -93,24 +94,7 @@ const (
 	maxOverride = 90 * 24 * time.Hour
 )
 
-// OverrideRequest is the body of POST /v1/breakers/{scope}/override.
-type OverrideRequest struct {
-	// State is forced_open, forced_closed or shadow.
-	State breaker.State `json:"state"`
-	// Reason is required: why the operator sets it.
-	Reason string `json:"reason"`
-	// For is how long the override lasts (a Go duration, "2h"); empty means
-	// until further notice.
-	For string `json:"for,omitempty"`
-}
-
-// ResetRequest is the body of POST /v1/breakers/{scope}/reset.
-type ResetRequest struct {
-	// Reason is required: why the operator resets it.
-	Reason string `json:"reason"`
-}
-
-// override is a validated OverrideRequest.
+// override is a validated api.OverrideRequest.
 type override struct {
 	state  breaker.State
 	reason string
@@ -119,7 +103,7 @@ type override struct {
 
 // parseOverride decodes and checks an override body.
 func parseOverride(data []byte) (override, error) {
-	var req OverrideRequest
+	var req api.OverrideRequest
 	if err := decodeStrict(data, &req); err != nil {
 		return override{}, err
 	}
@@ -148,7 +132,7 @@ func parseOverride(data []byte) (override, error) {
 
 // parseReset decodes and checks a reset body.
 func parseReset(data []byte) (string, error) {
-	var req ResetRequest
+	var req api.ResetRequest
 	if err := decodeStrict(data, &req); err != nil {
 		return "", err
 	}
@@ -175,29 +159,6 @@ const (
 	maxActionID  = 128
 )
 
-// DecideRequest is the body of POST /v1/held/approve and /v1/held/reject.
-type DecideRequest struct {
-	// IDs are the action_ids decided.
-	IDs []string `json:"ids"`
-	// Reason is optional; it goes to the audit trail.
-	Reason string `json:"reason,omitempty"`
-}
-
-// IncidentDecisionRequest is the body of POST /v1/incidents/{id}/approve
-// and /reject, which decide every pending action of the incident.
-type IncidentDecisionRequest struct {
-	// Reason is optional; it goes to the audit trail.
-	Reason string `json:"reason,omitempty"`
-}
-
-// SampleRequest is the body of POST /v1/incidents/{id}/sample.
-type SampleRequest struct {
-	// N is how many pending actions to approve, chosen at random.
-	N int `json:"n"`
-	// Reason is optional; it goes to the audit trail.
-	Reason string `json:"reason,omitempty"`
-}
-
 // optionalReason checks a reason that may be empty.
 func optionalReason(s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
@@ -206,8 +167,8 @@ func optionalReason(s string) (string, error) {
 	return checkReason(s)
 }
 
-func parseDecide(data []byte) (DecideRequest, error) {
-	var req DecideRequest
+func parseDecide(data []byte) (api.DecideRequest, error) {
+	var req api.DecideRequest
 	if err := decodeStrict(data, &req); err != nil {
 		return req, err
 	}
@@ -228,15 +189,15 @@ func parseIncidentDecision(data []byte) (string, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return "", nil
 	}
-	var req IncidentDecisionRequest
+	var req api.IncidentDecisionRequest
 	if err := decodeStrict(data, &req); err != nil {
 		return "", err
 	}
 	return optionalReason(req.Reason)
 }
 
-func parseSample(data []byte) (SampleRequest, error) {
-	var req SampleRequest
+func parseSample(data []byte) (api.SampleRequest, error) {
+	var req api.SampleRequest
 	if err := decodeStrict(data, &req); err != nil {
 		return req, err
 	}

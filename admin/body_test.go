@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 )
 
@@ -43,7 +44,7 @@ func FuzzParseOverride(f *testing.F) {
 		if o.dur < 0 || o.dur > maxOverride {
 			t.Errorf("parseOverride(%q) accepted duration %s", data, o.dur)
 		}
-		var req OverrideRequest
+		var req api.OverrideRequest
 		if err := json.Unmarshal(data, &req); err != nil {
 			t.Errorf("parseOverride(%q) accepted what encoding/json refuses: %v", data, err)
 		}
@@ -63,7 +64,7 @@ func FuzzParseReset(f *testing.F) {
 		if reason == "" || strings.IndexFunc(reason, unicode.IsControl) >= 0 || len(reason) > maxReason {
 			t.Errorf("parseReset(%q) accepted reason %q", data, reason)
 		}
-		var req ResetRequest
+		var req api.ResetRequest
 		if err := json.Unmarshal(data, &req); err != nil {
 			t.Errorf("parseReset(%q) accepted what encoding/json refuses: %v", data, err)
 		}

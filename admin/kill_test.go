@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
-	"github.com/breakwater/breakwater/review"
 )
 
 // TestReviewSurvivesKill trips a rule, holds 5,000 actions, rejects some,
@@ -37,7 +36,7 @@ func TestReviewSurvivesKill(t *testing.T) {
 		p := testbed.StartProcess(t, bin, []string{"run", "--config", cfgPath}, nil)
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			var who admin.Principal
+			var who api.Principal
 			if code := tryCall(base, "GET", "/v1/whoami", tok(config.RoleViewer), &who); code == 200 {
 				return p
 			}
@@ -58,10 +57,10 @@ func TestReviewSurvivesKill(t *testing.T) {
 	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
 
 	// Wait until everything is decided and indexed: one incident.
-	var inc review.Incident
+	var inc api.Incident
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		var list struct{ Incidents []review.Incident }
+		var list struct{ Incidents []api.Incident }
 		call(t, base, "GET", "/v1/incidents", tok(config.RoleViewer), "", &list)
 		held := len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second))
 		gated := len(bed.Kafka.ReadAll(t, admintest.Topics.Gated, 10*time.Second))
@@ -82,14 +81,14 @@ func TestReviewSurvivesKill(t *testing.T) {
 	incPath := "/v1/incidents/" + url.PathEscape(inc.ID)
 
 	// Reject 100 by id, approve a sample of 50, then the rest in bulk.
-	var page review.Page
+	var page api.HeldPage
 	call(t, base, "GET", "/v1/held?limit=100&incident="+url.QueryEscape(inc.ID), tok(config.RoleViewer), "", &page)
 	ids := make([]string, len(page.Items))
 	for i, h := range page.Items {
 		ids[i] = h.ActionID
 	}
-	body, _ := json.Marshal(admin.DecideRequest{IDs: ids, Reason: "false positives"})
-	var out admin.DecideResponse
+	body, _ := json.Marshal(api.DecideRequest{IDs: ids, Reason: "false positives"})
+	var out api.DecideResponse
 	if code := call(t, base, "POST", "/v1/held/reject", rv, string(body), &out); code != 200 || out.Changed != 100 {
 		t.Fatalf("reject = %d %+v", code, out)
 	}
@@ -103,7 +102,7 @@ func TestReviewSurvivesKill(t *testing.T) {
 	// SIGKILL half-way through the release.
 	deadline = time.Now().Add(60 * time.Second)
 	for {
-		var one review.Incident
+		var one api.Incident
 		call(t, base, "GET", incPath, tok(config.RoleViewer), "", &one)
 		if one.Released >= one.Held/4 {
 			if one.Released == one.Held {
@@ -126,7 +125,7 @@ func TestReviewSurvivesKill(t *testing.T) {
 	}
 	deadline = time.Now().Add(90 * time.Second)
 	for {
-		var one review.Incident
+		var one api.Incident
 		call(t, base, "GET", incPath, tok(config.RoleViewer), "", &one)
 		if one.Released == one.Held {
 			break

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/review"
 )
@@ -22,6 +23,7 @@ type Review interface {
 	Decide(ctx context.Context, ids []string, d review.Decision) (review.Outcome, error)
 	DecideIncident(ctx context.Context, d review.Decision) (review.Outcome, error)
 	Sample(ctx context.Context, n int, d review.Decision) ([]string, review.Outcome, error)
+	Pick(ctx context.Context, incident string, n int) ([]review.Held, int, error)
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 }
 
@@ -39,10 +41,11 @@ func (a *API) listIncidents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "list incidents", err)
 		return
 	}
-	if incs == nil {
-		incs = []review.Incident{}
+	out := api.Incidents{Incidents: make([]api.Incident, len(incs))}
+	for i, inc := range incs {
+		out.Incidents[i] = api.Incident(inc)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": incs})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +58,7 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read incident", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, inc)
+	writeJSON(w, http.StatusOK, api.Incident(inc))
 }
 
 // The look-back limits.
@@ -110,7 +113,11 @@ func (a *API) lookBack(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read the gated topic", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, lb)
+	out := api.LookBack{From: lb.From, To: lb.To, Truncated: lb.Truncated, Actions: make([]api.Forwarded, len(lb.Actions))}
+	for i, f := range lb.Actions {
+		out.Actions[i] = api.Forwarded(f)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
@@ -142,17 +149,7 @@ func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "list held actions", err)
 		return
 	}
-	if page.Items == nil {
-		page.Items = []review.Held{}
-	}
-	writeJSON(w, http.StatusOK, page)
-}
-
-// DecideResponse answers a decision.
-type DecideResponse struct {
-	review.Outcome
-	// Sampled are the ids a sample approved.
-	Sampled []string `json:"sampled,omitempty"`
+	writeJSON(w, http.StatusOK, api.HeldPage{Items: heldItems(page.Items), Next: page.Next})
 }
 
 func (a *API) decideIDs(to review.Status) http.HandlerFunc {
@@ -208,5 +205,19 @@ func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, 
 	a.opts.Logger.Info("held actions decided", zap.String("actor", who.Name), zap.String("decision", string(to)),
 		zap.String("incident", incident), zap.Int("changed", o.Changed), zap.Int("already", o.Already),
 		zap.Int("conflicts", len(o.Conflicts)), zap.Int("unknown", len(o.Unknown)))
-	writeJSON(w, http.StatusOK, DecideResponse{Outcome: o, Sampled: sampled})
+	writeJSON(w, http.StatusOK, api.DecideResponse{Outcome: api.Outcome(o), Sampled: sampled})
+}
+
+// heldItems are held actions on the wire.
+func heldItems(hs []review.Held) []api.Held {
+	out := make([]api.Held, len(hs))
+	for i, h := range hs {
+		out[i] = api.Held{
+			ActionID: h.ActionID, Incident: h.Incident, Scope: h.Scope, Rule: h.Rule, Action: h.Action,
+			TargetType: h.TargetType, TargetID: h.TargetID, ModelVersion: h.ModelVersion, Region: h.Region,
+			OccurredAt: h.OccurredAt, HeldAt: h.HeldAt, Partition: h.Partition, Offset: h.Offset, Source: h.Source,
+			Status: string(h.Status), Reviewer: h.Reviewer, Released: h.Released,
+		}
+	}
+	return out
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
@@ -44,10 +44,10 @@ func TestReview(t *testing.T) {
 	heldRecs := waitCountAtLeast(t, bed, admintest.Topics.Held, 1)
 	incID := header(heldRecs[0], "breakwater-incident")
 
-	var inc review.Incident
+	var inc api.Incident
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var list struct{ Incidents []review.Incident }
+		var list struct{ Incidents []api.Incident }
 		call(t, d.URL, "GET", "/v1/incidents", vw, "", &list)
 		if len(list.Incidents) == 1 && list.Incidents[0].Held == int64(len(bed.Kafka.ReadAll(t, admintest.Topics.Held, 10*time.Second))) && list.Incidents[0].Held > 250 {
 			inc = list.Incidents[0]
@@ -61,7 +61,7 @@ func TestReview(t *testing.T) {
 	if inc.ID != incID || inc.Scope != "rule:rule-a" || inc.Pending != inc.Held {
 		t.Errorf("incident = %+v; want %s, all pending", inc, incID)
 	}
-	var one review.Incident
+	var one api.Incident
 	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &one); code != 200 || one.ID != incID {
 		t.Errorf("GET incident = %d %+v", code, one)
 	}
@@ -69,17 +69,17 @@ func TestReview(t *testing.T) {
 		t.Errorf("GET unknown incident = %d; want 404", code)
 	}
 
-	var page review.Page
+	var page api.HeldPage
 	call(t, d.URL, "GET", "/v1/held?limit=5&action=warn&incident="+url.QueryEscape(incID), vw, "", &page)
 	if len(page.Items) != 5 || page.Next == "" {
 		t.Fatalf("held page = %+v; want 5 items and a cursor", page)
 	}
 	for _, h := range page.Items {
-		if h.Action != "warn" || h.Status != review.Pending {
+		if h.Action != "warn" || h.Status != string(review.Pending) {
 			t.Errorf("held item %+v; want a pending warn", h)
 		}
 	}
-	var page2 review.Page
+	var page2 api.HeldPage
 	call(t, d.URL, "GET", "/v1/held?limit=5&action=warn&cursor="+page.Next, vw, "", &page2)
 	if len(page2.Items) != 5 || page2.Items[0].ActionID == page.Items[0].ActionID {
 		t.Errorf("second page = %+v; want the next 5", page2)
@@ -95,7 +95,7 @@ func TestReview(t *testing.T) {
 	for _, h := range page.Items {
 		ids = append(ids, fmt.Sprintf("%q", h.ActionID))
 	}
-	var out admin.DecideResponse
+	var out api.DecideResponse
 	if code := call(t, d.URL, "POST", "/v1/held/reject", rv, `{"ids":[`+strings.Join(ids, ",")+`],"reason":"false positive"}`, &out); code != 200 || out.Changed != 5 {
 		t.Fatalf("reject = %d %+v", code, out)
 	}
@@ -189,7 +189,7 @@ func TestLookBack(t *testing.T) {
 	incID := header(held[0], "breakwater-incident")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var inc review.Incident
+		var inc api.Incident
 		if call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &inc) == 200 {
 			break
 		}
@@ -198,7 +198,7 @@ func TestLookBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var lb review.LookBack
+	var lb api.LookBack
 	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback?window=1h", vw, "", &lb); code != 200 {
 		t.Fatalf("lookback = %d", code)
 	}

@@ -79,6 +79,10 @@ type Query struct {
 	Scope breaker.Scope
 	// Since, if set, keeps only the entries at or after it.
 	Since time.Time
+	// Until, if set, keeps only the entries before it.
+	Until time.Time
+	// Actor and Kind, if set, keep only the entries of that actor and kind.
+	Actor, Kind string
 	// Limit is the most entries returned; it must be positive.
 	Limit int
 }
@@ -254,10 +258,14 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 	if !q.Since.IsZero() {
 		minScore = strconv.FormatInt(q.Since.UnixMilli(), 10)
 	}
+	maxScore := "+inf"
+	if !q.Until.IsZero() {
+		maxScore = "(" + strconv.FormatInt(q.Until.UnixMilli(), 10)
+	}
 	var out []Entry
 	for offset := int64(0); len(out) < q.Limit; offset += t.maxPage {
 		vals, err := t.opts.Redis.ZRevRangeByScore(ctx, t.index, &redis.ZRangeBy{
-			Min: minScore, Max: "+inf", Offset: offset, Count: t.maxPage,
+			Min: minScore, Max: maxScore, Offset: offset, Count: t.maxPage,
 		}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("read audit index: %w", err)
@@ -267,7 +275,8 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 			if err := json.Unmarshal([]byte(v), &e); err != nil {
 				continue
 			}
-			if (q.Scope != "" && e.Scope != q.Scope) || (!q.Since.IsZero() && e.At.Before(q.Since)) {
+			if (q.Scope != "" && e.Scope != q.Scope) || (!q.Since.IsZero() && e.At.Before(q.Since)) ||
+				(!q.Until.IsZero() && !e.At.Before(q.Until)) || (q.Actor != "" && e.Actor != q.Actor) || (q.Kind != "" && e.Kind != q.Kind) {
 				continue
 			}
 			out = append(out, e)

@@ -76,6 +76,10 @@ type Admin struct {
 	// ReleaseBatch is the most approved or rejected actions written to
 	// their topic at once.
 	ReleaseBatch int `yaml:"release_batch"`
+	// ConfirmAbove is the count of held actions above which the web
+	// console asks a reviewer to type a confirmation before approving or
+	// rejecting a whole incident; 0 asks every time.
+	ConfirmAbove int `yaml:"confirm_above"`
 }
 
 // Token is one bearer token of the admin API.
@@ -96,6 +100,7 @@ func defaultAdmin() Admin {
 		MaxBodyBytes:   defaultMaxBodySize,
 		AuditIndexSize: defaultAuditIndex,
 		ReleaseBatch:   500,
+		ConfirmAbove:   100,
 	}
 }
 
@@ -205,5 +210,8 @@ func (c Config) validateAdmin(p *problems) {
 	}
 	if a.ReleaseBatch < 1 || a.ReleaseBatch > maxReleaseBatch {
 		p.addf("admin.release_batch", "must be between 1 and %d, got %d", maxReleaseBatch, a.ReleaseBatch)
+	}
+	if a.ConfirmAbove < 0 {
+		p.addf("admin.confirm_above", "must be 0 or more, got %d", a.ConfirmAbove)
 	}
 }

@@ -13,8 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/breakwater/breakwater/admin"
-	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 )
 
@@ -49,7 +48,7 @@ func (g *globals) whoami(ctx context.Context, args []string, stdout, stderr io.W
 	if err := wantArgs("whoami", syn, pos, 0, stderr); err != nil {
 		return err
 	}
-	var p admin.Principal
+	var p api.Principal
 	raw, err := g.call(ctx, "GET", "/v1/whoami", nil, &p)
 	if err != nil {
 		return err
@@ -71,7 +70,7 @@ func (g *globals) breakers(ctx context.Context, args []string, stdout, stderr io
 		return err
 	}
 	var out struct {
-		Breakers []admin.Breaker `json:"breakers"`
+		Breakers []api.Breaker `json:"breakers"`
 	}
 	raw, err := g.call(ctx, "GET", "/v1/breakers", nil, &out)
 	if err != nil {
@@ -106,7 +105,7 @@ func (g *globals) breaker(ctx context.Context, args []string, stdout, stderr io.
 	if err := wantArgs("breaker show", syn, pos[1:], 1, stderr); err != nil {
 		return err
 	}
-	var b admin.Breaker
+	var b api.Breaker
 	raw, err := g.call(ctx, "GET", "/v1/breakers/"+url.PathEscape(pos[1]), nil, &b)
 	if err != nil {
 		return err
@@ -117,7 +116,7 @@ func (g *globals) breaker(ctx context.Context, args []string, stdout, stderr io.
 	return printBreaker(stdout, b)
 }
 
-func printBreaker(w io.Writer, b admin.Breaker) error {
+func printBreaker(w io.Writer, b api.Breaker) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("scope", string(b.Scope))
@@ -170,7 +169,7 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 	var body any
 	switch state, ok := overrideStates[verb]; {
 	case ok:
-		req := admin.OverrideRequest{State: stateOf(state), Reason: reason}
+		req := api.OverrideRequest{State: stateOf(state), Reason: reason}
 		if dur < 0 {
 			fmt.Fprintf(stderr, "breakwaterctl override: --for must be positive, got %s\n", dur)
 			return errUsage
@@ -184,12 +183,12 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 			fmt.Fprintf(stderr, "breakwaterctl override reset: --for does not apply to a reset\n")
 			return errUsage
 		}
-		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/reset", admin.ResetRequest{Reason: reason}
+		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/reset", api.ResetRequest{Reason: reason}
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl override: want open, close, shadow or reset, got %q\nUsage: breakwaterctl %s\n", verb, syn)
 		return errUsage
 	}
-	var resp admin.ChangeResponse
+	var resp api.ChangeResponse
 	raw, err := g.call(ctx, "POST", path, body, &resp)
 	if err != nil {
 		return err
@@ -230,7 +229,7 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	q.Set("limit", strconv.Itoa(limitN))
 	var out struct {
-		Entries []audit.Entry `json:"entries"`
+		Entries []api.AuditEntry `json:"entries"`
 	}
 	raw, err := g.call(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &out)
 	if err != nil {

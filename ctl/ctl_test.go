@@ -13,13 +13,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/breakwater/breakwater/admin"
-	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
-	"github.com/breakwater/breakwater/review"
 )
 
 func TestMain(m *testing.M) {
@@ -123,7 +121,7 @@ func TestCLI(t *testing.T) {
 
 	// -o json is the API's answer.
 	r := viewer.run(t, "breakers", "-o", "json")
-	var list struct{ Breakers []admin.Breaker }
+	var list struct{ Breakers []api.Breaker }
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
 		t.Fatalf("breakers -o json = exit %d %q: %v", r.code, r.stdout, err)
 	}
@@ -140,7 +138,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("breakers -o json lacks %s: %s", scope, r.stdout)
 	}
 	r = viewer.run(t, "audit", "-o", "json", "--scope", scope)
-	var es struct{ Entries []audit.Entry }
+	var es struct{ Entries []api.AuditEntry }
 	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es.Entries) != 4 {
 		t.Errorf("audit -o json = exit %d %s: %v; want the 4 changes", r.code, r.stdout, err)
 	}
@@ -176,11 +174,11 @@ func TestCLIReview(t *testing.T) {
 	}
 	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
 
-	var inc review.Incident
+	var inc api.Incident
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := vw.run(t, "incidents", "-o", "json")
-		var out struct{ Incidents []review.Incident }
+		var out struct{ Incidents []api.Incident }
 		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 			t.Fatalf("incidents -o json = %q: %v", r.stdout, err)
 		}
@@ -199,7 +197,7 @@ func TestCLIReview(t *testing.T) {
 	vw.run(t, "incidents", inc.ID, "--lookback", "--window", "1h").want(t, nil, 0, "forwarded to gated from", "")
 	vw.run(t, "incidents", "--lookback").want(t, nil, 2, "", "--lookback needs an incident ID")
 	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "2", "-o", "json")
-	var page review.Page
+	var page api.HeldPage
 	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 2 {
 		t.Fatalf("held list -o json = %q: %v", r.stdout, err)
 	}
@@ -218,7 +216,7 @@ func TestCLIReview(t *testing.T) {
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		r := vw.run(t, "incidents", inc.ID, "-o", "json")
-		var one review.Incident
+		var one api.Incident
 		_ = json.Unmarshal([]byte(r.stdout), &one)
 		if one.Released == one.Held && one.Held > 0 {
 			break

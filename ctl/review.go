@@ -13,8 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/breakwater/breakwater/admin"
-	"github.com/breakwater/breakwater/review"
+	"github.com/breakwater/breakwater/api"
 )
 
 func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,7 +38,7 @@ func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr i
 		return g.lookBack(ctx, pos[0], window, stdout)
 	}
 	if len(pos) == 1 {
-		var inc review.Incident
+		var inc api.Incident
 		raw, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(pos[0]), nil, &inc)
 		if err != nil {
 			return err
@@ -47,10 +46,10 @@ func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr i
 		if g.output == "json" {
 			return printJSON(stdout, raw)
 		}
-		return printIncidents(stdout, []review.Incident{inc})
+		return printIncidents(stdout, []api.Incident{inc})
 	}
 	var out struct {
-		Incidents []review.Incident `json:"incidents"`
+		Incidents []api.Incident `json:"incidents"`
 	}
 	raw, err := g.call(ctx, "GET", "/v1/incidents", nil, &out)
 	if err != nil {
@@ -67,7 +66,7 @@ func (g *globals) lookBack(ctx context.Context, id string, window time.Duration,
 	if window > 0 {
 		q.Set("window", window.String())
 	}
-	var lb review.LookBack
+	var lb api.LookBack
 	raw, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(id)+"/lookback?"+q.Encode(), nil, &lb)
 	if err != nil {
 		return err
@@ -90,7 +89,7 @@ func (g *globals) lookBack(ctx context.Context, id string, window time.Duration,
 	return nil
 }
 
-func printIncidents(w io.Writer, incs []review.Incident) error {
+func printIncidents(w io.Writer, incs []api.Incident) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INCIDENT\tSCOPE\tHELD\tPENDING\tAPPROVED\tREJECTED\tRELEASED\tFIRST HELD\tLAST HELD")
 	for _, i := range incs {
@@ -105,7 +104,7 @@ const heldSynopsis = `held list [--incident ID] [--scope S] [--action A] [--mode
        breakwaterctl held sample --incident ID -n N [--reason R]`
 
 func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f review.Filter
+	var f heldFilter
 	var cursor, reason, idsFrom string
 	var limitN, n int
 	var wait bool
@@ -144,8 +143,8 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 			fmt.Fprintf(stderr, "breakwaterctl held sample: --incident and -n (at least 1) are required\n")
 			return errUsage
 		}
-		var resp admin.DecideResponse
-		raw, err := g.call(ctx, "POST", "/v1/incidents/"+url.PathEscape(f.Incident)+"/sample", admin.SampleRequest{N: n, Reason: reason}, &resp)
+		var resp api.DecideResponse
+		raw, err := g.call(ctx, "POST", "/v1/incidents/"+url.PathEscape(f.Incident)+"/sample", api.SampleRequest{N: n, Reason: reason}, &resp)
 		if err != nil {
 			return err
 		}
@@ -166,14 +165,14 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids or --incident, not both\n", verb)
 			return errUsage
 		case f.Incident != "":
-			path, body = "/v1/incidents/"+url.PathEscape(f.Incident)+"/"+verb, admin.IncidentDecisionRequest{Reason: reason}
+			path, body = "/v1/incidents/"+url.PathEscape(f.Incident)+"/"+verb, api.IncidentDecisionRequest{Reason: reason}
 		case len(ids) > 0:
-			path, body = "/v1/held/"+verb, admin.DecideRequest{IDs: ids, Reason: reason}
+			path, body = "/v1/held/"+verb, api.DecideRequest{IDs: ids, Reason: reason}
 		default:
 			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids, --ids-from FILE or --incident ID\n", verb)
 			return errUsage
 		}
-		var resp admin.DecideResponse
+		var resp api.DecideResponse
 		raw, err := g.call(ctx, "POST", path, body, &resp)
 		if err != nil {
 			return err
@@ -191,7 +190,7 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 }
 
-func (g *globals) heldList(ctx context.Context, f review.Filter, cursor string, limitN int, stdout io.Writer) error {
+func (g *globals) heldList(ctx context.Context, f heldFilter, cursor string, limitN int, stdout io.Writer) error {
 	q := url.Values{}
 	for k, v := range map[string]string{
 		"incident": f.Incident, "scope": f.Scope, "action": f.Action,
@@ -202,7 +201,7 @@ func (g *globals) heldList(ctx context.Context, f review.Filter, cursor string, 
 		}
 	}
 	q.Set("limit", strconv.Itoa(limitN))
-	var page review.Page
+	var page api.HeldPage
 	raw, err := g.call(ctx, "GET", "/v1/held?"+q.Encode(), nil, &page)
 	if err != nil {
 		return err
@@ -225,7 +224,7 @@ func (g *globals) heldList(ctx context.Context, f review.Filter, cursor string, 
 	return nil
 }
 
-func (g *globals) printDecision(w io.Writer, verb string, raw []byte, r admin.DecideResponse) error {
+func (g *globals) printDecision(w io.Writer, verb string, raw []byte, r api.DecideResponse) error {
 	if g.output == "json" {
 		return printJSON(w, raw)
 	}
@@ -271,7 +270,7 @@ func readIDs(path string) ([]string, error) {
 func (g *globals) waitReleased(ctx context.Context, id string, stderr io.Writer) error {
 	start := time.Now()
 	for {
-		var inc review.Incident
+		var inc api.Incident
 		if _, err := g.call(ctx, "GET", "/v1/incidents/"+url.PathEscape(id), nil, &inc); err != nil {
 			return err
 		}
@@ -288,4 +287,9 @@ func (g *globals) waitReleased(ctx context.Context, id string, stderr io.Writer)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// heldFilter selects held actions for held list; empty fields match everything.
+type heldFilter struct {
+	Incident, Scope, Action, ModelVersion, Region string
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/breakwater/breakwater/embedded"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/redisconn"
+	"github.com/breakwater/breakwater/history"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/statelog"
@@ -82,6 +83,7 @@ type daemon struct {
 	alerts   *alerting // nil without receivers
 	held     *review.Index
 	releaser *review.Releaser
+	api      *admin.API
 	restore  func(ctx context.Context) error
 	// demo is the built-in classifier of the embedded mode; nil otherwise.
 	demo *demo
@@ -222,9 +224,13 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "releaser", d.releaser) })
+	hist, err := history.New(history.Options{Redis: rc, Prefix: cfg.Redis.KeyPrefix, Step: historyStep, Slots: historySlots})
+	if err != nil {
+		return nil, err
+	}
 	api, err := admin.New(admin.Options{
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
-		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts),
+		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
 	})
 	if err != nil {
 		return nil, err
@@ -250,7 +256,9 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.health = &health{store: st, pipeline: d.pipeline}
+	d.api = api
 	d.mux = newMux(reg, d.health, api)
+	mountConsole(d.mux)
 	if cfg.HTTP.Listen != "" {
 		tc, err := cfg.HTTP.ServerTLS()
 		if err != nil {
@@ -303,6 +311,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		d.log.Info("consuming", zap.String("input", d.cfg.Kafka.Topics.Input), zap.String("group", d.cfg.Kafka.GroupID),
 			zap.String("http", httpAddr))
+		if d.demo != nil && httpAddr != "" {
+			announceConsole(d.log, d.cfg, httpAddr)
+		}
 		return d.pipeline.Run(ctx)
 	})
 	err := g.Wait(d.cfg.Kafka.DrainTimeout + stopMargin)
@@ -352,6 +363,10 @@ func (d *daemon) startMembers(g *group) {
 	})
 	g.Go("releaser", func(ctx context.Context) error {
 		d.releaser.Run(ctx)
+		return nil
+	})
+	g.Go("breaker history", func(ctx context.Context) error {
+		d.api.RunHistory(ctx)
 		return nil
 	})
 	if d.demo != nil {

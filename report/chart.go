@@ -229,3 +229,10 @@ func timeTick(span time.Duration) time.Duration {
 	}
 	return ticks[len(ticks)-1]
 }
+
+// SVG draws the chart of one scope of s: its weighted window count over
+// time against max_actions, factor times its baseline and the baseline,
+// with its trips and resets marked and its held actions per slot in a strip
+// underneath. Every string in it is escaped. The replay report and the
+// admin API's breaker chart both draw with it.
+func SVG(s replay.Summary, sc replay.ScopeSummary) string { return svg(s, sc) }

@@ -302,3 +302,21 @@ func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcom
 	o, err := x.Decide(ctx, ids, d)
 	return ids, o, err
 }
+
+// Pick returns up to n pending actions of the incident, drawn at random,
+// without deciding them: a sample for a reviewer to look at one by one. It
+// also returns how many were pending.
+func (x *Index) Pick(ctx context.Context, incident string, n int) ([]Held, int, error) {
+	ids, err := x.Pending(ctx, incident)
+	if err != nil {
+		return nil, 0, err
+	}
+	pending := len(ids)
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	ids = ids[:min(n, len(ids))]
+	if len(ids) == 0 {
+		return []Held{}, pending, nil
+	}
+	hs, err := x.getMany(ctx, ids)
+	return hs, pending, err
+}

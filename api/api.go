@@ -1,0 +1,326 @@
+// Package api holds the admin API's wire types: the request and response
+// bodies of every endpoint under /v1/, as the server writes them and its
+// clients (the CLI, the web console's tests) read them.
+//
+// It imports nothing but the pure breaker and config packages, so that a
+// client links neither Kafka, Redis nor the server's logging.
+package api
+
+import (
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+)
+
+// Error is the body of every error answer.
+type Error struct {
+	// Error says what went wrong.
+	Error string `json:"error"`
+}
+
+// Principal is the holder of a valid token (GET /v1/whoami).
+type Principal struct {
+	// Name is the token's name: the actor of what it does.
+	Name string `json:"name"`
+	// Role is what it may do.
+	Role config.Role `json:"role"`
+}
+
+// Settings are what a client needs to know of the server's configuration
+// (GET /v1/settings).
+type Settings struct {
+	// ConfirmAbove is the count of actions above which a bulk decision asks
+	// the reviewer to type a confirmation (admin.confirm_above).
+	ConfirmAbove int `json:"confirm_above"`
+	// HistoryStep is the width of one point of a breaker's history.
+	HistoryStep string `json:"history_step"`
+}
+
+// Breaker is one breaker as the API shows it.
+type Breaker struct {
+	// Scope is the breaker.
+	Scope breaker.Scope `json:"scope"`
+	breaker.Status
+	// Holds is true when the scope's actions are held.
+	Holds bool `json:"holds"`
+	// Thresholds are the breaker's trip conditions.
+	Thresholds Thresholds `json:"thresholds"`
+	// Counts are the last window and baseline figures.
+	Counts *Counts `json:"counts,omitempty"`
+}
+
+// Breakers is the answer of GET /v1/breakers.
+type Breakers struct {
+	// Breakers are sorted by scope.
+	Breakers []Breaker `json:"breakers"`
+}
+
+// Thresholds are a policy with readable durations.
+type Thresholds struct {
+	Window         string  `json:"window"`
+	MaxActions     float64 `json:"max_actions"`
+	Baseline       string  `json:"baseline"`
+	Factor         float64 `json:"factor"`
+	MinActions     float64 `json:"min_actions"`
+	AutoCloseAfter string  `json:"auto_close_after"`
+	Probation      string  `json:"probation"`
+	ProbationScale float64 `json:"probation_scale"`
+	Disabled       bool    `json:"disabled"`
+}
+
+// Counts are a scope's figures at a moment.
+type Counts struct {
+	// Window is the weighted count in the window.
+	Window float64 `json:"window"`
+	// Baseline is the trailing average per window.
+	Baseline float64 `json:"baseline"`
+	// BaselineReady is true once a full baseline period was seen.
+	BaselineReady bool `json:"baseline_ready"`
+	// ObservedAt is when they were read.
+	ObservedAt time.Time `json:"observed_at"`
+	// EventTime is the scope's watermark, the latest event time counted,
+	// when the counts come from the shared store.
+	EventTime time.Time `json:"event_time,omitzero"`
+}
+
+// OverrideRequest is the body of POST /v1/breakers/{scope}/override.
+type OverrideRequest struct {
+	// State is forced_open, forced_closed or shadow.
+	State breaker.State `json:"state"`
+	// Reason is required.
+	Reason string `json:"reason"`
+	// For is how long the manual state lasts ("2h"); empty means until
+	// the next reset or override.
+	For string `json:"for,omitempty"`
+}
+
+// ResetRequest is the body of POST /v1/breakers/{scope}/reset.
+type ResetRequest struct {
+	// Reason is required.
+	Reason string `json:"reason"`
+}
+
+// ChangeResponse answers an override or a reset.
+type ChangeResponse struct {
+	// Breaker is the breaker after the change.
+	Breaker Breaker `json:"breaker"`
+	// From is the status before.
+	From breaker.Status `json:"from"`
+}
+
+// Point is one step of a breaker's history.
+type Point struct {
+	// At is the start of the step.
+	At time.Time `json:"at"`
+	// Window and Baseline are the counts read during the step.
+	Window        float64 `json:"window"`
+	Baseline      float64 `json:"baseline"`
+	BaselineReady bool    `json:"baseline_ready"`
+	// Held counts the actions held under the scope during the step.
+	Held int64 `json:"held"`
+	// State is the breaker's state when it was read.
+	State breaker.State `json:"state"`
+}
+
+// History is the answer of GET /v1/history: the recent points of every
+// breaker, oldest first.
+type History struct {
+	// Step is the width of one point.
+	Step string `json:"step"`
+	// From and To bound the points.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Scopes are the points per breaker.
+	Scopes map[breaker.Scope][]Point `json:"scopes"`
+}
+
+// AuditEntry is one record of the audit trail.
+type AuditEntry struct {
+	// ID is unique per entry.
+	ID string `json:"id"`
+	// At is when it happened.
+	At time.Time `json:"at"`
+	// Actor is the token name of the person, or "breakwater".
+	Actor string `json:"actor"`
+	// Kind is transition, override, reset, approve, reject or release.
+	Kind string `json:"kind"`
+	// Scope is the breaker concerned.
+	Scope breaker.Scope `json:"scope,omitempty"`
+	// Reason is the operator's or the trip's reason.
+	Reason string `json:"reason,omitempty"`
+	// From and To are the breaker's status before and after.
+	From *breaker.Status `json:"from,omitempty"`
+	To   *breaker.Status `json:"to,omitempty"`
+	// Incident names the incident of a review decision.
+	Incident string `json:"incident,omitempty"`
+	// Count is how many held actions a review decision covered.
+	Count int `json:"count,omitempty"`
+}
+
+// Audit is the answer of GET /v1/audit, newest first.
+type Audit struct {
+	// Entries are the matching entries.
+	Entries []AuditEntry `json:"entries"`
+}
+
+// Incident is the held actions of one trip and their review progress.
+type Incident struct {
+	// ID is "<scope>@<generation>".
+	ID string `json:"id"`
+	// Scope is the breaker that tripped.
+	Scope string `json:"scope"`
+	// Held counts its held actions, Pending, Approved and Rejected by status.
+	Held     int64 `json:"held"`
+	Pending  int64 `json:"pending"`
+	Approved int64 `json:"approved"`
+	Rejected int64 `json:"rejected"`
+	// Released counts the decided actions written to gated or rejected.
+	Released int64 `json:"released"`
+	// FirstHeldAt and LastHeldAt span its held actions.
+	FirstHeldAt time.Time `json:"first_held_at"`
+	LastHeldAt  time.Time `json:"last_held_at"`
+}
+
+// Incidents is the answer of GET /v1/incidents.
+type Incidents struct {
+	// Incidents are the incidents, newest first.
+	Incidents []Incident `json:"incidents"`
+}
+
+// Breakdown counts an incident's held actions by what they are
+// (GET /v1/incidents/{id}/breakdown).
+type Breakdown struct {
+	// Incident is the incident's id.
+	Incident string `json:"incident"`
+	// Action, ModelVersion and Region count the held actions per action
+	// type, model version and region ("" when the event had none).
+	Action       map[string]int64 `json:"action"`
+	ModelVersion map[string]int64 `json:"model_version"`
+	Region       map[string]int64 `json:"region"`
+	// Counted is how many held actions were counted; Truncated is true
+	// when the incident has more than the server counts in one answer.
+	Counted   int64 `json:"counted"`
+	Truncated bool  `json:"truncated"`
+}
+
+// Held is one held action and its review status.
+type Held struct {
+	// ActionID is the action's idempotency key.
+	ActionID string `json:"action_id"`
+	// Incident is the trip it was held under ("<scope>@<generation>").
+	Incident string `json:"incident"`
+	// Scope is the breaker that held it.
+	Scope string `json:"scope"`
+	// Rule, Action, TargetType and TargetID come from the event.
+	Rule       string `json:"rule_id"`
+	Action     string `json:"action"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id"`
+	// ModelVersion and Region are optional fields of the event.
+	ModelVersion string `json:"model_version,omitempty"`
+	Region       string `json:"region,omitempty"`
+	// OccurredAt is the event time.
+	OccurredAt time.Time `json:"occurred_at"`
+	// HeldAt is when it was written to the held topic.
+	HeldAt time.Time `json:"held_at"`
+	// Partition and Offset locate it on the held topic.
+	Partition int   `json:"partition"`
+	Offset    int64 `json:"offset"`
+	// Source is the input topic/partition/offset it came from.
+	Source string `json:"source,omitempty"`
+	// Status is pending, approved or rejected.
+	Status string `json:"status"`
+	// Reviewer is who approved or rejected it.
+	Reviewer string `json:"reviewer,omitempty"`
+	// Released is true once it is on the gated (approved) or rejected topic.
+	Released bool `json:"released"`
+}
+
+// HeldPage is one page of held actions in held order (GET /v1/held).
+type HeldPage struct {
+	// Items are the held actions.
+	Items []Held `json:"items"`
+	// Next is the cursor of the next page, "" after the last.
+	Next string `json:"next_cursor,omitempty"`
+}
+
+// Pick is the answer of GET /v1/incidents/{id}/pick: pending actions of an
+// incident drawn at random, for a reviewer to look at one by one.
+type Pick struct {
+	// Items are the drawn actions.
+	Items []Held `json:"items"`
+	// Pending is how many were pending when they were drawn.
+	Pending int `json:"pending"`
+}
+
+// Forwarded is an action that reached the gated topic.
+type Forwarded struct {
+	// ActionID, Rule, Action, TargetType and TargetID come from the event.
+	ActionID   string `json:"action_id"`
+	Rule       string `json:"rule_id"`
+	Action     string `json:"action"`
+	TargetType string `json:"target_type"`
+	TargetID   string `json:"target_id"`
+	// OccurredAt is the event time.
+	OccurredAt time.Time `json:"occurred_at"`
+	// ForwardedAt is the timestamp of the gated record.
+	ForwardedAt time.Time `json:"forwarded_at"`
+	// Partition and Offset locate it on the gated topic.
+	Partition int   `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
+
+// LookBack is what was forwarded of a scope shortly before a trip
+// (GET /v1/incidents/{id}/lookback).
+type LookBack struct {
+	// From and To bound the window, in gated-topic time.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Actions are the scope's actions forwarded in the window, oldest first.
+	Actions []Forwarded `json:"actions"`
+	// Truncated is true when more than the limit were found.
+	Truncated bool `json:"truncated"`
+}
+
+// DecideRequest is the body of POST /v1/held/approve and /v1/held/reject.
+type DecideRequest struct {
+	// IDs are the action ids.
+	IDs []string `json:"ids"`
+	// Reason is optional.
+	Reason string `json:"reason,omitempty"`
+}
+
+// IncidentDecisionRequest is the body of POST /v1/incidents/{id}/approve
+// and /v1/incidents/{id}/reject.
+type IncidentDecisionRequest struct {
+	// Reason is optional.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SampleRequest is the body of POST /v1/incidents/{id}/sample.
+type SampleRequest struct {
+	// N is how many pending actions to approve at random.
+	N int `json:"n"`
+	// Reason is optional.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Outcome is what a decision call did.
+type Outcome struct {
+	// Changed counts the actions that were pending and now carry the decision.
+	Changed int `json:"changed"`
+	// Already counts the actions that already carried the same decision.
+	Already int `json:"already"`
+	// Conflicts are the actions that carry the other decision; they keep it.
+	Conflicts []string `json:"conflicts"`
+	// Unknown are the ids the index does not know.
+	Unknown []string `json:"unknown"`
+}
+
+// DecideResponse answers a decision.
+type DecideResponse struct {
+	Outcome
+	// Sampled are the ids a sample approved.
+	Sampled []string `json:"sampled,omitempty"`
+}

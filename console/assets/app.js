@@ -1,0 +1,703 @@
+// The Breakwater console: a small single-page app over the admin API.
+// Routes live in the fragment (#/, #/breaker/<scope>, #/incidents,
+// #/incident/<id>, #/audit). The bearer token stays in this tab's
+// sessionStorage and is sent as the Authorization header; nothing is loaded
+// from anywhere but the daemon that served the page.
+"use strict";
+
+const TOKEN_KEY = "breakwater.token";
+const ROLES = ["viewer", "reviewer", "operator", "admin"];
+const STATE_ORDER = { forced_open: 0, open: 1, probation: 2, shadow: 3, forced_closed: 4, closed: 5 };
+const POLL_MS = 2000;       // breakers and incidents
+const HISTORY_MS = 15000;   // sparklines and the chart
+const STALE_MS = 10000;     // after this long without an answer the page says so
+
+const app = {
+  token: sessionStorage.getItem(TOKEN_KEY) || "",
+  me: null,          // {name, role}
+  settings: { confirm_above: 100, history_step: "15s" },
+  lastOK: 0,         // when the API last answered
+  timers: [],        // the current view's timers
+  view: 0,           // increments on every route change; stale callbacks check it
+  board: { sort: "state", filter: "", only: "all" },
+};
+
+// ---- helpers ---------------------------------------------------------------
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids.flat()) {
+    if (k === undefined || k === null || k === false) continue;
+    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function svgEl(tag, attrs) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function num(v, digits) {
+  if (v === undefined || v === null || Number.isNaN(v)) return "–";
+  const d = digits === undefined ? (Math.abs(v) >= 100 ? 0 : 1) : digits;
+  return Number(v).toLocaleString("en-US", { maximumFractionDigits: d });
+}
+
+function ago(t) {
+  if (!t || String(t).startsWith("0001")) return "never changed";
+  const s = Math.max(0, (Date.now() - new Date(t).getTime()) / 1000);
+  if (s < 60) return Math.floor(s) + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + Math.floor(s % 60) + "s";
+  if (s < 86400) return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
+}
+
+function when(t) {
+  if (!t || t.startsWith("0001")) return "–";
+  return new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function may(role) {
+  return app.me && ROLES.indexOf(app.me.role) >= ROLES.indexOf(role);
+}
+
+function stateBadge(s) {
+  return el("span", { class: "state " + s, text: (s || "").replace("_", " ") });
+}
+
+function every(ms, fn) {
+  const view = app.view;
+  const tick = async () => {
+    if (view !== app.view) return;
+    try { await fn(); } catch (e) { showError(e); }
+    if (view === app.view) app.timers.push(setTimeout(tick, ms));
+  };
+  tick();
+}
+
+function clearTimers() {
+  for (const t of app.timers) clearTimeout(t);
+  app.timers = [];
+}
+
+function showError(e) {
+  const b = document.getElementById("banner");
+  b.className = "banner";
+  b.textContent = e && e.message ? e.message : String(e);
+  b.hidden = false;
+}
+
+function showNote(msg) {
+  const b = document.getElementById("banner");
+  b.className = "banner ok";
+  b.textContent = msg;
+  b.hidden = false;
+}
+
+function clearBanner() {
+  document.getElementById("banner").hidden = true;
+}
+
+class APIError extends Error {
+  constructor(status, message) {
+    super(status + ": " + message);
+    this.status = status;
+  }
+}
+
+async function call(method, path, body, asText) {
+  const opts = { method, headers: { Authorization: "Bearer " + app.token, Accept: asText ? "image/svg+xml" : "application/json" } };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    throw new Error("cannot reach the daemon: " + e.message);
+  }
+  if (resp.status === 401) {
+    signOut("Your token was refused; sign in again.");
+    throw new APIError(401, "not signed in");
+  }
+  const text = await resp.text();
+  if (!resp.ok) {
+    let msg = text;
+    try { msg = JSON.parse(text).error || text; } catch (_) { /* not JSON */ }
+    throw new APIError(resp.status, msg);
+  }
+  app.lastOK = Date.now();
+  return asText ? text : JSON.parse(text);
+}
+
+const get = (p) => call("GET", p);
+const post = (p, b) => call("POST", p, b);
+const enc = encodeURIComponent;
+
+// ---- shell -----------------------------------------------------------------
+
+function signOut(msg) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  app.token = "";
+  app.me = null;
+  location.hash = "#/login";
+  if (msg) showError(msg);
+}
+
+function renderShell() {
+  const signedIn = !!app.me;
+  document.getElementById("nav").hidden = !signedIn;
+  document.getElementById("live").hidden = !signedIn;
+  document.getElementById("signout").hidden = !signedIn;
+  const who = document.getElementById("who");
+  who.hidden = !signedIn;
+  if (signedIn) who.textContent = app.me.name + " · " + app.me.role;
+  const page = (location.hash.split("/")[1] || "board");
+  for (const a of document.querySelectorAll("#nav a")) {
+    const n = a.dataset.nav;
+    a.classList.toggle("on", n === page || (n === "board" && page === "breaker") || (n === "incidents" && page === "incident"));
+  }
+}
+
+function tickLive() {
+  const live = document.getElementById("live");
+  if (!app.me || !app.lastOK) return;
+  const age = Date.now() - app.lastOK;
+  if (age > STALE_MS) {
+    live.className = "live stale";
+    live.textContent = "STALE: no answer from the daemon for " + ago(new Date(app.lastOK)) + "; figures may be out of date";
+  } else {
+    live.className = "live";
+    live.textContent = "● live · updated " + Math.round(age / 1000) + "s ago";
+  }
+}
+
+async function route() {
+  app.view++;
+  clearTimers();
+  clearBanner();
+  const main = document.getElementById("main");
+  const [, page, ...rest] = location.hash.split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  if (!app.token || page === "login") {
+    app.me = null;
+    renderShell();
+    return renderLogin(main);
+  }
+  if (!app.me) {
+    try {
+      app.me = await get("/v1/whoami");
+      app.settings = await get("/v1/settings");
+    } catch (e) {
+      if (!(e instanceof APIError && e.status === 401)) showError(e);
+      return;
+    }
+  }
+  renderShell();
+  main.replaceChildren();
+  switch (page || "") {
+    case "": return renderBoard(main);
+    case "breaker": return renderBreaker(main, arg);
+    case "incidents": return renderIncidents(main);
+    case "incident": return renderIncident(main, arg);
+    case "audit": return renderAudit(main);
+    default: main.append(el("p", { text: "No such page. " }, el("a", { href: "#/", text: "Back to the breakers" })));
+  }
+}
+
+// ---- sign-in ---------------------------------------------------------------
+
+function renderLogin(main) {
+  const input = el("input", { id: "token", type: "password", autocomplete: "off", placeholder: "bearer token", required: true });
+  const msg = el("p", { class: "err" });
+  const form = el("form", { class: "card login", id: "login" },
+    el("h1", { text: "Sign in" }),
+    el("p", { class: "muted", text: "Use an admin API token. It stays in this browser tab only and is sent to this daemon alone." }),
+    el("label", { for: "token", text: "Token" }), input, msg,
+    el("button", { class: "primary", type: "submit", text: "Sign in" }));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    app.token = input.value.trim();
+    try {
+      app.me = await get("/v1/whoami");
+      app.settings = await get("/v1/settings");
+      sessionStorage.setItem(TOKEN_KEY, app.token);
+      clearBanner();
+      location.hash = "#/";
+    } catch (e) {
+      app.token = "";
+      msg.textContent = e.status === 401 || !app.token ? "That token is not valid." : e.message;
+      location.hash = "#/login";
+    }
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+// ---- board -----------------------------------------------------------------
+
+function heldByScope(incidents) {
+  const m = {};
+  for (const i of incidents) m[i.scope] = (m[i.scope] || 0) + i.pending;
+  return m;
+}
+
+function effective(b) {
+  // The thresholds in force: probation scales them.
+  const t = b.thresholds;
+  const scale = b.state === "probation" && t.probation_scale > 0 ? t.probation_scale : 1;
+  return { max: t.max_actions * scale, factor: t.factor * scale, min: t.min_actions };
+}
+
+function ratio(b) {
+  const c = b.counts;
+  if (!c) return 0;
+  const e = effective(b);
+  let r = e.max > 0 ? c.window / e.max : 0;
+  if (e.factor > 0 && c.baseline_ready && c.baseline > 0) r = Math.max(r, c.window / Math.max(e.factor * c.baseline, e.min));
+  return r;
+}
+
+function sparkline(points, max) {
+  const w = 140, h = 28;
+  const svg = svgEl("svg", { class: "spark", viewBox: `0 0 ${w} ${h}`, "aria-label": "window count over the last hour" });
+  if (!points || points.length < 2) return svg;
+  const t0 = new Date(points[0].at).getTime(), t1 = Math.max(Date.now(), new Date(points[points.length - 1].at).getTime());
+  const top = Math.max(max || 0, ...points.map((p) => p.window)) * 1.1 || 1;
+  const x = (t) => ((new Date(t).getTime() - t0) / Math.max(1, t1 - t0)) * w;
+  const y = (v) => h - (v / top) * (h - 2) - 1;
+  svg.append(svgEl("polyline", { points: points.map((p) => x(p.at).toFixed(1) + "," + y(p.window).toFixed(1)).join(" ") }));
+  if (max > 0) svg.append(svgEl("line", { x1: 0, x2: w, y1: y(max), y2: y(max) }));
+  return svg;
+}
+
+function renderBoard(main) {
+  const tbody = el("tbody");
+  const filter = el("input", { type: "search", placeholder: "filter scopes", value: app.board.filter, "aria-label": "filter" });
+  const only = el("select", { "aria-label": "show" },
+    el("option", { value: "all", text: "all breakers" }),
+    el("option", { value: "notclosed", text: "not closed" }),
+    el("option", { value: "holding", text: "holding actions" }));
+  only.value = app.board.only;
+  const sort = el("select", { "aria-label": "sort" },
+    el("option", { value: "state", text: "sort: state" }),
+    el("option", { value: "ratio", text: "sort: nearest to tripping" }),
+    el("option", { value: "held", text: "sort: held backlog" }),
+    el("option", { value: "scope", text: "sort: scope" }));
+  sort.value = app.board.sort;
+  const summary = el("div", { class: "cards" });
+  main.append(el("h1", { text: "Breakers" }), summary,
+    el("div", { class: "tools" }, filter, only, sort),
+    el("table", { id: "board" },
+      el("thead", {}, el("tr", {},
+        el("th", { text: "Scope" }), el("th", { text: "State" }), el("th", { text: "Window vs max_actions" }),
+        el("th", { text: "vs factor × baseline" }), el("th", { text: "Last hour" }), el("th", { text: "In state" }),
+        el("th", { class: "num", text: "Held pending" }), el("th", { text: "Manual state" }))),
+      tbody));
+  let data = { breakers: [], held: {}, history: {} };
+  const draw = () => {
+    const q = app.board.filter.toLowerCase();
+    let rows = data.breakers.filter((b) => b.scope.toLowerCase().includes(q));
+    if (app.board.only === "notclosed") rows = rows.filter((b) => b.state !== "closed");
+    if (app.board.only === "holding") rows = rows.filter((b) => b.holds);
+    const by = {
+      state: (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || ratio(b) - ratio(a) || a.scope.localeCompare(b.scope),
+      ratio: (a, b) => ratio(b) - ratio(a) || a.scope.localeCompare(b.scope),
+      held: (a, b) => (data.held[b.scope] || 0) - (data.held[a.scope] || 0) || a.scope.localeCompare(b.scope),
+      scope: (a, b) => a.scope.localeCompare(b.scope),
+    }[app.board.sort];
+    rows.sort(by);
+    tbody.replaceChildren(...rows.map((b) => boardRow(b, data)));
+    if (!rows.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No breaker matches." })));
+    const notClosed = data.breakers.filter((b) => b.state !== "closed").length;
+    const holding = data.breakers.filter((b) => b.holds).length;
+    const pending = Object.values(data.held).reduce((a, b) => a + b, 0);
+    summary.replaceChildren(
+      el("div", { class: "card" }, el("b", { text: data.breakers.length }), "breakers"),
+      el("div", { class: "card" }, el("b", { text: notClosed }), "not closed"),
+      el("div", { class: "card" }, el("b", { text: holding, class: holding ? "err" : "" }), "holding actions"),
+      el("div", { class: "card" }, el("b", { text: num(pending, 0) }), "held actions pending review"));
+  };
+  filter.addEventListener("input", () => { app.board.filter = filter.value; draw(); });
+  only.addEventListener("change", () => { app.board.only = only.value; draw(); });
+  sort.addEventListener("change", () => { app.board.sort = sort.value; draw(); });
+  every(POLL_MS, async () => {
+    const [bs, incs] = await Promise.all([get("/v1/breakers"), get("/v1/incidents")]);
+    data.breakers = bs.breakers;
+    data.held = heldByScope(incs.incidents);
+    draw();
+  });
+  every(HISTORY_MS, async () => {
+    data.history = (await get("/v1/history?since=1h")).scopes || {};
+    draw();
+  });
+}
+
+function boardRow(b, data) {
+  const c = b.counts, e = effective(b);
+  const win = c ? c.window : 0;
+  const maxCell = e.max > 0
+    ? [el("span", { class: "bar" }, el("i", { class: win >= e.max ? "hot" : "", style: `width:${Math.min(100, (100 * win) / e.max)}%` })),
+      `${num(win)} / ${num(e.max)}`]
+    : [`${num(win)} / off`];
+  let facCell = "–";
+  if (e.factor > 0 && c && c.baseline_ready) {
+    const lim = Math.max(e.factor * c.baseline, e.min);
+    facCell = `${num(win)} / ${num(e.factor)}×${num(c.baseline)} = ${num(lim)}`;
+  } else if (e.factor > 0) {
+    facCell = "baseline not ready";
+  } else facCell = "off";
+  const manual = b.actor && b.state !== "open" && b.state !== "closed"
+    ? el("span", { class: "small" }, el("b", { text: b.actor }), ": " + (b.reason || ""), b.until ? " · until " + when(b.until) : "")
+    : "";
+  const held = data.held[b.scope] || 0;
+  return el("tr", { class: b.holds ? "holds" : "", "data-scope": b.scope, "data-state": b.state },
+    el("td", {}, el("a", { href: "#/breaker/" + enc(b.scope), text: b.scope })),
+    el("td", {}, stateBadge(b.state)),
+    el("td", { class: "small" }, ...maxCell),
+    el("td", { class: "small", text: facCell }),
+    el("td", {}, sparkline(data.history[b.scope], e.max)),
+    el("td", { class: "small", text: ago(b.since) }),
+    el("td", { class: "num" }, held ? el("a", { href: "#/incidents", text: num(held, 0) }) : "0"),
+    el("td", {}, manual));
+}
+
+// ---- breaker page ----------------------------------------------------------
+
+function renderBreaker(main, scope) {
+  const head = el("div", { class: "card" });
+  const chart = el("div", { class: "card chart", id: "chart" }, el("p", { class: "muted", text: "Loading the chart…" }));
+  const trans = el("tbody");
+  main.append(el("p", {}, el("a", { href: "#/", text: "← Breakers" })), el("h1", { text: scope }), head,
+    el("h2", { text: "Window count, thresholds, baseline and trips (last hour)" }), chart,
+    el("h2", { text: "Transitions" }),
+    el("table", { id: "transitions" }, el("thead", {}, el("tr", {},
+      el("th", { text: "At" }), el("th", { text: "Actor" }), el("th", { text: "Kind" }), el("th", { text: "From → to" }),
+      el("th", { text: "Generation" }), el("th", { text: "Reason" }))), trans));
+  let current = null;
+  const drawHead = (b) => {
+    current = b;
+    const t = b.thresholds, c = b.counts || {};
+    const controls = may("operator") ? el("div", { class: "controls", id: "controls" },
+      el("button", { class: "danger", type: "button", text: "Force open", onclick: () => control(b, "forced_open") }),
+      el("button", { type: "button", text: "Force close", onclick: () => control(b, "forced_closed") }),
+      el("button", { type: "button", text: "Shadow", onclick: () => control(b, "shadow") }),
+      el("button", { class: "primary", type: "button", text: "Reset", onclick: () => control(b, "reset") })) : null;
+    head.replaceChildren(
+      el("div", { class: "tools" }, stateBadge(b.state), el("span", { text: (b.holds ? "holding its actions" : "forwarding") + " · in this state for " + ago(b.since) + " · generation " + b.generation })),
+      el("dl", { class: "kv" },
+        el("dt", { text: "window count" }), el("dd", { text: `${num(c.window)} in ${t.window}` + (c.event_time ? ` (event time ${when(c.event_time)})` : "") }),
+        el("dt", { text: "max_actions" }), el("dd", { text: t.max_actions > 0 ? num(t.max_actions) : "off" }),
+        el("dt", { text: "factor × baseline" }), el("dd", { text: t.factor > 0 ? `${num(t.factor)} × ${num(c.baseline)} per ${t.window}` + (c.baseline_ready ? "" : " (baseline not ready)") + `, at least ${num(t.min_actions)}` : "off" }),
+        el("dt", { text: "probation" }), el("dd", { text: `${t.probation}, thresholds × ${num(t.probation_scale, 2)}` + (b.probation_until ? " · until " + when(b.probation_until) : "") }),
+        el("dt", { text: "automatic state" }), el("dd", { text: b.auto }),
+        b.actor ? [el("dt", { text: "set by" }), el("dd", { text: `${b.actor}: ${b.reason || ""}` + (b.until ? " · until " + when(b.until) : "") })] : null,
+        b.tripped_at ? [el("dt", { text: "tripped at" }), el("dd", { text: when(b.tripped_at) })] : null),
+      controls ? el("h2", { text: "Controls" }) : null, controls);
+  };
+  every(POLL_MS, async () => drawHead(await get("/v1/breakers/" + enc(scope))));
+  every(HISTORY_MS, async () => {
+    const svg = await call("GET", "/v1/breakers/" + enc(scope) + "/chart?since=1h", undefined, true);
+    // The server draws the chart and escapes every string in it.
+    chart.innerHTML = svg;
+  });
+  every(5000, async () => {
+    const a = await get("/v1/audit?limit=50&scope=" + enc(scope));
+    trans.replaceChildren(...a.entries.filter((e) => e.to).map((e) => el("tr", {},
+      el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
+      el("td", {}, e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state)),
+      el("td", { class: "num", text: e.to.generation }), el("td", { text: e.reason || "" }))));
+    if (!trans.children.length) trans.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No transitions in the audit trail." })));
+  });
+  return () => current;
+}
+
+const CONTROL = {
+  forced_open: { verb: "Force open", what: "hold every action of", cls: "danger" },
+  forced_closed: { verb: "Force close", what: "forward every action of", cls: "primary" },
+  shadow: { verb: "Shadow", what: "evaluate but never hold the actions of", cls: "primary" },
+  reset: { verb: "Reset", what: "move into probation", cls: "primary" },
+};
+
+function control(b, kind) {
+  const c = CONTROL[kind];
+  const d = document.getElementById("dialog");
+  const reason = el("textarea", { id: "reason", rows: 3, required: true, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
+  const expiry = kind === "reset" ? null : el("select", { id: "expiry" },
+    el("option", { value: "", text: "until reset or another override" }),
+    ...["15m", "1h", "2h", "6h", "24h", "168h"].map((v) => el("option", { value: v, text: "for " + v })));
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: c.cls, type: "submit", id: "confirm", text: `${c.verb} ${b.scope}` });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: `${c.verb} ${b.scope}?` }),
+    el("p", { text: `This will ${c.what} ${b.scope} on every replica at its next batch. It is now ${b.state.replace("_", " ")}.` }),
+    el("label", { for: "reason", text: "Reason (required)" }), reason,
+    expiry ? [el("label", { for: "expiry", text: "Expiry (optional)" }), expiry] : null,
+    msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
+    ok.disabled = true;
+    try {
+      const path = "/v1/breakers/" + enc(b.scope) + (kind === "reset" ? "/reset" : "/override");
+      const body = kind === "reset" ? { reason: reason.value } : { state: kind, reason: reason.value };
+      if (expiry && expiry.value) body.for = expiry.value;
+      const r = await post(path, body);
+      d.close();
+      showNote(`${b.scope}: ${r.from.state} → ${r.breaker.state} (generation ${r.breaker.generation}).`);
+      route();
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  reason.focus();
+}
+
+// ---- incidents -------------------------------------------------------------
+
+function progress(i) {
+  const decided = i.approved + i.rejected;
+  return el("span", { class: "small" },
+    el("span", { class: "bar", title: "decided" }, el("i", { style: `width:${i.held ? (100 * decided) / i.held : 0}%` })),
+    `${num(decided, 0)}/${num(i.held, 0)} decided · `,
+    el("span", { class: "bar", title: "released" }, el("i", { class: "released", style: `width:${decided ? (100 * i.released) / decided : 0}%` })),
+    `${num(i.released, 0)} released`);
+}
+
+function renderIncidents(main) {
+  const tbody = el("tbody");
+  main.append(el("h1", { text: "Incidents" }),
+    el("p", { class: "muted", text: "One incident per trip: the actions its breaker held, and how far their review is." }),
+    el("table", { id: "incidents" }, el("thead", {}, el("tr", {},
+      el("th", { text: "Incident" }), el("th", { text: "First held" }), el("th", { class: "num", text: "Held" }),
+      el("th", { class: "num", text: "Pending" }), el("th", { class: "num", text: "Approved" }),
+      el("th", { class: "num", text: "Rejected" }), el("th", { class: "num", text: "Released" }), el("th", { text: "Progress" }))), tbody));
+  every(POLL_MS, async () => {
+    const r = await get("/v1/incidents");
+    tbody.replaceChildren(...r.incidents.map((i) => el("tr", { "data-incident": i.id },
+      el("td", {}, el("a", { href: "#/incident/" + enc(i.id), text: i.id })),
+      el("td", { class: "small", text: when(i.first_held_at) }),
+      el("td", { class: "num", text: num(i.held, 0) }), el("td", { class: "num", text: num(i.pending, 0) }),
+      el("td", { class: "num", text: num(i.approved, 0) }), el("td", { class: "num", text: num(i.rejected, 0) }),
+      el("td", { class: "num", text: num(i.released, 0) }), el("td", {}, progress(i)))));
+    if (!r.incidents.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No incidents: nothing is held." })));
+  });
+}
+
+function countTable(title, m) {
+  const rows = Object.entries(m || {}).sort((a, b) => b[1] - a[1]);
+  return el("div", {}, el("h2", { text: title }), el("table", {}, el("tbody", {},
+    ...rows.map(([k, v]) => el("tr", {}, el("td", { text: k || "(none)" }), el("td", { class: "num", text: num(v, 0) }))))));
+}
+
+function renderIncident(main, id) {
+  const cards = el("div", { class: "cards", id: "progress" });
+  const bars = el("div", { class: "card" });
+  const release = el("div", { class: "card", id: "release", hidden: true });
+  const bulk = el("div", { class: "controls" });
+  const sampleBox = el("div", { id: "sample" });
+  const breakdown = el("div", { class: "grid3" }, el("p", { class: "muted", text: "Counting…" }));
+  const lookback = el("div", {}, el("p", { class: "muted", text: "Reading the gated topic…" }));
+  let inc = null;
+  main.append(el("p", {}, el("a", { href: "#/incidents", text: "← Incidents" })), el("h1", { text: "Incident " + id }),
+    cards, bars, release,
+    may("reviewer") ? [el("h2", { text: "Review" }), el("div", { class: "card" },
+      el("div", { class: "controls" },
+        el("button", { class: "primary", type: "button", id: "review-sample", text: "Review a sample", onclick: () => reviewSample(id, sampleBox) }),
+        bulk),
+      sampleBox)] : null,
+    el("h2", { text: "Breakdown of the held actions" }), breakdown,
+    el("h2", { text: "Look-back: forwarded in the window before the trip" }), lookback);
+  if (may("reviewer")) {
+    bulk.append(
+      el("button", { type: "button", id: "approve-all", text: "Approve all pending", onclick: () => decideAll(inc, "approve", release) }),
+      el("button", { class: "danger", type: "button", id: "reject-all", text: "Reject all pending", onclick: () => decideAll(inc, "reject", release) }));
+  }
+  every(1000, async () => {
+    inc = await get("/v1/incidents/" + enc(id));
+    const decided = inc.approved + inc.rejected;
+    cards.replaceChildren(...[["held", inc.held], ["pending", inc.pending], ["approved", inc.approved], ["rejected", inc.rejected], ["released", inc.released]]
+      .map(([k, v]) => el("div", { class: "card", "data-count": k }, el("b", { text: num(v, 0) }), k)));
+    bars.replaceChildren(el("dl", { class: "kv" },
+      el("dt", { text: "scope" }), el("dd", {}, el("a", { href: "#/breaker/" + enc(inc.scope), text: inc.scope })),
+      el("dt", { text: "held" }), el("dd", { text: `${when(inc.first_held_at)} to ${when(inc.last_held_at)}` }),
+      el("dt", { text: "progress" }), el("dd", {}, progress(inc))));
+    if (!release.hidden) {
+      const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
+      release.replaceChildren(el("b", { text: `Release: ${pct}%` }), " ",
+        el("span", { class: "bar wide" }, el("i", { class: "released", style: `width:${pct}%` })),
+        el("p", { class: "small", text: pct >= 100 && inc.pending === 0 ? "Done: every decided action is written to its topic." : `${num(inc.released, 0)} of ${num(decided, 0)} decided actions written…` }));
+      release.dataset.pct = pct;
+    }
+  });
+  (async () => {
+    try {
+      const b = await get("/v1/incidents/" + enc(id) + "/breakdown");
+      breakdown.replaceChildren(countTable("Action type", b.action), countTable("Model version", b.model_version), countTable("Region", b.region));
+      if (b.truncated) breakdown.append(el("p", { class: "muted", text: `Counted the first ${num(b.counted, 0)} held actions.` }));
+    } catch (e) { breakdown.replaceChildren(el("p", { class: "err", text: e.message })); }
+    try {
+      const lb = await get("/v1/incidents/" + enc(id) + "/lookback");
+      const rows = lb.actions.slice(-200).reverse();
+      lookback.replaceChildren(
+        el("p", { class: "muted", text: `${num(lb.actions.length, 0)}${lb.truncated ? "+" : ""} actions of the scope were forwarded from ${when(lb.from)} to ${when(lb.to)}` + (rows.length < lb.actions.length ? "; the newest 200 are shown." : ".") }),
+        rows.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "Forwarded" }), el("th", { text: "Action id" }),
+          el("th", { text: "Rule" }), el("th", { text: "Action" }), el("th", { text: "Target" }))),
+        el("tbody", {}, ...rows.map((a) => el("tr", {}, el("td", { class: "small", text: when(a.forwarded_at) }), el("td", { text: a.action_id }),
+          el("td", { text: a.rule_id }), el("td", { text: a.action }), el("td", { text: `${a.target_type}:${a.target_id}` }))))) : null);
+    } catch (e) { lookback.replaceChildren(el("p", { class: "err", text: e.message })); }
+  })();
+}
+
+function decideAll(inc, verb, release) {
+  if (!inc) return;
+  const d = document.getElementById("dialog");
+  const typed = inc.pending > app.settings.confirm_above;
+  const confirmInput = typed ? el("input", { id: "typed", autocomplete: "off", placeholder: inc.id }) : null;
+  const reason = el("input", { id: "bulk-reason", placeholder: "optional reason" });
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: verb === "approve" ? "primary" : "danger", type: "submit", id: "confirm",
+    text: `${verb === "approve" ? "Approve" : "Reject"} ${num(inc.pending, 0)} actions of ${inc.id}` });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: `${verb === "approve" ? "Approve" : "Reject"} every pending action of ${inc.id}?` }),
+    el("p", { text: verb === "approve"
+      ? `${num(inc.pending, 0)} held actions will be released to enforcement (the gated topic), in their original per-key order.`
+      : `${num(inc.pending, 0)} held actions will never be enforced; they go to the rejected topic for the classifier team.` }),
+    typed ? [el("label", { for: "typed", text: `More than ${app.settings.confirm_above} actions: type the incident id ${inc.id} to confirm` }), confirmInput] : null,
+    el("label", { for: "bulk-reason", text: "Reason" }), reason, msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (typed && confirmInput.value.trim() !== inc.id) { msg.textContent = `Type ${inc.id} exactly to confirm.`; return; }
+    ok.disabled = true;
+    try {
+      const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
+      const r = await post("/v1/incidents/" + enc(inc.id) + "/" + verb, body);
+      d.close();
+      showNote(`${r.changed} actions ${verb === "approve" ? "approved" : "rejected"}; releasing…`);
+      release.hidden = false;
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  (confirmInput || reason).focus();
+}
+
+async function reviewSample(id, box) {
+  const r = await get("/v1/incidents/" + enc(id) + "/pick?n=20");
+  const items = r.items;
+  const decisions = {};
+  let at = 0;
+  const view = app.view;
+  const card = el("div", { class: "item card", id: "sample-item", tabindex: "-1" });
+  const side = el("div", { class: "card small" },
+    el("p", {}, el("kbd", { text: "a" }), " approve · ", el("kbd", { text: "r" }), " reject"),
+    el("p", {}, el("kbd", { text: "j" }), " / ", el("kbd", { text: "→" }), " next · ", el("kbd", { text: "k" }), " / ", el("kbd", { text: "←" }), " previous"),
+    el("p", {}, el("kbd", { text: "Esc" }), " close"));
+  const status = el("p", { class: "muted", id: "sample-status" });
+  const draw = () => {
+    if (!items.length) { card.replaceChildren(el("p", { text: "Nothing is pending in this incident." })); return; }
+    const h = items[at];
+    const dec = decisions[h.action_id] || h.status;
+    card.dataset.actionId = h.action_id;
+    card.dataset.status = dec;
+    card.replaceChildren(
+      el("div", { class: "tools" }, el("b", { text: `${at + 1} of ${items.length}` }),
+        el("span", { class: "decision-" + dec, text: dec })),
+      el("dl", { class: "kv" },
+        ...[["action id", h.action_id], ["action", h.action], ["target", `${h.target_type}:${h.target_id}`], ["rule", h.rule_id],
+          ["model version", h.model_version || "–"], ["region", h.region || "–"], ["occurred at", when(h.occurred_at)],
+          ["held at", when(h.held_at)], ["source", h.source || "–"]].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])));
+    const done = Object.keys(decisions).length;
+    status.textContent = `${done} of ${items.length} sampled actions decided (of ${r.pending} pending when drawn).`;
+  };
+  const decide = async (verb) => {
+    const h = items[at];
+    if (!h) return;
+    try {
+      const o = await post("/v1/held/" + verb, { ids: [h.action_id], reason: "sample review" });
+      decisions[h.action_id] = o.conflicts && o.conflicts.length ? (verb === "approve" ? "rejected" : "approved") : (verb === "approve" ? "approved" : "rejected");
+      if (at < items.length - 1) at++;
+      draw();
+    } catch (e) { showError(e); }
+  };
+  const onKey = (ev) => {
+    if (view !== app.view) { document.removeEventListener("keydown", onKey); return; }
+    if (document.getElementById("dialog").open || ev.target.matches("input, textarea, select")) return;
+    switch (ev.key) {
+      case "a": decide("approve"); break;
+      case "r": decide("reject"); break;
+      case "j": case "ArrowRight": at = Math.min(items.length - 1, at + 1); draw(); break;
+      case "k": case "ArrowLeft": at = Math.max(0, at - 1); draw(); break;
+      case "Escape": document.removeEventListener("keydown", onKey); box.replaceChildren(); return;
+      default: return;
+    }
+    ev.preventDefault();
+  };
+  document.addEventListener("keydown", onKey);
+  box.replaceChildren(el("div", { class: "review" }, card, side), status);
+  draw();
+  card.focus();
+}
+
+// ---- audit -----------------------------------------------------------------
+
+function renderAudit(main) {
+  const f = {
+    scope: el("input", { id: "f-scope", placeholder: "scope", "aria-label": "scope" }),
+    actor: el("input", { id: "f-actor", placeholder: "actor", "aria-label": "actor" }),
+    kind: el("select", { id: "f-kind", "aria-label": "kind" }, el("option", { value: "", text: "every kind" }),
+      ...["transition", "override", "reset", "approve", "reject", "release"].map((k) => el("option", { value: k, text: k }))),
+    since: el("select", { id: "f-since", "aria-label": "since" }, ...[["1h", "last hour"], ["24h", "last day"], ["168h", "last week"], ["", "all kept"]]
+      .map(([v, t]) => el("option", { value: v, text: t }))),
+    until: el("input", { id: "f-until", type: "datetime-local", "aria-label": "until" }),
+  };
+  f.since.value = "24h";
+  const tbody = el("tbody");
+  main.append(el("h1", { text: "Audit trail" }),
+    el("div", { class: "tools" }, f.scope, f.actor, f.kind, f.since, el("span", { class: "small muted", text: "until" }), f.until),
+    el("table", { id: "audit" }, el("thead", {}, el("tr", {},
+      el("th", { text: "At" }), el("th", { text: "Actor" }), el("th", { text: "Kind" }), el("th", { text: "Scope / incident" }),
+      el("th", { text: "Change" }), el("th", { text: "Reason" }))), tbody));
+  const load = async () => {
+    const q = new URLSearchParams({ limit: "200" });
+    if (f.scope.value.trim()) q.set("scope", f.scope.value.trim());
+    if (f.actor.value.trim()) q.set("actor", f.actor.value.trim());
+    if (f.kind.value) q.set("kind", f.kind.value);
+    if (f.since.value) q.set("since", f.since.value);
+    if (f.until.value) q.set("until", new Date(f.until.value).toISOString());
+    const r = await get("/v1/audit?" + q);
+    tbody.replaceChildren(...r.entries.map((e) => el("tr", { "data-kind": e.kind },
+      el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
+      el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? [" ", el("a", { href: "#/incident/" + enc(e.incident), text: e.incident })] : ""),
+      el("td", {}, e.to ? [e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state)] : (e.count ? `${num(e.count, 0)} actions` : "")),
+      el("td", { text: e.reason || "" }))));
+    if (!r.entries.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No entries match." })));
+  };
+  for (const x of Object.values(f)) x.addEventListener("change", () => load().catch(showError));
+  every(5000, load);
+}
+
+// ---- start -----------------------------------------------------------------
+
+document.getElementById("signout").addEventListener("click", () => signOut());
+window.addEventListener("hashchange", route);
+setInterval(tickLive, 1000);
+route();
