@@ -210,3 +210,28 @@ func FuzzEventJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestGroupSummaryNamesIncidents checks that a group holding two trips of
+// one breaker (a reset and a re-trip within one group window) names both
+// incidents rather than the scope twice.
+func TestGroupSummaryNamesIncidents(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []Event
+		want   string
+	}{
+		{"two trips of one breaker", []Event{
+			{Scope: "rule:rule-02", Incident: "rule:rule-02@1"},
+			{Scope: "rule:rule-02", Incident: "rule:rule-02@3"},
+		}, "2 breakers tripped: rule:rule-02@1, rule:rule-02@3"},
+		{"no incident", []Event{{Scope: "global"}, {ID: "lag/1"}}, "2 breakers tripped: global, lag/1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := Notification{Kind: KindTripped, Events: tt.events}
+			if got := groupSummary(n, 200); got != tt.want {
+				t.Errorf("groupSummary(%+v) = %q; want %q", tt.events, got, tt.want)
+			}
+		})
+	}
+}

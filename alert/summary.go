@@ -7,7 +7,9 @@ import (
 )
 
 // groupSummary returns one line for n, at most limit bytes: the event's own
-// summary for a group of one, otherwise a count and the scopes.
+// summary for a group of one, otherwise a count and the incidents (or the
+// scopes of events that name none), so that two trips of one breaker in a
+// group read as two incidents, not one scope twice.
 func groupSummary(n Notification, limit int) string {
 	if len(n.Events) == 1 {
 		return truncate(n.Events[0].Summary, limit)
@@ -15,7 +17,10 @@ func groupSummary(n Notification, limit int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s: ", len(n.Events), kindPlural(n.Kind))
 	for i, e := range n.Events {
-		name := string(e.Scope)
+		name := e.Incident
+		if name == "" {
+			name = string(e.Scope)
+		}
 		if name == "" {
 			name = e.ID
 		}

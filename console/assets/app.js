@@ -40,6 +40,20 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// put replaces the children of parent with kids, flattening arrays and
+// skipping null, undefined and false.
+function put(parent, ...kids) {
+  parent.replaceChildren(...kids.flat(3).filter((k) => k !== undefined && k !== null && k !== false)
+    .map((k) => (k instanceof Node ? k : document.createTextNode(String(k)))));
+}
+
+// add appends kids to parent likewise.
+function add(parent, ...kids) {
+  const box = document.createElement("div");
+  put(box, ...kids);
+  parent.append(...box.childNodes);
+}
+
 function svgEl(tag, attrs) {
   const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -218,7 +232,7 @@ async function route() {
 // ---- sign-in ---------------------------------------------------------------
 
 function renderLogin(main) {
-  const input = el("input", { id: "token", type: "password", autocomplete: "off", placeholder: "bearer token", required: true });
+  const input = el("input", { id: "token", type: "password", autocomplete: "off", placeholder: "bearer token" });
   const msg = el("p", { class: "err" });
   const form = el("form", { class: "card login", id: "login" },
     el("h1", { text: "Sign in" }),
@@ -296,7 +310,7 @@ function renderBoard(main) {
     el("option", { value: "scope", text: "sort: scope" }));
   sort.value = app.board.sort;
   const summary = el("div", { class: "cards" });
-  main.append(el("h1", { text: "Breakers" }), summary,
+  add(main, el("h1", { text: "Breakers" }), summary,
     el("div", { class: "tools" }, filter, only, sort),
     el("table", { id: "board" },
       el("thead", {}, el("tr", {},
@@ -378,7 +392,7 @@ function renderBreaker(main, scope) {
   const head = el("div", { class: "card" });
   const chart = el("div", { class: "card chart", id: "chart" }, el("p", { class: "muted", text: "Loading the chart…" }));
   const trans = el("tbody");
-  main.append(el("p", {}, el("a", { href: "#/", text: "← Breakers" })), el("h1", { text: scope }), head,
+  add(main, el("p", {}, el("a", { href: "#/", text: "← Breakers" })), el("h1", { text: scope }), head,
     el("h2", { text: "Window count, thresholds, baseline and trips (last hour)" }), chart,
     el("h2", { text: "Transitions" }),
     el("table", { id: "transitions" }, el("thead", {}, el("tr", {},
@@ -393,7 +407,7 @@ function renderBreaker(main, scope) {
       el("button", { type: "button", text: "Force close", onclick: () => control(b, "forced_closed") }),
       el("button", { type: "button", text: "Shadow", onclick: () => control(b, "shadow") }),
       el("button", { class: "primary", type: "button", text: "Reset", onclick: () => control(b, "reset") })) : null;
-    head.replaceChildren(
+    put(head,
       el("div", { class: "tools" }, stateBadge(b.state), el("span", { text: (b.holds ? "holding its actions" : "forwarding") + " · in this state for " + ago(b.since) + " · generation " + b.generation })),
       el("dl", { class: "kv" },
         el("dt", { text: "window count" }), el("dd", { text: `${num(c.window)} in ${t.window}` + (c.event_time ? ` (event time ${when(c.event_time)})` : "") }),
@@ -432,7 +446,7 @@ const CONTROL = {
 function control(b, kind) {
   const c = CONTROL[kind];
   const d = document.getElementById("dialog");
-  const reason = el("textarea", { id: "reason", rows: 3, required: true, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
+  const reason = el("textarea", { id: "reason", rows: 3, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
   const expiry = kind === "reset" ? null : el("select", { id: "expiry" },
     el("option", { value: "", text: "until reset or another override" }),
     ...["15m", "1h", "2h", "6h", "24h", "168h"].map((v) => el("option", { value: v, text: "for " + v })));
@@ -456,7 +470,6 @@ function control(b, kind) {
       const r = await post(path, body);
       d.close();
       showNote(`${b.scope}: ${r.from.state} → ${r.breaker.state} (generation ${r.breaker.generation}).`);
-      route();
     } catch (e) {
       msg.textContent = e.message;
       ok.disabled = false;
@@ -480,7 +493,7 @@ function progress(i) {
 
 function renderIncidents(main) {
   const tbody = el("tbody");
-  main.append(el("h1", { text: "Incidents" }),
+  add(main, el("h1", { text: "Incidents" }),
     el("p", { class: "muted", text: "One incident per trip: the actions its breaker held, and how far their review is." }),
     el("table", { id: "incidents" }, el("thead", {}, el("tr", {},
       el("th", { text: "Incident" }), el("th", { text: "First held" }), el("th", { class: "num", text: "Held" }),
@@ -513,7 +526,7 @@ function renderIncident(main, id) {
   const breakdown = el("div", { class: "grid3" }, el("p", { class: "muted", text: "Counting…" }));
   const lookback = el("div", {}, el("p", { class: "muted", text: "Reading the gated topic…" }));
   let inc = null;
-  main.append(el("p", {}, el("a", { href: "#/incidents", text: "← Incidents" })), el("h1", { text: "Incident " + id }),
+  add(main, el("p", {}, el("a", { href: "#/incidents", text: "← Incidents" })), el("h1", { text: "Incident " + id }),
     cards, bars, release,
     may("reviewer") ? [el("h2", { text: "Review" }), el("div", { class: "card" },
       el("div", { class: "controls" },
@@ -532,13 +545,13 @@ function renderIncident(main, id) {
     const decided = inc.approved + inc.rejected;
     cards.replaceChildren(...[["held", inc.held], ["pending", inc.pending], ["approved", inc.approved], ["rejected", inc.rejected], ["released", inc.released]]
       .map(([k, v]) => el("div", { class: "card", "data-count": k }, el("b", { text: num(v, 0) }), k)));
-    bars.replaceChildren(el("dl", { class: "kv" },
+    put(bars, el("dl", { class: "kv" },
       el("dt", { text: "scope" }), el("dd", {}, el("a", { href: "#/breaker/" + enc(inc.scope), text: inc.scope })),
       el("dt", { text: "held" }), el("dd", { text: `${when(inc.first_held_at)} to ${when(inc.last_held_at)}` }),
       el("dt", { text: "progress" }), el("dd", {}, progress(inc))));
     if (!release.hidden) {
       const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
-      release.replaceChildren(el("b", { text: `Release: ${pct}%` }), " ",
+      put(release, el("b", { text: `Release: ${pct}%` }), " ",
         el("span", { class: "bar wide" }, el("i", { class: "released", style: `width:${pct}%` })),
         el("p", { class: "small", text: pct >= 100 && inc.pending === 0 ? "Done: every decided action is written to its topic." : `${num(inc.released, 0)} of ${num(decided, 0)} decided actions written…` }));
       release.dataset.pct = pct;
@@ -552,13 +565,18 @@ function renderIncident(main, id) {
     } catch (e) { breakdown.replaceChildren(el("p", { class: "err", text: e.message })); }
     try {
       const lb = await get("/v1/incidents/" + enc(id) + "/lookback");
-      const rows = lb.actions.slice(-200).reverse();
-      lookback.replaceChildren(
-        el("p", { class: "muted", text: `${num(lb.actions.length, 0)}${lb.truncated ? "+" : ""} actions of the scope were forwarded from ${when(lb.from)} to ${when(lb.to)}` + (rows.length < lb.actions.length ? "; the newest 200 are shown." : ".") }),
-        rows.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", { text: "Forwarded" }), el("th", { text: "Action id" }),
-          el("th", { text: "Rule" }), el("th", { text: "Action" }), el("th", { text: "Target" }))),
-        el("tbody", {}, ...rows.map((a) => el("tr", {}, el("td", { class: "small", text: when(a.forwarded_at) }), el("td", { text: a.action_id }),
-          el("td", { text: a.rule_id }), el("td", { text: a.action }), el("td", { text: `${a.target_type}:${a.target_id}` }))))) : null);
+      const all = lb.actions.slice().reverse();
+      const drawLookback = (n) => {
+        const rows = all.slice(0, n);
+        put(lookback,
+          el("p", { class: "muted", text: `${num(all.length, 0)}${lb.truncated ? "+" : ""} actions of the scope were forwarded from ${when(lb.from)} to ${when(lb.to)}` + (rows.length < all.length ? `; the newest ${rows.length} are shown.` : ".") }),
+          rows.length ? el("table", { id: "lookback" }, el("thead", {}, el("tr", {}, el("th", { text: "Forwarded" }), el("th", { text: "Action id" }),
+            el("th", { text: "Rule" }), el("th", { text: "Action" }), el("th", { text: "Target" }))),
+          el("tbody", {}, ...rows.map((a) => el("tr", {}, el("td", { class: "small", text: when(a.forwarded_at) }), el("td", { text: a.action_id }),
+            el("td", { text: a.rule_id }), el("td", { text: a.action }), el("td", { text: `${a.target_type}:${a.target_id}` }))))) : null,
+          rows.length < all.length ? el("p", {}, el("button", { type: "button", text: `Show all ${num(all.length, 0)}`, onclick: () => drawLookback(all.length) })) : null);
+      };
+      drawLookback(15);
     } catch (e) { lookback.replaceChildren(el("p", { class: "err", text: e.message })); }
   })();
 }
@@ -618,7 +636,7 @@ async function reviewSample(id, box) {
     const dec = decisions[h.action_id] || h.status;
     card.dataset.actionId = h.action_id;
     card.dataset.status = dec;
-    card.replaceChildren(
+    put(card,
       el("div", { class: "tools" }, el("b", { text: `${at + 1} of ${items.length}` }),
         el("span", { class: "decision-" + dec, text: dec })),
       el("dl", { class: "kv" },
@@ -628,19 +646,25 @@ async function reviewSample(id, box) {
     const done = Object.keys(decisions).length;
     status.textContent = `${done} of ${items.length} sampled actions decided (of ${r.pending} pending when drawn).`;
   };
+  let busy = false; // one decision at a time: a key held or pressed twice decides once
   const decide = async (verb) => {
     const h = items[at];
-    if (!h) return;
+    if (!h || busy) return;
+    busy = true;
     try {
       const o = await post("/v1/held/" + verb, { ids: [h.action_id], reason: "sample review" });
       decisions[h.action_id] = o.conflicts && o.conflicts.length ? (verb === "approve" ? "rejected" : "approved") : (verb === "approve" ? "approved" : "rejected");
       if (at < items.length - 1) at++;
       draw();
-    } catch (e) { showError(e); }
+    } catch (e) {
+      showError(e);
+    } finally {
+      busy = false;
+    }
   };
   const onKey = (ev) => {
     if (view !== app.view) { document.removeEventListener("keydown", onKey); return; }
-    if (document.getElementById("dialog").open || ev.target.matches("input, textarea, select")) return;
+    if (ev.repeat || document.getElementById("dialog").open || ev.target.matches("input, textarea, select")) return;
     switch (ev.key) {
       case "a": decide("approve"); break;
       case "r": decide("reject"); break;
@@ -671,7 +695,7 @@ function renderAudit(main) {
   };
   f.since.value = "24h";
   const tbody = el("tbody");
-  main.append(el("h1", { text: "Audit trail" }),
+  add(main, el("h1", { text: "Audit trail" }),
     el("div", { class: "tools" }, f.scope, f.actor, f.kind, f.since, el("span", { class: "small muted", text: "until" }), f.until),
     el("table", { id: "audit" }, el("thead", {}, el("tr", {},
       el("th", { text: "At" }), el("th", { text: "Actor" }), el("th", { text: "Kind" }), el("th", { text: "Scope / incident" }),

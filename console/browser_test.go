@@ -1,0 +1,399 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"go.uber.org/goleak"
+
+	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// chromium is Debian's browser; the test never downloads one.
+const chromium = "/usr/bin/chromium"
+
+// artifacts is the git-ignored directory the screenshots are kept in.
+var artifacts = filepath.Join("..", "testdata-artifacts")
+
+// watcher collects what must not happen in a session: exceptions, console
+// errors, and requests to anywhere but the daemon.
+type watcher struct {
+	origin string
+	mu     sync.Mutex // guards the fields below
+	// allowed are URL substrings of requests expected to fail (a forged
+	// write), whose failure the browser logs as an error.
+	allowed  []string
+	problems []string
+	requests int
+}
+
+func (w *watcher) listen(ctx context.Context) {
+	chromedp.ListenTarget(ctx, func(ev any) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			w.problems = append(w.problems, "exception: "+e.ExceptionDetails.Text+" "+describe(e.ExceptionDetails.Exception))
+		case *runtime.EventConsoleAPICalled:
+			if os.Getenv("DEBUG_CONSOLE") != "" {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value))
+				}
+				fmt.Println("console:", strings.Join(args, " "))
+			}
+			if e.Type == runtime.APITypeError || e.Type == runtime.APITypeWarning {
+				var args []string
+				for _, a := range e.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				w.problems = append(w.problems, fmt.Sprintf("console %s: %s", e.Type, strings.Join(args, " ")))
+			}
+		case *cdplog.EventEntryAdded:
+			if e.Entry.Level == cdplog.LevelError || e.Entry.Level == cdplog.LevelWarning {
+				for _, a := range w.allowed {
+					if strings.Contains(e.Entry.URL, a) {
+						return
+					}
+				}
+				w.problems = append(w.problems, fmt.Sprintf("log %s: %s %s", e.Entry.Level, e.Entry.Text, e.Entry.URL))
+			}
+		case *network.EventRequestWillBeSent:
+			w.requests++
+			// data: URLs (the browser's own form control icons) are not
+			// requests; anything else must go to the daemon.
+			if !strings.HasPrefix(e.Request.URL, w.origin+"/") && !strings.HasPrefix(e.Request.URL, "data:") {
+				w.problems = append(w.problems, "request outside the daemon: "+e.Request.URL)
+			}
+		case *network.EventLoadingFailed:
+			w.problems = append(w.problems, "loading failed: "+e.ErrorText)
+		}
+	})
+}
+
+func describe(o *runtime.RemoteObject) string {
+	if o == nil {
+		return ""
+	}
+	return o.Description
+}
+
+func (w *watcher) allow(urlPart string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.allowed = append(w.allowed, urlPart)
+}
+
+func (w *watcher) check(t *testing.T) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.problems) > 0 {
+		t.Errorf("the session had problems:\n  %s", strings.Join(w.problems, "\n  "))
+	}
+	if w.requests < 10 {
+		t.Errorf("the browser made %d requests; the watcher saw nothing", w.requests)
+	}
+}
+
+// apiGet reads the admin API with a token.
+func apiGet(t *testing.T, base, token, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(artifacts, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs browser actions, failing the test with what step failed.
+func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Run(sctx, actions...); err != nil {
+		var body string
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = chromedp.Run(bctx, chromedp.Evaluate(`document.body.innerText.slice(0, 3000)`, &body))
+		t.Fatalf("%s: %v\nthe page read:\n%s", step, err, body)
+	}
+}
+
+func evalAwait(expr string, out any) chromedp.Action {
+	return chromedp.Evaluate(expr, out, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })
+}
+
+// signIn opens the console in a fresh tab and signs in with token.
+func signIn(t *testing.T, ctx context.Context, base, token string) {
+	t.Helper()
+	run(t, ctx, "sign in",
+		network.Enable(), runtime.Enable(), cdplog.Enable(),
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.WaitVisible("#token", chromedp.ByID),
+		chromedp.SendKeys("#token", token, chromedp.ByID),
+		chromedp.Click("#login button", chromedp.ByQuery),
+		chromedp.WaitVisible("#board tbody tr[data-scope]", chromedp.ByQuery))
+}
+
+// TestConsole drives the console in headless Chromium against a daemon on
+// kfake and redis-server: sign in, watch a trip caused by produced traffic
+// arrive on the board without a reload, reset the breaker from its page
+// with a reason and find the audit entry, review a sample with the
+// keyboard, approve the rest of the incident behind a typed confirmation
+// and watch the release reach 100%; then, as a viewer, see no controls and
+// get 403 for a forged write. No exception, console error or request
+// outside the daemon's origin may happen in either session.
+func TestConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium and a daemon")
+	}
+	if _, err := exec.LookPath(chromium); err != nil {
+		t.Fatalf("%s not found: install it with apt-get install -y chromium", chromium)
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bed := admintest.NewBed(t, 2)
+	cfg := bed.Config(t, 50)
+	cfg.Admin.ConfirmAbove = 10
+	d := admintest.StartDaemon(t, cfg)
+	const scope = "rule:rule-a"
+
+	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1360, 900))
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 8*time.Minute)
+	defer cancel()
+	if err := chromedp.Run(ctx); err != nil { // starts the browser, owned by ctx
+		t.Fatal(err)
+	}
+	w := &watcher{origin: d.URL}
+	w.listen(ctx)
+
+	signIn(t, ctx, d.URL, admintest.Tokens[config.RoleOperator])
+	var who string
+	run(t, ctx, "read who is signed in", chromedp.Text("#who", &who, chromedp.ByID))
+	if want := admintest.Name(config.RoleOperator) + " · operator"; who != want {
+		t.Errorf("the header says %q; want %q", who, want)
+	}
+
+	// A trip caused by produced traffic appears without a reload.
+	var marker string
+	run(t, ctx, "mark the page", evalAwait(`window.__notReloaded = "yes"`, &marker))
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 120 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("c-%03d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%9), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	run(t, ctx, "see the trip on the board",
+		chromedp.WaitVisible(`#board tr[data-scope="`+scope+`"][data-state="open"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`window.__notReloaded || "reloaded"`, &marker))
+	if marker != "yes" {
+		t.Errorf("the page was reloaded (%q); the board must update in place", marker)
+	}
+	shot(t, ctx, "console-board.png")
+
+	// The breaker page: chart, then a reset with a reason.
+	var title string
+	run(t, ctx, "open the breaker page",
+		chromedp.Click(`#board tr[data-scope="`+scope+`"] a`, chromedp.ByQuery),
+		chromedp.WaitVisible("#controls", chromedp.ByID),
+		chromedp.WaitReady("#chart svg path.rate", chromedp.ByQuery),
+		chromedp.WaitReady("#chart svg g.trip", chromedp.ByQuery),
+		chromedp.Text("h1", &title, chromedp.ByQuery))
+	if title != scope {
+		t.Errorf("the breaker page is titled %q; want %q", title, scope)
+	}
+	shot(t, ctx, "console-breaker.png")
+	const reason = "classifier fixed in the browser test"
+	var confirm string
+	run(t, ctx, "reset",
+		chromedp.Click(`//div[@id="controls"]/button[text()="Reset"]`, chromedp.BySearch),
+		chromedp.WaitVisible("#reason", chromedp.ByID),
+		chromedp.Text("#confirm", &confirm, chromedp.ByID))
+	if confirm != "Reset "+scope {
+		t.Errorf("the confirmation button reads %q; want it to name the scope", confirm)
+	}
+	run(t, ctx, "an empty reason is refused",
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//dialog//p[@class="err" and contains(., "reason is required")]`, chromedp.BySearch))
+	run(t, ctx, "confirm the reset",
+		chromedp.SendKeys("#reason", reason, chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "open → probation")]`, chromedp.BySearch))
+	run(t, ctx, "see the reset in the audit trail",
+		chromedp.Click(`#nav a[data-nav="audit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="reset" and contains(., "`+reason+`") and contains(., "`+admintest.Name(config.RoleOperator)+`")]`, chromedp.BySearch))
+
+	// Review a sample with the keyboard.
+	var incs api.Incidents
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/incidents", &incs)
+	if len(incs.Incidents) != 1 {
+		t.Fatalf("incidents = %+v; want one", incs.Incidents)
+	}
+	inc := incs.Incidents[0]
+	run(t, ctx, "open the incident",
+		chromedp.Click(`#nav a[data-nav="incidents"]`, chromedp.ByQuery),
+		chromedp.Click(`#incidents tr[data-incident="`+inc.ID+`"] a`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//div[@class="card" and @data-count="pending"]/b[text()!="0"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//h2[text()="Action type"]/following-sibling::table//td[text()="remove_pin"]`, chromedp.BySearch),
+		chromedp.Click("#review-sample", chromedp.ByID),
+		chromedp.WaitVisible("#sample-item", chromedp.ByID))
+	var first, second, firstStatus, secondStatus string
+	// Attributes are read in the page: chromedp's cached copy of the DOM
+	// may not have seen the latest change yet.
+	run(t, ctx, "approve the first with a",
+		chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &first),
+		chromedp.KeyEvent("a"),
+		chromedp.WaitVisible(`#sample-item:not([data-action-id="`+first+`"])`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &second))
+	if first == "" || second == "" || first == second {
+		t.Fatalf("the sample showed %q then %q; want two actions", first, second)
+	}
+	run(t, ctx, "reject the second with r",
+		chromedp.KeyEvent("r"),
+		chromedp.WaitVisible(`//p[@id="sample-status" and starts-with(., "2 of")]`, chromedp.BySearch))
+	run(t, ctx, "back to the second with k",
+		chromedp.KeyEvent("k"),
+		chromedp.WaitVisible(`#sample-item[data-action-id="`+second+`"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("sample-item").dataset.status`, &secondStatus))
+	run(t, ctx, "back to the first with the left arrow",
+		chromedp.KeyEvent(kb.ArrowLeft),
+		chromedp.WaitVisible(`#sample-item[data-action-id="`+first+`"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("sample-item").dataset.status`, &firstStatus))
+	run(t, ctx, "forward to the second with j",
+		chromedp.KeyEvent("j"),
+		chromedp.WaitVisible(`#sample-item[data-action-id="`+second+`"]`, chromedp.ByQuery))
+	if firstStatus != "approved" || secondStatus != "rejected" {
+		t.Errorf("the sample shows %s %s and %s %s; want approved and rejected", first, firstStatus, second, secondStatus)
+	}
+	var page api.HeldPage
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/held?limit=1000&incident="+inc.ID, &page)
+	statuses := map[string]string{}
+	for _, h := range page.Items {
+		statuses[h.ActionID] = h.Status
+	}
+	if statuses[first] != "approved" || statuses[second] != "rejected" {
+		t.Errorf("the API has %s %s and %s %s; want approved and rejected", first, statuses[first], second, statuses[second])
+	}
+
+	// Approve the rest behind a typed confirmation and follow the release.
+	run(t, ctx, "approve all",
+		chromedp.Click("#approve-all", chromedp.ByID),
+		chromedp.WaitVisible("#typed", chromedp.ByID),
+		chromedp.SendKeys("#typed", "not the id", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//dialog//p[@class="err" and contains(., "exactly")]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.getElementById("typed").value = ""`, nil),
+		chromedp.SendKeys("#typed", inc.ID, chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`#release[data-pct="100"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//div[@id="release" and contains(., "Done")]`, chromedp.BySearch))
+	var after api.Incident
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/incidents/"+inc.ID, &after)
+	if after.Pending != 0 || after.Rejected != 1 || after.Approved != after.Held-1 || after.Released != after.Held {
+		t.Errorf("after the review the incident is %+v; want one rejected, the rest approved, all released", after)
+	}
+	shot(t, ctx, "console-incident.png")
+
+	// A viewer, in a tab of its own, sees no controls; a forged write is refused.
+	vctx, vcancel := chromedp.NewContext(ctx)
+	defer vcancel()
+	if err := chromedp.Run(vctx); err != nil { // opens the tab, owned by vctx
+		t.Fatal(err)
+	}
+	vw := &watcher{origin: d.URL}
+	vw.listen(vctx)
+	vw.allow("/reset")
+	signIn(t, vctx, d.URL, admintest.Tokens[config.RoleViewer])
+	var controls, review, approveAll int
+	run(t, vctx, "a viewer's breaker page",
+		chromedp.Navigate(d.URL+"/ui/#/breaker/"+strings.ReplaceAll(scope, ":", "%3A")),
+		chromedp.WaitVisible(`//h2[text()="Transitions"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//div[@class="tools"]/span[@class="state probation"]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.querySelectorAll("#controls, #controls button").length`, &controls),
+		chromedp.Navigate(d.URL+"/ui/#/incident/"+inc.ID),
+		chromedp.WaitVisible(`//div[@data-count="held"]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.querySelectorAll("#review-sample").length`, &review),
+		chromedp.Evaluate(`document.querySelectorAll("#approve-all, #reject-all").length`, &approveAll))
+	if controls+review+approveAll != 0 {
+		t.Errorf("a viewer sees %d breaker controls, %d review buttons and %d bulk buttons; want none", controls, review, approveAll)
+	}
+	var status int
+	run(t, vctx, "forge a write",
+		evalAwait(`fetch("/v1/breakers/`+scope+`/reset", {method: "POST",
+			headers: {"Authorization": "Bearer " + sessionStorage.getItem("breakwater.token"), "Content-Type": "application/json"},
+			body: JSON.stringify({reason: "forged"})}).then(r => r.status)`, &status))
+	if status != http.StatusForbidden {
+		t.Errorf("a forged reset with the viewer's token = %d; want 403", status)
+	}
+	var b api.Breaker
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/breakers/"+scope, &b)
+	if b.Reason == "forged" || b.State != "probation" {
+		t.Errorf("after the forged reset the breaker is %+v; want the operator's probation unchanged", b.Status)
+	}
+	// The token lives in the tab, not in a cookie.
+	var cookies string
+	run(t, vctx, "read cookies", chromedp.Evaluate(`document.cookie`, &cookies))
+	if cookies != "" {
+		t.Errorf("the console set cookies %q; the token belongs in sessionStorage", cookies)
+	}
+	w.check(t)
+	vw.check(t)
+}
