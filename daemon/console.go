@@ -30,7 +30,11 @@ const demoToken = "demo-operator"
 // announceConsole logs where the console is and, when the demo's public
 // token is configured, that token: a newcomer opens one and pastes the other.
 func announceConsole(log *zap.Logger, cfg config.Config, httpAddr string) {
-	fields := []zap.Field{zap.String("url", "http://"+httpAddr+console.Prefix)}
+	scheme := "http://"
+	if tc, err := cfg.HTTP.ServerTLS(); err == nil && tc != nil {
+		scheme = "https://"
+	}
+	fields := []zap.Field{zap.String("url", scheme+httpAddr+console.Prefix)}
 	for _, t := range cfg.Admin.Tokens {
 		if t.SHA256 == config.HashToken(demoToken) {
 			fields = append(fields, zap.String("token", demoToken), zap.String("role", string(t.Role)))
