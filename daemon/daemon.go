@@ -68,8 +68,34 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	return d.run(ctx)
+	err = d.run(ctx)
+	if !closeWithin(d.close, closeTimeout) {
+		d.log.Error("closing the components did not finish; exiting anyway", zap.Duration("waited", closeTimeout))
+	}
+	return err
+}
+
+// closeTimeout bounds how long closing the components may take once they
+// stopped: a client wedged on a connection must not keep the process from
+// exiting.
+const closeTimeout = 15 * time.Second
+
+// closeWithin runs fn and reports whether it returned within d; if not,
+// it is left running.
+func closeWithin(fn func(), d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // daemon is a built daemon: its components, and the order to close them.

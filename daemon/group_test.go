@@ -124,3 +124,21 @@ func TestGroupNeverHangs(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+func TestCloseWithin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		if !closeWithin(func() { time.Sleep(time.Second) }, 2*time.Second) {
+			t.Error("closeWithin(1s, 2s) = false; want true")
+		}
+		release := make(chan struct{})
+		start := time.Now()
+		if closeWithin(func() { <-release }, 2*time.Second) {
+			t.Error("closeWithin(stuck, 2s) = true; want false")
+		}
+		if d := time.Since(start); d != 2*time.Second {
+			t.Errorf("closeWithin(stuck, 2s) returned after %v; want 2s", d)
+		}
+		close(release)
+		synctest.Wait()
+	})
+}
