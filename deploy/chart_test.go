@@ -78,9 +78,10 @@ func render(t *testing.T, overrides string) (map[string]string, error) {
 		t.Fatalf("chart kubeVersion %q does not admit %s", c.Metadata.KubeVersion, caps.KubeVersion)
 	}
 	opts := chartutil.ReleaseOptions{Name: "breakwater", Namespace: "moderation", Revision: 1, IsInstall: true}
+	// This checks the values against values.schema.json, as helm install does.
 	top, err := chartutil.ToRenderValues(c, vals, opts, caps)
 	if err != nil {
-		t.Fatalf("render values: %v", err)
+		return nil, err
 	}
 	return engine.Render(c, top)
 }
@@ -762,6 +763,8 @@ func TestChartRefuses(t *testing.T) {
 		{"a password in the clear", "env: {BREAKWATER_REDIS_PASSWORD: hunter2}", "BREAKWATER_REDIS_PASSWORD"},
 		{"a SASL password in the ConfigMap", "config: {kafka: {sasl: {password: hunter2}}}", "config.kafka.sasl.password"},
 		{"a Sentinel password in the ConfigMap", "config: {redis: {sentinel_password: hunter2}}", "config.redis.sentinel_password"},
+		{"a misspelt value", "replicaCont: 2", "replicaCont"},
+		{"a secret mount without a path", "secretMounts: [{name: tls, secretName: tls}]", "mountPath"},
 		{"secretEnv without a Secret", "secretEnv: {BREAKWATER_REDIS_PASSWORD: redis-password}", "existingSecret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -859,7 +862,9 @@ func TestChartChecksCatch(t *testing.T) {
 		{name: "privilege escalation", values: "securityContext: {allowPrivilegeEscalation: true}", want: "allowPrivilegeEscalation"},
 		{name: "root", values: "podSecurityContext: {runAsUser: 0}", want: "runAsUser"},
 		{name: "no seccomp profile", values: "podSecurityContext: {seccompProfile: {type: Unconfined}}", want: "seccompProfile"},
-		{name: "grace period shorter than the drain", values: "shutdownMarginSeconds: -10", want: "terminationGracePeriodSeconds"},
+		{name: "grace period shorter than the drain", want: "terminationGracePeriodSeconds", mutate: func(r *rendered) {
+			r.Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64(30))
+		}},
 		{name: "a credential in the clear", values: "env: {BREAKWATER_ALERT_ONCALL_URL: \"https://events.example.com\"}", want: "in the clear"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
