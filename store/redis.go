@@ -67,12 +67,18 @@ return n
 `)
 
 // rebuildScript writes records rebuilt from the output topics into the
-// records of one partition (KEYS[1]), keeping any record already there,
-// and lowers the partition's floor to ARGV[1]. ARGV[2] is the records' TTL,
-// then pairs of first offset and 'last|payload'.
+// records of one partition (KEYS[1]) and lowers the partition's floor to
+// ARGV[1]. ARGV[2] is the records' TTL, then pairs of first offset and
+// 'last|payload'. A record already there that starts at the same offset is
+// kept unless the rebuilt one reaches further: both hold first decisions,
+// so where they overlap they agree.
 var rebuildScript = redis.NewScript(`
 for i = 3, #ARGV, 2 do
-  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local last = tonumber(string.sub(ARGV[i + 1], 1, string.find(ARGV[i + 1], '|', 1, true) - 1))
+  if not cur or tonumber(string.sub(cur, 1, string.find(cur, '|', 1, true) - 1)) < last then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 local fl = redis.call('HGET', KEYS[1], 'floor')
 if not fl or tonumber(ARGV[1]) < tonumber(fl) then

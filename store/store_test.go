@@ -1284,4 +1284,17 @@ func TestLostRecordsAskForRebuild(t *testing.T) {
 	if want := fmtRecords([]store.Record{first}); err != nil || fmtRecords(res.Replayed) != want {
 		t.Fatalf("Decide after the rebuild = %+v, %v; want %s", res, err, want)
 	}
+	// A rebuilt record that starts where a kept one starts replaces it
+	// only if it reaches further.
+	longer := store.Record{Topic: "a", Partition: 0, First: 0, Last: 19, Holding: map[breaker.Scope]uint64{}}
+	shorter := store.Record{Topic: "a", Partition: 0, First: 0, Last: 4, Holding: map[breaker.Scope]uint64{}}
+	for _, r := range []store.Record{longer, shorter} {
+		if err := e.st.Rebuild(ctx, "a", 0, 0, []store.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err = e.st.Redis.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 15, 19, -1)}, Scopes: counts(100, evt0)})
+	if want := fmtRecords([]store.Record{longer}); err != nil || fmtRecords(res.Replayed) != want {
+		t.Fatalf("Decide of offsets 15-19 after two rebuilds = %+v, %v; want %s", res, err, want)
+	}
 }
