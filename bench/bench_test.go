@@ -256,12 +256,35 @@ func runPassthrough(b *testing.B, k *testbed.Kafka, base config.Config, n, seq, 
 	return res
 }
 
+// passthroughReader is kafka-go's own consumer group reader with the
+// pipeline's queue and waits: the reference the pipeline is measured
+// against.
+func passthroughReader(cfg config.Config) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:           cfg.Kafka.Brokers,
+		GroupID:           cfg.Kafka.GroupID,
+		Topic:             cfg.Kafka.Topics.Input,
+		MinBytes:          1,
+		MaxBytes:          10 << 20,
+		MaxWait:           100 * time.Millisecond,
+		QueueCapacity:     max(2*cfg.Kafka.BatchSize, 100),
+		CommitInterval:    0,
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    cfg.Kafka.SessionTimeout,
+		HeartbeatInterval: max(cfg.Kafka.SessionTimeout/4, 100*time.Millisecond),
+		RebalanceTimeout:  2 * cfg.Kafka.SessionTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    500 * time.Millisecond,
+	}
+}
+
 // passthrough fetches batches like the pipeline, writes them unchanged with
 // the pipeline's writer and commits them synchronously: no decoding, no
 // store.
 func passthrough(ctx context.Context, cfg config.Config, out string, n int, res *runResult) error {
 	start := time.Now()
-	r := kafka.NewReader(consumer.ReaderConfig(cfg, kafkaconn.Plain(cfg.Kafka.Brokers...), nil))
+	r := kafka.NewReader(passthroughReader(cfg))
 	defer r.Close()
 	w := pipelineWriter(cfg)
 	defer w.Close()

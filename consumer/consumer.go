@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +117,9 @@ type Options struct {
 	Audit Auditor
 	// OnBatch, if set, is called after each committed batch (for the demo's summaries and tests).
 	OnBatch func(BatchReport)
+	// Frontiers, if set, keeps the replicas within the smallest configured
+	// window of event time of each other while they consume a backlog.
+	Frontiers Frontiers
 }
 
 func (o Options) validate() error {
@@ -135,8 +137,53 @@ func (o Options) validate() error {
 	case o.Kafka == nil:
 		return errors.New("consumer: Options.Kafka is nil")
 	}
-	rc := ReaderConfig(o.Config, o.Kafka, nil)
-	return rc.Validate()
+	so := sourceOptionsFor(o)
+	gc := groupConfig(so)
+	if err := gc.Validate(); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	rc := so.partitionReader(0)
+	if err := rc.Validate(); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	return nil
+}
+
+// sourceOptionsFor returns the options of the pipeline's input source.
+func sourceOptionsFor(o Options) sourceOptions {
+	cfg := o.Config
+	return sourceOptions{
+		kafka:          o.Kafka,
+		group:          cfg.Kafka.GroupID,
+		topic:          cfg.Kafka.Topics.Input,
+		sessionTimeout: cfg.Kafka.SessionTimeout,
+		queue:          max(cfg.Kafka.BatchSize, 100),
+		frontiers:      o.Frontiers,
+		lead:           smallestWindow(cfg),
+		log:            o.Logger,
+		m:              o.Metrics,
+	}
+}
+
+// smallestWindow is the shortest window of the configured scopes.
+func smallestWindow(cfg config.Config) time.Duration {
+	w := cfg.Breakers.Defaults.Window
+	shorter := func(d time.Duration) {
+		if d > 0 && (w <= 0 || d < w) {
+			w = d
+		}
+	}
+	if !cfg.Breakers.Global.Disabled {
+		shorter(cfg.Breakers.Global.Window)
+	}
+	for id, r := range cfg.Breakers.Rules {
+		shorter(cfg.RuleThresholds(id).Window)
+		for a := range r.Actions {
+			t, _ := cfg.ActionThresholds(id, a)
+			shorter(t.Window)
+		}
+	}
+	return w
 }
 
 // BatchReport summarises one committed batch.
@@ -157,7 +204,7 @@ type Pipeline struct {
 	cfg       config.Config
 	log       *zap.Logger
 	m         *metrics.Metrics
-	reader    *kafka.Reader
+	src       source
 	writer    *kafka.Writer
 	transport *kafka.Transport
 	gate      *gate.Gate
@@ -270,41 +317,6 @@ func (p *Pipeline) Health(now time.Time) Health {
 	return h
 }
 
-// ReaderConfig returns the consumer group reader configuration for cfg on
-// the cluster k.
-func ReaderConfig(cfg config.Config, k *kafkaconn.Endpoint, log *zap.Logger) kafka.ReaderConfig {
-	rc := k.Reader(kafka.ReaderConfig{
-		GroupID:               cfg.Kafka.GroupID,
-		Topic:                 cfg.Kafka.Topics.Input,
-		MinBytes:              1,
-		MaxBytes:              10 << 20,
-		MaxWait:               100 * time.Millisecond,
-		QueueCapacity:         max(2*cfg.Kafka.BatchSize, 100),
-		CommitInterval:        0,
-		StartOffset:           kafka.FirstOffset,
-		SessionTimeout:        cfg.Kafka.SessionTimeout,
-		HeartbeatInterval:     max(cfg.Kafka.SessionTimeout/4, 100*time.Millisecond),
-		RebalanceTimeout:      2 * cfg.Kafka.SessionTimeout,
-		JoinGroupBackoff:      500 * time.Millisecond,
-		ReadBackoffMin:        10 * time.Millisecond,
-		ReadBackoffMax:        500 * time.Millisecond,
-		WatchPartitionChanges: true,
-	})
-	if log != nil {
-		s := log.Named("kafka").Sugar()
-		rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) {
-			// A fetch that found no data within MaxWait can surface as a
-			// read timeout; kafka-go retries it, so it is not worth a warning.
-			if line := fmt.Sprintf(msg, args...); strings.Contains(line, "i/o timeout") {
-				s.Debug(line)
-			} else {
-				s.Warn(line)
-			}
-		})
-	}
-	return rc
-}
-
 // New returns a pipeline; it joins the group when Run starts.
 func New(opts Options) (*Pipeline, error) {
 	if err := opts.validate(); err != nil {
@@ -328,7 +340,6 @@ func New(opts Options) (*Pipeline, error) {
 		committed:    map[int]int64{},
 		scopeHeader:  map[breaker.Scope][]byte{},
 		gate:         gate.New(cfg),
-		reader:       kafka.NewReader(ReaderConfig(cfg, opts.Kafka, opts.Logger)),
 		transport:    transport,
 		writer: &kafka.Writer{
 			Addr:         opts.Kafka.Addr(),
@@ -358,12 +369,19 @@ func New(opts Options) (*Pipeline, error) {
 // not yet written when the process stops is redelivered and answered from
 // the store's records.
 func (p *Pipeline) Run(ctx context.Context) error {
+	so := sourceOptionsFor(p.opts)
+	so.classify = p.gate.Classify
+	src, err := newMergedSource(so)
+	if err != nil {
+		return err
+	}
+	p.src = src
 	defer func() {
 		if err := p.writer.Close(); err != nil {
 			p.log.Warn("close writer", zap.Error(err))
 		}
 		p.transport.CloseIdleConnections()
-		if err := p.reader.Close(); err != nil {
+		if err := p.src.Close(); err != nil {
 			p.log.Warn("leave consumer group", zap.Error(err))
 		}
 	}()
@@ -406,7 +424,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	err := p.consume(ctx, b, jobs, written)
+	err = p.consume(ctx, b, jobs, written)
 	close(jobs)
 	<-done
 	select {
@@ -451,18 +469,18 @@ func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, wr
 			return err
 		default:
 		}
-		msgs, err := p.fetch(ctx)
+		f, err := p.fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		if len(msgs) == 0 {
+		if f == nil || len(f.msgs) == 0 {
 			continue
 		}
 		p.progress.start()
-		j, err := p.prepare(b, msgs)
+		j, err := p.prepare(b, f)
 		if err != nil {
 			p.progress.done()
 			return err
@@ -476,48 +494,20 @@ func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, wr
 	}
 }
 
-// fetch returns the next batch: it waits for a first message, then up to
-// kafka.batch_wait for more. A fetch error that a retry can cure (a broker
-// restart, a rebalance, a coordinator move) is retried with backoff; fetch
-// returns an error only for one that cannot be cured by waiting (a denied
-// authorisation, a misconfigured topic) or when ctx ends.
-func (p *Pipeline) fetch(ctx context.Context) ([]kafka.Message, error) {
-	bo := newBackoff()
-	for {
-		first, err := p.reader.FetchMessage(ctx)
-		if err == nil {
-			return p.fill(ctx, first), nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
-		}
-		p.m.KafkaErrors.WithLabelValues("fetch").Inc()
-		if !Transient(err) {
-			return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
-		}
-		p.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("in", bo.d))
-		if err := bo.wait(ctx, nil); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// fill adds to first what arrives within kafka.batch_wait, up to the batch
-// size.
-func (p *Pipeline) fill(ctx context.Context, first kafka.Message) []kafka.Message {
+// fetch returns the next batch of the partitions this member owns, merged
+// by event time: it waits for a first message, then up to
+// kafka.batch_wait for more. The source retries what a retry can cure (a
+// broker restart, a rebalance, a coordinator move); fetch returns an error
+// only for what waiting cannot cure (a denied authorisation, a
+// misconfigured topic or group) or when ctx ends.
+func (p *Pipeline) fetch(ctx context.Context) (*fetched, error) {
 	t0 := time.Now()
-	defer func() { p.m.KafkaSeconds.WithLabelValues("fetch").Observe(time.Since(t0).Seconds()) }()
-	msgs := []kafka.Message{first}
-	wait, cancel := context.WithTimeout(ctx, p.cfg.Kafka.BatchWait)
-	defer cancel()
-	for len(msgs) < p.cfg.Kafka.BatchSize {
-		m, err := p.reader.FetchMessage(wait)
-		if err != nil {
-			break
-		}
-		msgs = append(msgs, m)
+	f, err := p.src.Fetch(ctx, p.cfg.Kafka.BatchSize, p.cfg.Kafka.BatchWait)
+	if err != nil {
+		return nil, fmt.Errorf("fetch from %s: %w", p.cfg.Kafka.Topics.Input, err)
 	}
-	return msgs
+	p.m.KafkaSeconds.WithLabelValues("fetch").Observe(time.Since(t0).Seconds())
+	return f, nil
 }
 
 // permanent are the Kafka errors that waiting does not cure: the process
@@ -580,19 +570,17 @@ func Policy(t config.Thresholds) breaker.Policy { return gate.Policy(t) }
 // job is a decided batch on its way to the writer stage.
 type job struct {
 	start time.Time
+	f     *fetched
 	msgs  []kafka.Message
 	items []gate.Item
 	res   decided
 }
 
-// prepare classifies and decides one batch and records its transitions.
-func (p *Pipeline) prepare(b batchRun, msgs []kafka.Message) (*job, error) {
-	j := &job{start: time.Now(), msgs: msgs, items: make([]gate.Item, len(msgs))}
-	for i := range msgs {
-		m := &msgs[i]
-		p.gate.Classify(&j.items[i], gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
-	}
-	res, err := p.decide(b, j.items, oldest(msgs))
+// prepare decides one batch, which the source classified as it fetched
+// it, and records its transitions.
+func (p *Pipeline) prepare(b batchRun, f *fetched) (*job, error) {
+	j := &job{start: time.Now(), f: f, msgs: f.msgs, items: f.items}
+	res, err := p.decide(b, j.items, oldest(f.msgs))
 	if err != nil {
 		return nil, err
 	}
@@ -676,7 +664,7 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 		return err
 	}
 	t1 := time.Now()
-	if err := p.commit(b, j.msgs); err != nil {
+	if err := p.commit(b, j.f); err != nil {
 		return err
 	}
 	p.progress.done()
@@ -720,27 +708,20 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 	return nil
 }
 
-// commit commits the batch's offsets, once. kafka-go retries a commit
-// within the group generation; an error that reaches here means the
-// generation ended (a rebalance) or the coordinator is gone. A retry would
-// be queued for the next generation and could then commit a partition
-// that another member owns by now, moving its committed offset back below
-// records that member already dropped. So a failed commit is left to the
-// next batch's commit, which covers its offsets, or to a redelivery,
-// answered from the records: they are kept, since only a confirmed commit
-// lets the store drop them.
-func (p *Pipeline) commit(b batchRun, msgs []kafka.Message) error {
-	last := map[int]kafka.Message{}
-	for _, m := range msgs {
-		if cur, ok := last[m.Partition]; !ok || m.Offset > cur.Offset {
-			last[m.Partition] = m
+// commit commits the batch's offsets, once, in the consumer group
+// generation the batch was fetched in. An error that reaches here means
+// the generation ended (a rebalance) or the coordinator is gone; a retry
+// could not do better. So a failed commit is left to the next batch's
+// commit, which covers its offsets, or to a redelivery, answered from the
+// records: they are kept, since only a confirmed commit lets the store
+// drop them. A batch whose partitions were revoked before its commit is
+// read again by their next owner.
+func (p *Pipeline) commit(b batchRun, f *fetched) error {
+	if err := p.src.Commit(b.ctx, f); err != nil {
+		if errors.Is(err, errRevoked) {
+			p.log.Info("partitions revoked before a batch was committed; it is redelivered to their next owner", zap.Int("actions", len(f.msgs)))
+			return nil
 		}
-	}
-	commits := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		commits = append(commits, m)
-	}
-	if err := p.reader.CommitMessages(b.ctx, commits...); err != nil {
 		if b.stopping() {
 			return fmt.Errorf("commit: %w", err)
 		}
@@ -749,7 +730,8 @@ func (p *Pipeline) commit(b batchRun, msgs []kafka.Message) error {
 		return nil
 	}
 	p.mu.Lock()
-	for _, m := range commits {
+	for i := range f.msgs {
+		m := &f.msgs[i]
 		p.committed[m.Partition] = m.Offset + 1
 	}
 	p.mu.Unlock()

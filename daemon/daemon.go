@@ -276,7 +276,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	d.pipeline, err = consumer.New(consumer.Options{
 		Config: cfg, Kafka: kc, Store: st, States: states, Restore: d.restore, Logger: log, Metrics: m, OnBatch: onBatch,
-		Alerts: alertSink(d.alerts), Audit: trail,
+		Alerts: alertSink(d.alerts), Audit: trail, Frontiers: st,
 	})
 	if err != nil {
 		return nil, err

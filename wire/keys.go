@@ -47,6 +47,10 @@ func (k Keys) Records(topic string, partition int) string {
 	return k.tag + ":o:" + topic + ":" + strconv.Itoa(partition)
 }
 
+// Frontiers holds, per consumer group member, how far in event time it has
+// decided the backlog of its partitions, with an expiry.
+func (k Keys) Frontiers() string { return k.tag + ":frontiers" }
+
 // The audit trail's index.
 
 // Audit is the capped index of the audit trail.

@@ -1,0 +1,677 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/internal/kafkaconn"
+	"github.com/breakwater/breakwater/metrics"
+)
+
+// source is where the pipeline's batches come from: the input partitions
+// this member owns, merged in event time.
+type source interface {
+	// Fetch waits for the next message, then gathers up to max messages
+	// for at most wait, and returns them classified.
+	Fetch(ctx context.Context, max int, wait time.Duration) (*fetched, error)
+	// Commit commits the offsets of a batch Fetch returned, once every
+	// message of it was written; it is called once per batch. It returns
+	// errRevoked when the batch's partitions were taken away before the
+	// commit.
+	Commit(ctx context.Context, f *fetched) error
+	// Close leaves the group.
+	Close() error
+}
+
+// errRevoked reports that a batch's generation of the consumer group ended
+// before its offsets were committed: its partitions are redelivered to
+// their next owner, which gets each action's recorded first decision.
+var errRevoked = errors.New("partitions revoked before the commit")
+
+// fetched is one batch: its messages in the order they are decided, and
+// their classified actions.
+type fetched struct {
+	msgs  []kafka.Message
+	items []gate.Item
+	gen   *generation
+}
+
+// stallTimeout bounds how long, in wall time, a partition that has
+// messages on the broker but delivers none holds the other partitions
+// back (one whose leader is down must not stop the others for good), and
+// how long the other replicas' frontier may hold this one back without
+// moving.
+const stallTimeout = 30 * time.Second
+
+// Frontiers is shared by the replicas of the group: how far in event time
+// each has decided the backlog of its partitions.
+type Frontiers interface {
+	// Advance records member's frontier (zero when it has nothing to
+	// decide) for ttl, and returns the earliest frontier of the other
+	// members (zero when they have nothing to decide).
+	Advance(ctx context.Context, member string, at time.Time, ttl time.Duration) (time.Time, error)
+}
+
+// How often a replica publishes its frontier and reads the others', and
+// how long a frontier counts without being published again (a replica
+// that died stops holding the others back after that).
+const (
+	frontierEvery = 250 * time.Millisecond
+	frontierTTL   = 15 * time.Second
+)
+
+// sourceOptions are what a mergedSource needs.
+type sourceOptions struct {
+	kafka          *kafkaconn.Endpoint
+	group, topic   string
+	sessionTimeout time.Duration
+	queue          int // messages buffered per partition
+	classify       func(it *gate.Item, pos gate.Position, value []byte)
+	frontiers      Frontiers     // nil: no coordination between replicas
+	lead           time.Duration // how far ahead of the other replicas' frontier a replica may decide
+	log            *zap.Logger
+	m              *metrics.Metrics
+}
+
+// mergedSource is a consumer group member that reads each partition it is
+// assigned with a reader of its own and merges the partitions by event
+// time: it hands out the message with the earliest event time among the
+// partitions' next messages, and waits for a partition that has messages
+// on the broker but none fetched yet, so that a backlog is decided in
+// event-time order across the partitions however fast each one is
+// fetched. A partition that has caught up with the broker holds nothing
+// back. When the group rebalances, the batches already handed out are
+// committed before the member rejoins.
+type mergedSource struct {
+	opts sourceOptions
+	cg   *kafka.ConsumerGroup
+
+	gens    chan *generation // from the group loop to Fetch
+	fatal   chan error       // an error waiting cannot cure, for Fetch to return
+	closing chan struct{}
+	done    chan struct{} // closed when the group loop returned
+
+	closeOnce sync.Once
+	cur       *generation // owned by the caller of Fetch
+
+	mu   sync.Mutex             // guards open: Fetch adds, Commit removes
+	open map[*fetched]time.Time // batches handed out and not committed, by their earliest event time
+
+	// The other replicas' frontier, owned by the caller of Fetch.
+	polled      time.Time // when it was last read
+	others      time.Time // the earliest frontier of the others; zero: none
+	othersSince time.Time // when others last changed
+	ignoring    bool      // others held this replica back past stallTimeout without moving
+}
+
+var _ source = (*mergedSource)(nil)
+
+func groupConfig(o sourceOptions) kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:                     o.group,
+		Brokers:                o.kafka.Brokers(),
+		Dialer:                 o.kafka.Dialer(),
+		Topics:                 []string{o.topic},
+		HeartbeatInterval:      max(o.sessionTimeout/4, 100*time.Millisecond),
+		SessionTimeout:         o.sessionTimeout,
+		RebalanceTimeout:       2 * o.sessionTimeout,
+		JoinGroupBackoff:       500 * time.Millisecond,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
+		StartOffset:            kafka.FirstOffset,
+		ErrorLogger:            kafkaLogger(o.log),
+	}
+}
+
+// kafkaLogger logs kafka-go's errors as warnings, and its read timeouts
+// (a fetch that found no data, retried by kafka-go) at debug level.
+func kafkaLogger(log *zap.Logger) kafka.Logger {
+	if log == nil {
+		return nil
+	}
+	s := log.Named("kafka").Sugar()
+	return kafka.LoggerFunc(func(msg string, args ...any) {
+		if line := fmt.Sprintf(msg, args...); strings.Contains(line, "i/o timeout") {
+			s.Debug(line)
+		} else {
+			s.Warn(line)
+		}
+	})
+}
+
+func (o sourceOptions) partitionReader(partition int) kafka.ReaderConfig {
+	return o.kafka.Reader(kafka.ReaderConfig{
+		Topic:           o.topic,
+		Partition:       partition,
+		MinBytes:        1,
+		MaxBytes:        4 << 20,
+		MaxWait:         100 * time.Millisecond,
+		QueueCapacity:   max(o.queue/4, 100),
+		ReadBackoffMin:  10 * time.Millisecond,
+		ReadBackoffMax:  500 * time.Millisecond,
+		ReadLagInterval: -1,
+		ErrorLogger:     kafkaLogger(o.log),
+	})
+}
+
+// newMergedSource joins the group in the background.
+func newMergedSource(o sourceOptions) (*mergedSource, error) {
+	cg, err := kafka.NewConsumerGroup(groupConfig(o))
+	if err != nil {
+		return nil, fmt.Errorf("consumer group %q: %w", o.group, err)
+	}
+	s := &mergedSource{
+		opts:    o,
+		cg:      cg,
+		gens:    make(chan *generation),
+		fatal:   make(chan error, 1),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		open:    map[*fetched]time.Time{},
+	}
+	go s.loop()
+	return s, nil
+}
+
+// loop takes each generation of the group, starts its partition readers,
+// and hands it to Fetch.
+func (s *mergedSource) loop() {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		g, err := s.cg.Next(ctx)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
+			return
+		default:
+			s.opts.m.KafkaErrors.WithLabelValues("join").Inc()
+			if !Transient(err) {
+				s.fail(fmt.Errorf("join consumer group %q: %w", s.opts.group, err))
+				return
+			}
+			// Joining is retried by the group itself, with its backoff.
+			s.opts.log.Warn("join consumer group; retrying", zap.String("group", s.opts.group), zap.Error(err))
+			continue
+		}
+		gen := s.start(g)
+		select {
+		case s.gens <- gen:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// generation is one assignment of partitions to this member.
+type generation struct {
+	g     *kafka.Generation
+	ended <-chan struct{}
+	parts []*owned
+	wake  chan struct{} // a partition delivered a message
+
+	inflight atomic.Int64 // batches handed out and not yet committed
+	idle     chan struct{}
+}
+
+// owned is one assigned partition: its reader's goroutine sends
+// classified messages on ch; the merge state is owned by Fetch.
+type owned struct {
+	id  int
+	ch  chan entry
+	lag atomic.Int64 // messages on the broker past the assigned offset when assigned; -1 until known
+
+	head      *entry
+	taken     bool      // a message of this generation was handed out
+	last      time.Time // event time of the last message handed out
+	caughtUp  bool      // the last message handed out was the last on the broker
+	waitSince time.Time // when it started holding the others back
+	stalled   bool      // waited for past stallTimeout; holds nothing back until it delivers
+}
+
+type entry struct {
+	msg  kafka.Message
+	item gate.Item
+	at   time.Time // event time; zero for a dead letter
+}
+
+func (s *mergedSource) start(g *kafka.Generation) *generation {
+	gen := &generation{g: g, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+	ended := make(chan struct{})
+	gen.ended = ended
+	var ids []int
+	for _, a := range g.Assignments[s.opts.topic] {
+		ids = append(ids, a.ID)
+		p := &owned{id: a.ID, ch: make(chan entry, max(s.opts.queue, 1))}
+		p.lag.Store(-1)
+		gen.parts = append(gen.parts, p)
+		offset := a.Offset
+		g.Start(func(ctx context.Context) { s.read(ctx, gen, p, offset) })
+	}
+	s.opts.log.Info("partitions assigned", zap.String("group", s.opts.group), zap.Int32("generation", g.ID), zap.Ints("partitions", ids))
+	// When the generation ends, wait (bounded) for the batches handed out
+	// to be committed before the member rejoins, so that the partitions'
+	// next owners start after them.
+	g.Start(func(ctx context.Context) {
+		<-ctx.Done()
+		close(ended)
+		t := time.NewTimer(s.opts.sessionTimeout)
+		defer t.Stop()
+		for gen.inflight.Load() > 0 {
+			select {
+			case <-gen.idle:
+			case <-t.C:
+				return
+			case <-s.closing:
+				return
+			}
+		}
+	})
+	return gen
+}
+
+// read fetches one partition into its channel until the generation ends.
+func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offset int64) {
+	r := kafka.NewReader(s.opts.partitionReader(p.id))
+	defer func() { _ = r.Close() }()
+	if err := r.SetOffset(offset); err != nil {
+		s.opts.log.Error("position partition reader", zap.Int("partition", p.id), zap.Error(err))
+		return
+	}
+	// How far behind the broker the partition starts: a partition with
+	// nothing to read holds nothing back.
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := r.ReadLag(lctx)
+		cancel()
+		if err == nil {
+			p.lag.Store(max(n, 0))
+			notify(gen.wake)
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.opts.m.KafkaErrors.WithLabelValues("fetch").Inc()
+		if !Transient(err) {
+			s.fail(fmt.Errorf("read the lag of partition %d: %w", p.id, err))
+			return
+		}
+		s.opts.log.Warn("read partition lag; retrying", zap.Int("partition", p.id), zap.Error(err))
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.opts.m.KafkaErrors.WithLabelValues("fetch").Inc()
+			if !Transient(err) {
+				s.fail(fmt.Errorf("fetch partition %d: %w", p.id, err))
+				return
+			}
+			s.opts.log.Warn("fetch partition; retrying", zap.Int("partition", p.id), zap.Error(err))
+			if !sleep(ctx, 500*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		e := entry{msg: m}
+		s.opts.classify(&e.item, gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
+		if e.item.Bad == nil {
+			e.at = e.item.Act.OccurredAt
+		}
+		select {
+		case p.ch <- e:
+			notify(gen.wake)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fail hands Fetch an error that waiting cannot cure; the first one wins.
+func (s *mergedSource) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Fetch returns the next batch of the current generation, taking the next
+// generation when the current one ended with nothing handed out.
+func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duration) (*fetched, error) {
+	for {
+		if s.cur == nil {
+			select {
+			case s.cur = <-s.gens:
+			case err := <-s.fatal:
+				return nil, err
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-s.done:
+				return nil, errors.New("consumer group closed")
+			}
+		}
+		gen := s.cur
+		gen.inflight.Add(1)
+		f, err := s.merge(ctx, gen, maxMsgs, wait)
+		if f == nil {
+			s.release(gen)
+		} else {
+			s.opened(f)
+		}
+		if err != nil || f != nil {
+			return f, err
+		}
+		// The generation ended: what its channels still hold is read again
+		// by the partitions' next owners, from the committed offsets.
+		s.cur = nil
+	}
+}
+
+// opened records a batch handed out: until it is committed, it is part of
+// this replica's frontier.
+func (s *mergedSource) opened(f *fetched) {
+	var first time.Time
+	for i := range f.items {
+		it := &f.items[i]
+		if it.Bad == nil && (first.IsZero() || it.Act.OccurredAt.Before(first)) {
+			first = it.Act.OccurredAt
+		}
+	}
+	s.mu.Lock()
+	s.open[f] = first
+	s.mu.Unlock()
+}
+
+func (s *mergedSource) closed(f *fetched) {
+	s.mu.Lock()
+	delete(s.open, f)
+	s.mu.Unlock()
+	s.release(f.gen)
+}
+
+func (s *mergedSource) release(gen *generation) {
+	if gen.inflight.Add(-1) == 0 {
+		notify(gen.idle)
+	}
+}
+
+// merge gathers a batch in event-time order; it returns nil and no error
+// when the generation ended before the first message.
+func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, wait time.Duration) (*fetched, error) {
+	var f *fetched
+	var deadline <-chan time.Time
+	var stall *time.Timer
+	defer func() {
+		if stall != nil {
+			stall.Stop()
+		}
+	}()
+	for f == nil || len(f.msgs) < maxMsgs {
+		select {
+		case <-gen.ended:
+			return f, nil
+		default:
+		}
+		s.poll(ctx, gen)
+		p, holdUntil := s.next(gen)
+		if p != nil {
+			if f == nil {
+				f = &fetched{gen: gen, msgs: make([]kafka.Message, 0, maxMsgs), items: make([]gate.Item, 0, maxMsgs)}
+				t := time.NewTimer(wait)
+				defer t.Stop()
+				deadline = t.C
+			}
+			e := p.head
+			p.head = nil
+			p.taken = true
+			if !e.at.IsZero() {
+				p.last = e.at
+			}
+			p.caughtUp = e.msg.HighWaterMark > 0 && e.msg.Offset+1 >= e.msg.HighWaterMark
+			f.msgs = append(f.msgs, e.msg)
+			f.items = append(f.items, e.item)
+			continue
+		}
+		var stallC <-chan time.Time
+		if !holdUntil.IsZero() {
+			d := time.Until(holdUntil)
+			if stall == nil {
+				stall = time.NewTimer(d)
+			} else {
+				stall.Reset(d)
+			}
+			stallC = stall.C
+		}
+		select {
+		case <-gen.wake:
+		case <-stallC:
+		case <-deadline:
+			return f, nil
+		case <-gen.ended:
+			return f, nil
+		case err := <-s.fatal:
+			// The batch in hand, if any, is redelivered.
+			return nil, err
+		case <-ctx.Done():
+			if f != nil {
+				return f, nil
+			}
+			return nil, ctx.Err()
+		}
+	}
+	return f, nil
+}
+
+// next returns the partition whose head goes next, or nil when none may
+// go yet; then holdUntil, if not zero, is when a partition holding the
+// others back is given up on.
+func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) {
+	for _, p := range gen.parts {
+		if p.head != nil {
+			continue
+		}
+		select {
+		case e := <-p.ch:
+			p.head = &e
+			p.waitSince = time.Time{}
+			if p.stalled {
+				p.stalled = false
+				s.opts.log.Info("partition delivers again", zap.Int("partition", p.id))
+			}
+		default:
+		}
+	}
+	for _, p := range gen.parts {
+		if p.head != nil && (best == nil || p.head.at.Before(best.head.at)) {
+			best = p
+		}
+	}
+	if best == nil {
+		return nil, time.Time{}
+	}
+	now := time.Time{}
+	for _, p := range gen.parts {
+		if p.head != nil || p.stalled || !p.behind() {
+			continue
+		}
+		if p.taken && !best.head.at.After(p.last) {
+			continue
+		}
+		// p has messages on the broker and none fetched: the head may be
+		// later in event time than p's next message.
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if p.waitSince.IsZero() {
+			p.waitSince = now
+		}
+		until := p.waitSince.Add(stallTimeout)
+		if !now.Before(until) {
+			p.stalled = true
+			s.opts.log.Warn("partition delivers nothing although the broker has messages; merging without it until it does",
+				zap.Int("partition", p.id), zap.Duration("waited", now.Sub(p.waitSince)))
+			continue
+		}
+		if holdUntil.IsZero() || until.Before(holdUntil) {
+			holdUntil = until
+		}
+	}
+	if !holdUntil.IsZero() {
+		return nil, holdUntil
+	}
+	if s.others.IsZero() || s.ignoring || !best.head.at.After(s.others.Add(s.opts.lead)) {
+		return best, time.Time{}
+	}
+	// Another replica is more than the lead behind in event time: wait
+	// for it to decide its share, unless it has not moved for too long.
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if now.Sub(s.othersSince) >= stallTimeout {
+		s.ignoring = true
+		s.opts.log.Warn("the other replicas' frontier has not moved; deciding ahead of it until it does",
+			zap.Time("frontier", s.others), zap.Duration("waited", now.Sub(s.othersSince)))
+		return best, time.Time{}
+	}
+	return nil, s.polled.Add(frontierEvery)
+}
+
+// poll publishes this replica's frontier and reads the others', at most
+// every frontierEvery. A store that does not answer holds nothing back:
+// the pipeline's own outage policy applies to the batches.
+func (s *mergedSource) poll(ctx context.Context, gen *generation) {
+	if s.opts.frontiers == nil || time.Since(s.polled) < frontierEvery {
+		return
+	}
+	s.polled = time.Now()
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	others, err := s.opts.frontiers.Advance(actx, gen.g.MemberID, s.frontier(gen), frontierTTL)
+	cancel()
+	if err != nil {
+		if !s.others.IsZero() {
+			s.opts.log.Warn("read the other replicas' frontier", zap.Error(err))
+		}
+		others = time.Time{}
+	}
+	if !others.Equal(s.others) {
+		s.others, s.othersSince = others, s.polled
+		if s.ignoring {
+			s.ignoring = false
+			s.opts.log.Info("the other replicas' frontier moves again", zap.Time("frontier", others))
+		}
+	}
+}
+
+// frontier is the earliest event time this replica has yet to decide: of
+// the batches handed out and not committed, and of the partitions' next
+// messages; zero when it has nothing to decide.
+func (s *mergedSource) frontier(gen *generation) time.Time {
+	var f time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (f.IsZero() || t.Before(f)) {
+			f = t
+		}
+	}
+	s.mu.Lock()
+	for _, t := range s.open {
+		earliest(t)
+	}
+	s.mu.Unlock()
+	for _, p := range gen.parts {
+		switch {
+		case p.head != nil:
+			earliest(p.head.at)
+		case p.taken && p.behind():
+			earliest(p.last)
+		}
+	}
+	return f
+}
+
+// behind reports whether the broker has messages of p that were not
+// fetched yet (unknown counts as behind).
+func (p *owned) behind() bool {
+	if p.taken {
+		return !p.caughtUp
+	}
+	return p.lag.Load() != 0
+}
+
+// Commit commits, per partition, the offset after the batch's last message.
+// Batches are committed in the order they were fetched, so this is the
+// highest contiguous offset completed.
+func (s *mergedSource) Commit(_ context.Context, f *fetched) error {
+	next := map[int]int64{}
+	for i := range f.msgs {
+		m := &f.msgs[i]
+		next[m.Partition] = max(next[m.Partition], m.Offset+1)
+	}
+	// A generation that ended still takes commits until the member
+	// rejoins: the batches handed out are committed before it does.
+	err := f.gen.g.CommitOffsets(map[string]map[int]int64{s.opts.topic: next})
+	s.closed(f)
+	if err != nil {
+		select {
+		case <-f.gen.ended:
+			return fmt.Errorf("%w: %w", errRevoked, err)
+		default:
+		}
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+// Close leaves the group and stops every partition reader.
+func (s *mergedSource) Close() error {
+	if s.opts.frontiers != nil && s.cur != nil {
+		// Hold the other replicas back no longer.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = s.opts.frontiers.Advance(ctx, s.cur.g.MemberID, time.Time{}, frontierTTL)
+		cancel()
+	}
+	s.closeOnce.Do(func() { close(s.closing) })
+	err := s.cg.Close()
+	<-s.done
+	return err
+}
