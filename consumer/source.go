@@ -388,7 +388,12 @@ func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duratio
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-s.done:
-				return nil, errors.New("consumer group closed")
+				select {
+				case err := <-s.fatal:
+					return nil, err
+				default:
+					return nil, errors.New("consumer group closed")
+				}
 			}
 		}
 		gen := s.cur
