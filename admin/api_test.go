@@ -122,6 +122,8 @@ func TestRoles(t *testing.T) {
 		{"POST", "/v1/breakers/" + esc(ruleA) + "/reset", reset, config.RoleOperator},
 		{"GET", "/v1/incidents", "", config.RoleViewer},
 		{"GET", "/v1/held", "", config.RoleViewer},
+		{"GET", "/v1/settings", "", config.RoleViewer},
+		{"GET", "/v1/history", "", config.RoleViewer},
 		{"POST", "/v1/held/approve", `{"ids":["x"]}`, config.RoleReviewer},
 		{"POST", "/v1/held/reject", `{"ids":["x"]}`, config.RoleReviewer},
 		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/approve", `{}`, config.RoleReviewer},

@@ -2,6 +2,8 @@ package admin_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -58,6 +60,7 @@ func TestReview(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	checkConsoleEndpoints(t, d.URL, inc)
 	if inc.ID != incID || inc.Scope != "rule:rule-a" || inc.Pending != inc.Held {
 		t.Errorf("incident = %+v; want %s, all pending", inc, incID)
 	}
@@ -218,5 +221,74 @@ func TestLookBack(t *testing.T) {
 		if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID)+"/lookback"+q, vw, "", nil); code != 400 {
 			t.Errorf("lookback%s = %d; want 400", q, code)
 		}
+	}
+}
+
+// checkConsoleEndpoints checks the endpoints the console reads for an
+// incident of 300 actions, half remove_pin and half warn, none decided yet.
+func checkConsoleEndpoints(t *testing.T, base string, inc api.Incident) {
+	t.Helper()
+	rv, vw := tok(config.RoleReviewer), tok(config.RoleViewer)
+	id := url.PathEscape(inc.ID)
+	var b api.Breakdown
+	if code := call(t, base, "GET", "/v1/incidents/"+id+"/breakdown", vw, "", &b); code != 200 {
+		t.Fatalf("GET breakdown = %d", code)
+	}
+	if b.Counted != inc.Held || b.Truncated || b.Action["remove_pin"]+b.Action["warn"] != inc.Held || b.Action["warn"] == 0 || b.Region[""] != inc.Held {
+		t.Errorf("breakdown = %+v; want the %d held counted by action type and region", b, inc.Held)
+	}
+	if code := call(t, base, "GET", "/v1/incidents/"+url.PathEscape("rule:nope@1")+"/breakdown", vw, "", nil); code != 404 {
+		t.Errorf("GET breakdown of an unknown incident = %d; want 404", code)
+	}
+	var p api.Pick
+	if code := call(t, base, "GET", "/v1/incidents/"+id+"/pick?n=5", rv, "", &p); code != 200 {
+		t.Fatalf("GET pick = %d", code)
+	}
+	seen := map[string]bool{}
+	for _, h := range p.Items {
+		if h.Status != "pending" || h.Incident != inc.ID || seen[h.ActionID] {
+			t.Errorf("pick returned %+v; want distinct pending actions of %s", h, inc.ID)
+		}
+		seen[h.ActionID] = true
+	}
+	if len(p.Items) != 5 || int64(p.Pending) != inc.Pending {
+		t.Errorf("pick n=5 = %d items, %d pending; want 5 and %d", len(p.Items), p.Pending, inc.Pending)
+	}
+	for q, want := range map[string]int{"?n=0": 400, "?n=201": 400, "?x=1": 400} {
+		if code := call(t, base, "GET", "/v1/incidents/"+id+"/pick"+q, rv, "", nil); code != want {
+			t.Errorf("GET pick%s = %d; want %d", q, code, want)
+		}
+	}
+	if code := call(t, base, "GET", "/v1/incidents/"+id+"/pick", vw, "", nil); code != 403 {
+		t.Errorf("GET pick as a viewer = %d; want 403", code)
+	}
+	var after api.Incident
+	call(t, base, "GET", "/v1/incidents/"+id, vw, "", &after)
+	if after.Pending != inc.Pending {
+		t.Errorf("after pick the incident has %d pending; want %d (a pick decides nothing)", after.Pending, inc.Pending)
+	}
+	req, err := http.NewRequest("GET", base+"/v1/breakers/"+url.PathEscape(inc.Scope)+"/chart?since=1h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+vw)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	svg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml; charset=utf-8" ||
+		!strings.HasPrefix(string(svg), "<svg") || !strings.Contains(string(svg), `class="trip"`) {
+		t.Errorf("GET chart = %s %q %.300s; want an SVG with the trip", resp.Status, resp.Header.Get("Content-Type"), svg)
+	}
+	if es := auditEntries(t, base, "?kind=transition&actor=breakwater&scope="+url.QueryEscape(inc.Scope)); len(es) == 0 {
+		t.Errorf("audit by kind transition and actor breakwater is empty; want the trip")
+	}
+	if es := auditEntries(t, base, "?kind=reset"); len(es) != 0 {
+		t.Errorf("audit by kind reset = %+v; want none yet", es)
+	}
+	if es := auditEntries(t, base, "?until=2000-01-01T00:00:00Z"); len(es) != 0 {
+		t.Errorf("audit until 2000 = %+v; want none", es)
 	}
 }

@@ -199,7 +199,8 @@ type Breakdown struct {
 	ModelVersion map[string]int64 `json:"model_version"`
 	Region       map[string]int64 `json:"region"`
 	// Counted is how many held actions were counted; Truncated is true
-	// when the incident has more than the server counts in one answer.
+	// when the incident has more than the server counts in one answer
+	// (10,000): the counts are then those of its first held actions.
 	Counted   int64 `json:"counted"`
 	Truncated bool  `json:"truncated"`
 }

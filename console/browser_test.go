@@ -170,6 +170,27 @@ func run(t *testing.T, ctx context.Context, step string, actions ...chromedp.Act
 	}
 }
 
+// poll waits until the JavaScript expression is true, evaluated in the
+// page (chromedp's cached DOM can lag behind attribute changes).
+func poll(expr string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var ok bool
+			if err := chromedp.Evaluate("Boolean("+expr+")", &ok).Do(ctx); err != nil {
+				return fmt.Errorf("poll %s: %w", expr, err)
+			}
+			if ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("poll %s: %w", expr, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
+}
+
 func evalAwait(expr string, out any) chromedp.Action {
 	return chromedp.Evaluate(expr, out, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })
 }
@@ -296,30 +317,29 @@ func TestConsole(t *testing.T) {
 		chromedp.Click("#review-sample", chromedp.ByID),
 		chromedp.WaitVisible("#sample-item", chromedp.ByID))
 	var first, second, firstStatus, secondStatus string
-	// Attributes are read in the page: chromedp's cached copy of the DOM
-	// may not have seen the latest change yet.
+	// Each expression naming an id is built after the run that read it.
+	run(t, ctx, "read the first", chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &first))
 	run(t, ctx, "approve the first with a",
-		chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &first),
 		chromedp.KeyEvent("a"),
-		chromedp.WaitVisible(`#sample-item:not([data-action-id="`+first+`"])`, chromedp.ByQuery),
+		poll(`document.getElementById("sample-item").dataset.actionId !== "`+first+`"`),
 		chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &second))
 	if first == "" || second == "" || first == second {
 		t.Fatalf("the sample showed %q then %q; want two actions", first, second)
 	}
 	run(t, ctx, "reject the second with r",
 		chromedp.KeyEvent("r"),
-		chromedp.WaitVisible(`//p[@id="sample-status" and starts-with(., "2 of")]`, chromedp.BySearch))
+		poll(`document.getElementById("sample-status").textContent.startsWith("2 of")`))
 	run(t, ctx, "back to the second with k",
 		chromedp.KeyEvent("k"),
-		chromedp.WaitVisible(`#sample-item[data-action-id="`+second+`"]`, chromedp.ByQuery),
+		poll(`document.getElementById("sample-item").dataset.actionId === "`+second+`"`),
 		chromedp.Evaluate(`document.getElementById("sample-item").dataset.status`, &secondStatus))
 	run(t, ctx, "back to the first with the left arrow",
 		chromedp.KeyEvent(kb.ArrowLeft),
-		chromedp.WaitVisible(`#sample-item[data-action-id="`+first+`"]`, chromedp.ByQuery),
+		poll(`document.getElementById("sample-item").dataset.actionId === "`+first+`"`),
 		chromedp.Evaluate(`document.getElementById("sample-item").dataset.status`, &firstStatus))
 	run(t, ctx, "forward to the second with j",
 		chromedp.KeyEvent("j"),
-		chromedp.WaitVisible(`#sample-item[data-action-id="`+second+`"]`, chromedp.ByQuery))
+		poll(`document.getElementById("sample-item").dataset.actionId === "`+second+`"`))
 	if firstStatus != "approved" || secondStatus != "rejected" {
 		t.Errorf("the sample shows %s %s and %s %s; want approved and rejected", first, firstStatus, second, secondStatus)
 	}

@@ -206,12 +206,15 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 }
 
 func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const syn = "audit [--scope SCOPE] [--since 1h|RFC3339] [--limit N] [-o table|json]"
-	var scope, since string
+	const syn = "audit [--scope SCOPE] [--actor NAME] [--kind KIND] [--since 1h|RFC3339] [--until RFC3339] [--limit N] [-o table|json]"
+	var scope, since, until, actor, kind string
 	var limitN int
 	pos, err := g.command("audit", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", "", "only this breaker's entries")
 		fs.StringVar(&since, "since", "", "only entries since this time (RFC 3339) or this long ago (1h)")
+		fs.StringVar(&until, "until", "", "only entries before this time (RFC 3339)")
+		fs.StringVar(&actor, "actor", "", "only this actor's entries (a token name, or breakwater)")
+		fs.StringVar(&kind, "kind", "", "only entries of this kind: transition, override, reset, approve, reject or release")
 		fs.IntVar(&limitN, "limit", 50, "the most entries shown (1..1000)")
 	})
 	if err != nil {
@@ -224,8 +227,10 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 	if scope != "" {
 		q.Set("scope", scope)
 	}
-	if since != "" {
-		q.Set("since", since)
+	for k, v := range map[string]string{"since": since, "until": until, "actor": actor, "kind": kind} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
 	q.Set("limit", strconv.Itoa(limitN))
 	var out struct {

@@ -44,7 +44,7 @@ Commands:
   override open|close|shadow SCOPE --reason R [--for 2h]
                                           set a manual state (forced_open, forced_closed, shadow)
   override reset SCOPE --reason R         reset a breaker into probation
-  audit [--scope S] [--since 1h] [--limit N]
+  audit [--scope S] [--actor A] [--kind K] [--since 1h] [--until T] [--limit N]
                                           the audit trail, newest first
   incidents [ID]                          the incidents (one per trip) and their review progress
   incidents ID --lookback [--window 10m]  the scope's actions forwarded just before the trip

@@ -97,6 +97,8 @@ func TestCLI(t *testing.T) {
 		{"reset", op, []string{"override", "reset", scope, "--reason", "all clear"}, 0, "forced_closed -> probation", ""},
 		{"audit", viewer, []string{"audit", "--scope", scope}, 0, "test-operator  reset", ""},
 		{"audit limit", viewer, []string{"audit", "--limit", "1"}, 0, "all clear", ""},
+		{"audit by kind", viewer, []string{"audit", "--kind", "reset", "--actor", "test-operator"}, 0, "all clear", ""},
+		{"audit bad until", viewer, []string{"audit", "--until", "yesterday"}, 1, "", "400 Bad Request: until"},
 		{"no token", bare, []string{"--server", d.URL, "breakers"}, 1, "", "no token: give --token or set BREAKWATER_TOKEN"},
 		{"no server", bare, []string{"--token", "x", "breakers"}, 1, "", "no server: give --server URL or set BREAKWATER_SERVER"},
 		{"bad token", bare, []string{"--server", d.URL, "--token", "nope", "breakers"}, 1, "", "401 Unauthorized"},

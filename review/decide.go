@@ -305,18 +305,48 @@ func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcom
 
 // Pick returns up to n pending actions of the incident, drawn at random,
 // without deciding them: a sample for a reviewer to look at one by one. It
-// also returns how many were pending.
+// also returns how many are pending. It draws from the incident's index
+// with ZRANDMEMBER, so its cost does not grow with the incident; when the
+// draws find too few pending actions (most are decided), it reads the
+// pending ones in full.
 func (x *Index) Pick(ctx context.Context, incident string, n int) ([]Held, int, error) {
-	ids, err := x.Pending(ctx, incident)
+	inc, err := x.Incident(ctx, incident)
 	if err != nil {
 		return nil, 0, err
 	}
-	pending := len(ids)
-	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	ids = ids[:min(n, len(ids))]
-	if len(ids) == 0 {
+	pending := int(inc.Pending)
+	if pending == 0 || n < 1 {
 		return []Held{}, pending, nil
 	}
-	hs, err := x.getMany(ctx, ids)
-	return hs, pending, err
+	seen := map[string]bool{}
+	var out []Held
+	for round := 0; round < 3 && len(out) < n; round++ {
+		ids, err := x.opts.Redis.ZRandMember(ctx, x.incidentItems(incident), 4*n).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("draw from incident %s: %w", incident, err)
+		}
+		hs, err := x.getMany(ctx, ids)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, h := range hs {
+			if h.Status == Pending && !seen[h.ActionID] && len(out) < n {
+				seen[h.ActionID] = true
+				out = append(out, h)
+			}
+		}
+	}
+	if len(out) < min(n, pending) {
+		ids, err := x.Pending(ctx, incident)
+		if err != nil {
+			return nil, 0, err
+		}
+		rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		hs, err := x.getMany(ctx, ids[:min(n, len(ids))])
+		if err != nil {
+			return nil, 0, err
+		}
+		return hs, len(ids), nil
+	}
+	return out, pending, nil
 }

@@ -561,7 +561,7 @@ function renderIncident(main, id) {
     try {
       const b = await get("/v1/incidents/" + enc(id) + "/breakdown");
       breakdown.replaceChildren(countTable("Action type", b.action), countTable("Model version", b.model_version), countTable("Region", b.region));
-      if (b.truncated) breakdown.append(el("p", { class: "muted", text: `Counted the first ${num(b.counted, 0)} held actions.` }));
+      if (b.truncated) breakdown.append(el("p", { class: "muted", text: `Counted the first ${num(b.counted, 0)} held actions of this incident.` }));
     } catch (e) { breakdown.replaceChildren(el("p", { class: "err", text: e.message })); }
     try {
       const lb = await get("/v1/incidents/" + enc(id) + "/lookback");
