@@ -67,8 +67,10 @@ fmt: ## Format the code.
 manifest: ## Regenerate deploy/kubernetes/breakwater.yaml from the Helm chart and deploy/kubernetes/values.yaml.
 	cd deploy && $(GO) test -count=1 -run TestPlainManifest -update .
 
-deps: ## Install the Debian packages the tests need (redis-server, kcat, chromium, curl).
+deps: ## Install the Debian packages the tests need (redis-server, redis-tools, redis-sentinel, kcat, chromium, curl).
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	command -v redis-cli >/dev/null || (apt-get update && apt-get install -y redis-tools)
+	command -v redis-sentinel >/dev/null || (apt-get update && apt-get install -y redis-sentinel)
 	command -v kcat >/dev/null || (apt-get update && apt-get install -y kcat)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	command -v curl >/dev/null || (apt-get update && apt-get install -y curl)

@@ -509,8 +509,13 @@ func TestSecretNotPrinted(t *testing.T) {
 	c.Redis.Password = secret
 	c.Redis.Addr = "redis:6379"
 	c.Redis.Username = "bw"
+	c.Redis.SentinelPassword = secret + "\n"
+	c.Kafka.SASL = SASL{Mechanism: "scram", Username: "bw", Password: secret + "\n"}
 	c.Kafka.BatchSize = 0
 	outputs := map[string]string{
+		"Sprint of SASL":   fmt.Sprint(c.Kafka.SASL),
+		"%#v of SASL":      fmt.Sprintf("%#v", c.Kafka.SASL),
+		"Redacted":         fmt.Sprintf("%+v", c.Redacted().Kafka.SASL.Password+c.Redacted().Redis.SentinelPassword),
 		"%v":               fmt.Sprintf("%v", c),
 		"%+v":              fmt.Sprintf("%+v", c),
 		"%#v":              fmt.Sprintf("%#v", c),
@@ -530,6 +535,11 @@ func TestSecretNotPrinted(t *testing.T) {
 		"redis:\n  db: " + secret + "\n",
 		"redis:\n  timeout: " + secret + "\n",
 		"redis:\n  password: " + secret + "\n  " + secret + ": 1\n",
+		"kafka:\n  sasl: {mechanism: plain, username: bw, password: [" + secret + "]}\n",
+		"kafka:\n  sasl: {mechanism: nope, username: bw, password: " + secret + "}\n",
+		"kafka:\n  sasl: {mechanism: plain, password: " + secret + ", password_file: /x}\n",
+		"redis:\n  sentinel_addrs: [" + secret + "]\n  sentinel_password: " + secret + "\n",
+		"redis:\n  addrs: [\"redis://:" + secret + "@r:1\"]\n",
 	} {
 		_, err := Parse([]byte(in))
 		if err == nil {

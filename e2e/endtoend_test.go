@@ -210,8 +210,11 @@ func sortedScopes[V any](m map[breaker.Scope]V) []string {
 	return out
 }
 
-func TestEndToEnd(t *testing.T) {
-	b := newBed(t, 6)
+func TestEndToEnd(t *testing.T) { endToEnd(t, newBed(t, 6)) }
+
+// endToEnd runs the spike traffic through one replica on b and checks
+// every output.
+func endToEnd(t *testing.T, b *bed) {
 	recs, sim := spikeInput(t, b)
 	rep := startReplica(t, "solo", b.config(t, spikeSettings))
 	alive := replicasAlive(rep)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -83,20 +84,56 @@ var epoch = time.Date(2025, 6, 2, 8, 0, 0, 0, time.UTC)
 // bed is a Kafka cluster and a Redis server with Breakwater's topics.
 type bed struct {
 	k     *testbed.Kafka
-	r     *testbed.Redis
+	r     *testbed.Redis // nil when another Redis topology is configured
 	parts int
 	admin *kgo.Client
+
+	kafkaYAML string                                   // extra keys of the kafka section
+	redisYAML string                                   // the redis section's address keys, when r is nil
+	redis     func(t testing.TB) redis.UniversalClient // a client of the bed's Redis
 }
 
-func newBed(t *testing.T, partitions int) *bed {
+// bedOption configures newBed.
+type bedOption func(t *testing.T, o *bedOptions)
+
+type bedOptions struct {
+	kafka     []testbed.KafkaOption
+	kafkaYAML string
+	redisYAML string
+	redis     func(t testing.TB) redis.UniversalClient
+}
+
+// withKafka starts the cluster with opts and adds yaml (indented keys of
+// the kafka section, such as tls and sasl) to the configuration.
+func withKafka(yaml string, opts ...testbed.KafkaOption) bedOption {
+	return func(_ *testing.T, o *bedOptions) { o.kafka, o.kafkaYAML = opts, yaml }
+}
+
+// withRedis uses another Redis than one redis-server: yaml holds the
+// indented address keys of the redis section, client returns a client of
+// it.
+func withRedis(yaml string, client func(t testing.TB) redis.UniversalClient) bedOption {
+	return func(_ *testing.T, o *bedOptions) { o.redisYAML, o.redis = yaml, client }
+}
+
+func newBed(t *testing.T, partitions int, opts ...bedOption) *bed {
 	t.Helper()
-	k := testbed.StartKafka(t, testbed.MinSessionTimeout(time.Second))
-	r := testbed.StartRedis(t)
+	var o bedOptions
+	for _, opt := range opts {
+		opt(t, &o)
+	}
+	k := testbed.StartKafka(t, append([]testbed.KafkaOption{testbed.MinSessionTimeout(time.Second)}, o.kafka...)...)
+	b := &bed{k: k, parts: partitions, kafkaYAML: o.kafkaYAML, redisYAML: o.redisYAML, redis: o.redis}
+	if b.redis == nil {
+		b.r = testbed.StartRedis(t)
+		b.redis = func(t testing.TB) redis.UniversalClient { return b.r.Client(t) }
+	}
 	for _, name := range []string{testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter, auditTopic, rejectedTopic} {
 		k.CreateTopic(t, name, partitions)
 	}
 	k.CreateCompactedTopic(t, testTopics.State, 1)
-	return &bed{k: k, r: r, parts: partitions, admin: k.NewClient(t)}
+	b.admin = k.NewClient(t)
+	return b
 }
 
 // settings are the knobs of the configuration a test runs the daemon with.
@@ -120,7 +157,13 @@ func (b *bed) yaml(s settings) string {
 	fmt.Fprintf(&w, "  topics:\n    input: %s\n    gated: %s\n    held: %s\n    dead_letter: %s\n    state: %s\n",
 		testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter, testTopics.State)
 	fmt.Fprintf(&w, "  batch_size: %d\n  batch_wait: 5ms\n  write_timeout: 10s\n  session_timeout: %s\n", s.batchSize, sessionTimeout)
-	fmt.Fprintf(&w, "redis:\n  addr: %s\n  key_prefix: %s\n  timeout: 1s\n", b.r.Addr(), keyPrefix)
+	w.WriteString(b.kafkaYAML)
+	if b.r != nil {
+		fmt.Fprintf(&w, "redis:\n  addr: %s\n", b.r.Addr())
+	} else {
+		fmt.Fprintf(&w, "redis:\n%s", b.redisYAML)
+	}
+	fmt.Fprintf(&w, "  key_prefix: %s\n  timeout: 1s\n", keyPrefix)
 	fmt.Fprintf(&w, "http:\n  listen: 127.0.0.1:0\n")
 	fmt.Fprintf(&w, "breakers:\n  defaults:\n    window: %s\n    max_actions: %v\n    factor: 0\n", s.window, s.maxActions)
 	fmt.Fprintf(&w, "  global:\n    window: %s\n    disabled: true\n", s.window)
@@ -832,7 +875,7 @@ func checkKeyOrder(t *testing.T, in *input, o *outputs) {
 
 func (b *bed) store(t *testing.T) *store.Redis {
 	t.Helper()
-	st, err := store.NewRedis(b.r.Client(t), store.RedisOptions{Prefix: keyPrefix, RecordTTL: 24 * time.Hour})
+	st, err := store.NewRedis(b.redis(t), store.RedisOptions{Prefix: keyPrefix, RecordTTL: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -893,7 +936,7 @@ func (b *bed) ringSum(t *testing.T, scope breaker.Scope) (fine, coarse int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m, err := b.r.Client(t).HGetAll(ctx, "{"+keyPrefix+"}:r:"+string(scope)).Result()
+	m, err := b.redis(t).HGetAll(ctx, "{"+keyPrefix+"}:r:"+string(scope)).Result()
 	if err != nil {
 		t.Fatalf("read ring of %s: %v", scope, err)
 	}

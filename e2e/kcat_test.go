@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,13 @@ import (
 
 // TestKcatInterop feeds the daemon from kcat and reads its gated topic
 // with kcat: the wire format works with librdkafka on both sides.
-func TestKcatInterop(t *testing.T) {
+func TestKcatInterop(t *testing.T) { kcatInterop(t, newBed(t, 3)) }
+
+// kcatInterop runs the test of TestKcatInterop on b; kcatArgs are given to
+// every kcat command (the security settings).
+func kcatInterop(t *testing.T, b *bed, kcatArgs ...string) {
 	const n = 100
 	kcat := testbed.Kcat(t)
-	b := newBed(t, 3)
 	rep := startReplica(t, "solo", b.config(t, settings{window: "1m", maxActions: 1e6}))
 	alive := replicasAlive(rep)
 	addr := strings.Join(b.k.Addrs(), ",")
@@ -38,7 +42,7 @@ func TestKcatInterop(t *testing.T) {
 		fmt.Fprintf(&lines, "%s:%s\n", e.Key, e.Value)
 		want[e.ActionID] = string(e.Key)
 	}
-	prod := exec.CommandContext(ctx, kcat, "-b", addr, "-t", testTopics.Input, "-P", "-K:")
+	prod := exec.CommandContext(ctx, kcat, append(slices.Clone(kcatArgs), "-b", addr, "-t", testTopics.Input, "-P", "-K:")...)
 	prod.Stdin = strings.NewReader(lines.String())
 	if out, err := prod.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P: %v\n%s", err, out)
@@ -48,8 +52,8 @@ func TestKcatInterop(t *testing.T) {
 	}
 	b.waitCommitted(t, 60*time.Second, alive)
 
-	cons := exec.CommandContext(ctx, kcat, "-b", addr, "-t", testTopics.Gated, "-C", "-e", "-o", "beginning",
-		"-f", "%k\t%h\t%s\n")
+	cons := exec.CommandContext(ctx, kcat, append(slices.Clone(kcatArgs), "-b", addr, "-t", testTopics.Gated, "-C", "-e", "-o", "beginning",
+		"-f", "%k\t%h\t%s\n")...)
 	var stderr bytes.Buffer
 	cons.Stderr = &stderr
 	out, err := cons.Output()

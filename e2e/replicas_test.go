@@ -20,14 +20,20 @@ import (
 // four input partitions with one Redis. One rule's limit is set so that
 // neither replica's partitions alone ever reach it over the whole test, but
 // both together do: the breaker can only trip on the shared count.
-func TestTwoReplicasShareCounts(t *testing.T) {
+func TestTwoReplicasShareCounts(t *testing.T) { twoReplicasShareCounts(t, newBed(t, 4)) }
+
+// twoReplicasShareCounts runs the test of TestTwoReplicasShareCounts on b,
+// which has four input partitions.
+func twoReplicasShareCounts(t *testing.T, b *bed) {
 	const (
 		parts  = 4
 		total  = 3000
 		phase1 = total * 3 / 4
 	)
 	hot := traffic.RuleID(2)
-	b := newBed(t, parts)
+	if b.parts != parts {
+		t.Fatalf("the bed has %d partitions; want %d", b.parts, parts)
+	}
 
 	// Five rules over two minutes of event time, all inside one 10m window;
 	// rule-02 takes six tenths of the actions.

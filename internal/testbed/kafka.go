@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -207,6 +208,46 @@ func (c kafkaConfig) clientSecurity() []kgo.Opt {
 	return opts
 }
 
+// advertiseHandshakeV0 makes c advertise SASLHandshake from version 0, as
+// a real broker does. kfake implements only version 1, and librdkafka (kcat)
+// refuses SCRAM unless the advertised range starts at 0, even though it
+// then sends version 1, which kfake answers.
+func advertiseHandshakeV0(c *kfake.Cluster, cfg kafkaConfig) error {
+	cl, err := kgo.NewClient(append(cfg.clientSecurity(), kgo.SeedBrokers(c.ListenAddrs()...))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), kafkaOpTimeout)
+	defer cancel()
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "testbed", "1"
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("api versions: %w", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("api versions: %w", err)
+	}
+	for i := range resp.ApiKeys {
+		if resp.ApiKeys[i].ApiKey == 17 {
+			resp.ApiKeys[i].MinVersion = 0
+		}
+	}
+	c.ControlKey(18, func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.ApiVersionsRequest)
+		if req.Version > resp.Version {
+			return nil, nil, false // kfake's own answer downgrades the client
+		}
+		out := *resp
+		out.ApiKeys = slices.Clone(resp.ApiKeys)
+		out.Version = req.Version
+		return &out, nil, true
+	})
+	return nil
+}
+
 // Kafka is a running kfake cluster whose brokers listen on, and
 // advertise, 127.0.0.1 TCP ports, so clients in other processes can use it
 // too. Its methods are safe for concurrent use.
@@ -287,6 +328,12 @@ func (k *Kafka) start(ports []int) error {
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return err
+	}
+	if s := k.cfg.security; s != nil && len(s.Users) > 0 {
+		if err := advertiseHandshakeV0(c, k.cfg); err != nil {
+			c.Close()
+			return err
+		}
 	}
 	addrs := c.ListenAddrs()
 	got := make([]int, 0, len(addrs))
