@@ -161,3 +161,30 @@ func TestBroken(t *testing.T) {
 		})
 	}
 }
+
+// TestCluster: on a Redis Cluster the check names the hash tag's slot and
+// the node serving it, and checks every primary's eviction policy.
+func TestCluster(t *testing.T) {
+	s := newSetup(t, "", true)
+	rc := testbed.StartRedisCluster(t)
+	s.cfg.Redis = config.Default().Redis
+	s.cfg.Redis.Addrs = rc.Addrs()
+	r, out := run(t, s.cfg)
+	if r.Failed() {
+		t.Fatalf("a complete setup on a Cluster failed:\n%s", out)
+	}
+	if st := status(r, "redis cluster slot"); st != check.OK || !strings.Contains(out, "{breakwater}: slot ") {
+		t.Errorf("redis cluster slot: %q; want ok naming the slot\n%s", st, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	one := redis.NewClient(&redis.Options{Addr: rc.Addrs()[2]})
+	defer func() { _ = one.Close() }()
+	if err := one.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, out = run(t, s.cfg)
+	if st := status(r, "redis maxmemory-policy"); st != check.Fail || !strings.Contains(out, "volatile-lru") {
+		t.Errorf("one primary with volatile-lru: %q; want FAIL naming it\n%s", st, out)
+	}
+}
