@@ -391,18 +391,15 @@ func (c *checker) redis(ctx context.Context) {
 	}
 	defer func() { _ = rc.Close() }()
 	topo := string(r.Topology())
-	if err := c.within(ctx, func(ctx context.Context) error { return rc.Ping(ctx).Err() }); err != nil {
-		fix := "check that Redis is reachable from here, and redis.tls"
-		msg := err.Error()
-		switch {
-		case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
-			fix = "check redis.username and the password (" + config.EnvRedisPassword + ")"
-		case strings.Contains(msg, "NOPERM"):
-			fix = "grant the Redis ACL user the commands Breakwater runs (+@all on ~{" + r.KeyPrefix + "}* is enough)"
-		case strings.Contains(msg, "certificate"):
-			fix = "check redis.tls.ca_file and redis.tls.server_name"
+	if err := c.within(ctx, func(ctx context.Context) error { return redisconn.Probe(ctx, rc) }); err != nil {
+		fix := "check that Redis is reachable from here (the redis addresses), and redis.tls"
+		if errors.Is(err, redisconn.ErrRejected) {
+			fix = "fix the setting the error names"
+			if strings.Contains(err.Error(), "NOPERM") {
+				fix = "grant the Redis ACL user the commands Breakwater runs (+@all on ~{" + r.KeyPrefix + "}* is enough)"
+			}
 		}
-		c.add("redis connect", Fail, topo+": "+msg, fix)
+		c.add("redis connect", Fail, topo+": "+err.Error(), fix)
 		c.skip("redis settings", "Redis is not reachable")
 		return
 	}

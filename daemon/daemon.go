@@ -198,6 +198,14 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "redis client", rc) })
+	// A refused password stays refused: stop now. Redis merely unreachable
+	// is what the pipeline pauses for.
+	pctx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout)
+	perr := redisconn.Probe(pctx, rc)
+	cancel()
+	if errors.Is(perr, redisconn.ErrRejected) {
+		return nil, perr
+	}
 	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
 	if err != nil {
 		return nil, err

@@ -355,3 +355,31 @@ func TestHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRejectedAtStart: a wrong Redis password stops the daemon at
+// start with an error naming the keys to check, rather than pausing for
+// ever; the password is in neither the error nor the logs.
+func TestRedisRejectedAtStart(t *testing.T) {
+	pki := testbed.NewPKI(t)
+	srv := testbed.StartRedisTLS(t, pki, redisUser, redisPass, "{"+keyPrefix+"}*", false)
+	wrong := "wrong-" + redisPass
+	yaml := fmt.Sprintf("  addr: %s\n  username: %s\n  password: %s\n  tls:\n    ca_file: %s\n", srv.Addr, redisUser, wrong, pki.CAFile())
+	b := newBed(t, 1, withRedis(yaml, func(t testing.TB) redis.UniversalClient {
+		t.Fatal("no client of a Redis that refuses the password")
+		return nil
+	}))
+	var logs logBuffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), &logs, zap.DebugLevel))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := daemon.Run(ctx, daemon.Options{Config: b.config(t, spikeSettings), Logger: log})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("daemon.Run = %v; want an error before the deadline", err)
+	}
+	if !strings.Contains(err.Error(), "redis.username and the password") {
+		t.Errorf("daemon.Run = %v; want it to name redis.username and the password", err)
+	}
+	if strings.Contains(err.Error()+logs.String(), wrong) {
+		t.Errorf("the password appears in the error or the logs:\n%v\n%s", err, logs.String())
+	}
+}

@@ -5,7 +5,12 @@
 package redisconn
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -67,4 +72,35 @@ func Options(r config.Redis) (*redis.UniversalOptions, error) {
 		return nil, fmt.Errorf("redis: no address configured (redis.addr, redis.addrs or redis.sentinel_addrs)")
 	}
 	return o, nil
+}
+
+// ErrRejected marks a failure that retrying cannot mend: Redis refused the
+// credentials or the ACL user's permissions, or its certificate is not
+// trusted.
+var ErrRejected = errors.New("rejected by configuration")
+
+// Probe sends one PING. A refusal that retrying cannot mend (a wrong
+// password, a disabled user, a missing permission, an untrusted
+// certificate) wraps ErrRejected and names the configuration keys to
+// check; other errors (Redis unreachable) are returned as they are. No
+// error shows a secret.
+func Probe(ctx context.Context, rc redis.UniversalClient) error {
+	err := rc.Ping(ctx).Err()
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"),
+		strings.Contains(msg, "invalid username-password"), strings.Contains(msg, "user is disabled"):
+		return fmt.Errorf("redis: %w: authentication failed (check redis.username and the password, %s): %w", ErrRejected, config.EnvRedisPassword, err)
+	case strings.Contains(msg, "NOPERM"):
+		return fmt.Errorf("redis: %w: the ACL user lacks a permission (it needs ~{<key_prefix>}* and +@all): %w", ErrRejected, err)
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
+		return fmt.Errorf("redis: %w: the server's TLS certificate is not trusted (check redis.tls.ca_file and redis.tls.server_name): %w", ErrRejected, err)
+	}
+	return err
 }

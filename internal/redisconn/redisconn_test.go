@@ -2,6 +2,7 @@ package redisconn_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,45 @@ func TestTLSACL(t *testing.T) {
 	plain := newClient(t, config.Redis{Addr: srv.Addr, Username: srv.User, Password: srv.Password, Timeout: time.Second})
 	if err := plain.Ping(ctx).Err(); err == nil {
 		t.Error("PING without TLS on the TLS port = nil; want an error")
+	}
+}
+
+// TestProbe: a wrong password, a disabled default user and an untrusted
+// certificate are refusals that retrying cannot mend; an unreachable Redis
+// is not.
+func TestProbe(t *testing.T) {
+	pki := testbed.NewPKI(t)
+	srv := testbed.StartRedisTLS(t, pki, "bw", "acl-pw", "{breakwater}*", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tlsOK := config.TLS{CAFile: pki.CAFile()}
+	tests := []struct {
+		name     string
+		r        config.Redis
+		rejected bool
+		want     string
+	}{
+		{"good", config.Redis{Addr: srv.Addr, Username: "bw", Password: "acl-pw", TLS: tlsOK}, false, ""},
+		{"wrong password", config.Redis{Addr: srv.Addr, Username: "bw", Password: "wrong-acl-pw", TLS: tlsOK}, true, "redis.username and the password"},
+		{"default user off", config.Redis{Addr: srv.Addr, TLS: tlsOK}, true, "redis.username"},
+		{"untrusted certificate", config.Redis{Addr: srv.Addr, Username: "bw", Password: "acl-pw", TLS: config.TLS{CAFile: testbed.NewPKI(t).CAFile()}}, true, "redis.tls.ca_file"},
+		{"unreachable", config.Redis{Addr: "127.0.0.1:1", Timeout: 500 * time.Millisecond}, false, "connect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := redisconn.Probe(ctx, newClient(t, tt.r))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Probe = %v; want nil", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, redisconn.ErrRejected) != tt.rejected || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Probe = %v; want an error saying %q, rejected %v", err, tt.want, tt.rejected)
+			}
+			if err != nil && strings.Contains(err.Error(), "acl-pw") {
+				t.Errorf("Probe shows the password: %v", err)
+			}
+		})
 	}
 }
