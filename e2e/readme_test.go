@@ -270,6 +270,7 @@ func waitIncidents(t *testing.T, url, token string, ok func(map[string]review.In
 			t.Fatal(err)
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Close = true // no idle connection outlives the test (goleak)
 		m := map[string]review.Incident{}
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
