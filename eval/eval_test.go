@@ -3,6 +3,7 @@ package eval_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,48 @@ func TestSuite(t *testing.T) {
 	}
 	if kinds[traffic.Spike] < 4 || kinds[traffic.Broad] != 1 || kinds[traffic.Ramp] != 1 || kinds[traffic.NewRule] != 2 || kinds[traffic.Malformed] != 1 || !untuned || !legit {
 		t.Errorf("suite kinds %v, untuned %v, legitimate %v", kinds, untuned, legit)
+	}
+}
+
+// TestNewRuleBudget checks the promise of the README: under the built-in
+// defaults and config/example.yaml, a new rule banning 600 accounts an hour
+// is held within ten minutes, and one banning a few times an hour is not.
+func TestNewRuleBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays a day and a half of traffic")
+	}
+	example, err := config.Load("../config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := 30 * time.Hour
+	for _, tc := range []struct {
+		name string
+		cfg  config.Config
+	}{{"built-in defaults", config.Default()}, {"config/example.yaml", example}} {
+		for _, rate := range []float64{600, 4} {
+			sc := eval.Scenario{Name: fmt.Sprintf("%s, %g bans an hour", tc.name, rate), Untuned: true, Incidents: []traffic.Incident{
+				{Kind: traffic.NewRule, At: at, For: 6 * time.Hour, Rate: rate, Action: "ban_account"},
+			}}
+			res, _, err := eval.Run(context.Background(), eval.Options{Config: tc.cfg, Seed: 11, Rules: 5, Rate: 2, Days: 2, NormalDays: 1, BatchSize: 20}, []eval.Scenario{sc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := res[0].Labels
+			if len(l.Incidents) != 1 || l.Incidents[0].Actions < int64(rate*3) {
+				t.Fatalf("%s: %+v; want the new rule's actions labelled", sc.Name, l)
+			}
+			in := l.Incidents[0]
+			switch rate {
+			case 600:
+				if in.Detected.IsZero() || in.Detected.Sub(in.First) > 10*time.Minute || in.GatedAfter != 0 || in.Scope != "rule:rule-new" {
+					t.Errorf("%s: %+v; want held by its own breaker within ten minutes", sc.Name, in)
+				}
+			default:
+				if in.Held != 0 {
+					t.Errorf("%s: %d of %d held; want none", sc.Name, in.Held, in.Actions)
+				}
+			}
+		}
 	}
 }

@@ -329,7 +329,7 @@ func (r *Replay) decide(ctx context.Context, items []gate.Item, pending []int) e
 		}
 		gate.Apply(items, chunk, res)
 		for i := range b.Scopes {
-			r.count(&b.Scopes[i])
+			r.count(b, &b.Scopes[i], res)
 		}
 		for i := range res.Scopes {
 			r.observe(&res.Scopes[i], &b.Scopes[i])
@@ -370,9 +370,9 @@ type window struct {
 	grid breaker.Grid
 }
 
-// count adds a batch's buckets of one scope to its window and samples the
-// counts after each.
-func (r *Replay) count(sc *store.ScopeCounts) {
+// count adds a batch's buckets of one scope that the store counted to its
+// window and samples the counts after each.
+func (r *Replay) count(b store.Batch, sc *store.ScopeCounts, res store.Result) {
 	g := sc.Policy.Grid()
 	w := r.windows[sc.Scope]
 	if w == nil || w.grid != g {
@@ -382,6 +382,9 @@ func (r *Replay) count(sc *store.ScopeCounts) {
 	t := r.track(sc.Scope)
 	t.sum.Policy = sc.Policy
 	for _, bk := range sc.Buckets {
+		if !b.Counted(bk, res) {
+			continue
+		}
 		w.w.Add(bk.At, bk.Weight)
 		c := w.w.Counts(bk.At)
 		if r.opts.OnCounts != nil {

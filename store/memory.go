@@ -80,14 +80,6 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 			ref, hasRef = e.window.First()
 		}
 	}
-	excluded := func(via [2]int32) bool {
-		for _, v := range via {
-			if v > 0 && res.Scopes[v-1].Status.Holds() {
-				return true
-			}
-		}
-		return false
-	}
 	for i, sc := range b.Scopes {
 		g := sc.Policy.Grid()
 		e := m.scopes[sc.Scope]
@@ -103,7 +95,7 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		var last, trip breaker.Counts
 		tripped, tripProbation := false, false
 		for _, bk := range sc.Buckets {
-			if excluded(bk.Via) {
+			if !b.Counted(bk, res) {
 				continue
 			}
 			at := e.window.Add(bk.At, bk.Weight)

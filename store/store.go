@@ -33,6 +33,18 @@ type Batch struct {
 	Reference int
 }
 
+// Counted reports whether a bucket of the batch was counted by the store
+// that returned res: it is left out when a narrower scope it counts through
+// holds after the batch.
+func (b Batch) Counted(bk Bucket, res Result) bool {
+	for _, v := range bk.Via {
+		if v > 0 && int(v) <= len(res.Scopes) && res.Scopes[v-1].Status.Holds() {
+			return false
+		}
+	}
+	return true
+}
+
 // validate checks that every bucket's Via names an earlier scope, so that
 // its holding status is decided before the bucket is counted.
 func (b Batch) validate() error {
