@@ -280,9 +280,9 @@ func (r *chaosResult) row() string {
 	if r.tripped {
 		trip = fmt.Sprintf("+%.1fs g%d", r.tripAt.Sub(r.start).Seconds(), r.tripGen)
 	}
-	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %6d %5d %5d %5d %5d %-12s %6s %5d %5d %4s %4d %5s %6s",
+	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %6d %5d %5d %5d %5d %6d %-12s %6s %5d %5d %4s %4d %5s %6s",
 		r.c.name, r.seed, r.produced, r.gated, r.held, r.deadLetter, r.lost, r.both, r.dups, r.afresh, r.order,
-		r.spikeAfter, len(r.selfExits), r.apiClosed, r.stateClosed, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
+		r.spikeAfter, len(r.selfExits), r.apiClosed, r.stateClosed, r.notCommitted, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
 		r.kills, r.wipes, fmt.Sprintf("%.0fs", r.outage.Seconds()), r.brokerRestarts, fmt.Sprintf("%d/%d", r.added, r.removed),
 		fmt.Sprintf("%.0fs", r.duration.Seconds()))
 }

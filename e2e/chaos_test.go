@@ -224,6 +224,38 @@ func lastErrors(log string, n int) string {
 	return "  " + strings.Join(out, "\n  ")
 }
 
+// stuck describes why the group did not commit everything: the partitions
+// behind, the group as the coordinator describes it, and what each running
+// replica says about itself.
+func (f *fleet) stuck(ends, com map[int32]int64) string {
+	var b strings.Builder
+	b.WriteString("the group did not catch up; partitions behind (end/committed):")
+	for p := range int32(len(ends)) {
+		if ends[p] != com[p] {
+			fmt.Fprintf(&b, " p%d %d/%d", p, ends[p], com[p])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.WriteString("\n  group: " + f.janitor.describe(ctx))
+	for _, slot := range f.live() {
+		inc := f.slots[slot]
+		body, code, err := httpGet(ctx, "http://"+inc.http+"/readyz")
+		fmt.Fprintf(&b, "\n  %s: /readyz %d %q %v; last warnings and errors:", inc.name, code, strings.TrimSpace(body), err)
+		lines := strings.Split(strings.TrimSpace(inc.proc.Log()), "\n")
+		var warn []string
+		for i := len(lines) - 1; i >= 0 && len(warn) < 6; i-- {
+			if l := lines[i]; (strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`)) && !strings.Contains(l, `"logger":"admin"`) {
+				warn = append([]string{l}, warn...)
+			}
+		}
+		for _, l := range warn {
+			b.WriteString("\n    " + l)
+		}
+	}
+	return b.String()
+}
+
 // live returns the slots whose replica runs.
 func (f *fleet) live() []int {
 	var out []int
@@ -345,6 +377,38 @@ func (j *janitor) run(ctx context.Context) {
 		}
 		j.sweep(ctx)
 	}
+}
+
+// describe returns the group's state and members, with the program name
+// of the process behind each and its input partitions.
+func (j *janitor) describe(ctx context.Context) string {
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	req.Groups = []string{chaosGroup}
+	resp, err := req.RequestWith(ctx, j.cl)
+	if err != nil {
+		return "describe: " + err.Error()
+	}
+	if len(resp.Groups) != 1 {
+		return fmt.Sprintf("describe: %d groups", len(resp.Groups))
+	}
+	g := resp.Groups[0]
+	var b strings.Builder
+	fmt.Fprintf(&b, "state %s (%v), %d members:", g.State, kerr.ErrorForCode(g.ErrorCode), len(g.Members))
+	for _, m := range g.Members {
+		prog, _, _ := strings.Cut(m.ClientID, "@")
+		var a kmsg.ConsumerMemberAssignment
+		var parts []int32
+		if a.ReadFrom(m.MemberAssignment) == nil {
+			for _, tp := range a.Topics {
+				parts = append(parts, tp.Partitions...)
+			}
+		}
+		j.mu.Lock()
+		_, dead := j.killed[prog]
+		j.mu.Unlock()
+		fmt.Fprintf(&b, " %s(dead=%v)%v", prog, dead, parts)
+	}
+	return b.String()
 }
 
 func (j *janitor) sweep(ctx context.Context) {
@@ -613,6 +677,7 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 
 	// Catch up: every input offset committed, replicas watched.
 	deadline := time.Now().Add(c.catchUp)
+	lastProgress := time.Now()
 	for {
 		f.reap()
 		ends := k.EndOffsets(t, testTopics.Input)
@@ -626,7 +691,12 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 		}
 		if time.Now().After(deadline) {
 			res.notCommitted = behind
+			res.notes = append(res.notes, f.stuck(ends, com))
 			break
+		}
+		if time.Since(lastProgress) > 30*time.Second {
+			t.Logf("catching up: %d input records not committed yet, %d replicas running", behind, len(f.live()))
+			lastProgress = time.Now()
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -655,7 +725,7 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 
 // chaosHeader is the header of the campaign table.
 func chaosHeader() string {
-	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %6s %5s %5s %5s %5s %-12s %6s %5s %5s %4s %4s %5s %6s",
+	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %6s %5s %5s %5s %5s %6s %-12s %6s %5s %5s %4s %4s %5s %6s",
 		"size", "seed", "actions", "gated", "held", "dlq", "lost", "both", "dups", "fresh", "order", "spike", "exits",
-		"api", "state", "trip", "apilag", "kills", "wipes", "out", "brk", "+/-", "time")
+		"api", "state", "behind", "trip", "apilag", "kills", "wipes", "out", "brk", "+/-", "time")
 }
