@@ -31,6 +31,8 @@ type Store interface {
 	Decide(ctx context.Context, b store.Batch) (store.Result, error)
 	// Update applies a change to one breaker (used for assumed resets).
 	Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error)
+	// Rebuild declares the records of a partition complete from floor on.
+	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error
 }
 
 var (
@@ -320,6 +322,17 @@ func (r *Replay) decide(ctx context.Context, items []gate.Item, pending []int) e
 		res, err := r.store.Decide(ctx, b)
 		if err != nil {
 			return fmt.Errorf("decide batch %d: %w", r.sum.Batches+1, err)
+		}
+		if len(res.Rebuild) > 0 {
+			// A store that has never seen a partition asks for the records of
+			// its earlier deliveries. A replay reads its input once, in
+			// increasing offsets, and wrote nothing before: there are none.
+			for _, p := range res.Rebuild {
+				if err := r.store.Rebuild(ctx, p.Topic, p.Partition, p.First, nil); err != nil {
+					return fmt.Errorf("decide batch %d: %w", r.sum.Batches+1, err)
+				}
+			}
+			continue
 		}
 		r.sum.Batches++
 		if len(res.Replayed) > 0 {
