@@ -159,3 +159,109 @@ func TestWriteRetryWritesOnlyWhatFailed(t *testing.T) {
 	checkKeyOrder(t, in, o)
 	t.Logf("%d produce requests to gated/1 refused; copies per topic %v", refused.Load(), dups)
 }
+
+// TestFailedCommitsLoseNothing refuses every commit for a while: the
+// pipeline goes on, the commits after the refusal cover the offsets of the
+// refused ones, nothing is lost, and every copy of an action (a group
+// rejoin redelivers) is its first decision.
+func TestFailedCommitsLoseNothing(t *testing.T) {
+	b := newBed(t, 3)
+	cfg := b.config(t, settings{window: "1m", maxActions: 100000})
+	var refuse atomic.Bool
+	refuse.Store(true)
+	var refused atomic.Int64
+	cl := b.k.Cluster()
+	cl.ControlKey(kmsg.OffsetCommit.Int16(), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		req := kr.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.RequestTimedOut.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	rep := startReplica(t, "solo", cfg)
+	alive := replicasAlive(rep)
+	evs := traffic.New(10, 1000, -1, 1, 4).Events(epoch, 2*time.Minute, 3000)
+	written := b.k.Produce(t, testTopics.Input, eventRecords(evs[:1500])...)
+	outputs := func() int64 {
+		return sum(b.k.EndOffsets(t, testTopics.Gated)) + sum(b.k.EndOffsets(t, testTopics.Held)) + sum(b.k.EndOffsets(t, testTopics.DeadLetter))
+	}
+	waitFor(t, 60*time.Second, func() string { return fmt.Sprintf("%d outputs, %d commits refused", outputs(), refused.Load()) },
+		alive, func() bool { return outputs() >= int64(len(written)) && refused.Load() > 0 })
+	refuse.Store(false)
+	written = append(written, b.k.Produce(t, testTopics.Input, eventRecords(evs[1500:])...)...)
+	b.waitCommitted(t, 90*time.Second, alive)
+	in := newInput(t, written)
+	o := b.readOutputs(t, in)
+	dups := checkExactlyOne(t, in, o)
+	seen := map[string]bool{}
+	for _, r := range o.recs {
+		src, _ := header(r.rec, wire.HeaderSource)
+		if seen[src] {
+			if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered {
+				t.Errorf("a copy of %s on %s was decided afresh", src, r.topic)
+			}
+		}
+		seen[src] = true
+	}
+	t.Logf("%d commit requests refused; copies per topic %v", refused.Load(), dups)
+}
+
+// TestCommitMovedBackKeepsFirstDecisions moves the group's committed
+// offsets back to the start after everything was decided, written and
+// committed (what a stale commit after a rebalance, or an operator's
+// rewind, does), with Redis intact: the records below the commits are gone,
+// and the spiking rule's breaker is open. Every redelivered action must
+// keep its first decision, read back from the outputs: none on both gated
+// and held.
+func TestCommitMovedBackKeepsFirstDecisions(t *testing.T) {
+	b := newBed(t, 3)
+	cfg := b.config(t, spikeSettings)
+	recs, _ := spikeInput(t, b)
+	first := startReplica(t, "first", cfg)
+	written := b.k.Produce(t, testTopics.Input, recs...)
+	b.waitCommitted(t, 90*time.Second, replicasAlive(first))
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.status(t, breaker.RuleScope(spikeRule)); st.State != breaker.Open {
+		t.Fatalf("%s: %+v; want open", spikeRule, st)
+	}
+	b.resetGroup(t, 0)
+	second := startReplica(t, "second", cfg)
+	b.waitCommitted(t, 90*time.Second, replicasAlive(second))
+	if !strings.Contains(second.logs.String(), "rebuilt the decisions of uncommitted input from the output topics") {
+		t.Errorf("the second replica did not rebuild its records from the outputs")
+	}
+	in := newInput(t, written)
+	o := b.readOutputs(t, in)
+	dups := checkExactlyOne(t, in, o)
+	seen := map[string]bool{}
+	fresh := 0
+	for _, r := range o.recs {
+		src, _ := header(r.rec, wire.HeaderSource)
+		if seen[src] && r.topic != testTopics.DeadLetter {
+			if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered {
+				fresh++
+			}
+		}
+		seen[src] = true
+	}
+	if fresh > 0 {
+		t.Errorf("%d redelivered actions were decided afresh", fresh)
+	}
+	t.Logf("copies per topic after the rewind %v, all answered from first decisions", dups)
+}
