@@ -44,6 +44,7 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, i
 	scripts/fuzz FuzzParseReset ./admin
 	scripts/fuzz FuzzParseReview ./admin
 	scripts/fuzz FuzzParseSource ./wire
+	scripts/fuzz FuzzDecode ./history
 
 # CHAOS_RUNS is how many full fault campaigns make chaos runs, each with its own seed.
 CHAOS_RUNS ?= 1

@@ -318,8 +318,10 @@ function renderBoard(main) {
         el("th", { text: "vs factor × baseline" }), el("th", { text: "Last hour" }), el("th", { text: "In state" }),
         el("th", { class: "num", text: "Held pending" }), el("th", { text: "Manual state" }))),
       tbody));
-  let data = { breakers: [], held: {}, history: {} };
+  let data = { breakers: null, held: {}, history: {} };
+  tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "Loading…" })));
   const draw = () => {
+    if (!data.breakers) return; // the first answer has not come yet
     const q = app.board.filter.toLowerCase();
     let rows = data.breakers.filter((b) => b.scope.toLowerCase().includes(q));
     if (app.board.only === "notclosed") rows = rows.filter((b) => b.state !== "closed");
