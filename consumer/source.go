@@ -235,15 +235,69 @@ type generation struct {
 // classified messages on ch; the merge state is owned by Fetch.
 type owned struct {
 	id  int
-	ch  chan entry
+	q   queue
 	lag atomic.Int64 // messages on the broker past the assigned offset when assigned; -1 until known
 
-	head      *entry
+	local     []entry // taken from q; local[pos] is the next message
+	pos       int
 	taken     bool      // a message of this generation was handed out
 	last      time.Time // event time of the last message handed out
 	caughtUp  bool      // the last message handed out was the last on the broker
 	waitSince time.Time // when it started holding the others back
 	stalled   bool      // waited for past stallTimeout; holds nothing back until it delivers
+}
+
+// has reports whether p's next message is at hand.
+func (p *owned) has() bool { return p.pos < len(p.local) }
+
+// head is p's next message; valid when has.
+func (p *owned) head() *entry { return &p.local[p.pos] }
+
+// queue is a partition's fetched messages, handed from its reader's
+// goroutine to the merge in slices, so that neither side wakes the other
+// for every message.
+type queue struct {
+	mu    sync.Mutex
+	buf   []entry // guarded by mu
+	limit int
+	space chan struct{} // the merge took the messages of a full queue
+}
+
+func newQueue(limit int) queue {
+	return queue{limit: max(limit, 1), space: make(chan struct{}, 1)}
+}
+
+// put appends e, waiting while the queue is full; first reports whether
+// the queue was empty.
+func (q *queue) put(ctx context.Context, e *entry) (first, ok bool) {
+	q.mu.Lock()
+	for len(q.buf) >= q.limit {
+		q.mu.Unlock()
+		select {
+		case <-q.space:
+		case <-ctx.Done():
+			return false, false
+		}
+		q.mu.Lock()
+	}
+	q.buf = append(q.buf, *e)
+	first = len(q.buf) == 1
+	q.mu.Unlock()
+	return first, true
+}
+
+// take returns the queued messages and leaves spare, emptied, in their
+// place.
+func (q *queue) take(spare []entry) []entry {
+	q.mu.Lock()
+	out := q.buf
+	full := len(out) >= q.limit
+	q.buf = spare[:0]
+	q.mu.Unlock()
+	if full {
+		notify(q.space)
+	}
+	return out
 }
 
 type entry struct {
@@ -259,7 +313,7 @@ func (s *mergedSource) start(g *kafka.Generation) *generation {
 	var ids []int
 	for _, a := range g.Assignments[s.opts.topic] {
 		ids = append(ids, a.ID)
-		p := &owned{id: a.ID, ch: make(chan entry, max(s.opts.queue, 1))}
+		p := &owned{id: a.ID, q: newQueue(s.opts.queue / 4)}
 		p.lag.Store(-1)
 		gen.parts = append(gen.parts, p)
 		offset := a.Offset
@@ -341,11 +395,12 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 		if e.item.Bad == nil {
 			e.at = e.item.Act.OccurredAt
 		}
-		select {
-		case p.ch <- e:
-			notify(gen.wake)
-		case <-ctx.Done():
+		first, ok := p.q.put(ctx, &e)
+		if !ok {
 			return
+		}
+		if first {
+			notify(gen.wake)
 		}
 	}
 }
@@ -467,8 +522,8 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 				defer t.Stop()
 				deadline = t.C
 			}
-			e := p.head
-			p.head = nil
+			e := p.head()
+			p.pos++
 			p.taken = true
 			if !e.at.IsZero() {
 				p.last = e.at
@@ -513,22 +568,20 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 // others back is given up on.
 func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) {
 	for _, p := range gen.parts {
-		if p.head != nil {
+		if p.has() {
 			continue
 		}
-		select {
-		case e := <-p.ch:
-			p.head = &e
+		p.local, p.pos = p.q.take(p.local), 0
+		if p.has() {
 			p.waitSince = time.Time{}
 			if p.stalled {
 				p.stalled = false
 				s.opts.log.Info("partition delivers again", zap.Int("partition", p.id))
 			}
-		default:
 		}
 	}
 	for _, p := range gen.parts {
-		if p.head != nil && (best == nil || p.head.at.Before(best.head.at)) {
+		if p.has() && (best == nil || p.head().at.Before(best.head().at)) {
 			best = p
 		}
 	}
@@ -537,10 +590,10 @@ func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) 
 	}
 	now := time.Time{}
 	for _, p := range gen.parts {
-		if p.head != nil || p.stalled || !p.behind() {
+		if p.has() || p.stalled || !p.behind() {
 			continue
 		}
-		if p.taken && !best.head.at.After(p.last) {
+		if p.taken && !best.head().at.After(p.last) {
 			continue
 		}
 		// p has messages on the broker and none fetched: the head may be
@@ -565,7 +618,7 @@ func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) 
 	if !holdUntil.IsZero() {
 		return nil, holdUntil
 	}
-	if s.others.IsZero() || s.ignoring || !best.head.at.After(s.others.Add(s.opts.lead)) {
+	if s.others.IsZero() || s.ignoring || !best.head().at.After(s.others.Add(s.opts.lead)) {
 		return best, time.Time{}
 	}
 	// Another replica is more than the lead behind in event time: wait
@@ -625,8 +678,8 @@ func (s *mergedSource) frontier(gen *generation) time.Time {
 	s.mu.Unlock()
 	for _, p := range gen.parts {
 		switch {
-		case p.head != nil:
-			earliest(p.head.at)
+		case p.has():
+			earliest(p.head().at)
 		case p.taken && p.behind():
 			earliest(p.last)
 		}

@@ -22,7 +22,7 @@ func testGen(lags ...int64) *generation {
 	ended := make(chan struct{})
 	gen.ended = ended
 	for i, lag := range lags {
-		p := &owned{id: i, ch: make(chan entry, 100)}
+		p := &owned{id: i, q: newQueue(100)}
 		p.lag.Store(lag)
 		gen.parts = append(gen.parts, p)
 	}
@@ -38,7 +38,7 @@ func deliver(gen *generation, p int, offset int64, at int, last bool) {
 	}
 	e := entry{msg: m, at: t0.Add(time.Duration(at) * time.Second)}
 	e.item.Act.OccurredAt = e.at
-	gen.parts[p].ch <- e
+	gen.parts[p].q.put(context.Background(), &e)
 	notify(gen.wake)
 }
 
