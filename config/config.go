@@ -121,6 +121,11 @@ type Redis struct {
 	// DecisionTTL is how long a batch's decisions are kept for redelivery,
 	// at most; they are deleted once the offsets are committed.
 	DecisionTTL time.Duration `yaml:"decision_ttl"`
+	// MinReplicasAcked is how many replicas must acknowledge every write
+	// of the rate store (WAIT) before the pipeline acts on it; 0 does not
+	// wait. With Sentinel, 1 keeps a decision from being lost in a
+	// failover.
+	MinReplicasAcked int `yaml:"min_replicas_acked"`
 }
 
 // HTTP configures the metrics, health and admin listener.

@@ -118,6 +118,7 @@ func TestDefault(t *testing.T) {
 		{"kafka.batch_wait", def.Kafka.BatchWait, 10 * time.Millisecond},
 		{"kafka.topics.dead_letter", def.Kafka.Topics.DeadLetter, "moderation.actions.dead-letter"},
 		{"redis.decision_ttl", def.Redis.DecisionTTL, 24 * time.Hour},
+		{"redis.min_replicas_acked", def.Redis.MinReplicasAcked, 0},
 		{"breakers.defaults.probation_scale", def.Breakers.Defaults.ProbationScale, 0.5},
 		{"breakers.global.min_actions", def.Breakers.Global.MinActions, 500.0},
 		{"actions.ban_account", def.Actions["ban_account"], ActionType{Weight: 10, Severity: SeverityHigh, Irreversible: true}},

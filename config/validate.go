@@ -213,6 +213,12 @@ func (c Config) validateRedis(p *problems) {
 	if r.DecisionTTL < minDecisionTTL {
 		p.addf("redis.decision_ttl", "must be at least %s, got %s", dur(minDecisionTTL), dur(r.DecisionTTL))
 	}
+	if r.MinReplicasAcked < 0 {
+		p.addf("redis.min_replicas_acked", "must be >= 0, got %d", r.MinReplicasAcked)
+	}
+	if r.MinReplicasAcked > 0 && r.Timeout > 0 && r.Timeout < 2*time.Millisecond {
+		p.addf("redis.min_replicas_acked", "needs redis.timeout of at least 2ms to wait for the replicas (half of it), got %s", dur(r.Timeout))
+	}
 }
 
 // validateBreakers checks the thresholds of every scope.

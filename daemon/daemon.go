@@ -206,7 +206,12 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if errors.Is(perr, redisconn.ErrRejected) {
 		return nil, perr
 	}
-	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
+	st, err := store.NewRedis(rc, store.RedisOptions{
+		Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL,
+		// The wait for the replicas takes half of the bound of one call,
+		// which covers the script and the wait together.
+		MinReplicas: cfg.Redis.MinReplicasAcked, ReplicaTimeout: cfg.Redis.Timeout / 2,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,16 @@ type RedisOptions struct {
 	// RecordTTL bounds how long the decisions of a batch are kept for
 	// redeliveries; they are dropped earlier once their offsets are committed.
 	RecordTTL time.Duration
+	// MinReplicas, when above 0, is how many replicas must acknowledge a
+	// write of the store (a batch's decision, an operator's change, a
+	// restore, rebuilt records) before the caller acts on it: the write
+	// and a WAIT go on one connection, and fewer acknowledgements within
+	// ReplicaTimeout fail the call with ErrNotReplicated. 0 does not wait.
+	MinReplicas int
+	// ReplicaTimeout bounds the wait for the replicas; required when
+	// MinReplicas is above 0. It must be shorter than the client's read
+	// timeout, which bounds the whole round trip.
+	ReplicaTimeout time.Duration
 }
 
 func (o RedisOptions) validate() error {
@@ -105,7 +115,67 @@ func (o RedisOptions) validate() error {
 	if o.RecordTTL < time.Minute {
 		return fmt.Errorf("store: RecordTTL %s must be at least 1m", o.RecordTTL)
 	}
+	if o.MinReplicas < 0 {
+		return fmt.Errorf("store: MinReplicas %d must be >= 0", o.MinReplicas)
+	}
+	if o.MinReplicas > 0 && o.ReplicaTimeout < time.Millisecond {
+		return fmt.Errorf("store: ReplicaTimeout %s must be at least 1ms when MinReplicas is %d", o.ReplicaTimeout, o.MinReplicas)
+	}
 	return nil
+}
+
+// ErrNotReplicated reports a write that fewer replicas than
+// RedisOptions.MinReplicas acknowledged in time. The write may have been
+// applied on the primary, and a failover may lose it: the caller must not
+// act on it (the pipeline treats it as a store outage and retries).
+var ErrNotReplicated = errors.New("write not acknowledged by enough replicas")
+
+// run runs script like Script.Run and, with MinReplicas set, waits until
+// that many replicas acknowledged it: the script, an increment of the
+// Replicated counter (so that the wait covers every earlier write of the
+// primary even when the script wrote nothing) and WAIT go in one pipeline,
+// on one connection to the primary that holds the hash tag's slot.
+func (r *Redis) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (*redis.Cmd, error) {
+	if r.opts.MinReplicas == 0 {
+		cmd := script.Run(ctx, r.client, keys, args...)
+		return cmd, cmd.Err()
+	}
+	var c redis.Cmdable = r.client
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		// WAIT has no key: send it to the node of the slot the script ran on.
+		node, err := cc.MasterForKey(ctx, r.epochKey())
+		if err != nil {
+			return nil, fmt.Errorf("find the primary of %s: %w", r.keys.Tag(), err)
+		}
+		c = node
+	}
+	for _, load := range []bool{false, true} {
+		p := c.Pipeline()
+		var cmd *redis.Cmd
+		if load {
+			cmd = script.Eval(ctx, p, keys, args...)
+		} else {
+			cmd = script.EvalSha(ctx, p, keys, args...)
+		}
+		p.Incr(ctx, r.keys.Replicated())
+		wait := p.Do(ctx, "wait", r.opts.MinReplicas, r.opts.ReplicaTimeout.Milliseconds())
+		_, _ = p.Exec(ctx)
+		if err := cmd.Err(); err != nil {
+			if !load && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				continue
+			}
+			return cmd, err
+		}
+		n, err := wait.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("wait for %d replicas: %w", r.opts.MinReplicas, err)
+		}
+		if n < int64(r.opts.MinReplicas) {
+			return nil, fmt.Errorf("%w: %d of %d acknowledged within %s", ErrNotReplicated, n, r.opts.MinReplicas, r.opts.ReplicaTimeout)
+		}
+		return cmd, nil
+	}
+	panic("unreachable")
 }
 
 // Redis is the shared store of the live daemon.
@@ -178,7 +248,11 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 			args = append(args, bk.At, bk.Weight, bk.Via[0], bk.Via[1])
 		}
 	}
-	v, err := decideScript.Run(ctx, r.client, keys, args...).StringSlice()
+	cmd, err := r.run(ctx, decideScript, keys, args...)
+	var v []string
+	if err == nil {
+		v, err = cmd.StringSlice()
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("decide batch of %d scopes: %w", len(b.Scopes), err)
 	}
@@ -344,7 +418,7 @@ func (r *Redis) Rebuild(ctx context.Context, topic string, partition int, floor 
 	for _, rec := range recs {
 		args = append(args, rec.First, strconv.FormatInt(rec.Last, 10)+"|"+holdingPayload(rec.Holding))
 	}
-	if err := rebuildScript.Run(ctx, r.client, []string{r.recordKey(topic, partition)}, args...).Err(); err != nil {
+	if _, err := r.run(ctx, rebuildScript, []string{r.recordKey(topic, partition)}, args...); err != nil {
 		return fmt.Errorf("rebuild the records of %s/%d: %w", topic, partition, err)
 	}
 	return nil
@@ -452,7 +526,11 @@ func (r *Redis) Update(ctx context.Context, scope breaker.Scope, fn func(breaker
 			return breaker.Transition{}, err
 		}
 		args := append([]any{strconv.FormatUint(stored.Generation, 10), string(scope)}, statusFields(to)...)
-		ok, err := casScript.Run(ctx, r.client, []string{r.statusKey(scope), r.scopesKey(), r.epochKey()}, args...).Int()
+		cmd, err := r.run(ctx, casScript, []string{r.statusKey(scope), r.scopesKey(), r.epochKey()}, args...)
+		var ok int
+		if err == nil {
+			ok, err = cmd.Int()
+		}
 		if err != nil {
 			return breaker.Transition{}, fmt.Errorf("write breaker %s: %w", scope, err)
 		}
@@ -479,7 +557,11 @@ func (r *Redis) Restore(ctx context.Context, statuses []ScopeStatus) (int, error
 		args = append(args, string(s.Scope), s.Status.Generation)
 		args = append(args, statusFields(s.Status)...)
 	}
-	n, err := restoreScript.Run(ctx, r.client, keys, args...).Int()
+	cmd, err := r.run(ctx, restoreScript, keys, args...)
+	var n int
+	if err == nil {
+		n, err = cmd.Int()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("restore %d breakers: %w", len(statuses), err)
 	}

@@ -59,7 +59,7 @@ func TestKeysShareOneHashTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{
-		k.Epoch(), k.Scopes(), k.Status("rule:a"), k.Ring("rule:a"), k.Records("in", 3), k.Audit(), k.AuditBuilt(),
+		k.Epoch(), k.Scopes(), k.Replicated(), k.Status("rule:a"), k.Ring("rule:a"), k.Records("in", 3), k.Audit(), k.AuditBuilt(),
 		k.HeldNext(), k.HeldReady(), k.HeldAction("x"), k.HeldAll(), k.HeldIncidents(), k.HeldIncident("i"),
 		k.HeldIncidentItems("i"), k.HeldByKey("k"), k.ReleaseQueue(), k.ReleaseLock(), k.ReleaseInflight(),
 		k.AlertStream(), k.AlertSeen("e"), k.AlertSeq(), k.AlertOpen("tripped", "critical"), k.AlertMembers("1"),

@@ -47,6 +47,12 @@ func (k Keys) Records(topic string, partition int) string {
 	return k.tag + ":o:" + topic + ":" + strconv.Itoa(partition)
 }
 
+// Replicated is a counter every replicated write of the rate store
+// increments right before it waits for the replicas, so that the wait
+// covers everything the primary wrote before it, even when the call
+// itself wrote nothing (a replayed decision).
+func (k Keys) Replicated() string { return k.tag + ":replicated" }
+
 // Frontiers holds, per consumer group member, how far in event time it has
 // decided the backlog of its partitions, with an expiry.
 func (k Keys) Frontiers() string { return k.tag + ":frontiers" }
