@@ -277,7 +277,11 @@ type Child struct {
 // it tripped on) and are fewer than half the children that do not hold
 // themselves. Otherwise the rise is broad and everything is held.
 // children are in batch order; the result keeps it.
-func Contributors(p Policy, c Counts, reason Reason, probation bool, children []Child) []Scope {
+//
+// countsHeld says the wider scope counted the actions its holding children
+// hold too (it does on probation, see CountsHeld): they are then
+// contributors like the others.
+func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool, children []Child) []Scope {
 	if !p.HoldContributors {
 		return nil
 	}
@@ -299,10 +303,15 @@ func Contributors(p Policy, c Counts, reason Reason, probation bool, children []
 	var out []Scope
 	rest, open := c.Window, 0
 	for _, ch := range children {
-		if ch.Holds {
+		if ch.Holds && !countsHeld {
 			continue
 		}
 		open++
+		if ch.Holds {
+			out = append(out, ch.Scope)
+			rest -= ch.Counts.Window
+			continue
+		}
 		if !ch.Counts.BaselineReady || ch.Counts.Window > p.ContributorFactor*ch.Counts.Baseline {
 			out = append(out, ch.Scope)
 			rest -= ch.Counts.Window
@@ -314,6 +323,13 @@ func Contributors(p Policy, c Counts, reason Reason, probation bool, children []
 	}
 	return out
 }
+
+// CountsHeld reports whether a wider scope in status s counts the actions
+// its narrower scopes hold: on probation it does, so that a broad rise it
+// tripped on is measured whole again after a person reset it, not only the
+// part the narrower breakers that re-tripped on their own let through.
+// Otherwise it counts only what would reach enforcement.
+func CountsHeld(s Status) bool { return s.Auto == Probation }
 
 // Incident names the trip a held action belongs to: the scope and the
 // generation at which the breaker opened.

@@ -317,36 +317,41 @@ func TestContributors(t *testing.T) {
 		name      string
 		p         Policy
 		c         Counts
-		reason    Reason
-		probation bool
-		children  []Child
-		want      []Scope
+		reason     Reason
+		probation  bool
+		children   []Child
+		want       []Scope
+		countsHeld bool
 	}{
 		{"one rule explains it", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, []Scope{b}},
+			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, []Scope{b}, false},
 		{"a rule without a baseline", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), {Scope: n, Counts: Counts{Window: 60}}, normal(c, 40)}, []Scope{n}},
+			[]Child{normal(a, 30), {Scope: n, Counts: Counts{Window: 60}}, normal(c, 40)}, []Scope{n}, false},
 		{"the stand-out does not explain it", gp, Counts{Window: 200}, ReasonMaxActions, false,
-			[]Child{normal(a, 90), spiking(b, 20, 5), normal(c, 90)}, nil},
+			[]Child{normal(a, 90), spiking(b, 20, 5), normal(c, 90)}, nil, false},
 		{"every rule up: broad", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{spiking(a, 40, 10), spiking(b, 50, 10), spiking(c, 40, 10)}, nil},
+			[]Child{spiking(a, 40, 10), spiking(b, 50, 10), spiking(c, 40, 10)}, nil, false},
 		{"a rule holding itself is not held again", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), spiking(b, 60, 10), {Scope: c, Counts: Counts{Window: 400}, Holds: true}, normal(c, 40)}, []Scope{b}},
+			[]Child{normal(a, 30), spiking(b, 60, 10), {Scope: c, Counts: Counts{Window: 400}, Holds: true}, normal(c, 40)}, []Scope{b}, false},
 		{"on probation the threshold is scaled", gp, Counts{Window: 90}, ReasonMaxActions, true,
-			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, nil},
+			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, nil, false},
 		{"off probation the same explains it", gp, Counts{Window: 90}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, []Scope{b}},
+			[]Child{normal(a, 30), spiking(b, 30, 5), normal(c, 30)}, []Scope{b}, false},
 		{"factor: explained below factor times baseline", gp, Counts{Window: 100, Baseline: 20}, ReasonBaseline, false,
-			[]Child{normal(a, 20), spiking(b, 70, 5), normal(c, 10)}, []Scope{b}},
+			[]Child{normal(a, 20), spiking(b, 70, 5), normal(c, 10)}, []Scope{b}, false},
 		{"half the rules stand out: broad", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 10), spiking(b, 60, 10), spiking(c, 50, 10), normal(n, 10)}, nil},
+			[]Child{normal(a, 10), spiking(b, 60, 10), spiking(c, 50, 10), normal(n, 10)}, nil, false},
+		{"counting held actions, the rule holding itself explains it", gp, Counts{Window: 130}, ReasonMaxActions, true,
+			[]Child{normal(a, 20), {Scope: b, Counts: Counts{Window: 80}, Holds: true}, normal(c, 20), normal(n, 10)}, []Scope{b}, true},
+		{"counting held actions, most rules held: broad", gp, Counts{Window: 130}, ReasonMaxActions, true,
+			[]Child{{Scope: a, Counts: Counts{Window: 40}, Holds: true}, {Scope: b, Counts: Counts{Window: 40}, Holds: true}, spiking(c, 40, 10), normal(n, 10)}, nil, true},
 		{"hold all", Policy{MaxActions: 100}, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, nil},
+			[]Child{normal(a, 30), spiking(b, 60, 10), normal(c, 40)}, nil, false},
 		{"exactly at the factor is not a contributor", gp, Counts{Window: 130}, ReasonMaxActions, false,
-			[]Child{normal(a, 30), spiking(b, 20, 10), normal(c, 80)}, nil},
+			[]Child{normal(a, 30), spiking(b, 20, 10), normal(c, 80)}, nil, false},
 	}
 	for _, tt := range tests {
-		got := Contributors(tt.p, tt.c, tt.reason, tt.probation, tt.children)
+		got := Contributors(tt.p, tt.c, tt.reason, tt.probation, tt.countsHeld, tt.children)
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: Contributors(%+v, %q) = %v; want %v", tt.name, tt.c, tt.reason, got, tt.want)
 		}

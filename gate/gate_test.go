@@ -305,3 +305,41 @@ breakers:
 		})
 	}
 }
+
+// TestProbationCountsHeld checks that a wider scope on probation, after a
+// person reset it, counts the actions its narrower breakers hold too: a
+// broad rise it tripped on is measured whole, not only what the rules that
+// re-tripped on their own let through.
+func TestProbationCountsHeld(t *testing.T) {
+	const cfg = `
+breakers:
+  defaults: {window: 1m, max_actions: 1000, factor: 0}
+  new_rules: {max_actions: 0}
+  global: {window: 1m, max_actions: 100, factor: 0, probation: 30m, probation_scale: 0.5}
+  rules:
+    loud: {max_actions: 50}
+`
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := newDecider(t, cfg)
+	if _, r := d.decide(append(spread("loud", 80, t0, 10*time.Second), spread("quiet", 30, t0, 10*time.Second)...)); status(r, breaker.Global).State != breaker.Closed {
+		t.Fatalf("global %+v; want closed, counting 30", status(r, breaker.Global))
+	}
+	c, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gate.GlobalPolicy(c)
+	if _, err := d.st.Update(context.Background(), breaker.Global, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		return breaker.Reset(p, s, "op", "test", now), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// On probation global counts loud's held actions too: 30 + 20 + 10 > 50.
+	its, r := d.decide(append(spread("loud", 20, t0.Add(10*time.Second), 10*time.Second), spread("quiet", 10, t0.Add(10*time.Second), 10*time.Second)...))
+	if s := status(r, breaker.Global); s.State != breaker.Open {
+		t.Fatalf("global %+v; want open: on probation it counts what loud holds", s)
+	}
+	if got := decisions(its); got["quiet"][gate.Held] != 10 || got["loud"][gate.Held] != 20 {
+		t.Errorf("decisions %v; want everything held", got)
+	}
+}

@@ -394,8 +394,9 @@ func (r *Replay) count(b store.Batch, sc *store.ScopeCounts, res store.Result) {
 	}
 	t := r.track(sc.Scope)
 	t.sum.Policy = sc.Policy
+	all := breaker.CountsHeld(t.status)
 	for _, bk := range sc.Buckets {
-		if !b.Counted(bk, res) {
+		if !all && !b.Counted(bk, res) {
 			continue
 		}
 		w.w.Add(bk.At, bk.Weight)

@@ -131,7 +131,7 @@ local done = {}
 
 -- contributors mirrors breaker.Contributors: the narrower scopes a wider
 -- one that just tripped holds alone, '' for everything.
-local function contributors(pol, win, base, reason, probation, kids)
+local function contributors(pol, win, base, reason, probation, countsheld, kids)
   if not pol.holdc then return '' end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
@@ -149,7 +149,11 @@ local function contributors(pol, win, base, reason, probation, kids)
   local rest, open = win / 1000, 0
   for _, k in ipairs(kids) do
     local d = done[k]
-    if not d.holds then
+    if d.holds and countsheld then
+      open = open + 1
+      table.insert(out, d.name)
+      rest = rest - d.win / 1000
+    elseif not d.holds then
       open = open + 1
       local w = d.win / 1000
       if not d.ready or w > pol.cfactor * (d.base * d.gw / (COARSE * d.coarse) / 1000) then
@@ -176,22 +180,6 @@ for s = 1, S do
     learning = tonumber(ARGV[argi + 14]), lmax = tonumber(ARGV[argi + 15]),
     holdc = ARGV[argi + 16] == '1', cfactor = tonumber(ARGV[argi + 17]),
   }
-  local nb = tonumber(ARGV[argi + 12])
-  -- the buckets: those whose narrower scopes hold are not counted here
-  local bat, bwt, kids, seenkid = {}, {}, {}, {}
-  for b = 1, nb do
-    local o = argi + SSTRIDE + (b - 1) * BSTRIDE
-    local v1, v2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
-    if v1 > 0 and not seenkid[v1] then
-      seenkid[v1] = true
-      table.insert(kids, v1)
-    end
-    if not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds)) then
-      table.insert(bat, tonumber(ARGV[o + 1]))
-      table.insert(bwt, tonumber(ARGV[o + 2]))
-    end
-  end
-  local nc = #bat
   local skey, rkey = KEYS[ki + 1], KEYS[ki + 2]
   ki = ki + 2
 
@@ -213,6 +201,25 @@ for s = 1, S do
     n.ac = ''
     n.un = 0
   end
+
+  local nb = tonumber(ARGV[argi + 12])
+  -- the buckets: those whose narrower scopes hold are not counted here,
+  -- except on probation (breaker.CountsHeld)
+  local all = n.au == 'probation'
+  local bat, bwt, kids, seenkid = {}, {}, {}, {}
+  for b = 1, nb do
+    local o = argi + SSTRIDE + (b - 1) * BSTRIDE
+    local v1, v2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+    if v1 > 0 and not seenkid[v1] then
+      seenkid[v1] = true
+      table.insert(kids, v1)
+    end
+    if all or not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds)) then
+      table.insert(bat, tonumber(ARGV[o + 1]))
+      table.insert(bwt, tonumber(ARGV[o + 2]))
+    end
+  end
+  local nc = #bat
 
   -- ring: slot idx % FRING of the fine ring holds the count of fine bucket
   -- idx for every idx in (topF - FRING, topF], where topF is the fine
@@ -318,7 +325,7 @@ for s = 1, S do
   end
 
   if tripwin and n.au == 'open' then
-    n.hs = contributors(pol, tripwin, tripbase, n.re, tripprob, kids)
+    n.hs = contributors(pol, tripwin, tripbase, n.re, tripprob, all, kids)
   end
 
   -- write back the ring: the counts the batch changed, and clear the slots

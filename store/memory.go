@@ -94,8 +94,9 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 		st, _ := breaker.Expire(e.status, now)
 		var last, trip breaker.Counts
 		tripped, tripProbation := false, false
+		all := breaker.CountsHeld(st)
 		for _, bk := range sc.Buckets {
-			if !b.Counted(bk, res) {
+			if !all && !b.Counted(bk, res) {
 				continue
 			}
 			at := e.window.Add(bk.At, bk.Weight)
@@ -109,7 +110,7 @@ func (m *Memory) Decide(_ context.Context, b Batch) (Result, error) {
 			}
 		}
 		if tripped && st.Auto == breaker.Open {
-			st.HeldScopes = breaker.Contributors(sc.Policy, trip, breaker.Reason(st.Reason), tripProbation, children(sc, res.Scopes))
+			st.HeldScopes = breaker.Contributors(sc.Policy, trip, breaker.Reason(st.Reason), tripProbation, all, children(sc, res.Scopes))
 		}
 		changed := st.Generation != start.Generation
 		e.status = st

@@ -436,10 +436,11 @@ func differential(t *testing.T, seed uint64, n int) {
 				stats["targeted hold"]++
 			}
 			for _, bk := range b.Scopes[j].Buckets {
-				for _, v := range bk.Via {
-					if v > 0 && rr.Scopes[v-1].Status.Holds() {
+				if !b.Counted(bk, rr) {
+					if lastAuto[b.Scopes[j].Scope] == breaker.Probation {
+						stats["counted on probation: narrower scope holds"]++
+					} else {
 						stats["not counted: narrower scope holds"]++
-						break
 					}
 				}
 			}
@@ -469,7 +470,7 @@ func differential(t *testing.T, seed uint64, n int) {
 	for _, k := range []string{
 		"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
 		"to closed probation ended", "trip in probation", "baseline ready", "auto change under forced_closed", "auto change under shadow",
-		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds",
+		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds", "counted on probation: narrower scope holds",
 	} {
 		if stats[k] == 0 {
 			t.Errorf("seed %d: no %q in %d batches; the test does not cover it", seed, k, n)
