@@ -341,9 +341,21 @@ func (d *Dispatcher) handle(ctx context.Context, r Route, m redis.XMessage) erro
 	}
 	if wait := time.UnixMilli(due).Sub(now); wait > 0 {
 		// The group window is still open: keep the entry claimed while waiting.
-		if !d.keepClaimed(ctx, r, m.ID, func() bool { return sleep(ctx, wait) }) {
+		if !d.keepClaimed(ctx, r, m.ID, done, func() bool { return sleep(ctx, wait) }) {
 			return nil
 		}
+	}
+	// Another replica may have claimed the entry while this one waited or
+	// stalled, and may have delivered it already: deliver only while it is
+	// still this consumer's and not done.
+	switch own, err := d.own(ctx, r, m.ID, done); {
+	case err != nil:
+		return err
+	case own == ownDone:
+		return rc.XAck(ctx, stream, cg, m.ID).Err()
+	case own == ownLost:
+		d.log.Info("alert outbox: another replica took over a group", zap.String("receiver", r.Name), zap.String("group", g))
+		return nil
 	}
 	n, err := d.load(ctx, g, m)
 	if err != nil {
@@ -354,7 +366,7 @@ func (d *Dispatcher) handle(ctx context.Context, r Route, m redis.XMessage) erro
 		d.log.Warn("alert outbox: group expired before delivery", zap.String("receiver", r.Name), zap.String("key", n.Key))
 	} else if r.accepts(n.Severity) {
 		var ok bool
-		d.keepClaimed(ctx, r, m.ID, func() bool {
+		d.keepClaimed(ctx, r, m.ID, done, func() bool {
 			outcome, ok = d.deliver(ctx, r, n)
 			return ok
 		})
@@ -370,9 +382,48 @@ func (d *Dispatcher) handle(ctx context.Context, r Route, m redis.XMessage) erro
 	return err
 }
 
-// keepClaimed runs fn while renewing this consumer's claim on entry id, so
-// that no other replica claims it as idle meanwhile; it returns fn's result.
-func (d *Dispatcher) keepClaimed(ctx context.Context, r Route, id string, fn func() bool) bool {
+// ownScript renews the claim of consumer ARGV[2] on the pending entry
+// ARGV[3] of group ARGV[1] on stream KEYS[1], if the entry is still that
+// consumer's and its done marker KEYS[2] is not set. It answers 1 when
+// renewed, 0 when done, -1 when the entry is another consumer's (claimed
+// as idle) or no longer pending. A renewal never takes an entry back from
+// the replica that claimed it.
+var ownScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then
+  return -1
+end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+`)
+
+// The answers of ownScript.
+const (
+	ownHeld = 1
+	ownDone = 0
+	ownLost = -1
+)
+
+// own renews this consumer's claim on entry id of r's group, whose done
+// marker is done, if it still holds it and the entry is not done (see
+// ownScript).
+func (d *Dispatcher) own(ctx context.Context, r Route, id, done string) (int, error) {
+	n, err := ownScript.Run(ctx, d.opts.Client, []string{d.keys.AlertStream(), done}, groupName(r.Name), d.opts.Consumer, id).Int()
+	if err != nil {
+		return 0, fmt.Errorf("renew the claim on alert entry %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// keepClaimed runs fn while renewing this consumer's claim on entry id
+// (done marker done), so that no other replica claims it as idle
+// meanwhile; it returns fn's result. Should the renewals come too late (a
+// stalled replica) and another replica claim the entry, they stop: the
+// claim is never taken back.
+func (d *Dispatcher) keepClaimed(ctx context.Context, r Route, id, done string, fn func() bool) bool {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -385,12 +436,11 @@ func (d *Dispatcher) keepClaimed(ctx context.Context, r Route, id string, fn fun
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				err := d.opts.Client.XClaimJustID(ctx, &redis.XClaimArgs{
-					Stream: d.keys.AlertStream(), Group: groupName(r.Name), Consumer: d.opts.Consumer,
-					MinIdle: 0, Messages: []string{id},
-				}).Err()
-				if err != nil && ctx.Err() == nil {
+				switch own, err := d.own(ctx, r, id, done); {
+				case err != nil && ctx.Err() == nil:
 					d.redisError("renew claim", err)
+				case err == nil && own != ownHeld:
+					return // claimed by another replica, or done: nothing to renew
 				}
 			}
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/breaker"
@@ -200,4 +202,54 @@ func testKeys(prefix string) wire.Keys {
 		panic(err)
 	}
 	return k
+}
+
+// TestClaimedGroupNotResent lets a replica read a group and stall until
+// another replica claims it as idle: the stalled replica, waking, leaves
+// the group to the claimant and sends nothing, and a group it still holds
+// it sends once.
+func TestClaimedGroupNotResent(t *testing.T) {
+	g := newRig(t, 0)
+	ctx := context.Background()
+	k := newSink(t)
+	wh, _ := NewWebhook(k.srv.URL, hookSecret, http.DefaultClient)
+	r := Route{Name: "hook", Notifier: wh}
+	d := g.dispatcher("a", nil, nil, r)
+	keys := testKeys(g.prefix)
+	ob := g.outbox(nil)
+	for i := range 2 {
+		if _, err := ob.Raise(ctx, event(t, tripOf(breaker.RuleScope("r"+strconv.Itoa(i)), 1, time.Now()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := d.read(ctx, r, ">", -1)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("read the groups: %d, %v; want 2", len(msgs), err)
+	}
+	// The other replica claims the first group, as it would after ClaimIdle.
+	if err := g.client.XClaimJustID(ctx, &redis.XClaimArgs{
+		Stream: keys.AlertStream(), Group: groupName("hook"), Consumer: "b", Messages: []string{msgs[0].ID},
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := d.handle(ctx, r, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(k.requests()); n != 1 {
+		t.Errorf("the webhook got %d requests; want 1, for the group the replica still held", n)
+	}
+	p, err := g.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: keys.AlertStream(), Group: groupName("hook"), Start: "-", End: "+", Count: 10,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 1 || p[0].ID != msgs[0].ID || p[0].Consumer != "b" {
+		t.Errorf("pending entries %+v; want only the claimed group, held by b", p)
+	}
+	if n, err := g.client.Exists(ctx, keys.AlertDone(msgs[0].Values["group"].(string), "hook")).Result(); err != nil || n != 0 {
+		t.Errorf("the claimed group is marked done (%d, %v); want it left to its claimant", n, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,24 @@ type alerting struct {
 	metrics    *metrics.Metrics
 }
 
+// dispatchers counts the dispatchers built in this process.
+var dispatchers atomic.Int64
+
+// consumerName names this replica in the alert consumer groups: the host
+// and process id, so that a restarted replica that gets the same (pid 1 in
+// a container of a stateful set) takes up its own pending groups at once,
+// and a count when one process runs several daemons, so that no two
+// running dispatchers share a name (two consumers of one name would both
+// read its pending groups and deliver them twice).
+func consumerName() string {
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("%s-%d", host, os.Getpid())
+	if n := dispatchers.Add(1); n > 1 {
+		name += fmt.Sprintf("-%d", n)
+	}
+	return name
+}
+
 // newAlerting builds the outbox and the dispatcher of cfg.Alerts, or returns
 // nil when no receiver is configured.
 func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m *metrics.Metrics) (*alerting, error) {
@@ -44,10 +63,9 @@ func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
 	d, err := alert.NewDispatcher(alert.DispatcherOptions{
 		Client: rc, KeyPrefix: cfg.Redis.KeyPrefix, Routes: routes,
-		Consumer:  fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Consumer:  consumerName(),
 		ClaimIdle: a.ClaimIdle, AdminURL: a.AdminURL, Retention: a.Retention,
 		Backoff: alert.Backoff{Initial: a.Retry.Initial, Max: a.Retry.Max, GiveUpAfter: a.Retry.GiveUpAfter},
 		Logger:  log.Named("alert"), Metrics: m,
