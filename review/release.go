@@ -95,7 +95,12 @@ func NewReleaser(x *Index, opts ReleaseOptions, log *zap.Logger) (*Releaser, err
 		w: &kafka.Writer{
 			Addr: opts.Kafka.Addr(), Transport: tr, Balancer: &kafka.Hash{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 100 * time.Microsecond, WriteTimeout: opts.WriteTimeout,
-			MaxAttempts: 5, BatchSize: opts.Batch,
+			// One attempt: kafka-go retries a batch whose acknowledgement
+			// was lost (a timeout under load) by writing it again, and a
+			// write that reached the broker twice releases its actions
+			// twice. A failed write is retried by the next step instead,
+			// which first finds what reached the topics from the release log.
+			MaxAttempts: 1, BatchSize: opts.Batch,
 		},
 	}, nil
 }
@@ -426,8 +431,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 
 // holdLease renews the release lease before a write, then every third of
 // its length while the write runs on the returned context, so that a write
-// that takes longer than the lease (kafka-go retries a write several
-// times) keeps it. When the lease is lost, or could not be renewed before
+// that takes longer than the lease (a slow broker) keeps it. When the lease is lost, or could not be renewed before
 // it would expire, the context is cancelled and the write abandoned. The
 // returned function ends the renewals; it returns an error wrapping
 // errLeaseLost if the lease was lost during the write.
