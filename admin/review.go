@@ -41,11 +41,10 @@ func (a *API) listIncidents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "list incidents", err)
 		return
 	}
-	out := api.Incidents{Incidents: make([]api.Incident, len(incs))}
-	for i, inc := range incs {
-		out.Incidents[i] = api.Incident(inc)
+	if incs == nil {
+		incs = []review.Incident{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, api.Incidents{Incidents: incs})
 }
 
 func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +57,7 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read incident", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Incident(inc))
+	writeJSON(w, http.StatusOK, inc)
 }
 
 // The look-back limits.
@@ -113,11 +112,10 @@ func (a *API) lookBack(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read the gated topic", err)
 		return
 	}
-	out := api.LookBack{From: lb.From, To: lb.To, Truncated: lb.Truncated, Actions: make([]api.Forwarded, len(lb.Actions))}
-	for i, f := range lb.Actions {
-		out.Actions[i] = api.Forwarded(f)
+	if lb.Actions == nil {
+		lb.Actions = []review.Forwarded{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, lb)
 }
 
 func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
@@ -79,23 +80,9 @@ type Held struct {
 	key string
 }
 
-// Incident is the held actions of one trip.
-type Incident struct {
-	// ID is "<scope>@<generation>" (breaker.Incident).
-	ID string `json:"id"`
-	// Scope is the breaker that tripped.
-	Scope string `json:"scope"`
-	// Held counts its held actions, Pending, Approved and Rejected by status.
-	Held     int64 `json:"held"`
-	Pending  int64 `json:"pending"`
-	Approved int64 `json:"approved"`
-	Rejected int64 `json:"rejected"`
-	// Released counts the decided actions written to gated or rejected.
-	Released int64 `json:"released"`
-	// FirstHeldAt and LastHeldAt span its held actions.
-	FirstHeldAt time.Time `json:"first_held_at"`
-	LastHeldAt  time.Time `json:"last_held_at"`
-}
+// Incident is the held actions of one trip and their review progress, as
+// the admin API shows it.
+type Incident = api.Incident
 
 // Filter selects held actions; empty fields match everything.
 type Filter struct {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/partition"
@@ -14,33 +15,10 @@ import (
 )
 
 // Forwarded is an action that reached the gated topic.
-type Forwarded struct {
-	// ActionID, Rule, Action, TargetType and TargetID come from the event.
-	ActionID   string `json:"action_id"`
-	Rule       string `json:"rule_id"`
-	Action     string `json:"action"`
-	TargetType string `json:"target_type"`
-	TargetID   string `json:"target_id"`
-	// OccurredAt is the event time.
-	OccurredAt time.Time `json:"occurred_at"`
-	// ForwardedAt is the timestamp of the gated record (that of the input
-	// record it was forwarded from).
-	ForwardedAt time.Time `json:"forwarded_at"`
-	// Partition and Offset locate it on the gated topic.
-	Partition int   `json:"partition"`
-	Offset    int64 `json:"offset"`
-}
+type Forwarded = api.Forwarded
 
 // LookBack is what was forwarded of a scope shortly before a trip.
-type LookBack struct {
-	// From and To bound the window, in gated-topic time.
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-	// Actions are the scope's actions forwarded in the window, oldest first.
-	Actions []Forwarded `json:"actions"`
-	// Truncated is true when more than the limit were found.
-	Truncated bool `json:"truncated"`
-}
+type LookBack = api.LookBack
 
 // inScope reports whether action a counts towards scope.
 func inScope(scope breaker.Scope, a event.Action) bool {
