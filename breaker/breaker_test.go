@@ -314,9 +314,9 @@ func TestContributors(t *testing.T) {
 	}
 	a, b, c, n := RuleScope("a"), RuleScope("b"), RuleScope("c"), RuleScope("new")
 	tests := []struct {
-		name      string
-		p         Policy
-		c         Counts
+		name       string
+		p          Policy
+		c          Counts
 		reason     Reason
 		probation  bool
 		children   []Child
