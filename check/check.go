@@ -419,6 +419,7 @@ func (c *checker) redis(ctx context.Context) {
 		c.version(infos)
 	}
 	c.evictionPolicy(ctx, rc)
+	c.replicas(ctx, rc)
 	if r.Topology() == config.RedisCluster {
 		c.slot(ctx, rc)
 	}
@@ -495,6 +496,44 @@ func (c *checker) evictionPolicy(ctx context.Context, rc redis.UniversalClient) 
 		return
 	}
 	c.add(key, OK, "noeviction", "")
+}
+
+// replicas compares the replicas of every primary with
+// redis.min_replicas_acked: fewer would pause the pipeline on every batch,
+// none asked for under Sentinel lets a failover lose a trip.
+func (c *checker) replicas(ctx context.Context, rc redis.UniversalClient) {
+	key := "redis replicas acked"
+	want := c.cfg.Redis.MinReplicasAcked
+	fewest := -1
+	err := c.within(ctx, func(ctx context.Context) error {
+		return eachPrimary(ctx, rc, func(ctx context.Context, node redis.UniversalClient) error {
+			info, err := node.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(info, "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+					n, _ := strconv.Atoi(v)
+					if fewest < 0 || n < fewest {
+						fewest = n
+					}
+				}
+			}
+			return nil
+		})
+	})
+	switch {
+	case err != nil:
+		c.add(key, Warn, "could not read it (INFO replication: "+err.Error()+")", "make sure every primary has at least redis.min_replicas_acked replicas")
+	case want > 0 && fewest < want:
+		c.add(key, Fail, fmt.Sprintf("redis.min_replicas_acked is %d, a primary has %d connected replicas", want, fewest),
+			"add replicas, or lower redis.min_replicas_acked: every batch waits for that many and pauses without them")
+	case want == 0 && c.cfg.Redis.Topology() == config.RedisSentinel:
+		c.add(key, Warn, fmt.Sprintf("redis.min_replicas_acked is 0 (%d connected replicas)", fewest),
+			"set redis.min_replicas_acked: 1, or a failover can lose a trip decided just before it")
+	default:
+		c.add(key, OK, fmt.Sprintf("%d of %d connected replicas", want, fewest), "")
+	}
 }
 
 // slot reports the Cluster slot of the hash tag and the node serving it.

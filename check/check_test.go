@@ -137,6 +137,8 @@ func TestBroken(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, check: "redis maxmemory-policy", want: "set maxmemory-policy noeviction"},
+		{name: "fewer replicas than acknowledgements", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Redis.MinReplicasAcked = 1 },
+			check: "redis replicas acked", want: "add replicas, or lower redis.min_replicas_acked"},
 		{name: "wrong kafka password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Kafka.SASL.Password = "wrong-" + kafkaPW }, check: "kafka connect", want: "kafka.sasl.username"},
 		{name: "wrong redis password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Redis.Password = "wrong-" + redisPW }, check: "redis connect", want: "redis.username and the password"},
 		{name: "untrusted kafka certificate", compact: true, damage: func(t *testing.T, s *setup) { s.cfg.Kafka.TLS.CAFile = testbed.NewPKI(t).CAFile() }, check: "kafka connect", want: "kafka.tls"},

@@ -164,6 +164,7 @@ type RedisSentinel struct {
 	Primary, Replica string // the servers' addresses at start
 	Sentinel         string // the Sentinel's address
 	password         string
+	primary, replica *Process
 }
 
 // StartRedisSentinel starts a primary, a replica of it and one Sentinel
@@ -185,15 +186,16 @@ func StartRedisSentinel(t testing.TB, password string) *RedisSentinel {
 		return rc.Ping(ctx).Err()
 	}
 	pdir := t.TempDir()
-	_, pport := startServer(t, bin, func(port int) []string {
+	pproc, pport := startServer(t, bin, func(port int) []string {
 		return auth(append(baseArgs(pdir), "--port", strconv.Itoa(port)))
 	}, ready)
-	s := &RedisSentinel{Primary: "127.0.0.1:" + strconv.Itoa(pport), password: password}
+	s := &RedisSentinel{Primary: "127.0.0.1:" + strconv.Itoa(pport), password: password, primary: pproc}
 	rdir := t.TempDir()
-	_, rport := startServer(t, bin, func(port int) []string {
+	rproc, rport := startServer(t, bin, func(port int) []string {
 		return auth(append(baseArgs(rdir), "--port", strconv.Itoa(port), "--replicaof", "127.0.0.1", strconv.Itoa(pport)))
 	}, ready)
 	s.Replica = "127.0.0.1:" + strconv.Itoa(rport)
+	s.replica = rproc
 	sdir := t.TempDir()
 	_, sport := startServer(t, sbin, func(port int) []string {
 		conf := filepath.Join(sdir, fmt.Sprintf("sentinel-%d.conf", port))
@@ -236,6 +238,63 @@ func StartRedisSentinel(t testing.TB, password string) *RedisSentinel {
 	}
 	return s
 }
+
+// CutReplica cuts the replica off the primary, like a partition between
+// them: the replica drops its link and cannot authenticate again (a wrong
+// masterauth) until MendReplica, so whatever the primary writes meanwhile
+// exists on the primary alone. It needs a password.
+func (s *RedisSentinel) CutReplica(t testing.TB) {
+	t.Helper()
+	if s.password == "" {
+		t.Fatal("testbed: CutReplica needs a Sentinel setup with a password")
+	}
+	s.replicaDo(t, "CONFIG", "SET", "masterauth", s.password+"-cut")
+	s.replicaDo(t, "CLIENT", "KILL", "TYPE", "master")
+}
+
+// MendReplica gives the replica its masterauth back, so that it can
+// reconnect to a primary.
+func (s *RedisSentinel) MendReplica(t testing.TB) {
+	t.Helper()
+	s.replicaDo(t, "CONFIG", "SET", "masterauth", s.password)
+}
+
+// AddReplica starts one more redis-server, a replica of primary (an
+// address), as an operator replaces a lost node.
+func (s *RedisSentinel) AddReplica(t testing.TB, primary string) {
+	t.Helper()
+	host, port, ok := strings.Cut(primary, ":")
+	if !ok {
+		t.Fatalf("testbed: AddReplica: address %q", primary)
+	}
+	dir := t.TempDir()
+	startServer(t, redisBin(t, "redis-server"), func(p int) []string {
+		args := append(baseArgs(dir), "--port", strconv.Itoa(p), "--replicaof", host, port)
+		if s.password != "" {
+			args = append(args, "--requirepass", s.password, "--masterauth", s.password)
+		}
+		return args
+	}, func(ctx context.Context, p int) error {
+		rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(p), Password: s.password})
+		defer func() { _ = rc.Close() }()
+		return rc.Ping(ctx).Err()
+	})
+}
+
+func (s *RedisSentinel) replicaDo(t testing.TB, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), topologyTimeout)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: s.Replica, Password: s.password})
+	defer func() { _ = rc.Close() }()
+	if err := rc.Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("testbed: replica %v: %v", args, err)
+	}
+}
+
+// KillPrimary kills the server started as the primary with SIGKILL,
+// losing whatever it had not replicated.
+func (s *RedisSentinel) KillPrimary() { s.primary.Kill() }
 
 // Master returns the address the Sentinel names as the primary now.
 func (s *RedisSentinel) Master(ctx context.Context) (string, error) {
