@@ -80,6 +80,9 @@ type Releaser struct {
 	// crashAfterWrite, in tests, stops a batch after its write and before
 	// its mark, as a crash there would.
 	crashAfterWrite func() bool
+	// afterPage, in tests, runs between two reads of the queue, as a
+	// reviewer's decision would.
+	afterPage func()
 }
 
 // NewReleaser returns a releaser of x's decisions; Close releases its writer.
@@ -345,19 +348,35 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	var batch []Held
 	inBatch := map[string]bool{}
 	var done []string // released before (a retried mark): drop from the queue
+	// Pages follow the queue by score (held position), not by rank: a
+	// decision made while the queue is read inserts actions ahead of the
+	// ones already read, and a page by rank would then read one of them
+	// again and write it twice.
+	from := "-inf"
 	for page := 0; page < scanPages && len(batch) < r.opts.Batch; page++ {
-		ids, err := r.x.opts.Redis.ZRange(ctx, r.x.queueKey(), int64(page*r.opts.Batch), int64((page+1)*r.opts.Batch-1)).Result()
+		if page > 0 && r.afterPage != nil {
+			r.afterPage()
+		}
+		zs, err := r.x.opts.Redis.ZRangeByScoreWithScores(ctx, r.x.queueKey(), &redis.ZRangeBy{Min: from, Max: "+inf", Count: int64(r.opts.Batch)}).Result()
 		if err != nil {
 			return 0, fmt.Errorf("read the release queue: %w", err)
 		}
-		if len(ids) == 0 {
+		if len(zs) == 0 {
 			break
 		}
+		ids := make([]string, len(zs))
+		for i, z := range zs {
+			ids[i], _ = z.Member.(string)
+		}
+		from = "(" + strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
 		hs, err := r.x.getMany(ctx, ids)
 		if err != nil {
 			return 0, err
 		}
 		for _, h := range hs {
+			if inBatch[h.ActionID] {
+				continue // never twice in one write
+			}
 			if h.Released {
 				done = append(done, h.ActionID)
 				continue

@@ -388,3 +388,61 @@ func TestLeaseRenewedWhileWriting(t *testing.T) {
 		t.Errorf("release() after the lease moved = %v; want errLeaseLost", err)
 	}
 }
+
+// TestDecisionDuringScanWritesOnce decides actions ahead of the ones a
+// releaser has already read while it reads the next page of its queue:
+// every action is still written exactly once.
+func TestDecisionDuringScanWritesOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// "p" stays pending, so "b1" and "b2" (same key) wait for it and the
+	// first page does not fill the batch.
+	b := newReleaseBed(t, 1,
+		heldMsg("p", "k", "rule:a@1"),
+		heldMsg("e1", "ke1", "rule:a@1"),
+		heldMsg("e2", "ke2", "rule:a@1"),
+		heldMsg("r", "kr", "rule:a@1"),
+		heldMsg("b1", "k", "rule:a@1"),
+		heldMsg("b2", "k", "rule:a@1"))
+	k, x := b.k, b.x
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, []string{"r"}, Decision{To: Rejected, Reviewer: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, []string{"b1", "b2"}, Decision{To: Approved, Reviewer: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	r := b.releaser(t, 2)
+	// After the first page ([r, b1]) is read, two actions are approved
+	// ahead of it: a page by rank would read [r, b1] again.
+	pages := 0
+	r.afterPage = func() {
+		pages++
+		if pages == 1 {
+			if _, err := x.Decide(ctx, []string{"e1", "e2"}, Decision{To: Approved, Reviewer: "r"}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if _, err := r.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pages == 0 {
+		t.Fatal("the releaser never read a second page; the test does not test the race")
+	}
+	count := func(topic string) map[string]int {
+		out := map[string]int{}
+		for _, rec := range k.ReadAll(t, topic, 10*time.Second) {
+			out[header(rec, wire.HeaderActionID)]++
+		}
+		return out
+	}
+	if got := count(tRejected); len(got) != 1 || got["r"] != 1 {
+		t.Errorf("rejected holds %v; want r once", got)
+	}
+	if got := count(tGated); len(got) != 2 || got["e1"] != 1 || got["e2"] != 1 {
+		t.Errorf("gated holds %v; want e1 and e2 once each", got)
+	}
+}
