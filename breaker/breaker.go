@@ -279,7 +279,7 @@ type Child struct {
 // children are in batch order; the result keeps it.
 //
 // countsHeld says the wider scope counted the actions its holding children
-// hold too (it does on probation, see CountsHeld): they are then
+// hold too (it does open and on probation, see CountsHeld): they are then
 // contributors like the others.
 func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool, children []Child) []Scope {
 	if !p.HoldContributors {
@@ -325,11 +325,15 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 }
 
 // CountsHeld reports whether a wider scope in status s counts the actions
-// its narrower scopes hold: on probation it does, so that a broad rise it
-// tripped on is measured whole again after a person reset it, not only the
-// part the narrower breakers that re-tripped on their own let through.
-// Otherwise it counts only what would reach enforcement.
-func CountsHeld(s Status) bool { return s.Auto == Probation }
+// its narrower scopes hold. Open and on probation it does: a person who
+// resets it during a broad rise then finds the rise measured whole in its
+// window at once, so it trips again on the first action after the reset
+// instead of letting a window's worth of the rise through while its
+// window refills; and on probation the rise is not only the part the
+// narrower breakers that re-tripped on their own let through. Closed, it
+// counts only what would reach enforcement, so that one rule's incident,
+// contained by the rule's own breaker, does not trip it.
+func CountsHeld(s Status) bool { return s.Auto == Probation || s.Auto == Open }
 
 // Incident names the trip a held action belongs to: the scope and the
 // generation at which the breaker opened.

@@ -343,3 +343,46 @@ breakers:
 		t.Errorf("decisions %v; want everything held", got)
 	}
 }
+
+// TestOpenCountsHeld checks that an open wider scope keeps counting the
+// actions its narrower breakers hold: reset during a rise that the rules'
+// own breakers now hold, it trips again on the first action after the
+// reset instead of letting a window's worth through while its window
+// refills.
+func TestOpenCountsHeld(t *testing.T) {
+	const cfg = `
+breakers:
+  defaults: {window: 1m, max_actions: 1000, factor: 0}
+  new_rules: {max_actions: 0}
+  global: {window: 1m, max_actions: 100, factor: 0, probation: 30m, probation_scale: 0.5}
+  rules:
+    loud: {max_actions: 50}
+`
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := newDecider(t, cfg)
+	if _, r := d.decide(append(spread("a", 60, t0, 10*time.Second), spread("b", 60, t0, 10*time.Second)...)); status(r, breaker.Global).State != breaker.Open {
+		t.Fatalf("global %+v; want open on 120 actions", status(r, breaker.Global))
+	}
+	// A minute later loud holds itself; global, open, counts its actions.
+	if _, r := d.decide(spread("loud", 80, t0.Add(70*time.Second), 10*time.Second)); status(r, "rule:loud").State != breaker.Open {
+		t.Fatalf("loud %+v; want open", status(r, "rule:loud"))
+	}
+	c, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gate.GlobalPolicy(c)
+	if _, err := d.st.Update(context.Background(), breaker.Global, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		return breaker.Reset(p, s, "op", "test", now), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Global's window holds loud's 80: one more action is past 50.
+	its, r := d.decide(spread("a", 1, t0.Add(85*time.Second), time.Second))
+	if s := status(r, breaker.Global); s.State != breaker.Open {
+		t.Fatalf("global %+v; want open again at once: its window counted what loud held while it was open", s)
+	}
+	if got := decisions(its); got["a"][gate.Held] != 1 {
+		t.Errorf("decisions %v; want a's action held", got)
+	}
+}

@@ -204,8 +204,8 @@ for s = 1, S do
 
   local nb = tonumber(ARGV[argi + 12])
   -- the buckets: those whose narrower scopes hold are not counted here,
-  -- except on probation (breaker.CountsHeld)
-  local all = n.au == 'probation'
+  -- except open and on probation (breaker.CountsHeld)
+  local all = n.au == 'probation' or n.au == 'open'
   local bat, bwt, kids, seenkid = {}, {}, {}, {}
   for b = 1, nb do
     local o = argi + SSTRIDE + (b - 1) * BSTRIDE
