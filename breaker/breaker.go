@@ -92,6 +92,16 @@ func (s Scope) Rule() string {
 	return scopeUnescaper.Replace(r)
 }
 
+// Action returns the action type of a rule and action scope, and "" for
+// the others.
+func (s Scope) Action() string {
+	i := strings.Index(string(s), "|action:")
+	if i < 0 || !strings.HasPrefix(string(s), "rule:") {
+		return ""
+	}
+	return scopeUnescaper.Replace(string(s)[i+len("|action:"):])
+}
+
 // ParseScope checks that s names a scope.
 func ParseScope(s string) (Scope, error) {
 	if s == string(Global) {

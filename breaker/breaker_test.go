@@ -825,3 +825,19 @@ func TestScopeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestScopeAction(t *testing.T) {
+	for _, c := range []struct {
+		s            Scope
+		rule, action string
+	}{
+		{Global, "", ""},
+		{RuleScope("r1"), "r1", ""},
+		{ActionScope("r1", "ban_account"), "r1", "ban_account"},
+		{ActionScope("a|action:b", "c|d%"), "a|action:b", "c|d%"},
+	} {
+		if r, a := c.s.Rule(), c.s.Action(); r != c.rule || a != c.action {
+			t.Errorf("%q: rule %q, action %q; want %q, %q", c.s, r, a, c.rule, c.action)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/gate"
 	"github.com/breakwater/breakwater/replay"
@@ -178,19 +179,21 @@ func Run(ctx context.Context, opts Options, scenarios []Scenario) ([]Result, con
 // Suggest returns the base configuration with the thresholds suggest
 // proposes from the normal days of the traffic.
 func Suggest(ctx context.Context, opts Options) (config.Config, error) {
-	obs, err := suggest.NewObserver(suggest.Options{})
+	sgs, err := suggest.Observe(opts.Config, suggest.Options{}, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
+		r, err := replay.New(replay.Options{Config: c, OnCounts: on})
+		if err != nil {
+			return err
+		}
+		sim := &source{sim: traffic.NewSimulation(opts.scenario(nil, opts.NormalDays))}
+		if _, err := r.Run(ctx, sim); err != nil {
+			return fmt.Errorf("suggest: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return config.Config{}, err
 	}
-	r, err := replay.New(replay.Options{Config: suggest.Observing(opts.Config), OnCounts: obs.Observe})
-	if err != nil {
-		return config.Config{}, err
-	}
-	sim := &source{sim: traffic.NewSimulation(opts.scenario(nil, opts.NormalDays))}
-	if _, err := r.Run(ctx, sim); err != nil {
-		return config.Config{}, fmt.Errorf("suggest: %w", err)
-	}
-	return suggest.Apply(opts.Config, obs.Suggestions())
+	return suggest.Apply(opts.Config, sgs)
 }
 
 func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario) (Result, error) {

@@ -36,6 +36,9 @@ type Options struct {
 	// NewRules is the configured budget of new rules, which the
 	// suggestion never loosens.
 	NewRules config.NewRules
+	// ActionWindow is the window of the breakers suggested per rule for
+	// each irreversible action type (see ObservingActions); 0 means 10m.
+	ActionWindow time.Duration
 }
 
 func (o *Options) fill() error {
@@ -51,6 +54,9 @@ func (o *Options) fill() error {
 	if o.MinFactor == 0 {
 		o.MinFactor = 2
 	}
+	if o.ActionWindow == 0 {
+		o.ActionWindow = DefaultActionWindow
+	}
 	switch {
 	case !(o.Headroom >= 1 && o.Headroom <= 100):
 		return fmt.Errorf("suggest: headroom must be between 1 and 100, got %g", o.Headroom)
@@ -60,6 +66,8 @@ func (o *Options) fill() error {
 		return fmt.Errorf("suggest: floor must not be negative, got %g", o.Floor)
 	case !(o.MinFactor >= 1):
 		return fmt.Errorf("suggest: min factor must be at least 1, got %g", o.MinFactor)
+	case o.ActionWindow < 10*time.Millisecond || o.ActionWindow > 24*time.Hour:
+		return fmt.Errorf("suggest: action window must be between 10ms and 24h, got %v", o.ActionWindow)
 	}
 	return nil
 }
@@ -108,6 +116,9 @@ type Suggestion struct {
 	// MaxActions and Factor are the suggested thresholds; Factor is 0
 	// when no ratio could be measured (the configured factor stays).
 	MaxActions, Factor float64
+	// MinActions, for a rule and action type, is the least window count
+	// for Factor to trip: the normal peak. 0 keeps the configured one.
+	MinActions float64
 	// ProbationScale, when not 0, raises the configured one so that the
 	// normal peak stays 10% below max_actions during probation too;
 	// otherwise a breaker reset after an incident trips again on normal
@@ -117,19 +128,35 @@ type Suggestion struct {
 	Current breaker.Policy
 }
 
-// Suggestions returns the proposals for the global scope and every rule
-// seen, global first, then by rule.
+// Rules returns the rules seen, sorted.
+func (o *Observer) Rules() []string {
+	var out []string
+	for sc := range o.scopes {
+		if sc != breaker.Global && breaker.RuleScope(sc.Rule()) == sc {
+			out = append(out, sc.Rule())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Suggestions returns the proposals for the global scope, every rule seen
+// and every rule and action type observed, global first, then by scope (a
+// rule before its action types).
 func (o *Observer) Suggestions() []Suggestion {
 	var out []Suggestion
 	for _, sc := range slices.Sorted(maps.Keys(o.scopes)) {
-		if sc != breaker.Global && breaker.RuleScope(sc.Rule()) != sc {
-			continue // per-action scopes keep their configuration
-		}
 		s := o.scopes[sc]
 		sg := Suggestion{Scope: sc, Window: s.policy.Window, Current: s.policy, Peak: s.windows.quantile(), PeakRatio: s.ratios.quantile()}
 		sg.MaxActions = roundUp(math.Max(sg.Peak*o.opts.Headroom, o.opts.Floor))
 		if sg.PeakRatio > 0 {
 			sg.Factor = math.Max(math.Ceil(sg.PeakRatio*o.opts.Headroom*2)/2, o.opts.MinFactor)
+		}
+		if sc.Action() != "" {
+			// An action type of a rule counts few actions: the factor
+			// trips only above the normal peak, never on a burst of
+			// random arrivals that a small baseline multiplies.
+			sg.MinActions = roundUp(math.Max(sg.Peak, s.policy.MinActions))
 		}
 		if ps := s.policy.ProbationScale; ps > 0 && sg.MaxActions*ps < sg.Peak*1.1 {
 			sg.ProbationScale = math.Min(math.Ceil(sg.Peak*1.1/sg.MaxActions*20)/20, 1)
@@ -155,7 +182,7 @@ func (o *Observer) Suggestions() []Suggestion {
 func Defaults(sgs []Suggestion) float64 {
 	var v []float64
 	for _, s := range sgs {
-		if s.Scope != breaker.Global {
+		if isRule(s.Scope) {
 			v = append(v, s.MaxActions)
 		}
 	}
@@ -176,12 +203,16 @@ func NewRules(sgs []Suggestion, current config.NewRules) config.NewRules {
 		return out
 	}
 	for _, s := range sgs {
-		if s.Scope != breaker.Global && s.MaxActions > 0 && s.MaxActions < out.MaxActions {
+		if isRule(s.Scope) && s.MaxActions > 0 && s.MaxActions < out.MaxActions {
 			out.MaxActions = s.MaxActions
 		}
 	}
 	return out
 }
+
+// isRule reports whether s is a rule's scope (not global, not a rule and
+// action type).
+func isRule(s breaker.Scope) bool { return s != breaker.Global && s.Action() == "" }
 
 // roundUp rounds v up to two significant digits.
 func roundUp(v float64) float64 {
@@ -213,6 +244,86 @@ func Observing(cfg config.Config) config.Config {
 	return c
 }
 
+// DefaultActionWindow is the window of the per-action-type breakers that
+// suggest proposes: long enough that a rule's few bans a minute make a
+// count whose random variation is small against a slow rise.
+const DefaultActionWindow = 10 * time.Minute
+
+// Guarded returns the action types suggest proposes a breaker for in every
+// rule: the irreversible ones of cfg's action table, sorted.
+func Guarded(cfg config.Config) []string {
+	var out []string
+	for name, a := range cfg.Actions {
+		if a.Irreversible {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ObservingActions returns Observing(cfg) with, for every one of rules, a
+// disabled breaker of each of actions that the rule does not configure,
+// with window window (and a baseline of at least six windows): the
+// observation pass that measures them. A rule's bans are a small share of
+// its actions, so a rule that starts banning more (a ramp of bans) is seen
+// far earlier in its bans than in its weighted total.
+func ObservingActions(cfg config.Config, rules, actions []string, window time.Duration) config.Config {
+	c := Observing(cfg)
+	for _, id := range rules {
+		r, ok := c.Breakers.Rules[id]
+		if !ok {
+			r = config.Rule{Thresholds: cfg.RuleThresholds(id)}
+			r.Disabled = true
+		}
+		acts := maps.Clone(r.Actions)
+		if acts == nil {
+			acts = map[string]config.Thresholds{}
+		}
+		for _, a := range actions {
+			if _, ok := acts[a]; ok {
+				continue
+			}
+			base := cfg.RuleThresholds(id).Baseline
+			if base < 6*window {
+				base = 6 * window
+			}
+			t := cfg.RuleThresholds(id)
+			t.Window, t.Baseline, t.Disabled = window, base, true
+			acts[a] = t
+		}
+		r.Actions = acts
+		c.Breakers.Rules[id] = r
+	}
+	return c
+}
+
+// Observe runs the observation passes of a suggestion: pass replays the
+// input under a configuration, calling onCounts for every scope and bucket.
+// A first pass finds the rules; a second measures them with a breaker for
+// each guarded action type (see ObservingActions).
+func Observe(cfg config.Config, opts Options, pass func(c config.Config, onCounts func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error) ([]Suggestion, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	first, err := NewObserver(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := pass(Observing(cfg), first.Observe); err != nil {
+		return nil, err
+	}
+	guarded := Guarded(cfg)
+	if len(guarded) == 0 || len(first.Rules()) == 0 {
+		return first.Suggestions(), nil
+	}
+	second, _ := NewObserver(opts)
+	if err := pass(ObservingActions(cfg, first.Rules(), guarded, opts.ActionWindow), second.Observe); err != nil {
+		return nil, err
+	}
+	return second.Suggestions(), nil
+}
+
 // Apply returns a copy of cfg with the suggestions in place, validated.
 func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 	c := cfg
@@ -229,6 +340,37 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			if s.ProbationScale > 0 {
 				c.Breakers.Global.ProbationScale = s.ProbationScale
 			}
+			continue
+		}
+		if a := s.Scope.Action(); a != "" {
+			r, ok := c.Breakers.Rules[s.Scope.Rule()]
+			if !ok {
+				r = config.Rule{Thresholds: cfg.RuleThresholds(s.Scope.Rule())}
+			}
+			acts := maps.Clone(r.Actions)
+			if acts == nil {
+				acts = map[string]config.Thresholds{}
+			}
+			t, had := acts[a]
+			if !had {
+				// Resolved like a loaded configuration: the rule's
+				// thresholds, on the observed window and baseline.
+				t = r.Thresholds
+				t.Window, t.Baseline, t.Disabled = s.Current.Window, s.Current.Baseline, false
+			}
+			t.MaxActions = s.MaxActions
+			if s.Factor > 0 {
+				t.Factor = s.Factor
+			}
+			if s.MinActions > 0 {
+				t.MinActions = s.MinActions
+			}
+			if s.ProbationScale > 0 {
+				t.ProbationScale = s.ProbationScale
+			}
+			acts[a] = t
+			r.Actions = acts
+			c.Breakers.Rules[s.Scope.Rule()] = r
 			continue
 		}
 		r, ok := c.Breakers.Rules[s.Scope.Rule()]
@@ -280,6 +422,9 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		} else {
 			fmt.Fprintf(&b, "%s# factor: unchanged (%s): the baseline was never ready with min_actions in the window\n", indent, threshold(s.Current.Factor))
 		}
+		if s.MinActions > 0 {
+			fmt.Fprintf(&b, "%smin_actions: %s # %s %s per %s: factor trips only above the normal peak; was %s\n", indent, fnum(s.MinActions), q, fnum(s.Peak), window(s.Window), fnum(s.Current.MinActions))
+		}
 		if s.ProbationScale > 0 {
 			fmt.Fprintf(&b, "%sprobation_scale: %s # keeps max_actions above the peak during probation; was %s\n", indent, fnum(s.ProbationScale), fnum(s.Current.ProbationScale))
 		}
@@ -293,7 +438,7 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		fmt.Fprintf(&b, "    max_actions: %s # at most the quietest rule's; was %s\n", fnum(nr.MaxActions), fnum(opts.NewRules.MaxActions))
 		fmt.Fprintf(&b, "    learning: %s\n", window(nr.Learning))
 	}
-	rules := false
+	rules, actionsOf := false, ""
 	for _, s := range sgs {
 		if s.Scope == breaker.Global {
 			b.WriteString("  global:\n")
@@ -303,6 +448,20 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		if !rules {
 			b.WriteString("  rules:\n")
 			rules = true
+		}
+		if a := s.Scope.Action(); a != "" {
+			// After its rule (Suggestions sorts a rule before its
+			// action types); the window and baseline are written out,
+			// as left out they would be the rule's.
+			if actionsOf != s.Scope.Rule() {
+				b.WriteString("      actions:\n")
+				actionsOf = s.Scope.Rule()
+			}
+			fmt.Fprintf(&b, "        %s:\n", yamlKey(a))
+			fmt.Fprintf(&b, "          window: %s\n", window(s.Window))
+			fmt.Fprintf(&b, "          baseline: %s\n", window(s.Current.Baseline))
+			entry("          ", s)
+			continue
 		}
 		fmt.Fprintf(&b, "    %s:\n", yamlKey(s.Scope.Rule()))
 		entry("      ", s)

@@ -181,3 +181,78 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("p99 = %g; want about 100", got)
 	}
 }
+
+// TestSuggestsBanBreakers checks the breakers suggested per rule for the
+// irreversible action types: every rule seen gets one for its bans, on the
+// longer window, which the YAML snippet reproduces; another normal day
+// trips none of them, and a rule that slowly starts banning more is held
+// by its ban breaker first.
+func TestSuggestsBanBreakers(t *testing.T) {
+	cfg := config.Default()
+	normal := traffic.Scenario{Start: day1, Duration: 24 * time.Hour, Rules: 8, Rate: 6, Diurnal: 0.5, Noise: 0.1, Seed: 3}
+	recorded := lines(t, normal)
+	passes := 0
+	sgs, err := suggest.Observe(cfg, suggest.Options{}, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
+		passes++
+		run(t, replay.Options{Config: c, OnCounts: on}, recorded)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passes != 2 {
+		t.Errorf("%d observation passes; want 2 (rules, then their ban breakers)", passes)
+	}
+	bans := map[string]suggest.Suggestion{}
+	for _, s := range sgs {
+		if s.Scope.Action() == "ban_account" {
+			bans[s.Scope.Rule()] = s
+		}
+	}
+	if len(bans) != 8 {
+		t.Fatalf("ban breakers suggested for %d rules; want the 8 of the traffic", len(bans))
+	}
+	for rule, s := range bans {
+		if s.Window != suggest.DefaultActionWindow || s.MinActions < s.Peak || s.MaxActions < s.Peak*1.5 {
+			t.Errorf("%s: %+v; want a %v window, min_actions at the peak and max_actions 1.5 times it", rule, s, suggest.DefaultActionWindow)
+		}
+	}
+	next, err := suggest.Apply(cfg, sgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yaml bytes.Buffer
+	if err := suggest.WriteYAML(&yaml, sgs, suggest.Options{NewRules: cfg.Breakers.NewRules}); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := config.Parse(yaml.Bytes())
+	if err != nil {
+		t.Fatalf("the snippet does not load: %v\n%s", err, yaml.String())
+	}
+	for rule := range bans {
+		got, ok1 := merged.ActionThresholds(rule, "ban_account")
+		want, ok2 := next.ActionThresholds(rule, "ban_account")
+		if !ok1 || !ok2 || got != want {
+			t.Errorf("%s bans: snippet gives %+v (%v); applied %+v (%v)", rule, got, ok1, want, ok2)
+		}
+	}
+
+	other := normal
+	other.Seed, other.Start = 4, day1.Add(24*time.Hour)
+	if s := run(t, replay.Options{Config: next}, lines(t, other)); len(s.Tripped()) != 0 {
+		t.Errorf("suggested config on another normal day: tripped %v; want nothing", s.Tripped())
+	}
+	ramp := other
+	ramp.Incidents = []traffic.Incident{{Kind: traffic.Ramp, Rule: 2, At: 9 * time.Hour, For: 3 * time.Hour, Factor: math.Pow(1.6, 3), Exponential: true, Action: "ban_account"}}
+	s := run(t, replay.Options{Config: next}, lines(t, ramp))
+	tripped := s.Tripped()
+	want := breaker.ActionScope(traffic.RuleID(2), "ban_account")
+	if len(tripped) == 0 || tripped[0].Scope != want {
+		t.Fatalf("a ramp of rule 2's bans tripped %v; want %s first", tripped, want)
+	}
+	for _, sc := range tripped {
+		if sc.Scope == want {
+			t.Logf("%s tripped %v after the ramp began", want, sc.Trips[0].At.Sub(ramp.Start.Add(9*time.Hour)))
+		}
+	}
+}

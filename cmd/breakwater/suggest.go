@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/report"
@@ -22,11 +23,13 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.Float64Var(&opts.Headroom, "headroom", 1.5, "multiply the observed peaks by this")
 	fs.Float64Var(&opts.Quantile, "quantile", 1, "take this quantile of the observed window counts as the normal peak (below 1 to ignore short bursts)")
 	fs.Float64Var(&opts.Floor, "floor", 20, "least max_actions to suggest")
+	fs.DurationVar(&opts.ActionWindow, "action-window", suggest.DefaultActionWindow, "window of the breaker suggested per rule for each irreversible action type (bans)")
 	fs.DurationVar(&f.assumeReset, "assume-reset-after", 0, "for the comparison: simulate a human reset this long after each trip")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the suggested configuration on this input to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater suggest [--config FILE] [--input FILE|-] [--report FILE.html] > snippet.yaml\n\n"+
 			"Proposes per-rule thresholds from recorded traffic (the normal peak with headroom),\n"+
+			"and for every rule a breaker of each irreversible action type (bans) on a longer window,\n"+
 			"prints them as a configuration snippet, and replays the input under the current\n"+
 			"and the suggested configuration to show what each would have done.\n\n")
 		fs.PrintDefaults()
@@ -74,18 +77,21 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		done()
 		return s, name, err
 	}
-	obs, err := suggest.NewObserver(opts)
-	if err != nil {
-		return fail("%v", err)
-	}
-	seen, name, err := pass(suggest.Observing(cfg), func(o replay.Options) replay.Options {
-		o.OnCounts, o.AssumeResetAfter = obs.Observe, 0
-		return o
+	var seen replay.Summary
+	var name string
+	sgs, err := suggest.Observe(cfg, opts, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
+		s, n, err := pass(c, func(o replay.Options) replay.Options {
+			o.OnCounts, o.AssumeResetAfter = on, 0
+			return o
+		})
+		if name == "" {
+			seen, name = s, n
+		}
+		return err
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
-	sgs := obs.Suggestions()
 	if len(sgs) == 0 {
 		return fail("no decodable action in %s (%d lines)", name, seen.Actions)
 	}
