@@ -6,11 +6,14 @@ package consumer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -210,6 +213,10 @@ type Pipeline struct {
 	gate      *gate.Gate
 
 	scopeHeader map[breaker.Scope][]byte
+	// batchPrefix and batches make the batch header: a random prefix per
+	// pipeline and a count of the batches it decided.
+	batchPrefix string
+	batches     atomic.Uint64
 
 	health struct {
 		sync.Mutex
@@ -339,6 +346,7 @@ func New(opts Options) (*Pipeline, error) {
 		m:            opts.Metrics,
 		committed:    map[int]int64{},
 		scopeHeader:  map[breaker.Scope][]byte{},
+		batchPrefix:  batchPrefix(),
 		gate:         gate.New(cfg),
 		transport:    transport,
 		writer: &kafka.Writer{
@@ -574,12 +582,21 @@ type job struct {
 	msgs  []kafka.Message
 	items []gate.Item
 	res   decided
+	batch []byte // the batch header of its records
+}
+
+// batchPrefix returns a random prefix of batch ids, unique per process.
+func batchPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "-"
 }
 
 // prepare decides one batch, which the source classified as it fetched
 // it, and records its transitions.
 func (p *Pipeline) prepare(b batchRun, f *fetched) (*job, error) {
-	j := &job{start: time.Now(), f: f, msgs: f.msgs, items: f.items}
+	j := &job{start: time.Now(), f: f, msgs: f.msgs, items: f.items,
+		batch: []byte(p.batchPrefix + strconv.FormatUint(p.batches.Add(1), 10))}
 	res, err := p.decide(b, j.items, oldest(f.msgs))
 	if err != nil {
 		return nil, err
@@ -638,7 +655,7 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 	counts := map[key]int{}
 	for i := range j.items {
 		it := &j.items[i]
-		out[i] = p.output(&j.msgs[i], it)
+		out[i] = p.output(&j.msgs[i], it, j.batch)
 		counts[key{it.Decision, it.Scope}]++
 	}
 	t0 := time.Now()
@@ -957,8 +974,8 @@ func headerValue(v string) []byte {
 	return []byte(v)
 }
 
-func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
-	h := make([]kafka.Header, 0, len(m.Headers)+6)
+func (p *Pipeline) output(m *kafka.Message, it *gate.Item, batch []byte) kafka.Message {
+	h := make([]kafka.Header, 0, len(m.Headers)+7)
 	h = append(h, m.Headers...)
 	h = append(h, kafka.Header{Key: wire.HeaderDecision, Value: headerValue(string(it.Decision))})
 	topic := p.cfg.Kafka.Topics.Gated
@@ -982,7 +999,8 @@ func (p *Pipeline) output(m *kafka.Message, it *gate.Item) kafka.Message {
 	}
 	// Every output carries its input position: the first decisions of
 	// uncommitted input are read back from it when Redis lost them.
-	h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))})
+	h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))},
+		kafka.Header{Key: wire.HeaderBatch, Value: batch})
 	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}
 }
 

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,7 @@ type chaosResult struct {
 	both         int      // inputs on more than one output topic
 	misrouted    int      // valid inputs on dead-letter, malformed ones elsewhere
 	dups         int      // copies beyond the first, all topics
-	afresh       int      // of those, copies without the redelivered reason
+	afresh       int      // second decisions: copies not marked redelivered from another batch than the first decision's
 	order        int      // per-key order violations on gated
 	spikeAfter   int      // spiking-rule inputs produced after the trip that reached gated
 	selfExits    []string // replica exits the campaign did not cause
@@ -128,6 +130,7 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 
 	in := newInput(t, written)
 	perIn := make([]map[string]int, len(written))
+	decidedBy := make([]map[string]bool, len(written)) // the batches of the copies not marked redelivered
 	type keyPos struct{ seq, in int }
 	lastGated := map[string]keyPos{} // key -> last first-copy seq on gated
 	for _, topic := range []string{testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
@@ -142,11 +145,21 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 				perIn[i] = map[string]int{}
 			}
 			perIn[i][topic]++
+			if why, _ := header(rec, wire.HeaderReason); why != gate.ReasonRedelivered {
+				// A copy not answered from a first decision: the batch
+				// that decided it tells a write retried (the same batch)
+				// from a second decision (another one).
+				if decidedBy[i] == nil {
+					decidedBy[i] = map[string]bool{}
+				}
+				b, _ := header(rec, wire.HeaderBatch)
+				if b == "" {
+					b = fmt.Sprintf("%s p%d@%d", topic, rec.Partition, rec.Offset) // no batch: a decision of its own
+				}
+				decidedBy[i][b] = true
+			}
 			if n := perIn[i][topic]; n > 1 {
 				res.dups++
-				if why, _ := header(rec, wire.HeaderReason); why != gate.ReasonRedelivered {
-					res.afresh++
-				}
 				continue
 			}
 			if in.bad[i] != (topic == testTopics.DeadLetter) {
@@ -179,6 +192,12 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 		}
 	}
 	for i, m := range perIn {
+		if n := len(decidedBy[i]); n > 1 {
+			res.afresh += n - 1
+			if res.afresh <= 3 {
+				res.notes = append(res.notes, fmt.Sprintf("input p%d@%d (%s) was decided by %d batches: %v", in.recs[i].Partition, in.recs[i].Offset, describe(in, i), n, slices.Sorted(maps.Keys(decidedBy[i]))))
+			}
+		}
 		switch len(m) {
 		case 0:
 			res.lost++
@@ -280,6 +299,7 @@ func (r *chaosResult) violations() []string {
 	add(r.lost, "inputs lost (on no output topic)")
 	add(r.both, "inputs on more than one output topic (never both)")
 	add(r.misrouted, "inputs on the wrong kind of topic (valid on dead-letter, malformed elsewhere, or unknown)")
+	add(r.afresh, "second decisions of an input (copies not marked redelivered from more than one batch)")
 	add(r.order, "per-key order violations on gated")
 	add(r.spikeAfter, "spiking-rule actions produced after the trip reached gated")
 	add(len(r.selfExits), "replica exits the campaign did not cause:\n"+strings.Join(r.selfExits, "\n"))

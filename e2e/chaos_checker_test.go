@@ -38,6 +38,10 @@ func TestChaosChecker(t *testing.T) {
 		r.Headers = append(append([]testbed.Header(nil), r.Headers...), testbed.Header{Key: wire.HeaderReason, Value: []byte(gate.ReasonRedelivered)})
 		return r
 	}
+	batch := func(r testbed.Record, id string) testbed.Record {
+		r.Headers = append(append([]testbed.Header(nil), r.Headers...), testbed.Header{Key: wire.HeaderBatch, Value: []byte(id)})
+		return r
+	}
 	// good is a correct run: the first three gated in key order, the
 	// spiking rule's action after the trip held, the malformed one on
 	// dead-letter.
@@ -60,9 +64,18 @@ func TestChaosChecker(t *testing.T) {
 		{name: "redelivered duplicate", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated] = append(m[testTopics.Gated], redelivered(in[1]))
 		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 }},
+		{name: "write retried", change: func(m map[string][]testbed.Record, _ *chaosResult) {
+			m[testTopics.Gated][1] = batch(in[1], "a-1")
+			m[testTopics.Gated] = append(m[testTopics.Gated], batch(in[1], "a-1"))
+		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 }},
 		{name: "duplicate decided afresh", change: func(m map[string][]testbed.Record, _ *chaosResult) {
-			m[testTopics.Gated] = append(m[testTopics.Gated], in[1])
-		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 1 }},
+			m[testTopics.Gated][1] = batch(in[1], "a-1")
+			m[testTopics.Gated] = append(m[testTopics.Gated], batch(in[1], "b-7"))
+		}, want: "1 second decisions", check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 1 }},
+		{name: "decided afresh on the other topic", change: func(m map[string][]testbed.Record, _ *chaosResult) {
+			m[testTopics.Gated][1] = batch(in[1], "a-1")
+			m[testTopics.Held] = append(m[testTopics.Held], batch(in[1], "b-7"))
+		}, want: "1 second decisions", check: func(r *chaosResult) bool { return r.both == 1 && r.afresh == 1 }},
 		{name: "lost", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated] = m[testTopics.Gated][:2]
 		}, want: "1 inputs lost"},

@@ -713,6 +713,11 @@ func (b *bed) readOutputs(t *testing.T, in *input) *outputs {
 			} else if topic != testTopics.Gated {
 				errorf("%s: no %s header", where, wire.HeaderSource)
 			}
+			if _, released := header(r, wire.HeaderReviewer); !released {
+				if b, _ := header(r, wire.HeaderBatch); b == "" {
+					errorf("%s: no %s header", where, wire.HeaderBatch)
+				}
+			}
 			if o.perIn[i] == nil {
 				o.perIn[i] = map[string]int{}
 			}

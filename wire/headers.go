@@ -33,6 +33,13 @@ const (
 	HeaderReviewer = HeaderPrefix + "reviewer"
 	// HeaderActionID is the action id of a released action.
 	HeaderActionID = HeaderPrefix + "action-id"
+	// HeaderBatch names the decision that wrote a record: one per batch a
+	// process decided (answered from the records of a first decision or
+	// not). Two copies of an input with the same batch are one decision
+	// written twice (a produce request retried after its answer was lost);
+	// copies from different batches without the redelivered reason would
+	// be one input decided twice.
+	HeaderBatch = HeaderPrefix + "batch"
 )
 
 // Source formats an input position for HeaderSource.
