@@ -76,6 +76,9 @@ func TestChaosChecker(t *testing.T) {
 			m[testTopics.Gated][1] = batch(in[1], "a-1")
 			m[testTopics.Held] = append(m[testTopics.Held], batch(in[1], "b-7"))
 		}, want: "1 second decisions", check: func(r *chaosResult) bool { return r.both == 1 && r.afresh == 1 }},
+		{name: "malformed dead-lettered twice", change: func(m map[string][]testbed.Record, _ *chaosResult) {
+			m[testTopics.DeadLetter] = []testbed.Record{batch(in[4], "a-1"), batch(in[4], "b-7")}
+		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 }},
 		{name: "lost", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated] = m[testTopics.Gated][:2]
 		}, want: "1 inputs lost"},
