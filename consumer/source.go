@@ -438,6 +438,9 @@ func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duratio
 		if s.cur == nil {
 			select {
 			case s.cur = <-s.gens:
+				// Tell the others this member's frontier in the new
+				// generation at once.
+				s.polled = time.Time{}
 			case err := <-s.fatal:
 				return nil, err
 			case <-ctx.Done():
@@ -661,9 +664,18 @@ func (s *mergedSource) poll(ctx context.Context, gen *generation) {
 	}
 }
 
+// unknownFrontier is the frontier of a replica that owns a partition with
+// messages on the broker (or not known yet to have none) of which it has
+// fetched nothing yet: its next message may be of any event time, so the
+// others wait for it (at most stallTimeout, as for one that does not move).
+// Published as zero, "nothing to decide", a replica that had just joined
+// let the others run ahead by many windows before its first fetch.
+var unknownFrontier = time.UnixMilli(1).UTC()
+
 // frontier is the earliest event time this replica has yet to decide: of
 // the batches handed out and not committed, and of the partitions' next
-// messages; zero when it has nothing to decide.
+// messages; unknownFrontier while a partition that is behind has delivered
+// nothing yet; zero when it has nothing to decide.
 func (s *mergedSource) frontier(gen *generation) time.Time {
 	var f time.Time
 	earliest := func(t time.Time) {
@@ -682,6 +694,8 @@ func (s *mergedSource) frontier(gen *generation) time.Time {
 			earliest(p.head().at)
 		case p.taken && p.behind():
 			earliest(p.last)
+		case !p.taken && !p.stalled && p.behind():
+			return unknownFrontier
 		}
 	}
 	return f

@@ -163,6 +163,33 @@ func TestMergeFrontier(t *testing.T) {
 	}
 }
 
+// TestFrontierBeforeFirstFetch checks that a replica whose partition has
+// messages on the broker, none fetched yet, holds the others back instead
+// of telling them it has nothing to decide, and that a partition known to
+// be empty holds nothing back.
+func TestFrontierBeforeFirstFetch(t *testing.T) {
+	s := testSource(fixedFrontier{})
+	for _, c := range []struct {
+		lags []int64
+		want time.Time
+	}{
+		{[]int64{0}, time.Time{}},                 // caught up: nothing to decide
+		{[]int64{5}, unknownFrontier},             // behind, nothing fetched yet
+		{[]int64{-1}, unknownFrontier},            // lag not known yet
+		{[]int64{0, 5}, unknownFrontier},          // one of two behind
+		{[]int64{3, 0}, t0.Add(30 * time.Second)}, // behind, its next message at hand
+	} {
+		gen := testGen(c.lags...)
+		if c.want.After(unknownFrontier) {
+			deliver(gen, 0, 0, 30, false)
+			s.next(gen)
+		}
+		if got := s.frontier(gen); !got.Equal(c.want) {
+			t.Errorf("lags %v: frontier = %v; want %v", c.lags, got, c.want)
+		}
+	}
+}
+
 // TestMergeEnded checks that a batch stops at the end of its generation.
 func TestMergeEnded(t *testing.T) {
 	s := testSource(nil)
