@@ -306,12 +306,9 @@ breakers:
 	}
 }
 
-// TestProbationCountsHeld checks that a wider scope on probation, after a
-// person reset it, counts the actions its narrower breakers hold too: a
-// broad rise it tripped on is measured whole, not only what the rules that
-// re-tripped on their own let through.
-func TestProbationCountsHeld(t *testing.T) {
-	const cfg = `
+// countsHeldConfig has a global limit of 100 (50 on probation) and a rule,
+// loud, that trips on its own above 50.
+const countsHeldConfig = `
 breakers:
   defaults: {window: 1m, max_actions: 1000, factor: 0}
   new_rules: {max_actions: 0}
@@ -319,12 +316,12 @@ breakers:
   rules:
     loud: {max_actions: 50}
 `
-	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	d := newDecider(t, cfg)
-	if _, r := d.decide(append(spread("loud", 80, t0, 10*time.Second), spread("quiet", 30, t0, 10*time.Second)...)); status(r, breaker.Global).State != breaker.Closed {
-		t.Fatalf("global %+v; want closed, counting 30", status(r, breaker.Global))
-	}
-	c, err := config.Parse([]byte(cfg))
+
+// resetGlobal resets the global breaker of d, configured by
+// countsHeldConfig, as a person would.
+func resetGlobal(t *testing.T, d *decider) {
+	t.Helper()
+	c, err := config.Parse([]byte(countsHeldConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +331,19 @@ breakers:
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestProbationCountsHeld checks that a wider scope on probation, after a
+// person reset it, counts the actions its narrower breakers hold too: a
+// broad rise it tripped on is measured whole, not only what the rules that
+// re-tripped on their own let through.
+func TestProbationCountsHeld(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	d := newDecider(t, countsHeldConfig)
+	if _, r := d.decide(append(spread("loud", 80, t0, 10*time.Second), spread("quiet", 30, t0, 10*time.Second)...)); status(r, breaker.Global).State != breaker.Closed {
+		t.Fatalf("global %+v; want closed, counting 30", status(r, breaker.Global))
+	}
+	resetGlobal(t, d)
 	// On probation global counts loud's held actions too: 30 + 20 + 10 > 50.
 	its, r := d.decide(append(spread("loud", 20, t0.Add(10*time.Second), 10*time.Second), spread("quiet", 10, t0.Add(10*time.Second), 10*time.Second)...))
 	if s := status(r, breaker.Global); s.State != breaker.Open {
@@ -350,16 +360,8 @@ breakers:
 // reset instead of letting a window's worth through while its window
 // refills.
 func TestOpenCountsHeld(t *testing.T) {
-	const cfg = `
-breakers:
-  defaults: {window: 1m, max_actions: 1000, factor: 0}
-  new_rules: {max_actions: 0}
-  global: {window: 1m, max_actions: 100, factor: 0, probation: 30m, probation_scale: 0.5}
-  rules:
-    loud: {max_actions: 50}
-`
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	d := newDecider(t, cfg)
+	d := newDecider(t, countsHeldConfig)
 	if _, r := d.decide(append(spread("a", 60, t0, 10*time.Second), spread("b", 60, t0, 10*time.Second)...)); status(r, breaker.Global).State != breaker.Open {
 		t.Fatalf("global %+v; want open on 120 actions", status(r, breaker.Global))
 	}
@@ -367,16 +369,7 @@ breakers:
 	if _, r := d.decide(spread("loud", 80, t0.Add(70*time.Second), 10*time.Second)); status(r, "rule:loud").State != breaker.Open {
 		t.Fatalf("loud %+v; want open", status(r, "rule:loud"))
 	}
-	c, err := config.Parse([]byte(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := gate.GlobalPolicy(c)
-	if _, err := d.st.Update(context.Background(), breaker.Global, func(s breaker.Status, now time.Time) (breaker.Status, error) {
-		return breaker.Reset(p, s, "op", "test", now), nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	resetGlobal(t, d)
 	// Global's window holds loud's 80: one more action is past 50.
 	its, r := d.decide(spread("a", 1, t0.Add(85*time.Second), time.Second))
 	if s := status(r, breaker.Global); s.State != breaker.Open {

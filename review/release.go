@@ -368,7 +368,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 		for i, z := range zs {
 			ids[i], _ = z.Member.(string)
 		}
-		from = "(" + strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
+		from = exclusive(zs[len(zs)-1].Score)
 		hs, err := r.x.getMany(ctx, ids)
 		if err != nil {
 			return 0, err
@@ -507,13 +507,19 @@ func (r *Releaser) holdLease(ctx context.Context) (context.Context, func() error
 	}, nil
 }
 
+// exclusive is the exclusive bound of a sorted-set range at score: the
+// scores strictly beyond it (as a Min) or strictly before it (as a Max).
+func exclusive(score float64) string {
+	return "(" + strconv.FormatFloat(score, 'f', -1, 64)
+}
+
 // blocked reports whether an earlier held action of h's key is neither
 // released nor ahead of h in this batch: still pending, or approved but
 // not yet released. The key's set holds exactly those (a rejected action
 // leaves it when decided, an approved one when released), so an action
 // approved after the queue was read still holds back the later ones.
 func (r *Releaser) blocked(ctx context.Context, h Held, inBatch map[string]bool) (bool, error) {
-	upper := "(" + strconv.FormatFloat(position(h.Partition, h.Offset), 'f', -1, 64)
+	upper := exclusive(position(h.Partition, h.Offset))
 	ids, err := r.x.opts.Redis.ZRangeByScore(ctx, r.x.keys.HeldByKey(h.key), &redis.ZRangeBy{Min: "-inf", Max: upper}).Result()
 	if err != nil {
 		return false, fmt.Errorf("read the unreleased actions of a key: %w", err)

@@ -284,12 +284,8 @@ func ObservingActions(cfg config.Config, rules, actions []string, window time.Du
 			if _, ok := acts[a]; ok {
 				continue
 			}
-			base := cfg.RuleThresholds(id).Baseline
-			if base < 6*window {
-				base = 6 * window
-			}
 			t := cfg.RuleThresholds(id)
-			t.Window, t.Baseline, t.Disabled = window, base, true
+			t.Window, t.Baseline, t.Disabled = window, max(t.Baseline, 6*window), true
 			acts[a] = t
 		}
 		r.Actions = acts
@@ -342,11 +338,12 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			}
 			continue
 		}
+		r, ok := c.Breakers.Rules[s.Scope.Rule()]
+		if !ok {
+			// A new entry starts from what the rule had: the defaults.
+			r = config.Rule{Thresholds: cfg.RuleThresholds(s.Scope.Rule())}
+		}
 		if a := s.Scope.Action(); a != "" {
-			r, ok := c.Breakers.Rules[s.Scope.Rule()]
-			if !ok {
-				r = config.Rule{Thresholds: cfg.RuleThresholds(s.Scope.Rule())}
-			}
 			acts := maps.Clone(r.Actions)
 			if acts == nil {
 				acts = map[string]config.Thresholds{}
@@ -372,11 +369,6 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			r.Actions = acts
 			c.Breakers.Rules[s.Scope.Rule()] = r
 			continue
-		}
-		r, ok := c.Breakers.Rules[s.Scope.Rule()]
-		if !ok {
-			// A new entry starts from what the rule had: the defaults.
-			r = config.Rule{Thresholds: cfg.RuleThresholds(s.Scope.Rule())}
 		}
 		r.MaxActions = s.MaxActions
 		if s.Factor > 0 {
