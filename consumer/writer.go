@@ -1,0 +1,136 @@
+// The writer stage: a decided batch's actions are written to their topics
+// with acks from all in-sync replicas, then its offsets are committed.
+
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+// finish writes a decided batch's actions and commits its offsets.
+func (p *Pipeline) finish(b batchRun, j *job) error {
+	out := make([]kafka.Message, len(j.items))
+	type key struct {
+		d     Decision
+		scope breaker.Scope
+	}
+	counts := map[key]int{}
+	for i := range j.items {
+		it := &j.items[i]
+		out[i] = p.output(&j.msgs[i], it, j.batch)
+		counts[key{it.Decision, it.Scope}]++
+	}
+	t0 := time.Now()
+	pending := out
+	if err := p.retry(b, "write", func(ctx context.Context) error {
+		err := p.writer.WriteMessages(ctx, pending...)
+		// A retry writes only what failed: writing the whole batch again
+		// would add a second copy of every record that reached its topic,
+		// one that does not say it is a copy. A partition's records of a
+		// batch go in one request, so they fail or succeed together and
+		// the order per key holds.
+		if we := (kafka.WriteErrors)(nil); errors.As(err, &we) && len(we) == len(pending) {
+			failed := make([]kafka.Message, 0, we.Count())
+			for i, e := range we {
+				if e != nil {
+					failed = append(failed, pending[i])
+				}
+			}
+			pending = failed
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if err := p.commit(b, j.f); err != nil {
+		return err
+	}
+	p.progress.done()
+	p.m.KafkaSeconds.WithLabelValues("write").Observe(t1.Sub(t0).Seconds())
+	p.m.KafkaSeconds.WithLabelValues("commit").Observe(time.Since(t1).Seconds())
+	p.m.LastBatch.SetToCurrentTime()
+	// The lag after this batch, per partition: what the broker held beyond
+	// the batch's last message when it was fetched.
+	lag := map[int]int64{}
+	for i := range j.msgs {
+		m := &j.msgs[i]
+		if m.HighWaterMark > 0 {
+			lag[m.Partition] = max(m.HighWaterMark-m.Offset-1, 0)
+		}
+	}
+	p.health.Lock()
+	if p.health.lag == nil {
+		p.health.lag = map[int]int64{}
+	}
+	for part, n := range lag {
+		p.m.ConsumerLag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
+		p.health.lag[part] = n
+	}
+	p.health.Unlock()
+	for k, n := range counts {
+		p.m.Actions.WithLabelValues(string(k.d), p.m.Scope(k.scope)).Add(float64(n))
+	}
+	p.m.BatchSize.Observe(float64(len(j.msgs)))
+	p.m.BatchSeconds.Observe(time.Since(j.start).Seconds())
+	if p.opts.OnBatch != nil {
+		report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: j.res.transitions, Scopes: j.res.scopes}
+		for i := range j.items {
+			it := &j.items[i]
+			report.Actions[it.Decision]++
+			if it.Bad == nil {
+				report.PerRule[it.Act.RuleID]++
+			}
+		}
+		p.opts.OnBatch(report)
+	}
+	return nil
+}
+
+// commit commits the batch's offsets, once, in the consumer group
+// generation the batch was fetched in. An error that reaches here means
+// the generation ended (a rebalance) or the coordinator is gone; a retry
+// could not do better. So a failed commit is left to the next batch's
+// commit, which covers its offsets, or to a redelivery, answered from the
+// records: they are kept, since only a confirmed commit lets the store
+// drop them. A batch whose partitions were revoked before its commit is
+// read again by their next owner.
+func (p *Pipeline) commit(b batchRun, f *fetched) error {
+	if err := p.src.Commit(b.ctx, f); err != nil {
+		if errors.Is(err, errRevoked) {
+			p.log.Info("partitions revoked before a batch was committed; it is redelivered to their next owner", zap.Int("actions", len(f.msgs)))
+			return nil
+		}
+		if b.stopping() {
+			return fmt.Errorf("commit: %w", err)
+		}
+		p.m.KafkaErrors.WithLabelValues("commit").Inc()
+		p.log.Warn("commit failed; the next batch's commit covers its offsets", zap.Error(err))
+		return nil
+	}
+	p.mu.Lock()
+	for i := range f.msgs {
+		m := &f.msgs[i]
+		p.committed[m.Partition] = m.Offset + 1
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Pipeline) committedOffset(_ string, partition int) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.committed[partition]; ok {
+		return c
+	}
+	return -1
+}
