@@ -26,7 +26,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/store"
 )
@@ -208,7 +208,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // Observe records the counts of the scopes a batch touched, shown with the
 // breakers as the last figures this replica saw. The pipeline calls it
 // after each batch.
-func (a *API) Observe(at time.Time, scopes []store.ScopeResult) {
+func (a *API) Observe(at time.Time, scopes []decide.ScopeResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range scopes {
@@ -224,7 +224,7 @@ type counter interface {
 
 // policy returns the configured policy of scope.
 func (a *API) policy(scope breaker.Scope) breaker.Policy {
-	return gate.ScopePolicy(a.opts.Config, scope)
+	return decide.ScopePolicy(a.opts.Config, scope)
 }
 
 // known lists the scopes the configuration names and those this replica

@@ -24,6 +24,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/daemon"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/metrics"
@@ -78,7 +79,7 @@ type runResult struct {
 	luaUsec     int64 // INFO commandstats usec of evalsha: time inside redis-server
 	redisUsed   int64 // INFO memory used_memory after the run
 	redisPeak   int64 // INFO memory used_memory_peak
-	decisions   map[consumer.Decision]int
+	decisions   map[decide.Decision]int
 }
 
 func (r runResult) rate() float64 { return float64(r.actions) / r.span.Seconds() }
@@ -330,7 +331,7 @@ type countingDecider struct {
 	first time.Time
 }
 
-func (d *countingDecider) Decide(ctx context.Context, b store.Batch) (store.Result, error) {
+func (d *countingDecider) Decide(ctx context.Context, b decide.Batch) (decide.Result, error) {
 	if d.first.IsZero() {
 		d.first = time.Now()
 	}
@@ -338,7 +339,7 @@ func (d *countingDecider) Decide(ctx context.Context, b store.Batch) (store.Resu
 	return d.next.Decide(ctx, b)
 }
 
-func (d *countingDecider) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error {
+func (d *countingDecider) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []decide.Record) error {
 	return d.next.Rebuild(ctx, topic, partition, floor, recs)
 }
 
@@ -440,7 +441,7 @@ func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config
 	cnt.all.Store(0)
 	cnt.scripts.Store(0)
 
-	res := runResult{variant: variant, round: round, decisions: map[consumer.Decision]int{}}
+	res := runResult{variant: variant, round: round, decisions: map[decide.Decision]int{}}
 	dec := &countingDecider{next: decider}
 	done := make(chan struct{})
 	var end time.Time
@@ -560,7 +561,7 @@ func report(b *testing.B, in reportInput) {
 	var scripts, commands, infoScripts, luaUsec, evalsha int64
 	var used, peak int64
 	var passRSS, brkRSS uint64
-	decisions := map[consumer.Decision]int{}
+	decisions := map[decide.Decision]int{}
 	for _, r := range brk {
 		batches += r.batches
 		decides += r.decides
@@ -637,7 +638,7 @@ func report(b *testing.B, in reportInput) {
 	fmt.Fprintf(&w, "Redis commands per batch     %.3f (all commands the client sent); store Decide calls per batch %.3f\n",
 		float64(commands)/float64(batches), float64(decides)/float64(batches))
 	fmt.Fprintf(&w, "breaker decisions            gated %d, held %d, dead_letter %d (all breaker runs)\n",
-		decisions[consumer.Gated], decisions[consumer.Held], decisions[consumer.DeadLetter])
+		decisions[decide.Gated], decisions[decide.Held], decisions[decide.DeadLetter])
 	fmt.Fprintf(&w, "process peak RSS (VmHWM)     %s overall; %s by the end of setup; %s during passthrough runs; %s during breaker runs\n",
 		mib(in.overallRSS), mib(in.setupRSS), mib(passRSS), mib(brkRSS))
 	fmt.Fprintf(&w, "                             (the in-process kfake broker holds the %d input records in this process too)\n", in.n)

@@ -161,3 +161,6 @@ func (w *Window) First() (int64, bool) { return w.first, w.seen }
 // Top returns the watermark, the latest event time counted, in
 // milliseconds, and whether anything was counted.
 func (w *Window) Top() (int64, bool) { return w.top, w.seen }
+
+// Grid returns the bucket layout of the ring.
+func (w *Window) Grid() Grid { return w.grid }

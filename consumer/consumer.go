@@ -24,19 +24,18 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/metrics"
-	"github.com/breakwater/breakwater/store"
 )
 
 // Decider counts a batch and decides its breakers. When Decide answers
 // with partitions to rebuild, the pipeline reads their first decisions
 // back from the output topics and hands them to Rebuild.
 type Decider interface {
-	Decide(ctx context.Context, b store.Batch) (store.Result, error)
+	Decide(ctx context.Context, b decide.Batch) (decide.Result, error)
 	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
-	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error
+	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []decide.Record) error
 }
 
 // StateLog is the durable record of breaker transitions.
@@ -159,13 +158,13 @@ func smallestWindow(cfg config.Config) time.Duration {
 // BatchReport summarises one committed batch.
 type BatchReport struct {
 	// Actions counts the batch's actions per decision.
-	Actions map[Decision]int
+	Actions map[decide.Decision]int
 	// PerRule counts the batch's decodable actions per rule.
 	PerRule map[string]int
 	// Transitions are the breaker changes the batch caused.
 	Transitions []breaker.Transition
 	// Scopes are the counts and statuses of the scopes the batch touched.
-	Scopes []store.ScopeResult
+	Scopes []decide.ScopeResult
 }
 
 // Pipeline is one consumer group member.
@@ -177,7 +176,7 @@ type Pipeline struct {
 	src       source
 	writer    *kafka.Writer
 	transport *kafka.Transport
-	gate      *gate.Gate
+	gate      *decide.Gate
 
 	scopeHeader map[breaker.Scope][]byte
 	// batchPrefix and batches make the batch header: a random prefix per
@@ -228,7 +227,7 @@ func New(opts Options) (*Pipeline, error) {
 		committed:    map[int]int64{},
 		scopeHeader:  map[breaker.Scope][]byte{},
 		batchPrefix:  batchPrefix(),
-		gate:         gate.New(cfg),
+		gate:         decide.New(cfg),
 		transport:    transport,
 		writer: &kafka.Writer{
 			Addr:         opts.Kafka.Addr(),
@@ -243,16 +242,3 @@ func New(opts Options) (*Pipeline, error) {
 		},
 	}, nil
 }
-
-// Decision is where one action goes.
-type Decision = gate.Decision
-
-// The decisions.
-const (
-	Gated      = gate.Gated
-	Held       = gate.Held
-	DeadLetter = gate.DeadLetter
-)
-
-// Policy converts configured thresholds to a breaker policy.
-func Policy(t config.Thresholds) breaker.Policy { return gate.Policy(t) }

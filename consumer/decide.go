@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -29,7 +29,7 @@ type HeldCounts struct {
 }
 
 // heldCounts counts the held actions of the scopes that tripped.
-func heldCounts(items []gate.Item, ts []breaker.Transition) map[breaker.Scope]HeldCounts {
+func heldCounts(items []decide.Item, ts []breaker.Transition) map[breaker.Scope]HeldCounts {
 	var out map[breaker.Scope]HeldCounts
 	for _, t := range ts {
 		if t.To.Auto != breaker.Open {
@@ -46,7 +46,7 @@ func heldCounts(items []gate.Item, ts []breaker.Transition) map[breaker.Scope]He
 	for i := range items {
 		it := &items[i]
 		c, ok := out[it.Scope]
-		if it.Decision != Held || !ok {
+		if it.Decision != decide.Held || !ok {
 			continue
 		}
 		c.Actions[it.Act.Action]++
@@ -62,7 +62,7 @@ type job struct {
 	start time.Time
 	f     *fetched
 	msgs  []kafka.Message
-	items []gate.Item
+	items []decide.Item
 	res   decided
 	batch []byte // the batch header of its records
 }
@@ -129,7 +129,7 @@ func (p *Pipeline) prepare(b batchRun, f *fetched) (*job, error) {
 
 // decided is the store's side of a batch.
 type decided struct {
-	scopes      []store.ScopeResult
+	scopes      []decide.ScopeResult
 	transitions []breaker.Transition
 	// rerecords are the statuses of the scopes a redelivery found holding,
 	// recorded again: the first delivery may have stopped before it
@@ -154,10 +154,10 @@ func oldest(msgs []kafka.Message) map[int]time.Time {
 // records of a first delivery (rebuilt from the output topics when the
 // store lost them), or from the outage policy. since is the oldest input
 // timestamp per partition.
-func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time) (decided, error) {
+func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Time) (decided, error) {
 	var res decided
-	pending := gate.Pending(items, nil)
-	var known []store.Record
+	pending := decide.Pending(items, nil)
+	var known []decide.Record
 	backoff := newBackoff()
 	paused := false
 	defer func() {
@@ -168,7 +168,7 @@ func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time
 	for len(pending) > 0 {
 		// A group rewound into decided offsets can leave gaps between
 		// records; each call covers offsets on one side of every record.
-		chunk, rest := gate.Chunk(items, pending, known)
+		chunk, rest := decide.Chunk(items, pending, known)
 		sb := p.gate.Batch(items, chunk, p.committedOffset)
 		t0 := time.Now()
 		r, err := p.opts.Store.Decide(b.ctx, sb)
@@ -187,7 +187,7 @@ func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time
 		case err == nil && len(r.Replayed) > 0:
 			n := len(pending)
 			known = append(known, r.Replayed...)
-			pending = gate.ApplyRecords(items, pending, known)
+			pending = decide.ApplyRecords(items, pending, known)
 			if err := p.rerecord(b, r.Replayed, &res); err != nil {
 				return res, err
 			}
@@ -196,7 +196,7 @@ func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time
 			}
 			continue
 		case err == nil:
-			gate.Apply(items, chunk, r)
+			decide.Apply(items, chunk, r)
 			for _, s := range r.Scopes {
 				if s.Changed {
 					res.transitions = append(res.transitions, breaker.Transition{Scope: s.Scope, To: s.Status, Counts: s.Counts})
@@ -250,7 +250,7 @@ func (p *Pipeline) decide(b batchRun, items []gate.Item, since map[int]time.Time
 // decision and its write to the state topic, and the state topic must not
 // miss a trip. Recording a status twice is harmless: the state topic keeps
 // the highest generation per scope.
-func (p *Pipeline) rerecord(b batchRun, recs []store.Record, res *decided) error {
+func (p *Pipeline) rerecord(b batchRun, recs []decide.Record, res *decided) error {
 	for _, rec := range recs {
 		for s, gen := range rec.Holding {
 			if p.opts.States.Recorded(s) >= gen || slices.ContainsFunc(res.rerecords, func(t breaker.Transition) bool { return t.Scope == s }) {

@@ -7,7 +7,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -15,14 +15,14 @@ import (
 // message: the writer only reads them.
 var headerValues = func() map[string][]byte {
 	m := map[string][]byte{}
-	for _, d := range []Decision{Gated, Held, DeadLetter} {
+	for _, d := range []decide.Decision{decide.Gated, decide.Held, decide.DeadLetter} {
 		m[string(d)] = []byte(d)
 	}
 	for _, st := range breaker.States {
 		m[string(st)] = []byte(st)
 	}
-	m[gate.ReasonRedelivered] = []byte(gate.ReasonRedelivered)
-	m[gate.ReasonStoreUnavailable] = []byte(gate.ReasonStoreUnavailable)
+	m[decide.ReasonRedelivered] = []byte(decide.ReasonRedelivered)
+	m[decide.ReasonStoreUnavailable] = []byte(decide.ReasonStoreUnavailable)
 	return m
 }()
 
@@ -33,18 +33,18 @@ func headerValue(v string) []byte {
 	return []byte(v)
 }
 
-func (p *Pipeline) output(m *kafka.Message, it *gate.Item, batch []byte) kafka.Message {
+func (p *Pipeline) output(m *kafka.Message, it *decide.Item, batch []byte) kafka.Message {
 	h := make([]kafka.Header, 0, len(m.Headers)+7)
 	h = append(h, m.Headers...)
 	h = append(h, kafka.Header{Key: wire.HeaderDecision, Value: headerValue(string(it.Decision))})
 	topic := p.cfg.Kafka.Topics.Gated
 	switch it.Decision {
-	case Held:
+	case decide.Held:
 		topic = p.cfg.Kafka.Topics.Held
 		if inc := it.Incident(); inc != "" {
 			h = append(h, kafka.Header{Key: wire.HeaderIncident, Value: []byte(inc)})
 		}
-	case DeadLetter:
+	case decide.DeadLetter:
 		topic = p.cfg.Kafka.Topics.DeadLetter
 	}
 	if it.Scope != "" {

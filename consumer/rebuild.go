@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/partition"
-	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -30,7 +30,7 @@ const rebuildSkew = 5 * time.Minute
 // store as that partition's records, so that a redelivered action gets
 // the decision that reached an output, even after Redis lost its data.
 // since is the oldest input timestamp of the batch's messages of rg.
-func (p *Pipeline) rebuild(ctx context.Context, rg store.Range, since time.Time) error {
+func (p *Pipeline) rebuild(ctx context.Context, rg decide.Range, since time.Time) error {
 	t0 := time.Now()
 	found := map[int64]map[breaker.Scope]uint64{}
 	read := 0
@@ -79,7 +79,7 @@ func (p *Pipeline) rebuild(ctx context.Context, rg store.Range, since time.Time)
 // decisionOf reads the first decision an output record carries for an
 // offset of rg at or after rg.First: held under its incident's scope and
 // generation (generation 0 for a hold without a trip), or gated.
-func decisionOf(m *kafka.Message, rg store.Range) (int64, map[breaker.Scope]uint64, bool) {
+func decisionOf(m *kafka.Message, rg decide.Range) (int64, map[breaker.Scope]uint64, bool) {
 	var src, decision, incident, scope string
 	for _, h := range m.Headers {
 		switch h.Key {
@@ -98,9 +98,9 @@ func decisionOf(m *kafka.Message, rg store.Range) (int64, map[breaker.Scope]uint
 		return 0, nil, false
 	}
 	switch decision {
-	case string(Gated):
+	case string(decide.Gated):
 		return off, map[breaker.Scope]uint64{}, true
-	case string(Held):
+	case string(decide.Held):
 		if i := strings.LastIndexByte(incident, '@'); i > 0 {
 			if gen, err := strconv.ParseUint(incident[i+1:], 10, 64); err == nil {
 				return off, map[breaker.Scope]uint64{breaker.Scope(incident[:i]): gen}, true
@@ -115,20 +115,20 @@ func decisionOf(m *kafka.Message, rg store.Range) (int64, map[breaker.Scope]uint
 
 // recordsOf turns per-offset decisions into records, one per run of
 // consecutive offsets with the same decision.
-func recordsOf(rg store.Range, found map[int64]map[breaker.Scope]uint64) []store.Record {
+func recordsOf(rg decide.Range, found map[int64]map[breaker.Scope]uint64) []decide.Record {
 	offs := make([]int64, 0, len(found))
 	for o := range found {
 		offs = append(offs, o)
 	}
 	slices.Sort(offs)
-	var recs []store.Record
+	var recs []decide.Record
 	for _, o := range offs {
 		h := found[o]
 		if n := len(recs); n > 0 && recs[n-1].Last == o-1 && sameHolding(recs[n-1].Holding, h) {
 			recs[n-1].Last = o
 			continue
 		}
-		recs = append(recs, store.Record{Topic: rg.Topic, Partition: rg.Partition, First: o, Last: o, Holding: h})
+		recs = append(recs, decide.Record{Topic: rg.Topic, Partition: rg.Partition, First: o, Last: o, Holding: h})
 	}
 	return recs
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -25,7 +25,7 @@ func out(source, decision, incident, scope string) kafka.Message {
 }
 
 func TestDecisionOf(t *testing.T) {
-	rg := store.Range{Topic: "in", Partition: 2, First: 100}
+	rg := decide.Range{Topic: "in", Partition: 2, First: 100}
 	tests := []struct {
 		name string
 		m    kafka.Message
@@ -54,13 +54,13 @@ func TestDecisionOf(t *testing.T) {
 }
 
 func TestRecordsOf(t *testing.T) {
-	rg := store.Range{Topic: "in", Partition: 1, First: 10}
+	rg := decide.Range{Topic: "in", Partition: 1, First: 10}
 	a1 := map[breaker.Scope]uint64{"rule:a": 1}
 	found := map[int64]map[breaker.Scope]uint64{
 		10: {}, 11: {}, 12: a1, 13: {"rule:a": 1}, 15: a1, 16: {"rule:a": 2}, 17: {},
 	}
 	got := fmt.Sprint(recordsOf(rg, found))
-	want := fmt.Sprint([]store.Record{
+	want := fmt.Sprint([]decide.Record{
 		{Topic: "in", Partition: 1, First: 10, Last: 11, Holding: map[breaker.Scope]uint64{}},
 		{Topic: "in", Partition: 1, First: 12, Last: 13, Holding: a1},
 		{Topic: "in", Partition: 1, First: 15, Last: 15, Holding: a1},

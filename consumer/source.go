@@ -12,7 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/metrics"
 )
@@ -41,7 +41,7 @@ var errRevoked = errors.New("partitions revoked before the commit")
 // their classified actions.
 type fetched struct {
 	msgs  []kafka.Message
-	items []gate.Item
+	items []decide.Item
 	gen   *generation
 }
 
@@ -75,7 +75,7 @@ type sourceOptions struct {
 	group, topic   string
 	sessionTimeout time.Duration
 	queue          int // messages buffered per partition
-	classify       func(it *gate.Item, pos gate.Position, value []byte)
+	classify       func(it *decide.Item, pos decide.Position, value []byte)
 	frontiers      Frontiers     // nil: no coordination between replicas
 	lead           time.Duration // how far ahead of the other replicas' frontier a replica may decide
 	log            *zap.Logger
@@ -302,7 +302,7 @@ func (q *queue) take(spare []entry) []entry {
 
 type entry struct {
 	msg  kafka.Message
-	item gate.Item
+	item decide.Item
 	at   time.Time // event time; zero for a dead letter
 }
 
@@ -391,7 +391,7 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 			continue
 		}
 		e := entry{msg: m}
-		s.opts.classify(&e.item, gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
+		s.opts.classify(&e.item, decide.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
 		if e.item.Bad == nil {
 			e.at = e.item.Act.OccurredAt
 		}
@@ -520,7 +520,7 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 		p, holdUntil := s.next(gen)
 		if p != nil {
 			if f == nil {
-				f = &fetched{gen: gen, msgs: make([]kafka.Message, 0, maxMsgs), items: make([]gate.Item, 0, maxMsgs)}
+				f = &fetched{gen: gen, msgs: make([]kafka.Message, 0, maxMsgs), items: make([]decide.Item, 0, maxMsgs)}
 				t := time.NewTimer(wait)
 				defer t.Stop()
 				deadline = t.C

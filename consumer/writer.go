@@ -14,13 +14,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 )
 
 // finish writes a decided batch's actions and commits its offsets.
 func (p *Pipeline) finish(b batchRun, j *job) error {
 	out := make([]kafka.Message, len(j.items))
 	type key struct {
-		d     Decision
+		d     decide.Decision
 		scope breaker.Scope
 	}
 	counts := map[key]int{}
@@ -83,7 +84,7 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 	p.m.BatchSize.Observe(float64(len(j.msgs)))
 	p.m.BatchSeconds.Observe(time.Since(j.start).Seconds())
 	if p.opts.OnBatch != nil {
-		report := BatchReport{Actions: map[Decision]int{}, PerRule: map[string]int{}, Transitions: j.res.transitions, Scopes: j.res.scopes}
+		report := BatchReport{Actions: map[decide.Decision]int{}, PerRule: map[string]int{}, Transitions: j.res.transitions, Scopes: j.res.scopes}
 		for i := range j.items {
 			it := &j.items[i]
 			report.Actions[it.Decision]++

@@ -14,7 +14,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/store"
 )
@@ -80,7 +80,7 @@ func newAlerting(cfg config.Config, rc redis.UniversalClient, log *zap.Logger, m
 	log.Info("alert delivery enabled", zap.Strings("receivers", names), zap.Duration("group_window", a.GroupWindow))
 	return &alerting{
 		outbox: outbox, dispatcher: d, log: log, metrics: m,
-		describer: alert.Describer{AdminURL: a.AdminURL, Policy: func(s breaker.Scope) breaker.Policy { return gate.ScopePolicy(cfg, s) }},
+		describer: alert.Describer{AdminURL: a.AdminURL, Policy: func(s breaker.Scope) breaker.Policy { return decide.ScopePolicy(cfg, s) }},
 	}, nil
 }
 

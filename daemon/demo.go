@@ -21,6 +21,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
@@ -177,11 +178,11 @@ func (d *demo) listenWebhook() (config.Receiver, error) {
 type summary struct {
 	mu      sync.Mutex // guards the fields below
 	perRule map[string]int
-	total   map[consumer.Decision]int
+	total   map[decide.Decision]int
 }
 
 func newSummary() *summary {
-	return &summary{perRule: map[string]int{}, total: map[consumer.Decision]int{}}
+	return &summary{perRule: map[string]int{}, total: map[decide.Decision]int{}}
 }
 
 func (s *summary) add(r consumer.BatchReport) {
@@ -218,7 +219,7 @@ func (s *summary) run(ctx context.Context, log *zap.Logger, st lister, every tim
 		for _, r := range rules {
 			rates = append(rates, fmt.Sprintf("%s=%.1f/s", r, float64(s.perRule[r])/every.Seconds()))
 		}
-		gated, held, dead := s.total[consumer.Gated], s.total[consumer.Held], s.total[consumer.DeadLetter]
+		gated, held, dead := s.total[decide.Gated], s.total[decide.Held], s.total[decide.DeadLetter]
 		s.perRule = map[string]int{}
 		s.mu.Unlock()
 		var open []string

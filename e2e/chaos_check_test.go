@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/wire"
@@ -145,7 +145,7 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 				perIn[i] = map[string]int{}
 			}
 			perIn[i][topic]++
-			if why, _ := header(rec, wire.HeaderReason); why != gate.ReasonRedelivered && topic != testTopics.DeadLetter {
+			if why, _ := header(rec, wire.HeaderReason); why != decide.ReasonRedelivered && topic != testTopics.DeadLetter {
 				// A copy not answered from a first decision: the batch
 				// that decided it tells a write retried (the same batch)
 				// from a second decision (another one). A dead letter is

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/wire"
@@ -35,7 +35,7 @@ func TestChaosChecker(t *testing.T) {
 		return testbed.Record{Key: []byte(spike), Value: v}
 	}
 	redelivered := func(r testbed.Record) testbed.Record {
-		r.Headers = append(append([]testbed.Header(nil), r.Headers...), testbed.Header{Key: wire.HeaderReason, Value: []byte(gate.ReasonRedelivered)})
+		r.Headers = append(append([]testbed.Header(nil), r.Headers...), testbed.Header{Key: wire.HeaderReason, Value: []byte(decide.ReasonRedelivered)})
 		return r
 	}
 	batch := func(r testbed.Record, id string) testbed.Record {

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/traffic"
 	"github.com/breakwater/breakwater/wire"
 )
@@ -100,7 +100,7 @@ func TestFirstDecisionsSurviveRedisWipe(t *testing.T) {
 			seen[src] = true
 			continue
 		}
-		if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered && r.topic != testTopics.DeadLetter {
+		if why, _ := header(r.rec, wire.HeaderReason); why != decide.ReasonRedelivered && r.topic != testTopics.DeadLetter {
 			fresh++
 		}
 	}
@@ -211,7 +211,7 @@ func TestFailedCommitsLoseNothing(t *testing.T) {
 	for _, r := range o.recs {
 		src, _ := header(r.rec, wire.HeaderSource)
 		if seen[src] {
-			if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered {
+			if why, _ := header(r.rec, wire.HeaderReason); why != decide.ReasonRedelivered {
 				t.Errorf("a copy of %s on %s was decided afresh", src, r.topic)
 			}
 		}
@@ -254,7 +254,7 @@ func TestCommitMovedBackKeepsFirstDecisions(t *testing.T) {
 	for _, r := range o.recs {
 		src, _ := header(r.rec, wire.HeaderSource)
 		if seen[src] && r.topic != testTopics.DeadLetter {
-			if why, _ := header(r.rec, wire.HeaderReason); why != gate.ReasonRedelivered {
+			if why, _ := header(r.rec, wire.HeaderReason); why != decide.ReasonRedelivered {
 				fresh++
 			}
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
 	"github.com/breakwater/breakwater/wire"
@@ -248,10 +248,10 @@ func endToEnd(t *testing.T, b *bed) {
 	}
 	batches, actions, perRule, trans := rep.report()
 	t.Logf("OnBatch: %d batches, %v", batches, actions)
-	want := map[consumer.Decision]int{
-		consumer.Gated:      spikeActions - held,
-		consumer.Held:       held,
-		consumer.DeadLetter: spikeMalforms,
+	want := map[decide.Decision]int{
+		decide.Gated:      spikeActions - held,
+		decide.Held:       held,
+		decide.DeadLetter: spikeMalforms,
 	}
 	if fmt.Sprint(actions) != fmt.Sprint(want) {
 		t.Errorf("OnBatch counted %v, want %v", actions, want)

@@ -29,6 +29,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/daemon"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/statelog"
@@ -231,11 +232,11 @@ type replica struct {
 
 	mu      sync.Mutex
 	batches int
-	actions map[consumer.Decision]int
+	actions map[decide.Decision]int
 	perRule map[string]int
 	trans   []breaker.Transition
-	scopes  map[breaker.Scope]store.ScopeResult // last result per scope
-	sizes   []int                               // actions per batch, in commit order
+	scopes  map[breaker.Scope]decide.ScopeResult // last result per scope
+	sizes   []int                                // actions per batch, in commit order
 }
 
 func (r *replica) onBatch(rep consumer.BatchReport) {
@@ -258,10 +259,10 @@ func (r *replica) onBatch(rep consumer.BatchReport) {
 }
 
 // report returns a copy of what OnBatch saw.
-func (r *replica) report() (batches int, actions map[consumer.Decision]int, perRule map[string]int, trans []breaker.Transition) {
+func (r *replica) report() (batches int, actions map[decide.Decision]int, perRule map[string]int, trans []breaker.Transition) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	actions = make(map[consumer.Decision]int, len(r.actions))
+	actions = make(map[decide.Decision]int, len(r.actions))
 	for k, v := range r.actions {
 		actions[k] = v
 	}
@@ -287,7 +288,7 @@ func startReplica(t *testing.T, name string, cfg config.Config) *replica {
 	t.Helper()
 	r := &replica{
 		name: name, done: make(chan struct{}), logs: &logBuffer{},
-		actions: map[consumer.Decision]int{}, perRule: map[string]int{}, scopes: map[breaker.Scope]store.ScopeResult{},
+		actions: map[decide.Decision]int{}, perRule: map[string]int{}, scopes: map[breaker.Scope]decide.ScopeResult{},
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -648,14 +649,14 @@ type outputs struct {
 	decided map[string]int   // per topic: distinct inputs
 }
 
-func decisionOf(topic string) consumer.Decision {
+func decisionOf(topic string) decide.Decision {
 	switch topic {
 	case testTopics.Gated:
-		return consumer.Gated
+		return decide.Gated
 	case testTopics.Held:
-		return consumer.Held
+		return decide.Held
 	}
-	return consumer.DeadLetter
+	return decide.DeadLetter
 }
 
 func header(r testbed.Record, key string) (string, bool) {
@@ -978,7 +979,7 @@ func simulate(cfg config.Config, evs []event.Action) simulation {
 	wins := map[string]*breaker.Window{}
 	for _, a := range evs {
 		w, ok := wins[a.RuleID]
-		pol := consumer.Policy(cfg.RuleThresholds(a.RuleID))
+		pol := decide.Policy(cfg.RuleThresholds(a.RuleID))
 		if !ok {
 			w = breaker.NewWindow(pol.Grid())
 			wins[a.RuleID] = w

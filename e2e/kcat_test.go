@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
@@ -73,8 +73,8 @@ func kcatInterop(t *testing.T, b *bed, kcatArgs ...string) {
 		if want[a.ActionID] != f[0] {
 			t.Errorf("%s: key %q, produced with %q", a.ActionID, f[0], want[a.ActionID])
 		}
-		if !strings.Contains(","+f[1]+",", ","+wire.HeaderDecision+"="+string(consumer.Gated)+",") {
-			t.Errorf("%s: headers %q lack %s=%s", a.ActionID, f[1], wire.HeaderDecision, consumer.Gated)
+		if !strings.Contains(","+f[1]+",", ","+wire.HeaderDecision+"="+string(decide.Gated)+",") {
+			t.Errorf("%s: headers %q lack %s=%s", a.ActionID, f[1], wire.HeaderDecision, decide.Gated)
 		}
 		got[a.ActionID]++
 	}

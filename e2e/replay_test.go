@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/traffic"
@@ -21,13 +21,13 @@ type records struct {
 	next  int
 }
 
-func (r *records) Next() ([]byte, gate.Position, error) {
+func (r *records) Next() ([]byte, decide.Position, error) {
 	if r.next == len(r.recs) {
-		return nil, gate.Position{}, io.EOF
+		return nil, decide.Position{}, io.EOF
 	}
 	rec := r.recs[r.next]
 	r.next++
-	return rec.Value, gate.Position{Topic: r.topic, Partition: int(rec.Partition), Offset: rec.Offset}, nil
+	return rec.Value, decide.Position{Topic: r.topic, Partition: int(rec.Partition), Offset: rec.Offset}, nil
 }
 
 // TestReplayMatchesLive runs the same 50,000 actions (a spike on one rule
@@ -62,11 +62,11 @@ func TestReplayMatchesLive(t *testing.T) {
 	sizes := slices.Clone(rep.sizes)
 	rep.mu.Unlock()
 
-	var got []gate.Decision
+	var got []decide.Decision
 	r, err := replay.New(replay.Options{
 		Config:  cfg,
 		Batches: replay.Sizes(sizes),
-		OnDecision: func(_ int64, _ string, it *gate.Item) error {
+		OnDecision: func(_ int64, _ string, it *decide.Item) error {
 			got = append(got, it.Decision)
 			return nil
 		},
@@ -83,10 +83,10 @@ func TestReplayMatchesLive(t *testing.T) {
 	if len(got) != len(written) {
 		t.Fatalf("replay decided %d actions; the live run read %d", len(got), len(written))
 	}
-	topicOf := map[string]gate.Decision{
-		testTopics.Gated: gate.Gated, testTopics.Held: gate.Held, testTopics.DeadLetter: gate.DeadLetter,
+	topicOf := map[string]decide.Decision{
+		testTopics.Gated: decide.Gated, testTopics.Held: decide.Held, testTopics.DeadLetter: decide.DeadLetter,
 	}
-	count := map[gate.Decision]int{}
+	count := map[decide.Decision]int{}
 	mismatches := 0
 	for i := range written {
 		topic, _ := o.topicOf(i)
@@ -102,7 +102,7 @@ func TestReplayMatchesLive(t *testing.T) {
 	if mismatches > 0 {
 		t.Errorf("%d of %d actions decided differently", mismatches, len(written))
 	}
-	if count[gate.Held] == 0 || count[gate.Gated] == 0 || count[gate.DeadLetter] != spikeMalforms {
+	if count[decide.Held] == 0 || count[decide.Gated] == 0 || count[decide.DeadLetter] != spikeMalforms {
 		t.Errorf("live decisions %v: want some held, some gated and %d dead letters", count, spikeMalforms)
 	}
 	t.Logf("%d actions in %d live batches: %v; replay summary: %d gated, %d held, %d dead letters",

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
-	"github.com/breakwater/breakwater/consumer"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/traffic"
 	"github.com/breakwater/breakwater/wire"
@@ -91,8 +91,8 @@ func twoReplicasShareCounts(t *testing.T, b *bed) {
 		t.Fatalf("after phase 1 (%.1f of %.1f) %s is %s", float64(hotPhase1)/1000, limit, hot, st.State)
 	}
 	for _, r := range []*replica{ra, rb} {
-		if _, actions, _, _ := r.report(); actions[consumer.Held] != 0 {
-			t.Fatalf("replica %s held %d actions in phase 1", r.name, actions[consumer.Held])
+		if _, actions, _, _ := r.report(); actions[decide.Held] != 0 {
+			t.Fatalf("replica %s held %d actions in phase 1", r.name, actions[decide.Held])
 		}
 	}
 	written = append(written, b.k.Produce(t, testTopics.Input, recs[phase1:]...)...)
@@ -145,7 +145,7 @@ func twoReplicasShareCounts(t *testing.T, b *bed) {
 	for _, r := range []*replica{ra, rb} {
 		batches, actions, perRule, trans := r.report()
 		t.Logf("replica %s: %d batches, %v, %s: %d, transitions %d", r.name, batches, actions, hot, perRule[hot], len(trans))
-		if actions[consumer.Held] == 0 {
+		if actions[decide.Held] == 0 {
 			t.Errorf("replica %s held nothing", r.name)
 		}
 	}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/suggest"
 	"github.com/breakwater/breakwater/traffic"
@@ -205,7 +205,7 @@ func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario) (
 	scorer := replay.NewScorer()
 	r, err := replay.New(replay.Options{
 		Config: cfg, AssumeResetAfter: opts.ResetAfter, BatchSize: opts.BatchSize,
-		OnDecision: func(seq int64, id string, it *gate.Item) error {
+		OnDecision: func(seq int64, id string, it *decide.Item) error {
 			lb := src.label(seq)
 			if sc.Legitimate {
 				lb.Incident = 0
@@ -241,17 +241,17 @@ type source struct {
 	base   int64
 }
 
-func (s *source) Next() ([]byte, gate.Position, error) {
+func (s *source) Next() ([]byte, decide.Position, error) {
 	var ok bool
 	s.buf, ok = s.sim.Next(s.buf[:0])
 	if !ok {
-		return nil, gate.Position{}, io.EOF
+		return nil, decide.Position{}, io.EOF
 	}
 	s.n++
 	if s.keep {
 		s.labels = append(s.labels, s.sim.Label())
 	}
-	return s.buf, gate.Position{Topic: "simulation", Offset: s.n}, nil
+	return s.buf, decide.Position{Topic: "simulation", Offset: s.n}, nil
 }
 
 // label returns the label of line seq and forgets those before it.

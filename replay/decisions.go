@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 )
 
 // DecisionWriter writes one JSON line per decided event:
@@ -25,7 +25,7 @@ func NewDecisionWriter(w io.Writer) *DecisionWriter {
 
 // Write writes the decision of the event numbered seq; it fits
 // Options.OnDecision.
-func (d *DecisionWriter) Write(seq int64, actionID string, it *gate.Item) error {
+func (d *DecisionWriter) Write(seq int64, actionID string, it *decide.Item) error {
 	b := append(d.buf[:0], `{"line":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	if actionID == "" && it.Bad == nil {

@@ -9,15 +9,15 @@ import (
 	"io"
 	"os"
 
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/event"
-	"github.com/breakwater/breakwater/gate"
 )
 
 // Source yields recorded action events in the order they were recorded.
 type Source interface {
 	// Next returns the next event's value and where it was read. The value
 	// is valid until the following call. At the end it returns io.EOF.
-	Next() (value []byte, pos gate.Position, err error)
+	Next() (value []byte, pos decide.Position, err error)
 }
 
 // Lines reads JSON Lines: one event per line. A line longer than
@@ -54,20 +54,20 @@ func NewLines(r io.Reader, topic string) (*Lines, error) {
 func (l *Lines) Line() int64 { return l.line }
 
 // Next returns the next line without its line break.
-func (l *Lines) Next() ([]byte, gate.Position, error) {
+func (l *Lines) Next() ([]byte, decide.Position, error) {
 	b, err := l.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		b, err = l.readLong(b)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, gate.Position{}, fmt.Errorf("read line %d: %w", l.line+1, err)
+		return nil, decide.Position{}, fmt.Errorf("read line %d: %w", l.line+1, err)
 	}
 	if len(b) == 0 && err != nil {
-		return nil, gate.Position{}, io.EOF
+		return nil, decide.Position{}, io.EOF
 	}
 	b = bytes.TrimSuffix(b, []byte{'\n'})
 	b = bytes.TrimSuffix(b, []byte{'\r'})
-	pos := gate.Position{Topic: l.topic, Partition: 0, Offset: l.line}
+	pos := decide.Position{Topic: l.topic, Partition: 0, Offset: l.line}
 	l.line++
 	return b, pos, nil
 }

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 )
 
 // Label says, for one input line, whether an injected incident produced it:
@@ -105,15 +105,15 @@ func NewScorer() *Scorer { return &Scorer{incidents: map[int]*IncidentScore{}} }
 // Add scores the decision of one line under its label. A label for
 // another action than the line's is an error, so that labels of another
 // input are not scored.
-func (s *Scorer) Add(lb Label, it *gate.Item) error {
+func (s *Scorer) Add(lb Label, it *decide.Item) error {
 	if lb.Malformed {
 		s.malformed++
-		if it.Decision == gate.DeadLetter {
+		if it.Decision == decide.DeadLetter {
 			s.badDead++
 		}
 		return nil
 	}
-	if it.Decision == gate.DeadLetter {
+	if it.Decision == decide.DeadLetter {
 		s.mismatch++
 		return nil
 	}
@@ -123,7 +123,7 @@ func (s *Scorer) Add(lb Label, it *gate.Item) error {
 	at := it.Act.OccurredAt
 	if lb.Incident == 0 {
 		s.good++
-		if it.Decision == gate.Held {
+		if it.Decision == decide.Held {
 			s.goodHeld = append(s.goodHeld, at.UnixMilli())
 		}
 		return nil
@@ -141,13 +141,13 @@ func (s *Scorer) Add(lb Label, it *gate.Item) error {
 		in.Last = at
 	}
 	switch it.Decision {
-	case gate.Held:
+	case decide.Held:
 		in.Held++
 		if in.Detected.IsZero() {
 			in.Detected = at
 			in.Scope = string(it.Scope)
 		}
-	case gate.Gated:
+	case decide.Gated:
 		if in.Detected.IsZero() {
 			in.GatedBefore++
 		} else {

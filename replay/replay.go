@@ -1,5 +1,5 @@
 // Package replay runs recorded action events through the decision code of
-// the live pipeline (package gate) with an in-process rate store driven in
+// the live pipeline (package decide) with an in-process rate store driven in
 // event time, to show what a configuration would have done: which breakers
 // would have tripped, when, and how many actions they would have held.
 //
@@ -20,7 +20,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -28,11 +28,11 @@ import (
 // are both one.
 type Store interface {
 	// Decide counts a batch and decides its breakers.
-	Decide(ctx context.Context, b store.Batch) (store.Result, error)
+	Decide(ctx context.Context, b decide.Batch) (decide.Result, error)
 	// Update applies a change to one breaker (used for assumed resets).
 	Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error)
 	// Rebuild declares the records of a partition complete from floor on.
-	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []store.Record) error
+	Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []decide.Record) error
 }
 
 var (
@@ -60,7 +60,7 @@ type Options struct {
 	// OnDecision, when set, is called for every event in input order once
 	// its batch is decided. seq counts events from 1; actionID is the
 	// event's action_id, or the one readable from a dead letter, or "".
-	OnDecision func(seq int64, actionID string, it *gate.Item) error
+	OnDecision func(seq int64, actionID string, it *decide.Item) error
 	// Progress, when set, is called about every ProgressEvery of wall time.
 	Progress func(Progress)
 	// ProgressEvery defaults to one second.
@@ -107,7 +107,7 @@ type Progress struct {
 // Replay runs recorded events through the breakers.
 type Replay struct {
 	opts  Options
-	gate  *gate.Gate
+	gate  *decide.Gate
 	store Store
 
 	watermark time.Time
@@ -139,7 +139,7 @@ func New(opts Options) (*Replay, error) {
 		opts.ChartSlots = 480
 	}
 	r := &Replay{
-		opts: opts, gate: gate.New(opts.Config),
+		opts: opts, gate: decide.New(opts.Config),
 		committed: map[partKey]int64{},
 		scopes:    map[breaker.Scope]*scopeTrack{},
 		policies:  map[breaker.Scope]breaker.Policy{},
@@ -236,7 +236,7 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 	start := time.Now()
 	nextProgress := start.Add(r.opts.ProgressEvery)
 	var (
-		items   []gate.Item
+		items   []decide.Item
 		ids     []string
 		pending []int
 		seq     int64
@@ -250,7 +250,7 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 			size = min(max(r.opts.Batches(n), 1), maxBatch)
 		}
 		if cap(items) < size {
-			items = make([]gate.Item, size)
+			items = make([]decide.Item, size)
 			ids = make([]string, size)
 		}
 		items, ids = items[:size], ids[:size]
@@ -276,7 +276,7 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 			k++
 		}
 		if k > 0 {
-			pending = gate.Pending(items[:k], pending)
+			pending = decide.Pending(items[:k], pending)
 			if err := r.decide(ctx, items[:k], pending); err != nil {
 				return r.sum, err
 			}
@@ -306,13 +306,13 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 // decide asks the store for the pending items' decisions, as the live
 // pipeline does: answers from records of an earlier delivery (which a
 // replay in increasing offsets never meets) are applied the same way.
-func (r *Replay) decide(ctx context.Context, items []gate.Item, pending []int) error {
+func (r *Replay) decide(ctx context.Context, items []decide.Item, pending []int) error {
 	if err := r.resets(ctx); err != nil {
 		return err
 	}
-	var known []store.Record
+	var known []decide.Record
 	for len(pending) > 0 {
-		chunk, rest := gate.Chunk(items, pending, known)
+		chunk, rest := decide.Chunk(items, pending, known)
 		b := r.gate.Batch(items, chunk, r.committedOffset)
 		for _, sc := range b.Scopes {
 			if _, ok := r.policies[sc.Scope]; !ok {
@@ -337,10 +337,10 @@ func (r *Replay) decide(ctx context.Context, items []gate.Item, pending []int) e
 		r.sum.Batches++
 		if len(res.Replayed) > 0 {
 			known = append(known, res.Replayed...)
-			pending = gate.ApplyRecords(items, pending, known)
+			pending = decide.ApplyRecords(items, pending, known)
 			continue
 		}
-		gate.Apply(items, chunk, res)
+		decide.Apply(items, chunk, res)
 		for i := range b.Scopes {
 			r.count(b, &b.Scopes[i], res)
 		}
@@ -385,7 +385,7 @@ type window struct {
 
 // count adds a batch's buckets of one scope that the store counted to its
 // window and samples the counts after each.
-func (r *Replay) count(b store.Batch, sc *store.ScopeCounts, res store.Result) {
+func (r *Replay) count(b decide.Batch, sc *decide.ScopeCounts, res decide.Result) {
 	g := sc.Policy.Grid()
 	w := r.windows[sc.Scope]
 	if w == nil || w.grid != g {
@@ -417,7 +417,7 @@ func (r *Replay) count(b store.Batch, sc *store.ScopeCounts, res store.Result) {
 }
 
 // observe records one scope's status after a batch, and its trips.
-func (r *Replay) observe(sr *store.ScopeResult, sc *store.ScopeCounts) {
+func (r *Replay) observe(sr *decide.ScopeResult, sc *decide.ScopeCounts) {
 	t := r.track(sr.Scope)
 	t.sum.Policy = sc.Policy
 	prev := t.status
@@ -452,12 +452,12 @@ func closeness(p breaker.Policy, c breaker.Counts) float64 {
 }
 
 // account adds one decided item to the totals and its scopes.
-func (r *Replay) account(it *gate.Item) {
+func (r *Replay) account(it *decide.Item) {
 	r.sum.Actions++
 	switch it.Decision {
-	case gate.Gated:
+	case decide.Gated:
 		r.sum.Gated++
-	case gate.Held:
+	case decide.Held:
 		r.sum.Held++
 	default:
 		r.sum.DeadLetter++
@@ -479,12 +479,12 @@ func (r *Replay) account(it *gate.Item) {
 			sl = &t.series[slot]
 			sl.Actions++
 		}
-		if it.Decision == gate.Held && t.status.Holds() {
+		if it.Decision == decide.Held && t.status.Holds() {
 			t.sum.Held++
 			if sl != nil {
 				sl.Held++
 			}
-		} else if it.Decision == gate.Gated {
+		} else if it.Decision == decide.Gated {
 			t.sum.Gated++
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/store"
@@ -299,7 +299,7 @@ func TestMemoryMatchesRedis(t *testing.T) {
 	}
 	decide := func(st replay.Store) ([]string, replay.Summary) {
 		var got []string
-		s := run(t, replay.Options{Config: cfg, Store: st, Batches: replay.Sizes(sizes), OnDecision: func(seq int64, id string, it *gate.Item) error {
+		s := run(t, replay.Options{Config: cfg, Store: st, Batches: replay.Sizes(sizes), OnDecision: func(seq int64, id string, it *decide.Item) error {
 			got = append(got, id+" "+string(it.Decision)+" "+string(it.Scope)+" "+it.Incident())
 			return nil
 		}}, data)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 )
 
@@ -120,7 +120,7 @@ func openPart(ctx context.Context, opts TopicOptions, p kafka.Partition) (*topic
 }
 
 // Next returns the pending message with the earliest timestamp.
-func (t *Topic) Next() ([]byte, gate.Position, error) {
+func (t *Topic) Next() ([]byte, decide.Position, error) {
 	var best *topicPart
 	for _, p := range t.parts {
 		if p.done {
@@ -129,7 +129,7 @@ func (t *Topic) Next() ([]byte, gate.Position, error) {
 		if p.head == nil {
 			m, err := p.r.ReadMessage(t.ctx)
 			if err != nil {
-				return nil, gate.Position{}, fmt.Errorf("from topic %q: read partition %d: %w", t.opts.Topic, p.r.Config().Partition, err)
+				return nil, decide.Position{}, fmt.Errorf("from topic %q: read partition %d: %w", t.opts.Topic, p.r.Config().Partition, err)
 			}
 			if !t.opts.EndTime.IsZero() && m.Time.After(t.opts.EndTime) {
 				p.done = true
@@ -142,14 +142,14 @@ func (t *Topic) Next() ([]byte, gate.Position, error) {
 		}
 	}
 	if best == nil {
-		return nil, gate.Position{}, io.EOF
+		return nil, decide.Position{}, io.EOF
 	}
 	m := best.head
 	best.head = nil
 	if m.Offset+1 >= best.end {
 		best.done = true
 	}
-	return m.Value, gate.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
+	return m.Value, decide.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
 }
 
 // Close closes the partition readers.

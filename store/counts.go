@@ -45,12 +45,12 @@ func (m *Memory) Counts(_ context.Context, scope breaker.Scope, p breaker.Policy
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.scopes[scope]
-	if e == nil || e.window == nil || e.grid != p.Grid() {
+	if e == nil || e.Window == nil || e.Window.Grid() != p.Grid() {
 		return breaker.Counts{}, time.Time{}, false, nil
 	}
-	top, ok := e.window.Top()
+	top, ok := e.Window.Top()
 	if !ok {
 		return breaker.Counts{}, time.Time{}, false, nil
 	}
-	return e.window.Counts(top), fromMillis(top), true, nil
+	return e.Window.Counts(top), fromMillis(top), true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -25,12 +26,12 @@ func TestLateBuckets(t *testing.T) {
 	history := map[breaker.Scope][]counted{}
 	tops := map[breaker.Scope]int64{}
 	batches := 0
-	check := func(sp spec, buckets []store.Bucket) {
+	check := func(sp spec, buckets []decide.Bucket) {
 		t.Helper()
 		// No trips: the counts reported are those at the last bucket.
 		sp.policy.Disabled = true
 		g := sp.policy.Grid()
-		sc := store.ScopeCounts{Scope: sp.scope, Policy: sp.policy, Buckets: buckets}
+		sc := decide.ScopeCounts{Scope: sp.scope, Policy: sp.policy, Buckets: buckets}
 		var win, base int64
 		for _, bk := range buckets {
 			at := bk.At
@@ -53,7 +54,7 @@ func TestLateBuckets(t *testing.T) {
 		}
 		i := int64(batches)
 		batches++
-		b := store.Batch{Partitions: []store.Range{rangeOf("late", 0, i, i, i)}, Scopes: []store.ScopeCounts{sc}}
+		b := decide.Batch{Partitions: []decide.Range{rangeOf("late", 0, i, i, i)}, Scopes: []decide.ScopeCounts{sc}}
 		rr, err := e.st.Decide(ctx, b)
 		if err != nil {
 			t.Fatal(err)
@@ -64,7 +65,7 @@ func TestLateBuckets(t *testing.T) {
 		}
 		exact := float64(win) / breaker.Milli
 		exactBase := float64(base) * float64(g.Window) / float64(breaker.CoarseSlots*g.Coarse) / breaker.Milli
-		for name, r := range map[string]store.Result{"redis": rr, "memory": mr} {
+		for name, r := range map[string]decide.Result{"redis": rr, "memory": mr} {
 			if c := r.Scopes[0].Counts; c.Window != exact || c.Baseline != exactBase {
 				t.Fatalf("batch %d, %s %v: %s counts %+v; want window %v, baseline %v", i, sp.scope, buckets, name, c, exact, exactBase)
 			}
@@ -83,9 +84,9 @@ func TestLateBuckets(t *testing.T) {
 	if ratio.policy.Grid().Fine != 50 {
 		t.Fatalf("spec %s: fine buckets of %dms; the scenario needs 50ms", ratio.scope, ratio.policy.Grid().Fine)
 	}
-	check(ratio, []store.Bucket{{At: evt0 + 40_000, Weight: 1000}})
-	check(ratio, []store.Bucket{{At: evt0 + 12_000, Weight: 2000}, {At: evt0 + 43_100, Weight: 500}})
-	check(ratio, []store.Bucket{{At: evt0 + 43_000, Weight: 300}})
+	check(ratio, []decide.Bucket{{At: evt0 + 40_000, Weight: 1000}})
+	check(ratio, []decide.Bucket{{At: evt0 + 12_000, Weight: 2000}, {At: evt0 + 43_100, Weight: 500}})
+	check(ratio, []decide.Bucket{{At: evt0 + 43_000, Weight: 300}})
 
 	evt := evt0 + 50_000
 	for range 3000 {
@@ -95,7 +96,7 @@ func TestLateBuckets(t *testing.T) {
 			// A jump: what the scope saw last falls behind the grace period.
 			evt += rng.Int64N(60_000)
 		}
-		var buckets []store.Bucket
+		var buckets []decide.Bucket
 		for range 1 + rng.IntN(6) {
 			var late int64
 			switch k := rng.IntN(100); {
@@ -106,7 +107,7 @@ func TestLateBuckets(t *testing.T) {
 			default:
 				late = 15000 + rng.Int64N(45000)
 			}
-			buckets = append(buckets, store.Bucket{At: evt - late, Weight: 1 + rng.Int64N(3000)})
+			buckets = append(buckets, decide.Bucket{At: evt - late, Weight: 1 + rng.Int64N(3000)})
 		}
 		check(sp, buckets)
 	}
@@ -133,9 +134,9 @@ func TestCounts(t *testing.T) {
 	evt := evt0
 	for i := range 200 {
 		evt += rng.Int64N(400)
-		b := store.Batch{
-			Partitions: []store.Range{rangeOf("counts", 0, int64(i), int64(i), int64(i))},
-			Scopes:     []store.ScopeCounts{{Scope: sc, Policy: pol, Buckets: []store.Bucket{{At: evt, Weight: 1 + rng.Int64N(2000)}}}},
+		b := decide.Batch{
+			Partitions: []decide.Range{rangeOf("counts", 0, int64(i), int64(i), int64(i))},
+			Scopes:     []decide.ScopeCounts{{Scope: sc, Policy: pol, Buckets: []decide.Bucket{{At: evt, Weight: 1 + rng.Int64N(2000)}}}},
 		}
 		rr, err := e.st.Decide(ctx, b)
 		if err != nil {

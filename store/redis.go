@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -212,9 +213,9 @@ func flag(b bool) string {
 }
 
 // Decide counts a batch and decides its breakers in one script call.
-func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
-	if err := b.validate(); err != nil {
-		return Result{}, err
+func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, error) {
+	if err := b.Validate(); err != nil {
+		return decide.Result{}, err
 	}
 	keys := make([]string, 0, 2+len(b.Partitions)+2*len(b.Scopes))
 	keys = append(keys, r.epochKey(), r.scopesKey())
@@ -254,40 +255,40 @@ func (r *Redis) Decide(ctx context.Context, b Batch) (Result, error) {
 		v, err = cmd.StringSlice()
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("decide batch of %d scopes: %w", len(b.Scopes), err)
+		return decide.Result{}, fmt.Errorf("decide batch of %d scopes: %w", len(b.Scopes), err)
 	}
 	return parseDecide(b, v)
 }
 
-func parseDecide(b Batch, v []string) (Result, error) {
+func parseDecide(b decide.Batch, v []string) (decide.Result, error) {
 	if len(v) == 0 {
-		return Result{}, errors.New("decide batch: empty reply")
+		return decide.Result{}, errors.New("decide batch: empty reply")
 	}
 	switch v[0] {
 	case "LOST":
-		return Result{}, ErrStateLost
+		return decide.Result{}, ErrStateLost
 	case "UNKNOWN":
-		var res Result
+		var res decide.Result
 		for _, f := range v[1:] {
 			pi, err := strconv.Atoi(f)
 			if err != nil || pi < 1 || pi > len(b.Partitions) {
-				return Result{}, fmt.Errorf("decide batch: bad partition %q to rebuild", f)
+				return decide.Result{}, fmt.Errorf("decide batch: bad partition %q to rebuild", f)
 			}
 			res.Rebuild = append(res.Rebuild, b.Partitions[pi-1])
 		}
 		return res, nil
 	case "REPLAY":
-		var res Result
+		var res decide.Result
 		for i := 1; i+3 < len(v); i += 4 {
 			pi, _ := strconv.Atoi(v[i])
 			first, err1 := strconv.ParseInt(v[i+1], 10, 64)
 			last, err2 := strconv.ParseInt(v[i+2], 10, 64)
 			if pi < 1 || pi > len(b.Partitions) || err1 != nil || err2 != nil {
-				return Result{}, fmt.Errorf("decide batch: bad replay record %q", v[i:i+4])
+				return decide.Result{}, fmt.Errorf("decide batch: bad replay record %q", v[i:i+4])
 			}
 			p := b.Partitions[pi-1]
 			holding, only := parseHolding(v[i+3])
-			res.Replayed = append(res.Replayed, Record{
+			res.Replayed = append(res.Replayed, decide.Record{
 				Topic: p.Topic, Partition: p.Partition, First: first, Last: last,
 				Holding: holding, Only: only,
 			})
@@ -295,14 +296,14 @@ func parseDecide(b Batch, v []string) (Result, error) {
 		return res, nil
 	case "OK":
 	default:
-		return Result{}, fmt.Errorf("decide batch: unexpected reply %q", v[0])
+		return decide.Result{}, fmt.Errorf("decide batch: unexpected reply %q", v[0])
 	}
 	const per = decideReply
 	if len(v) != 2+per*len(b.Scopes) {
-		return Result{}, fmt.Errorf("decide batch: reply of %d fields for %d scopes", len(v), len(b.Scopes))
+		return decide.Result{}, fmt.Errorf("decide batch: reply of %d fields for %d scopes", len(v), len(b.Scopes))
 	}
 	now, _ := strconv.ParseInt(v[1], 10, 64)
-	res := Result{Now: fromMillis(now), Scopes: make([]ScopeResult, len(b.Scopes))}
+	res := decide.Result{Now: fromMillis(now), Scopes: make([]decide.ScopeResult, len(b.Scopes))}
 	for i := range b.Scopes {
 		f := v[2+i*per : 2+(i+1)*per]
 		st := statusFromFields(map[string]string{
@@ -313,7 +314,7 @@ func parseDecide(b Batch, v []string) (Result, error) {
 		g := b.Scopes[i].Policy.Grid()
 		c := countsOf(g, int64(win), int64(base), f[13] == "1")
 		c.Learning = f[14] == "1"
-		res.Scopes[i] = ScopeResult{
+		res.Scopes[i] = decide.ScopeResult{
 			Scope:   breaker.Scope(f[0]),
 			Status:  st,
 			Changed: f[10] == "1",
@@ -412,7 +413,7 @@ func statusFromFields(m map[string]string) breaker.Status {
 // output topics, and declares the partition's records complete from floor
 // on: every offset at or above floor that reached an output topic is in
 // recs or in a record already kept.
-func (r *Redis) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []Record) error {
+func (r *Redis) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []decide.Record) error {
 	args := make([]any, 0, 2+2*len(recs))
 	args = append(args, floor, r.opts.RecordTTL.Milliseconds())
 	for _, rec := range recs {

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/wire"
@@ -53,11 +54,11 @@ func TestRedisWaitsForReplicas(t *testing.T) {
 
 	scope := breaker.RuleScope("spam")
 	pol := breaker.Policy{Window: time.Minute, MaxActions: 2}
-	trip := func(first int64) store.Batch {
+	trip := func(first int64) decide.Batch {
 		g := pol.Grid()
-		return store.Batch{
-			Partitions: []store.Range{rangeOf("in", 0, first, first+2, first)},
-			Scopes: []store.ScopeCounts{{Scope: scope, Policy: pol, Buckets: []store.Bucket{
+		return decide.Batch{
+			Partitions: []decide.Range{rangeOf("in", 0, first, first+2, first)},
+			Scopes: []decide.ScopeCounts{{Scope: scope, Policy: pol, Buckets: []decide.Bucket{
 				{At: g.Bucket(evt0), Weight: 3 * breaker.Milli},
 			}}},
 		}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/store"
 )
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // decider is what Redis and Memory have in common.
 type decider interface {
-	Decide(ctx context.Context, b store.Batch) (store.Result, error)
+	Decide(ctx context.Context, b decide.Batch) (decide.Result, error)
 	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
 	List(ctx context.Context) ([]store.ScopeStatus, error)
 	Update(ctx context.Context, scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error)) (breaker.Transition, error)
@@ -52,7 +53,7 @@ type redisEnv struct {
 // gets none (nothing was written), complete from the offset asked.
 type fresh struct{ *store.Redis }
 
-func (f fresh) Decide(ctx context.Context, b store.Batch) (store.Result, error) {
+func (f fresh) Decide(ctx context.Context, b decide.Batch) (decide.Result, error) {
 	for {
 		r, err := f.Redis.Decide(ctx, b)
 		if err != nil || len(r.Rebuild) == 0 {
@@ -103,19 +104,19 @@ func stable(s breaker.Status) string {
 		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil), s.HeldScopes)
 }
 
-func stableResult(r store.ScopeResult) string {
+func stableResult(r decide.ScopeResult) string {
 	return fmt.Sprintf("%s changed=%v %s counts=%+v", r.Scope, r.Changed, stable(r.Status), r.Counts)
 }
 
-func sortRecords(rs []store.Record) []store.Record {
+func sortRecords(rs []decide.Record) []decide.Record {
 	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b store.Record) int {
+	slices.SortFunc(rs, func(a, b decide.Record) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.First, b.First))
 	})
 	return rs
 }
 
-func fmtRecords(rs []store.Record) string {
+func fmtRecords(rs []decide.Record) string {
 	var b strings.Builder
 	for _, r := range sortRecords(rs) {
 		keys := slices.Sorted(maps.Keys(r.Holding))
@@ -183,7 +184,7 @@ type gen struct {
 	evt       int64 // event clock, ms
 	next      map[int]int64
 	committed map[int]int64
-	history   []store.Range
+	history   []decide.Range
 }
 
 func newGen(seed uint64) *gen {
@@ -227,8 +228,8 @@ func within(narrow, wide breaker.Scope) bool {
 // for a random subset of scopes in buckets around the event clock, some of
 // them late or very late, narrower scopes first; many buckets of wider
 // scopes are counted via narrower ones of the batch.
-func (g *gen) batch(specs []spec) store.Batch {
-	var b store.Batch
+func (g *gen) batch(specs []spec) decide.Batch {
+	var b decide.Batch
 	switch k := g.rng.IntN(100); {
 	case k < 55:
 		g.evt += g.rng.Int64N(100)
@@ -258,7 +259,7 @@ func (g *gen) batch(specs []spec) store.Batch {
 				// The consumer commits what earlier batches decided.
 				g.committed[p] = max(g.committed[p], first-g.rng.Int64N(40))
 			}
-			r := store.Range{Topic: "actions", Partition: p, First: first, Last: first + n - 1, Committed: g.committed[p]}
+			r := decide.Range{Topic: "actions", Partition: p, First: first, Last: first + n - 1, Committed: g.committed[p]}
 			if first == 0 {
 				r.Committed = -1
 			}
@@ -285,14 +286,14 @@ func (g *gen) batch(specs []spec) store.Batch {
 				narrower = append(narrower, int32(j+1))
 			}
 		}
-		sc := store.ScopeCounts{Scope: sp.scope, Policy: sp.policy}
+		sc := decide.ScopeCounts{Scope: sp.scope, Policy: sp.policy}
 		grid := sp.policy.Grid()
 		if sp.scope == breaker.Global && g.rng.IntN(2) == 0 {
 			// As the gate builds it: what the rules counted, via them.
 			for _, v := range narrower {
 				if ns := b.Scopes[v-1]; level(ns.Scope) == 1 {
 					for _, bk := range ns.Buckets {
-						sc.Buckets = append(sc.Buckets, store.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Via: [2]int32{v}})
+						sc.Buckets = append(sc.Buckets, decide.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Via: [2]int32{v}})
 					}
 				}
 			}
@@ -313,7 +314,7 @@ func (g *gen) batch(specs []spec) store.Batch {
 				at = grid.Bucket(at)
 			}
 			w := weights[g.rng.IntN(len(weights))] * (1 + g.rng.Int64N(4))
-			bk := store.Bucket{At: at, Weight: w}
+			bk := decide.Bucket{At: at, Weight: w}
 			if len(narrower) > 0 && g.rng.IntN(4) > 0 {
 				v := narrower[g.rng.IntN(len(narrower))]
 				bk.Via[0] = v
@@ -333,10 +334,43 @@ func (g *gen) batch(specs []spec) store.Batch {
 	return b
 }
 
+// stepper runs decide.Step on states of its own, the way a store that
+// only persists would: the function decide.lua mirrors, called directly.
+type stepper map[breaker.Scope]*decide.State
+
+func (s stepper) state(scope breaker.Scope) *decide.State {
+	e := s[scope]
+	if e == nil {
+		e = &decide.State{Status: breaker.Initial()}
+		s[scope] = e
+	}
+	return e
+}
+
+func (s stepper) decide(b decide.Batch, now time.Time) decide.Result {
+	states := make([]*decide.State, len(b.Scopes))
+	for i, sc := range b.Scopes {
+		states[i] = s.state(sc.Scope)
+	}
+	return decide.Step(b, now, states)
+}
+
+func (s stepper) update(scope breaker.Scope, fn func(breaker.Status, time.Time) (breaker.Status, error), now time.Time) (breaker.Transition, error) {
+	e := s.state(scope)
+	from, _ := breaker.Expire(e.Status, now)
+	to, err := fn(from, now)
+	if err != nil {
+		return breaker.Transition{}, err
+	}
+	e.Status = to
+	return breaker.Transition{Scope: scope, From: from, To: to}, nil
+}
+
 // TestDifferentialRedisMemory runs the same random batches and operator
-// changes through the Redis store (decide.lua) and the Memory store
-// (package breaker) and compares everything that does not depend on the
-// exact wall clock: this guards that the Lua script mirrors package breaker.
+// changes through the Redis store (decide.lua), decide.Step called
+// directly, and the Memory store, and compares everything that does not
+// depend on the exact wall clock: this guards that the Lua script mirrors
+// decide.Step.
 func TestDifferentialRedisMemory(t *testing.T) {
 	for _, seed := range []uint64{1, 3, 5} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { differential(t, seed, 700) })
@@ -346,7 +380,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 func differential(t *testing.T, seed uint64, n int) {
 	ctx := ctxT(t)
 	e := newRedis(t, false)
-	if _, err := e.st.Decide(ctx, store.Batch{}); !errors.Is(err, store.ErrStateLost) {
+	if _, err := e.st.Decide(ctx, decide.Batch{}); !errors.Is(err, store.ErrStateLost) {
 		t.Fatalf("Decide before Restore = %v; want ErrStateLost", err)
 	}
 	if _, err := e.st.Restore(ctx, nil); err != nil {
@@ -354,6 +388,7 @@ func differential(t *testing.T, seed uint64, n int) {
 	}
 	var clock atomic.Int64
 	mem := store.NewMemory(func() time.Time { return time.UnixMilli(clock.Load()) })
+	step := stepper{}
 	policy := map[breaker.Scope]breaker.Policy{}
 	for _, sp := range diffSpecs {
 		policy[sp.scope] = sp.policy
@@ -375,7 +410,7 @@ func differential(t *testing.T, seed uint64, n int) {
 		// Let the clocks move on by more than every 1ms timing.
 		time.Sleep(2 * time.Millisecond)
 		if i%13 == 6 {
-			op, scope, auto := operatorChange(t, ctx, g.rng, e.st.Redis, mem, syncClock, policy)
+			op, scope, auto := operatorChange(t, ctx, g.rng, e.st.Redis, mem, step, syncClock, policy)
 			stats[op]++
 			lastAuto[scope] = auto
 			continue
@@ -387,6 +422,14 @@ func differential(t *testing.T, seed uint64, n int) {
 		mr, merr := mem.Decide(ctx, b)
 		if rerr != nil || merr != nil {
 			t.Fatalf("batch %d: Decide: redis %v, memory %v", i, rerr, merr)
+		}
+		if len(rr.Replayed) == 0 {
+			sr := step.decide(b, time.UnixMilli(clock.Load()).UTC())
+			for j := range b.Scopes {
+				if got, want := stableResult(rr.Scopes[j]), stableResult(sr.Scopes[j]); got != want {
+					t.Fatalf("batch %d, scope %s (buckets %v):\nredis %s\nStep  %s", i, b.Scopes[j].Scope, b.Scopes[j].Buckets, got, want)
+				}
+			}
 		}
 		if got, want := fmtRecords(rr.Replayed), fmtRecords(mr.Replayed); got != want || (len(rr.Replayed) == 0) != (len(mr.Replayed) == 0) {
 			t.Fatalf("batch %d %+v: Replayed\nredis  %s\nmemory %s", i, b.Partitions, got, want)
@@ -480,7 +523,7 @@ func differential(t *testing.T, seed uint64, n int) {
 
 // operatorChange applies the same random operator change to both stores
 // and compares the transitions.
-func operatorChange(t *testing.T, ctx context.Context, rng *rand.Rand, r *store.Redis, m *store.Memory,
+func operatorChange(t *testing.T, ctx context.Context, rng *rand.Rand, r *store.Redis, m *store.Memory, step stepper,
 	syncClock func() time.Time, policy map[breaker.Scope]breaker.Policy,
 ) (op string, scope breaker.Scope, auto breaker.State) {
 	t.Helper()
@@ -509,11 +552,15 @@ func operatorChange(t *testing.T, ctx context.Context, rng *rand.Rand, r *store.
 		}
 		return breaker.Override(s, to, "op", "test", until, now)
 	}
-	syncClock()
+	now := syncClock()
 	rt, rerr := r.Update(ctx, sp.scope, fn)
 	mt, merr := m.Update(ctx, sp.scope, fn)
-	if rerr != nil || merr != nil {
-		t.Fatalf("%s %s: Update: redis %v, memory %v", op, sp.scope, rerr, merr)
+	st, serr := step.update(sp.scope, fn, now)
+	if rerr != nil || merr != nil || serr != nil {
+		t.Fatalf("%s %s: Update: redis %v, memory %v, Step %v", op, sp.scope, rerr, merr, serr)
+	}
+	if got, want := stable(rt.From)+" -> "+stable(rt.To), stable(st.From)+" -> "+stable(st.To); got != want {
+		t.Fatalf("%s %s:\nredis %s\nStep  %s", op, sp.scope, got, want)
 	}
 	if got, want := stable(rt.From)+" -> "+stable(rt.To), stable(mt.From)+" -> "+stable(mt.To); got != want || rt.Scope != mt.Scope {
 		t.Fatalf("%s %s:\nredis  %s\nmemory %s", op, sp.scope, got, want)
@@ -583,11 +630,11 @@ func TestBoundaries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := ctxT(t)
 			for i, step := range steps {
-				b := store.Batch{Partitions: []store.Range{rangeOf("b", 0, int64(i), int64(i), -1)}}
+				b := decide.Batch{Partitions: []decide.Range{rangeOf("b", 0, int64(i), int64(i), -1)}}
 				for _, it := range step {
-					b.Scopes = append(b.Scopes, store.ScopeCounts{
+					b.Scopes = append(b.Scopes, decide.ScopeCounts{
 						Scope: it.sp.scope, Policy: it.sp.policy,
-						Buckets: []store.Bucket{{At: it.at, Weight: it.wt}},
+						Buckets: []decide.Bucket{{At: it.at, Weight: it.wt}},
 					})
 				}
 				res, err := d.Decide(ctx, b)
@@ -623,19 +670,19 @@ var (
 	evt0    = int64(1_741_944_000_000)
 )
 
-func rangeOf(topic string, p int, first, last, committed int64) store.Range {
-	return store.Range{Topic: topic, Partition: p, First: first, Last: last, Committed: committed}
+func rangeOf(topic string, p int, first, last, committed int64) decide.Range {
+	return decide.Range{Topic: topic, Partition: p, First: first, Last: last, Committed: committed}
 }
 
-func counts(weight int64, at int64) []store.ScopeCounts {
-	return []store.ScopeCounts{{Scope: sc, Policy: tripPol, Buckets: []store.Bucket{{At: at, Weight: weight}}}}
+func counts(weight int64, at int64) []decide.ScopeCounts {
+	return []decide.ScopeCounts{{Scope: sc, Policy: tripPol, Buckets: []decide.Bucket{{At: at, Weight: weight}}}}
 }
 
 // windowOf decides a zero-weight probe on fresh offsets and returns the
 // window count of sc: what has been counted so far.
 func windowOf(t *testing.T, ctx context.Context, d decider, p int, off int64) float64 {
 	t.Helper()
-	res, err := d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("probe", p, off, off, -1)}, Scopes: counts(0, evt0)})
+	res, err := d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("probe", p, off, off, -1)}, Scopes: counts(0, evt0)})
 	if err != nil || len(res.Replayed) > 0 || len(res.Scopes) != 1 {
 		t.Fatalf("probe: %+v, %v", res, err)
 	}
@@ -646,7 +693,7 @@ func TestRedelivery(t *testing.T) {
 	for name, d := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := ctxT(t)
-			first := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 9, -1), rangeOf("a", 1, 100, 104, -1)}, Scopes: counts(3000, evt0)}
+			first := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 0, 9, -1), rangeOf("a", 1, 100, 104, -1)}, Scopes: counts(3000, evt0)}
 			res, err := d.Decide(ctx, first)
 			if err != nil || len(res.Replayed) != 0 || len(res.Scopes) != 1 {
 				t.Fatalf("Decide = %+v, %v", res, err)
@@ -662,7 +709,7 @@ func TestRedelivery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := fmtRecords([]store.Record{
+			want := fmtRecords([]decide.Record{
 				{Topic: "a", Partition: 0, First: 0, Last: 9, Holding: holding},
 				{Topic: "a", Partition: 1, First: 100, Last: 104, Holding: holding},
 			})
@@ -680,19 +727,19 @@ func TestRedelivery(t *testing.T) {
 			}
 
 			// A batch that partly overlaps: only the records it touches, nothing counted.
-			part := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 5, 14, -1), rangeOf("a", 2, 0, 3, -1)}, Scopes: counts(5000, evt0)}
+			part := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 5, 14, -1), rangeOf("a", 2, 0, 3, -1)}, Scopes: counts(5000, evt0)}
 			res, err = d.Decide(ctx, part)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := fmtRecords(res.Replayed), fmtRecords([]store.Record{{Topic: "a", Partition: 0, First: 0, Last: 9, Holding: holding}}); got != want {
+			if got, want := fmtRecords(res.Replayed), fmtRecords([]decide.Record{{Topic: "a", Partition: 0, First: 0, Last: 9, Holding: holding}}); got != want {
 				t.Fatalf("overlapping Decide replayed %s; want %s", got, want)
 			}
 			if w := windowOf(t, ctx, d, 0, 1); w != 3 {
 				t.Fatalf("window after an overlapping batch = %v; want 3", w)
 			}
 			// The rest is decided in a new call, and then both are replayed.
-			res, err = d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 10, 14, -1), rangeOf("a", 2, 0, 3, -1)}, Scopes: counts(1000, evt0)})
+			res, err = d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 10, 14, -1), rangeOf("a", 2, 0, 3, -1)}, Scopes: counts(1000, evt0)})
 			if err != nil || len(res.Replayed) != 0 || res.Scopes[0].Counts.Window != 4 || res.Scopes[0].Changed {
 				t.Fatalf("rest of the batch = %+v, %v; want counted, still open", res, err)
 			}
@@ -705,26 +752,26 @@ func TestRedelivery(t *testing.T) {
 			}
 
 			// Records of batches that end below the committed offset are dropped.
-			res, err = d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 15, 19, 10)}, Scopes: counts(0, evt0)})
+			res, err = d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 15, 19, 10)}, Scopes: counts(0, evt0)})
 			if err != nil || len(res.Replayed) != 0 {
 				t.Fatalf("Decide = %+v, %v", res, err)
 			}
-			res, err = d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 14, 10)}, Scopes: counts(0, evt0)})
+			res, err = d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 0, 14, 10)}, Scopes: counts(0, evt0)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := fmtRecords(res.Replayed), fmtRecords([]store.Record{{Topic: "a", Partition: 0, First: 10, Last: 14, Holding: holding}}); got != want {
+			if got, want := fmtRecords(res.Replayed), fmtRecords([]decide.Record{{Topic: "a", Partition: 0, First: 10, Last: 14, Holding: holding}}); got != want {
 				t.Fatalf("after commit 10, replayed %s; want %s", got, want)
 			}
 			// A record that held nothing has an empty holding set.
 			d.Update(ctx, sc, func(s breaker.Status, now time.Time) (breaker.Status, error) {
 				return breaker.Reset(tripPol, s, "op", "fixed", now), nil
 			})
-			res, err = d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("c", 0, 0, 0, -1)}, Scopes: counts(0, evt0+10*60_000)})
+			res, err = d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("c", 0, 0, 0, -1)}, Scopes: counts(0, evt0+10*60_000)})
 			if err != nil || res.Scopes[0].Status.Holds() {
 				t.Fatalf("Decide after reset = %+v, %v", res, err)
 			}
-			res, err = d.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("c", 0, 0, 0, -1)}})
+			res, err = d.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("c", 0, 0, 0, -1)}})
 			if err != nil || len(res.Replayed) != 1 || res.Replayed[0].Holding == nil || len(res.Replayed[0].Holding) != 0 {
 				t.Fatalf("replay of a batch that held nothing = %+v, %v", res, err)
 			}
@@ -737,7 +784,7 @@ func TestRecordsPruned(t *testing.T) {
 	e := newRedis(t, true)
 	key := "{" + prefix + "}:o:a:0"
 	for i := range int64(10) {
-		b := store.Batch{Partitions: []store.Range{rangeOf("a", 0, i*10, i*10+9, -1)}, Scopes: counts(100, evt0)}
+		b := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, i*10, i*10+9, -1)}, Scopes: counts(100, evt0)}
 		if _, err := e.st.Decide(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -747,7 +794,7 @@ func TestRecordsPruned(t *testing.T) {
 		t.Fatalf("HLEN %s = %d; want 10 records and the floor", key, n)
 	}
 	// Commit up to offset 70: the records ending at 9..69 go.
-	if _, err := e.st.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 100, 109, 70)}}); err != nil {
+	if _, err := e.st.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 100, 109, 70)}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.rc.HLen(ctx, key).Val(); n != 5 {
@@ -763,21 +810,21 @@ func TestRecordsPruned(t *testing.T) {
 	// A pruned range comes back only if the committed offset moved back
 	// (a stale commit, a rewound group): its records are rebuilt from the
 	// outputs before anything is decided.
-	pruned := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 50, 59, 70)}, Scopes: counts(100, evt0)}
+	pruned := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 50, 59, 70)}, Scopes: counts(100, evt0)}
 	res, err := e.st.Redis.Decide(ctx, pruned)
 	if err != nil || len(res.Rebuild) != 1 || res.Rebuild[0].First != 50 || len(res.Scopes) != 0 {
 		t.Fatalf("Decide of a pruned range = %+v, %v; want a rebuild of a/0 from 50", res, err)
 	}
-	rebuilt := store.Record{Topic: "a", Partition: 0, First: 50, Last: 55, Holding: map[breaker.Scope]uint64{"rule:spam": 3}}
-	if err := e.st.Rebuild(ctx, "a", 0, 50, []store.Record{rebuilt}); err != nil {
+	rebuilt := decide.Record{Topic: "a", Partition: 0, First: 50, Last: 55, Holding: map[breaker.Scope]uint64{"rule:spam": 3}}
+	if err := e.st.Rebuild(ctx, "a", 0, 50, []decide.Record{rebuilt}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = e.st.Redis.Decide(ctx, pruned)
-	if want := fmtRecords([]store.Record{rebuilt}); err != nil || fmtRecords(res.Replayed) != want {
+	if want := fmtRecords([]decide.Record{rebuilt}); err != nil || fmtRecords(res.Replayed) != want {
 		t.Fatalf("Decide of a rebuilt range = %+v, %v; want the rebuilt record %s", res, err, want)
 	}
 	// Offsets the outputs did not have are decided anew.
-	res, err = e.st.Redis.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 56, 59, 70)}, Scopes: counts(100, evt0)})
+	res, err = e.st.Redis.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 56, 59, 70)}, Scopes: counts(100, evt0)})
 	if err != nil || len(res.Replayed) != 0 || len(res.Rebuild) != 0 || len(res.Scopes) != 1 {
 		t.Fatalf("Decide of offsets not on the outputs = %+v, %v; want decided", res, err)
 	}
@@ -817,7 +864,7 @@ func TestRetriedCallCountsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 4, -1)}, Scopes: counts(3000, evt0)}
+	b := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 0, 4, -1)}, Scopes: counts(3000, evt0)}
 	res, err := fresh{st}.Decide(ctx, b)
 	if err != nil {
 		t.Fatal(err)
@@ -826,7 +873,7 @@ func TestRetriedCallCountsOnce(t *testing.T) {
 		t.Fatal("the hook saw no script call")
 	}
 	// The caller sees the record of its own first execution.
-	want := fmtRecords([]store.Record{{Topic: "a", Partition: 0, First: 0, Last: 4, Holding: map[breaker.Scope]uint64{sc: 1}}})
+	want := fmtRecords([]decide.Record{{Topic: "a", Partition: 0, First: 0, Last: 4, Holding: map[breaker.Scope]uint64{sc: 1}}})
 	if got := fmtRecords(res.Replayed); got != want {
 		t.Fatalf("retried Decide = %s; want %s", got, want)
 	}
@@ -834,7 +881,7 @@ func TestRetriedCallCountsOnce(t *testing.T) {
 		t.Fatalf("window after a retried call = %v; want 3", w)
 	}
 	// Identical calls made by the caller itself.
-	b2 := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 5, 9, -1)}, Scopes: counts(1000, evt0)}
+	b2 := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 5, 9, -1)}, Scopes: counts(1000, evt0)}
 	r1, err1 := e.st.Decide(ctx, b2)
 	r2, err2 := e.st.Decide(ctx, b2)
 	if err1 != nil || err2 != nil || len(r1.Replayed) != 0 || len(r2.Replayed) != 1 {
@@ -850,7 +897,7 @@ func TestRetriedCallCountsOnce(t *testing.T) {
 func TestStateLost(t *testing.T) {
 	ctx := ctxT(t)
 	e := newRedis(t, false)
-	b := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 0, -1)}, Scopes: counts(3000, evt0)}
+	b := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 0, 0, -1)}, Scopes: counts(3000, evt0)}
 	if _, err := e.st.Decide(ctx, b); !errors.Is(err, store.ErrStateLost) {
 		t.Fatalf("Decide on a new Redis = %v; want ErrStateLost", err)
 	}
@@ -876,7 +923,7 @@ func TestStateLost(t *testing.T) {
 	if n, err := e.st.Restore(ctx, []store.ScopeStatus{{Scope: sc, Status: tripped}}); err != nil || n != 1 {
 		t.Fatalf("Restore = %d, %v; want 1", n, err)
 	}
-	res, err = e.st.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 2, 2, -1)}, Scopes: counts(0, evt0)})
+	res, err = e.st.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 2, 2, -1)}, Scopes: counts(0, evt0)})
 	if err != nil || stable(res.Scopes[0].Status) != stable(tripped) || res.Scopes[0].Changed {
 		t.Fatalf("Decide after restore = %+v, %v; want %s unchanged", res, err, stable(tripped))
 	}
@@ -946,9 +993,9 @@ func TestRestore(t *testing.T) {
 		t.Errorf("List = %+v, %v; want a and b", l, err)
 	}
 	// Decisions go on from the restored status.
-	res, err := e.st.Decide(ctx, store.Batch{
-		Partitions: []store.Range{rangeOf("a", 0, 0, 0, -1)},
-		Scopes:     []store.ScopeCounts{{Scope: b, Policy: tripPol, Buckets: []store.Bucket{{At: evt0, Weight: 1000}}}},
+	res, err := e.st.Decide(ctx, decide.Batch{
+		Partitions: []decide.Range{rangeOf("a", 0, 0, 0, -1)},
+		Scopes:     []decide.ScopeCounts{{Scope: b, Policy: tripPol, Buckets: []decide.Bucket{{At: evt0, Weight: 1000}}}},
 	})
 	if err != nil || res.Scopes[0].Status.Generation != 9 || !res.Scopes[0].Status.Holds() {
 		t.Errorf("Decide after restore = %+v, %v", res, err)
@@ -1023,7 +1070,7 @@ func TestUpdateAfterStateLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The next batch finds the store lost and restores from the durable record.
-	if _, err := e.st.Decide(ctx, store.Batch{}); !errors.Is(err, store.ErrStateLost) {
+	if _, err := e.st.Decide(ctx, decide.Batch{}); !errors.Is(err, store.ErrStateLost) {
 		t.Fatalf("Decide = %v; want ErrStateLost", err)
 	}
 	if _, err := e.st.Restore(ctx, durable); err != nil {
@@ -1112,7 +1159,7 @@ func TestBoundedMemory(t *testing.T) {
 	}
 	for range 200 {
 		evt += 500 + rnd.Int64N(5000) // 200 batches span about 10 minutes of event time
-		var b store.Batch
+		var b decide.Batch
 		for p := range 4 {
 			n := 1 + rnd.Int64N(50)
 			// Everything before the previous batch is committed.
@@ -1121,9 +1168,9 @@ func TestBoundedMemory(t *testing.T) {
 			next[p] += n
 		}
 		for _, k := range rnd.Perm(len(specs))[:10+rnd.IntN(40)] {
-			s := store.ScopeCounts{Scope: specs[k].scope, Policy: specs[k].policy}
+			s := decide.ScopeCounts{Scope: specs[k].scope, Policy: specs[k].policy}
 			for range 1 + rnd.IntN(8) {
-				s.Buckets = append(s.Buckets, store.Bucket{At: specs[k].policy.Grid().Bucket(evt - rnd.Int64N(90_000)), Weight: 1000})
+				s.Buckets = append(s.Buckets, decide.Bucket{At: specs[k].policy.Grid().Bucket(evt - rnd.Int64N(90_000)), Weight: 1000})
 			}
 			b.Scopes = append(b.Scopes, s)
 		}
@@ -1186,14 +1233,14 @@ func BenchmarkDecideRedis(b *testing.B) {
 	}
 	evt := evt0
 	var off int64
-	batch := func() store.Batch {
+	batch := func() decide.Batch {
 		idx := map[breaker.Scope]int{}
 		type key struct {
 			s  int
 			at int64
 		}
 		bidx := map[key]int{}
-		b := store.Batch{Partitions: []store.Range{rangeOf("in", 0, off, off+actions-1, off)}}
+		b := decide.Batch{Partitions: []decide.Range{rangeOf("in", 0, off, off+actions-1, off)}}
 		off += actions
 		for range actions {
 			evt += rnd.Int64N(100)
@@ -1203,7 +1250,7 @@ func BenchmarkDecideRedis(b *testing.B) {
 				if !ok {
 					si = len(b.Scopes)
 					idx[s] = si
-					b.Scopes = append(b.Scopes, store.ScopeCounts{Scope: s, Policy: pol})
+					b.Scopes = append(b.Scopes, decide.ScopeCounts{Scope: s, Policy: pol})
 				}
 				k := key{si, grid.Bucket(evt)}
 				if bi, ok := bidx[k]; ok {
@@ -1211,13 +1258,13 @@ func BenchmarkDecideRedis(b *testing.B) {
 					continue
 				}
 				bidx[k] = len(b.Scopes[si].Buckets)
-				b.Scopes[si].Buckets = append(b.Scopes[si].Buckets, store.Bucket{At: k.at, Weight: 1000})
+				b.Scopes[si].Buckets = append(b.Scopes[si].Buckets, decide.Bucket{At: k.at, Weight: 1000})
 			}
 		}
 		return b
 	}
 	// Prebuild batches so that the loop measures the store.
-	batches := make([]store.Batch, 64)
+	batches := make([]decide.Batch, 64)
 	for i := range batches {
 		batches[i] = batch()
 	}
@@ -1230,7 +1277,7 @@ func BenchmarkDecideRedis(b *testing.B) {
 	for b.Loop() {
 		bt := batches[i%len(batches)]
 		// Fresh offsets for every call, or it would be a redelivery.
-		bt.Partitions = []store.Range{rangeOf("in", 0, int64(i)*actions, int64(i+1)*actions-1, int64(i)*actions)}
+		bt.Partitions = []decide.Range{rangeOf("in", 0, int64(i)*actions, int64(i+1)*actions-1, int64(i)*actions)}
 		if shift := int64(i/len(batches)) * span; shift > 0 {
 			bt.Scopes = slices.Clone(bt.Scopes)
 			for k := range bt.Scopes {
@@ -1257,7 +1304,7 @@ func BenchmarkDecideRedis(b *testing.B) {
 func TestLostRecordsAskForRebuild(t *testing.T) {
 	ctx := ctxT(t)
 	e := newRedis(t, true)
-	b := store.Batch{Partitions: []store.Range{rangeOf("a", 0, 0, 9, -1)}, Scopes: counts(100, evt0)}
+	b := decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 0, 9, -1)}, Scopes: counts(100, evt0)}
 	if _, err := e.st.Decide(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -1277,25 +1324,25 @@ func TestLostRecordsAskForRebuild(t *testing.T) {
 	if n := e.rc.Exists(ctx, "{"+prefix+"}:r:"+string(sc)).Val(); n != 0 {
 		t.Fatalf("the batch was counted before the rebuild")
 	}
-	first := store.Record{Topic: "a", Partition: 0, First: 0, Last: 9, Holding: map[breaker.Scope]uint64{}}
-	if err := e.st.Rebuild(ctx, "a", 0, 0, []store.Record{first}); err != nil {
+	first := decide.Record{Topic: "a", Partition: 0, First: 0, Last: 9, Holding: map[breaker.Scope]uint64{}}
+	if err := e.st.Rebuild(ctx, "a", 0, 0, []decide.Record{first}); err != nil {
 		t.Fatal(err)
 	}
 	res, err = e.st.Redis.Decide(ctx, b)
-	if want := fmtRecords([]store.Record{first}); err != nil || fmtRecords(res.Replayed) != want {
+	if want := fmtRecords([]decide.Record{first}); err != nil || fmtRecords(res.Replayed) != want {
 		t.Fatalf("Decide after the rebuild = %+v, %v; want %s", res, err, want)
 	}
 	// A rebuilt record that starts where a kept one starts replaces it
 	// only if it reaches further.
-	longer := store.Record{Topic: "a", Partition: 0, First: 0, Last: 19, Holding: map[breaker.Scope]uint64{}}
-	shorter := store.Record{Topic: "a", Partition: 0, First: 0, Last: 4, Holding: map[breaker.Scope]uint64{}}
-	for _, r := range []store.Record{longer, shorter} {
-		if err := e.st.Rebuild(ctx, "a", 0, 0, []store.Record{r}); err != nil {
+	longer := decide.Record{Topic: "a", Partition: 0, First: 0, Last: 19, Holding: map[breaker.Scope]uint64{}}
+	shorter := decide.Record{Topic: "a", Partition: 0, First: 0, Last: 4, Holding: map[breaker.Scope]uint64{}}
+	for _, r := range []decide.Record{longer, shorter} {
+		if err := e.st.Rebuild(ctx, "a", 0, 0, []decide.Record{r}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err = e.st.Redis.Decide(ctx, store.Batch{Partitions: []store.Range{rangeOf("a", 0, 15, 19, -1)}, Scopes: counts(100, evt0)})
-	if want := fmtRecords([]store.Record{longer}); err != nil || fmtRecords(res.Replayed) != want {
+	res, err = e.st.Redis.Decide(ctx, decide.Batch{Partitions: []decide.Range{rangeOf("a", 0, 15, 19, -1)}, Scopes: counts(100, evt0)})
+	if want := fmtRecords([]decide.Record{longer}); err != nil || fmtRecords(res.Replayed) != want {
 		t.Fatalf("Decide of offsets 15-19 after two rebuilds = %+v, %v; want %s", res, err, want)
 	}
 }

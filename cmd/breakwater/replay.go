@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/report"
 )
@@ -165,7 +165,7 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		defer func() { _ = lf.Close() }()
 		labels, next := replay.NewLabelReader(lf), opts.OnDecision
 		scorer = replay.NewScorer()
-		opts.OnDecision = func(seq int64, id string, it *gate.Item) error {
+		opts.OnDecision = func(seq int64, id string, it *decide.Item) error {
 			lb, err := labels.Next(seq)
 			if err == nil {
 				err = scorer.Add(lb, it)

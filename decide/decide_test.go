@@ -1,4 +1,4 @@
-package gate_test
+package decide_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/gate"
+	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/store"
 )
 
-func items(offsets ...int64) []gate.Item {
-	its := make([]gate.Item, len(offsets))
+func items(offsets ...int64) []decide.Item {
+	its := make([]decide.Item, len(offsets))
 	for i, o := range offsets {
-		its[i] = gate.Item{Pos: gate.Position{Topic: "in", Partition: int(o / 1000), Offset: o % 1000}}
+		its[i] = decide.Item{Pos: decide.Position{Topic: "in", Partition: int(o / 1000), Offset: o % 1000}}
 	}
 	return its
 }
@@ -25,11 +25,11 @@ func TestChunkAroundRecords(t *testing.T) {
 	// Partition 0 offsets 1..9 with offsets 4..6 decided before; partition
 	// 1 offsets 1..3 with nothing decided.
 	its := items(1, 2, 3, 7, 8, 9, 1001, 1002, 1003)
-	known := []store.Record{{Topic: "in", Partition: 0, First: 4, Last: 6}}
+	known := []decide.Record{{Topic: "in", Partition: 0, First: 4, Last: 6}}
 	pending := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}
 	var calls [][]int
 	for len(pending) > 0 {
-		chunk, rest := gate.Chunk(its, pending, known)
+		chunk, rest := decide.Chunk(its, pending, known)
 		if len(chunk) == 0 {
 			t.Fatalf("no progress with %v pending", pending)
 		}
@@ -48,7 +48,7 @@ func TestChunkAroundRecords(t *testing.T) {
 	if !slices.EqualFunc(calls, want, slices.Equal) {
 		t.Errorf("calls %v; want %v", calls, want)
 	}
-	if chunk, rest := gate.Chunk(its, []int{0, 3}, nil); !slices.Equal(chunk, []int{0, 3}) || rest != nil {
+	if chunk, rest := decide.Chunk(its, []int{0, 3}, nil); !slices.Equal(chunk, []int{0, 3}) || rest != nil {
 		t.Errorf("Chunk without records = %v, %v; want everything in one call", chunk, rest)
 	}
 }
@@ -59,26 +59,26 @@ func TestApplyRecords(t *testing.T) {
 		its[i].Scopes = [3]breaker.Scope{breaker.Global, breaker.RuleScope("r")}
 		its[i].NScopes = 2
 	}
-	recs := []store.Record{{Topic: "in", Partition: 0, First: 4, Last: 6, Holding: map[breaker.Scope]uint64{breaker.RuleScope("r"): 3}}}
-	rest := gate.ApplyRecords(its, []int{0, 1, 2}, recs)
+	recs := []decide.Record{{Topic: "in", Partition: 0, First: 4, Last: 6, Holding: map[breaker.Scope]uint64{breaker.RuleScope("r"): 3}}}
+	rest := decide.ApplyRecords(its, []int{0, 1, 2}, recs)
 	if !slices.Equal(rest, []int{0, 2}) {
 		t.Errorf("rest %v; want [0 2]", rest)
 	}
-	if it := its[1]; it.Decision != gate.Held || it.Scope != breaker.RuleScope("r") || it.Gen != 3 || it.Reason != gate.ReasonRedelivered {
+	if it := its[1]; it.Decision != decide.Held || it.Scope != breaker.RuleScope("r") || it.Gen != 3 || it.Reason != decide.ReasonRedelivered {
 		t.Errorf("redelivered item decided %+v; want held by rule:r at generation 3", it)
 	}
 }
 
 func TestClassify(t *testing.T) {
 	cfg := config.Default()
-	g := gate.New(cfg)
-	var it gate.Item
-	g.Classify(&it, gate.Position{Topic: "in", Offset: 7}, []byte(`{"action_id":"a1","rule_id":"r","action":"ban_account","target":{"type":"account","id":"u"},"occurred_at":"2026-01-01T00:00:00Z"}`))
+	g := decide.New(cfg)
+	var it decide.Item
+	g.Classify(&it, decide.Position{Topic: "in", Offset: 7}, []byte(`{"action_id":"a1","rule_id":"r","action":"ban_account","target":{"type":"account","id":"u"},"occurred_at":"2026-01-01T00:00:00Z"}`))
 	if it.Bad != nil || it.NScopes != 2 || it.Scopes[1] != breaker.RuleScope("r") || it.Weight < 1 || it.Pos.Offset != 7 {
 		t.Errorf("Classify(valid) = %+v", it)
 	}
-	g.Classify(&it, gate.Position{Topic: "in", Offset: 8}, []byte(`{"action_id":`))
-	if it.Bad == nil || it.Decision != gate.DeadLetter || it.Reason == "" || it.NScopes != 0 {
+	g.Classify(&it, decide.Position{Topic: "in", Offset: 8}, []byte(`{"action_id":`))
+	if it.Bad == nil || it.Decision != decide.DeadLetter || it.Reason == "" || it.NScopes != 0 {
 		t.Errorf("Classify(truncated) = %+v; want a dead letter with a reason", it)
 	}
 }
@@ -107,7 +107,7 @@ breakers:
 		{breaker.ActionScope("spam", "warn"), 40}, // not configured: the rule's
 		{breaker.RuleScope("brand-new"), 100},
 	} {
-		if got := gate.ScopePolicy(cfg, tt.scope).MaxActions; got != tt.max {
+		if got := decide.ScopePolicy(cfg, tt.scope).MaxActions; got != tt.max {
 			t.Errorf("ScopePolicy(%s).MaxActions = %v; want %v", tt.scope, got, tt.max)
 		}
 	}
@@ -117,7 +117,7 @@ breakers:
 // the pipeline does.
 type decider struct {
 	t   *testing.T
-	g   *gate.Gate
+	g   *decide.Gate
 	st  *store.Memory
 	off int64
 }
@@ -128,7 +128,7 @@ func newDecider(t *testing.T, yaml string) *decider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &decider{t: t, g: gate.New(cfg), st: store.NewMemory(func() time.Time { return time.UnixMilli(1_000_000) })}
+	return &decider{t: t, g: decide.New(cfg), st: store.NewMemory(func() time.Time { return time.UnixMilli(1_000_000) })}
 }
 
 type act struct {
@@ -137,14 +137,14 @@ type act struct {
 }
 
 // decide decides one batch and returns its items and the store's answer.
-func (d *decider) decide(acts []act) ([]gate.Item, store.Result) {
+func (d *decider) decide(acts []act) ([]decide.Item, decide.Result) {
 	d.t.Helper()
-	its := make([]gate.Item, len(acts))
+	its := make([]decide.Item, len(acts))
 	pending := make([]int, len(acts))
 	for i, a := range acts {
 		v := fmt.Sprintf(`{"action_id":"a%d","rule_id":%q,"action":"remove_pin","target":{"type":"pin","id":"p%d"},"occurred_at":%q}`,
 			d.off, a.rule, d.off, a.at.Format(time.RFC3339Nano))
-		d.g.Classify(&its[i], gate.Position{Topic: "in", Offset: d.off}, []byte(v))
+		d.g.Classify(&its[i], decide.Position{Topic: "in", Offset: d.off}, []byte(v))
 		if its[i].Bad != nil {
 			d.t.Fatalf("Classify(%s) = %v", v, its[i].Bad)
 		}
@@ -156,11 +156,11 @@ func (d *decider) decide(acts []act) ([]gate.Item, store.Result) {
 	if err != nil || len(r.Replayed) > 0 {
 		d.t.Fatalf("Decide = %+v, %v", r, err)
 	}
-	gate.Apply(its, pending, r)
+	decide.Apply(its, pending, r)
 	return its, r
 }
 
-func status(r store.Result, s breaker.Scope) breaker.Status {
+func status(r decide.Result, s breaker.Scope) breaker.Status {
 	for _, x := range r.Scopes {
 		if x.Scope == s {
 			return x.Status
@@ -178,11 +178,11 @@ func spread(rule string, n int, start time.Time, d time.Duration) []act {
 	return out
 }
 
-func decisions(its []gate.Item) map[string]map[gate.Decision]int {
-	m := map[string]map[gate.Decision]int{}
+func decisions(its []decide.Item) map[string]map[decide.Decision]int {
+	m := map[string]map[decide.Decision]int{}
 	for _, it := range its {
 		if m[it.Act.RuleID] == nil {
-			m[it.Act.RuleID] = map[gate.Decision]int{}
+			m[it.Act.RuleID] = map[decide.Decision]int{}
 		}
 		m[it.Act.RuleID][it.Decision]++
 	}
@@ -204,7 +204,7 @@ breakers:
 	d := newDecider(t, cfg)
 	its, r := d.decide(append(spread("loud", 80, t0, 10*time.Second), spread("quiet", 30, t0, 10*time.Second)...))
 	got := decisions(its)
-	if got["loud"][gate.Held] != 80 || got["quiet"][gate.Gated] != 30 {
+	if got["loud"][decide.Held] != 80 || got["quiet"][decide.Gated] != 30 {
 		t.Errorf("decisions %v; want loud all held (its own breaker), quiet all gated", got)
 	}
 	if s := status(r, breaker.Global); s.State != breaker.Closed {
@@ -216,7 +216,7 @@ breakers:
 	if s := status(r, breaker.Global); s.State != breaker.Open {
 		t.Errorf("global %+v after 110 quiet actions; want open", s)
 	}
-	if got := decisions(its); got["quiet"][gate.Held] != 80 {
+	if got := decisions(its); got["quiet"][decide.Held] != 80 {
 		t.Errorf("decisions %v; want quiet all held by global", got)
 	}
 }
@@ -273,11 +273,11 @@ breakers:
 				t.Fatalf("global %+v; want open holding %v", s, tt.wantHeld)
 			}
 			for _, it := range its {
-				want := gate.Gated
+				want := decide.Gated
 				if slices.Contains(tt.heldRules, it.Act.RuleID) {
-					want = gate.Held
+					want = decide.Held
 				}
-				if it.Decision != want || (want == gate.Held && it.Scope != breaker.Global) {
+				if it.Decision != want || (want == decide.Held && it.Scope != breaker.Global) {
 					t.Fatalf("action of rule %s decided %s by %s; want %s", it.Act.RuleID, it.Decision, it.Scope, want)
 				}
 			}
@@ -293,7 +293,7 @@ breakers:
 			if err != nil || len(res.Replayed) == 0 {
 				t.Fatalf("redelivery: Decide = %+v, %v; want an answer from the record", res, err)
 			}
-			if rest := gate.ApplyRecords(again, pending, res.Replayed); len(rest) > 0 {
+			if rest := decide.ApplyRecords(again, pending, res.Replayed); len(rest) > 0 {
 				t.Fatalf("redelivery left %d undecided", len(rest))
 			}
 			for i := range again {
@@ -325,7 +325,7 @@ func resetGlobal(t *testing.T, d *decider) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := gate.GlobalPolicy(c)
+	p := decide.GlobalPolicy(c)
 	if _, err := d.st.Update(context.Background(), breaker.Global, func(s breaker.Status, now time.Time) (breaker.Status, error) {
 		return breaker.Reset(p, s, "op", "test", now), nil
 	}); err != nil {
@@ -349,7 +349,7 @@ func TestProbationCountsHeld(t *testing.T) {
 	if s := status(r, breaker.Global); s.State != breaker.Open {
 		t.Fatalf("global %+v; want open: on probation it counts what loud holds", s)
 	}
-	if got := decisions(its); got["quiet"][gate.Held] != 10 || got["loud"][gate.Held] != 20 {
+	if got := decisions(its); got["quiet"][decide.Held] != 10 || got["loud"][decide.Held] != 20 {
 		t.Errorf("decisions %v; want everything held", got)
 	}
 }
@@ -375,7 +375,7 @@ func TestOpenCountsHeld(t *testing.T) {
 	if s := status(r, breaker.Global); s.State != breaker.Open {
 		t.Fatalf("global %+v; want open again at once: its window counted what loud held while it was open", s)
 	}
-	if got := decisions(its); got["a"][gate.Held] != 1 {
+	if got := decisions(its); got["a"][decide.Held] != 1 {
 		t.Errorf("decisions %v; want a's action held", got)
 	}
 }

@@ -1,12 +1,14 @@
-// Package gate decides where each action goes. It classifies a decoded
-// action under the configuration (its breaker scopes, weight and severity),
-// groups the actions of a batch into one rate store call, and turns the
-// store's answer (or the records of a first delivery, or the outage policy)
-// into a decision per action.
+// Package decide is the decision core: it classifies a decoded action under
+// the configuration (its breaker scopes, weight and severity), groups the
+// actions of a batch into one rate store call (Batch), counts the batch and
+// decides every breaker it touches (Step, the function the Redis store's
+// Lua script mirrors), and turns the outcome (or the records of a first
+// delivery, or the outage policy) into a decision per action.
 //
-// It does no I/O: the live pipeline (package consumer) and the replay of
-// recorded traffic run the same code, so that they decide alike.
-package gate
+// It does no I/O: the live pipeline (package consumer), the replay of
+// recorded traffic and the stores run the same code, so that they decide
+// alike. The stores only persist what Step reads and writes.
+package decide
 
 import (
 	"errors"
@@ -16,7 +18,6 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/event"
-	"github.com/breakwater/breakwater/store"
 )
 
 // Decision is where one action goes.
@@ -146,79 +147,17 @@ func Pending(items []Item, into []int) []int {
 	return into
 }
 
-// Policy returns the breaker policy of scope s for the action of it.
-func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
-	switch {
-	case s == breaker.Global:
-		return GlobalPolicy(g.cfg)
-	case s == breaker.RuleScope(it.Act.RuleID):
-		return RulePolicy(g.cfg, it.Act.RuleID)
-	}
-	t, _ := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
-	return Policy(t)
-}
-
-// GlobalPolicy returns the policy of the global scope: its thresholds and
-// what it holds when it trips.
-func GlobalPolicy(cfg config.Config) breaker.Policy {
-	p := Policy(cfg.Breakers.Global.Thresholds)
-	p.HoldContributors = cfg.Breakers.Global.Hold != config.HoldAll
-	p.ContributorFactor = cfg.Breakers.Global.ContributorFactor
-	return p
-}
-
-// RulePolicy returns the policy of a rule's scope: its configured
-// thresholds, or the defaults and the new-rule budget for a rule with no
-// entry.
-func RulePolicy(cfg config.Config, rule string) breaker.Policy {
-	p := Policy(cfg.RuleThresholds(rule))
-	if _, ok := cfg.Breakers.Rules[rule]; !ok && cfg.Breakers.NewRules.MaxActions > 0 {
-		p.Learning = cfg.Breakers.NewRules.Learning
-		p.LearningMax = cfg.Breakers.NewRules.MaxActions
-	}
-	return p
-}
-
-// ScopePolicy returns the configured policy of scope s: the global
-// thresholds, a configured rule and action type's, or the rule's (a rule
-// with no entry gets the defaults). Where an action's decoded rule and type
-// are at hand, Gate.Policy finds the same without matching the scope.
-func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
-	if s == breaker.Global {
-		return GlobalPolicy(cfg)
-	}
-	rule := s.Rule()
-	if s != breaker.RuleScope(rule) {
-		for action := range cfg.Breakers.Rules[rule].Actions {
-			if breaker.ActionScope(rule, action) == s {
-				t, _ := cfg.ActionThresholds(rule, action)
-				return Policy(t)
-			}
-		}
-	}
-	return RulePolicy(cfg, rule)
-}
-
-// Policy converts configured thresholds to a breaker policy.
-func Policy(t config.Thresholds) breaker.Policy {
-	return breaker.Policy{
-		Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor,
-		MinActions: t.MinActions, AutoCloseAfter: t.AutoCloseAfter, Probation: t.Probation,
-		ProbationScale: t.ProbationScale, Disabled: t.Disabled,
-	}
-}
-
 // Batch groups the pending items' weights per scope and fine bucket, and
 // their offsets per partition. committed returns a partition's committed
 // offset, or -1 if unknown.
 //
 // Narrower scopes come first (rule and action type, then rule, then
 // global), and a wider scope's buckets are kept apart by the narrower
-// scopes of their actions (store.Bucket.Via): the store decides the
+// scopes of their actions (Bucket.Via): the store decides the
 // narrower breakers first and counts towards the wider ones only what they
 // do not hold.
-func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) store.Batch {
-	var b store.Batch
+func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) Batch {
+	var b Batch
 	type pkey struct {
 		topic     string
 		partition int
@@ -228,7 +167,7 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 	// rule, 2 the rule and action type), each in the order of first
 	// appearance; a bucket's Via counts within the deeper levels until the
 	// end, where they become indexes of b.Scopes.
-	var levels [3][]store.ScopeCounts
+	var levels [3][]ScopeCounts
 	scopeIdx := map[breaker.Scope]int{}
 	type bkey struct {
 		depth, scope int
@@ -244,7 +183,7 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		if !ok {
 			pi = len(b.Partitions)
 			parts[pk] = pi
-			b.Partitions = append(b.Partitions, store.Range{
+			b.Partitions = append(b.Partitions, Range{
 				Topic: it.Pos.Topic, Partition: it.Pos.Partition,
 				First: it.Pos.Offset, Last: it.Pos.Offset,
 				Committed: committed(it.Pos.Topic, it.Pos.Partition),
@@ -260,7 +199,7 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 			if !ok {
 				si = len(levels[d])
 				scopeIdx[s] = si
-				levels[d] = append(levels[d], store.ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
+				levels[d] = append(levels[d], ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
 			}
 			local[d] = si
 			sc := &levels[d][si]
@@ -274,14 +213,14 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 				continue
 			}
 			bucketIdx[k] = len(sc.Buckets)
-			sc.Buckets = append(sc.Buckets, store.Bucket{At: k.at, Weight: it.Weight, Via: via})
+			sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Weight: it.Weight, Via: via})
 		}
 	}
 	// off[d] is where depth d starts in b.Scopes: deepest first.
 	var off [4]int
 	off[1] = len(levels[2])
 	off[0] = off[1] + len(levels[1])
-	b.Scopes = make([]store.ScopeCounts, 0, off[0]+len(levels[0]))
+	b.Scopes = make([]ScopeCounts, 0, off[0]+len(levels[0]))
 	for d := 2; d >= 0; d-- {
 		for _, sc := range levels[d] {
 			for bi := range sc.Buckets {
@@ -301,7 +240,7 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 }
 
 // Apply decides the pending items from the scope statuses after their batch.
-func Apply(items []Item, pending []int, r store.Result) {
+func Apply(items []Item, pending []int, r Result) {
 	st := make(map[breaker.Scope]breaker.Status, len(r.Scopes))
 	for _, s := range r.Scopes {
 		st[s.Scope] = s.Status
@@ -327,11 +266,11 @@ func Apply(items []Item, pending []int, r store.Result) {
 // ApplyRecords decides the pending items that a first delivery already
 // decided, and returns those still pending (into rest, which may be
 // pending[:0]).
-func ApplyRecords(items []Item, pending []int, recs []store.Record) (rest []int) {
+func ApplyRecords(items []Item, pending []int, recs []Record) (rest []int) {
 	rest = make([]int, 0, len(pending))
 	for _, i := range pending {
 		it := &items[i]
-		var rec *store.Record
+		var rec *Record
 		for k := range recs {
 			if recs[k].Covers(it.Pos.Topic, it.Pos.Partition, it.Pos.Offset) {
 				rec = &recs[k]
@@ -386,7 +325,7 @@ func (g *Gate) Outage(items []Item, pending []int) bool {
 // known record. Offsets of a partition come in increasing order, so the
 // rest keeps its order and is decided by later calls. With no known
 // records the whole of pending is one chunk.
-func Chunk(items []Item, pending []int, known []store.Record) (chunk, rest []int) {
+func Chunk(items []Item, pending []int, known []Record) (chunk, rest []int) {
 	if len(known) == 0 {
 		return pending, nil
 	}
@@ -415,7 +354,7 @@ func Chunk(items []Item, pending []int, known []store.Record) (chunk, rest []int
 	return chunk, rest
 }
 
-func overlaps(recs []store.Record, topic string, partition int, lo, hi int64) bool {
+func overlaps(recs []Record, topic string, partition int, lo, hi int64) bool {
 	for _, r := range recs {
 		if r.Topic == topic && r.Partition == partition && r.First <= hi && r.Last >= lo {
 			return true

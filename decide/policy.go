@@ -1,0 +1,68 @@
+package decide
+
+import (
+	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
+)
+
+// Policy returns the breaker policy of scope s for the action of it.
+func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
+	switch {
+	case s == breaker.Global:
+		return GlobalPolicy(g.cfg)
+	case s == breaker.RuleScope(it.Act.RuleID):
+		return RulePolicy(g.cfg, it.Act.RuleID)
+	}
+	t, _ := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
+	return Policy(t)
+}
+
+// GlobalPolicy returns the policy of the global scope: its thresholds and
+// what it holds when it trips.
+func GlobalPolicy(cfg config.Config) breaker.Policy {
+	p := Policy(cfg.Breakers.Global.Thresholds)
+	p.HoldContributors = cfg.Breakers.Global.Hold != config.HoldAll
+	p.ContributorFactor = cfg.Breakers.Global.ContributorFactor
+	return p
+}
+
+// RulePolicy returns the policy of a rule's scope: its configured
+// thresholds, or the defaults and the new-rule budget for a rule with no
+// entry.
+func RulePolicy(cfg config.Config, rule string) breaker.Policy {
+	p := Policy(cfg.RuleThresholds(rule))
+	if _, ok := cfg.Breakers.Rules[rule]; !ok && cfg.Breakers.NewRules.MaxActions > 0 {
+		p.Learning = cfg.Breakers.NewRules.Learning
+		p.LearningMax = cfg.Breakers.NewRules.MaxActions
+	}
+	return p
+}
+
+// ScopePolicy returns the configured policy of scope s: the global
+// thresholds, a configured rule and action type's, or the rule's (a rule
+// with no entry gets the defaults). Where an action's decoded rule and type
+// are at hand, Gate.Policy finds the same without matching the scope.
+func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
+	if s == breaker.Global {
+		return GlobalPolicy(cfg)
+	}
+	rule := s.Rule()
+	if s != breaker.RuleScope(rule) {
+		for action := range cfg.Breakers.Rules[rule].Actions {
+			if breaker.ActionScope(rule, action) == s {
+				t, _ := cfg.ActionThresholds(rule, action)
+				return Policy(t)
+			}
+		}
+	}
+	return RulePolicy(cfg, rule)
+}
+
+// Policy converts configured thresholds to a breaker policy.
+func Policy(t config.Thresholds) breaker.Policy {
+	return breaker.Policy{
+		Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor,
+		MinActions: t.MinActions, AutoCloseAfter: t.AutoCloseAfter, Probation: t.Probation,
+		ProbationScale: t.ProbationScale, Disabled: t.Disabled,
+	}
+}

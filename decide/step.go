@@ -1,0 +1,115 @@
+package decide
+
+import (
+	"time"
+
+	"github.com/breakwater/breakwater/breaker"
+)
+
+// State is what a store keeps of one scope between decision calls: the
+// breaker's status and its counts.
+type State struct {
+	// Status is the breaker's status.
+	Status breaker.Status
+	// Window is the scope's counts; nil until something is counted. Step
+	// replaces it when the scope's policy changes its bucket layout.
+	Window *breaker.Window
+}
+
+// Step counts batch b into the states of its scopes (states[i] belongs to
+// b.Scopes[i], and none is nil) and decides their breakers at the store's
+// clock now. It is the decision of one store call: the Memory store calls
+// it, store/decide.lua mirrors it line by line, and the differential test
+// compares the two on the same inputs.
+//
+// Scopes are decided in batch order, narrower ones first. A bucket a wider
+// scope counts via narrower scopes that hold after the batch is left out
+// (Batch.Counted), unless the wider scope counts held actions
+// (breaker.CountsHeld). A wider scope that trips holds only its
+// contributors when they explain the trip (breaker.Contributors).
+func Step(b Batch, now time.Time, states []*State) Result {
+	res := Result{Now: now, Scopes: make([]ScopeResult, len(b.Scopes))}
+	// When counting began: the first action of the reference scope, before
+	// this batch.
+	var ref int64
+	var hasRef bool
+	if b.Reference > 0 {
+		if w := states[b.Reference-1].Window; w != nil {
+			ref, hasRef = w.First()
+		}
+	}
+	for i, sc := range b.Scopes {
+		e := states[i]
+		g := sc.Policy.Grid()
+		if e.Window == nil || e.Window.Grid() != g {
+			e.Window = breaker.NewWindow(g)
+		}
+		start := e.Status
+		st, _ := breaker.Expire(e.Status, now)
+		var last, trip breaker.Counts
+		tripped, tripProbation := false, false
+		all := breaker.CountsHeld(st)
+		for _, bk := range sc.Buckets {
+			if !all && !b.Counted(bk, res) {
+				continue
+			}
+			at := e.Window.Add(bk.At, bk.Weight)
+			last = e.Window.Counts(at)
+			first, _ := e.Window.First()
+			last.Learning = sc.Policy.InLearning(first, at, ref, hasRef)
+			prev := st
+			st, _ = breaker.Evaluate(sc.Policy, st, last, now)
+			if st.Auto == breaker.Open && prev.Auto != breaker.Open {
+				trip, tripped, tripProbation = last, true, prev.Auto == breaker.Probation
+			}
+		}
+		if tripped && st.Auto == breaker.Open {
+			st.HeldScopes = breaker.Contributors(sc.Policy, trip, breaker.Reason(st.Reason), tripProbation, all, children(sc, res.Scopes))
+		}
+		e.Status = st
+		c := last
+		if tripped {
+			c = trip
+		}
+		res.Scopes[i] = ScopeResult{Scope: sc.Scope, Status: st, Changed: st.Generation != start.Generation, Counts: c}
+	}
+	return res
+}
+
+// Holding returns the record of a decided batch's holding scopes: each
+// holding scope's generation, and the narrower scopes a holding scope
+// holds alone, if any (nil when none does).
+func Holding(res Result) (holding map[breaker.Scope]uint64, only map[breaker.Scope][]breaker.Scope) {
+	holding = map[breaker.Scope]uint64{}
+	for _, r := range res.Scopes {
+		st := r.Status
+		if !st.Holds() {
+			continue
+		}
+		holding[r.Scope] = st.Generation
+		if st.State != breaker.ForcedOpen && len(st.HeldScopes) > 0 {
+			if only == nil {
+				only = map[breaker.Scope][]breaker.Scope{}
+			}
+			only[r.Scope] = st.HeldScopes
+		}
+	}
+	return holding, only
+}
+
+// children returns the immediate narrower scopes of sc's buckets (their
+// first Via), in the order they first appear, as decided in this batch.
+func children(sc ScopeCounts, decided []ScopeResult) []breaker.Child {
+	var out []breaker.Child
+	seen := map[int32]bool{}
+	for _, bk := range sc.Buckets {
+		v := bk.Via[0]
+		if v == 0 || seen[v] {
+			continue
+		}
+		seen[v] = true
+		r := decided[v-1]
+		out = append(out, breaker.Child{Scope: r.Scope, Counts: r.Counts, Holds: r.Status.Holds()})
+	}
+	return out
+}
