@@ -23,10 +23,11 @@ test-short: ## Run the unit tests only.
 	$(GO) test -count=1 -short $(PKGS)
 	cd deploy && $(GO) test -count=1 -short ./...
 
-bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), and the end-to-end throughput ratio against a raw passthrough.
+bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), and the throughput of the breakwater binary against a raw kafka-go passthrough binary, each in its own process (CPU profiles in bin/).
 	$(GO) test -run '^$$' -bench . -benchmem ./event ./store
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./replay | awk '/^BenchmarkReplay/ {for (i = 2; i < NF; i++) if ($$(i+1) == "events/s" || $$(i+1) == "events/cpu-s") printf "replay of 1M lines: %s %s\n", $$i, $$(i+1)} {print}'
-	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
+	@mkdir -p bin
+	BENCH_PROFILE=$(CURDIR)/bin/bench-breaker.pprof $(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
 eval: ## Run the labelled scenario suite (suggest on two normal days, replay four, reset after 1h) and print its table.
 	$(GO) run ./cmd/breakwater eval --seed 101

@@ -3,33 +3,23 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
-	"runtime"
-	"runtime/pprof"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
-	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
-	"github.com/breakwater/breakwater/consumer"
-	"github.com/breakwater/breakwater/daemon"
-	"github.com/breakwater/breakwater/decide"
-	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
-	"github.com/breakwater/breakwater/metrics"
-	"github.com/breakwater/breakwater/statelog"
-	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/traffic"
 )
 
@@ -43,7 +33,15 @@ const (
 	produceChunk = 20_000
 	inputTopic   = "bench.actions"
 	runTimeout   = 20 * time.Minute
+	// clockTick is the unit of utime and stime in /proc/PID/stat.
+	clockTick = 10 * time.Millisecond
 )
+
+// stage is one part of a lane's wall time.
+type stage struct {
+	name string
+	d    time.Duration
+}
 
 // runResult is one measured run of either side.
 type runResult struct {
@@ -51,119 +49,451 @@ type runResult struct {
 	round   int
 	actions int
 	batches int
-	// span runs from the moment the first batch is in hand (the
-	// passthrough's first batch fetched; the breaker's first store call) to
-	// the commit of the last batch: the consumer group join is excluded.
-	span time.Duration
-	// total runs from the creation of the reader (group join included) to
-	// the last commit.
-	total   time.Duration
-	peakRSS uint64 // VmHWM during the run, bytes; 0 if unknown
-	// Where the span went, summed over batches: waiting for batches
-	// (fetch), the store call (breaker only), the acknowledged write and
-	// the commit. For the breaker, write holds its batch duration metric
-	// (classify, decide, write, commit) minus the store call, and fetch is
-	// the rest of the span.
-	fetch, store, write, commit time.Duration
-	// CPU time over the whole run (join and close included): this process
-	// (client and in-process broker) and redis-server. Less sensitive to
-	// other load on the machine than the rates.
-	cpu, redisCPU time.Duration
+	// span runs from the first batch in hand to the commit of the last
+	// one, on the measured process's own clock: the group join is
+	// excluded. total runs from the process's start to that commit, as
+	// the bench saw it.
+	span, total time.Duration
+	// lanes are where the span went, stage by stage, per lane: the
+	// passthrough has one (fetch, encode, write, commit), the breaker two
+	// that overlap (decide: fetch, store, decide, handoff; write: wait,
+	// encode, write, commit, account) and the decoding of its partition
+	// readers, which overlaps with both.
+	lanes map[string][]stage
+	// CPU time of each process over the whole run (start, join and
+	// shutdown included), and the measured process's peak RSS.
+	cpu, brokerCPU, redisCPU time.Duration
+	peakRSS                  uint64
 
 	// The breaker only.
-	decides     int
-	scripts     int64 // EVALSHA+EVAL seen by the client hook
-	commands    int64 // every Redis command seen by the client hook
-	infoEvalsha int64 // INFO commandstats, reset before the run
-	infoEval    int64
-	luaUsec     int64 // INFO commandstats usec of evalsha: time inside redis-server
-	redisUsed   int64 // INFO memory used_memory after the run
-	redisPeak   int64 // INFO memory used_memory_peak
-	decisions   map[decide.Decision]int
+	scripts   int64 // INFO commandstats evalsha+eval calls, reset before the run
+	luaUsec   int64 // INFO commandstats usec of evalsha: time inside redis-server
+	redisUsed int64 // INFO memory used_memory after the run
+	decisions map[string]float64
 }
 
 func (r runResult) rate() float64 { return float64(r.actions) / r.span.Seconds() }
 
-// BenchmarkThroughput measures the breaker's throughput as a ratio of a raw
-// batched kafka-go passthrough, both run alternately in this process against
-// the same broker; see the package documentation for the invocation.
+func (r runResult) perAction(d time.Duration) float64 {
+	return float64(d.Nanoseconds()) / 1000 / float64(r.actions)
+}
+
+// bed is what every run shares: the broker process, redis-server, the
+// built binaries and the input.
+type bed struct {
+	k           *testbed.Kafka
+	rs          *testbed.Redis
+	admin       *redis.Client
+	breakwater  string // binary
+	passthrough string // binary
+	n, batch    int
+	wait        time.Duration
+	trip        bool
+	dir         string // configuration files
+	profile     string // where the profiled breaker run writes its CPU profile; empty: no such run
+	passProfile string
+}
+
+// BenchmarkThroughput measures Breakwater's throughput as a ratio of a raw
+// batched kafka-go passthrough, each the built binary in its own process,
+// run alternately against the same broker process and redis-server; see
+// the package documentation for the invocation.
 func BenchmarkThroughput(b *testing.B) {
 	n := envInt(b, "BENCH_ACTIONS", defaultActions)
 	batch := envInt(b, "BENCH_BATCH", config.Default().Kafka.BatchSize)
 	rounds := envInt(b, "BENCH_ROUNDS", 3)
-	trip := os.Getenv("BENCH_TRIP") == "1"
-	memStore := os.Getenv("BENCH_MEMSTORE") == "1"
 
-	k := testbed.StartKafka(b)
-	rs := testbed.StartRedis(b)
-	admin := rs.Client(b)
-	k.CreateTopic(b, inputTopic, partitions)
-	t0 := time.Now()
-	meanValue := produceInput(b, k, inputTopic, n)
-	produced := time.Since(t0)
-	cfg := benchConfig(b, k.Addrs(), rs.Addr(), batch, trip)
-	zc := zap.NewDevelopmentConfig()
-	zc.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
-	log, err := zc.Build()
-	if err != nil {
-		b.Fatal(err)
+	bd := &bed{
+		breakwater:  testbed.BuildBinary(b, "github.com/breakwater/breakwater/cmd/breakwater"),
+		passthrough: testbed.BuildBinary(b, "github.com/breakwater/breakwater/bench/passthrough"),
+		n:           n, batch: batch, wait: 10 * time.Millisecond,
+		trip:    os.Getenv("BENCH_TRIP") == "1",
+		dir:     b.TempDir(),
+		profile: os.Getenv("BENCH_PROFILE"),
 	}
+	if bd.profile != "" {
+		bd.passProfile = strings.TrimSuffix(bd.profile, filepath.Ext(bd.profile)) + "-passthrough" + filepath.Ext(bd.profile)
+	}
+	bd.k = testbed.StartKafka(b, testbed.OwnProcess())
+	bd.rs = testbed.StartRedis(b)
+	bd.admin = bd.rs.Client(b)
+	bd.k.CreateTopic(b, inputTopic, partitions)
+	t0 := time.Now()
+	meanValue := produceInput(b, bd.k, inputTopic, n)
+	produced := time.Since(t0)
 	loadStart := loadAvg()
-	hwm := &peakRSS{}
-	hwm.reset() // the setup's peak: the generator, the producer, the broker's copy of the input
-	setupRSS := hwm.setup
 
 	var results []runResult
 	seq := 0
 	for b.Loop() {
 		for round := 1; round <= rounds; round++ {
 			seq++
-			results = append(results, runPassthrough(b, k, cfg, n, seq, round, hwm))
+			results = append(results, bd.runPassthrough(b, seq, round, ""))
 			seq++
-			results = append(results, runBreaker(b, k, admin, cfg, n, seq, round, log, hwm, false))
-			if memStore {
-				seq++
-				results = append(results, runBreaker(b, k, admin, cfg, n, seq, round, log, hwm, true))
-			}
+			results = append(results, bd.runBreaker(b, seq, round, ""))
+		}
+		if bd.profile != "" {
+			// Profiled runs apart from the measured ones, so that the
+			// profiler's cost is in none of the figures.
+			seq++
+			bd.runPassthrough(b, seq, 0, bd.passProfile)
+			seq++
+			bd.runBreaker(b, seq, 0, bd.profile)
 		}
 	}
 	b.StopTimer()
 	report(b, reportInput{
-		n: n, batch: batch, wait: cfg.Kafka.BatchWait, trip: trip, meanValue: meanValue,
-		produced: produced, setupRSS: setupRSS, overallRSS: hwm.overall(), results: results, loadStart: loadStart,
+		bed: bd, meanValue: meanValue, produced: produced, results: results, loadStart: loadStart,
 	})
 }
 
-// benchConfig is the configuration both sides use, parsed by the real
+// yaml is the breaker's configuration for run seq, read by the real
 // loader. Thresholds are far above the traffic so that nothing trips,
 // except rule-02 with BENCH_TRIP=1.
-func benchConfig(b *testing.B, brokers []string, redisAddr string, batch int, trip bool) config.Config {
-	b.Helper()
+func (bd *bed) yaml(seq int, listen string) string {
 	rulesYAML := ""
-	if trip {
+	if bd.trip {
 		// rule-02 acts about 1,000 times a second of event time with a
 		// mean weight of about 1.8: it passes 20,000 after about 11 s.
 		rulesYAML = "  rules:\n    rule-02: {max_actions: 20000}\n"
 	}
-	y := fmt.Sprintf(`kafka:
-  brokers: [%q]
-  group_id: bench
-  topics: {input: %q, gated: out.gated, held: out.held, dead_letter: out.dead, state: out.state}
+	return fmt.Sprintf(`kafka:
+  brokers: [%s]
+  group_id: bench-brk-%d
+  topics: {input: %q, gated: out.%d.gated, held: out.%d.held, dead_letter: out.%d.dead, state: out.%d.state}
   batch_size: %d
-  batch_wait: 10ms
+  batch_wait: %s
 redis:
   addr: %q
   key_prefix: bench
+http:
+  listen: %s
+log:
+  level: warn
+  format: json
 breakers:
   defaults: {max_actions: 1000000000}
   global: {max_actions: 1000000000}
-%s`, brokers[0], inputTopic, batch, redisAddr, rulesYAML)
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		b.Fatalf("bench config: %v\n%s", err, y)
+%s`, strings.Join(bd.k.Addrs(), ", "), seq, inputTopic, seq, seq, seq, seq, bd.batch, bd.wait, bd.rs.Addr(), listen, rulesYAML)
+}
+
+// runPassthrough runs the passthrough binary once over the whole input.
+func (bd *bed) runPassthrough(b *testing.B, seq, round int, profile string) runResult {
+	b.Helper()
+	group := fmt.Sprintf("bench-pass-%d", seq)
+	out := fmt.Sprintf("bench.pass.%d", seq)
+	createTopics(b, bd.k.Addrs(), false, out)
+	args := []string{"-brokers", strings.Join(bd.k.Addrs(), ","), "-group", group, "-topic", inputTopic, "-out", out,
+		"-n", strconv.Itoa(bd.n), "-batch", strconv.Itoa(bd.batch), "-wait", bd.wait.String()}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
 	}
-	cfg.Kafka.Brokers = brokers
-	return cfg
+	broker0, redis0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	start := time.Now()
+	p := testbed.StartProcessQuietly(b, bd.passthrough, args, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	if err := p.Wait(ctx); err != nil {
+		b.Fatalf("passthrough run %d: %v\n%s", seq, err, p.Log())
+	}
+	total := time.Since(start)
+	res := runResult{variant: "passthrough", round: round, total: total}
+	res.brokerCPU, res.redisCPU = procCPU(b, bd.k.Pid())-broker0, redisCPU(b, bd.admin)-redis0
+	res.cpu, res.peakRSS, _ = p.Usage()
+	var raw struct {
+		Actions int   `json:"actions"`
+		Batches int   `json:"batches"`
+		Span    int64 `json:"span_ns"`
+		Fetch   int64 `json:"fetch_ns"`
+		Encode  int64 `json:"encode_ns"`
+		Write   int64 `json:"write_ns"`
+		Commit  int64 `json:"commit_ns"`
+	}
+	log := p.Log()
+	line := log[strings.LastIndex(strings.TrimSpace(log), "\n")+1:]
+	if err := json.Unmarshal([]byte(line), &raw); err != nil {
+		b.Fatalf("passthrough run %d: reading its figures: %v\n%s", seq, err, log)
+	}
+	res.actions, res.batches, res.span = raw.Actions, raw.Batches, time.Duration(raw.Span)
+	res.lanes = map[string][]stage{"pass": {
+		{"fetch", time.Duration(raw.Fetch)}, {"encode", time.Duration(raw.Encode)},
+		{"write", time.Duration(raw.Write)}, {"commit", time.Duration(raw.Commit)},
+	}}
+	if got := sum(bd.k.EndOffsets(b, out)); got != int64(bd.n) {
+		b.Fatalf("passthrough run %d wrote %d records, want %d", seq, got, bd.n)
+	}
+	if got := sum(bd.k.CommittedOffsets(b, group, inputTopic)); got != int64(bd.n) {
+		b.Fatalf("passthrough run %d committed %d offsets, want %d", seq, got, bd.n)
+	}
+	deleteTopics(b, bd.k.Addrs(), out)
+	return res
+}
+
+// runBreaker runs the breakwater binary over the whole input, from an
+// empty Redis, and stops it once every input offset is committed.
+func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	if err := bd.admin.FlushAll(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	if err := bd.admin.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	pre := fmt.Sprintf("out.%d.", seq)
+	outs := []string{pre + "gated", pre + "held", pre + "dead"}
+	createTopics(b, bd.k.Addrs(), false, outs...)
+	createTopics(b, bd.k.Addrs(), true, pre+"state")
+	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(b))
+	path := filepath.Join(bd.dir, fmt.Sprintf("breakwater-%d.yaml", seq))
+	if err := os.WriteFile(path, []byte(bd.yaml(seq, listen)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	args := []string{"run", "--config", path}
+	if profile != "" {
+		args = append(args, "--cpuprofile", profile)
+	}
+	group := fmt.Sprintf("bench-brk-%d", seq)
+	broker0, redis0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	start := time.Now()
+	p := testbed.StartProcessQuietly(b, bd.breakwater, args, nil)
+	// Done once every input offset is committed: the commit follows the
+	// acknowledged writes of the batch.
+	for {
+		if p.Exited() {
+			b.Fatalf("breaker run %d: breakwater exited: %v\n%s", seq, p.ExitErr(), p.Log())
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("breaker run %d: not done after %v\n%s", seq, runTimeout, p.Log())
+		}
+		if sum(bd.k.CommittedOffsets(b, group, inputTopic)) == int64(bd.n) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	total := time.Since(start)
+	m := scrape(b, "http://"+listen+"/metrics")
+	broker1, redis1 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	if err := p.Stop(30 * time.Second); err != nil {
+		b.Fatalf("breaker run %d: stop: %v\n%s", seq, err, p.Log())
+	}
+	res := runResult{variant: "breaker", round: round, total: total, decisions: map[string]float64{}}
+	res.cpu, res.peakRSS, _ = p.Usage()
+	res.brokerCPU, res.redisCPU = broker1-broker0, redis1-redis0
+	secs := func(lane, st string) time.Duration {
+		return time.Duration(m.get("breakwater_pipeline_stage_seconds_total", "lane", lane, "stage", st) * float64(time.Second))
+	}
+	res.lanes = map[string][]stage{}
+	for _, l := range []struct {
+		name   string
+		stages []string
+	}{
+		{"decide", []string{"fetch", "store", "decide", "handoff"}},
+		{"write", []string{"wait", "encode", "write", "commit", "account"}},
+		{"read", []string{"decode"}},
+	} {
+		for _, st := range l.stages {
+			res.lanes[l.name] = append(res.lanes[l.name], stage{st, secs(l.name, st)})
+		}
+	}
+	// The write lane runs from the first batch in hand to the last
+	// commit (and the accounting after it): the span.
+	for _, st := range res.lanes["write"] {
+		res.span += st.d
+	}
+	res.batches = int(m.get("breakwater_batch_actions_count"))
+	for _, d := range []string{"gated", "held", "dead_letter"} {
+		res.decisions[d] = m.sum("breakwater_actions_total", "decision", d)
+		res.actions += int(res.decisions[d])
+	}
+	if res.actions != bd.n {
+		b.Fatalf("breaker run %d decided %d actions, want %d", seq, res.actions, bd.n)
+	}
+	stats := redisInfo(b, bd.admin, "commandstats")
+	res.scripts = infoField(stats["cmdstat_evalsha"], "calls") + infoField(stats["cmdstat_eval"], "calls")
+	res.luaUsec = infoField(stats["cmdstat_evalsha"], "usec")
+	mem := redisInfo(b, bd.admin, "memory")
+	res.redisUsed, _ = strconv.ParseInt(mem["used_memory"], 10, 64)
+	written := int64(0)
+	for _, t := range outs {
+		written += sum(bd.k.EndOffsets(b, t))
+	}
+	if written != int64(bd.n) {
+		b.Fatalf("breaker run %d wrote %d records, want %d", seq, written, bd.n)
+	}
+	deleteTopics(b, bd.k.Addrs(), append(outs, pre+"state")...)
+	return res
+}
+
+// metricsText is a scraped Prometheus text exposition.
+type metricsText []string
+
+func scrape(b *testing.B, url string) metricsText {
+	b.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("scrape %s: %d %v", url, resp.StatusCode, err)
+	}
+	var out metricsText
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sum adds the samples of name whose labels include every label="value"
+// pair of kv.
+func (m metricsText) sum(name string, kv ...string) float64 {
+	var t float64
+	for _, l := range m {
+		series, v, ok := strings.Cut(l, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		match := true
+		for i := 0; i+1 < len(kv); i += 2 {
+			if !strings.Contains(series, kv[i]+"=\""+kv[i+1]+"\"") {
+				match = false
+			}
+		}
+		if match {
+			f, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			t += f
+		}
+	}
+	return t
+}
+
+func (m metricsText) get(name string, kv ...string) float64 { return m.sum(name, kv...) }
+
+// procCPU returns the CPU time (user and system) process pid has used.
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("read the CPU time of process %d: %v", pid, err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * clockTick
+}
+
+type reportInput struct {
+	bed       *bed
+	meanValue float64
+	produced  time.Duration
+	results   []runResult
+	loadStart string
+}
+
+func report(b *testing.B, in reportInput) {
+	bd := in.bed
+	var pass, brk []runResult
+	for _, r := range in.results {
+		if r.variant == "passthrough" {
+			pass = append(pass, r)
+		} else {
+			brk = append(brk, r)
+		}
+	}
+	med := func(rs []runResult, f func(runResult) float64) float64 {
+		out := make([]float64, len(rs))
+		for i, r := range rs {
+			out[i] = f(r)
+		}
+		return median(out)
+	}
+	rate := func(r runResult) float64 { return r.rate() }
+	pr, br := med(pass, rate), med(brk, rate)
+	ratio := br / pr
+	self := func(r runResult) float64 { return r.perAction(r.cpu) }
+	broker := func(r runResult) float64 { return r.perAction(r.brokerCPU) }
+	redisC := func(r runResult) float64 { return r.perAction(r.redisCPU) }
+	pc, bc := med(pass, self), med(brk, self)
+	cpuRatio := bc / pc
+	var batches int
+	var scripts, luaUsec, used int64
+	decisions := map[string]float64{}
+	for _, r := range brk {
+		batches += r.batches
+		scripts += r.scripts
+		luaUsec += r.luaUsec
+		used = max(used, r.redisUsed)
+		for d, c := range r.decisions {
+			decisions[d] += c
+		}
+	}
+	met := map[bool]string{true: "met", false: "NOT met"}
+
+	var w strings.Builder
+	fmt.Fprintf(&w, "\n==== Breakwater throughput: breakwater binary vs raw kafka-go passthrough binary ====\n")
+	fmt.Fprintf(&w, "actions per run              %d (values mean %.0f B, keys = target ids, %d partitions, %d rules)\n",
+		bd.n, in.meanValue, partitions, rules)
+	fmt.Fprintf(&w, "processes                    broker (kafkad, kfake), redis-server, and the measured binary: each its own\n")
+	fmt.Fprintf(&w, "batch size / batch wait      %d / %s (both sides)\n", bd.batch, bd.wait)
+	fmt.Fprintf(&w, "trip variant                 %v\n", bd.trip)
+	fmt.Fprintf(&w, "input pre-produced in        %s (not timed)\n", in.produced.Round(time.Millisecond))
+	fmt.Fprintf(&w, "load average                 %s at the start, %s at the end (2 cores; other load makes the rates noisy)\n", in.loadStart, loadAvg())
+	for _, r := range in.results {
+		fmt.Fprintf(&w, "  run %-11s round %d  %8.0f actions/s  span %8s (start to done %8s)  batches %4d  peak RSS %s\n",
+			r.variant, r.round, r.rate(), r.span.Round(time.Millisecond), r.total.Round(time.Millisecond), r.batches, mib(r.peakRSS))
+		fmt.Fprintf(&w, "      CPU µs per action: %.2f itself, %.2f broker, %.2f redis-server\n", self(r), broker(r), redisC(r))
+		names := slices.Sorted(func(yield func(string) bool) {
+			for k := range r.lanes {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		for _, name := range names {
+			st := r.lanes[name]
+			var parts []string
+			var tot time.Duration
+			for _, s := range st {
+				parts = append(parts, fmt.Sprintf("%s %s", s.name, per(s.d, r.batches)))
+				tot += s.d
+			}
+			switch name {
+			case "read":
+				fmt.Fprintf(&w, "      per batch, %-6s lane: %s (summed over the partition readers; overlaps the others)\n", name, strings.Join(parts, " + "))
+			default:
+				fmt.Fprintf(&w, "      per batch, %-6s lane: %s = %s of span %s\n", name, strings.Join(parts, " + "), per(tot, r.batches), per(r.span, r.batches))
+			}
+		}
+	}
+	fmt.Fprintf(&w, "passthrough actions/s        %.0f (median of %d)\n", pr, len(pass))
+	fmt.Fprintf(&w, "breaker actions/s            %.0f (median of %d)\n", br, len(brk))
+	fmt.Fprintf(&w, "ratio breaker/passthrough    %.3f (goal >= 0.900: %s)\n", ratio, met[ratio >= 0.9])
+	fmt.Fprintf(&w, "CPU µs per action (median)   passthrough %.2f (broker %.2f); breaker %.2f (broker %.2f, redis-server %.2f)\n",
+		pc, med(pass, broker), bc, med(brk, broker), med(brk, redisC))
+	fmt.Fprintf(&w, "CPU breaker/passthrough      %.2fx (goal <= 1.50x: %s)\n", cpuRatio, met[cpuRatio <= 1.5])
+	fmt.Fprintf(&w, "Redis script calls per batch %.3f (INFO commandstats evalsha+eval: %d over %d batches)\n",
+		float64(scripts)/float64(max(batches, 1)), scripts, batches)
+	fmt.Fprintf(&w, "Lua time inside redis-server %.3f ms per call\n", float64(luaUsec)/1000/float64(max(scripts, 1)))
+	fmt.Fprintf(&w, "breaker decisions            gated %.0f, held %.0f, dead_letter %.0f (all breaker runs)\n",
+		decisions["gated"], decisions["held"], decisions["dead_letter"])
+	fmt.Fprintf(&w, "Redis used_memory            %s after a breaker run (max)\n", mib(uint64(used)))
+	if bd.profile != "" {
+		fmt.Fprintf(&w, "CPU profiles                 %s (breakwater), %s (passthrough): extra runs, not in the figures\n", bd.profile, bd.passProfile)
+	}
+	fmt.Fprintf(&w, "======================================================================\n")
+	fmt.Print(w.String())
+
+	b.ReportMetric(ratio, "breaker/passthrough")
+	b.ReportMetric(pr, "passthrough-actions/s")
+	b.ReportMetric(br, "breaker-actions/s")
+	b.ReportMetric(cpuRatio, "cpu-breaker/passthrough")
 }
 
 // produceInput writes n generated events (keys = target ids) to topic in
@@ -192,486 +522,8 @@ func produceInput(b *testing.B, k *testbed.Kafka, topic string, n int) float64 {
 	return float64(bytes) / float64(n)
 }
 
-// pipelineWriter is configured exactly like the writer of consumer.New.
-func pipelineWriter(cfg config.Config) *kafka.Writer {
-	return &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Kafka.Brokers...),
-		Transport:    kafkaconn.Plain(cfg.Kafka.Brokers...).Transport(),
-		Balancer:     &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    max(cfg.Kafka.BatchSize, 100),
-		BatchBytes:   1 << 20,
-		BatchTimeout: 50 * time.Microsecond,
-		WriteTimeout: cfg.Kafka.WriteTimeout,
-		MaxAttempts:  5,
-	}
-}
-
-// fetchBatch collects a batch exactly like the pipeline's fetch: one
-// blocking fetch, then up to size-1 more within wait.
-func fetchBatch(ctx context.Context, r *kafka.Reader, size int, wait time.Duration) ([]kafka.Message, error) {
-	first, err := r.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	msgs := []kafka.Message{first}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for len(msgs) < size {
-		m, err := r.FetchMessage(wctx)
-		if err != nil {
-			break
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
-}
-
-func runPassthrough(b *testing.B, k *testbed.Kafka, base config.Config, n, seq, round int, hwm *peakRSS) runResult {
-	b.Helper()
-	cfg := base
-	cfg.Kafka.GroupID = fmt.Sprintf("bench-pass-%d", seq)
-	out := fmt.Sprintf("bench.pass.%d", seq)
-	createTopics(b, cfg.Kafka.Brokers, out)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	res := runResult{variant: "passthrough", round: round}
-	hwm.reset()
-	cpu0 := cpuTime()
-	var err error
-	pprof.Do(ctx, pprof.Labels("variant", "passthrough"), func(ctx context.Context) {
-		err = passthrough(ctx, cfg, out, n, &res)
-	})
-	res.peakRSS = hwm.read()
-	res.cpu = cpuTime() - cpu0
-	if err != nil {
-		b.Fatalf("passthrough run %d: %v", seq, err)
-	}
-	if got := sum(k.EndOffsets(b, out)); got != int64(n) {
-		b.Fatalf("passthrough run %d wrote %d records, want %d", seq, got, n)
-	}
-	if got := sum(k.CommittedOffsets(b, cfg.Kafka.GroupID, inputTopic)); got != int64(n) {
-		b.Fatalf("passthrough run %d committed %d offsets, want %d", seq, got, n)
-	}
-	deleteTopics(b, cfg.Kafka.Brokers, out)
-	return res
-}
-
-// passthroughReader is kafka-go's own consumer group reader with the
-// pipeline's queue and waits: the reference the pipeline is measured
-// against.
-func passthroughReader(cfg config.Config) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers:           cfg.Kafka.Brokers,
-		GroupID:           cfg.Kafka.GroupID,
-		Topic:             cfg.Kafka.Topics.Input,
-		MinBytes:          1,
-		MaxBytes:          10 << 20,
-		MaxWait:           100 * time.Millisecond,
-		QueueCapacity:     max(2*cfg.Kafka.BatchSize, 100),
-		CommitInterval:    0,
-		StartOffset:       kafka.FirstOffset,
-		SessionTimeout:    cfg.Kafka.SessionTimeout,
-		HeartbeatInterval: max(cfg.Kafka.SessionTimeout/4, 100*time.Millisecond),
-		RebalanceTimeout:  2 * cfg.Kafka.SessionTimeout,
-		JoinGroupBackoff:  500 * time.Millisecond,
-		ReadBackoffMin:    10 * time.Millisecond,
-		ReadBackoffMax:    500 * time.Millisecond,
-	}
-}
-
-// passthrough fetches batches like the pipeline, writes them unchanged with
-// the pipeline's writer and commits them synchronously: no decoding, no
-// store.
-func passthrough(ctx context.Context, cfg config.Config, out string, n int, res *runResult) error {
-	start := time.Now()
-	r := kafka.NewReader(passthroughReader(cfg))
-	defer r.Close()
-	w := pipelineWriter(cfg)
-	defer w.Close()
-	var t0 time.Time
-	for res.actions < n {
-		tf := time.Now()
-		msgs, err := fetchBatch(ctx, r, cfg.Kafka.BatchSize, cfg.Kafka.BatchWait)
-		if err != nil {
-			return fmt.Errorf("fetch after %d actions: %w", res.actions, err)
-		}
-		tw := time.Now()
-		if t0.IsZero() {
-			t0 = tw
-		} else {
-			res.fetch += tw.Sub(tf)
-		}
-		outs := make([]kafka.Message, len(msgs))
-		for i, m := range msgs {
-			outs[i] = kafka.Message{Topic: out, Key: m.Key, Value: m.Value, Headers: m.Headers, Time: m.Time}
-		}
-		if err := w.WriteMessages(ctx, outs...); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		tc := time.Now()
-		res.write += tc.Sub(tw)
-		if err := r.CommitMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		res.commit += time.Since(tc)
-		res.actions += len(msgs)
-		res.batches++
-	}
-	end := time.Now()
-	res.span, res.total = end.Sub(t0), end.Sub(start)
-	return nil
-}
-
-// countingDecider counts the pipeline's store calls and notes the first.
-// The pipeline calls it from its deciding stage only.
-type countingDecider struct {
-	next  consumer.Decider
-	calls int
-	first time.Time
-}
-
-func (d *countingDecider) Decide(ctx context.Context, b decide.Batch) (decide.Result, error) {
-	if d.first.IsZero() {
-		d.first = time.Now()
-	}
-	d.calls++
-	return d.next.Decide(ctx, b)
-}
-
-func (d *countingDecider) Rebuild(ctx context.Context, topic string, partition int, floor int64, recs []decide.Record) error {
-	return d.next.Rebuild(ctx, topic, partition, floor, recs)
-}
-
-func (d *countingDecider) Status(ctx context.Context, s breaker.Scope) (breaker.Status, error) {
-	return d.next.Status(ctx, s)
-}
-
-// cmdCounter is a go-redis hook that counts commands and script calls.
-type cmdCounter struct{ all, scripts atomic.Int64 }
-
-func (c *cmdCounter) count(cmd redis.Cmder) {
-	c.all.Add(1)
-	switch cmd.Name() {
-	case "evalsha", "eval", "evalsha_ro", "eval_ro", "fcall":
-		c.scripts.Add(1)
-	}
-}
-
-func (c *cmdCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (c *cmdCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// runBreaker runs the pipeline on the real Redis store, or with memStore on
-// the in-process store.Memory (a diagnostic: the pipeline without Redis).
-func runBreaker(b *testing.B, k *testbed.Kafka, admin *redis.Client, base config.Config, n, seq, round int, log *zap.Logger, hwm *peakRSS, memStore bool) runResult {
-	b.Helper()
-	cfg := base
-	cfg.Kafka.GroupID = fmt.Sprintf("bench-breaker-%d", seq)
-	t := &cfg.Kafka.Topics
-	t.Gated = fmt.Sprintf("bench.gated.%d", seq)
-	t.Held = fmt.Sprintf("bench.held.%d", seq)
-	t.DeadLetter = fmt.Sprintf("bench.dead.%d", seq)
-	t.State = fmt.Sprintf("bench.state.%d", seq)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-	defer cancel()
-	// As the daemon does with create_topics (the state topic compacted).
-	cfg.Kafka.Partitions, cfg.Kafka.ReplicationFactor = partitions, 1
-	if err := daemon.CreateTopics(ctx, cfg, kafkaconn.Plain(cfg.Kafka.Brokers...)); err != nil {
-		b.Fatal(err)
-	}
-	// Every breaker run starts from an empty store, like the first.
-	if err := admin.FlushAll(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-
-	// The client and store as daemon.Run builds them, plus a counting hook.
-	rc := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Redis.Addr,
-		DialTimeout:           cfg.Redis.Timeout,
-		ReadTimeout:           cfg.Redis.Timeout,
-		WriteTimeout:          cfg.Redis.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            2,
-	})
-	defer rc.Close()
-	cnt := &cmdCounter{}
-	rc.AddHook(cnt)
-	st, err := store.NewRedis(rc, store.RedisOptions{Prefix: cfg.Redis.KeyPrefix, RecordTTL: cfg.Redis.DecisionTTL})
-	if err != nil {
-		b.Fatal(err)
-	}
-	states := statelog.New(kafkaconn.Plain(cfg.Kafka.Brokers...), t.State, cfg.Kafka.WriteTimeout)
-	defer states.Close()
-	restore := func(ctx context.Context) error {
-		ss, err := states.Load(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = st.Restore(ctx, ss)
-		return err
-	}
-	if err := restore(ctx); err != nil {
-		b.Fatalf("breaker run %d: initial restore: %v", seq, err)
-	}
-	variant, label := "breaker", "breaker"
-	var decider consumer.Decider = st
-	if memStore {
-		variant, label = "breaker-mem", "breaker-memstore"
-		decider = store.NewMemory(time.Now)
-		restore = func(context.Context) error { return nil }
-	}
-	if err := admin.ConfigResetStat(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-	cnt.all.Store(0)
-	cnt.scripts.Store(0)
-
-	res := runResult{variant: variant, round: round, decisions: map[decide.Decision]int{}}
-	dec := &countingDecider{next: decider}
-	done := make(chan struct{})
-	var end time.Time
-	onBatch := func(r consumer.BatchReport) {
-		if !end.IsZero() {
-			return
-		}
-		for d, c := range r.Actions {
-			res.actions += c
-			res.decisions[d] += c
-		}
-		res.batches++
-		if res.actions >= n {
-			end = time.Now()
-			close(done)
-		}
-	}
-	hwm.reset()
-	cpu0, rcpu0 := cpuTime(), redisCPU(b, admin)
-	start := time.Now()
-	var runErr error
-	reg := prometheus.NewRegistry()
-	pprof.Do(ctx, pprof.Labels("variant", label), func(ctx context.Context) {
-		p, err := consumer.New(consumer.Options{
-			Config: cfg, Kafka: kafkaconn.Plain(cfg.Kafka.Brokers...), Store: dec, States: states, Restore: restore, Logger: log,
-			Metrics: metrics.New(reg, 500), OnBatch: onBatch,
-		})
-		if err != nil {
-			runErr = err
-			return
-		}
-		runCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		errc := make(chan error, 1)
-		go func() { errc <- p.Run(runCtx) }()
-		select {
-		case <-done:
-		case err := <-errc:
-			runErr = fmt.Errorf("Run returned before all actions were committed: %w", err)
-			return
-		case <-ctx.Done():
-			runErr = ctx.Err()
-		}
-		stop()
-		if err := <-errc; err != nil && runErr == nil {
-			runErr = err
-		}
-	})
-	res.peakRSS = hwm.read()
-	res.cpu, res.redisCPU = cpuTime()-cpu0, redisCPU(b, admin)-rcpu0
-	if runErr != nil {
-		b.Fatalf("breaker run %d after %d actions: %v", seq, res.actions, runErr)
-	}
-	res.span, res.total = end.Sub(dec.first), end.Sub(start)
-	batchSecs := histSum(b, reg, "breakwater_batch_duration_seconds")
-	res.store = histSum(b, reg, "breakwater_store_call_duration_seconds")
-	res.write = batchSecs - res.store // write + commit + per-item work
-	res.fetch = res.span - batchSecs
-	res.decides = dec.calls
-	res.scripts, res.commands = cnt.scripts.Load(), cnt.all.Load()
-	stats := redisInfo(b, admin, "commandstats")
-	res.infoEvalsha = infoCalls(stats["cmdstat_evalsha"])
-	res.infoEval = infoCalls(stats["cmdstat_eval"])
-	res.luaUsec = infoField(stats["cmdstat_evalsha"], "usec")
-	mem := redisInfo(b, admin, "memory")
-	res.redisUsed, _ = strconv.ParseInt(mem["used_memory"], 10, 64)
-	res.redisPeak, _ = strconv.ParseInt(mem["used_memory_peak"], 10, 64)
-
-	written := sum(k.EndOffsets(b, t.Gated)) + sum(k.EndOffsets(b, t.Held)) + sum(k.EndOffsets(b, t.DeadLetter))
-	if written != int64(n) {
-		b.Fatalf("breaker run %d wrote %d records, want %d", seq, written, n)
-	}
-	if got := sum(k.CommittedOffsets(b, cfg.Kafka.GroupID, inputTopic)); got != int64(n) {
-		b.Fatalf("breaker run %d committed %d offsets, want %d", seq, got, n)
-	}
-	deleteTopics(b, cfg.Kafka.Brokers, t.Gated, t.Held, t.DeadLetter, t.State)
-	if err := admin.FlushAll(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-	return res
-}
-
-type reportInput struct {
-	n, batch   int
-	wait       time.Duration
-	trip       bool
-	meanValue  float64
-	produced   time.Duration
-	setupRSS   uint64
-	overallRSS uint64
-	results    []runResult
-	loadStart  string
-}
-
-func report(b *testing.B, in reportInput) {
-	var pass, brk, mem []runResult
-	for _, r := range in.results {
-		switch r.variant {
-		case "passthrough":
-			pass = append(pass, r)
-		case "breaker":
-			brk = append(brk, r)
-		default:
-			mem = append(mem, r)
-		}
-	}
-	rates := func(rs []runResult) []float64 {
-		out := make([]float64, len(rs))
-		for i, r := range rs {
-			out[i] = r.rate()
-		}
-		return out
-	}
-	pr, br := median(rates(pass)), median(rates(brk))
-	ratio := br / pr
-	var batches, decides int
-	var scripts, commands, infoScripts, luaUsec, evalsha int64
-	var used, peak int64
-	var passRSS, brkRSS uint64
-	decisions := map[decide.Decision]int{}
-	for _, r := range brk {
-		batches += r.batches
-		decides += r.decides
-		scripts += r.scripts
-		commands += r.commands
-		infoScripts += r.infoEvalsha + r.infoEval
-		luaUsec += r.luaUsec
-		evalsha += r.infoEvalsha
-		used = max(used, r.redisUsed)
-		peak = max(peak, r.redisPeak)
-		brkRSS = max(brkRSS, r.peakRSS)
-		for d, c := range r.decisions {
-			decisions[d] += c
-		}
-	}
-	for _, r := range pass {
-		passRSS = max(passRSS, r.peakRSS)
-	}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
-		// The heap while the broker still runs: -memprofile is written
-		// after the cleanups have stopped it.
-		if f, err := os.Create(path); err == nil {
-			_ = pprof.WriteHeapProfile(f)
-			_ = f.Close()
-		}
-	}
-
-	var w strings.Builder
-	fmt.Fprintf(&w, "\n==== Breakwater throughput: breaker vs raw kafka-go passthrough ====\n")
-	fmt.Fprintf(&w, "actions per run              %d (values mean %.0f B, keys = target ids, %d partitions, %d rules, 1 kfake broker)\n",
-		in.n, in.meanValue, partitions, rules)
-	fmt.Fprintf(&w, "batch size / batch wait      %d / %s (both sides)\n", in.batch, in.wait)
-	fmt.Fprintf(&w, "trip variant                 %v\n", in.trip)
-	fmt.Fprintf(&w, "input pre-produced in        %s (not timed)\n", in.produced.Round(time.Millisecond))
-	fmt.Fprintf(&w, "load average                 %s at the start, %s at the end (2 cores; other load makes the rates noisy)\n", in.loadStart, loadAvg())
-	for _, r := range in.results {
-		fmt.Fprintf(&w, "  run %-12s round %d  %8.0f actions/s  span %8s (join incl. %8s)  batches %5d  peak RSS %s\n",
-			r.variant, r.round, r.rate(), r.span.Round(time.Millisecond), r.total.Round(time.Millisecond), r.batches, mib(r.peakRSS))
-		cpu := fmt.Sprintf("      CPU per action: %.2fµs this process (client + in-process broker)", float64(r.cpu.Nanoseconds())/1000/float64(r.actions))
-		if r.variant != "passthrough" {
-			cpu += fmt.Sprintf(", %.2fµs redis-server", float64(r.redisCPU.Nanoseconds())/1000/float64(r.actions))
-		}
-		fmt.Fprintln(&w, cpu)
-		switch r.variant {
-		case "passthrough":
-			fmt.Fprintf(&w, "      per batch: fetch %s, write %s, commit %s\n", per(r.fetch, r.batches), per(r.write, r.batches), per(r.commit, r.batches))
-		default:
-			fmt.Fprintf(&w, "      per batch: fetch %s, store call %s, decode+write+commit %s\n", per(r.fetch, r.batches), per(r.store, r.batches), per(r.write, r.batches))
-		}
-	}
-	fmt.Fprintf(&w, "passthrough actions/s        %.0f (median of %d)\n", pr, len(pass))
-	fmt.Fprintf(&w, "breaker actions/s            %.0f (median of %d)\n", br, len(brk))
-	cpus := func(rs []runResult, f func(runResult) time.Duration) float64 {
-		out := make([]float64, len(rs))
-		for i, r := range rs {
-			out[i] = float64(f(r).Nanoseconds()) / 1000 / float64(r.actions)
-		}
-		return median(out)
-	}
-	self := func(r runResult) time.Duration { return r.cpu }
-	fmt.Fprintf(&w, "CPU µs per action (median)   passthrough %.2f; breaker %.2f + redis-server %.2f (this process includes the in-process broker)\n",
-		cpus(pass, self), cpus(brk, self), cpus(brk, func(r runResult) time.Duration { return r.redisCPU }))
-	fmt.Fprintf(&w, "ratio breaker/passthrough    %.3f (goal >= 0.900: %s)\n", ratio, map[bool]string{true: "met", false: "NOT met"}[ratio >= 0.9])
-	fmt.Fprintf(&w, "Redis script calls per batch %.3f (client hook: %d EVALSHA/EVAL over %d batches; INFO commandstats evalsha+eval: %d)\n",
-		float64(scripts)/float64(batches), scripts, batches, infoScripts)
-	fmt.Fprintf(&w, "Lua time inside redis-server %.3f ms per call (INFO commandstats evalsha usec/calls)\n", float64(luaUsec)/1000/float64(max(evalsha, 1)))
-	if len(mem) > 0 {
-		mr := median(rates(mem))
-		fmt.Fprintf(&w, "diagnostic: pipeline on the in-process store.Memory instead of Redis: %.0f actions/s (median of %d), ratio %.3f\n", mr, len(mem), mr/pr)
-	}
-	fmt.Fprintf(&w, "Redis commands per batch     %.3f (all commands the client sent); store Decide calls per batch %.3f\n",
-		float64(commands)/float64(batches), float64(decides)/float64(batches))
-	fmt.Fprintf(&w, "breaker decisions            gated %d, held %d, dead_letter %d (all breaker runs)\n",
-		decisions[decide.Gated], decisions[decide.Held], decisions[decide.DeadLetter])
-	fmt.Fprintf(&w, "process peak RSS (VmHWM)     %s overall; %s by the end of setup; %s during passthrough runs; %s during breaker runs\n",
-		mib(in.overallRSS), mib(in.setupRSS), mib(passRSS), mib(brkRSS))
-	fmt.Fprintf(&w, "                             (the in-process kfake broker holds the %d input records in this process too)\n", in.n)
-	fmt.Fprintf(&w, "Go heap at the end           %s live after GC (mostly the broker's copy of the input), %s obtained from the OS\n", mib(ms.HeapAlloc), mib(ms.Sys))
-	fmt.Fprintf(&w, "Redis used_memory            %s after a breaker run (used_memory_peak %s)\n", mib(uint64(used)), mib(uint64(peak)))
-	fmt.Fprintf(&w, "======================================================================\n")
-	fmt.Print(w.String())
-
-	b.ReportMetric(ratio, "breaker/passthrough")
-	b.ReportMetric(pr, "passthrough-actions/s")
-	b.ReportMetric(br, "breaker-actions/s")
-	b.ReportMetric(float64(scripts)/float64(batches), "redis-calls/batch")
-	b.ReportMetric(float64(in.overallRSS)/(1<<20), "peak-RSS-MiB")
-}
-
 func per(d time.Duration, n int) string {
 	return fmt.Sprintf("%.2fms", d.Seconds()*1000/float64(max(n, 1)))
-}
-
-// histSum returns the sum of the histogram name in reg, as a duration.
-func histSum(b *testing.B, reg *prometheus.Registry, name string) time.Duration {
-	b.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return time.Duration(mf.GetMetric()[0].GetHistogram().GetSampleSum() * float64(time.Second))
-		}
-	}
-	b.Fatalf("metric %s not found", name)
-	return 0
 }
 
 func median(xs []float64) float64 {
@@ -718,14 +570,19 @@ func envInt(b *testing.B, name string, def int) int {
 // then refreshes its cached metadata at once: the writers share that
 // transport, and a topic created behind its back (with franz-go) stays
 // unknown to them until the next periodic refresh.
-func createTopics(b *testing.B, brokers []string, topics ...string) {
+func createTopics(b *testing.B, brokers []string, compacted bool, topics ...string) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1})
+		tc := kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1}
+		if compacted {
+			tc.NumPartitions = 1
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	resp, err := c.CreateTopics(ctx, req)
 	if err != nil {
@@ -797,64 +654,10 @@ func loadAvg() string {
 	return f[0]
 }
 
-// cpuTime returns the user and system CPU time of this process.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // redisCPU returns the CPU time redis-server has used (INFO cpu).
 func redisCPU(b *testing.B, c *redis.Client) time.Duration {
 	info := redisInfo(b, c, "cpu")
 	u, _ := strconv.ParseFloat(info["used_cpu_user"], 64)
 	s, _ := strconv.ParseFloat(info["used_cpu_sys"], 64)
 	return time.Duration((u + s) * float64(time.Second))
-}
-
-// peakRSS tracks the process's peak resident set size (VmHWM) per phase:
-// reset clears the kernel's peak (writing 5 to /proc/self/clear_refs) after
-// folding it into the overall peak.
-type peakRSS struct {
-	max, setup uint64
-	first      bool
-}
-
-func (p *peakRSS) reset() {
-	v := vmHWM()
-	if !p.first {
-		p.first, p.setup = true, v
-	}
-	p.max = max(p.max, v)
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-func (p *peakRSS) read() uint64 {
-	v := vmHWM()
-	p.max = max(p.max, v)
-	return v
-}
-
-func (p *peakRSS) overall() uint64 { return max(p.max, vmHWM()) }
-
-// vmHWM returns the peak resident set size of the process in bytes.
-func vmHWM() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -1,14 +1,28 @@
 // Package bench holds the end-to-end throughput benchmark of Breakwater.
 //
-// BenchmarkThroughput compares the breaker pipeline (package consumer with
-// the real Redis store) with a raw batched kafka-go passthrough that fetches
-// the same batches with the same reader configuration, writes them unchanged
-// with a writer configured like the pipeline's (RequiredAcks all, Hash
-// balancer, BatchTimeout 50µs, BatchBytes 1 MiB) and commits synchronously,
-// without decoding and without Redis. Both run in the same process, one
-// after the other and alternately, against the same in-process kfake broker
-// (on a real TCP port) and the same redis-server; the figure that matters is
-// the ratio of their rates, breaker / passthrough (goal: at least 0.9).
+// BenchmarkThroughput compares the breakwater binary (the daemon, with the
+// real Redis store) with a raw batched kafka-go passthrough binary
+// (bench/passthrough) that fetches batches like the pipeline, writes them
+// unchanged with a writer configured like the pipeline's (RequiredAcks all,
+// Hash balancer, BatchTimeout 50µs, BatchBytes 1 MiB) and commits each
+// batch synchronously, without decoding and without Redis. Each runs in a
+// process of its own, one after the other and alternately, against the same
+// broker process (the test bed's kafkad) and the same redis-server; the
+// figures that matter are the ratio of their rates, breaker / passthrough
+// (goal: at least 0.9), and the ratio of their own CPU time per action
+// (goal: at most 1.5).
+//
+// For each run it prints the rate over the span (from the first batch in
+// hand to the last commit, on the measured process's clock, so the group
+// join is left out), the CPU time per action of the measured process, the
+// broker and redis-server (from the kernel: rusage, /proc/PID/stat, INFO
+// cpu), the process's peak RSS, and where the span went per batch. The
+// passthrough has one lane (fetch, encode, write, commit). The breaker has
+// two lanes that overlap, each adding up to the span: the decide lane
+// (fetch, store call, the rest of deciding, handoff to the writer) and the
+// write lane (wait for a decided batch, encode, write, commit, account),
+// from the daemon's breakwater_pipeline_stage_seconds_total; its partition
+// readers' decoding overlaps both.
 //
 // One benchmark iteration is one full comparison, so run it once:
 //
@@ -22,19 +36,12 @@
 //	BENCH_TRIP     1 gives rule-02 max_actions 20000: it trips after about 11 s of
 //	               event time (110,000 actions) in each breaker run, and then
 //	               its actions (about 9% of 1,000,000) go to the held topic
-//	BENCH_MEMSTORE 1 adds to each round a diagnostic run of the pipeline on the
-//	               in-process store.Memory instead of Redis, to split the gap
-//	               between the Redis call and the pipeline's own work
-//	BENCH_HEAPPROFILE a path: write a heap profile there at the end, while the
-//	               broker still runs (-memprofile is written after it stopped)
+//	BENCH_PROFILE  a path: one more run of each side, not counted in the
+//	               figures, writes a CPU profile there (breakwater run
+//	               --cpuprofile) and beside it with -passthrough in the name
+//	               (make bench keeps them in bin/)
 //
-// To see where the breaker's time goes, add -cpuprofile cpu.out (and
-// -o bench.test to keep the binary somewhere else than the working
-// directory); the breaker's goroutines carry the pprof label
-// variant=breaker and the passthrough's variant=passthrough. Unlabelled are
-// the in-process broker, the setup, the garbage collector's background
-// workers and the connection goroutines of kafka-go's shared default
-// transport, which the writers of both sides use:
+// To see where the breaker's time goes:
 //
-//	go tool pprof -top -tagfocus variant=breaker bench.test cpu.out
+//	go tool pprof -top bin/bench-breaker.pprof
 package bench

@@ -59,12 +59,13 @@ func heldCounts(items []decide.Item, ts []breaker.Transition) map[breaker.Scope]
 
 // job is a decided batch on its way to the writer stage.
 type job struct {
-	start time.Time
-	f     *fetched
-	msgs  []kafka.Message
-	items []decide.Item
-	res   decided
-	batch []byte // the batch header of its records
+	start  time.Time
+	inHand time.Time // when the batch was in hand, fetched
+	f      *fetched
+	msgs   []kafka.Message
+	items  []decide.Item
+	res    decided
+	batch  []byte // the batch header of its records
 }
 
 // batchPrefix returns a random prefix of batch ids, unique per process.
@@ -136,6 +137,7 @@ type decided struct {
 	// recorded the trip.
 	rerecords []breaker.Transition
 	now       time.Time
+	storeTime time.Duration // spent in the store's Decide calls
 }
 
 // oldest returns the oldest input timestamp per partition of a batch.
@@ -172,7 +174,9 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 		sb := p.gate.Batch(items, chunk, p.committedOffset)
 		t0 := time.Now()
 		r, err := p.opts.Store.Decide(b.ctx, sb)
-		p.m.StoreSeconds.Observe(time.Since(t0).Seconds())
+		took := time.Since(t0)
+		res.storeTime += took
+		p.m.StoreSeconds.Observe(took.Seconds())
 		p.progress.beat()
 		switch {
 		case err == nil && len(r.Rebuild) > 0:

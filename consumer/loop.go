@@ -69,8 +69,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		wl := newLane(p.m, "write", stageWait, stageEncode, stageWrite, stageCommit, stageAccount)
 		for j := range jobs {
-			if err := p.finish(b, j); err != nil {
+			wl.start(j.inHand)
+			wl.charge(stageWait)
+			if err := p.finish(b, j, wl); err != nil {
 				p.progress.done()
 				written <- err
 				for range jobs {
@@ -120,6 +123,7 @@ func (b batchRun) stopping() bool {
 // consume fetches and decides batches and hands them to the writer stage
 // until ctx is cancelled or a stage fails.
 func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, written <-chan error) error {
+	dl := newLane(p.m, "decide", stageFetch, stageStore, stageDecide, stageHandoff)
 	for {
 		select {
 		case err := <-written:
@@ -136,18 +140,24 @@ func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, wr
 		if f == nil || len(f.msgs) == 0 {
 			continue
 		}
+		inHand := time.Now()
+		dl.start(inHand)
+		dl.chargeUntil(stageFetch, inHand)
 		p.progress.start()
 		j, err := p.prepare(b, f)
 		if err != nil {
 			p.progress.done()
 			return err
 		}
+		j.inHand = inHand
+		dl.split(stageStore, j.res.storeTime, stageDecide)
 		select {
 		case jobs <- j:
 		case err := <-written:
 			p.progress.done()
 			return err
 		}
+		dl.charge(stageHandoff)
 	}
 }
 

@@ -373,6 +373,8 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 			return
 		}
 	}
+	var decoding time.Duration // not charged to the decode stage yet
+	defer func() { s.decode(decoding) }()
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -391,7 +393,9 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 			continue
 		}
 		e := entry{msg: m}
+		t0 := time.Now()
 		s.opts.classify(&e.item, decide.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, m.Value)
+		decoding += time.Since(t0)
 		if e.item.Bad == nil {
 			e.at = e.item.Act.OccurredAt
 		}
@@ -402,6 +406,17 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 		if first {
 			notify(gen.wake)
 		}
+		if decoding >= time.Millisecond || first {
+			s.decode(decoding)
+			decoding = 0
+		}
+	}
+}
+
+// decode charges d to the read lane's decode stage.
+func (s *mergedSource) decode(d time.Duration) {
+	if s.opts.m != nil {
+		s.opts.m.StageSeconds.WithLabelValues("read", stageDecode).Add(d.Seconds())
 	}
 }
 

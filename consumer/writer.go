@@ -18,7 +18,8 @@ import (
 )
 
 // finish writes a decided batch's actions and commits its offsets.
-func (p *Pipeline) finish(b batchRun, j *job) error {
+// The time goes to the stages of wl.
+func (p *Pipeline) finish(b batchRun, j *job, wl *lane) error {
 	out := make([]kafka.Message, len(j.items))
 	type key struct {
 		d     decide.Decision
@@ -30,7 +31,7 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 		out[i] = p.output(&j.msgs[i], it, j.batch)
 		counts[key{it.Decision, it.Scope}]++
 	}
-	t0 := time.Now()
+	t0 := wl.charge(stageEncode)
 	pending := out
 	if err := p.retry(b, "write", func(ctx context.Context) error {
 		err := p.writer.WriteMessages(ctx, pending...)
@@ -52,13 +53,14 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 	}); err != nil {
 		return err
 	}
-	t1 := time.Now()
+	t1 := wl.charge(stageWrite)
 	if err := p.commit(b, j.f); err != nil {
 		return err
 	}
+	t2 := wl.charge(stageCommit)
 	p.progress.done()
 	p.m.KafkaSeconds.WithLabelValues("write").Observe(t1.Sub(t0).Seconds())
-	p.m.KafkaSeconds.WithLabelValues("commit").Observe(time.Since(t1).Seconds())
+	p.m.KafkaSeconds.WithLabelValues("commit").Observe(t2.Sub(t1).Seconds())
 	p.m.LastBatch.SetToCurrentTime()
 	// The lag after this batch, per partition: what the broker held beyond
 	// the batch's last message when it was fetched.
@@ -94,6 +96,7 @@ func (p *Pipeline) finish(b batchRun, j *job) error {
 		}
 		p.opts.OnBatch(report)
 	}
+	wl.charge(stageAccount)
 	return nil
 }
 

@@ -50,6 +50,12 @@ type Metrics struct {
 	ConsumerLag *prometheus.GaugeVec
 	// LastBatch is the Unix time of the last committed batch.
 	LastBatch prometheus.Gauge
+	// StageSeconds counts the wall time the pipeline spent in each stage,
+	// by lane (decide: the loop that fetches and decides batches; write:
+	// the stage that writes and commits them; read: the partition readers)
+	// and stage. The stages of the decide and write lanes add up to the
+	// lane's wall time from its first batch to its last.
+	StageSeconds *prometheus.CounterVec
 
 	// AlertsRaised counts alert events raised into the outbox by kind and
 	// result (new, duplicate).
@@ -136,6 +142,10 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 			Name: "breakwater_last_batch_timestamp_seconds",
 			Help: "Unix time of the last committed batch.",
 		}),
+		StageSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "breakwater_pipeline_stage_seconds_total",
+			Help: "Wall time of the pipeline by lane (decide, write, read) and stage (decide: fetch, store, decide, handoff; write: wait, encode, write, commit, account; read: decode).",
+		}, []string{"lane", "stage"}),
 		AlertsRaised: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "breakwater_alerts_raised_total",
 			Help: "Alert events raised into the outbox, by kind and result (new, duplicate).",
@@ -158,7 +168,7 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 	}
 	reg.MustRegister(m.Actions, m.BreakerState, m.Transitions, m.BatchSeconds, m.BatchSize,
 		m.StoreSeconds, m.StoreErrors, m.KafkaErrors, m.Paused, m.Restores,
-		m.HeldBacklog, m.HeldOldestAge, m.KafkaSeconds, m.ConsumerLag, m.LastBatch,
+		m.HeldBacklog, m.HeldOldestAge, m.KafkaSeconds, m.ConsumerLag, m.LastBatch, m.StageSeconds,
 		m.AlertsRaised, m.Notifications, m.NotifySeconds, m.OutboxErrors)
 	return m
 }

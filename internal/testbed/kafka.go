@@ -406,6 +406,17 @@ func (k *Kafka) startProcess(ports []int) error {
 	}
 }
 
+// Pid returns the process id of the kafkad process with OwnProcess, and 0
+// when the cluster runs in the test process or is stopped.
+func (k *Kafka) Pid() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.proc == nil {
+		return 0
+	}
+	return k.proc.Pid()
+}
+
 // Addrs returns the host:port addresses of the brokers, in broker order.
 // They stay the same across Restart.
 func (k *Kafka) Addrs() []string {

@@ -282,6 +282,19 @@ func (p *Process) ExitErr() error {
 	}
 }
 
+// Usage returns the CPU time (user and system) and the peak resident set
+// size in bytes of the exited process; ok is false while it runs.
+func (p *Process) Usage() (cpu time.Duration, peakRSS uint64, ok bool) {
+	if !p.Exited() || p.cmd.ProcessState == nil {
+		return 0, 0, false
+	}
+	ru, isRusage := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !isRusage {
+		return 0, 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), uint64(ru.Maxrss) << 10, true
+}
+
 // Wait waits until the process exits or ctx ends, and returns the exit error
 // or the context error.
 func (p *Process) Wait(ctx context.Context) error {
