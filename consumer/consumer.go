@@ -178,7 +178,8 @@ type Pipeline struct {
 	transport *kafka.Transport
 	gate      *decide.Gate
 
-	scopeHeader map[breaker.Scope][]byte
+	scopeHeader map[breaker.Scope][]byte // owned by the writer stage
+	enc         encoder                  // owned by the writer stage
 	// batchPrefix and batches make the batch header: a random prefix per
 	// pipeline and a count of the batches it decided.
 	batchPrefix string

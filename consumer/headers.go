@@ -4,6 +4,8 @@
 package consumer
 
 import (
+	"slices"
+
 	"github.com/segmentio/kafka-go"
 
 	"github.com/breakwater/breakwater/breaker"
@@ -33,9 +35,47 @@ func headerValue(v string) []byte {
 	return []byte(v)
 }
 
-func (p *Pipeline) output(m *kafka.Message, it *decide.Item, batch []byte) kafka.Message {
-	h := make([]kafka.Header, 0, len(m.Headers)+7)
-	h = append(h, m.Headers...)
+// encoder builds the output records of a batch. Its buffers are reused
+// from batch to batch, since the records of a batch are not referenced
+// once its write returned; the writer stage owns it, and drops the buffers
+// whenever a write did not end (a write given up on may still be in
+// flight inside the writer).
+type encoder struct {
+	out     []kafka.Message
+	headers []kafka.Header
+	bytes   []byte
+}
+
+// drop forgets the buffers, which a write may still read.
+func (e *encoder) drop() { *e = encoder{} }
+
+// encode returns the output records of a batch, which stay valid until
+// the next call.
+func (p *Pipeline) encode(e *encoder, msgs []kafka.Message, items []decide.Item, batch []byte) []kafka.Message {
+	nh := 0
+	for i := range msgs {
+		nh += len(msgs[i].Headers) + maxHeaders
+	}
+	e.out = slices.Grow(e.out[:0], len(msgs))[:len(msgs)]
+	e.headers = slices.Grow(e.headers[:0], nh)
+	if len(msgs) > 0 {
+		// The source values: the topic, two slashes and two numbers.
+		e.bytes = slices.Grow(e.bytes[:0], len(msgs)*(len(msgs[0].Topic)+24))
+	}
+	for i := range msgs {
+		e.out[i] = p.output(e, &msgs[i], &items[i], batch)
+	}
+	return e.out
+}
+
+// maxHeaders is the most headers output adds to a record.
+const maxHeaders = 7
+
+func (p *Pipeline) output(e *encoder, m *kafka.Message, it *decide.Item, batch []byte) kafka.Message {
+	// The record's headers are a slice of e.headers, which encode sized
+	// for all of them: appending never moves it.
+	start := len(e.headers)
+	h := append(e.headers, m.Headers...)
 	h = append(h, kafka.Header{Key: wire.HeaderDecision, Value: headerValue(string(it.Decision))})
 	topic := p.cfg.Kafka.Topics.Gated
 	switch it.Decision {
@@ -57,10 +97,15 @@ func (p *Pipeline) output(m *kafka.Message, it *decide.Item, batch []byte) kafka
 		h = append(h, kafka.Header{Key: wire.HeaderReason, Value: headerValue(it.Reason)})
 	}
 	// Every output carries its input position: the first decisions of
-	// uncommitted input are read back from it when Redis lost them.
-	h = append(h, kafka.Header{Key: wire.HeaderSource, Value: []byte(wire.Source(m.Topic, m.Partition, m.Offset))},
+	// uncommitted input are read back from it when Redis lost them. The
+	// value is a slice of e.bytes; a value appended after it may move
+	// e.bytes, but never changes the bytes this one points to.
+	from := len(e.bytes)
+	e.bytes = wire.AppendSource(e.bytes, m.Topic, m.Partition, m.Offset)
+	h = append(h, kafka.Header{Key: wire.HeaderSource, Value: e.bytes[from:len(e.bytes):len(e.bytes)]},
 		kafka.Header{Key: wire.HeaderBatch, Value: batch})
-	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h, Time: m.Time}
+	e.headers = h
+	return kafka.Message{Topic: topic, Key: m.Key, Value: m.Value, Headers: h[start:len(h):len(h)], Time: m.Time}
 }
 
 // scopeBytes returns the header bytes of a scope, shared between messages

@@ -47,6 +47,15 @@ func Source(topic string, partition int, offset int64) string {
 	return topic + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)
 }
 
+// AppendSource appends the HeaderSource value of an input position to dst.
+func AppendSource(dst []byte, topic string, partition int, offset int64) []byte {
+	dst = append(dst, topic...)
+	dst = append(dst, '/')
+	dst = strconv.AppendInt(dst, int64(partition), 10)
+	dst = append(dst, '/')
+	return strconv.AppendInt(dst, offset, 10)
+}
+
 // ParseSource reads a HeaderSource value. Topic names may not contain a
 // slash, so the last two fields are the partition and the offset.
 func ParseSource(s string) (topic string, partition int, offset int64, ok bool) {

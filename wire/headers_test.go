@@ -33,6 +33,20 @@ func TestParseSource(t *testing.T) {
 	}
 }
 
+// TestAppendSource checks that AppendSource appends what Source returns.
+func TestAppendSource(t *testing.T) {
+	for _, tc := range []struct {
+		topic     string
+		partition int
+		offset    int64
+	}{{"moderation.actions", 3, 1200}, {"t", 0, 0}, {"a-b", 11, 1 << 40}} {
+		got := string(wire.AppendSource([]byte("x"), tc.topic, tc.partition, tc.offset))
+		if want := "x" + wire.Source(tc.topic, tc.partition, tc.offset); got != want {
+			t.Errorf("AppendSource(%q, %q, %d, %d) = %q; want %q", "x", tc.topic, tc.partition, tc.offset, got, want)
+		}
+	}
+}
+
 // FuzzParseSource checks that reading a source header never panics and
 // that whatever it accepts formats back to the same value.
 func FuzzParseSource(f *testing.F) {
