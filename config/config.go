@@ -131,7 +131,15 @@ type Redis struct {
 // HTTP configures the metrics, health and admin listener.
 type HTTP struct {
 	// Listen is the host:port to serve on; empty disables the listener.
+	// The default is the loopback interface only. A listener on any other
+	// address must have TLS (tls_cert_file) or a sign-in for people in
+	// front of it, or allow_insecure set.
 	Listen string `yaml:"listen"`
+	// AllowInsecure lets a listener on an address other than loopback
+	// serve plain HTTP without a sign-in, where something else protects it
+	// (a private network, a TLS-terminating sidecar). Bearer tokens then
+	// cross the network in the clear.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// TLSCertFile and TLSKeyFile, set together, serve HTTPS with this
 	// certificate (PEM, chain included) and key.
 	TLSCertFile string `yaml:"tls_cert_file"`
@@ -282,4 +290,8 @@ type Demo struct {
 	// AlertWebhook starts a local webhook receiver on the loopback interface
 	// that logs every notification, when alerts.receivers is empty.
 	AlertWebhook bool `yaml:"alert_webhook"`
+	// KafkaPort is the port of the embedded Kafka-protocol broker on the
+	// loopback interface; 0 picks a free port, and so does a port that is
+	// taken.
+	KafkaPort int `yaml:"kafka_port"`
 }

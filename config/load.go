@@ -81,7 +81,7 @@ func Default() Config {
 			Timeout:     2 * time.Second,
 			DecisionTTL: 24 * time.Hour,
 		},
-		HTTP: HTTP{Listen: ":8080"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080"},
 		Breakers: Breakers{
 			Defaults: Thresholds{
 				Window:         time.Minute,
@@ -124,6 +124,7 @@ func Default() Config {
 			IncidentFactor: 20,
 			Seed:           1,
 			AlertWebhook:   true,
+			KafkaPort:      9092,
 		},
 		Admin: defaultAdmin(),
 	}

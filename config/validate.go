@@ -60,12 +60,7 @@ func (c Config) Validate() error {
 	var p problems
 	c.validateKafka(&p)
 	c.validateRedis(&p)
-	if c.HTTP.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil || hasControl(c.HTTP.Listen) {
-			p.addf("http.listen", "must be host:port (or :port), got %q", c.HTTP.Listen)
-		}
-	}
-	c.validateHTTPTLS(&p)
+	c.validateHTTP(&p)
 	c.validateBreakers(&p)
 	c.validateActions(&p)
 	c.validateOutage(&p)
@@ -383,6 +378,9 @@ func (c Config) irreversibleOf(s Severity) []string {
 // validateDemo checks the demo section.
 func (c Config) validateDemo(p *problems) {
 	d := c.Demo
+	if d.KafkaPort < 0 || d.KafkaPort > 65535 {
+		p.addf("demo.kafka_port", "must be between 0 and 65535, got %d", d.KafkaPort)
+	}
 	if d.Rate < 1 || d.Rate > maxDemoRate {
 		p.addf("demo.rate", "must be between 1 and %d, got %d", maxDemoRate, d.Rate)
 	}

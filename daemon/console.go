@@ -23,22 +23,25 @@ func mountConsole(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 }
 
-// demoToken is the embedded demo's public admin token (embedded/demo.yaml
-// holds its hash).
-const demoToken = "demo-operator"
+// demoTokens are the embedded demo's public admin tokens (embedded/demo.yaml
+// holds their hashes): one that may do everything, and a read-only one.
+var demoTokens = []string{"demo-operator", "demo-viewer"}
 
-// announceConsole logs where the console is and, when the demo's public
-// token is configured, that token: a newcomer opens one and pastes the other.
+// announceConsole logs where the console is and, for each of the demo's
+// public tokens that is configured, that token and its role: a newcomer
+// opens the one and pastes the other.
 func announceConsole(log *zap.Logger, cfg config.Config, httpAddr string) {
 	scheme := "http://"
 	if tc, err := cfg.HTTP.ServerTLS(); err == nil && tc != nil {
 		scheme = "https://"
 	}
 	fields := []zap.Field{zap.String("url", scheme+httpAddr+console.Prefix)}
-	for _, t := range cfg.Admin.Tokens {
-		if t.SHA256 == config.HashToken(demoToken) {
-			fields = append(fields, zap.String("token", demoToken), zap.String("role", string(t.Role)))
+	for _, token := range demoTokens {
+		for _, t := range cfg.Admin.Tokens {
+			if t.SHA256 == config.HashToken(token) {
+				fields = append(fields, zap.String(string(t.Role)+"_token", token))
+			}
 		}
 	}
-	log.Info("console: open the url and sign in with the token", fields...)
+	log.Info("console: open the url and sign in with a token", fields...)
 }

@@ -144,7 +144,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	embeddedMode := cfg.EmbeddedKafka()
 	if embeddedMode {
-		k, err := embedded.StartKafka(9092)
+		k, err := embedded.StartKafka(cfg.Demo.KafkaPort)
 		if err != nil {
 			return nil, err
 		}

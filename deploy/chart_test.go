@@ -758,6 +758,8 @@ func TestChartRefuses(t *testing.T) {
 		{"a password in the ConfigMap", "config: {redis: {password: hunter2}}", "config.redis.password"},
 		{"a loopback listener the probes cannot reach", "config: {http: {listen: \"127.0.0.1:8080\"}}", "config.http.listen"},
 		{"the listener disabled", "config: {http: {listen: \"\"}}", "config.http.listen"},
+		{"the daemon's loopback default", "config: {http: {listen: null}}", "config.http.listen"},
+		{"plain HTTP on every interface", "config: {http: {allow_insecure: false}}", "config.http.allow_insecure"},
 		{"a listen override", "env: {BREAKWATER_HTTP_LISTEN: \":9000\"}", "BREAKWATER_HTTP_LISTEN"},
 		{"a drain the chart cannot add up", "config: {kafka: {drain_timeout: 1.5m}}", "config.kafka.drain_timeout"},
 		{"a password in the clear", "env: {BREAKWATER_REDIS_PASSWORD: hunter2}", "BREAKWATER_REDIS_PASSWORD"},

@@ -35,12 +35,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-The container port, from config.http.listen (the daemon's default ":8080").
-The listener must be on every interface, or the kubelet's probes and the
-Service could not reach it.
+The container port, from config.http.listen (the daemon's default is
+"127.0.0.1:8080", which the chart refuses). The listener must be on every
+interface, or the kubelet's probes and the Service could not reach it.
 */}}
 {{- define "breakwater.port" -}}
-{{- $listen := ":8080" -}}
+{{- $listen := "127.0.0.1:8080" -}}
 {{- $http := .Values.config.http | default dict -}}
 {{- if hasKey $http "listen" -}}{{- $listen = $http.listen | toString -}}{{- end -}}
 {{- if not (regexMatch "^(0\\.0\\.0\\.0|\\[::\\])?:[0-9]+$" $listen) -}}
@@ -88,6 +88,10 @@ pass a credential in the clear.
 {{- end -}}
 {{- if not (empty (dig "sasl" "password" "" $kafka)) -}}
 {{- fail "config.kafka.sasl.password: keep the password in existingSecret and set secretEnv.BREAKWATER_KAFKA_SASL_PASSWORD" -}}
+{{- end -}}
+{{- $http := .Values.config.http | default dict -}}
+{{- if and (empty $http.tls_cert_file) (not $http.allow_insecure) -}}
+{{- fail "config.http: the listener is on every interface without TLS; set config.http.tls_cert_file and tls_key_file (with secretMounts), or config.http.allow_insecure: true where the NetworkPolicy and a TLS-terminating ingress protect it" -}}
 {{- end -}}
 {{- if hasKey .Values.env "BREAKWATER_HTTP_LISTEN" -}}
 {{- fail "env.BREAKWATER_HTTP_LISTEN: set config.http.listen instead, the chart takes the container port from it" -}}
