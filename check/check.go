@@ -7,10 +7,13 @@
 package check
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,14 +22,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	"go.uber.org/zap"
 
-	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/redisconn"
-	"github.com/breakwater/breakwater/review"
-	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Status is the outcome of one check.
@@ -50,6 +52,9 @@ type Result struct {
 	Detail string
 	// Fix says what to do when Status is Fail or Warn.
 	Fix string
+	// Denied marks a failure caused by a permission the configured user
+	// lacks.
+	Denied bool
 }
 
 // Report is the results in the order they were checked.
@@ -190,7 +195,12 @@ func (c *checker) kafka(ctx context.Context) {
 		auth = "SASL_PLAINTEXT, " + c.cfg.Kafka.SASL.Mechanism + " as " + c.cfg.Kafka.SASL.Username
 	}
 	c.add("kafka connect", OK, strings.Join(kc.Brokers(), ",")+" ("+auth+")", "")
+	c.kafkaAccess(ctx, kc)
+}
 
+// kafkaAccess checks the topics and every operation the daemon runs on
+// them: describe, write, fetch, and the consumer group's offsets.
+func (c *checker) kafkaAccess(ctx context.Context, kc *kafkaconn.Endpoint) {
 	tr := kc.Transport()
 	defer tr.CloseIdleConnections()
 	client := kc.Client(tr, c.opts.Timeout)
@@ -199,7 +209,7 @@ func (c *checker) kafka(ctx context.Context) {
 		names = append(names, t[1])
 	}
 	var meta *kafka.MetadataResponse
-	err = c.within(ctx, func(ctx context.Context) error {
+	err := c.within(ctx, func(ctx context.Context) error {
 		var err error
 		meta, err = client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 		return err
@@ -216,7 +226,7 @@ func (c *checker) kafka(ctx context.Context) {
 			c.add(key, Fail, "missing", fmt.Sprintf("create topic %s (kafka-topics.sh --create --topic %s --partitions N --replication-factor 3%s), or set kafka.create_topics: true in development",
 				t.Name, t.Name, compactFlag(t.Name == c.cfg.Kafka.Topics.State)))
 		case errors.Is(t.Error, kafka.TopicAuthorizationFailed):
-			c.add(key, Fail, "not authorised to describe it", "grant the Kafka user Describe (and Read or Write) on "+t.Name)
+			c.deny(key, "not authorised to describe it", c.kafkaACL("Describe", "topic", t.Name))
 		case t.Error != nil:
 			c.add(key, Fail, t.Error.Error(), "check the topic on the cluster")
 		default:
@@ -225,10 +235,21 @@ func (c *checker) kafka(ctx context.Context) {
 		}
 	}
 	c.compacted(ctx, client, parts)
-	c.canRead(ctx, client, parts)
+	c.group(ctx, client, parts)
+	for _, name := range c.inputs() {
+		c.canRead(ctx, client, name, parts)
+	}
 	for _, name := range c.outputs() {
 		c.canWrite(ctx, client, name, parts)
 	}
+}
+
+// inputs are the topics the daemon reads: the input through the consumer
+// group, the others by partition (the review index, the breaker states,
+// the audit index).
+func (c *checker) inputs() []string {
+	t := c.cfg.Kafka.Topics
+	return []string{t.Input, t.Held, t.State, c.cfg.Admin.AuditTopic}
 }
 
 func compactFlag(state bool) string {
@@ -277,11 +298,13 @@ func (c *checker) compacted(ctx context.Context, client *kafka.Client, parts map
 	c.add(key, OK, name+": cleanup.policy="+policy, "")
 }
 
-// canRead checks that the consumer group may read its offsets and that the
-// input can be fetched, without joining the group or committing.
-func (c *checker) canRead(ctx context.Context, client *kafka.Client, parts map[string]int) {
+// group checks that the consumer group may read its offsets (Describe on
+// the group) and commit them (Read on the group), without joining the
+// group or committing: the commit names a member the group does not know,
+// which the broker refuses after the permission check.
+func (c *checker) group(ctx context.Context, client *kafka.Client, parts map[string]int) {
 	in, group := c.cfg.Kafka.Topics.Input, c.cfg.Kafka.GroupID
-	key := "group reads input"
+	key := "group " + group
 	n, ok := parts[in]
 	if !ok {
 		c.skip(key, "the input topic is not available")
@@ -292,6 +315,7 @@ func (c *checker) canRead(ctx context.Context, client *kafka.Client, parts map[s
 		ids[i] = i
 	}
 	var committed int
+	op := "Describe"
 	err := c.within(ctx, func(ctx context.Context) error {
 		resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{in: ids}})
 		if err != nil {
@@ -311,54 +335,95 @@ func (c *checker) canRead(ctx context.Context, client *kafka.Client, parts map[s
 				committed++
 			}
 		}
-		// One fetch at the end of partition 0 reads nothing but needs
-		// the Read permission.
-		lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{in: {kafka.LastOffsetOf(0)}}})
+		op = "Read"
+		cr, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+			GroupID: group, GenerationID: math.MaxInt32, MemberID: "breakwater-check-not-a-member",
+			Topics: map[string][]kafka.OffsetCommit{in: {{Partition: 0, Offset: 0}}},
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range cr.Topics[in] {
+			switch {
+			case p.Error == nil:
+				return errors.New("the broker accepted a commit of a member the group does not have")
+			case errors.Is(p.Error, kafka.UnknownMemberId), errors.Is(p.Error, kafka.IllegalGeneration),
+				errors.Is(p.Error, kafka.RebalanceInProgress), errors.Is(p.Error, kafka.FencedInstanceID):
+				// Past the permission checks.
+			default:
+				return p.Error
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, kafka.GroupAuthorizationFailed):
+		c.deny(key, "not authorised to "+strings.ToLower(op)+" the consumer group", c.kafkaACL(op, "group", group))
+	case errors.Is(err, kafka.TopicAuthorizationFailed):
+		c.deny(key, "not authorised to commit offsets of "+in, c.kafkaACL("Read", "topic", in))
+	case err != nil:
+		c.add(key, Fail, err.Error(), "check the connection and the group coordinator")
+	default:
+		c.add(key, OK, fmt.Sprintf("offsets readable and committable, %d of %d partitions with committed offsets", committed, n), "")
+	}
+}
+
+// canRead checks the Read permission on topic with one fetch at the end of
+// partition 0, which reads nothing.
+func (c *checker) canRead(ctx context.Context, client *kafka.Client, topic string, parts map[string]int) {
+	key := "read " + topic
+	if _, ok := parts[topic]; !ok {
+		c.skip(key, "the topic is not available")
+		return
+	}
+	err := c.within(ctx, func(ctx context.Context) error {
+		lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
 		if err != nil {
 			return err
 		}
 		end := int64(0)
-		for _, p := range lo.Topics[in] {
+		for _, p := range lo.Topics[topic] {
 			if p.Error != nil {
 				return p.Error
 			}
 			end = p.LastOffset
 		}
-		f, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: in, Partition: 0, Offset: end, MinBytes: 1, MaxBytes: 1, MaxWait: 10 * time.Millisecond})
+		f, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: 0, Offset: end, MinBytes: 1, MaxBytes: 1, MaxWait: 10 * time.Millisecond})
 		if err != nil {
 			return err
 		}
-		if f.Error != nil {
-			return f.Error
-		}
-		return nil
+		return f.Error
 	})
-	if err != nil {
-		fix := "check the connection"
-		switch {
-		case errors.Is(err, kafka.GroupAuthorizationFailed):
-			fix = "grant the Kafka user Read on the consumer group " + group
-		case errors.Is(err, kafka.TopicAuthorizationFailed):
-			fix = "grant the Kafka user Read on topic " + in
-		}
-		c.add(key, Fail, err.Error(), fix)
-		return
+	switch {
+	case err == nil:
+		c.add(key, OK, "authorised", "")
+	case errors.Is(err, kafka.TopicAuthorizationFailed):
+		c.deny(key, "not authorised to read", c.kafkaACL("Read", "topic", topic))
+	default:
+		c.add(key, Fail, err.Error(), "check the connection")
 	}
-	c.add(key, OK, fmt.Sprintf("group %s, %d of %d partitions with committed offsets", group, committed, n), "")
 }
 
 // canWrite checks the Write permission on topic with a produce request
-// that carries no record: the broker checks the permission and appends
-// nothing.
+// whose one record batch has a wrong checksum: the broker checks the
+// permission first, then refuses the batch as corrupt and appends nothing.
+// (A request without records is never sent by the client, so it would
+// prove nothing.)
 func (c *checker) canWrite(ctx context.Context, client *kafka.Client, topic string, parts map[string]int) {
 	key := "write " + topic
 	if _, ok := parts[topic]; !ok {
 		c.skip(key, "the topic is not available")
 		return
 	}
-	err := c.within(ctx, func(ctx context.Context) error {
-		resp, err := client.Produce(ctx, &kafka.ProduceRequest{
-			Topic: topic, Partition: 0, RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(),
+	batch, err := corruptBatch()
+	if err != nil {
+		c.add(key, Warn, "could not build the probe: "+err.Error(), "make sure the Kafka user may write "+topic)
+		return
+	}
+	err = c.within(ctx, func(ctx context.Context) error {
+		resp, err := client.RawProduce(ctx, &kafka.RawProduceRequest{
+			Topic: topic, Partition: 0, RequiredAcks: kafka.RequireAll,
+			RawRecords: protocol.RawRecordSet{Reader: bytes.NewReader(batch)},
 		})
 		if err != nil {
 			return err
@@ -366,16 +431,37 @@ func (c *checker) canWrite(ctx context.Context, client *kafka.Client, topic stri
 		return resp.Error
 	})
 	switch {
-	case err == nil:
+	case errors.Is(err, kafka.InvalidMessage):
+		// Past the permission check: the broker refused the corrupt batch.
 		c.add(key, OK, "authorised", "")
 	case errors.Is(err, kafka.TopicAuthorizationFailed):
-		c.add(key, Fail, "not authorised to write", "grant the Kafka user Write on topic "+topic)
-	case errors.Is(err, kafka.InvalidMessage), errors.Is(err, kafka.InvalidRecord), errors.Is(err, kafka.InvalidMessageSize):
-		// Past the permission check: the broker only refused the empty batch.
-		c.add(key, OK, "authorised", "")
+		c.deny(key, "not authorised to write", c.kafkaACL("Write", "topic", topic))
+	case err == nil:
+		c.add(key, Warn, "the broker accepted a record batch with a wrong checksum", "make sure the Kafka user may write "+topic)
 	default:
 		c.add(key, Warn, "could not test the Write permission: "+err.Error(), "make sure the Kafka user may write "+topic)
 	}
+}
+
+// corruptBatch returns a record set (its size, then one version 2 batch of
+// one record) whose CRC is wrong, so that no broker appends it.
+func corruptBatch() ([]byte, error) {
+	var buf bytes.Buffer
+	rs := protocol.RecordSet{Version: 2, Records: protocol.NewRecordReader(protocol.Record{
+		Value: protocol.NewBytes([]byte("breakwater check: a corrupt batch that no broker appends")),
+	})}
+	if _, err := rs.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	// The size (4 bytes), then baseOffset (8), batchLength (4),
+	// partitionLeaderEpoch (4), magic (1), then the CRC.
+	const crc = 4 + 8 + 4 + 4 + 1
+	if len(b) < crc+4 || b[crc-1] != 2 {
+		return nil, fmt.Errorf("unexpected record batch layout (%d bytes)", len(b))
+	}
+	b[crc] ^= 0xff
+	return b, nil
 }
 
 func (c *checker) redis(ctx context.Context) {
@@ -396,7 +482,8 @@ func (c *checker) redis(ctx context.Context) {
 		if errors.Is(err, redisconn.ErrRejected) {
 			fix = "fix the setting the error names"
 			if strings.Contains(err.Error(), "NOPERM") {
-				fix = "grant the Redis ACL user the commands Breakwater runs (+@all on ~{" + r.KeyPrefix + "}* is enough)"
+				keys, _ := wire.NewKeys(r.KeyPrefix)
+				fix = "grant the Redis ACL user the commands Breakwater runs: ACL SETUSER " + cmp.Or(r.Username, "default") + " " + keys.ACLRules(r.MinReplicasAcked > 0)
 			}
 		}
 		c.add("redis connect", Fail, topo+": "+err.Error(), fix)
@@ -423,7 +510,7 @@ func (c *checker) redis(ctx context.Context) {
 	if r.Topology() == config.RedisCluster {
 		c.slot(ctx, rc)
 	}
-	c.scripts(ctx, rc)
+	c.permissions(ctx, rc)
 }
 
 func (c *checker) userNote() string {
@@ -568,22 +655,31 @@ func (c *checker) slot(ctx context.Context, rc redis.UniversalClient) {
 	c.add(key, OK, fmt.Sprintf("every key is under %s: slot %d, served by %s", tag, slot, node), "")
 }
 
-// scripts loads every Lua script.
-func (c *checker) scripts(ctx context.Context, rc redis.UniversalClient) {
-	all := slices.Concat(store.Scripts(), review.Scripts(), alert.Scripts())
-	err := c.within(ctx, func(ctx context.Context) error {
-		for _, s := range all {
-			if err := s.Load(ctx, rc).Err(); err != nil {
-				return err
+// permissions runs every command the daemon runs, as the configured user,
+// on scratch keys under the hash tag (see RedisAccess).
+func (c *checker) permissions(ctx context.Context, rc redis.UniversalClient) {
+	key := "redis permissions"
+	err := c.within(ctx, func(ctx context.Context) error { return RedisAccess(ctx, rc, c.cfg.Redis) })
+	var denied *RedisAccessError
+	switch {
+	case errors.As(err, &denied):
+		parts := make([]string, len(denied.Denied))
+		for i, d := range denied.Denied {
+			parts[i] = d.Reply
+		}
+		c.deny(key, strings.Join(parts, "; "), denied.Grant+" (every permission Breakwater needs and no other: "+denied.All+")")
+	case err != nil:
+		c.add(key, Fail, err.Error(), "check the connection and the Redis version (6.2 or newer)")
+	default:
+		n := 0
+		for _, cmd := range wire.RedisCommands {
+			if !cmd.Replicated || c.cfg.Redis.MinReplicasAcked > 0 {
+				n++
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		c.add("redis scripts", Fail, err.Error(), "grant the Redis user SCRIPT, EVALSHA and EVAL (+@scripting)")
-		return
+		keys, _ := wire.NewKeys(c.cfg.Redis.KeyPrefix)
+		c.add(key, OK, fmt.Sprintf("%d commands allowed on %s%s", n, keys.Pattern(), c.userNote()), "")
 	}
-	c.add("redis scripts", OK, fmt.Sprintf("%d scripts loaded", len(all)), "")
 }
 
 // people checks that someone is paged and someone can review.

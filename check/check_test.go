@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/breakwater/breakwater/check"
@@ -37,6 +39,12 @@ func newSetup(t *testing.T, skipTopic string, compactState bool) *setup {
 	k := testbed.StartKafka(t, testbed.Secured(testbed.KafkaSecurity{
 		Server: pki.ServerTLS(t, false), Client: pki.ClientTLS(t),
 		Users: []testbed.SASLUser{{Method: "SCRAM-SHA-512", User: "bw", Password: kafkaPW}},
+		Restricted: []testbed.RestrictedUser{
+			{SASLUser: testbed.SASLUser{Method: "SCRAM-SHA-512", User: "bw-app", Password: kafkaPW},
+				ACLs: testbed.AllowAll(testbed.DenyTopic("moderation.actions.held", kmsg.ACLOperationWrite))},
+			{SASLUser: testbed.SASLUser{Method: "SCRAM-SHA-512", User: "bw-no-group", Password: kafkaPW},
+				ACLs: testbed.AllowAll(kfake.ACL{Resource: kmsg.ACLResourceTypeGroup, Name: "breakwater", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationRead})},
+		},
 	}))
 	cfg := config.Default()
 	t2 := cfg.Kafka.Topics
@@ -99,13 +107,15 @@ func TestGood(t *testing.T) {
 	if r.Failed() {
 		t.Fatalf("a complete setup failed:\n%s", out)
 	}
-	for _, name := range []string{"kafka connect", "topic moderation.actions", "state topic compacted", "group reads input",
-		"write moderation.actions.gated", "redis connect", "redis version", "redis maxmemory-policy", "redis scripts", "alert receivers", "admin tokens"} {
+	for _, name := range []string{"kafka connect", "topic moderation.actions", "state topic compacted", "group breakwater",
+		"read moderation.actions", "read moderation.actions.held", "read breakwater.state", "read moderation.audit",
+		"write moderation.actions.gated", "redis connect", "redis version", "redis maxmemory-policy", "redis permissions", "alert receivers", "admin tokens"} {
 		if st := status(r, name); st != check.OK {
 			t.Errorf("%s: %q; want ok\n%s", name, st, out)
 		}
 	}
-	// The check writes nothing: every output is still empty.
+	// The check writes nothing: every output is still empty, no offset is
+	// committed, and its scratch keys are gone.
 	for _, topic := range []string{"moderation.actions.gated", "moderation.actions.held", "breakwater.state", "moderation.audit"} {
 		for p, end := range s.k.EndOffsets(t, topic) {
 			if end != 0 {
@@ -113,7 +123,35 @@ func TestGood(t *testing.T) {
 			}
 		}
 	}
+	if g := s.k.CommittedOffsets(t, s.cfg.Kafka.GroupID, s.cfg.Kafka.Topics.Input); len(g) != 0 {
+		t.Errorf("committed offsets after the check: %v; want none", g)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := redis.NewClient(&redis.Options{Addr: s.r.Addr(), Password: redisPW})
+	defer func() { _ = c.Close() }()
+	if left, err := c.Keys(ctx, "*").Result(); err != nil || len(left) != 0 {
+		t.Errorf("Redis keys after the check: %v (%v); want none", left, err)
+	}
 	t.Logf("\n%s", out)
+}
+
+// aclUser makes an ACL user with rules on the setup's Redis and configures
+// it.
+func aclUser(t *testing.T, s *setup, name string, rules ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := redis.NewClient(&redis.Options{Addr: s.r.Addr(), Password: redisPW})
+	defer func() { _ = c.Close() }()
+	args := []any{"acl", "setuser", name, "on", ">" + redisPW}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	if err := c.Do(ctx, args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Redis.Username = name
 }
 
 // TestBroken: each broken setup fails, naming its check and what to do.
@@ -142,6 +180,22 @@ func TestBroken(t *testing.T) {
 		{name: "wrong kafka password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Kafka.SASL.Password = "wrong-" + kafkaPW }, check: "kafka connect", want: "kafka.sasl.username"},
 		{name: "wrong redis password", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Redis.Password = "wrong-" + redisPW }, check: "redis connect", want: "redis.username and the password"},
 		{name: "untrusted kafka certificate", compact: true, damage: func(t *testing.T, s *setup) { s.cfg.Kafka.TLS.CAFile = testbed.NewPKI(t).CAFile() }, check: "kafka connect", want: "kafka.tls"},
+		{name: "redis user without key access", compact: true, damage: func(t *testing.T, s *setup) {
+			aclUser(t, s, "bw-other-keys", "~{other}*", "+@all")
+		}, check: "redis permissions", want: "ACL SETUSER bw-other-keys ~{breakwater}*"},
+		{name: "redis user without evalsha", compact: true, damage: func(t *testing.T, s *setup) {
+			aclUser(t, s, "bw-no-evalsha", "~{breakwater}*", "+@all", "-evalsha")
+		}, check: "redis permissions", want: "ACL SETUSER bw-no-evalsha +evalsha"},
+		{name: "redis user without wait", compact: true, damage: func(t *testing.T, s *setup) {
+			aclUser(t, s, "bw-no-wait", "~{breakwater}*", "+@all", "-wait")
+			s.cfg.Redis.MinReplicasAcked = 1
+		}, check: "redis permissions", want: "ACL SETUSER bw-no-wait +wait"},
+		{name: "kafka user without write on held", compact: true, damage: func(t *testing.T, s *setup) {
+			s.cfg.Kafka.SASL.Username, s.cfg.Kafka.SASL.Password = "bw-app", kafkaPW
+		}, check: "write moderation.actions.held", want: "--allow-principal User:bw-app --operation Write --topic moderation.actions.held"},
+		{name: "kafka user without read on the group", compact: true, damage: func(t *testing.T, s *setup) {
+			s.cfg.Kafka.SASL.Username, s.cfg.Kafka.SASL.Password = "bw-no-group", kafkaPW
+		}, check: "group breakwater", want: "--operation Read --group breakwater"},
 		{name: "no receivers or tokens", compact: true, damage: func(_ *testing.T, s *setup) { s.cfg.Alerts.Receivers, s.cfg.Admin.Tokens = nil, nil }, check: "admin tokens", want: "BREAKWATER_ADMIN_TOKENS"},
 	}
 	for _, tt := range tests {

@@ -22,12 +22,14 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on each network check")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater check --config FILE\n\n"+
-			"Connects to Kafka and Redis as the daemon would and checks, without writing\n"+
-			"anything: the brokers are reachable and accept the credentials; every topic\n"+
-			"exists, the state topic is compacted; the group can read the input and the\n"+
-			"user write every output; Redis answers, its version, maxmemory-policy\n"+
-			"noeviction, the hash tag's slot on a Cluster, the scripts load; alert\n"+
-			"receivers and admin tokens are configured. Exits 1 if a check fails.\n\n")
+			"Connects to Kafka and Redis as the daemon would and checks, writing nothing\n"+
+			"but scratch Redis keys it deletes: the brokers are reachable and accept the\n"+
+			"credentials; every topic exists, the state topic is compacted; the user may\n"+
+			"read and commit the group's offsets, read the input, held, state and audit\n"+
+			"topics and write every output; Redis answers, its version, maxmemory-policy\n"+
+			"noeviction, the hash tag's slot on a Cluster, the ACL user may run every\n"+
+			"command the daemon runs on its keys; alert receivers and admin tokens are\n"+
+			"configured. Exits 1 if a check fails, naming what to grant.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

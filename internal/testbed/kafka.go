@@ -168,6 +168,17 @@ type KafkaSecurity struct {
 	// Users are the SASL superusers; the first one is the helper's. Empty
 	// leaves SASL off.
 	Users []SASLUser
+	// Restricted are SASL users subject to ACLs, each allowed only what
+	// its ACLs allow; any turns the cluster's ACL checks on (superusers
+	// bypass them).
+	Restricted []RestrictedUser
+}
+
+// RestrictedUser is a SASL user that may do only what its ACLs allow.
+type RestrictedUser struct {
+	SASLUser
+	// ACLs are its permissions (the principal is the user's).
+	ACLs []kfake.ACL
 }
 
 // SASLUser is a SASL user of the cluster.
@@ -322,6 +333,12 @@ func (k *Kafka) start(ports []int) error {
 			opts = append(opts, kfake.EnableSASL())
 			for _, u := range s.Users {
 				opts = append(opts, kfake.Superuser(u.Method, u.User, u.Password))
+			}
+		}
+		if len(s.Restricted) > 0 {
+			opts = append(opts, kfake.EnableACLs())
+			for _, u := range s.Restricted {
+				opts = append(opts, kfake.User(u.Method, u.User, u.Password, u.ACLs...))
 			}
 		}
 	}
@@ -1013,4 +1030,19 @@ func fetchOnce(ctx context.Context, cl *kgo.Client, topic string, ti *topicInfo,
 		}
 	}
 	return kgo.FetchPartition{}, off, fmt.Errorf("partition %d missing from fetch response", p)
+}
+
+// AllowAll returns ACLs that allow every operation on every topic and
+// every group, then extra: a deny among extra wins over the allows.
+func AllowAll(extra ...kfake.ACL) []kfake.ACL {
+	acls := []kfake.ACL{
+		{Resource: kmsg.ACLResourceTypeTopic, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Allow: true},
+		{Resource: kmsg.ACLResourceTypeGroup, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Allow: true},
+	}
+	return append(acls, extra...)
+}
+
+// DenyTopic returns the ACL that denies op on topic.
+func DenyTopic(topic string, op kmsg.ACLOperation) kfake.ACL {
+	return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: topic, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op}
 }
