@@ -40,6 +40,8 @@ type RedisAccessError struct {
 	User string
 	// Denied are the refused commands, in the order they were probed.
 	Denied []RedisDenial
+	// Pattern is the key pattern of Breakwater's keys.
+	Pattern string
 	// Grant is the ACL SETUSER command that grants what is missing.
 	Grant string
 	// All is the ACL SETUSER command of a user with every permission
@@ -48,16 +50,27 @@ type RedisAccessError struct {
 }
 
 func (e *RedisAccessError) Error() string {
-	var parts []string
+	return fmt.Sprintf("redis: %s: grant it with %s (every permission Breakwater needs: %s)", e.refused(), e.Grant, e.All)
+}
+
+// refused says what the user may not do.
+func (e *RedisAccessError) refused() string {
+	var cmds, keyed []string
 	for _, d := range e.Denied {
-		what := "command " + d.Command
 		if d.Key {
-			what = d.Command + " on the keys"
+			keyed = append(keyed, d.Command)
+		} else {
+			cmds = append(cmds, d.Command)
 		}
-		parts = append(parts, what)
 	}
-	return fmt.Sprintf("redis: ACL user %s is refused %s (NOPERM): grant it with %s (every permission Breakwater needs: %s)",
-		e.User, strings.Join(parts, ", "), e.Grant, e.All)
+	var parts []string
+	if len(cmds) > 0 {
+		parts = append(parts, "may not run "+strings.Join(cmds, ", "))
+	}
+	if len(keyed) > 0 {
+		parts = append(parts, fmt.Sprintf("may not access Breakwater's keys %s (%d commands refused, %s first)", e.Pattern, len(keyed), keyed[0]))
+	}
+	return fmt.Sprintf("ACL user %s %s (NOPERM)", e.User, strings.Join(parts, " and "))
 }
 
 func (e *RedisAccessError) Unwrap() error { return ErrDenied }
@@ -151,7 +164,7 @@ func newRedisAccessError(keys wire.Keys, r config.Redis, denied []RedisDenial) *
 		}
 	}
 	return &RedisAccessError{
-		User: user, Denied: denied,
+		User: user, Denied: denied, Pattern: keys.Pattern(),
 		Grant: "ACL SETUSER " + user + " " + strings.Join(grant, " "),
 		All:   "ACL SETUSER " + user + " on " + keys.ACLRules(r.MinReplicasAcked > 0),
 	}

@@ -663,11 +663,7 @@ func (c *checker) permissions(ctx context.Context, rc redis.UniversalClient) {
 	var denied *RedisAccessError
 	switch {
 	case errors.As(err, &denied):
-		parts := make([]string, len(denied.Denied))
-		for i, d := range denied.Denied {
-			parts[i] = d.Reply
-		}
-		c.deny(key, strings.Join(parts, "; "), denied.Grant+" (every permission Breakwater needs and no other: "+denied.All+")")
+		c.deny(key, denied.refused()+": "+denied.Denied[0].Reply, denied.Grant+" (every permission Breakwater needs and no other: "+denied.All+")")
 	case err != nil:
 		c.add(key, Fail, err.Error(), "check the connection and the Redis version (6.2 or newer)")
 	default:

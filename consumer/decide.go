@@ -19,6 +19,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/decide"
+	"github.com/breakwater/breakwater/internal/redisconn"
 	"github.com/breakwater/breakwater/store"
 )
 
@@ -227,7 +228,10 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 			continue
 		}
 		p.m.StoreErrors.Inc()
-		if b.stopping() {
+		if b.stopping() || redisconn.Refused(err) {
+			// A refused permission is not an outage: retrying cannot
+			// mend it, so the batch stays uncommitted and the pipeline
+			// stops with it.
 			return res, fmt.Errorf("decide batch: %w", err)
 		}
 		if p.gate.Outage(items, pending) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/internal/redisconn"
 )
 
 // permanent are the Kafka errors that waiting does not cure: the process
@@ -75,7 +77,11 @@ func (p *Pipeline) retry(b batchRun, op string, fn func(context.Context) error) 
 		}
 		switch op {
 		case "alert", "status":
-			// Redis calls: counted by the outbox and the store.
+			// Redis calls: counted by the outbox and the store. A refused
+			// permission is not an outage.
+			if redisconn.Refused(err) {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 			if !paused {
 				paused = true
 				p.setPaused(true)

@@ -4,20 +4,24 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/admin"
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/check"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/embedded"
@@ -28,6 +32,7 @@ import (
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // Options are what Run needs.
@@ -111,6 +116,13 @@ type daemon struct {
 	releaser *review.Releaser
 	api      *admin.API
 	restore  func(ctx context.Context) error
+	// redis is the client every component shares.
+	redis redis.UniversalClient
+	// refused gets the first reply of Redis that refused a permission once
+	// the start-up checks passed (see watchRefusals); armed says whether
+	// they did.
+	refused chan error
+	armed   atomic.Bool
 	// demo is the built-in classifier of the embedded mode; nil otherwise.
 	demo *demo
 
@@ -182,6 +194,9 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 			return nil, err
 		}
 	}
+	if err := verifyKafka(ctx, log, cfg, kc); err != nil {
+		return nil, err
+	}
 	if embeddedMode {
 		// The demo's alert receiver goes into the configuration before
 		// alerting is built from it.
@@ -198,6 +213,17 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "redis client", rc) })
+	d.redis = rc
+	d.refused = make(chan error, 1)
+	redisconn.OnRefusal(rc, func(err error) {
+		if !d.armed.Load() {
+			return // the start-up check reports its own refusals
+		}
+		select {
+		case d.refused <- err:
+		default:
+		}
+	})
 	// A refused password stays refused: stop now. Redis merely unreachable
 	// is what the pipeline pauses for.
 	pctx, cancel := context.WithTimeout(ctx, cfg.Redis.Timeout)
@@ -340,8 +366,11 @@ func (d *daemon) run(ctx context.Context) error {
 		g.Go("http server", func(ctx context.Context) error { return serve(ctx, srv, d.listener) })
 	}
 	g.Go("pipeline", func(ctx context.Context) error {
-		if !d.start(ctx) {
-			return nil // shut down while starting
+		if err := d.start(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // shut down while starting
+			}
+			return err
 		}
 		d.startMembers(g)
 		d.health.ready.Store(true)
@@ -353,7 +382,11 @@ func (d *daemon) run(ctx context.Context) error {
 		if d.demo != nil && httpAddr != "" {
 			announceConsole(d.log, d.cfg, httpAddr)
 		}
-		return d.pipeline.Run(ctx)
+		err := d.pipeline.Run(ctx)
+		if redisconn.Refused(err) {
+			return d.refusal(err)
+		}
+		return err
 	})
 	err := g.Wait(d.cfg.Kafka.DrainTimeout + stopMargin)
 	if err != nil {
@@ -363,24 +396,76 @@ func (d *daemon) run(ctx context.Context) error {
 	return err
 }
 
-// start restores the breaker states and creates the alert consumer groups,
-// retrying until they succeed; it reports false if ctx ended first.
-func (d *daemon) start(ctx context.Context) bool {
+// start verifies the Redis user's permissions, restores the breaker
+// states and creates the alert consumer groups, retrying while Redis is
+// unreachable; it returns an error if a permission is refused or ctx ended
+// first.
+func (d *daemon) start(ctx context.Context) error {
+	verify := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return check.RedisAccess(ctx, d.redis, d.cfg.Redis)
+	}
+	if err := retryStart(ctx, d.log, "verify the Redis user's permissions", verify); err != nil {
+		return err
+	}
+	d.armed.Store(true)
 	if err := retryStart(ctx, d.log, "restore breaker states", d.restore); err != nil {
-		return false
+		return err
 	}
 	if d.alerts != nil {
 		// The consumer groups exist before anything is raised, so that no
 		// event falls before a receiver's starting point.
 		if err := retryStart(ctx, d.log, "create the alert consumer groups", d.alerts.dispatcher.Setup); err != nil {
-			return false
+			return err
 		}
 	}
-	return true
+	return nil
+}
+
+// watchRefusals returns an error naming the refused permission and what
+// to grant as soon as Redis refuses one: a NOPERM is not an outage that
+// retrying mends, so the daemon stops with it.
+func (d *daemon) watchRefusals(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-d.refused:
+		return d.refusal(err)
+	}
+}
+
+// refusal returns the error the daemon stops with when Redis refused a
+// permission at run time: the refusal and the ACL SETUSER of every
+// permission Breakwater needs.
+func (d *daemon) refusal(err error) error {
+	keys, kerr := wire.NewKeys(d.cfg.Redis.KeyPrefix)
+	if kerr != nil {
+		return errors.Join(err, kerr)
+	}
+	return fmt.Errorf("redis refused a command at run time: %w (grant it: ACL SETUSER %s on %s)",
+		err, cmp.Or(d.cfg.Redis.Username, "default"), keys.ACLRules(d.cfg.Redis.MinReplicasAcked > 0))
+}
+
+// verifyKafka runs the Kafka permission checks: a refused operation stops
+// the daemon at start with what to grant; other findings (a missing
+// topic, a state topic that is not compacted) are logged.
+func verifyKafka(ctx context.Context, log *zap.Logger, cfg config.Config, kc *kafkaconn.Endpoint) error {
+	report, err := check.KafkaAccess(ctx, cfg, kc, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	for _, r := range report {
+		if r.Status == check.Fail || r.Status == check.Warn {
+			log.Warn("kafka check: "+r.Check, zap.String("found", r.Detail), zap.String("fix", r.Fix))
+		}
+	}
+	return nil
 }
 
 // startMembers starts the components that run beside the pipeline.
 func (d *daemon) startMembers(g *group) {
+	g.Go("redis permissions", d.watchRefusals)
 	if a := d.alerts; a != nil {
 		g.Go("alert delivery", a.dispatcher.Run)
 		g.Go("alert conditions", func(ctx context.Context) error {
@@ -462,8 +547,9 @@ func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(conte
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, kafkaconn.ErrRejected) {
-			// A wrong password or an untrusted certificate stays wrong.
+		if errors.Is(err, kafkaconn.ErrRejected) || errors.Is(err, redisconn.ErrRejected) || errors.Is(err, check.ErrDenied) {
+			// A wrong password, an untrusted certificate or a refused
+			// permission stays so until an operator changes it.
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", d))

@@ -51,6 +51,9 @@ func Options(r config.Redis) (*redis.UniversalOptions, error) {
 		WriteTimeout:          r.Timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            2,
+		// No CLIENT SETINFO on connect: the ACL user needs only the
+		// commands of wire.RedisCommands.
+		DisableIdentity: true,
 	}
 	switch r.Topology() {
 	case config.RedisSentinel:
@@ -103,4 +106,45 @@ func Probe(ctx context.Context, rc redis.UniversalClient) error {
 		return fmt.Errorf("redis: %w: the server's TLS certificate is not trusted (check redis.tls.ca_file and redis.tls.server_name): %w", ErrRejected, err)
 	}
 	return err
+}
+
+// Refused reports whether err is Redis refusing a permission (NOPERM),
+// from a command, a pipeline or a script.
+func Refused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "NOPERM")
+}
+
+// OnRefusal calls fn with every reply of rc that refuses a permission
+// (see Refused), whoever sent the command: a refusal that a component
+// would retry as an outage reaches fn at once. fn must not block.
+func OnRefusal(rc redis.UniversalClient, fn func(error)) {
+	rc.AddHook(refusalHook{fn: fn})
+}
+
+// refusalHook is the hook of OnRefusal.
+type refusalHook struct{ fn func(error) }
+
+func (h refusalHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h refusalHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if Refused(cmd.Err()) {
+			h.fn(fmt.Errorf("%s: %w", cmd.Name(), cmd.Err()))
+		}
+		return err
+	}
+}
+
+func (h refusalHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if Refused(cmd.Err()) {
+				h.fn(fmt.Errorf("%s: %w", cmd.Name(), cmd.Err()))
+				break
+			}
+		}
+		return err
+	}
 }
