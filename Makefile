@@ -44,6 +44,7 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, i
 	scripts/fuzz FuzzParseOverride ./admin
 	scripts/fuzz FuzzParseReset ./admin
 	scripts/fuzz FuzzParseReview ./admin
+	scripts/fuzz FuzzParseApproval ./admin
 	scripts/fuzz FuzzParseSource ./wire
 	scripts/fuzz FuzzDecode ./history
 

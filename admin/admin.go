@@ -83,6 +83,11 @@ type Options struct {
 	// Restore puts the breaker states back into a store that lost them;
 	// an update that meets store.ErrStateLost restores, then retries.
 	Restore func(ctx context.Context) error
+	// Approvals keeps the requests of changes that need a second person.
+	Approvals Approvals
+	// Pager, if set, pages on-call when a person breaks the glass; without
+	// it, break-glass is refused.
+	Pager Pager
 	// Logger logs requests that change something, and failures.
 	Logger *zap.Logger
 }
@@ -105,6 +110,8 @@ func (o Options) validate() error {
 		return errors.New("admin: Options.Restore is nil")
 	case o.Logger == nil:
 		return errors.New("admin: Options.Logger is nil")
+	case o.Approvals == nil:
+		return errors.New("admin: Options.Approvals is nil")
 	case o.Config.Admin.MaxBodyBytes <= 0:
 		return errors.New("admin: Options.Config.Admin.MaxBodyBytes must be positive")
 	}
@@ -189,6 +196,11 @@ func (a *API) routes() []route {
 		{Route{"GET", "/v1/breakers/{scope}/chart", config.RoleViewer}, a.chart},
 		{Route{"GET", "/v1/incidents/{id}/breakdown", config.RoleViewer}, a.breakdown},
 		{Route{"GET", "/v1/incidents/{id}/pick", config.RoleReviewer}, a.pick},
+		{Route{"GET", "/v1/approvals", config.RoleViewer}, a.listApprovals},
+		{Route{"GET", "/v1/approvals/{id}", config.RoleViewer}, a.getApproval},
+		{Route{"PUT", "/v1/approvals/{id}", config.RoleReviewer}, a.editApproval},
+		{Route{"POST", "/v1/approvals/{id}/approve", config.RoleReviewer}, a.approveApproval},
+		{Route{"POST", "/v1/approvals/{id}/refuse", config.RoleReviewer}, a.refuseApproval},
 	}
 }
 
@@ -325,13 +337,41 @@ func (a *API) override(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	who := principal(r)
-	a.change(w, r, scope, audit.KindOverride, o.reason, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+	by := actor{name: principal(r).Name}
+	res, err := a.applyOverride(r.Context(), scope, o, by, true)
+	var need *needsApproval
+	if errors.As(err, &need) {
+		a.gate(w, r, pending{
+			op: api.OpOverride, target: string(scope), payload: o.payload(), role: config.RoleOperator,
+			summary: fmt.Sprintf("set breaker %s to %s while it holds (%s)", scope, o.state, need.state),
+			scope:   scope, breakGlass: o.breakGlass,
+		})
+		return
+	}
+	a.answer(w, r, res, err)
+}
+
+// needsApproval is an override refused because the breaker holds: forcing
+// it closed or into shadow needs a second person.
+type needsApproval struct{ state breaker.State }
+
+func (n *needsApproval) Error() string {
+	return "the breaker holds (" + string(n.state) + "): forcing it closed or into shadow needs a second person's approval"
+}
+
+// applyOverride sets the manual state o on scope. With check, an override
+// that loosens a breaker that holds is refused with *needsApproval,
+// decided in the same atomic update as the override itself.
+func (a *API) applyOverride(ctx context.Context, scope breaker.Scope, o override, by actor, check bool) (api.ChangeResponse, error) {
+	return a.change(ctx, scope, audit.KindOverride, o.reason, by, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		if check && s.Holds() && (o.state == breaker.ForcedClosed || o.state == breaker.Shadow) {
+			return s, &needsApproval{state: s.State}
+		}
 		var until time.Time
 		if o.dur > 0 {
 			until = now.Add(o.dur)
 		}
-		return breaker.Override(s, o.state, who.Name, o.reason, until, now)
+		return breaker.Override(s, o.state, by.name, o.reason, until, now)
 	})
 }
 
@@ -346,17 +386,52 @@ func (a *API) reset(w http.ResponseWriter, r *http.Request) {
 	}
 	who := principal(r)
 	p := a.policy(scope)
-	a.change(w, r, scope, audit.KindReset, reason, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+	res, err := a.change(r.Context(), scope, audit.KindReset, reason, actor{name: who.Name}, func(s breaker.Status, now time.Time) (breaker.Status, error) {
 		return breaker.Reset(p, s, who.Name, reason, now), nil
 	})
+	a.answer(w, r, res, err)
+}
+
+// actor is who makes a change: the person acting, and when the change
+// applies an approval request, the request and who approved it, or that
+// it was applied without a second person.
+type actor struct {
+	name       string
+	approval   string
+	approver   string
+	breakGlass bool
+}
+
+// failure is an error with the answer it gets: a status code other than
+// 503, or 503 with what failed (see API.fail).
+type failure struct {
+	code int
+	what string
+	err  error
+}
+
+func (f *failure) Error() string { return f.what + ": " + f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// answer writes res, or the answer of err.
+func (a *API) answer(w http.ResponseWriter, r *http.Request, res any, err error) {
+	var f *failure
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.As(err, &f) && f.code != http.StatusServiceUnavailable:
+		writeError(w, f.code, f.err.Error())
+	case errors.As(err, &f):
+		a.fail(w, r, f.what, f.err)
+	default:
+		a.fail(w, r, "apply the change", err)
+	}
 }
 
 // change applies fn to the breaker in the shared store, restoring the store
 // first if it lost its state, then records the transition on the state
-// topic and in the audit trail.
-func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope, kind, reason string, fn func(breaker.Status, time.Time) (breaker.Status, error)) {
-	ctx := r.Context()
-	who := principal(r)
+// topic and in the audit trail. An error of fn is returned as it is.
+func (a *API) change(ctx context.Context, scope breaker.Scope, kind, reason string, by actor, fn func(breaker.Status, time.Time) (breaker.Status, error)) (api.ChangeResponse, error) {
 	var t breaker.Transition
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -369,17 +444,17 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 			break
 		}
 	}
+	var need *needsApproval
 	switch {
+	case errors.As(err, &need):
+		return api.ChangeResponse{}, err
 	case errors.Is(err, breaker.ErrInvalidState):
-		writeError(w, http.StatusConflict, err.Error())
-		return
+		return api.ChangeResponse{}, &failure{code: http.StatusConflict, err: err}
 	case err != nil:
-		a.fail(w, r, "update breaker", err)
-		return
+		return api.ChangeResponse{}, &failure{code: http.StatusServiceUnavailable, what: "update breaker", err: err}
 	}
 	if err := a.opts.States.Record(ctx, t.To.Since, []breaker.Transition{t}); err != nil {
-		a.fail(w, r, "the change is applied but not yet in the state topic; repeat the request", err)
-		return
+		return api.ChangeResponse{}, &failure{code: http.StatusServiceUnavailable, what: "the change is applied but not yet in the state topic; repeat the request", err: err}
 	}
 	if a.opts.Alerts != nil {
 		// The change stands whether or not on-call hears of it: a failure
@@ -390,16 +465,17 @@ func (a *API) change(w http.ResponseWriter, r *http.Request, scope breaker.Scope
 	}
 	from, to := t.From, t.To
 	if err := a.opts.Audit.Write(ctx, audit.Entry{
-		ID: audit.TransitionID(scope, t.To.Generation), At: t.To.Since, Actor: who.Name, Kind: kind, Scope: scope, Reason: reason, From: &from, To: &to,
+		ID: audit.TransitionID(scope, t.To.Generation), At: t.To.Since, Actor: by.name, Kind: kind, Scope: scope, Reason: reason, From: &from, To: &to,
+		Approval: by.approval, Approver: by.approver, BreakGlass: by.breakGlass,
 	}); err != nil {
-		a.fail(w, r, "the change is applied but the audit trail failed", err)
-		return
+		return api.ChangeResponse{}, &failure{code: http.StatusServiceUnavailable, what: "the change is applied but the audit trail failed", err: err}
 	}
 	a.opts.Logger.Info("breaker changed by an operator",
-		zap.String("actor", who.Name), zap.String("kind", kind), zap.String("scope", string(scope)),
+		zap.String("actor", by.name), zap.String("kind", kind), zap.String("scope", string(scope)),
 		zap.String("from", string(t.From.State)), zap.String("to", string(t.To.State)),
-		zap.Uint64("generation", t.To.Generation), zap.String("reason", reason))
-	writeJSON(w, http.StatusOK, api.ChangeResponse{Breaker: a.view(ctx, scope, t.To), From: t.From})
+		zap.Uint64("generation", t.To.Generation), zap.String("reason", reason),
+		zap.String("approval", by.approval), zap.String("approver", by.approver), zap.Bool("break_glass", by.breakGlass))
+	return api.ChangeResponse{Breaker: a.view(ctx, scope, t.To), From: t.From}, nil
 }
 
 // The audit query limits.
@@ -468,6 +544,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 		out.Entries[i] = api.AuditEntry{
 			ID: e.ID, At: e.At, Actor: e.Actor, Kind: e.Kind, Scope: e.Scope, Reason: e.Reason,
 			From: e.From, To: e.To, Incident: e.Incident, Count: e.Count,
+			Approval: e.Approval, Approver: e.Approver, BreakGlass: e.BreakGlass,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -129,6 +129,10 @@ func TestRoles(t *testing.T) {
 		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/approve", `{}`, config.RoleReviewer},
 		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/reject", `{}`, config.RoleReviewer},
 		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/sample", `{"n":1}`, config.RoleReviewer},
+		{"GET", "/v1/approvals", "", config.RoleViewer},
+		{"PUT", "/v1/approvals/x", `{"payload":{}}`, config.RoleReviewer},
+		{"POST", "/v1/approvals/x/approve", `{"payload_sha256":"` + strings.Repeat("0", 64) + `"}`, config.RoleReviewer},
+		{"POST", "/v1/approvals/x/refuse", `{"reason":"no"}`, config.RoleReviewer},
 	}
 	for _, e := range eps {
 		for _, token := range []string{"", "not-a-token", tok(config.RoleAdmin) + "x"} {
@@ -438,22 +442,27 @@ func TestOverrideAfterRedisLoss(t *testing.T) {
 		t.Fatalf("override = %d", code)
 	}
 	bed.Redis.Restart(t)
-	var ch api.ChangeResponse
+	// Shadow while the restored kill switch holds needs a second person:
+	// the API sees the restored state, not the empty store.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code := call(t, d.URL, "POST", path, op, `{"state":"shadow","reason":"second"}`, &ch)
-		if code == 200 {
+		code := call(t, d.URL, "POST", path, op, `{"state":"shadow","reason":"not yet"}`, nil)
+		if code == http.StatusAccepted {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("override after the Redis restart = %d", code)
+		if code == 200 || time.Now().After(deadline) {
+			t.Fatalf("shadow after the Redis restart = %d; want 202, an approval request", code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if ch.From.State != breaker.ForcedOpen || ch.From.Generation != 1 || ch.Breaker.State != breaker.Shadow || ch.Breaker.Generation != 2 {
-		t.Errorf("override after the Redis restart: from %+v to %+v; want forced_open@1 restored, then shadow@2", ch.From, ch.Breaker.Status)
+	var ch api.ChangeResponse
+	if code := call(t, d.URL, "POST", path, op, `{"state":"forced_open","reason":"second","for":"1h"}`, &ch); code != 200 {
+		t.Fatalf("override after the Redis restart = %d", code)
 	}
-	es := auditEntries(t, d.URL, "?scope="+url.QueryEscape(string(ruleA)))
+	if ch.From.State != breaker.ForcedOpen || ch.From.Generation != 1 || ch.Breaker.State != breaker.ForcedOpen || ch.Breaker.Generation != 2 {
+		t.Errorf("override after the Redis restart: from %+v to %+v; want forced_open@1 restored, then forced_open@2", ch.From, ch.Breaker.Status)
+	}
+	es := auditEntries(t, d.URL, "?kind=override&scope="+url.QueryEscape(string(ruleA)))
 	if len(es) != 2 || es[0].Reason != "second" || es[1].Reason != "first" {
 		t.Errorf("audit after the Redis restart = %+v; want both overrides", es)
 	}

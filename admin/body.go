@@ -2,6 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,9 +98,21 @@ const (
 
 // override is a validated api.OverrideRequest.
 type override struct {
-	state  breaker.State
-	reason string
-	dur    time.Duration
+	state      breaker.State
+	reason     string
+	dur        time.Duration
+	breakGlass string
+}
+
+// payload is the override as an approval request carries it: the request
+// without its break-glass reason, in one canonical encoding.
+func (o override) payload() []byte {
+	req := api.OverrideRequest{State: o.state, Reason: o.reason}
+	if o.dur > 0 {
+		req.For = o.dur.String()
+	}
+	b, _ := json.Marshal(req)
+	return b
 }
 
 // parseOverride decodes and checks an override body.
@@ -117,6 +131,9 @@ func parseOverride(data []byte) (override, error) {
 		return override{}, err
 	}
 	o := override{state: req.State, reason: reason}
+	if o.breakGlass, err = optionalReason(req.BreakGlass); err != nil {
+		return override{}, fmt.Errorf("break_glass: %w", err)
+	}
 	if req.For != "" {
 		d, err := time.ParseDuration(req.For)
 		if err != nil || d <= 0 || d > maxOverride {
@@ -175,25 +192,59 @@ func parseDecide(data []byte) (api.DecideRequest, error) {
 	if len(req.IDs) == 0 || len(req.IDs) > maxDecideIDs {
 		return req, fmt.Errorf("field \"ids\": want 1 to %d action ids, got %d", maxDecideIDs, len(req.IDs))
 	}
+	return checkDecide(req)
+}
+
+// checkDecide checks the ids and reasons of a decision of any size.
+func checkDecide(req api.DecideRequest) (api.DecideRequest, error) {
+	if len(req.IDs) == 0 {
+		return req, errors.New("field \"ids\": want at least one action id")
+	}
 	for i, id := range req.IDs {
 		if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
 			return req, fmt.Errorf("field \"ids\"[%d]: an action id is 1 to %d characters without control characters", i, maxActionID)
 		}
 	}
 	var err error
-	req.Reason, err = optionalReason(req.Reason)
-	return req, err
+	if req.Reason, err = optionalReason(req.Reason); err != nil {
+		return req, err
+	}
+	if req.BreakGlass, err = optionalReason(req.BreakGlass); err != nil {
+		return req, fmt.Errorf("break_glass: %w", err)
+	}
+	return req, nil
 }
 
-func parseIncidentDecision(data []byte) (string, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return "", nil
-	}
-	var req api.IncidentDecisionRequest
+// parseRelease decodes and checks the payload of a release approval
+// request: a DecideRequest of any number of ids, without a break-glass
+// reason.
+func parseRelease(data []byte) (api.DecideRequest, error) {
+	var req api.DecideRequest
 	if err := decodeStrict(data, &req); err != nil {
-		return "", err
+		return req, err
 	}
-	return optionalReason(req.Reason)
+	if req.BreakGlass != "" {
+		return req, errors.New("field \"break_glass\": has no place in an approval request's payload")
+	}
+	return checkDecide(req)
+}
+
+func parseIncidentDecision(data []byte) (api.IncidentDecisionRequest, error) {
+	var req api.IncidentDecisionRequest
+	if len(bytes.TrimSpace(data)) == 0 {
+		return req, nil
+	}
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	var err error
+	if req.Reason, err = optionalReason(req.Reason); err != nil {
+		return req, err
+	}
+	if req.BreakGlass, err = optionalReason(req.BreakGlass); err != nil {
+		return req, fmt.Errorf("break_glass: %w", err)
+	}
+	return req, nil
 }
 
 func parseSample(data []byte) (api.SampleRequest, error) {
@@ -205,6 +256,46 @@ func parseSample(data []byte) (api.SampleRequest, error) {
 		return req, fmt.Errorf("field \"n\": want 1 to %d, got %d", maxDecideIDs, req.N)
 	}
 	var err error
-	req.Reason, err = optionalReason(req.Reason)
-	return req, err
+	if req.Reason, err = optionalReason(req.Reason); err != nil {
+		return req, err
+	}
+	if req.BreakGlass, err = optionalReason(req.BreakGlass); err != nil {
+		return req, fmt.Errorf("break_glass: %w", err)
+	}
+	return req, nil
+}
+
+// parseApprove decodes and checks an approval body.
+func parseApprove(data []byte) (api.ApproveRequest, error) {
+	var req api.ApproveRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if b, err := hex.DecodeString(req.PayloadSHA256); err != nil || len(b) != sha256.Size {
+		return req, errors.New("field \"payload_sha256\": want the 64 hex digits of the request's payload_sha256")
+	}
+	req.PayloadSHA256 = strings.ToLower(req.PayloadSHA256)
+	return req, nil
+}
+
+// parseRefuse decodes and checks a refusal body.
+func parseRefuse(data []byte) (string, error) {
+	var req api.RefuseRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return checkReason(req.Reason)
+}
+
+// parseEdit decodes an edit body; its payload is checked by the parser of
+// the request's operation.
+func parseEdit(data []byte) (json.RawMessage, error) {
+	var req api.EditRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(req.Payload)) == 0 || bytes.Equal(bytes.TrimSpace(req.Payload), []byte("null")) {
+		return nil, errors.New("field \"payload\": is required")
+	}
+	return req.Payload, nil
 }

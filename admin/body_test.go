@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -94,8 +95,43 @@ func FuzzParseReview(f *testing.F) {
 		if req, err := parseSample(data); err == nil && (req.N < 1 || req.N > maxDecideIDs) {
 			t.Errorf("parseSample(%q) accepted n %d", data, req.N)
 		}
-		if reason, err := parseIncidentDecision(data); err == nil && strings.IndexFunc(reason, unicode.IsControl) >= 0 {
-			t.Errorf("parseIncidentDecision(%q) accepted reason %q", data, reason)
+		if req, err := parseIncidentDecision(data); err == nil && strings.IndexFunc(req.Reason+req.BreakGlass, unicode.IsControl) >= 0 {
+			t.Errorf("parseIncidentDecision(%q) accepted reason %q, break_glass %q", data, req.Reason, req.BreakGlass)
+		}
+	})
+}
+
+// FuzzParseApproval fuzzes the bodies of the approval endpoints and the
+// release payload an approval request carries.
+func FuzzParseApproval(f *testing.F) {
+	for _, s := range []string{
+		`{"payload_sha256":"` + strings.Repeat("ab", 32) + `"}`, `{"payload_sha256":"xyz"}`, `{"reason":"no"}`, `{"reason":""}`,
+		`{"payload":{"ids":["a"],"reason":"r"}}`, `{"payload":null}`, `{"ids":["a","b"]}`, `{"ids":["a"],"break_glass":"x"}`,
+		``, `[]`, `{"payload":{"state":"forced_closed","reason":"r"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if req, err := parseApprove(data); err == nil {
+			if b, herr := hex.DecodeString(req.PayloadSHA256); herr != nil || len(b) != 32 || strings.ToLower(req.PayloadSHA256) != req.PayloadSHA256 {
+				t.Errorf("parseApprove(%q) accepted payload_sha256 %q", data, req.PayloadSHA256)
+			}
+		}
+		if reason, err := parseRefuse(data); err == nil && (strings.TrimSpace(reason) == "" || strings.IndexFunc(reason, unicode.IsControl) >= 0) {
+			t.Errorf("parseRefuse(%q) accepted reason %q", data, reason)
+		}
+		if p, err := parseEdit(data); err == nil && !json.Valid(p) {
+			t.Errorf("parseEdit(%q) accepted payload %q that is not JSON", data, p)
+		}
+		if req, err := parseRelease(data); err == nil {
+			if len(req.IDs) == 0 || req.BreakGlass != "" {
+				t.Errorf("parseRelease(%q) accepted %d ids, break_glass %q", data, len(req.IDs), req.BreakGlass)
+			}
+			for _, id := range req.IDs {
+				if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+					t.Errorf("parseRelease(%q) accepted id %q", data, id)
+				}
+			}
 		}
 	})
 }

@@ -291,7 +291,9 @@ func (a *API) pick(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) settings(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, api.Settings{ConfirmAbove: a.opts.Config.Admin.ConfirmAbove, HistoryStep: a.opts.History.Step().String()})
+	writeJSON(w, http.StatusOK, api.Settings{
+		ConfirmAbove: a.opts.Config.Admin.ConfirmAbove, HistoryStep: a.opts.History.Step().String(), ReleaseAbove: a.opts.Config.Approval.ReleaseAbove,
+	})
 }
 
 // reviewError answers an error of the review index: 404 for an unknown

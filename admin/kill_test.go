@@ -95,8 +95,18 @@ func TestReviewSurvivesKill(t *testing.T) {
 	if code := call(t, base, "POST", incPath+"/sample", rv, `{"n":50}`, &out); code != 200 || out.Changed != 50 {
 		t.Fatalf("sample = %d %+v", code, out)
 	}
-	if code := call(t, base, "POST", incPath+"/approve", rv, `{}`, &out); code != 200 || out.Changed != int(inc.Held)-150 {
-		t.Fatalf("approve = %d %+v", code, out)
+	// Approving more than approval.release_above (1000) at once asks for
+	// a second reviewer, who approves the exact request.
+	var req api.Approval
+	if code := call(t, base, "POST", incPath+"/approve", rv, `{}`, &req); code != 202 || req.Count != int(inc.Held)-150 || req.Status != api.ApprovalPending {
+		t.Fatalf("approve = %d %+v; want 202 and a pending request of %d actions", code, req, inc.Held-150)
+	}
+	var granted api.Approval
+	if code := call(t, base, "POST", "/v1/approvals/"+req.ID+"/approve", tok(config.RoleAdmin), `{"payload_sha256":"`+req.PayloadSHA256+`"}`, &granted); code != 200 || granted.Status != api.ApprovalApplied {
+		t.Fatalf("approve the request = %d %+v", code, granted)
+	}
+	if err := json.Unmarshal(granted.Result, &out); err != nil || out.Changed != int(inc.Held)-150 {
+		t.Fatalf("approve the request: result %s (%v); want %d changed", granted.Result, err, inc.Held-150)
 	}
 
 	// SIGKILL half-way through the release.

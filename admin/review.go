@@ -2,8 +2,10 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
+	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/review"
 )
 
@@ -21,8 +24,7 @@ type Review interface {
 	Incident(ctx context.Context, id string) (review.Incident, error)
 	List(ctx context.Context, f review.Filter, cursor string, limit int) (review.Page, error)
 	Decide(ctx context.Context, ids []string, d review.Decision) (review.Outcome, error)
-	DecideIncident(ctx context.Context, d review.Decision) (review.Outcome, error)
-	Sample(ctx context.Context, n int, d review.Decision) ([]string, review.Outcome, error)
+	Pending(ctx context.Context, incident string) ([]string, error)
 	Pick(ctx context.Context, incident string, n int) ([]review.Held, int, error)
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 }
@@ -156,20 +158,90 @@ func (a *API) decideIDs(to review.Status) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		o, err := a.opts.Review.Decide(r.Context(), req.IDs, review.Decision{To: to, Reviewer: principal(r).Name, Reason: req.Reason})
-		a.decided(w, r, to, "", o, nil, err)
+		a.decideOrGate(w, r, to, "", req.IDs, req.Reason, req.BreakGlass, nil)
 	}
+}
+
+// decideOrGate decides ids, or, for an approval of more than
+// approval.release_above actions, asks for a second reviewer's approval
+// (or breaks the glass). Rejections never need one.
+func (a *API) decideOrGate(w http.ResponseWriter, r *http.Request, to review.Status, incident string, ids []string, reason, breakGlass string, sampled []string) {
+	if to == review.Approved && len(ids) > a.opts.Config.Approval.ReleaseAbove {
+		payload, _ := json.Marshal(api.DecideRequest{IDs: ids, Reason: reason})
+		what := "held actions"
+		if incident != "" {
+			what = "held actions of incident " + incident
+		}
+		a.gate(w, r, pending{
+			op: api.OpRelease, target: incident, payload: payload, role: config.RoleReviewer, count: len(ids),
+			summary:  fmt.Sprintf("release %d %s to the gated topic", len(ids), what),
+			incident: incident, breakGlass: breakGlass,
+		})
+		return
+	}
+	res, err := a.applyRelease(r.Context(), to, incident, ids, reason, actor{name: principal(r).Name})
+	res.Sampled = sampled
+	a.answer(w, r, res, err)
+}
+
+// applyRelease records the decision to on ids and wakes the releaser.
+func (a *API) applyRelease(ctx context.Context, to review.Status, incident string, ids []string, reason string, by actor) (api.DecideResponse, error) {
+	o, err := a.opts.Review.Decide(ctx, ids, review.Decision{
+		To: to, Reviewer: by.name, Reason: reason, Incident: incident,
+		Approval: by.approval, Approver: by.approver, BreakGlass: by.breakGlass,
+	})
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		return api.DecideResponse{}, &failure{code: http.StatusNotFound, err: err}
+	case errors.Is(err, review.ErrNotReady):
+		return api.DecideResponse{}, &failure{code: http.StatusServiceUnavailable, what: "record the decisions", err: err}
+	case err != nil:
+		return api.DecideResponse{}, &failure{code: http.StatusServiceUnavailable, what: "record the decisions", err: err}
+	}
+	if o.Changed > 0 {
+		a.opts.Release()
+	}
+	a.opts.Logger.Info("held actions decided", zap.String("actor", by.name), zap.String("decision", string(to)),
+		zap.String("incident", incident), zap.Int("changed", o.Changed), zap.Int("already", o.Already),
+		zap.Int("conflicts", len(o.Conflicts)), zap.Int("unknown", len(o.Unknown)),
+		zap.String("approval", by.approval), zap.String("approver", by.approver), zap.Bool("break_glass", by.breakGlass))
+	return api.DecideResponse{Outcome: api.Outcome(o)}, nil
+}
+
+// pendingOf lists the pending actions of an incident, answering the
+// request itself when it cannot.
+func (a *API) pendingOf(w http.ResponseWriter, r *http.Request, id string) ([]string, bool) {
+	ids, err := a.opts.Review.Pending(r.Context(), id)
+	switch {
+	case errors.Is(err, review.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return nil, false
+	case err != nil:
+		a.fail(w, r, "list the incident's pending actions", err)
+		return nil, false
+	}
+	return ids, true
 }
 
 func (a *API) decideIncident(to review.Status) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		reason, ok := body(a, w, r, parseIncidentDecision)
+		req, ok := body(a, w, r, parseIncidentDecision)
 		if !ok {
 			return
 		}
 		id := r.PathValue("id")
-		o, err := a.opts.Review.DecideIncident(r.Context(), review.Decision{To: to, Reviewer: principal(r).Name, Reason: reason, Incident: id})
-		a.decided(w, r, to, id, o, nil, err)
+		// The decision covers the actions pending now, by id: an approval
+		// request names exactly what it releases, and nothing held later
+		// joins it unseen.
+		ids, ok := a.pendingOf(w, r, id)
+		if !ok {
+			return
+		}
+		if len(ids) == 0 {
+			writeJSON(w, http.StatusOK, api.DecideResponse{Outcome: api.Outcome{Conflicts: []string{}, Unknown: []string{}}})
+			return
+		}
+		a.decideOrGate(w, r, to, id, ids, req.Reason, req.BreakGlass, nil)
 	}
 }
 
@@ -179,31 +251,17 @@ func (a *API) sample(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ids, o, err := a.opts.Review.Sample(r.Context(), req.N, review.Decision{Reviewer: principal(r).Name, Reason: req.Reason, Incident: id})
-	a.decided(w, r, review.Approved, id, o, ids, err)
-}
-
-// decided answers a decision; the index journaled it in the audit trail.
-func (a *API) decided(w http.ResponseWriter, r *http.Request, to review.Status, incident string, o review.Outcome, sampled []string, err error) {
-	switch {
-	case errors.Is(err, review.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-		return
-	case errors.Is(err, review.ErrNotReady):
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case err != nil:
-		a.fail(w, r, "record the decisions", err)
+	ids, ok := a.pendingOf(w, r, id)
+	if !ok {
 		return
 	}
-	who := principal(r)
-	if o.Changed > 0 {
-		a.opts.Release()
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	ids = ids[:min(req.N, len(ids))]
+	if len(ids) == 0 {
+		writeJSON(w, http.StatusOK, api.DecideResponse{Outcome: api.Outcome{Conflicts: []string{}, Unknown: []string{}}, Sampled: []string{}})
+		return
 	}
-	a.opts.Logger.Info("held actions decided", zap.String("actor", who.Name), zap.String("decision", string(to)),
-		zap.String("incident", incident), zap.Int("changed", o.Changed), zap.Int("already", o.Already),
-		zap.Int("conflicts", len(o.Conflicts)), zap.Int("unknown", len(o.Unknown)))
-	writeJSON(w, http.StatusOK, api.DecideResponse{Outcome: api.Outcome(o), Sampled: sampled})
+	a.decideOrGate(w, r, review.Approved, id, ids, req.Reason, req.BreakGlass, ids)
 }
 
 // heldItems are held actions on the wire.

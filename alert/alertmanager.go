@@ -85,6 +85,8 @@ func alertName(k Kind) string {
 		return "BreakwaterStoreUnreachable"
 	case KindConsumerLag:
 		return "BreakwaterConsumerLag"
+	case KindBreakGlass:
+		return "BreakwaterBreakGlass"
 	}
 	return "Breakwater"
 }

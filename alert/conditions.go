@@ -78,3 +78,15 @@ func ConsumerLag(lag, threshold int64, at time.Time) Event {
 		Figures:  Figures{Lag: lag, Threshold: float64(threshold)},
 	}
 }
+
+// BreakGlass returns the event of a person applying, without a second
+// person's approval, the request id: what it does (summary), who and why;
+// one per request.
+func BreakGlass(id, actor, reason, summary string, scope breaker.Scope, incident string, at time.Time) Event {
+	return Event{
+		ID: "break_glass/" + id, Kind: KindBreakGlass, Scope: scope, Incident: incident, Severity: SeverityCritical,
+		At: at, DedupKey: "breakwater/break_glass/" + id,
+		Summary: fmt.Sprintf("break-glass by %s without a second approval: %s; reason: %s", actor, summary, reason),
+		Figures: Figures{Actor: actor, Reason: reason},
+	}
+}

@@ -48,12 +48,15 @@ const (
 	KindStoreReachable Kind = "store_reachable"
 	// KindConsumerLag means the consumer lag passed its threshold.
 	KindConsumerLag Kind = "consumer_lag"
+	// KindBreakGlass means a person applied, alone, a change that needs a
+	// second person's approval.
+	KindBreakGlass Kind = "break_glass"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{
 	KindTripped, KindResolved, KindOverrideSet, KindOverrideExpiring,
-	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag,
+	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag, KindBreakGlass,
 }
 
 // Valid reports whether k is one of Kinds.

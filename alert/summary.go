@@ -51,6 +51,8 @@ func kindPlural(k Kind) string {
 		return "rate store recoveries"
 	case KindConsumerLag:
 		return "consumer lag alerts"
+	case KindBreakGlass:
+		return "changes applied without a second person"
 	}
 	return string(k)
 }

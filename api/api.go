@@ -35,6 +35,9 @@ type Settings struct {
 	ConfirmAbove int `json:"confirm_above"`
 	// HistoryStep is the width of one point of a breaker's history.
 	HistoryStep string `json:"history_step"`
+	// ReleaseAbove is the count of held actions above which approving them
+	// at once needs a second reviewer (approval.release_above).
+	ReleaseAbove int `json:"release_above"`
 }
 
 // Breaker is one breaker as the API shows it.
@@ -93,6 +96,10 @@ type OverrideRequest struct {
 	// For is how long the manual state lasts ("2h"); empty means until
 	// the next reset or override.
 	For string `json:"for,omitempty"`
+	// BreakGlass, when set, is why a change that needs a second person's
+	// approval cannot wait for one: it is applied at once, on-call is
+	// paged and the audit trail flags it.
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 // ResetRequest is the body of POST /v1/breakers/{scope}/reset.
@@ -156,6 +163,12 @@ type AuditEntry struct {
 	Incident string `json:"incident,omitempty"`
 	// Count is how many held actions a review decision covered.
 	Count int `json:"count,omitempty"`
+	// Approval names the approval request an entry belongs to, Approver
+	// is who approved what the entry records, and BreakGlass flags a
+	// change applied without a second person.
+	Approval   string `json:"approval,omitempty"`
+	Approver   string `json:"approver,omitempty"`
+	BreakGlass bool   `json:"break_glass,omitempty"`
 }
 
 // Audit is the answer of GET /v1/audit, newest first.
@@ -290,6 +303,9 @@ type DecideRequest struct {
 	IDs []string `json:"ids"`
 	// Reason is optional.
 	Reason string `json:"reason,omitempty"`
+	// BreakGlass, when set, is why a release that needs a second person's
+	// approval cannot wait for one (see OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 // IncidentDecisionRequest is the body of POST /v1/incidents/{id}/approve
@@ -297,6 +313,9 @@ type DecideRequest struct {
 type IncidentDecisionRequest struct {
 	// Reason is optional.
 	Reason string `json:"reason,omitempty"`
+	// BreakGlass, when set, is why a release that needs a second person's
+	// approval cannot wait for one (see OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 // SampleRequest is the body of POST /v1/incidents/{id}/sample.
@@ -305,6 +324,9 @@ type SampleRequest struct {
 	N int `json:"n"`
 	// Reason is optional.
 	Reason string `json:"reason,omitempty"`
+	// BreakGlass, when set, is why a release that needs a second person's
+	// approval cannot wait for one (see OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 // Outcome is what a decision call did.

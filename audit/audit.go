@@ -45,6 +45,17 @@ const (
 	KindReject = "reject"
 	// KindRelease is approved or rejected actions written to their topic.
 	KindRelease = "release"
+	// KindApprovalRequest is a change that needs a second person asked for.
+	KindApprovalRequest = "approval_request"
+	// KindApprovalEdit is a request's payload replaced; it voids approvals.
+	KindApprovalEdit = "approval_edit"
+	// KindApprovalApprove is a request approved by a second person.
+	KindApprovalApprove = "approval_approve"
+	// KindApprovalRefuse is a request refused, or withdrawn by its requester.
+	KindApprovalRefuse = "approval_refuse"
+	// KindBreakGlass is a change that needs a second person applied by
+	// its requester alone, with a reason; on-call is paged.
+	KindBreakGlass = "break_glass"
 )
 
 // Entry is one record of the audit trail.
@@ -71,6 +82,14 @@ type Entry struct {
 	// IDs are the action ids of a review decision or a release: the
 	// durable record the review index is rebuilt from.
 	IDs []string `json:"ids,omitempty"`
+	// Approval names the approval request an entry belongs to, Approver
+	// is who approved the change the entry records, and BreakGlass flags
+	// a change applied without a second person.
+	Approval   string `json:"approval,omitempty"`
+	Approver   string `json:"approver,omitempty"`
+	BreakGlass bool   `json:"break_glass,omitempty"`
+	// PayloadSHA256 is the hash of the payload an approval entry concerns.
+	PayloadSHA256 string `json:"payload_sha256,omitempty"`
 }
 
 // Query selects audit entries, newest first.

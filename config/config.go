@@ -32,6 +32,8 @@ type Config struct {
 	Demo Demo `yaml:"demo"`
 	// Admin configures the admin API: its tokens, roles and topics.
 	Admin Admin `yaml:"admin"`
+	// Approval configures two-person approval of what can do harm.
+	Approval Approval `yaml:"approval"`
 }
 
 // Kafka configures the consumer and the producers.

@@ -126,7 +126,8 @@ func Default() Config {
 			AlertWebhook:   true,
 			KafkaPort:      9092,
 		},
-		Admin: defaultAdmin(),
+		Admin:    defaultAdmin(),
+		Approval: defaultApproval(),
 	}
 }
 

@@ -77,6 +77,7 @@ func (c Config) Validate() error {
 	}
 	c.validateDemo(&p)
 	c.validateAdmin(&p)
+	c.validateApproval(&p)
 	return errors.Join(p...)
 }
 

@@ -43,17 +43,23 @@ func (e *APIError) Error() string {
 // do sends a request with an optional JSON body and decodes the answer into
 // out. The raw answer is returned for -o json.
 func (c *client) do(ctx context.Context, method, path string, body any, out any) (json.RawMessage, error) {
+	_, raw, err := c.send(ctx, method, path, body, out)
+	return raw, err
+}
+
+// send is do that also returns the status code of a successful answer.
+func (c *client) send(ctx context.Context, method, path string, body any, out any) (int, json.RawMessage, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
+		return 0, nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -62,12 +68,12 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, unwrapURL(err))
+		return 0, nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, unwrapURL(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
+		return 0, nil, fmt.Errorf("read the answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -82,14 +88,14 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 				e.Error = "no details"
 			}
 		}
-		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+		return 0, nil, &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return nil, fmt.Errorf("the answer of %s %s is not what the CLI expects (is --server a Breakwater daemon?): %w", method, path, err)
+			return 0, nil, fmt.Errorf("the answer of %s %s is not what the CLI expects (is --server a Breakwater daemon?): %w", method, path, err)
 		}
 	}
-	return json.RawMessage(data), nil
+	return resp.StatusCode, json.RawMessage(data), nil
 }
 
 // unwrapURL drops the *url.Error wrapper, which repeats the URL.

@@ -147,12 +147,13 @@ func printBreaker(w io.Writer, b api.Breaker) error {
 var overrideStates = map[string]string{"open": "forced_open", "close": "forced_closed", "shadow": "shadow"}
 
 func (g *globals) override(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const syn = "override open|close|shadow SCOPE --reason R [--for 2h]\n       breakwaterctl override reset SCOPE --reason R"
-	var reason string
+	const syn = "override open|close|shadow SCOPE --reason R [--for 2h] [--break-glass WHY]\n       breakwaterctl override reset SCOPE --reason R"
+	var reason, breakGlass string
 	var dur time.Duration
 	pos, err := g.command("override", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&reason, "reason", "", "why (required; recorded in the audit trail)")
 		fs.DurationVar(&dur, "for", 0, "how long a manual state lasts, e.g. 2h (default: until reset or another override)")
+		fs.StringVar(&breakGlass, "break-glass", "", "why closing or shadowing a breaker that holds cannot wait for a second operator: applies at once and pages on-call")
 	})
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 	var body any
 	switch state, ok := overrideStates[verb]; {
 	case ok:
-		req := api.OverrideRequest{State: stateOf(state), Reason: reason}
+		req := api.OverrideRequest{State: stateOf(state), Reason: reason, BreakGlass: breakGlass}
 		if dur < 0 {
 			fmt.Fprintf(stderr, "breakwaterctl override: --for must be positive, got %s\n", dur)
 			return errUsage
@@ -179,8 +180,8 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 		}
 		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/override", req
 	case verb == "reset":
-		if dur != 0 {
-			fmt.Fprintf(stderr, "breakwaterctl override reset: --for does not apply to a reset\n")
+		if dur != 0 || breakGlass != "" {
+			fmt.Fprintf(stderr, "breakwaterctl override reset: --for and --break-glass do not apply to a reset\n")
 			return errUsage
 		}
 		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/reset", api.ResetRequest{Reason: reason}
@@ -188,21 +189,22 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "breakwaterctl override: want open, close, shadow or reset, got %q\nUsage: breakwaterctl %s\n", verb, syn)
 		return errUsage
 	}
-	var resp api.ChangeResponse
-	raw, err := g.call(ctx, "POST", path, body, &resp)
-	if err != nil {
+	return g.change(ctx, path, body, stdout, func(raw json.RawMessage) error {
+		if g.output == "json" {
+			return printJSON(stdout, raw)
+		}
+		var resp api.ChangeResponse
+		if err := json.Unmarshal(raw, &resp); err != nil {
+			return fmt.Errorf("the answer is not a breaker change: %w", err)
+		}
+		until := ""
+		if !resp.Breaker.Until.IsZero() {
+			until = " until " + when(resp.Breaker.Until)
+		}
+		_, err := fmt.Fprintf(stdout, "%s: %s -> %s%s (generation %d, by %s)\n", resp.Breaker.Scope, resp.From.State,
+			resp.Breaker.State, until, resp.Breaker.Generation, resp.Breaker.Actor)
 		return err
-	}
-	if g.output == "json" {
-		return printJSON(stdout, raw)
-	}
-	until := ""
-	if !resp.Breaker.Until.IsZero() {
-		until = " until " + when(resp.Breaker.Until)
-	}
-	_, err = fmt.Fprintf(stdout, "%s: %s -> %s%s (generation %d, by %s)\n", resp.Breaker.Scope, resp.From.State,
-		resp.Breaker.State, until, resp.Breaker.Generation, resp.Breaker.Actor)
-	return err
+	})
 }
 
 func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -41,8 +41,10 @@ Commands:
   whoami                                  the name and role of your token
   breakers                                every breaker: state, generation, who set it, until when
   breaker show SCOPE                      one breaker with its thresholds and last counts
-  override open|close|shadow SCOPE --reason R [--for 2h]
-                                          set a manual state (forced_open, forced_closed, shadow)
+  override open|close|shadow SCOPE --reason R [--for 2h] [--break-glass WHY]
+                                          set a manual state (forced_open, forced_closed, shadow);
+                                          closing or shadowing a breaker that holds asks a second
+                                          operator to approve, unless --break-glass (pages on-call)
   override reset SCOPE --reason R         reset a breaker into probation
   audit [--scope S] [--actor A] [--kind K] [--since 1h] [--until T] [--limit N]
                                           the audit trail, newest first
@@ -53,6 +55,11 @@ Commands:
   held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
                                           approve (release to gated) or reject (to the rejected topic)
   held sample --incident ID -n N          approve N pending actions of an incident at random
+                                          (approving more than approval.release_above at once asks a
+                                          second reviewer, unless --break-glass WHY)
+  approvals [list] [--status S]           requests that need a second person's approval
+  approvals show|approve ID               one request; approve it (not your own)
+  approvals refuse ID --reason R          refuse a request, or withdraw your own
 
 Global flags (accepted anywhere):
   --server URL   the API, e.g. http://breakwater:8080 (default $BREAKWATER_SERVER)
@@ -112,6 +119,8 @@ func Run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) 
 		err = g.incidents(ctx, rest, stdout, stderr)
 	case "held":
 		err = g.held(ctx, rest, stdout, stderr)
+	case "approvals":
+		err = g.approvals(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

@@ -92,9 +92,11 @@ func TestCLI(t *testing.T) {
 		{"viewer may not override", viewer, []string{"override", "open", scope, "--reason", "x"}, 1, "", "403 Forbidden"},
 		{"override open", op, []string{"override", "open", scope, "--reason", "bad model", "--for", "2h"}, 0, "rule:rule-a: closed -> forced_open until", ""},
 		{"shows the override", viewer, []string{"breaker", "show", scope}, 0, "set by:           test-operator", ""},
-		{"override shadow", op, []string{"override", "shadow", scope, "--reason", "watch it"}, 0, "forced_open -> shadow", ""},
-		{"override close", op, []string{"override", "close", scope, "--reason", "false alarm"}, 0, "shadow -> forced_closed", ""},
-		{"reset", op, []string{"override", "reset", scope, "--reason", "all clear"}, 0, "forced_closed -> probation", ""},
+		{"override shadow asks", op, []string{"override", "shadow", scope, "--reason", "watch it"}, 0, "approval requested:", ""},
+		{"break-glass needs a receiver", op, []string{"override", "close", scope, "--reason", "x", "--break-glass", "now"}, 1, "", "no alert receiver"},
+		{"pending approvals", viewer, []string{"approvals", "--status", "pending"}, 0, "set breaker rule:rule-a to shadow while it holds", ""},
+		{"override close asks", op, []string{"override", "close", scope, "--reason", "false alarm"}, 0, "breakwaterctl approvals approve", ""},
+		{"reset", op, []string{"override", "reset", scope, "--reason", "all clear"}, 0, "forced_open -> probation", ""},
 		{"audit", viewer, []string{"audit", "--scope", scope}, 0, "test-operator  reset", ""},
 		{"audit limit", viewer, []string{"audit", "--limit", "1"}, 0, "all clear", ""},
 		{"audit by kind", viewer, []string{"audit", "--kind", "reset", "--actor", "test-operator"}, 0, "all clear", ""},
@@ -107,7 +109,7 @@ func TestCLI(t *testing.T) {
 		{"bad verb", op, []string{"override", "explode", scope, "--reason", "x"}, 2, "", "want open, close, shadow or reset"},
 		{"bad scope", op, []string{"override", "open", "nope", "--reason", "x"}, 1, "", "unknown scope"},
 		{"bad for", op, []string{"override", "open", scope, "--reason", "x", "--for", "soon"}, 2, "", "invalid value \"soon\""},
-		{"for on reset", op, []string{"override", "reset", scope, "--reason", "x", "--for", "1h"}, 2, "", "--for does not apply"},
+		{"for on reset", op, []string{"override", "reset", scope, "--reason", "x", "--for", "1h"}, 2, "", "--for and --break-glass do not apply"},
 		{"bad output", viewer, []string{"breakers", "-o", "yaml"}, 2, "", "-o must be table or json"},
 		{"unknown command", op, []string{"explode"}, 2, "", "unknown command \"explode\""},
 		{"no command", op, nil, 2, "", "Usage:"},
@@ -145,6 +147,31 @@ func TestCLI(t *testing.T) {
 		t.Errorf("audit -o json = exit %d %s: %v; want the 4 changes", r.code, r.stdout, err)
 	}
 
+	// The close request: not by its requester, nor a viewer; a second
+	// operator (here an admin) approves it, which applies it.
+	r = viewer.run(t, "approvals", "-o", "json", "--status", "pending")
+	var pend api.Approvals
+	if err := json.Unmarshal([]byte(r.stdout), &pend); err != nil || len(pend.Approvals) != 2 {
+		t.Fatalf("approvals -o json = exit %d %s: %v; want the 2 pending requests", r.code, r.stdout, err)
+	}
+	var closeID, shadowID string
+	for _, a := range pend.Approvals {
+		if strings.Contains(a.Summary, "forced_closed") {
+			closeID = a.ID
+		} else {
+			shadowID = a.ID
+		}
+	}
+	admin := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleAdmin]}}
+	op.run(t, "approvals", "approve", closeID).want(t, nil, 1, "", "different person")
+	viewer.run(t, "approvals", "approve", closeID).want(t, nil, 1, "", "403 Forbidden")
+	admin.run(t, "approvals", "approve", closeID).want(t, nil, 0, "applied", "")
+	viewer.run(t, "breaker", "show", scope).want(t, nil, 0, "forced_closed", "")
+	admin.run(t, "approvals", "refuse", shadowID).want(t, nil, 2, "", "--reason is required")
+	admin.run(t, "approvals", "refuse", shadowID, "--reason", "not needed").want(t, nil, 0, "refused", "")
+	admin.run(t, "approvals", "approve", shadowID).want(t, nil, 1, "", "409 Conflict")
+	viewer.run(t, "approvals", "show", closeID).want(t, nil, 0, "decided by:", "")
+
 	// --help works on every command, exit 0, on stdout.
 	for _, args := range [][]string{
 		{"--help"},
@@ -155,6 +182,7 @@ func TestCLI(t *testing.T) {
 		{"override", "--help"},
 		{"override", "open", "-h"},
 		{"audit", "--help"},
+		{"approvals", "--help"},
 	} {
 		r := bare.run(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {

@@ -3,6 +3,7 @@ package ctl
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -100,12 +101,12 @@ func printIncidents(w io.Writer, incs []api.Incident) error {
 }
 
 const heldSynopsis = `held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
-       breakwaterctl held approve|reject ID... | --incident ID [--wait] | --ids-from FILE [--reason R]
-       breakwaterctl held sample --incident ID -n N [--reason R]`
+       breakwaterctl held approve|reject ID... | --incident ID [--wait] | --ids-from FILE [--reason R] [--break-glass WHY]
+       breakwaterctl held sample --incident ID -n N [--reason R] [--break-glass WHY]`
 
 func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f heldFilter
-	var cursor, reason, idsFrom string
+	var cursor, reason, idsFrom, breakGlass string
 	var limitN, n int
 	var wait bool
 	pos, err := g.command("held", heldSynopsis, args, stdout, stderr, func(fs *flag.FlagSet) {
@@ -120,6 +121,7 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 		fs.StringVar(&reason, "reason", "", "approve, reject, sample: why (recorded in the audit trail)")
 		fs.StringVar(&idsFrom, "ids-from", "", "approve, reject: read action ids from this file, one a line (- for stdin)")
 		fs.IntVar(&n, "n", 0, "sample: how many pending actions to approve at random")
+		fs.StringVar(&breakGlass, "break-glass", "", "approve, sample: why a release above approval.release_above cannot wait for a second reviewer: applies at once and pages on-call")
 	})
 	if err != nil {
 		return err
@@ -143,12 +145,9 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 			fmt.Fprintf(stderr, "breakwaterctl held sample: --incident and -n (at least 1) are required\n")
 			return errUsage
 		}
-		var resp api.DecideResponse
-		raw, err := g.call(ctx, "POST", "/v1/incidents/"+url.PathEscape(f.Incident)+"/sample", api.SampleRequest{N: n, Reason: reason}, &resp)
-		if err != nil {
-			return err
-		}
-		return g.printDecision(stdout, "approved", raw, resp)
+		return g.change(ctx, "/v1/incidents/"+url.PathEscape(f.Incident)+"/sample", api.SampleRequest{N: n, Reason: reason, BreakGlass: breakGlass}, stdout, func(raw json.RawMessage) error {
+			return g.printDecision(stdout, "approved", raw)
+		})
 	case "approve", "reject":
 		ids := rest
 		if idsFrom != "" {
@@ -164,26 +163,26 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 		case f.Incident != "" && len(ids) > 0:
 			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids or --incident, not both\n", verb)
 			return errUsage
+		case verb == "reject" && breakGlass != "":
+			fmt.Fprintf(stderr, "breakwaterctl held reject: rejecting never needs a second person; drop --break-glass\n")
+			return errUsage
 		case f.Incident != "":
-			path, body = "/v1/incidents/"+url.PathEscape(f.Incident)+"/"+verb, api.IncidentDecisionRequest{Reason: reason}
+			path, body = "/v1/incidents/"+url.PathEscape(f.Incident)+"/"+verb, api.IncidentDecisionRequest{Reason: reason, BreakGlass: breakGlass}
 		case len(ids) > 0:
-			path, body = "/v1/held/"+verb, api.DecideRequest{IDs: ids, Reason: reason}
+			path, body = "/v1/held/"+verb, api.DecideRequest{IDs: ids, Reason: reason, BreakGlass: breakGlass}
 		default:
 			fmt.Fprintf(stderr, "breakwaterctl held %s: give action ids, --ids-from FILE or --incident ID\n", verb)
 			return errUsage
 		}
-		var resp api.DecideResponse
-		raw, err := g.call(ctx, "POST", path, body, &resp)
-		if err != nil {
-			return err
-		}
-		if err := g.printDecision(stdout, strings.TrimSuffix(verb, "e")+"ed", raw, resp); err != nil {
-			return err
-		}
-		if wait && f.Incident != "" {
-			return g.waitReleased(ctx, f.Incident, stderr)
-		}
-		return nil
+		return g.change(ctx, path, body, stdout, func(raw json.RawMessage) error {
+			if err := g.printDecision(stdout, strings.TrimSuffix(verb, "e")+"ed", raw); err != nil {
+				return err
+			}
+			if wait && f.Incident != "" {
+				return g.waitReleased(ctx, f.Incident, stderr)
+			}
+			return nil
+		})
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample, got %q\nUsage: breakwaterctl %s\n", verb, heldSynopsis)
 		return errUsage
@@ -224,9 +223,13 @@ func (g *globals) heldList(ctx context.Context, f heldFilter, cursor string, lim
 	return nil
 }
 
-func (g *globals) printDecision(w io.Writer, verb string, raw []byte, r api.DecideResponse) error {
+func (g *globals) printDecision(w io.Writer, verb string, raw []byte) error {
 	if g.output == "json" {
 		return printJSON(w, raw)
+	}
+	var r api.DecideResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("the answer is not a decision: %w", err)
 	}
 	fmt.Fprintf(w, "%s %d, already %s %d", verb, r.Changed, verb, r.Already)
 	if len(r.Conflicts) > 0 {

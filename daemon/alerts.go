@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/admin"
 	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -197,6 +198,26 @@ func (a *alerting) raiseQuiet(ctx context.Context, evs ...alert.Event) {
 // alertSink returns a as a sink of transitions, or nil (not a nil pointer
 // in an interface) when alerting is off.
 func alertSink(a *alerting) consumer.AlertSink {
+	if a == nil {
+		return nil
+	}
+	return a
+}
+
+// Page raises one event in the outbox, for a person's action that on-call
+// must hear of (a break-glass change); its error is the caller's to answer.
+func (a *alerting) Page(ctx context.Context, e alert.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := a.outbox.Raise(ctx, e); err != nil {
+		a.metrics.OutboxErrors.Inc()
+		return fmt.Errorf("raise the %s alert: %w", e.Kind, err)
+	}
+	return nil
+}
+
+// pager returns a as the admin API's pager, or nil when alerting is off.
+func pager(a *alerting) admin.Pager {
 	if a == nil {
 		return nil
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/approval"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/check"
 	"github.com/breakwater/breakwater/config"
@@ -293,9 +294,14 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	approvals, err := approval.NewStore(rc, cfg.Redis.KeyPrefix, cfg.Approval.Retention)
+	if err != nil {
+		return nil, err
+	}
 	api, err := admin.New(admin.Options{
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
 		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
+		Approvals: approvals, Pager: pager(d.alerts),
 	})
 	if err != nil {
 		return nil, err

@@ -132,14 +132,26 @@ func TestRedisClusterTwoReplicas(t *testing.T) { twoReplicasShareCounts(t, clust
 // reviewerToken is the admin token of the review tests.
 const reviewerToken = "e2e-operator-token-0123456789"
 
-// adminYAML is an admin section with reviewerToken as an operator.
+// approverToken is the second person of the review tests, a reviewer.
+const approverToken = "e2e-approver-token-0123456789"
+
+// adminYAML is an admin section with reviewerToken as an operator and
+// approverToken as a second reviewer.
 func adminYAML() string {
 	h := sha256.Sum256([]byte(reviewerToken))
-	return fmt.Sprintf("admin:\n  tokens:\n    - {name: e2e-operator, role: operator, token_sha256: %s}\n", hex.EncodeToString(h[:]))
+	h2 := sha256.Sum256([]byte(approverToken))
+	return fmt.Sprintf("admin:\n  tokens:\n    - {name: e2e-operator, role: operator, token_sha256: %s}\n    - {name: e2e-approver, role: reviewer, token_sha256: %s}\n",
+		hex.EncodeToString(h[:]), hex.EncodeToString(h2[:]))
 }
 
-// api calls the admin API of r and decodes the answer into out.
+// api calls the admin API of r as reviewerToken and decodes the answer into out.
 func api(t *testing.T, r *replica, method, path, body string, out any) int {
+	t.Helper()
+	return apiAs(t, r, reviewerToken, method, path, body, out)
+}
+
+// apiAs calls the admin API of r with token and decodes the answer into out.
+func apiAs(t *testing.T, r *replica, token, method, path, body string, out any) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -151,7 +163,7 @@ func api(t *testing.T, r *replica, method, path, body string, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+reviewerToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -215,8 +227,19 @@ func reviewFlow(t *testing.T, b *bed) {
 		got = review.Incident{}
 		return api(t, ra, "GET", "/v1/incidents/"+url.PathEscape(inc), "", &got) == http.StatusOK && got.Held == int64(heldOnTopic) && heldOnTopic > 0
 	})
-	if code := api(t, rb, "POST", "/v1/incidents/"+url.PathEscape(inc)+"/approve", `{"reason":"checked on the cluster"}`, nil); code >= 300 {
-		t.Fatalf("approve %s: status %d", inc, code)
+	// Thousands of held actions: approving them all needs a second
+	// reviewer, who approves the request on the other replica.
+	var req struct {
+		ID     string `json:"id"`
+		Sum    string `json:"payload_sha256"`
+		Count  int    `json:"count"`
+		Status string `json:"status"`
+	}
+	if code := api(t, rb, "POST", "/v1/incidents/"+url.PathEscape(inc)+"/approve", `{"reason":"checked on the cluster"}`, &req); code != http.StatusAccepted || req.Count != heldOnTopic {
+		t.Fatalf("approve %s: status %d %+v; want 202 and a request for the %d held", inc, code, req, heldOnTopic)
+	}
+	if code := apiAs(t, ra, approverToken, "POST", "/v1/approvals/"+req.ID+"/approve", `{"payload_sha256":"`+req.Sum+`"}`, &req); code != http.StatusOK || req.Status != "applied" {
+		t.Fatalf("approve the request %s: status %d %+v", req.ID, code, req)
 	}
 	waitFor(t, 180*time.Second, func() string { return fmt.Sprintf("incident %s released (got %+v)", inc, got) }, alive, func() bool {
 		got = review.Incident{}

@@ -150,6 +150,12 @@ type Decision struct {
 	Reason string
 	// Incident, if set, names the incident the decision was made on.
 	Incident string
+	// Approval, Approver and BreakGlass, if set, name the approval request
+	// the decision applies, who approved it, or that it was applied
+	// without a second person; the journal records them.
+	Approval   string
+	Approver   string
+	BreakGlass bool
 }
 
 // journalChunk bounds the ids of one journal entry, so that it stays far
@@ -183,7 +189,7 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 		chunk := ids[start:min(start+journalChunk, len(ids))]
 		entries = append(entries, audit.Entry{
 			At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
-			Count: len(chunk), IDs: chunk,
+			Count: len(chunk), IDs: chunk, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
 		})
 	}
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {

@@ -101,6 +101,14 @@ func (k Keys) ReleaseLock() string { return k.tag + ":rel:lock" }
 // ReleaseInflight records the batch being released.
 func (k Keys) ReleaseInflight() string { return k.tag + ":rel:inflight" }
 
+// Two-person approval.
+
+// Approval is the JSON record of one approval request.
+func (k Keys) Approval(id string) string { return k.tag + ":approval:" + id }
+
+// Approvals orders the approval requests by when they were made.
+func (k Keys) Approvals() string { return k.tag + ":approvals" }
+
 // The alert outbox.
 
 // AlertPrefix starts every key of the alert outbox.

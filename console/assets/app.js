@@ -1,6 +1,6 @@
 // The Breakwater console: a small single-page app over the admin API.
 // Routes live in the fragment (#/, #/breaker/<scope>, #/incidents,
-// #/incident/<id>, #/audit). The bearer token stays in this tab's
+// #/incident/<id>, #/approvals, #/audit). The bearer token stays in this tab's
 // sessionStorage and is sent as the Authorization header; nothing is loaded
 // from anywhere but the daemon that served the page.
 "use strict";
@@ -151,7 +151,11 @@ async function call(method, path, body, asText) {
     throw new APIError(resp.status, msg);
   }
   app.lastOK = Date.now();
-  return asText ? text : JSON.parse(text);
+  if (asText) return text;
+  const data = JSON.parse(text);
+  // 202: the change needs a second person; the answer is the approval request.
+  if (resp.status === 202) data.approvalRequested = true;
+  return data;
 }
 
 const get = (p) => call("GET", p);
@@ -181,6 +185,19 @@ function renderShell() {
     const n = a.dataset.nav;
     a.classList.toggle("on", n === page || (n === "board" && page === "breaker") || (n === "incidents" && page === "incident"));
   }
+}
+
+// requested tells a person that the change they asked for waits for a
+// second person's approval.
+function requested(r) {
+  showNote(`Needs a second person (${r.role} or above): approval request ${r.id} is pending until ${when(r.expires_at)}. ${r.summary}. It is listed under Approvals.`);
+}
+
+// breakGlassField is the optional break-glass reason of a change that may
+// need a second person.
+function breakGlassField() {
+  const input = el("input", { id: "break-glass", maxlength: 1000, placeholder: "only if this cannot wait for a second person" });
+  return { input, nodes: [el("label", { for: "break-glass", text: "Break glass (optional): applies at once without approval, pages on-call, flagged in the audit trail" }), input] };
 }
 
 function tickLive() {
@@ -225,6 +242,7 @@ async function route() {
     case "incidents": return renderIncidents(main);
     case "incident": return renderIncident(main, arg);
     case "audit": return renderAudit(main);
+    case "approvals": return renderApprovals(main);
     default: main.append(el("p", { text: "No such page. " }, el("a", { href: "#/", text: "Back to the breakers" })));
   }
 }
@@ -454,11 +472,16 @@ function control(b, kind) {
     ...["15m", "1h", "2h", "6h", "24h", "168h"].map((v) => el("option", { value: v, text: "for " + v })));
   const msg = el("p", { class: "err" });
   const ok = el("button", { class: c.cls, type: "submit", id: "confirm", text: `${c.verb} ${b.scope}` });
+  // Loosening a breaker that holds needs a second operator.
+  const gated = b.holds && (kind === "forced_closed" || kind === "shadow");
+  const glass = gated ? breakGlassField() : null;
   const form = el("form", { method: "dialog" },
     el("h2", { text: `${c.verb} ${b.scope}?` }),
     el("p", { text: `This will ${c.what} ${b.scope} on every replica at its next batch. It is now ${b.state.replace("_", " ")}.` }),
+    gated ? el("p", { class: "muted", text: "It holds now, so this asks a second operator to approve the exact request before it applies." }) : null,
     el("label", { for: "reason", text: "Reason (required)" }), reason,
     expiry ? [el("label", { for: "expiry", text: "Expiry (optional)" }), expiry] : null,
+    glass ? glass.nodes : null,
     msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
   form.addEventListener("submit", async (ev) => {
@@ -469,8 +492,10 @@ function control(b, kind) {
       const path = "/v1/breakers/" + enc(b.scope) + (kind === "reset" ? "/reset" : "/override");
       const body = kind === "reset" ? { reason: reason.value } : { state: kind, reason: reason.value };
       if (expiry && expiry.value) body.for = expiry.value;
+      if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
       const r = await post(path, body);
       d.close();
+      if (r.approvalRequested) return requested(r);
       showNote(`${b.scope}: ${r.from.state} → ${r.breaker.state} (generation ${r.breaker.generation}).`);
     } catch (e) {
       msg.textContent = e.message;
@@ -589,6 +614,8 @@ function decideAll(inc, verb, release) {
   const typed = inc.pending > app.settings.confirm_above;
   const confirmInput = typed ? el("input", { id: "typed", autocomplete: "off", placeholder: inc.id }) : null;
   const reason = el("input", { id: "bulk-reason", placeholder: "optional reason" });
+  const gated = verb === "approve" && app.settings.release_above !== undefined && inc.pending > app.settings.release_above;
+  const glass = gated ? breakGlassField() : null;
   const msg = el("p", { class: "err" });
   const ok = el("button", { class: verb === "approve" ? "primary" : "danger", type: "submit", id: "confirm",
     text: `${verb === "approve" ? "Approve" : "Reject"} ${num(inc.pending, 0)} actions of ${inc.id}` });
@@ -598,7 +625,9 @@ function decideAll(inc, verb, release) {
       ? `${num(inc.pending, 0)} held actions will be released to enforcement (the gated topic), in their original per-key order.`
       : `${num(inc.pending, 0)} held actions will never be enforced; they go to the rejected topic for the classifier team.` }),
     typed ? [el("label", { for: "typed", text: `More than ${app.settings.confirm_above} actions: type the incident id ${inc.id} to confirm` }), confirmInput] : null,
-    el("label", { for: "bulk-reason", text: "Reason" }), reason, msg,
+    el("label", { for: "bulk-reason", text: "Reason" }), reason,
+    gated ? [el("p", { class: "muted", text: `More than ${app.settings.release_above} actions: this asks a second reviewer to approve the exact list before it is released.` }), glass.nodes] : null,
+    msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -606,8 +635,10 @@ function decideAll(inc, verb, release) {
     ok.disabled = true;
     try {
       const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
+      if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
       const r = await post("/v1/incidents/" + enc(inc.id) + "/" + verb, body);
       d.close();
+      if (r.approvalRequested) return requested(r);
       showNote(`${r.changed} actions ${verb === "approve" ? "approved" : "rejected"}; releasing…`);
       release.hidden = false;
     } catch (e) {
@@ -683,6 +714,103 @@ async function reviewSample(id, box) {
   card.focus();
 }
 
+// ---- approvals -------------------------------------------------------------
+
+function renderApprovals(main) {
+  const only = el("select", { id: "f-status", "aria-label": "status" },
+    ...[["pending", "pending"], ["", "every status"], ["applied", "applied"], ["refused", "refused"], ["expired", "expired"], ["break_glass", "break-glass"]]
+      .map(([v, t]) => el("option", { value: v, text: t })));
+  const tbody = el("tbody");
+  add(main, el("h1", { text: "Approvals" }),
+    el("p", { class: "muted", text: "What can do harm waits here for a second person: forcing a breaker that holds closed or into shadow (an operator approves), releasing many held actions at once (a second reviewer approves). An approval names the exact request; an edit voids it." }),
+    el("div", { class: "tools" }, only),
+    el("table", { id: "approvals" }, el("thead", {}, el("tr", {},
+      el("th", { text: "Requested" }), el("th", { text: "By" }), el("th", { text: "What" }), el("th", { text: "Needs" }),
+      el("th", { text: "Status" }), el("th", { text: "Expires" }), el("th", { text: "" }))), tbody));
+  const load = async () => {
+    const q = new URLSearchParams({ limit: "200" });
+    if (only.value) q.set("status", only.value);
+    const r = await get("/v1/approvals?" + q);
+    tbody.replaceChildren(...r.approvals.map((a) => {
+      const mine = a.requester === app.me.name;
+      const open = a.status === "pending";
+      return el("tr", { "data-approval": a.id, "data-status": a.status },
+        el("td", { class: "small", text: when(a.requested_at) }), el("td", { text: a.requester }),
+        el("td", { text: a.summary }), el("td", { text: a.role }),
+        el("td", {}, el("span", { class: "decision-" + a.status, text: a.status.replace("_", "-") }),
+          a.decided_by ? ` by ${a.decided_by}` : "", a.reason ? `: ${a.reason}` : "", a.error ? [" ", el("span", { class: "err", text: a.error })] : ""),
+        el("td", { class: "small", text: open ? when(a.expires_at) : "" }),
+        el("td", {}, open && !mine && may(a.role) ? el("button", { class: "primary", type: "button", text: "Review", "data-act": "review", onclick: () => reviewApproval(a.id, load) }) : "",
+          open && (mine || may(a.role)) ? el("button", { type: "button", text: mine ? "Withdraw" : "Refuse", "data-act": "refuse", onclick: () => refuseApproval(a, load) }) : ""));
+    }));
+    if (!r.approvals.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No requests match." })));
+  };
+  only.addEventListener("change", () => load().catch(showError));
+  every(POLL_MS, load);
+}
+
+// reviewApproval shows a request with its exact payload; approving names
+// the hash of what is shown.
+async function reviewApproval(id, reload) {
+  const a = await get("/v1/approvals/" + enc(id));
+  const d = document.getElementById("dialog");
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: "primary", type: "submit", id: "confirm", text: "Approve and apply" });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: `Approve ${a.requester}'s request?` }),
+    el("p", { text: a.summary }),
+    el("dl", { class: "kv" },
+      ...[["operation", a.operation], ["target", a.target || "–"], ["requested", when(a.requested_at)], ["expires", when(a.expires_at)],
+        ["payload sha256", a.payload_sha256]].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+    el("pre", { class: "small", id: "approval-payload", text: JSON.stringify(a.payload, null, 2).slice(0, 4000) }),
+    msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    ok.disabled = true;
+    try {
+      const r = await post("/v1/approvals/" + enc(a.id) + "/approve", { payload_sha256: a.payload_sha256 });
+      d.close();
+      showNote(`Approved and applied: ${r.summary}.`);
+      reload().catch(showError);
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  ok.focus();
+}
+
+function refuseApproval(a, reload) {
+  const d = document.getElementById("dialog");
+  const reason = el("textarea", { id: "refuse-reason", rows: 2, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: "danger", type: "submit", id: "confirm", text: "Refuse" });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: `Refuse: ${a.summary}?` }),
+    el("label", { for: "refuse-reason", text: "Reason (required)" }), reason, msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
+    ok.disabled = true;
+    try {
+      await post("/v1/approvals/" + enc(a.id) + "/refuse", { reason: reason.value.trim() });
+      d.close();
+      showNote(`Refused: ${a.summary}.`);
+      reload().catch(showError);
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  reason.focus();
+}
+
 // ---- audit -----------------------------------------------------------------
 
 function renderAudit(main) {
@@ -690,7 +818,8 @@ function renderAudit(main) {
     scope: el("input", { id: "f-scope", placeholder: "scope", "aria-label": "scope" }),
     actor: el("input", { id: "f-actor", placeholder: "actor", "aria-label": "actor" }),
     kind: el("select", { id: "f-kind", "aria-label": "kind" }, el("option", { value: "", text: "every kind" }),
-      ...["transition", "override", "reset", "approve", "reject", "release"].map((k) => el("option", { value: k, text: k }))),
+      ...["transition", "override", "reset", "approve", "reject", "release", "approval_request", "approval_edit", "approval_approve", "approval_refuse", "break_glass"]
+        .map((k) => el("option", { value: k, text: k }))),
     since: el("select", { id: "f-since", "aria-label": "since" }, ...[["1h", "last hour"], ["24h", "last day"], ["168h", "last week"], ["", "all kept"]]
       .map(([v, t]) => el("option", { value: v, text: t }))),
     until: el("input", { id: "f-until", type: "datetime-local", "aria-label": "until" }),
@@ -714,7 +843,8 @@ function renderAudit(main) {
       el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
       el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? [" ", el("a", { href: "#/incident/" + enc(e.incident), text: e.incident })] : ""),
       el("td", {}, e.to ? [e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state)] : (e.count ? `${num(e.count, 0)} actions` : "")),
-      el("td", { text: e.reason || "" }))));
+      el("td", {}, e.break_glass ? [el("b", { class: "err", text: "BREAK-GLASS" }), " "] : "", e.reason || "",
+        e.approver ? ` (approved by ${e.approver})` : "", e.approval ? [" ", el("a", { href: "#/approvals", text: "request " + e.approval })] : ""))));
     if (!r.entries.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No entries match." })));
   };
   for (const x of Object.values(f)) x.addEventListener("change", () => load().catch(showError));
