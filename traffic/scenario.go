@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,13 +30,21 @@ const (
 	NewRule IncidentKind = "new_rule"
 	// Malformed makes a share Factor of the lines undecodable.
 	Malformed IncidentKind = "malformed"
+	// Release puts a new model version (Version) on the rules concerned:
+	// every action of theirs comes from it, at Factor times their rate,
+	// and every one is the incident's (none was made by the version
+	// vetted before), until the incident ends and the old version is back.
+	Release IncidentKind = "release"
 )
 
 // Incident is one injected anomaly.
 type Incident struct {
 	Kind IncidentKind
-	// Rule is the index of the rule concerned (Spike, Ramp).
+	// Rule is the index of the rule concerned (Spike, Ramp, Release).
 	Rule int
+	// Rules, when not empty, are the indexes of the rules concerned
+	// instead of Rule: several rules at once.
+	Rules []int
 	// At is when, after the start, the incident begins, and For how long it lasts.
 	At  time.Duration
 	For time.Duration
@@ -50,10 +59,67 @@ type Incident struct {
 	// Exponential makes a Ramp grow by the same ratio every hour (to
 	// Factor times at the end) instead of linearly.
 	Exponential bool
+	// Rise, when positive, makes a Spike or Broad incident climb linearly
+	// from its rules' normal rate to Factor times it over Rise, then stay
+	// there until the incident ends (a slow ramp, then a plateau).
+	Rise time.Duration
+	// Region, when set, confines a Spike to one region (one segment of its
+	// rule): the rule's actions in that region are Factor times as many,
+	// and every action the incident adds is in that region.
+	Region string
+	// Version is the model version a Release introduces.
+	Version string
 }
 
 func (in Incident) active(elapsed time.Duration) bool {
 	return elapsed >= in.At && elapsed < in.At+in.For
+}
+
+// concerns reports whether the incident acts on rule r.
+func (in Incident) concerns(r int) bool {
+	switch in.Kind {
+	case Broad:
+		return true
+	case Spike, Ramp, Release:
+		if len(in.Rules) > 0 {
+			return slices.Contains(in.Rules, r)
+		}
+		return in.Rule == r
+	}
+	return false
+}
+
+// multiplier returns what the incident multiplies the rate of a rule it
+// concerns by, elapsed after the start.
+func (in Incident) multiplier(elapsed time.Duration) float64 {
+	into := float64(elapsed - in.At)
+	switch {
+	case in.Kind == Ramp && in.Exponential:
+		return math.Pow(in.Factor, into/float64(in.For))
+	case in.Kind == Ramp:
+		return 1 + (in.Factor-1)*into/float64(in.For)
+	case in.Rise > 0 && (in.Kind == Spike || in.Kind == Broad):
+		m := 1 + (in.Factor-1)*min(1, into/float64(in.Rise))
+		if in.Region != "" {
+			return 1 + (m-1)/float64(len(regions))
+		}
+		return m
+	case in.Region != "" && in.Kind == Spike:
+		return 1 + (in.Factor-1)/float64(len(regions))
+	}
+	return in.Factor
+}
+
+// Concerned returns the indexes of the rules the incident acts on among
+// rules rules, in increasing order.
+func (in Incident) Concerned(rules int) []int {
+	var out []int
+	for r := range rules {
+		if in.concerns(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 var incidentDefaults = map[IncidentKind]Incident{
@@ -62,6 +128,20 @@ var incidentDefaults = map[IncidentKind]Incident{
 	Ramp:      {Kind: Ramp, Rule: 1, At: time.Hour, For: 2 * time.Hour, Factor: 8},
 	NewRule:   {Kind: NewRule, At: time.Hour, For: 30 * time.Minute, Factor: 4},
 	Malformed: {Kind: Malformed, At: time.Hour, For: 10 * time.Minute, Factor: 0.05},
+	Release:   {Kind: Release, Rule: 1, At: time.Hour, For: time.Hour, Factor: 2, Version: "2025.06.0"},
+}
+
+// Regions are the regions the simulated actions come from.
+func Regions() []string { return slices.Clone(regions) }
+
+// maxRules bounds the rules= list of a parsed incident.
+const maxRules = 1000
+
+// token reports whether v can be written into an event as it is: not
+// empty, at most 128 bytes, without spaces, quotes, backslashes or control
+// characters.
+func token(v string) bool {
+	return v != "" && len(v) <= 128 && !strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f })
 }
 
 // ParseIncident parses an incident written as KIND[:key=value,...], for
@@ -71,7 +151,7 @@ func ParseIncident(s string) (Incident, error) {
 	kind, args, _ := strings.Cut(strings.TrimSpace(s), ":")
 	in, ok := incidentDefaults[IncidentKind(kind)]
 	if !ok {
-		return Incident{}, fmt.Errorf("incident %q: unknown kind %q (want spike, broad, ramp, new_rule or malformed)", s, kind)
+		return Incident{}, fmt.Errorf("incident %q: unknown kind %q (want spike, broad, ramp, new_rule, malformed or release)", s, kind)
 	}
 	if args == "" {
 		return in, nil
@@ -98,10 +178,27 @@ func ParseIncident(s string) (Incident, error) {
 			if err == nil && in.For <= 0 {
 				err = errors.New("must be positive")
 			}
+		case "rules":
+			in.Rules, err = parseRules(v)
 		case "action":
 			in.Action = v
-			if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+			if !token(v) {
 				err = errors.New("must be a non-empty action type without spaces, quotes or control characters")
+			}
+		case "version":
+			in.Version = v
+			if !token(v) {
+				err = errors.New("must be a non-empty model version without spaces, quotes or control characters")
+			}
+		case "region":
+			in.Region = v
+			if !slices.Contains(regions, v) {
+				err = fmt.Errorf("must be one of %s", strings.Join(regions, ", "))
+			}
+		case "rise":
+			in.Rise, err = time.ParseDuration(v)
+			if err == nil && in.Rise < 0 {
+				err = errors.New("must not be negative")
 			}
 		case "rate":
 			in.Rate, err = strconv.ParseFloat(v, 64)
@@ -126,13 +223,35 @@ func ParseIncident(s string) (Incident, error) {
 				err = errors.New("is a share of the lines for malformed: at most 1")
 			}
 		default:
-			err = errors.New("unknown key (want rule, at, for, factor, action, rate or curve)")
+			err = errors.New("unknown key (want rule, rules, at, for, factor, action, rate, curve, rise, region or version)")
 		}
 		if err != nil {
 			return Incident{}, fmt.Errorf("incident %q: %s: %w", s, k, err)
 		}
 	}
+	if in.Kind == Release && in.Version == "" {
+		return Incident{}, fmt.Errorf("incident %q: version: a release needs one", s)
+	}
 	return in, nil
+}
+
+// parseRules parses rule indexes joined by plus signs: 3+5+17.
+func parseRules(v string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(v, "+") {
+		if len(out) == maxRules {
+			return nil, fmt.Errorf("at most %d rules", maxRules)
+		}
+		r, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("want rule indexes joined by +: %w", err)
+		}
+		if r < 0 || r > 9999 {
+			return nil, errors.New("each must be between 0 and 9999")
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // String formats in so that ParseIncident reads it back.
@@ -146,6 +265,22 @@ func (in Incident) String() string {
 	}
 	if in.Exponential {
 		s += ",curve=exp"
+	}
+	if len(in.Rules) > 0 {
+		rs := make([]string, len(in.Rules))
+		for i, r := range in.Rules {
+			rs[i] = strconv.Itoa(r)
+		}
+		s += ",rules=" + strings.Join(rs, "+")
+	}
+	if in.Rise > 0 {
+		s += ",rise=" + in.Rise.String()
+	}
+	if in.Region != "" {
+		s += ",region=" + in.Region
+	}
+	if in.Version != "" {
+		s += ",version=" + in.Version
 	}
 	return s
 }
@@ -200,8 +335,19 @@ func (s Scenario) Validate() error {
 		errs = append(errs, fmt.Errorf("noise: must be between 0 and 1, got %g", s.Noise))
 	}
 	for i, in := range s.Incidents {
-		if (in.Kind == Spike || in.Kind == Ramp) && in.Rule >= s.Rules {
-			errs = append(errs, fmt.Errorf("incidents[%d]: rule %d does not exist (rules: %d)", i, in.Rule, s.Rules))
+		if in.Kind != Spike && in.Kind != Ramp && in.Kind != Release {
+			continue
+		}
+		for _, r := range append([]int{in.Rule}, in.Rules...) {
+			if r < 0 || r >= s.Rules {
+				errs = append(errs, fmt.Errorf("incidents[%d]: rule %d does not exist (rules: %d)", i, r, s.Rules))
+			}
+		}
+		if in.Region != "" && !slices.Contains(regions, in.Region) {
+			errs = append(errs, fmt.Errorf("incidents[%d]: region %q is not one of %s", i, in.Region, strings.Join(regions, ", ")))
+		}
+		if in.Kind == Release && !token(in.Version) {
+			errs = append(errs, fmt.Errorf("incidents[%d]: a release needs a version without spaces, quotes or control characters, got %q", i, in.Version))
 		}
 	}
 	return errors.Join(errs...)
@@ -279,6 +425,23 @@ func (s *Simulation) diurnal(at time.Time) float64 {
 // NewRuleID is the rule_id of the rule a NewRule incident introduces.
 const NewRuleID = "rule-new"
 
+// ModelVersion is the model version of every ordinary action.
+const ModelVersion = "2025.04.1"
+
+// Shares returns each rule's share of the scenario's rate.
+func (s *Simulation) Shares() []float64 { return slices.Clone(s.share) }
+
+// BySize returns the indexes of the scenario's rules, the busiest first.
+func BySize(sc Scenario) []int {
+	share := NewSimulation(sc).share
+	out := make([]int, len(share))
+	for i := range out {
+		out[i] = i
+	}
+	sort.SliceStable(out, func(i, j int) bool { return share[out[i]] > share[out[j]] })
+	return out
+}
+
 // Next appends the next event's JSON line (without a line break) to dst
 // and returns it, or returns false at the end of the scenario.
 func (s *Simulation) Next(dst []byte) ([]byte, bool) {
@@ -324,19 +487,15 @@ func (s *Simulation) second() {
 	badShare := 0.0
 	for r := range s.sc.Rules {
 		normal := s.sc.Rate * s.share[r] * day * s.noise[r]
-		mean, cause := normal, 0
+		mean, cause, release := normal, 0, false
 		for i, in := range s.sc.Incidents {
-			if !in.active(elapsed) {
+			if !in.active(elapsed) || !in.concerns(r) {
 				continue
 			}
-			m := 1.0
-			switch {
-			case in.Kind == Broad, in.Kind == Spike && in.Rule == r:
-				m = in.Factor
-			case in.Kind == Ramp && in.Rule == r && in.Exponential:
-				m = math.Pow(in.Factor, float64(elapsed-in.At)/float64(in.For))
-			case in.Kind == Ramp && in.Rule == r:
-				m = 1 + (in.Factor-1)*float64(elapsed-in.At)/float64(in.For)
+			m := in.multiplier(elapsed)
+			if in.Kind == Release && !release {
+				// Every action of the rule is the new version's.
+				release, cause = true, i+1
 			}
 			if m != 1 && cause == 0 {
 				cause = i + 1
@@ -345,7 +504,11 @@ func (s *Simulation) second() {
 		}
 		from := len(s.buf)
 		s.add(r, t0, mean)
-		if cause > 0 && mean > normal {
+		if release {
+			for j := from; j < len(s.buf); j++ {
+				s.buf[j].inc = int16(cause)
+			}
+		} else if cause > 0 && mean > normal {
 			// Each action is the incident's with the share it adds.
 			for j := from; j < len(s.buf); j++ {
 				if s.lrng.Float64()*mean >= normal {
@@ -450,12 +613,27 @@ func (s *Simulation) encode(dst []byte, p pending) []byte {
 	dst = append(dst, '-')
 	dst = strconv.AppendInt(dst, int64(s.rng.IntN(1000000)), 10)
 	s.key = append(s.key[:0], dst[k:]...)
+	version, region := ModelVersion, ""
+	if p.inc > 0 {
+		in := s.sc.Incidents[p.inc-1]
+		if in.Kind == Release {
+			version = in.Version
+		}
+		region = in.Region
+	}
 	dst = append(dst, `"},"occurred_at":"`...)
 	dst = at.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
-	dst = append(dst, `","model":{"name":"safety-classifier","version":"2025.04.1"},"confidence":`...)
+	dst = append(dst, `","model":{"name":"safety-classifier","version":"`...)
+	dst = append(dst, version...)
+	dst = append(dst, `"},"confidence":`...)
 	dst = strconv.AppendFloat(dst, math.Round((0.5+s.rng.Float64()/2)*1000)/1000, 'f', -1, 64)
 	dst = append(dst, `,"region":"`...)
-	dst = append(dst, regions[s.rng.IntN(len(regions))]...)
+	// The draw is made whatever the region, so that an incident's region
+	// changes no other byte.
+	if rg := regions[s.rng.IntN(len(regions))]; region == "" {
+		region = rg
+	}
+	dst = append(dst, region...)
 	dst = append(dst, `"}`...)
 	switch p.bad {
 	case 1: // cut short, as by a crashed producer

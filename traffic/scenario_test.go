@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,15 @@ func TestParseIncident(t *testing.T) {
 		{in: "ramp:curve=wavy", wantErr: "curve: must be linear or exp"},
 		{in: "new_rule:rate=0", wantErr: "rate: must be above 0"},
 		{in: "spike:action=ban account", wantErr: "action: must be a non-empty action type"},
+		{in: "spike:rules=3+5+17,factor=2.5,for=8h", want: Incident{Kind: Spike, Rule: 2, Rules: []int{3, 5, 17}, At: time.Hour, For: 8 * time.Hour, Factor: 2.5}},
+		{in: "broad:factor=1.8,rise=6h,for=9h", want: Incident{Kind: Broad, At: time.Hour, For: 9 * time.Hour, Factor: 1.8, Rise: 6 * time.Hour}},
+		{in: "spike:rule=0,factor=6,region=eu", want: Incident{Kind: Spike, At: time.Hour, For: 30 * time.Minute, Factor: 6, Region: "eu"}},
+		{in: "release:rules=1+4,version=2025.06.0-rc1", want: Incident{Kind: Release, Rule: 1, Rules: []int{1, 4}, At: time.Hour, For: time.Hour, Factor: 2, Version: "2025.06.0-rc1"}},
+		{in: "release:version=", wantErr: "version: must be a non-empty model version"},
+		{in: "spike:rules=3++4", wantErr: "rules: want rule indexes"},
+		{in: "spike:rules=-3", wantErr: "rules: each must be between"},
+		{in: "spike:region=mars", wantErr: "region: must be one of"},
+		{in: "broad:rise=-1h", wantErr: "rise: must not be negative"},
 	}
 	for _, tt := range tests {
 		got, err := ParseIncident(tt.in)
@@ -40,10 +50,10 @@ func TestParseIncident(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ParseIncident(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
-		if back, err := ParseIncident(got.String()); err != nil || back != got {
+		if back, err := ParseIncident(got.String()); err != nil || !reflect.DeepEqual(back, got) {
 			t.Errorf("ParseIncident(%q.String()) = %+v, %v; want %+v", tt.in, back, err, got)
 		}
 	}
@@ -51,7 +61,7 @@ func TestParseIncident(t *testing.T) {
 
 func FuzzParseIncident(f *testing.F) {
 	for _, s := range []string{"spike", "spike:rule=3,at=2h,for=30m,factor=12", "malformed:factor=0.1", "ramp:", "broad:at=-1s", "new_rule:factor=1e400",
-		"new_rule:rate=600,action=ban_account", "ramp:curve=exp,action=warn"} {
+		"new_rule:rate=600,action=ban_account", "ramp:curve=exp,action=warn", "spike:rules=1+2,region=eu,rise=1h", "release:rules=0+3,version=v2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -59,10 +69,10 @@ func FuzzParseIncident(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if in.For <= 0 || in.At < 0 || !(in.Factor > 0) {
+		if in.For <= 0 || in.At < 0 || !(in.Factor > 0) || in.Rise < 0 || (in.Kind == Release && in.Version == "") {
 			t.Fatalf("ParseIncident(%q) = %+v: accepted an invalid incident", s, in)
 		}
-		if back, err := ParseIncident(in.String()); err != nil || back != in {
+		if back, err := ParseIncident(in.String()); err != nil || !reflect.DeepEqual(back, in) {
 			t.Fatalf("round trip of %+v = %+v, %v", in, back, err)
 		}
 	})
@@ -244,5 +254,93 @@ func TestLive(t *testing.T) {
 		if !bytes.Equal(got[i].Value, want[i]) {
 			t.Fatalf("event %d differs from the simulation", i)
 		}
+	}
+}
+
+// TestSegmentsAndReleases checks the incidents of several rules, of one
+// region and of a new model version: who acts, with which labels, how much
+// more, and that a rise climbs and then stays.
+func TestSegmentsAndReleases(t *testing.T) {
+	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	sc := Scenario{
+		Start: start, Duration: 5 * time.Hour, Rules: 6, Rate: 12, Seed: 4,
+		Incidents: []Incident{
+			{Kind: Spike, Rule: 0, At: time.Hour, For: time.Hour, Factor: 6, Region: "eu"},
+			{Kind: Release, Rules: []int{2, 4}, At: 2 * time.Hour, For: time.Hour, Factor: 2, Version: "2025.06.0"},
+			{Kind: Broad, At: 3 * time.Hour, For: 2 * time.Hour, Factor: 3, Rise: time.Hour},
+		},
+	}
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sim := NewSimulation(sc)
+	type key struct {
+		hour    int
+		rule    string
+		region  string
+		version string
+		inc     int
+	}
+	counts := map[key]int{}
+	perHalfHour := map[int]int{}
+	var line []byte
+	for {
+		var ok bool
+		line, ok = sim.Next(line[:0])
+		if !ok {
+			break
+		}
+		a, err := event.Decode(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := sim.Label()
+		el := a.OccurredAt.Sub(start)
+		counts[key{int(el / time.Hour), a.RuleID, a.Region, a.ModelVersion, l.Incident}]++
+		perHalfHour[int(el/(30*time.Minute))]++
+		switch {
+		case l.Incident == 1 && (a.RuleID != RuleID(0) || a.Region != "eu" || el < time.Hour || el >= 2*time.Hour):
+			t.Fatalf("segment incident action %s of %s in %s at %s", a.ActionID, a.RuleID, a.Region, el)
+		case l.Incident == 2 && (a.ModelVersion != "2025.06.0" || (a.RuleID != RuleID(2) && a.RuleID != RuleID(4))):
+			t.Fatalf("release action %s of %s version %s", a.ActionID, a.RuleID, a.ModelVersion)
+		case l.Incident != 2 && a.ModelVersion != ModelVersion:
+			t.Fatalf("action %s labelled %d has version %s", a.ActionID, l.Incident, a.ModelVersion)
+		}
+	}
+	sum := func(f func(k key) bool) int {
+		n := 0
+		for k, c := range counts {
+			if f(k) {
+				n += c
+			}
+		}
+		return n
+	}
+	// The segment: rule-00 in eu six times its hour before, the other
+	// regions unchanged.
+	euBefore := sum(func(k key) bool { return k.hour == 0 && k.rule == RuleID(0) && k.region == "eu" })
+	euDuring := sum(func(k key) bool { return k.hour == 1 && k.rule == RuleID(0) && k.region == "eu" })
+	usDuring := sum(func(k key) bool { return k.hour == 1 && k.rule == RuleID(0) && k.region == "us" })
+	if r := float64(euDuring) / float64(euBefore); r < 4.5 || r > 7.5 {
+		t.Errorf("rule-00 in eu: %d actions the hour before, %d during (%.1fx); want about 6x", euBefore, euDuring, r)
+	}
+	if r := float64(usDuring) / float64(euBefore); r < 0.7 || r > 1.4 {
+		t.Errorf("rule-00 in us during the segment incident: %d, eu before %d; want about equal", usDuring, euBefore)
+	}
+	// The release: every action of rules 2 and 4 is the new version's and
+	// the incident's, twice as many; none of the old version's.
+	for _, r := range []string{RuleID(2), RuleID(4)} {
+		before := sum(func(k key) bool { return k.hour == 1 && k.rule == r })
+		during := sum(func(k key) bool { return k.hour == 2 && k.rule == r && k.inc == 2 })
+		old := sum(func(k key) bool { return k.hour == 2 && k.rule == r && k.version == ModelVersion })
+		if old != 0 || float64(during) < 1.6*float64(before) || float64(during) > 2.5*float64(before) {
+			t.Errorf("%s: %d actions the hour before, %d of the new version during, %d of the old; want twice as many, all new", r, before, during, old)
+		}
+	}
+	// The rise: climbing over its first hour, flat at 3x in its second.
+	base := perHalfHour[1] // 00:30-01:00: no incident, no daily cycle
+	first, second, third, fourth := perHalfHour[6], perHalfHour[7], perHalfHour[8], perHalfHour[9]
+	if !(first < second && second < third) || float64(third) < 2.2*float64(base) || float64(fourth) > 1.25*float64(third) || float64(fourth) < 0.8*float64(third) {
+		t.Errorf("broad rise per half hour from 03:00: %d %d %d %d (before %d); want a climb to about 3x, then flat", first, second, third, fourth, base)
 	}
 }

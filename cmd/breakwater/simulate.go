@@ -49,7 +49,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Float64Var(&sc.Diurnal, "diurnal", 0.5, "amplitude of the daily cycle, 0..1 (peak at 15:00 UTC)")
 	fs.Float64Var(&sc.Noise, "noise", 0.1, "relative noise of each rule's rate from minute to minute, 0..1")
 	fs.Int64Var(&sc.Seed, "seed", 1, "random seed: the same flags and seed give the same output")
-	fs.Var(&ins, "incident", "inject an incident KIND[:rule=N,at=DUR,for=DUR,factor=X], repeatable; kinds: spike, broad, ramp, new_rule, malformed; \"none\" for normal traffic only (default: spike:rule=2,at=7h,for=30m,factor=8)")
+	fs.Var(&ins, "incident", "inject an incident KIND[:rule=N,at=DUR,for=DUR,factor=X,...], repeatable; kinds: spike, broad, ramp, new_rule, malformed, release (a new model version: version=V); rules=1+4+9 for several rules, rise=DUR to climb then stay, region=R for one region; \"none\" for normal traffic only (default: spike:rule=2,at=7h,for=30m,factor=8)")
 	output := fs.String("output", "-", "JSON Lines file to write (- for stdout; a name ending in .gz is gzipped)")
 	toTopic := fs.String("to-topic", "", "produce to this Kafka topic instead of writing JSON Lines (keyed by target id)")
 	brokers := fs.String("brokers", "", "Kafka bootstrap brokers for --to-topic, comma separated (default: kafka.brokers of --config)")
