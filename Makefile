@@ -29,8 +29,8 @@ bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), an
 	@mkdir -p bin
 	BENCH_PROFILE=$(CURDIR)/bin/bench-breaker.pprof $(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 60m -v ./bench
 
-eval: ## Run the labelled scenario suite (suggest on two normal days, replay four, reset after 1h) and print its table.
-	$(GO) run ./cmd/breakwater eval --seed 101
+eval: ## Run the labelled scenario suite: every scenario at two traffic sizes with five seeds (suggest on two normal days, replay four, reset after 1h); print medians and worst cases against the goals.
+	$(GO) run ./cmd/breakwater eval
 
 fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
 	scripts/fuzz FuzzDecode ./event

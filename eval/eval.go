@@ -1,14 +1,17 @@
 // Package eval runs the labelled scenario suite: the protocol an operator
 // follows to judge thresholds, over incidents whose every action is known.
 //
-// For each scenario it simulates four days of traffic (twenty rules with a
-// daily cycle) with the incident on the fourth, proposes thresholds with
-// package suggest from the first two days, replays all four days under them
-// with a person resetting each trip an hour after it, and scores the
-// decisions against the simulation's labels: incident actions gated before
-// and after detection, time to detect, ordinary actions held while the
-// incident ran (collateral) and outside it (false holds), and trips outside
-// incidents. Everything printed is computed from the run.
+// For each seed, traffic size and scenario it simulates four days of
+// traffic (twenty rules with a daily cycle) with the incident on the
+// fourth, proposes thresholds with package suggest from the first two days,
+// replays all four days under them with a person resetting each trip an
+// hour after it, and scores the decisions against the simulation's labels:
+// incident actions gated before and after detection, time to detect (of
+// each incident, or of each rule a broad incident concerns), ordinary
+// actions held while the incident ran (collateral) and outside it (false
+// holds), and trips outside incidents. The table gives, per scenario and
+// size, the median and the worst case over the seeds against the goals.
+// Everything printed is computed from the runs.
 package eval
 
 import (
@@ -17,9 +20,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
+	"slices"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
@@ -30,79 +32,61 @@ import (
 	"github.com/breakwater/breakwater/traffic"
 )
 
-// Scenario is one labelled case of the suite.
-type Scenario struct {
-	// Name identifies the scenario in the table.
+// Size is one traffic volume the suite runs each scenario at.
+type Size struct {
+	// Name labels the size in the table.
 	Name string
-	// Incidents are injected into the simulated traffic.
-	Incidents []traffic.Incident
-	// Untuned replays under the base configuration instead of the
-	// suggested one (a rule nobody tuned for).
-	Untuned bool
-	// Legitimate marks the injected incidents as ordinary traffic (a real
-	// wave of abuse the rules should act on): the scenario counts trips,
-	// not detections.
-	Legitimate bool
-	// Broad marks an incident that raises every rule, to which the
-	// collateral goal does not apply.
-	Broad bool
-	// Detect is the goal for the time to detect; 0 means none.
-	Detect time.Duration
+	// Rate is the mean actions per second across all rules.
+	Rate float64
 }
 
-// day4 is when the incidents of the suite begin: 10:00 UTC on the fourth day.
-const day4 = 3*24*time.Hour + 10*time.Hour
-
-// Suite returns the scenarios of the suite: three rules spiking 30x for 6
-// hours, one rule spiking 8x, every rule rising 3x for 3 hours, one rule
-// ramping 1.6x per hour (bans only), a new unconfigured rule banning 600
-// accounts an hour for 4 hours (under the suggested thresholds and under
-// the base configuration, untuned), 1% malformed lines, and four normal
-// days with a legitimate 2x wave on one rule for 2 hours.
-func Suite() []Scenario {
-	spike := func(rule int, factor float64, d time.Duration) traffic.Incident {
-		return traffic.Incident{Kind: traffic.Spike, Rule: rule, At: day4, For: d, Factor: factor}
-	}
-	newRule := traffic.Incident{Kind: traffic.NewRule, At: day4, For: 4 * time.Hour, Rate: 600, Action: "ban_account"}
-	return []Scenario{
-		{Name: "3 rules 30x 6h", Incidents: []traffic.Incident{spike(1, 30, 6*time.Hour), spike(6, 30, 6*time.Hour), spike(13, 30, 6*time.Hour)}, Detect: time.Minute},
-		{Name: "1 rule 8x 3h", Incidents: []traffic.Incident{spike(4, 8, 3*time.Hour)}, Detect: time.Minute},
-		{Name: "all rules 3x 3h", Incidents: []traffic.Incident{{Kind: traffic.Broad, At: day4, For: 3 * time.Hour, Factor: 3}}, Broad: true, Detect: time.Minute},
-		{Name: "ramp 1.6x/h bans", Incidents: []traffic.Incident{{Kind: traffic.Ramp, Rule: 3, At: day4, For: 5 * time.Hour, Factor: math.Pow(1.6, 5), Exponential: true, Action: "ban_account"}}, Detect: 15 * time.Minute},
-		{Name: "new rule 600 bans/h", Incidents: []traffic.Incident{newRule}, Detect: time.Minute},
-		{Name: "new rule, untuned", Incidents: []traffic.Incident{newRule}, Untuned: true, Detect: time.Minute},
-		{Name: "1% malformed", Incidents: []traffic.Incident{{Kind: traffic.Malformed, At: 0, For: 4 * 24 * time.Hour, Factor: 0.01}}},
-		{Name: "normal, 2x wave", Incidents: []traffic.Incident{{Kind: traffic.Spike, Rule: 5, At: 2*24*time.Hour + 14*time.Hour, For: 2 * time.Hour, Factor: 2}}, Legitimate: true},
-	}
+// DefaultSizes returns the two volumes of make eval: with 20 rules, small
+// gives rules of about 20 to 400 actions an hour (daily mean, the busiest
+// about 20 times the quietest), large five times as many.
+func DefaultSizes() []Size {
+	return []Size{{Name: "small", Rate: 0.4}, {Name: "large", Rate: 2}}
 }
+
+// DefaultSeeds returns the five seeds of make eval.
+func DefaultSeeds() []int64 { return []int64{101, 202, 303, 404, 505} }
 
 // Options configure a run of the suite.
 type Options struct {
 	// Config is the base configuration: the built-in defaults in make eval.
 	Config config.Config
-	// Seed makes the traffic reproducible.
-	Seed int64
-	// Rules, Rate (actions per second across all rules), Days and
-	// NormalDays (the days suggest learns from) shape the traffic; zero
-	// means 20, 10, 4 and 2.
+	// Seeds make the traffic reproducible, one run per seed; empty means
+	// DefaultSeeds.
+	Seeds []int64
+	// Sizes are the traffic volumes; empty means DefaultSizes.
+	Sizes []Size
+	// Rules, Days and NormalDays (the days suggest learns from) shape the
+	// traffic; zero means 20, 4 and 2.
 	Rules      int
-	Rate       float64
 	Days       int
 	NormalDays int
+	// Skew sets how unequal the rules are (see traffic.Scenario); 0 means
+	// 1, the busiest rule about 20 times the quietest of 20.
+	Skew float64
 	// ResetAfter is when a person resets each trip; 0 means 1h.
 	ResetAfter time.Duration
-	// BatchSize is the replay's batch size; 0 means the configuration's.
+	// BatchSpan is how much traffic (at the size's mean rate) the replay
+	// decides together; 0 means 2s. BatchSize, when set, fixes the batch
+	// size instead.
+	BatchSpan time.Duration
 	BatchSize int
-	// Parallel is how many scenarios run at once; 0 means 1.
+	// Parallel is how many runs go at once; 0 means 1.
 	Parallel int
 }
 
 func (o *Options) fill() error {
+	if len(o.Seeds) == 0 {
+		o.Seeds = DefaultSeeds()
+	}
+	if len(o.Sizes) == 0 {
+		o.Sizes = DefaultSizes()
+	}
 	if o.Rules == 0 {
 		o.Rules = 20
-	}
-	if o.Rate == 0 {
-		o.Rate = 10
 	}
 	if o.Days == 0 {
 		o.Days = 4
@@ -110,81 +94,180 @@ func (o *Options) fill() error {
 	if o.NormalDays == 0 {
 		o.NormalDays = 2
 	}
+	if o.Skew == 0 {
+		o.Skew = 1
+	}
 	if o.ResetAfter == 0 {
 		o.ResetAfter = time.Hour
+	}
+	if o.BatchSpan == 0 {
+		o.BatchSpan = 2 * time.Second
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = 1
 	}
-	if o.NormalDays >= o.Days {
+	switch {
+	case o.NormalDays >= o.Days:
 		return fmt.Errorf("eval: NormalDays (%d) must be fewer than Days (%d)", o.NormalDays, o.Days)
+	case o.BatchSize < 0:
+		return fmt.Errorf("eval: BatchSize must not be negative, got %d", o.BatchSize)
+	case o.BatchSpan < 0:
+		return fmt.Errorf("eval: BatchSpan must not be negative, got %v", o.BatchSpan)
+	}
+	for _, s := range o.Sizes {
+		if !(s.Rate > 0) || s.Name == "" {
+			return fmt.Errorf("eval: size %q: want a name and a positive rate, got %g", s.Name, s.Rate)
+		}
 	}
 	return o.Config.Validate()
 }
 
+// Batch returns the replay's batch size at size s.
+func (o Options) Batch(s Size) int {
+	if o.BatchSize > 0 {
+		return o.BatchSize
+	}
+	return max(1, int(math.Round(s.Rate*o.BatchSpan.Seconds())))
+}
+
 var start = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
-func (o Options) scenario(in []traffic.Incident, days int) traffic.Scenario {
+func (o Options) traffic(seed int64, s Size, in []traffic.Incident, days int) traffic.Scenario {
 	return traffic.Scenario{
-		Start: start, Duration: time.Duration(days) * 24 * time.Hour, Rules: o.Rules, Rate: o.Rate,
-		Diurnal: 0.5, Noise: 0.1, Seed: o.Seed, Incidents: in,
+		Start: start, Duration: time.Duration(days) * 24 * time.Hour, Rules: o.Rules, Rate: s.Rate,
+		Diurnal: 0.5, Noise: 0.1, Skew: o.Skew, Seed: seed, Incidents: in,
 	}
 }
 
-// Result is the score of one scenario.
+// Result is the score of one run: one scenario at one size with one seed.
 type Result struct {
 	Scenario Scenario
+	Size     Size
+	Seed     int64
 	// Labels is the score against the labels.
 	Labels replay.LabelSummary
-	// Actions counts the replayed lines and Trips every trip.
-	Actions int64
-	Trips   int
+	// Units are what the detection is judged on: each incident, or with
+	// Scenario.PerRule each rule an incident concerns.
+	Units []Unit
+	// Actions counts the replayed lines and Trips every trip; WaveTrips
+	// the trips while a legitimate incident ran (to TripGrace after it).
+	Actions   int64
+	Trips     int
+	WaveTrips int
+	// Days is the event time replayed, in days.
+	Days float64
 }
 
-// Run proposes thresholds from the normal days and runs every scenario.
-func Run(ctx context.Context, opts Options, scenarios []Scenario) ([]Result, config.Config, error) {
+// Unit is one incident, or one rule of an incident, whose detection is
+// judged.
+type Unit struct {
+	// Name is the rule's id, or the incident's number.
+	Name string
+	// PerHour is the rule's normal actions an hour (daily mean); 0 for an
+	// incident.
+	PerHour float64
+	// Actions counts its incident actions.
+	Actions int64
+	// Start is when the incident began; Detected the event time of its
+	// first held incident action (zero if none) and Scope the breaker
+	// that held it.
+	Start    time.Time
+	Detected time.Time
+	Scope    string
+	// Target is the longest time to detect; 0 means none.
+	Target time.Duration
+}
+
+// Delay returns the time from the start to the detection, and false if
+// the unit was never detected.
+func (u Unit) Delay() (time.Duration, bool) {
+	if u.Detected.IsZero() {
+		return 0, false
+	}
+	return u.Detected.Sub(u.Start), true
+}
+
+// Run proposes thresholds from the normal days of every seed and size and
+// runs every scenario with each. The results come in the order of the
+// scenarios, then sizes, then seeds.
+func Run(ctx context.Context, opts Options, scenarios []Scenario) ([]Result, error) {
 	if err := opts.fill(); err != nil {
-		return nil, config.Config{}, err
+		return nil, err
 	}
-	tuned, err := Suggest(ctx, opts)
-	if err != nil {
-		return nil, config.Config{}, err
+	for _, sc := range scenarios {
+		for _, in := range sc.Incidents {
+			for _, r := range append([]int{in.Rule}, in.Rules...) {
+				if r < 0 || r >= opts.Rules {
+					return nil, fmt.Errorf("eval: scenario %q: rule %d of %d", sc.Name, r, opts.Rules)
+				}
+			}
+		}
 	}
-	out := make([]Result, len(scenarios))
-	errs := make([]error, len(scenarios))
+	n := len(scenarios) * len(opts.Sizes) * len(opts.Seeds)
+	out := make([]Result, n)
+	errs := make([]error, n+len(opts.Sizes)*len(opts.Seeds))
 	sem := make(chan struct{}, opts.Parallel)
+	acquire := func() bool {
+		select {
+		case sem <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	var wg sync.WaitGroup
-	for i, sc := range scenarios {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			cfg := tuned
-			if sc.Untuned {
-				cfg = opts.Config
-			}
-			out[i], errs[i] = runOne(ctx, opts, cfg, sc)
-		}()
+	for zi, size := range opts.Sizes {
+		for si, seed := range opts.Seeds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := n + zi*len(opts.Seeds) + si
+				if !acquire() {
+					errs[k] = ctx.Err()
+					return
+				}
+				tuned, err := Suggest(ctx, opts, seed, size)
+				<-sem
+				if err != nil {
+					errs[k] = fmt.Errorf("seed %d, %s: %w", seed, size.Name, err)
+					return
+				}
+				for ci, sc := range scenarios {
+					i := (ci*len(opts.Sizes)+zi)*len(opts.Seeds) + si
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if !acquire() {
+							errs[i] = ctx.Err()
+							return
+						}
+						defer func() { <-sem }()
+						cfg := tuned
+						if sc.Untuned {
+							cfg = opts.Config
+						}
+						out[i], errs[i] = runOne(ctx, opts, cfg, sc, seed, size)
+					}()
+				}
+			}()
+		}
 	}
 	wg.Wait()
-	return out, tuned, errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
 // Suggest returns the base configuration with the thresholds suggest
-// proposes from the normal days of the traffic.
-func Suggest(ctx context.Context, opts Options) (config.Config, error) {
+// proposes from the normal days of the traffic of seed at size.
+func Suggest(ctx context.Context, opts Options, seed int64, size Size) (config.Config, error) {
+	if err := opts.fill(); err != nil {
+		return config.Config{}, err
+	}
 	sgs, err := suggest.Observe(opts.Config, suggest.Options{}, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
-		r, err := replay.New(replay.Options{Config: c, OnCounts: on})
+		r, err := replay.New(replay.Options{Config: c, OnCounts: on, BatchSize: opts.Batch(size)})
 		if err != nil {
 			return err
 		}
-		sim := &source{sim: traffic.NewSimulation(opts.scenario(nil, opts.NormalDays))}
+		sim := &source{sim: traffic.NewSimulation(opts.traffic(seed, size, nil, opts.NormalDays))}
 		if _, err := r.Run(ctx, sim); err != nil {
 			return fmt.Errorf("suggest: %w", err)
 		}
@@ -196,22 +279,71 @@ func Suggest(ctx context.Context, opts Options) (config.Config, error) {
 	return suggest.Apply(opts.Config, sgs)
 }
 
-func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario) (Result, error) {
-	tsc := opts.scenario(sc.Incidents, opts.Days)
+// ranked returns the incidents of sc with ranks by volume turned into rule
+// indexes.
+func ranked(sc Scenario, bySize []int) []traffic.Incident {
+	out := slices.Clone(sc.Incidents)
+	if !sc.Ranked {
+		return out
+	}
+	for i := range out {
+		out[i].Rule = bySize[out[i].Rule]
+		if len(out[i].Rules) > 0 {
+			rs := make([]int, len(out[i].Rules))
+			for j, r := range out[i].Rules {
+				rs[j] = bySize[r]
+			}
+			out[i].Rules = rs
+		}
+	}
+	return out
+}
+
+type unitKey struct {
+	incident int
+	rule     string
+}
+
+func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario, seed int64, size Size) (Result, error) {
+	base := opts.traffic(seed, size, nil, opts.Days)
+	incidents := ranked(sc, traffic.BySize(base))
+	tsc := base
+	tsc.Incidents = incidents
 	if err := tsc.Validate(); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", sc.Name, err)
 	}
-	src := &source{sim: traffic.NewSimulation(tsc), keep: true}
+	sim := traffic.NewSimulation(tsc)
+	shares := sim.Shares()
+	src := &source{sim: sim, keep: true}
 	scorer := replay.NewScorer()
+	// The first held action and the count of each rule's incident actions.
+	type ruleScore struct {
+		actions  int64
+		detected time.Time
+		scope    string
+	}
+	perRule := map[unitKey]*ruleScore{}
 	r, err := replay.New(replay.Options{
-		Config: cfg, AssumeResetAfter: opts.ResetAfter, BatchSize: opts.BatchSize,
+		Config: cfg, AssumeResetAfter: opts.ResetAfter, BatchSize: opts.Batch(size),
 		OnDecision: func(seq int64, id string, it *decide.Item) error {
 			lb := src.label(seq)
 			if sc.Legitimate {
 				lb.Incident = 0
 			}
 			if lb.Incident > 0 {
-				lb.Kind = string(sc.Incidents[lb.Incident-1].Kind)
+				lb.Kind = string(incidents[lb.Incident-1].Kind)
+				if it.Bad == nil {
+					k := unitKey{lb.Incident, it.Act.RuleID}
+					rs := perRule[k]
+					if rs == nil {
+						rs = &ruleScore{}
+						perRule[k] = rs
+					}
+					rs.actions++
+					if it.Decision == decide.Held && rs.detected.IsZero() {
+						rs.detected, rs.scope = it.Act.OccurredAt, string(it.Scope)
+					}
+				}
 			}
 			return scorer.Add(lb, it)
 		},
@@ -223,9 +355,54 @@ func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario) (
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", sc.Name, err)
 	}
-	res := Result{Scenario: sc, Labels: scorer.Summary(sum), Actions: sum.Actions}
+	res := Result{Scenario: sc, Size: size, Seed: seed, Labels: scorer.Summary(sum), Actions: sum.Actions, Days: tsc.Duration.Hours() / 24}
 	for _, s := range sum.Scopes {
 		res.Trips += len(s.Trips)
+		if !sc.Legitimate {
+			continue
+		}
+		for _, tr := range s.Trips {
+			for _, in := range incidents {
+				from := start.Add(in.At)
+				if !tr.At.Before(from) && !tr.At.After(from.Add(in.For+replay.TripGrace)) {
+					res.WaveTrips++
+					break
+				}
+			}
+		}
+	}
+	if sc.Legitimate {
+		return res, nil
+	}
+	for i, in := range incidents {
+		began := start.Add(in.At)
+		if sc.PerRule {
+			for _, r := range in.Concerned(opts.Rules) {
+				id := traffic.RuleID(r)
+				u := Unit{Name: id, PerHour: shares[r] * size.Rate * 3600, Start: began, Target: sc.Detect}
+				if rs := perRule[unitKey{i + 1, id}]; rs != nil {
+					u.Actions, u.Detected, u.Scope = rs.actions, rs.detected, rs.scope
+				}
+				if sc.ByVolume {
+					u.Target = RiseSlow
+					if u.PerHour >= BusyRule {
+						u.Target = RiseFast
+					}
+				}
+				res.Units = append(res.Units, u)
+			}
+			continue
+		}
+		if in.Kind == traffic.Malformed {
+			continue
+		}
+		u := Unit{Name: fmt.Sprintf("incident %d", i+1), Start: began, Target: sc.Detect}
+		for _, is := range res.Labels.Incidents {
+			if is.Incident == i+1 {
+				u.Actions, u.Detected, u.Scope = is.Actions, is.Detected, is.Scope
+			}
+		}
+		res.Units = append(res.Units, u)
 	}
 	return res, nil
 }
@@ -266,81 +443,12 @@ func (s *source) label(seq int64) replay.Label {
 	return replay.Label{Line: seq, Incident: l.Incident, Malformed: l.Malformed}
 }
 
-// Goals are the targets the table checks.
-const (
-	// MaxCollateral is the most ordinary actions held per incident action
-	// while a single-rule incident runs.
-	MaxCollateral = 0.25
-	// MaxNormalTrips is the most trips on the normal days.
-	MaxNormalTrips = 1
-)
-
-// Misses returns the goals r misses, empty when it meets them all.
-func (r Result) Misses() []string {
-	var out []string
-	l, sc := r.Labels, r.Scenario
-	if sc.Legitimate {
-		if r.Trips > MaxNormalTrips {
-			out = append(out, fmt.Sprintf("%d trips on normal days", r.Trips))
-		}
+// RuleVolumes returns the normal actions an hour (daily mean) of the
+// quietest and the busiest rule at size s with the first seed.
+func RuleVolumes(opts Options, s Size) (lo, hi float64) {
+	if err := opts.fill(); err != nil {
+		return 0, 0
 	}
-	if l.GatedAfter > 0 {
-		out = append(out, fmt.Sprintf("%d leaked after detection", l.GatedAfter))
-	}
-	for _, in := range l.Incidents {
-		switch {
-		case in.Detected.IsZero():
-			out = append(out, fmt.Sprintf("incident %d never held", in.Incident))
-		case sc.Detect > 0 && in.Detected.Sub(in.First) > sc.Detect:
-			out = append(out, fmt.Sprintf("incident %d detected after %s", in.Incident, in.Detected.Sub(in.First).Round(time.Second)))
-		}
-	}
-	if !sc.Broad && l.IncidentActions > 0 && l.CollateralRatio > MaxCollateral {
-		out = append(out, fmt.Sprintf("collateral %.2fx", l.CollateralRatio))
-	}
-	if l.MalformedDeadLetter != l.Malformed {
-		out = append(out, fmt.Sprintf("%d malformed not dead-lettered", l.Malformed-l.MalformedDeadLetter))
-	}
-	return out
-}
-
-// Print writes one table of the results.
-func Print(w io.Writer, opts Options, results []Result) error {
-	_ = opts.fill()
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "scenario\tincident actions\tgated before detection\tgated after\ttime to detect (worst)\theld by\tcollateral\tfalse holds\ttrips (outside incidents)\tmalformed to dead-letter\tgoals\n")
-	for _, r := range results {
-		l := r.Labels
-		detect, by := "-", "-"
-		var worst time.Duration
-		for i, in := range l.Incidents {
-			if in.Detected.IsZero() {
-				detect = "never"
-				break
-			}
-			if d := in.Detected.Sub(in.First); i == 0 || d > worst {
-				worst, detect = d, d.Round(100*time.Millisecond).String()
-			}
-			if i == 0 {
-				by = in.Scope
-			} else if in.Scope != by && !strings.HasSuffix(by, "...") {
-				by += ", ..."
-			}
-		}
-		coll := "-"
-		if l.IncidentActions > 0 {
-			coll = fmt.Sprintf("%d (%.2fx)", l.Collateral, l.CollateralRatio)
-		}
-		mal := "-"
-		if l.Malformed > 0 {
-			mal = fmt.Sprintf("%d of %d", l.MalformedDeadLetter, l.Malformed)
-		}
-		goals := "met"
-		if m := r.Misses(); len(m) > 0 {
-			goals = "MISSED: " + strings.Join(m, "; ")
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d (%d)\t%s\t%s\n", r.Scenario.Name, l.IncidentActions, l.GatedBefore, l.GatedAfter,
-			detect, by, coll, l.FalseHolds, r.Trips, l.TripsOutside, mal, goals)
-	}
-	return tw.Flush()
+	sh := traffic.NewSimulation(opts.traffic(opts.Seeds[0], s, nil, 1)).Shares()
+	return slices.Min(sh) * s.Rate * 3600, slices.Max(sh) * s.Rate * 3600
 }
