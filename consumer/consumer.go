@@ -169,14 +169,16 @@ type BatchReport struct {
 
 // Pipeline is one consumer group member.
 type Pipeline struct {
-	opts      Options
-	cfg       config.Config
-	log       *zap.Logger
-	m         *metrics.Metrics
-	src       source
-	writer    *kafka.Writer
-	transport *kafka.Transport
-	gate      *decide.Gate
+	opts Options
+	cfg  config.Config
+	log  *zap.Logger
+	m    *metrics.Metrics
+	src  source
+	// membership is the group member of the running pipeline, for Health.
+	membership atomic.Pointer[mergedSource]
+	writer     *kafka.Writer
+	transport  *kafka.Transport
+	gate       *decide.Gate
 
 	scopeHeader map[breaker.Scope][]byte // owned by the writer stage
 	enc         encoder                  // owned by the writer stage

@@ -162,9 +162,9 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 	pending := decide.Pending(items, nil)
 	var known []decide.Record
 	backoff := newBackoff()
-	paused := false
+	var pause outage
 	defer func() {
-		if paused {
+		if pause.on() {
 			p.setPaused(false)
 		}
 	}()
@@ -179,6 +179,13 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 		res.storeTime += took
 		p.m.StoreSeconds.Observe(took.Seconds())
 		p.progress.beat()
+		if err == nil && pause.on() {
+			// Any answer ends the pause, a replayed decision too (after a
+			// write the replicas did not acknowledge, the retry finds
+			// it recorded).
+			p.setPaused(false)
+			pause.end(p.log)
+		}
 		switch {
 		case err == nil && len(r.Rebuild) > 0:
 			for _, rg := range r.Rebuild {
@@ -209,11 +216,6 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 			}
 			res.scopes = append(res.scopes, r.Scopes...)
 			res.now = r.Now
-			if paused {
-				paused = false
-				p.setPaused(false)
-				p.log.Info("rate store reachable again; resuming")
-			}
 			p.storeUp()
 			pending = rest
 			continue
@@ -240,16 +242,64 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 			return res, nil
 		}
 		p.storeDownSince(time.Now(), "pause")
-		if !paused {
-			paused = true
+		if !pause.on() {
 			p.setPaused(true)
-			p.log.Error("rate store unreachable; pausing consumption, offsets kept", zap.Error(err))
 		}
+		pause.failed(p.log, time.Now(), err)
 		if werr := backoff.wait(b.ctx, b.stop); werr != nil {
 			return res, werr
 		}
 	}
 	return res, nil
+}
+
+// outage is the log of one pause of the decision stage on the rate store:
+// it logs the cause when the pause begins, when the cause changes, and at
+// least once a minute while it lasts, then its end.
+type outage struct {
+	since, logged time.Time
+	cause         string
+	failures      int
+}
+
+// pauseLogEvery is how often a pause that goes on logs its cause again.
+const pauseLogEvery = time.Minute
+
+func (o *outage) on() bool { return !o.since.IsZero() }
+
+// causeOf names why the rate store did not decide.
+func causeOf(err error) string {
+	if errors.Is(err, store.ErrNotReplicated) {
+		return "the Redis replicas did not acknowledge the write in time (redis.min_replicas_acked)"
+	}
+	return "the rate store does not answer"
+}
+
+// failed records a failed call at now and logs it when due.
+func (o *outage) failed(log *zap.Logger, now time.Time, err error) {
+	o.failures++
+	cause := causeOf(err)
+	first := !o.on()
+	if first {
+		o.since = now
+	}
+	if !first && cause == o.cause && now.Sub(o.logged) < pauseLogEvery {
+		return
+	}
+	o.cause, o.logged = cause, now
+	msg := "rate store unreachable; pausing consumption, offsets kept"
+	if !first {
+		msg = "rate store still unreachable; consumption paused, offsets kept"
+	}
+	log.Error(msg, zap.String("cause", cause), zap.Error(err),
+		zap.Duration("paused_for", now.Sub(o.since).Round(time.Millisecond)), zap.Int("failed_calls", o.failures))
+}
+
+// end logs the end of the pause and resets o.
+func (o *outage) end(log *zap.Logger) {
+	log.Info("rate store reachable again; resuming", zap.String("last_cause", o.cause),
+		zap.Duration("paused_for", time.Since(o.since).Round(time.Millisecond)), zap.Int("failed_calls", o.failures))
+	*o = outage{}
 }
 
 // rerecord adds the current status of every scope that held in a

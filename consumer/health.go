@@ -76,6 +76,9 @@ type Health struct {
 	// not answer; zero while it is not paused. A paused pipeline keeps its
 	// offsets and resumes by itself.
 	PausedSince time.Time
+	// Member is whether the pipeline holds a generation of the consumer
+	// group now: false before it first joined and during a rebalance.
+	Member bool
 	// Stalled is how long the batches in flight went without any attempt
 	// finishing, when that is longer than kafka.stall_timeout: the pipeline
 	// is wedged and needs a restart. Zero otherwise.
@@ -88,6 +91,9 @@ func (p *Pipeline) Health(now time.Time) Health {
 	p.pause.Lock()
 	h.PausedSince = p.pause.since
 	p.pause.Unlock()
+	if s := p.membership.Load(); s != nil {
+		h.Member = s.Member()
+	}
 	if idle := p.progress.idle(now); idle > p.cfg.Kafka.StallTimeout && h.PausedSince.IsZero() {
 		h.Stalled = idle
 	}

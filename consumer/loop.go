@@ -33,6 +33,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	p.src = src
+	p.membership.Store(src)
 	defer func() {
 		if err := p.writer.Close(); err != nil {
 			p.log.Warn("close writer", zap.Error(err))

@@ -72,6 +72,9 @@ func (p *Pipeline) retry(b batchRun, op string, fn func(context.Context) error) 
 	for {
 		err := fn(b.ctx)
 		p.progress.beat()
+		if err == nil && paused {
+			p.log.Info("rate store reachable again; resuming", zap.String("op", op))
+		}
 		if err == nil {
 			return nil
 		}

@@ -101,7 +101,8 @@ type mergedSource struct {
 	done    chan struct{} // closed when the group loop returned
 
 	closeOnce sync.Once
-	cur       *generation // owned by the caller of Fetch
+	cur       *generation                // owned by the caller of Fetch
+	current   atomic.Pointer[generation] // the latest generation the group loop started
 
 	mu   sync.Mutex             // guards open: Fetch adds, Commit removes
 	open map[*fetched]time.Time // batches handed out and not committed, by their earliest event time
@@ -310,6 +311,7 @@ func (s *mergedSource) start(g *kafka.Generation) *generation {
 	gen := &generation{g: g, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
 	ended := make(chan struct{})
 	gen.ended = ended
+	s.current.Store(gen)
 	var ids []int
 	for _, a := range g.Assignments[s.opts.topic] {
 		ids = append(ids, a.ID)
@@ -758,6 +760,22 @@ func (s *mergedSource) Commit(_ context.Context, f *fetched) error {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
 	return nil
+}
+
+// Member reports whether this member holds a generation of the group now:
+// false before it first joined and while a rebalance it takes part in
+// has not ended.
+func (s *mergedSource) Member() bool {
+	g := s.current.Load()
+	if g == nil {
+		return false
+	}
+	select {
+	case <-g.ended:
+		return false
+	default:
+		return true
+	}
 }
 
 // Close leaves the group and stops every partition reader.

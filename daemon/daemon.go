@@ -184,7 +184,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := retryStart(ctx, log, "connect to Kafka", kc.Probe); err != nil {
+	if err := retryStart(ctx, log, "connect to Kafka", kc.Probe, nil); err != nil {
 		return nil, err
 	}
 	if cfg.Kafka.CreateTopics {
@@ -253,7 +253,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.restore = func(ctx context.Context) error {
 		ss, err := states.Load(ctx)
 		if err != nil {
-			return fmt.Errorf("load breaker states: %w", err)
+			return fmt.Errorf("load breaker states: %w: %w", errStateTopic, err)
 		}
 		n, err := st.Restore(ctx, ss)
 		if err != nil {
@@ -327,6 +327,9 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.health = &health{store: st, pipeline: d.pipeline}
+	if err := reg.Register(d.health); err != nil {
+		return nil, fmt.Errorf("register breakwater_readiness: %w", err)
+	}
 	d.api = api
 	d.mux = newMux(reg, d.health, api)
 	mountConsole(d.mux)
@@ -412,22 +415,36 @@ func (d *daemon) start(ctx context.Context) error {
 		defer cancel()
 		return check.RedisAccess(ctx, d.redis, d.cfg.Redis)
 	}
-	if err := retryStart(ctx, d.log, "verify the Redis user's permissions", verify); err != nil {
+	unreachable := func(error) { d.health.setStarting("restoring: rate store unreachable") }
+	d.health.setStarting("restoring: verifying the rate store's permissions")
+	if err := retryStart(ctx, d.log, "verify the Redis user's permissions", verify, unreachable); err != nil {
 		return err
 	}
 	d.armed.Store(true)
-	if err := retryStart(ctx, d.log, "restore breaker states", d.restore); err != nil {
+	d.health.setStarting("restoring: loading the breaker states from the state topic")
+	restoreFailed := func(err error) {
+		if errors.Is(err, errStateTopic) {
+			d.health.setStarting("restoring: state topic unreadable")
+			return
+		}
+		unreachable(err)
+	}
+	if err := retryStart(ctx, d.log, "restore breaker states", d.restore, restoreFailed); err != nil {
 		return err
 	}
 	if d.alerts != nil {
 		// The consumer groups exist before anything is raised, so that no
 		// event falls before a receiver's starting point.
-		if err := retryStart(ctx, d.log, "create the alert consumer groups", d.alerts.dispatcher.Setup); err != nil {
+		d.health.setStarting("creating the alert consumer groups")
+		if err := retryStart(ctx, d.log, "create the alert consumer groups", d.alerts.dispatcher.Setup, unreachable); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// errStateTopic marks a restore that could not read the state topic.
+var errStateTopic = errors.New("state topic unreadable")
 
 // watchRefusals returns an error naming the refused permission and what
 // to grant as soon as Redis refuses one: a NOPERM is not an outage that
@@ -546,12 +563,19 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener) error {
 	return nil
 }
 
-func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) error {
+// retryStart runs fn until it succeeds, with a backoff of up to 5 s,
+// logging every failure; failed, if not nil, sees each failure. A refusal
+// that retrying cannot mend (a wrong password, an untrusted certificate, a
+// refused permission) ends it with the error, and so does ctx.
+func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error, failed func(error)) error {
 	d := 200 * time.Millisecond
 	for {
 		err := fn(ctx)
 		if err == nil {
 			return nil
+		}
+		if failed != nil {
+			failed(err)
 		}
 		if errors.Is(err, kafkaconn.ErrRejected) || errors.Is(err, redisconn.ErrRejected) || errors.Is(err, check.ErrDenied) {
 			// A wrong password, an untrusted certificate or a refused

@@ -25,8 +25,9 @@ type pipelineHealth interface {
 
 // health answers /healthz and /readyz from the state of the daemon.
 type health struct {
-	ready    atomic.Bool     // set once the states are restored and the pipeline starts
-	stopping <-chan struct{} // closed when shutdown begins; set before serving
+	ready    atomic.Bool            // set once the states are restored and the pipeline starts
+	starting atomic.Pointer[string] // what the start waits for, until ready
+	stopping <-chan struct{}        // closed when shutdown begins; set before serving
 	store    storeProbe
 	pipeline pipelineHealth
 	now      func() time.Time
@@ -65,42 +66,78 @@ func (h *health) live(w http.ResponseWriter, _ *http.Request) {
 	writeHealth(w, http.StatusOK, healthBody{Status: "ok"})
 }
 
-// readyz answers /readyz: 200 when the daemon can do its job now, else 503
-// with the reason: starting (the states are being restored), stopping,
-// paused (the rate store does not answer; consumption is paused with the
-// offsets kept, and resumes by itself), restoring (Redis lost its data and
-// the breaker states are being restored), or the rate store unreachable.
-func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+// readiness is the daemon's readiness now: 200 when it can do its job,
+// else 503 with the status and reason: stopping; starting (the start-up
+// has not verified the permissions and restored the breaker states yet;
+// the reason says what it waits for, such as "restoring: rate store
+// unreachable"); joining group (the pipeline holds
+// no generation of the consumer group yet, or is in a rebalance); paused
+// (the rate store does not answer; consumption is paused with the offsets
+// kept, and resumes by itself); restoring (Redis lost its data and the
+// breaker states are being restored); or the rate store unreachable.
+func (h *health) readiness(ctx context.Context) (int, healthBody) {
 	select {
 	case <-h.stopping:
-		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "stopping"})
-		return
+		return http.StatusServiceUnavailable, healthBody{Status: "stopping"}
 	default:
 	}
 	if !h.ready.Load() {
-		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "starting", Reason: "restoring the breaker states from the state topic"})
-		return
+		reason := "restoring: loading the breaker states from the state topic"
+		if r := h.starting.Load(); r != nil {
+			reason = *r
+		}
+		return http.StatusServiceUnavailable, healthBody{Status: "starting", Reason: reason}
 	}
-	if since := h.pipeline.Health(h.clock()).PausedSince; !since.IsZero() {
-		writeHealth(w, http.StatusServiceUnavailable, healthBody{
+	ph := h.pipeline.Health(h.clock())
+	if !ph.Member {
+		return http.StatusServiceUnavailable, healthBody{
+			Status: "joining group", Reason: "the consumer group has not given this replica its partitions yet",
+		}
+	}
+	if since := ph.PausedSince; !since.IsZero() {
+		return http.StatusServiceUnavailable, healthBody{
 			Status: "paused", Since: &since,
 			Reason: "the rate store does not answer: consumption is paused, offsets kept; it resumes by itself",
-		})
-		return
+		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	switch ok, err := h.store.Initialised(ctx); {
 	case err != nil:
-		writeHealth(w, http.StatusServiceUnavailable, healthBody{Status: "rate store unreachable"})
-		return
+		return http.StatusServiceUnavailable, healthBody{Status: "rate store unreachable"}
 	case !ok:
-		writeHealth(w, http.StatusServiceUnavailable, healthBody{
+		return http.StatusServiceUnavailable, healthBody{
 			Status: "restoring", Reason: "the rate store lost its data: restoring the breaker states from the state topic",
-		})
-		return
+		}
 	}
-	writeHealth(w, http.StatusOK, healthBody{Status: "ready"})
+	return http.StatusOK, healthBody{Status: "ready"}
+}
+
+// setStarting records what the start waits for.
+func (h *health) setStarting(reason string) { h.starting.Store(&reason) }
+
+// readyz answers /readyz with the readiness.
+func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+	code, body := h.readiness(r.Context())
+	writeHealth(w, code, body)
+}
+
+// readinessDesc describes breakwater_readiness.
+var readinessDesc = prometheus.NewDesc("breakwater_readiness",
+	"1 for the daemon's readiness now, as /readyz says it: status is ready, stopping, starting, joining group, paused, restoring or rate store unreachable; reason says what a start waits for (such as restoring: rate store unreachable).",
+	[]string{"status", "reason"}, nil)
+
+// Describe implements prometheus.Collector.
+func (h *health) Describe(ch chan<- *prometheus.Desc) { ch <- readinessDesc }
+
+// Collect implements prometheus.Collector: the readiness at the scrape.
+func (h *health) Collect(ch chan<- prometheus.Metric) {
+	_, b := h.readiness(context.Background())
+	reason := ""
+	if b.Status == "starting" {
+		reason = b.Reason
+	}
+	ch <- prometheus.MustNewConstMetric(readinessDesc, prometheus.GaugeValue, 1, b.Status, reason)
 }
 
 func writeHealth(w http.ResponseWriter, code int, b healthBody) {

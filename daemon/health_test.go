@@ -41,12 +41,13 @@ func TestHealthEndpoints(t *testing.T) {
 		{"live", true, nil, fakeStore{initialised: true}, fakePipeline{}, "/healthz", 200, `"status":"ok"`},
 		{"live while paused", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{PausedSince: pausedAt}, "/healthz", 200, `"status":"ok"`},
 		{"wedged", true, nil, fakeStore{initialised: true}, fakePipeline{Stalled: 6 * time.Minute}, "/healthz", 503, `"status":"wedged","reason":"a batch in flight made no progress for longer than kafka.stall_timeout","stalled":"6m0s"`},
-		{"ready", true, nil, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 200, `"status":"ready"`},
+		{"ready", true, nil, fakeStore{initialised: true}, fakePipeline{Member: true}, "/readyz", 200, `"status":"ready"`},
 		{"starting", false, nil, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"starting"`},
 		{"stopping", true, stopped, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"stopping"`},
-		{"paused", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{PausedSince: pausedAt}, "/readyz", 503, `"status":"paused","reason":"the rate store does not answer: consumption is paused, offsets kept; it resumes by itself","since":"2026-01-02T03:04:05Z"`},
-		{"restoring", true, nil, fakeStore{initialised: false}, fakePipeline{}, "/readyz", 503, `"status":"restoring"`},
-		{"store unreachable", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{}, "/readyz", 503, `"status":"rate store unreachable"`},
+		{"paused", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{Member: true, PausedSince: pausedAt}, "/readyz", 503, `"status":"paused","reason":"the rate store does not answer: consumption is paused, offsets kept; it resumes by itself","since":"2026-01-02T03:04:05Z"`},
+		{"restoring", true, nil, fakeStore{initialised: false}, fakePipeline{Member: true}, "/readyz", 503, `"status":"restoring"`},
+		{"store unreachable", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{Member: true}, "/readyz", 503, `"status":"rate store unreachable"`},
+		{"joining group", true, nil, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"joining group"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,5 +60,43 @@ func TestHealthEndpoints(t *testing.T) {
 				t.Errorf("GET %s = %d %s; want %d with %s", tc.path, rec.Code, rec.Body.String(), tc.code, tc.body)
 			}
 		})
+	}
+}
+
+// TestReadinessReasons: /readyz and breakwater_readiness say what a start
+// waits for, then that the replica joins its group.
+func TestReadinessReasons(t *testing.T) {
+	h := &health{store: fakeStore{initialised: true}, pipeline: fakePipeline{}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h)
+	mux := newMux(reg, h, http.NotFoundHandler())
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	steps := []struct {
+		name   string
+		set    func()
+		code   int
+		body   string
+		metric string
+	}{
+		{"unreachable", func() { h.setStarting("restoring: rate store unreachable") }, 503,
+			`"status":"starting","reason":"restoring: rate store unreachable"`,
+			`breakwater_readiness{reason="restoring: rate store unreachable",status="starting"} 1`},
+		{"joining", func() { h.ready.Store(true) }, 503, `"status":"joining group"`,
+			`breakwater_readiness{reason="",status="joining group"} 1`},
+		{"ready", func() { h.pipeline = fakePipeline{Member: true} }, 200, `"status":"ready"`,
+			`breakwater_readiness{reason="",status="ready"} 1`},
+	}
+	for _, st := range steps {
+		st.set()
+		if code, body := get("/readyz"); code != st.code || !strings.Contains(body, st.body) {
+			t.Errorf("%s: GET /readyz = %d %s; want %d with %s", st.name, code, body, st.code, st.body)
+		}
+		if _, body := get("/metrics"); !strings.Contains(body, st.metric) {
+			t.Errorf("%s: /metrics has no %s:\n%s", st.name, st.metric, body)
+		}
 	}
 }

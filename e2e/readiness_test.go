@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/breakwater/breakwater/daemon"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+// TestReadyOnlyOnceRestoredAndJoined: a replica started while Redis is
+// down answers /readyz 503 "starting", reason "restoring: rate store
+// unreachable", and breakwater_readiness says the same, until Redis is
+// back; it answers 200 only once it restored the breaker states and holds
+// its partitions of the group.
+func TestReadyOnlyOnceRestoredAndJoined(t *testing.T) {
+	b := newBed(t, 4)
+	b.r.Kill(t)
+	cfg := b.config(t, spikeSettings)
+	cfg.HTTP.Listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	var logs logBuffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), &logs, zap.InfoLevel))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("daemon.Run = %v", err)
+			}
+		case <-time.After(45 * time.Second):
+			t.Errorf("daemon.Run did not return within 45s of cancellation")
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	alive := func() error {
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("daemon.Run returned: %v", err)
+		default:
+			return nil
+		}
+	}
+	base := "http://" + cfg.HTTP.Listen
+	type readyz struct {
+		code           int
+		status, reason string
+	}
+	get := func() readyz {
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		body, code, err := httpGet(rctx, base+"/readyz")
+		if err != nil {
+			return readyz{}
+		}
+		var v struct{ Status, Reason string }
+		_ = json.Unmarshal([]byte(body), &v)
+		return readyz{code, v.Status, v.Reason}
+	}
+	const want = "restoring: rate store unreachable"
+	var r readyz
+	waitFor(t, 60*time.Second, func() string { return fmt.Sprintf("/readyz saying %q (last %+v)", want, r) }, alive, func() bool {
+		r = get()
+		return r.code == http.StatusServiceUnavailable && r.status == "starting" && r.reason == want
+	})
+	mctx, mcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	metrics, _, err := httpGet(mctx, base+"/metrics")
+	mcancel()
+	if err != nil || !strings.Contains(metrics, `breakwater_readiness{reason="`+want+`",status="starting"} 1`) {
+		t.Errorf("/metrics does not say %q (%v):\n%s", want, err, metrics)
+	}
+	// For as long as Redis stays down (ten seconds of polling), not ready.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if r = get(); r.code == http.StatusOK {
+			t.Fatalf("/readyz = %+v while Redis is down", r)
+		}
+	}
+	b.r.Restart(t)
+	seen := map[string]bool{}
+	waitFor(t, 90*time.Second, func() string { return fmt.Sprintf("/readyz 200 (last %+v)", r) }, alive, func() bool {
+		r = get()
+		seen[r.status+": "+r.reason] = true
+		return r.code == http.StatusOK
+	})
+	// Ready means restored and a member holding partitions.
+	if !strings.Contains(logs.String(), "breaker states restored") {
+		t.Errorf("ready before the breaker states were restored")
+	}
+	assigned, _ := b.describeGroup(t)
+	n := 0
+	for _, ps := range assigned {
+		n += len(ps)
+	}
+	if n != b.parts {
+		t.Errorf("ready with %d of %d partitions assigned in the group: %v", n, b.parts, assigned)
+	}
+	t.Logf("readiness seen after Redis came back: %v", seen)
+}
