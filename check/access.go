@@ -106,15 +106,19 @@ func RedisAccess(ctx context.Context, rc redis.UniversalClient, r config.Redis) 
 			continue
 		}
 		var err error
-		if c.Probe == nil {
-			if c.Name != "multi" {
-				continue // exec goes with multi
-			}
+		switch {
+		case c.Probe == nil && c.Name == "multi":
 			_, err = rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Exists(ctx, probe)
 				return nil
 			})
-		} else {
+		case c.Probe == nil && c.Name == "watch":
+			// WATCH, then UNWATCH on the same connection, as the
+			// approval store does when a request may not change.
+			err = rc.Watch(ctx, func(*redis.Tx) error { return nil }, probe)
+		case c.Probe == nil:
+			continue // exec goes with multi, unwatch with watch
+		default:
 			err = rc.Do(ctx, c.Probe(probe)...).Err()
 		}
 		if err == nil || errors.Is(err, redis.Nil) {
@@ -129,7 +133,7 @@ func RedisAccess(ctx context.Context, rc redis.UniversalClient, r config.Redis) 
 		case strings.Contains(msg, "NOPERM"):
 			name := c.Name
 			if m := refusedCommand.FindStringSubmatch(msg); m != nil && c.Probe == nil {
-				name = strings.ToLower(m[1]) // multi or exec
+				name = strings.ToLower(m[1]) // multi or exec, watch or unwatch
 			}
 			denied = append(denied, RedisDenial{Command: name, Key: strings.Contains(msg, "key"), Reply: msg})
 		case strings.HasPrefix(msg, "ERR unknown command"), strings.HasPrefix(msg, "ERR unknown subcommand"):

@@ -15,7 +15,8 @@ type RedisCommand struct {
 	// Probe returns the arguments of a call of the command on the scratch
 	// key k (see Keys.Probe) that changes nothing outside the scratch
 	// keys, or nil when the command is probed by other means (MULTI and
-	// EXEC go together in one transaction).
+	// EXEC go together in one transaction, WATCH and UNWATCH on one
+	// connection).
 	Probe func(k string) []any
 	// Replicated marks a command run only when redis.min_replicas_acked
 	// is above 0 (WAIT).
@@ -57,6 +58,7 @@ var RedisCommands = []RedisCommand{
 	{Name: "time", Probe: func(string) []any { return []any{"time"} }},
 	{Name: "exists", Probe: func(k string) []any { return []any{"exists", k} }},
 	{Name: "get", Probe: func(k string) []any { return []any{"get", k} }},
+	{Name: "mget", Probe: func(k string) []any { return []any{"mget", k} }},
 	{Name: "set", Probe: func(k string) []any { return []any{"set", k, "probe", "px", 60000} }},
 	{Name: "incr", Probe: func(k string) []any { return []any{"incr", probeCount(k)} }},
 	{Name: "expire", Probe: func(k string) []any { return []any{"expire", k, 60} }},
@@ -99,6 +101,8 @@ var RedisCommands = []RedisCommand{
 	{Name: "evalsha", Probe: func(k string) []any { return []any{"evalsha", ProbeScriptSHA, 1, k} }},
 	{Name: "multi"},
 	{Name: "exec"},
+	{Name: "watch"},
+	{Name: "unwatch"},
 	{Name: "wait", Replicated: true, Probe: func(string) []any { return []any{"wait", 0, 1} }},
 	{Name: "del", Probe: func(k string) []any { return []any{"del", k} }},
 }
