@@ -107,11 +107,11 @@ type mergedSource struct {
 	mu   sync.Mutex             // guards open: Fetch adds, Commit removes
 	open map[*fetched]time.Time // batches handed out and not committed, by their earliest event time
 
-	// The other replicas' frontier, owned by the caller of Fetch.
-	polled      time.Time // when it was last read
-	others      time.Time // the earliest frontier of the others; zero: none
-	othersSince time.Time // when others last changed
-	ignoring    bool      // others held this replica back past stallTimeout without moving
+	// member names this replica's frontier among the others': one per
+	// source, published from its start, before it joins the group.
+	member string
+	fr     frontierState
+	kaDone chan struct{} // closed when the keep-alive returned; nil without frontiers
 }
 
 var _ source = (*mergedSource)(nil)
@@ -178,6 +178,11 @@ func newMergedSource(o sourceOptions) (*mergedSource, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		open:    map[*fetched]time.Time{},
+		member:  memberName(),
+	}
+	if o.frontiers != nil {
+		s.kaDone = make(chan struct{})
+		go s.keepAlive()
 	}
 	go s.loop()
 	return s, nil
@@ -466,9 +471,7 @@ func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duratio
 		if s.cur == nil {
 			select {
 			case s.cur = <-s.gens:
-				// Tell the others this member's frontier in the new
-				// generation at once.
-				s.polled = time.Time{}
+				s.track(s.cur, s.partsFrontier(s.cur))
 			case err := <-s.fatal:
 				return nil, err
 			case <-ctx.Done():
@@ -488,7 +491,10 @@ func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duratio
 		if f == nil {
 			s.release(gen)
 		} else {
+			// The batch is part of the frontier as an open batch before
+			// the partitions' frontier moves past it.
 			s.opened(f)
+			s.track(gen, s.partsFrontier(gen))
 		}
 		if err != nil || f != nil {
 			return f, err
@@ -496,6 +502,7 @@ func (s *mergedSource) Fetch(ctx context.Context, maxMsgs int, wait time.Duratio
 		// The generation ended: what its channels still hold is read again
 		// by the partitions' next owners, from the committed offsets.
 		s.cur = nil
+		s.track(nil, time.Time{})
 	}
 }
 
@@ -531,6 +538,7 @@ func (s *mergedSource) release(gen *generation) {
 // when the generation ended before the first message.
 func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, wait time.Duration) (*fetched, error) {
 	var f *fetched
+	var first time.Time // the earliest event time of f
 	var deadline <-chan time.Time
 	var stall *time.Timer
 	defer func() {
@@ -544,7 +552,6 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 			return f, nil
 		default:
 		}
-		s.poll(ctx, gen)
 		p, holdUntil := s.next(gen)
 		if p != nil {
 			if f == nil {
@@ -562,8 +569,14 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 			p.caughtUp = e.msg.HighWaterMark > 0 && e.msg.Offset+1 >= e.msg.HighWaterMark
 			f.msgs = append(f.msgs, e.msg)
 			f.items = append(f.items, e.item)
+			if !e.at.IsZero() && (first.IsZero() || e.at.Before(first)) {
+				first = e.at
+			}
 			continue
 		}
+		// Before waiting, tell the keep-alive where this replica is: the
+		// batch in hand is not an open batch yet.
+		s.track(gen, earliest(s.partsFrontier(gen), first))
 		var stallC <-chan time.Time
 		if !holdUntil.IsZero() {
 			d := time.Until(holdUntil)
@@ -649,47 +662,10 @@ func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) 
 	if !holdUntil.IsZero() {
 		return nil, holdUntil
 	}
-	if s.others.IsZero() || s.ignoring || !best.head().at.After(s.others.Add(s.opts.lead)) {
+	if s.mayGo(best.head().at) {
 		return best, time.Time{}
 	}
-	// Another replica is more than the lead behind in event time: wait
-	// for it to decide its share, unless it has not moved for too long.
-	if now.IsZero() {
-		now = time.Now()
-	}
-	if now.Sub(s.othersSince) >= stallTimeout {
-		s.ignoring = true
-		s.opts.log.Warn("the other replicas' frontier has not moved; deciding ahead of it until it does",
-			zap.Time("frontier", s.others), zap.Duration("waited", now.Sub(s.othersSince)))
-		return best, time.Time{}
-	}
-	return nil, s.polled.Add(frontierEvery)
-}
-
-// poll publishes this replica's frontier and reads the others', at most
-// every frontierEvery. A store that does not answer holds nothing back:
-// the pipeline's own outage policy applies to the batches.
-func (s *mergedSource) poll(ctx context.Context, gen *generation) {
-	if s.opts.frontiers == nil || time.Since(s.polled) < frontierEvery {
-		return
-	}
-	s.polled = time.Now()
-	actx, cancel := context.WithTimeout(ctx, time.Second)
-	others, err := s.opts.frontiers.Advance(actx, gen.g.MemberID, s.frontier(gen), frontierTTL)
-	cancel()
-	if err != nil {
-		if !s.others.IsZero() {
-			s.opts.log.Warn("read the other replicas' frontier", zap.Error(err))
-		}
-		others = time.Time{}
-	}
-	if !others.Equal(s.others) {
-		s.others, s.othersSince = others, s.polled
-		if s.ignoring {
-			s.ignoring = false
-			s.opts.log.Info("the other replicas' frontier moves again", zap.Time("frontier", others))
-		}
-	}
+	return nil, time.Now().Add(frontierEvery)
 }
 
 // unknownFrontier is the frontier of a replica that owns a partition with
@@ -705,28 +681,46 @@ var unknownFrontier = time.UnixMilli(1).UTC()
 // messages; unknownFrontier while a partition that is behind has delivered
 // nothing yet; zero when it has nothing to decide.
 func (s *mergedSource) frontier(gen *generation) time.Time {
+	return earliest(s.openFrontier(), s.partsFrontier(gen))
+}
+
+// openFrontier is the earliest event time of the batches handed out and
+// not committed; zero when there is none.
+func (s *mergedSource) openFrontier() time.Time {
 	var f time.Time
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (f.IsZero() || t.Before(f)) {
-			f = t
-		}
-	}
 	s.mu.Lock()
 	for _, t := range s.open {
-		earliest(t)
+		f = earliest(f, t)
 	}
 	s.mu.Unlock()
+	return f
+}
+
+// partsFrontier is the frontier of gen's partitions: the earliest event
+// time of their next messages, unknownFrontier while one that is behind
+// has delivered nothing yet, zero when none has anything to decide. Only
+// the caller of Fetch calls it.
+func (s *mergedSource) partsFrontier(gen *generation) time.Time {
+	var f time.Time
 	for _, p := range gen.parts {
 		switch {
 		case p.has():
-			earliest(p.head().at)
+			f = earliest(f, p.head().at)
 		case p.taken && p.behind():
-			earliest(p.last)
+			f = earliest(f, p.last)
 		case !p.taken && !p.stalled && p.behind():
 			return unknownFrontier
 		}
 	}
 	return f
+}
+
+// earliest returns the earlier of two frontiers, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // behind reports whether the broker has messages of p that were not
@@ -780,13 +774,14 @@ func (s *mergedSource) Member() bool {
 
 // Close leaves the group and stops every partition reader.
 func (s *mergedSource) Close() error {
-	if s.opts.frontiers != nil && s.cur != nil {
+	s.closeOnce.Do(func() { close(s.closing) })
+	if s.kaDone != nil {
+		<-s.kaDone
 		// Hold the other replicas back no longer.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = s.opts.frontiers.Advance(ctx, s.cur.g.MemberID, time.Time{}, frontierTTL)
+		_, _ = s.opts.frontiers.Advance(ctx, s.member, time.Time{}, frontierTTL)
 		cancel()
 	}
-	s.closeOnce.Do(func() { close(s.closing) })
 	err := s.cg.Close()
 	<-s.done
 	return err

@@ -154,6 +154,8 @@ func TestMergeFrontier(t *testing.T) {
 	deliver(gen, 0, 0, 30, false)
 	deliver(gen, 0, 1, 60, false)
 	deliver(gen, 0, 2, 90, true)
+	s.track(gen, s.partsFrontier(gen))
+	s.publish(context.Background())
 	f, err := s.merge(context.Background(), gen, 3, 300*time.Millisecond)
 	if got, want := order(f), []string{"p0/0", "p0/1"}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("merge = %v, %v; want %v (the others' frontier at +0s, a lead of 1m)", got, err, want)

@@ -56,6 +56,12 @@ type Metrics struct {
 	// and stage. The stages of the decide and write lanes add up to the
 	// lane's wall time from its first batch to its last.
 	StageSeconds *prometheus.CounterVec
+	// Frontier is, while replicas consume a backlog together, the event
+	// time up to which this replica has decided its partitions (of="own")
+	// and the earliest of the other replicas' (of="others", the one it
+	// waits for when it is more than the smallest window ahead), as Unix
+	// time; 0 when there is none.
+	Frontier *prometheus.GaugeVec
 
 	// AlertsRaised counts alert events raised into the outbox by kind and
 	// result (new, duplicate).
@@ -146,6 +152,10 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 			Name: "breakwater_pipeline_stage_seconds_total",
 			Help: "Wall time of the pipeline by lane (decide, write, read) and stage (decide: fetch, store, decide, handoff; write: wait, encode, write, commit, account; read: decode).",
 		}, []string{"lane", "stage"}),
+		Frontier: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "breakwater_frontier_timestamp_seconds",
+			Help: "Event time up to which this replica decided its partitions (of=own) and the earliest of the other replicas' (of=others), as Unix time; 0 when none.",
+		}, []string{"of"}),
 		AlertsRaised: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "breakwater_alerts_raised_total",
 			Help: "Alert events raised into the outbox, by kind and result (new, duplicate).",
@@ -168,7 +178,7 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 	}
 	reg.MustRegister(m.Actions, m.BreakerState, m.Transitions, m.BatchSeconds, m.BatchSize,
 		m.StoreSeconds, m.StoreErrors, m.KafkaErrors, m.Paused, m.Restores,
-		m.HeldBacklog, m.HeldOldestAge, m.KafkaSeconds, m.ConsumerLag, m.LastBatch, m.StageSeconds,
+		m.HeldBacklog, m.HeldOldestAge, m.KafkaSeconds, m.ConsumerLag, m.LastBatch, m.StageSeconds, m.Frontier,
 		m.AlertsRaised, m.Notifications, m.NotifySeconds, m.OutboxErrors)
 	return m
 }
