@@ -28,6 +28,9 @@ type source interface {
 	// errRevoked when the batch's partitions were taken away before the
 	// commit.
 	Commit(ctx context.Context, f *fetched) error
+	// Recycle hands back a batch nothing refers to any more, whose
+	// buffers a later batch may reuse.
+	Recycle(f *fetched)
 	// Close leaves the group.
 	Close() error
 }
@@ -104,6 +107,8 @@ type mergedSource struct {
 	cur       *generation                // owned by the caller of Fetch
 	current   atomic.Pointer[generation] // the latest generation the group loop started
 
+	spare chan *fetched // buffers of batches done with, for newBatch
+
 	mu   sync.Mutex             // guards open: Fetch adds, Commit removes
 	open map[*fetched]time.Time // batches handed out and not committed, by their earliest event time
 
@@ -179,6 +184,7 @@ func newMergedSource(o sourceOptions) (*mergedSource, error) {
 		done:    make(chan struct{}),
 		open:    map[*fetched]time.Time{},
 		member:  memberName(),
+		spare:   make(chan *fetched, 2),
 	}
 	if o.frontiers != nil {
 		s.kaDone = make(chan struct{})
@@ -382,6 +388,7 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 	}
 	var decoding time.Duration // not charged to the decode stage yet
 	read := 0
+	var e entry
 	defer func() { s.decode(decoding) }()
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -400,7 +407,10 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 			}
 			continue
 		}
-		e := entry{msg: m}
+		// e is reused: the queue keeps a copy, and classify gets a
+		// pointer into it, which would move a fresh entry to the heap
+		// for every message.
+		e = entry{msg: m}
 		pos := decide.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 		if read++; read%decodeSample == 0 {
 			t0 := time.Now()
@@ -555,7 +565,7 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 		p, holdUntil := s.next(gen)
 		if p != nil {
 			if f == nil {
-				f = &fetched{gen: gen, msgs: make([]kafka.Message, 0, maxMsgs), items: make([]decide.Item, 0, maxMsgs)}
+				f = s.newBatch(gen, maxMsgs)
 				t := time.NewTimer(wait)
 				defer t.Stop()
 				deadline = t.C
@@ -769,6 +779,27 @@ func (s *mergedSource) Member() bool {
 		return false
 	default:
 		return true
+	}
+}
+
+// newBatch returns an empty batch of gen, on the buffers of a recycled
+// one when there is one.
+func (s *mergedSource) newBatch(gen *generation, maxMsgs int) *fetched {
+	select {
+	case f := <-s.spare:
+		if cap(f.msgs) >= maxMsgs && cap(f.items) >= maxMsgs {
+			return &fetched{gen: gen, msgs: f.msgs[:0], items: f.items[:0]}
+		}
+	default:
+	}
+	return &fetched{gen: gen, msgs: make([]kafka.Message, 0, maxMsgs), items: make([]decide.Item, 0, maxMsgs)}
+}
+
+// Recycle keeps f's buffers for a later batch, up to a few batches'.
+func (s *mergedSource) Recycle(f *fetched) {
+	select {
+	case s.spare <- &fetched{msgs: f.msgs, items: f.items}:
+	default:
 	}
 }
 

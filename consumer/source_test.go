@@ -61,8 +61,9 @@ func (f fixedFrontier) Advance(context.Context, string, time.Time, time.Duration
 
 func testSource(fr Frontiers) *mergedSource {
 	return &mergedSource{
-		opts: sourceOptions{log: zap.NewNop(), frontiers: fr, lead: time.Minute},
-		open: map[*fetched]time.Time{},
+		opts:  sourceOptions{log: zap.NewNop(), frontiers: fr, lead: time.Minute},
+		open:  map[*fetched]time.Time{},
+		spare: make(chan *fetched, 2),
 	}
 }
 

@@ -86,6 +86,7 @@ func (p *Pipeline) finish(b batchRun, j *job, wl *lane) error {
 		}
 		p.opts.OnBatch(report)
 	}
+	p.src.Recycle(j.f)
 	wl.charge(stageAccount)
 	return nil
 }
