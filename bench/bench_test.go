@@ -55,10 +55,10 @@ type runResult struct {
 	// the bench saw it.
 	span, total time.Duration
 	// lanes are where the span went, stage by stage, per lane: the
-	// passthrough has one (fetch, encode, write, commit), the breaker two
-	// that overlap (decide: fetch, store, decide, handoff; write: wait,
-	// encode, write, commit, account) and the decoding of its partition
-	// readers, which overlaps with both.
+	// passthrough has one (fetch, encode, write, commit), the breaker three
+	// that overlap (decide: fetch, store, decide, encode, handoff; write:
+	// wait, write, handoff; commit: wait, commit, account) and the
+	// decoding of its partition readers, which overlaps with them.
 	lanes map[string][]stage
 	// CPU time of each process over the whole run (start, join and
 	// shutdown included), and the measured process's peak RSS.
@@ -289,17 +289,18 @@ func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResul
 		name   string
 		stages []string
 	}{
-		{"decide", []string{"fetch", "store", "decide", "handoff"}},
-		{"write", []string{"wait", "encode", "write", "commit", "account"}},
+		{"decide", []string{"fetch", "store", "decide", "encode", "handoff"}},
+		{"write", []string{"wait", "write", "handoff"}},
+		{"commit", []string{"wait", "commit", "account"}},
 		{"read", []string{"decode"}},
 	} {
 		for _, st := range l.stages {
 			res.lanes[l.name] = append(res.lanes[l.name], stage{st, secs(l.name, st)})
 		}
 	}
-	// The write lane runs from the first batch in hand to the last
+	// The commit lane runs from the first batch in hand to the last
 	// commit (and the accounting after it): the span.
-	for _, st := range res.lanes["write"] {
+	for _, st := range res.lanes["commit"] {
 		res.span += st.d
 	}
 	res.batches = int(m.get("breakwater_batch_actions_count"))
@@ -449,15 +450,11 @@ func report(b *testing.B, in reportInput) {
 		fmt.Fprintf(&w, "  run %-11s round %d  %8.0f actions/s  span %8s (start to done %8s)  batches %4d  peak RSS %s\n",
 			r.variant, r.round, r.rate(), r.span.Round(time.Millisecond), r.total.Round(time.Millisecond), r.batches, mib(r.peakRSS))
 		fmt.Fprintf(&w, "      CPU µs per action: %.2f itself, %.2f broker, %.2f redis-server\n", self(r), broker(r), redisC(r))
-		names := slices.Sorted(func(yield func(string) bool) {
-			for k := range r.lanes {
-				if !yield(k) {
-					return
-				}
+		for _, name := range []string{"pass", "decide", "write", "commit", "read"} {
+			st, ok := r.lanes[name]
+			if !ok {
+				continue
 			}
-		})
-		for _, name := range names {
-			st := r.lanes[name]
 			var parts []string
 			var tot time.Duration
 			for _, s := range st {

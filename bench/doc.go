@@ -18,11 +18,13 @@
 // broker and redis-server (from the kernel: rusage, /proc/PID/stat, INFO
 // cpu), the process's peak RSS, and where the span went per batch. The
 // passthrough has one lane (fetch, encode, write, commit). The breaker has
-// two lanes that overlap, each adding up to the span: the decide lane
-// (fetch, store call, the rest of deciding, handoff to the writer) and the
-// write lane (wait for a decided batch, encode, write, commit, account),
-// from the daemon's breakwater_pipeline_stage_seconds_total; its partition
-// readers' decoding overlaps both.
+// three lanes that overlap, each adding up to the span (the commit lane
+// exactly, the others up to their last batch): the decide lane (fetch,
+// store call, the rest of deciding, encode, handoff to the writer), the
+// write lane (wait for a decided batch, write, handoff to the committer)
+// and the commit lane (wait for a written batch, commit, account), from
+// the daemon's breakwater_pipeline_stage_seconds_total; its partition
+// readers' decoding (timed on every 8th message) overlaps them all.
 //
 // One benchmark iteration is one full comparison, so run it once:
 //

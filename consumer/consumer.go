@@ -180,8 +180,7 @@ type Pipeline struct {
 	transport  *kafka.Transport
 	gate       *decide.Gate
 
-	scopeHeader map[breaker.Scope][]byte // owned by the writer stage
-	enc         encoder                  // owned by the writer stage
+	scopeHeader map[breaker.Scope][]byte // owned by the decide lane, which encodes
 	// batchPrefix and batches make the batch header: a random prefix per
 	// pipeline and a count of the batches it decided.
 	batchPrefix string

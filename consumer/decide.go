@@ -61,7 +61,8 @@ func heldCounts(items []decide.Item, ts []breaker.Transition) map[breaker.Scope]
 // job is a decided batch on its way to the writer stage.
 type job struct {
 	start  time.Time
-	inHand time.Time // when the batch was in hand, fetched
+	inHand time.Time       // when the batch was in hand, fetched
+	out    []kafka.Message // its output records
 	f      *fetched
 	msgs   []kafka.Message
 	items  []decide.Item

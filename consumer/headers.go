@@ -35,19 +35,15 @@ func headerValue(v string) []byte {
 	return []byte(v)
 }
 
-// encoder builds the output records of a batch. Its buffers are reused
-// from batch to batch, since the records of a batch are not referenced
-// once its write returned; the writer stage owns it, and drops the buffers
-// whenever a write did not end (a write given up on may still be in
-// flight inside the writer).
+// encoder builds the output records of a batch. It belongs to the batch,
+// and its buffers go with the batch's to a later one once the batch was
+// written and committed (a write given up on, which may still be in
+// flight inside the writer, ends the pipeline before that).
 type encoder struct {
 	out     []kafka.Message
 	headers []kafka.Header
 	bytes   []byte
 }
-
-// drop forgets the buffers, which a write may still read.
-func (e *encoder) drop() { *e = encoder{} }
 
 // encode returns the output records of a batch, which stay valid until
 // the next call.
@@ -109,7 +105,7 @@ func (p *Pipeline) output(e *encoder, m *kafka.Message, it *decide.Item, batch [
 }
 
 // scopeBytes returns the header bytes of a scope, shared between messages
-// of a batch; only the writer stage calls it.
+// of a batch; only the decide lane calls it.
 func (p *Pipeline) scopeBytes(s breaker.Scope) []byte {
 	if b, ok := p.scopeHeader[s]; ok {
 		return b

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,11 +21,13 @@ import (
 // redelivered. Run returns nil after a shutdown, and an error only when it
 // stopped by itself.
 //
-// Two stages overlap: while one batch is written and committed, the next
-// is fetched and decided. Writes and commits stay in batch order, so the
-// order per key on the output topics is the input's; a batch decided but
-// not yet written when the process stops is redelivered and answered from
-// the store's records.
+// Three stages overlap: while one batch is committed, the next is written
+// and the one after it fetched, decided and encoded. Writes and commits
+// each stay in batch order, and a batch is committed only after its write
+// was acknowledged, so the order per key on the output topics is the
+// input's and a committed offset never covers an unwritten action; a batch
+// decided but not yet written when the process stops is redelivered and
+// answered from the store's records.
 func (p *Pipeline) Run(ctx context.Context) error {
 	so := sourceOptionsFor(p.opts)
 	so.classify = p.gate.Classify
@@ -64,32 +67,66 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		drainMu.Unlock()
 	}()
 	b := batchRun{ctx: work, stop: ctx.Done()}
-	// One decided batch waits while the one before it is written.
+	// One decided batch waits while the one before it is written, and one
+	// written batch while the one before it is committed.
 	jobs := make(chan *job, 1)
-	written := make(chan error, 1)
-	done := make(chan struct{})
+	toCommit := make(chan *job, 1)
+	failed := make(chan error, 1) // the first failure of the write or commit stage
+	var stopped atomic.Bool       // a stage failed: write and commit nothing more
+	fail := func(err error) {
+		stopped.Store(true)
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	wrote, committed := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(done)
-		wl := newLane(p.m, "write", stageWait, stageEncode, stageWrite, stageCommit, stageAccount)
+		defer close(wrote)
+		defer close(toCommit)
+		wl := newLane(p.m, "write", stageWait, stageWrite, stageHandoff)
 		for j := range jobs {
+			if stopped.Load() {
+				// Batches decided after a failure are redelivered.
+				p.progress.done()
+				continue
+			}
 			wl.start(j.inHand)
 			wl.charge(stageWait)
-			if err := p.finish(b, j, wl); err != nil {
+			if err := p.write(b, j); err != nil {
 				p.progress.done()
-				written <- err
-				for range jobs {
-					// Batches decided after the failure are redelivered.
-					p.progress.done()
-				}
-				return
+				fail(err)
+				continue
+			}
+			wl.charge(stageWrite)
+			toCommit <- j
+			wl.charge(stageHandoff)
+		}
+	}()
+	go func() {
+		defer close(committed)
+		cl := newLane(p.m, "commit", stageWait, stageCommit, stageAccount)
+		for j := range toCommit {
+			if stopped.Load() {
+				// Written, not committed: redelivered, and answered
+				// from the records.
+				p.progress.done()
+				continue
+			}
+			cl.start(j.inHand)
+			cl.charge(stageWait)
+			if err := p.finish(b, j, cl); err != nil {
+				p.progress.done()
+				fail(err)
 			}
 		}
 	}()
-	err = p.consume(ctx, b, jobs, written)
+	err = p.consume(ctx, b, jobs, failed)
 	close(jobs)
-	<-done
+	<-wrote
+	<-committed
 	select {
-	case werr := <-written:
+	case werr := <-failed:
 		if err == nil {
 			err = werr
 		}
@@ -124,7 +161,7 @@ func (b batchRun) stopping() bool {
 // consume fetches and decides batches and hands them to the writer stage
 // until ctx is cancelled or a stage fails.
 func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, written <-chan error) error {
-	dl := newLane(p.m, "decide", stageFetch, stageStore, stageDecide, stageHandoff)
+	dl := newLane(p.m, "decide", stageFetch, stageStore, stageDecide, stageEncode, stageHandoff)
 	for {
 		select {
 		case err := <-written:
@@ -152,6 +189,8 @@ func (p *Pipeline) consume(ctx context.Context, b batchRun, jobs chan<- *job, wr
 		}
 		j.inHand = inHand
 		dl.split(stageStore, j.res.storeTime, stageDecide)
+		j.out = p.encode(&j.f.enc, j.msgs, j.items, j.batch)
+		dl.charge(stageEncode)
 		select {
 		case jobs <- j:
 		case err := <-written:

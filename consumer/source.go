@@ -45,6 +45,7 @@ var errRevoked = errors.New("partitions revoked before the commit")
 type fetched struct {
 	msgs  []kafka.Message
 	items []decide.Item
+	enc   encoder // the output records, encoded once decided
 	gen   *generation
 }
 
@@ -788,7 +789,7 @@ func (s *mergedSource) newBatch(gen *generation, maxMsgs int) *fetched {
 	select {
 	case f := <-s.spare:
 		if cap(f.msgs) >= maxMsgs && cap(f.items) >= maxMsgs {
-			return &fetched{gen: gen, msgs: f.msgs[:0], items: f.items[:0]}
+			return &fetched{gen: gen, msgs: f.msgs[:0], items: f.items[:0], enc: f.enc}
 		}
 	default:
 	}
@@ -798,7 +799,7 @@ func (s *mergedSource) newBatch(gen *generation, maxMsgs int) *fetched {
 // Recycle keeps f's buffers for a later batch, up to a few batches'.
 func (s *mergedSource) Recycle(f *fetched) {
 	select {
-	case s.spare <- &fetched{msgs: f.msgs, items: f.items}:
+	case s.spare <- &fetched{msgs: f.msgs, items: f.items, enc: f.enc}:
 	default:
 	}
 }

@@ -13,11 +13,12 @@ import (
 
 // The stages of the lanes, by lane: the decide lane fetches a batch, calls
 // the store, does the rest of the deciding (the store batch, applying the
-// answer, recording transitions) and hands the batch to the write lane;
-// the write lane waits for a batch, encodes the output records, writes
-// them, commits the input offsets and accounts the batch (metrics,
-// reports); the read lane is the partition readers' decoding, which
-// overlaps with the others.
+// answer, recording transitions), encodes the output records and hands
+// the batch to the write lane; the write lane waits for a batch, writes it
+// and hands it to the commit lane; the commit lane waits for a written
+// batch, commits its input offsets and accounts for it (metrics, reports);
+// the read lane is the partition readers' decoding (timed on a sample),
+// which overlaps with the others.
 const (
 	stageFetch   = "fetch"
 	stageStore   = "store"

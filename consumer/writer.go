@@ -1,5 +1,7 @@
-// The writer stage: a decided batch's actions are written to their topics
-// with acks from all in-sync replicas, then its offsets are committed.
+// The write and commit stages: a decided batch's records are written to
+// their topics with acks from all in-sync replicas; then, in a stage of its
+// own and in batch order, its offsets are committed while the next batch is
+// written.
 
 package consumer
 
@@ -18,12 +20,11 @@ import (
 	"github.com/breakwater/breakwater/decide"
 )
 
-// finish writes a decided batch's actions and commits its offsets.
-// The time goes to the stages of wl.
-func (p *Pipeline) finish(b batchRun, j *job, wl *lane) error {
-	out := p.encode(&p.enc, j.msgs, j.items, j.batch)
-	t0 := wl.charge(stageEncode)
-	pending := out
+// write writes a decided batch's records, which the decide lane encoded,
+// each acknowledged by all in-sync replicas.
+func (p *Pipeline) write(b batchRun, j *job) error {
+	t0 := time.Now()
+	pending := j.out
 	if err := p.retry(b, "write", func(ctx context.Context) error {
 		err := p.writer.WriteMessages(ctx, pending...)
 		// A retry writes only what failed: writing the whole batch again
@@ -42,17 +43,22 @@ func (p *Pipeline) finish(b batchRun, j *job, wl *lane) error {
 		}
 		return err
 	}); err != nil {
-		p.enc.drop()
 		return err
 	}
-	t1 := wl.charge(stageWrite)
+	p.m.KafkaSeconds.WithLabelValues("write").Observe(time.Since(t0).Seconds())
+	return nil
+}
+
+// finish commits a written batch's offsets and accounts for it; the time
+// goes to the stages of cl.
+func (p *Pipeline) finish(b batchRun, j *job, cl *lane) error {
+	t0 := time.Now()
 	if err := p.commit(b, j.f); err != nil {
 		return err
 	}
-	t2 := wl.charge(stageCommit)
+	t1 := cl.charge(stageCommit)
 	p.progress.done()
-	p.m.KafkaSeconds.WithLabelValues("write").Observe(t1.Sub(t0).Seconds())
-	p.m.KafkaSeconds.WithLabelValues("commit").Observe(t2.Sub(t1).Seconds())
+	p.m.KafkaSeconds.WithLabelValues("commit").Observe(t1.Sub(t0).Seconds())
 	p.m.LastBatch.SetToCurrentTime()
 	// The lag after this batch, per partition: what the broker held beyond
 	// the batch's last message when it was fetched.
@@ -86,8 +92,10 @@ func (p *Pipeline) finish(b batchRun, j *job, wl *lane) error {
 		}
 		p.opts.OnBatch(report)
 	}
+	// Nothing refers to the batch any more: its records were written,
+	// its offsets committed.
 	p.src.Recycle(j.f)
-	wl.charge(stageAccount)
+	cl.charge(stageAccount)
 	return nil
 }
 

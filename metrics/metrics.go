@@ -51,10 +51,11 @@ type Metrics struct {
 	// LastBatch is the Unix time of the last committed batch.
 	LastBatch prometheus.Gauge
 	// StageSeconds counts the wall time the pipeline spent in each stage,
-	// by lane (decide: the loop that fetches and decides batches; write:
-	// the stage that writes and commits them; read: the partition readers)
-	// and stage. The stages of the decide and write lanes add up to the
-	// lane's wall time from its first batch to its last.
+	// by lane (decide: the loop that fetches, decides and encodes batches;
+	// write: the stage that writes them; commit: the stage that commits
+	// them; read: the partition readers' decoding) and stage. The stages
+	// of the decide, write and commit lanes add up to the lane's wall time
+	// from the first batch in hand to the lane's last batch.
 	StageSeconds *prometheus.CounterVec
 	// Frontier is, while replicas consume a backlog together, the event
 	// time up to which this replica has decided its partitions (of="own")
@@ -150,7 +151,7 @@ func New(reg prometheus.Registerer, maxScopes int) *Metrics {
 		}),
 		StageSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "breakwater_pipeline_stage_seconds_total",
-			Help: "Wall time of the pipeline by lane (decide, write, read) and stage (decide: fetch, store, decide, handoff; write: wait, encode, write, commit, account; read: decode).",
+			Help: "Wall time of the pipeline by lane (decide, write, commit, read) and stage (decide: fetch, store, decide, encode, handoff; write: wait, write, handoff; commit: wait, commit, account; read: decode).",
 		}, []string{"lane", "stage"}),
 		Frontier: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "breakwater_frontier_timestamp_seconds",
