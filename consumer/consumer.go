@@ -181,6 +181,7 @@ type Pipeline struct {
 	gate       *decide.Gate
 
 	scopeHeader map[breaker.Scope][]byte // owned by the decide lane, which encodes
+	counts      map[countKey]int         // owned by the commit stage
 	// batchPrefix and batches make the batch header: a random prefix per
 	// pipeline and a count of the batches it decided.
 	batchPrefix string
@@ -228,6 +229,7 @@ func New(opts Options) (*Pipeline, error) {
 		m:            opts.Metrics,
 		committed:    map[int]int64{},
 		scopeHeader:  map[breaker.Scope][]byte{},
+		counts:       map[countKey]int{},
 		batchPrefix:  batchPrefix(),
 		gate:         decide.New(cfg),
 		transport:    transport,

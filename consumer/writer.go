@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -138,31 +137,21 @@ func (p *Pipeline) committedOffset(_ string, partition int) int64 {
 	return -1
 }
 
-// countActions adds a batch's actions to breakwater_actions_total. A batch
-// has few distinct decisions and scopes, most often in runs: the count
-// goes to the counter of the previous action's pair when it is the same.
+// countActions adds a batch's actions to breakwater_actions_total, per
+// decision and scope, counted in counts (cleared after; only the commit
+// stage calls it).
 func (p *Pipeline) countActions(items []decide.Item) {
-	type pair struct {
-		d     decide.Decision
-		scope breaker.Scope
-		n     int
-	}
-	var pairs []pair
-	last := -1
 	for i := range items {
-		it := &items[i]
-		if last >= 0 && pairs[last].d == it.Decision && pairs[last].scope == it.Scope {
-			pairs[last].n++
-			continue
-		}
-		last = slices.IndexFunc(pairs, func(c pair) bool { return c.d == it.Decision && c.scope == it.Scope })
-		if last < 0 {
-			pairs = append(pairs, pair{d: it.Decision, scope: it.Scope})
-			last = len(pairs) - 1
-		}
-		pairs[last].n++
+		p.counts[countKey{items[i].Decision, items[i].Scope}]++
 	}
-	for _, c := range pairs {
-		p.m.Actions.WithLabelValues(string(c.d), p.m.Scope(c.scope)).Add(float64(c.n))
+	for k, n := range p.counts {
+		p.m.Actions.WithLabelValues(string(k.d), p.m.Scope(k.scope)).Add(float64(n))
 	}
+	clear(p.counts)
+}
+
+// countKey is what breakwater_actions_total counts by.
+type countKey struct {
+	d     decide.Decision
+	scope breaker.Scope
 }
