@@ -85,7 +85,8 @@ type Options struct {
 	Restore func(ctx context.Context) error
 	// Approvals keeps the requests of changes that need a second person.
 	Approvals Approvals
-	// Pager, if set, pages on-call when a person breaks the glass; without
+	// Pager, if set, pages on-call when a person breaks the glass, and
+	// tells it of an incident's acknowledgement; without
 	// it, break-glass is refused.
 	Pager Pager
 	// Logger logs requests that change something, and failures.
@@ -201,6 +202,11 @@ func (a *API) routes() []route {
 		{Route{"PUT", "/v1/approvals/{id}", config.RoleReviewer}, a.editApproval},
 		{Route{"POST", "/v1/approvals/{id}/approve", config.RoleReviewer}, a.approveApproval},
 		{Route{"POST", "/v1/approvals/{id}/refuse", config.RoleReviewer}, a.refuseApproval},
+		{Route{"POST", "/v1/incidents/{id}/ack", config.RoleReviewer}, a.changeIncident(audit.KindAcknowledge, ackChange)},
+		{Route{"POST", "/v1/incidents/{id}/owner", config.RoleReviewer}, a.changeIncident(audit.KindOwner, ownerChange)},
+		{Route{"POST", "/v1/incidents/{id}/notes", config.RoleReviewer}, a.changeIncident(audit.KindNote, noteChange)},
+		{Route{"POST", "/v1/incidents/{id}/standing", config.RoleReviewer}, a.changeIncident(audit.KindStanding, standingChange)},
+		{Route{"POST", "/v1/incidents/{id}/standing/revoke", config.RoleReviewer}, a.changeIncident(audit.KindStandingRevoked, revokeChange)},
 	}
 }
 
@@ -464,10 +470,10 @@ func (a *API) change(ctx context.Context, scope breaker.Scope, kind, reason stri
 		}
 	}
 	from, to := t.From, t.To
-	if err := a.opts.Audit.Write(ctx, audit.Entry{
+	if err := a.opts.Audit.Write(ctx, audit.Entry{AuditEntry: api.AuditEntry{
 		ID: audit.TransitionID(scope, t.To.Generation), At: t.To.Since, Actor: by.name, Kind: kind, Scope: scope, Reason: reason, From: &from, To: &to,
 		Approval: by.approval, Approver: by.approver, BreakGlass: by.breakGlass,
-	}); err != nil {
+	}}); err != nil {
 		return api.ChangeResponse{}, &failure{code: http.StatusServiceUnavailable, what: "the change is applied but the audit trail failed", err: err}
 	}
 	a.opts.Logger.Info("breaker changed by an operator",
@@ -489,13 +495,13 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	for key := range v {
 		switch key {
-		case "scope", "since", "until", "actor", "kind", "limit":
+		case "scope", "since", "until", "actor", "kind", "incident", "limit":
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want scope, since, until, actor, kind or limit", key))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q; want scope, since, until, actor, kind, incident or limit", key))
 			return
 		}
 	}
-	q.Actor, q.Kind = v.Get("actor"), v.Get("kind")
+	q.Actor, q.Kind, q.Incident = v.Get("actor"), v.Get("kind"), v.Get("incident")
 	if s := v.Get("until"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -541,11 +547,7 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 	// rebuilding the review index and stay off the wire.
 	out := api.Audit{Entries: make([]api.AuditEntry, len(es))}
 	for i, e := range es {
-		out.Entries[i] = api.AuditEntry{
-			ID: e.ID, At: e.At, Actor: e.Actor, Kind: e.Kind, Scope: e.Scope, Reason: e.Reason,
-			From: e.From, To: e.To, Incident: e.Incident, Count: e.Count,
-			Approval: e.Approval, Approver: e.Approver, BreakGlass: e.BreakGlass,
-		}
+		out.Entries[i] = e.AuditEntry
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -63,10 +63,10 @@ func (a *API) gate(w http.ResponseWriter, r *http.Request, p pending) {
 		Requester: who.Name, Role: p.role, RequestedAt: now, ExpiresAt: now.Add(a.opts.Config.Approval.ExpireAfter),
 		Status: api.ApprovalPending,
 	}
-	entry := audit.Entry{
+	entry := audit.Entry{AuditEntry: api.AuditEntry{
 		At: now, Actor: who.Name, Kind: audit.KindApprovalRequest, Scope: p.scope, Incident: p.incident,
-		Reason: p.summary, Count: p.count, Approval: ap.ID, PayloadSHA256: ap.PayloadSHA256,
-	}
+		Reason: p.summary, Count: p.count, Approval: ap.ID,
+	}, PayloadSHA256: ap.PayloadSHA256}
 	if p.breakGlass != "" {
 		a.breakGlass(w, r, ap, entry, p.breakGlass)
 		return
@@ -259,11 +259,11 @@ func (a *API) approveApproval(w http.ResponseWriter, r *http.Request) {
 		a.approvalError(w, r, "approve the request", err)
 		return
 	}
-	if err := a.opts.Audit.Write(ctx, audit.Entry{
+	if err := a.opts.Audit.Write(ctx, audit.Entry{AuditEntry: api.AuditEntry{
 		ID: "approval:" + ap.ID + ":approve:" + ap.PayloadSHA256, At: ap.DecidedAt, Actor: who.Name, Kind: audit.KindApprovalApprove,
 		Scope: scopeOf(ap), Incident: incidentOf(ap), Reason: ap.Summary + " (requested by " + ap.Requester + ")", Count: ap.Count,
-		Approval: ap.ID, Approver: who.Name, PayloadSHA256: ap.PayloadSHA256,
-	}); err != nil {
+		Approval: ap.ID, Approver: who.Name,
+	}, PayloadSHA256: ap.PayloadSHA256}); err != nil {
 		// Approved but not applied: approving again applies it.
 		a.fail(w, r, "the request is approved but the audit trail failed, so it is not applied; approve it again", err)
 		return
@@ -314,10 +314,10 @@ func (a *API) refuseApproval(w http.ResponseWriter, r *http.Request) {
 		a.approvalError(w, r, "refuse the request", err)
 		return
 	}
-	if err := a.opts.Audit.Write(ctx, audit.Entry{
+	if err := a.opts.Audit.Write(ctx, audit.Entry{AuditEntry: api.AuditEntry{
 		ID: "approval:" + ap.ID + ":refuse", At: ap.DecidedAt, Actor: who.Name, Kind: audit.KindApprovalRefuse,
-		Scope: scopeOf(ap), Incident: incidentOf(ap), Reason: reason, Count: ap.Count, Approval: ap.ID, PayloadSHA256: ap.PayloadSHA256,
-	}); err != nil {
+		Scope: scopeOf(ap), Incident: incidentOf(ap), Reason: reason, Count: ap.Count, Approval: ap.ID,
+	}, PayloadSHA256: ap.PayloadSHA256}); err != nil {
 		a.fail(w, r, "the request is refused but the audit trail failed", err)
 		return
 	}
@@ -354,10 +354,10 @@ func (a *API) editApproval(w http.ResponseWriter, r *http.Request) {
 		a.approvalError(w, r, "edit the request", err)
 		return
 	}
-	if err := a.opts.Audit.Write(ctx, audit.Entry{
+	if err := a.opts.Audit.Write(ctx, audit.Entry{AuditEntry: api.AuditEntry{
 		At: ap.RequestedAt, Actor: who.Name, Kind: audit.KindApprovalEdit, Scope: scopeOf(ap), Incident: incidentOf(ap),
-		Reason: ap.Summary, Count: ap.Count, Approval: ap.ID, PayloadSHA256: ap.PayloadSHA256,
-	}); err != nil {
+		Reason: ap.Summary, Count: ap.Count, Approval: ap.ID,
+	}, PayloadSHA256: ap.PayloadSHA256}); err != nil {
 		a.fail(w, r, "the request is edited but the audit trail failed", err)
 		return
 	}

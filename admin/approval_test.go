@@ -182,7 +182,7 @@ func TestApprovalOverride(t *testing.T) {
 	kinds := map[string]audit.Entry{}
 	for _, e := range es {
 		if e.Approval == ap.ID {
-			kinds[e.Kind] = audit.Entry{Actor: e.Actor, Approver: e.Approver, PayloadSHA256: ""}
+			kinds[e.Kind] = audit.Entry{AuditEntry: api.AuditEntry{Actor: e.Actor, Approver: e.Approver}}
 		}
 	}
 	for kind, actor := range map[string]string{

@@ -237,6 +237,9 @@ func parseIncidentDecision(data []byte) (api.IncidentDecisionRequest, error) {
 	if err := decodeStrict(data, &req); err != nil {
 		return req, err
 	}
+	if req.Through < 0 {
+		return req, fmt.Errorf("field \"through\": must not be negative, got %d", req.Through)
+	}
 	var err error
 	if req.Reason, err = optionalReason(req.Reason); err != nil {
 		return req, err
@@ -298,4 +301,77 @@ func parseEdit(data []byte) (json.RawMessage, error) {
 		return nil, errors.New("field \"payload\": is required")
 	}
 	return req.Payload, nil
+}
+
+// maxNote bounds a note on an incident, in bytes.
+const maxNote = 2000
+
+// checkText trims and checks a required text field of at most limit bytes;
+// newlines and tabs are allowed, other control characters are not.
+func checkText(field, s string, limit int) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", fmt.Errorf("field %q: is required", field)
+	case len(s) > limit:
+		return "", fmt.Errorf("field %q: must be at most %d bytes, got %d", field, limit, len(s))
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0:
+		return "", fmt.Errorf("field %q: must not contain control characters other than newlines and tabs", field)
+	}
+	return s, nil
+}
+
+func parseStanding(data []byte) (api.StandingRequest, error) {
+	var req api.StandingRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return req, err
+	}
+	if req.Decision != "approve" && req.Decision != "reject" {
+		return req, fmt.Errorf("field \"decision\": must be approve or reject, got %q", req.Decision)
+	}
+	var err error
+	req.Reason, err = checkReason(req.Reason)
+	return req, err
+}
+
+func parseRevoke(data []byte) (string, error) {
+	var req api.ResetRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return checkReason(req.Reason)
+}
+
+func parseAck(data []byte) (string, error) {
+	var req api.AckRequest
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "", nil
+	}
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(req.Note) == "" {
+		return "", nil
+	}
+	return checkText("note", req.Note, maxNote)
+}
+
+func parseOwner(data []byte) (string, error) {
+	var req api.OwnerRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	o := strings.TrimSpace(req.Owner)
+	if len(o) > maxActionID || strings.IndexFunc(o, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("field \"owner\": must be at most %d characters without control characters", maxActionID)
+	}
+	return o, nil
+}
+
+func parseNote(data []byte) (string, error) {
+	var req api.NoteRequest
+	if err := decodeStrict(data, &req); err != nil {
+		return "", err
+	}
+	return checkText("text", req.Text, maxNote)
 }

@@ -78,6 +78,8 @@ func FuzzParseReview(f *testing.F) {
 	for _, s := range []string{
 		`{"ids":["a","b"],"reason":"ok"}`, `{"ids":[]}`, `{"ids":[""]}`, `{"n":3}`, `{"n":-1}`,
 		`{"reason":"x"}`, ``, `{"ids":["a"]} []`, `{"n":1e3}`, `{"ids":null}`,
+		`{"decision":"reject","reason":"bad model"}`, `{"decision":"x","reason":"y"}`, `{"owner":"alice"}`,
+		`{"text":"line\nline"}`, `{"note":"seen"}`, `{"through":12,"reason":"r"}`, `{"through":-1}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -95,8 +97,19 @@ func FuzzParseReview(f *testing.F) {
 		if req, err := parseSample(data); err == nil && (req.N < 1 || req.N > maxDecideIDs) {
 			t.Errorf("parseSample(%q) accepted n %d", data, req.N)
 		}
-		if req, err := parseIncidentDecision(data); err == nil && strings.IndexFunc(req.Reason+req.BreakGlass, unicode.IsControl) >= 0 {
-			t.Errorf("parseIncidentDecision(%q) accepted reason %q, break_glass %q", data, req.Reason, req.BreakGlass)
+		if req, err := parseIncidentDecision(data); err == nil && (strings.IndexFunc(req.Reason+req.BreakGlass, unicode.IsControl) >= 0 || req.Through < 0) {
+			t.Errorf("parseIncidentDecision(%q) accepted %+v", data, req)
+		}
+		if req, err := parseStanding(data); err == nil && ((req.Decision != "approve" && req.Decision != "reject") || req.Reason == "") {
+			t.Errorf("parseStanding(%q) accepted %+v", data, req)
+		}
+		if o, err := parseOwner(data); err == nil && (len(o) > maxActionID || strings.IndexFunc(o, unicode.IsControl) >= 0) {
+			t.Errorf("parseOwner(%q) accepted %q", data, o)
+		}
+		for name, parse := range map[string]func([]byte) (string, error){"parseNote": parseNote, "parseAck": parseAck, "parseRevoke": parseRevoke} {
+			if text, err := parse(data); err == nil && (len(text) > maxNote || strings.IndexFunc(text, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0) {
+				t.Errorf("%s(%q) accepted %q", name, data, text)
+			}
 		}
 	})
 }

@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/review"
@@ -24,9 +26,10 @@ type Review interface {
 	Incident(ctx context.Context, id string) (review.Incident, error)
 	List(ctx context.Context, f review.Filter, cursor string, limit int) (review.Page, error)
 	Decide(ctx context.Context, ids []string, d review.Decision) (review.Outcome, error)
-	Pending(ctx context.Context, incident string) ([]string, error)
+	Pending(ctx context.Context, incident string, through int64) ([]string, error)
 	Pick(ctx context.Context, incident string, n int) ([]review.Held, int, error)
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
+	Change(ctx context.Context, c review.Change) (review.Incident, error)
 }
 
 var _ Review = (*review.Index)(nil)
@@ -208,10 +211,10 @@ func (a *API) applyRelease(ctx context.Context, to review.Status, incident strin
 	return api.DecideResponse{Outcome: api.Outcome(o)}, nil
 }
 
-// pendingOf lists the pending actions of an incident, answering the
-// request itself when it cannot.
-func (a *API) pendingOf(w http.ResponseWriter, r *http.Request, id string) ([]string, bool) {
-	ids, err := a.opts.Review.Pending(r.Context(), id)
+// pendingOf lists the pending actions of an incident (among its first
+// through held, if positive), answering the request itself when it cannot.
+func (a *API) pendingOf(w http.ResponseWriter, r *http.Request, id string, through int64) ([]string, bool) {
+	ids, err := a.opts.Review.Pending(r.Context(), id, through)
 	switch {
 	case errors.Is(err, review.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -230,10 +233,11 @@ func (a *API) decideIncident(to review.Status) http.HandlerFunc {
 			return
 		}
 		id := r.PathValue("id")
-		// The decision covers the actions pending now, by id: an approval
-		// request names exactly what it releases, and nothing held later
-		// joins it unseen.
-		ids, ok := a.pendingOf(w, r, id)
+		// The decision covers the actions pending now, by id, among the
+		// held actions the reviewer saw (through): an approval request
+		// names exactly what it releases, and nothing held later joins it
+		// unseen.
+		ids, ok := a.pendingOf(w, r, id, req.Through)
 		if !ok {
 			return
 		}
@@ -251,7 +255,7 @@ func (a *API) sample(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ids, ok := a.pendingOf(w, r, id)
+	ids, ok := a.pendingOf(w, r, id, 0)
 	if !ok {
 		return
 	}
@@ -276,4 +280,87 @@ func heldItems(hs []review.Held) []api.Held {
 		}
 	}
 	return out
+}
+
+// changeIncident serves the changes of an incident by a person: parse
+// reads the body into a change of kind.
+func (a *API) changeIncident(kind string, parse func([]byte) (review.Change, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := body(a, w, r, parse)
+		if !ok {
+			return
+		}
+		who := principal(r)
+		c.Kind, c.Incident, c.Actor = kind, r.PathValue("id"), who.Name
+		if kind == audit.KindStanding && c.Decision == review.Approved && a.opts.Config.Approval.ReleaseAbove > 0 {
+			// Releasing more than approval.release_above at once needs a
+			// second person; a standing approve would release an unbounded
+			// number without one. Rejecting only tightens, and never asks.
+			writeError(w, http.StatusConflict, fmt.Sprintf("a standing approve would release any number of actions without a second person "+
+				"(approval.release_above is %d); approve the pending actions instead, or set a standing reject", a.opts.Config.Approval.ReleaseAbove))
+			return
+		}
+		inc, err := a.opts.Review.Change(r.Context(), c)
+		switch {
+		case errors.Is(err, review.ErrNotFound):
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		case errors.Is(err, review.ErrConflict):
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		case errors.Is(err, review.ErrNotReady):
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		case err != nil:
+			a.fail(w, r, "change incident", err)
+			return
+		}
+		a.opts.Logger.Info("incident changed", zap.String("actor", who.Name), zap.String("kind", kind),
+			zap.String("incident", c.Incident), zap.String("owner", c.Owner), zap.String("decision", string(c.Decision)))
+		switch kind {
+		case audit.KindStanding:
+			a.opts.Release() // the releaser applies it at once
+		case audit.KindAcknowledge:
+			if a.opts.Pager != nil {
+				// PagerDuty acknowledges the page of the trip. The
+				// acknowledgement stands whether or not it hears of it; the
+				// failure is logged.
+				d := alert.Describer{AdminURL: a.opts.Config.Alerts.AdminURL}
+				ev := alert.Acknowledged(breaker.Scope(inc.Scope), inc.ID, inc.AckBy, inc.AckAt, alert.SeverityCritical, d)
+				if err := a.opts.Pager.Page(r.Context(), ev); err != nil {
+					a.opts.Logger.Error("tell on-call of an acknowledgement", zap.String("incident", inc.ID), zap.Error(err))
+				}
+			}
+		}
+		writeJSON(w, http.StatusOK, inc)
+	}
+}
+
+func standingChange(data []byte) (review.Change, error) {
+	req, err := parseStanding(data)
+	to := review.Approved
+	if req.Decision == "reject" {
+		to = review.Rejected
+	}
+	return review.Change{Decision: to, Text: req.Reason}, err
+}
+
+func revokeChange(data []byte) (review.Change, error) {
+	reason, err := parseRevoke(data)
+	return review.Change{Text: reason}, err
+}
+
+func ackChange(data []byte) (review.Change, error) {
+	note, err := parseAck(data)
+	return review.Change{Text: note}, err
+}
+
+func ownerChange(data []byte) (review.Change, error) {
+	owner, err := parseOwner(data)
+	return review.Change{Owner: owner}, err
+}
+
+func noteChange(data []byte) (review.Change, error) {
+	text, err := parseNote(data)
+	return review.Change{Text: text}, err
 }

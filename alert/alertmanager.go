@@ -167,8 +167,12 @@ func commonOf(alerts []AlertmanagerAlert, get func(AlertmanagerAlert) map[string
 	return out
 }
 
-// Notify posts n.
+// Notify posts n. Acknowledgements are not sent: Alertmanager has none,
+// and a firing alert would page instead.
 func (a *Alertmanager) Notify(ctx context.Context, n Notification) error {
+	if n.Kind == KindAcknowledged {
+		return nil
+	}
 	body, err := json.Marshal(AlertmanagerMessageOf(a.name, n))
 	if err != nil {
 		return err

@@ -37,6 +37,19 @@ func HeldOverdue(scope breaker.Scope, incident string, held int64, oldest, deadl
 	}
 }
 
+// Acknowledged returns the event of a person acknowledging incident of
+// scope; one per incident. Its dedup key is the incident's until the outbox
+// finds the group its trip paged under (Outbox.Raise), whose key it then
+// takes, so that PagerDuty acknowledges the page that was sent.
+func Acknowledged(scope breaker.Scope, incident, actor string, at time.Time, sev Severity, d Describer) Event {
+	return Event{
+		ID: "ack/" + incident, Kind: KindAcknowledged, Scope: scope, Incident: incident, Severity: sev, At: at,
+		DedupKey: DedupKey(incident), Link: d.IncidentLink(incident),
+		Summary: fmt.Sprintf("incident %s acknowledged by %s", incident, actor),
+		Figures: Figures{Actor: actor},
+	}
+}
+
 // outageBucket is the width of the time buckets that name an outage, so
 // that replicas noticing it at slightly different moments raise one ID.
 const outageBucket = 5 * time.Minute

@@ -51,12 +51,17 @@ const (
 	// KindBreakGlass means a person applied, alone, a change that needs a
 	// second person's approval.
 	KindBreakGlass Kind = "break_glass"
+	// KindAcknowledged means a person acknowledged an incident: PagerDuty
+	// gets an acknowledge event for the trip that paged, which stops its
+	// re-notification; Alertmanager, which has no acknowledgement, gets
+	// nothing.
+	KindAcknowledged Kind = "acknowledged"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{
 	KindTripped, KindResolved, KindOverrideSet, KindOverrideExpiring,
-	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag, KindBreakGlass,
+	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag, KindBreakGlass, KindAcknowledged,
 }
 
 // Valid reports whether k is one of Kinds.

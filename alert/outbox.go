@@ -156,6 +156,16 @@ func (o *Outbox) Raise(ctx context.Context, events ...Event) (int, error) {
 		if err := e.Validate(); err != nil {
 			return n, err
 		}
+		if e.Kind == KindAcknowledged && e.Scope != "" {
+			// Acknowledge the page the trip was sent under: its group's key.
+			trip, err := o.rc.Get(ctx, o.keys.AlertTrip(string(e.Scope))).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return n, fmt.Errorf("read the trip of %s: %w", e.Scope, err)
+			}
+			if inc, g, ok := strings.Cut(trip, "\t"); ok && inc == e.Incident {
+				e.DedupKey = GroupDedupKey(o.opts.KeyPrefix + "/" + g)
+			}
+		}
 		body, err := json.Marshal(e)
 		if err != nil {
 			return n, fmt.Errorf("encode alert event %q: %w", e.ID, err)

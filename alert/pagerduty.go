@@ -143,6 +143,20 @@ func PagerDutyEvents(n Notification) []PagerDutyEvent {
 			}
 			add("resolve", GroupDedupKey(k), evs, rs)
 		}
+	case KindAcknowledged:
+		// One acknowledge per page: the events carry the dedup key of
+		// the trip group they acknowledge.
+		var order []string
+		by := map[string][]Event{}
+		for _, e := range n.Events {
+			if _, ok := by[e.DedupKey]; !ok {
+				order = append(order, e.DedupKey)
+			}
+			by[e.DedupKey] = append(by[e.DedupKey], e)
+		}
+		for _, k := range order {
+			add("acknowledge", k, by[k], nil)
+		}
 	default:
 		var order []string
 		by := map[string][]Event{}

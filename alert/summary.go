@@ -53,6 +53,8 @@ func kindPlural(k Kind) string {
 		return "consumer lag alerts"
 	case KindBreakGlass:
 		return "changes applied without a second person"
+	case KindAcknowledged:
+		return "incidents acknowledged"
 	}
 	return string(k)
 }

@@ -150,7 +150,8 @@ type AuditEntry struct {
 	At time.Time `json:"at"`
 	// Actor is the token name of the person, or "breakwater".
 	Actor string `json:"actor"`
-	// Kind is transition, override, reset, approve, reject or release.
+	// Kind is transition, override, reset, approve, reject, release,
+	// acknowledge, owner, note, standing or standing_revoked.
 	Kind string `json:"kind"`
 	// Scope is the breaker concerned.
 	Scope breaker.Scope `json:"scope,omitempty"`
@@ -159,9 +160,10 @@ type AuditEntry struct {
 	// From and To are the breaker's status before and after.
 	From *breaker.Status `json:"from,omitempty"`
 	To   *breaker.Status `json:"to,omitempty"`
-	// Incident names the incident of a review decision.
+	// Incident names the incident of a review decision or of a change to
+	// an incident (acknowledge, owner, note, standing decision).
 	Incident string `json:"incident,omitempty"`
-	// Count is how many held actions a review decision covered.
+	// Count is how many held actions a review decision or release covered.
 	Count int `json:"count,omitempty"`
 	// Approval names the approval request an entry belongs to, Approver
 	// is who approved what the entry records, and BreakGlass flags a
@@ -169,6 +171,15 @@ type AuditEntry struct {
 	Approval   string `json:"approval,omitempty"`
 	Approver   string `json:"approver,omitempty"`
 	BreakGlass bool   `json:"break_glass,omitempty"`
+	// Decision is approve or reject, for a standing decision set or
+	// revoked.
+	Decision string `json:"decision,omitempty"`
+	// Via is "standing" for the decisions a standing decision made.
+	Via string `json:"via,omitempty"`
+	// Owner is the new owner of an incident ("" when released).
+	Owner string `json:"owner,omitempty"`
+	// Window is the window count of a trip: the count that tripped it.
+	Window float64 `json:"window,omitempty"`
 }
 
 // Audit is the answer of GET /v1/audit, newest first.
@@ -177,12 +188,49 @@ type Audit struct {
 	Entries []AuditEntry `json:"entries"`
 }
 
+// The lifecycle states of an incident.
+const (
+	// IncidentActive means its breaker still holds under the incident's
+	// generation: new actions may join it.
+	IncidentActive = "active"
+	// IncidentContained means its breaker stopped holding under it (closed,
+	// reset, overridden or tripped again under a new generation): nothing
+	// new joins it, and some of its actions wait for a reviewer.
+	IncidentContained = "contained"
+	// IncidentReviewed means it is contained and nothing is pending; some
+	// decided actions are not yet written to their topic.
+	IncidentReviewed = "reviewed"
+	// IncidentClosed means it is reviewed and every decided action is
+	// written to the gated or rejected topic: nothing is left to do.
+	IncidentClosed = "closed"
+)
+
 // Incident is the held actions of one trip and their review progress.
 type Incident struct {
 	// ID is "<scope>@<generation>".
 	ID string `json:"id"`
 	// Scope is the breaker that tripped.
 	Scope string `json:"scope"`
+	// State is active, contained, reviewed or closed (the Incident
+	// constants); StateReason says why in a sentence.
+	State       string `json:"state"`
+	StateReason string `json:"state_reason"`
+	// Standing is the decision that applies to every action the incident
+	// holds now and will hold, if one is set.
+	Standing *Standing `json:"standing,omitempty"`
+	// AckBy and AckAt say who acknowledged the incident, and when.
+	AckBy string    `json:"ack_by,omitempty"`
+	AckAt time.Time `json:"ack_at,omitzero"`
+	// Owner is who is responsible for it, if someone took it.
+	Owner string `json:"owner,omitempty"`
+	// Notes are what people wrote on it, oldest first.
+	Notes []Note `json:"notes,omitempty"`
+	// Continues names the incident of the same breaker that this one
+	// continues: it tripped again within review.continue_within of the
+	// last action that one held (after a reset, typically).
+	Continues string `json:"continues,omitempty"`
+	// ContinuedBy names the incident that continues this one.
+	ContinuedBy string `json:"continued_by,omitempty"`
 	// Held counts its held actions, Pending, Approved and Rejected by status.
 	Held     int64 `json:"held"`
 	Pending  int64 `json:"pending"`
@@ -193,6 +241,56 @@ type Incident struct {
 	// FirstHeldAt and LastHeldAt span its held actions.
 	FirstHeldAt time.Time `json:"first_held_at"`
 	LastHeldAt  time.Time `json:"last_held_at"`
+}
+
+// Standing is a standing decision on an incident: every action it holds,
+// now and until its breaker stops holding under it, is approved or
+// rejected without a reviewer looking at each.
+type Standing struct {
+	// Decision is approve or reject.
+	Decision string `json:"decision"`
+	// Actor set it, At is when, Reason is why.
+	Actor  string    `json:"actor"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+	// Applied counts the actions it decided so far.
+	Applied int64 `json:"applied"`
+}
+
+// Note is a remark on an incident.
+type Note struct {
+	// Actor wrote it at At.
+	Actor string    `json:"actor"`
+	At    time.Time `json:"at"`
+	// Text is the note.
+	Text string `json:"text"`
+}
+
+// StandingRequest is the body of POST /v1/incidents/{id}/standing.
+type StandingRequest struct {
+	// Decision is approve or reject.
+	Decision string `json:"decision"`
+	// Reason is required: it is what the audit trail says of every action
+	// the decision covers.
+	Reason string `json:"reason"`
+}
+
+// AckRequest is the body of POST /v1/incidents/{id}/ack.
+type AckRequest struct {
+	// Note, if set, is added to the incident's notes.
+	Note string `json:"note,omitempty"`
+}
+
+// OwnerRequest is the body of POST /v1/incidents/{id}/owner.
+type OwnerRequest struct {
+	// Owner is who takes the incident; "" releases it.
+	Owner string `json:"owner"`
+}
+
+// NoteRequest is the body of POST /v1/incidents/{id}/notes.
+type NoteRequest struct {
+	// Text is the note, up to 2,000 characters.
+	Text string `json:"text"`
 }
 
 // Incidents is the answer of GET /v1/incidents.
@@ -316,6 +414,11 @@ type IncidentDecisionRequest struct {
 	// BreakGlass, when set, is why a release that needs a second person's
 	// approval cannot wait for one (see OverrideRequest.BreakGlass).
 	BreakGlass string `json:"break_glass,omitempty"`
+	// Through, if positive, limits the decision to the incident's first
+	// Through held actions: the held count the reviewer saw when deciding.
+	// Actions the incident held after it stay pending, so that the count
+	// a dialog showed is the count decided.
+	Through int64 `json:"through,omitempty"`
 }
 
 // SampleRequest is the body of POST /v1/incidents/{id}/sample.

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
@@ -56,38 +57,29 @@ const (
 	// KindBreakGlass is a change that needs a second person applied by
 	// its requester alone, with a reason; on-call is paged.
 	KindBreakGlass = "break_glass"
+	// KindAcknowledge is a person acknowledging an incident.
+	KindAcknowledge = "acknowledge"
+	// KindOwner is a person taking (or releasing) an incident.
+	KindOwner = "owner"
+	// KindNote is a note on an incident.
+	KindNote = "note"
+	// KindStanding is a standing decision set on an incident.
+	KindStanding = "standing"
+	// KindStandingRevoked is a standing decision revoked.
+	KindStandingRevoked = "standing_revoked"
 )
 
-// Entry is one record of the audit trail.
+// ViaStanding marks the decisions a standing decision made (Entry.Via).
+const ViaStanding = "standing"
+
+// Entry is one record of the audit trail: the entry as the admin API
+// shows it, and the ids of the actions it covers.
 type Entry struct {
-	// ID is unique per entry; it makes index writes idempotent.
-	ID string `json:"id"`
-	// At is when it happened (the store's clock for breaker transitions).
-	At time.Time `json:"at"`
-	// Actor is the token name of the person, or System.
-	Actor string `json:"actor"`
-	// Kind is one of the Kind constants.
-	Kind string `json:"kind"`
-	// Scope is the breaker concerned.
-	Scope breaker.Scope `json:"scope,omitempty"`
-	// Reason is the operator's or the trip's reason.
-	Reason string `json:"reason,omitempty"`
-	// From and To are the breaker's status before and after.
-	From *breaker.Status `json:"from,omitempty"`
-	To   *breaker.Status `json:"to,omitempty"`
-	// Incident names the incident of a review decision.
-	Incident string `json:"incident,omitempty"`
-	// Count is how many held actions a review decision covered.
-	Count int `json:"count,omitempty"`
+	api.AuditEntry
 	// IDs are the action ids of a review decision or a release: the
-	// durable record the review index is rebuilt from.
+	// durable record the review index is rebuilt from. The API leaves
+	// them out.
 	IDs []string `json:"ids,omitempty"`
-	// Approval names the approval request an entry belongs to, Approver
-	// is who approved the change the entry records, and BreakGlass flags
-	// a change applied without a second person.
-	Approval   string `json:"approval,omitempty"`
-	Approver   string `json:"approver,omitempty"`
-	BreakGlass bool   `json:"break_glass,omitempty"`
 	// PayloadSHA256 is the hash of the payload an approval entry concerns.
 	PayloadSHA256 string `json:"payload_sha256,omitempty"`
 }
@@ -102,6 +94,8 @@ type Query struct {
 	Until time.Time
 	// Actor and Kind, if set, keep only the entries of that actor and kind.
 	Actor, Kind string
+	// Incident, if set, keeps only the entries that name that incident.
+	Incident string
 	// Limit is the most entries returned; it must be positive.
 	Limit int
 }
@@ -231,7 +225,10 @@ func (t *Trail) Record(ctx context.Context, ts []breaker.Transition) error {
 	entries := make([]Entry, len(ts))
 	for i, tr := range ts {
 		from, to := tr.From, tr.To
-		entries[i] = Entry{ID: TransitionID(tr.Scope, tr.To.Generation), At: tr.To.Since, Actor: System, Kind: KindTransition, Scope: tr.Scope, Reason: tr.To.Reason, From: &from, To: &to}
+		entries[i] = Entry{AuditEntry: api.AuditEntry{
+			ID: TransitionID(tr.Scope, tr.To.Generation), At: tr.To.Since, Actor: System, Kind: KindTransition,
+			Scope: tr.Scope, Reason: tr.To.Reason, From: &from, To: &to, Window: tr.Counts.Window,
+		}}
 	}
 	return t.Write(ctx, entries...)
 }
@@ -295,7 +292,8 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 				continue
 			}
 			if (q.Scope != "" && e.Scope != q.Scope) || (!q.Since.IsZero() && e.At.Before(q.Since)) ||
-				(!q.Until.IsZero() && !e.At.Before(q.Until)) || (q.Actor != "" && e.Actor != q.Actor) || (q.Kind != "" && e.Kind != q.Kind) {
+				(!q.Until.IsZero() && !e.At.Before(q.Until)) || (q.Actor != "" && e.Actor != q.Actor) || (q.Kind != "" && e.Kind != q.Kind) ||
+				(q.Incident != "" && e.Incident != q.Incident) {
 				continue
 			}
 			out = append(out, e)

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
@@ -84,7 +85,7 @@ func TestWriteQueryRebuild(t *testing.T) {
 	}
 	to := breaker.Initial()
 	to.State = breaker.ForcedOpen
-	if err := tr.Write(ctx, audit.Entry{At: t0.Add(2 * time.Minute), Actor: "alice", Kind: audit.KindOverride, Scope: a, Reason: "bad model", To: &to}); err != nil {
+	if err := tr.Write(ctx, audit.Entry{AuditEntry: api.AuditEntry{At: t0.Add(2 * time.Minute), Actor: "alice", Kind: audit.KindOverride, Scope: a, Reason: "bad model", To: &to}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -34,6 +34,9 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Approval configures two-person approval of what can do harm.
 	Approval Approval `yaml:"approval"`
+	// Review configures the review of held actions: target links and
+	// continued incidents.
+	Review Review `yaml:"review"`
 }
 
 // Kafka configures the consumer and the producers.

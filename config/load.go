@@ -128,6 +128,7 @@ func Default() Config {
 		},
 		Admin:    defaultAdmin(),
 		Approval: defaultApproval(),
+		Review:   defaultReview(),
 	}
 }
 

@@ -78,6 +78,7 @@ func (c Config) Validate() error {
 	c.validateDemo(&p)
 	c.validateAdmin(&p)
 	c.validateApproval(&p)
+	c.validateReview(&p)
 	return errors.Join(p...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"go.uber.org/goleak"
 
+	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
@@ -228,6 +230,11 @@ func TestConsole(t *testing.T) {
 	bed := admintest.NewBed(t, 2)
 	cfg := bed.Config(t, 50)
 	cfg.Admin.ConfirmAbove = 10
+	pd := &pagerDuty{}
+	pdSrv := httptest.NewServer(pd)
+	defer pdSrv.Close()
+	cfg.Alerts.Receivers = []config.Receiver{{Name: "pd", Type: config.ReceiverPagerDuty, URL: pdSrv.URL, Secret: "routing-key", Timeout: 5 * time.Second}}
+	cfg.Alerts.GroupWindow = 100 * time.Millisecond
 	d := admintest.StartDaemon(t, cfg)
 	const scope = "rule:rule-a"
 
@@ -414,6 +421,178 @@ func TestConsole(t *testing.T) {
 	if cookies != "" {
 		t.Errorf("the console set cookies %q; the token belongs in sessionStorage", cookies)
 	}
+
+	lifecycle(t, ctx, bed, d.URL, pd, inc.ID)
 	w.check(t)
 	vw.check(t)
+}
+
+// lifecycle trips the breaker again after its reset and follows the new
+// incident in the console: it continues the first, is acknowledged (which
+// reaches PagerDuty once, as an acknowledge of its page), gets a standing
+// reject that keeps up with the traffic the breaker still holds, and goes
+// to closed once the breaker is reset; the audit trail of the incident
+// lists every step and links back to it.
+func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base string, pd *pagerDuty, first string) {
+	const scope = "rule:rule-a"
+	produce := func(prefix string, n int) {
+		now := time.Now()
+		var recs []testbed.Record
+		for i := range n {
+			recs = append(recs, admintest.Event(fmt.Sprintf("%s-%03d", prefix, i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%9), now))
+		}
+		bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	}
+	produce("d", 120)
+	var second string
+	run(t, ctx, "the re-trip's incident continues the first",
+		chromedp.Navigate(base+"/ui/#/incidents"),
+		chromedp.WaitVisible(`//table[@id="incidents"]//tr[@data-state="active"]//div[contains(., "continues `+first+`")]`, chromedp.BySearch),
+		chromedp.Evaluate(`document.querySelector('#incidents tr[data-state="active"]').dataset.incident`, &second))
+	if second == "" || second == first {
+		t.Fatalf("the re-trip's incident is %q; want a new one", second)
+	}
+	run(t, ctx, "open it and acknowledge it",
+		chromedp.Click(`#incidents tr[data-incident="`+second+`"] a`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//div[@id="lifecycle"]/span[contains(@class, "life active")]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//div[@id="lifecycle"]//a[text()="`+first+`"]`, chromedp.BySearch),
+		chromedp.Click("#ack-button", chromedp.ByID),
+		chromedp.WaitVisible(`//dd[@id="ack" and contains(., "by `+admintest.Name(config.RoleOperator)+`")]`, chromedp.BySearch),
+		chromedp.Click("#take", chromedp.ByID),
+		chromedp.WaitVisible(`//dd[@id="owner" and starts-with(., "`+admintest.Name(config.RoleOperator)+`")]`, chromedp.BySearch),
+		chromedp.SendKeys("#note-text", "model 7 mislabels craft pins", chromedp.ByID),
+		chromedp.Click(`#note-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//dd[@id="notes"]//li[contains(., "model 7 mislabels craft pins")]`, chromedp.BySearch))
+
+	// A standing reject: the dialog says what it covers, live.
+	var said string
+	run(t, ctx, "set a standing reject",
+		chromedp.Click("#standing-reject", chromedp.ByID),
+		chromedp.WaitVisible("#standing-live", chromedp.ByID),
+		chromedp.Text("#standing-live", &said, chromedp.ByID))
+	if !strings.Contains(said, "pending now") || !strings.Contains(said, "while "+scope+" holds under it") {
+		t.Errorf("the standing dialog says %q; want what it covers now and until when", said)
+	}
+	shot(t, ctx, "console-standing-dialog.png")
+	run(t, ctx, "confirm the standing reject",
+		chromedp.SendKeys("#reason", "model 7 is broken", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//p[@id="standing-text" and contains(., "Reject everything `+second+` holds")]`, chromedp.BySearch),
+		poll(`document.querySelector('[data-count="pending"] b').textContent === "0"`))
+	// More traffic while the breaker holds: the standing decision keeps up.
+	var before api.Incident
+	apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/incidents/"+second, &before)
+	produce("e", 150)
+	var after api.Incident
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("incident %+v", after) }, func() bool {
+		after = api.Incident{}
+		apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/incidents/"+second, &after)
+		return after.Held > before.Held && after.Pending == 0 && after.Rejected == after.Held
+	})
+	run(t, ctx, "the page shows the standing decision's count",
+		poll(`document.getElementById("standing-applied").textContent === "`+fmt.Sprint(after.Rejected)+`"`))
+	shot(t, ctx, "console-standing.png")
+
+	// The breaker stops holding: the incident is reviewed, then closed.
+	var reset api.ChangeResponse
+	apiPost(t, base, admintest.Tokens[config.RoleOperator], "/v1/breakers/"+scope+"/reset", `{"reason":"model 7 rolled back"}`, &reset)
+	run(t, ctx, "the incident closes",
+		chromedp.WaitVisible(`//div[@id="lifecycle"]/span[contains(@class, "life closed")]`, chromedp.BySearch))
+	shot(t, ctx, "console-closed.png")
+
+	// Every step is in the incident's audit trail, linked to it.
+	run(t, ctx, "the incident's audit trail",
+		chromedp.Click("#incident-audit", chromedp.ByID),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="standing"]//a[@class="incident-link" and text()="`+second+`"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="acknowledge"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="owner"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="note"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="reject" and contains(., "by the standing decision")]`, chromedp.BySearch))
+	var others int
+	run(t, ctx, "only its entries", chromedp.Evaluate(`[...document.querySelectorAll("#audit tbody tr")].filter(r => r.dataset.incident !== "`+second+`").length`, &others))
+	if others != 0 {
+		t.Errorf("the incident's audit trail lists %d entries of something else", others)
+	}
+	shot(t, ctx, "console-audit.png")
+	run(t, ctx, "the audit links back to the incident",
+		chromedp.Click(`//table[@id="audit"]//tr[@data-kind="standing"]//a[@class="incident-link"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//h1[text()="Incident `+second+`"]`, chromedp.BySearch))
+
+	// PagerDuty: the acknowledgement reached it once, for the page the
+	// re-trip sent, before that page was resolved by the reset.
+	var page string
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("pagerduty got %v", pd.actions()) }, func() bool {
+		for k, as := range pd.actions() {
+			if len(as) >= 2 && as[1] == "acknowledge" && as[len(as)-1] == "resolve" {
+				page = k
+				return true
+			}
+		}
+		return false
+	})
+	if got := pd.actions()[page]; len(got) != 3 || got[0] != "trigger" {
+		t.Errorf("pagerduty got %v for the page %s; want trigger, acknowledge, resolve", got, page)
+	}
+	acks := 0
+	for _, as := range pd.actions() {
+		for _, a := range as {
+			if a == "acknowledge" {
+				acks++
+			}
+		}
+	}
+	if acks != 1 {
+		t.Errorf("pagerduty got %d acknowledgements; want 1", acks)
+	}
+}
+
+// pagerDuty is a PagerDuty-shaped receiver: it records the events posted.
+type pagerDuty struct {
+	mu     sync.Mutex // guards events
+	events []alert.PagerDutyEvent
+}
+
+func (p *pagerDuty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var e alert.PagerDutyEvent
+	if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	p.events = append(p.events, e)
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// actions returns the event actions received per dedup key, in order.
+func (p *pagerDuty) actions() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for _, e := range p.events {
+		out[e.DedupKey] = append(out[e.DedupKey], e.EventAction)
+	}
+	return out
+}
+
+// apiPost writes to the admin API with a token.
+func apiPost(t *testing.T, base, token, path, body string, out any) {
+	t.Helper()
+	req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s = %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
 }

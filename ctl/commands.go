@@ -208,15 +208,16 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 }
 
 func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const syn = "audit [--scope SCOPE] [--actor NAME] [--kind KIND] [--since 1h|RFC3339] [--until RFC3339] [--limit N] [-o table|json]"
-	var scope, since, until, actor, kind string
+	const syn = "audit [--scope SCOPE] [--incident ID] [--actor NAME] [--kind KIND] [--since 1h|RFC3339] [--until RFC3339] [--limit N] [-o table|json]"
+	var scope, since, until, actor, kind, incident string
 	var limitN int
 	pos, err := g.command("audit", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&scope, "scope", "", "only this breaker's entries")
 		fs.StringVar(&since, "since", "", "only entries since this time (RFC 3339) or this long ago (1h)")
 		fs.StringVar(&until, "until", "", "only entries before this time (RFC 3339)")
 		fs.StringVar(&actor, "actor", "", "only this actor's entries (a token name, or breakwater)")
-		fs.StringVar(&kind, "kind", "", "only entries of this kind: transition, override, reset, approve, reject or release")
+		fs.StringVar(&kind, "kind", "", "only entries of this kind: transition, override, reset, approve, reject, release, acknowledge, owner, note, standing or standing_revoked")
+		fs.StringVar(&incident, "incident", "", "only entries that name this incident")
 		fs.IntVar(&limitN, "limit", 50, "the most entries shown (1..1000)")
 	})
 	if err != nil {
@@ -229,7 +230,7 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 	if scope != "" {
 		q.Set("scope", scope)
 	}
-	for k, v := range map[string]string{"since": since, "until": until, "actor": actor, "kind": kind} {
+	for k, v := range map[string]string{"since": since, "until": until, "actor": actor, "kind": kind, "incident": incident} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -246,7 +247,7 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 		return printJSON(stdout, raw)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tACTOR\tKIND\tSCOPE\tFROM\tTO\tGEN\tREASON")
+	fmt.Fprintln(tw, "AT\tACTOR\tKIND\tSCOPE\tINCIDENT\tFROM\tTO\tGEN\tWHAT\tREASON")
 	for _, e := range out.Entries {
 		from, to, gen := "-", "-", "-"
 		if e.From != nil {
@@ -255,9 +256,32 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 		if e.To != nil {
 			to, gen = string(e.To.State), strconv.FormatUint(e.To.Generation, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Actor, e.Kind, dash(string(e.Scope)), from, to, gen, dash(short(e.Reason, 60)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when(e.At), e.Actor, e.Kind, dash(string(e.Scope)), dash(e.Incident),
+			from, to, gen, dash(auditWhat(e)), dash(short(e.Reason, 60)))
 	}
 	return tw.Flush()
+}
+
+// auditWhat says in a few words what an entry covered: its count, the
+// decision of a standing decision, the owner, the window count of a trip.
+func auditWhat(e api.AuditEntry) string {
+	var parts []string
+	if e.Decision != "" {
+		parts = append(parts, e.Decision+" everything")
+	}
+	if e.Count > 0 {
+		parts = append(parts, strconv.Itoa(e.Count)+" actions")
+	}
+	if e.Via != "" {
+		parts = append(parts, "by the "+e.Via+" decision")
+	}
+	if e.Kind == "owner" {
+		parts = append(parts, "owner "+dash(e.Owner))
+	}
+	if e.Window > 0 {
+		parts = append(parts, "window count "+strconv.FormatFloat(e.Window, 'f', -1, 64))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func when(t time.Time) string {

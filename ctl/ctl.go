@@ -50,6 +50,13 @@ Commands:
                                           the audit trail, newest first
   incidents [ID]                          the incidents (one per trip) and their review progress
   incidents ID --lookback [--window 10m]  the scope's actions forwarded just before the trip
+  incident ack ID [--note N]              acknowledge an incident (PagerDuty gets an acknowledge)
+  incident owner ID NAME | --release      take an incident, give it to NAME, or leave it unowned
+  incident note ID TEXT                   write a note on an incident
+  incident standing ID approve|reject --reason R
+                                          decide everything the incident holds, now and until its
+                                          breaker stops holding under it
+  incident revoke ID --reason R           revoke the standing decision
   held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
                                           held actions, in held order
   held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
@@ -121,6 +128,8 @@ func Run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) 
 		err = g.held(ctx, rest, stdout, stderr)
 	case "approvals":
 		err = g.approvals(ctx, rest, stdout, stderr)
+	case "incident":
+		err = g.incident(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

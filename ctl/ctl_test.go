@@ -237,6 +237,14 @@ func TestCLIReview(t *testing.T) {
 	rv.run(t, "held", "reject", a, b, "--reason", "false positive").want(t, nil, 0, "rejected 2, already rejected 0", "")
 	rv.run(t, "held", "approve", a).want(t, nil, 0, "approved 0, already approved 0, 1 carry the other decision", "")
 	rv.run(t, "held", "sample", "--incident", inc.ID, "-n", "5").want(t, nil, 0, "approved 5", "")
+	// The incident's lifecycle: acknowledge, owner, note.
+	rv.run(t, "incident", "ack", inc.ID, "--note", "on it").want(t, nil, 0, "acknowledged by "+admintest.Name(config.RoleReviewer), "")
+	rv.run(t, "incident", "ack", inc.ID).want(t, nil, 1, "", "409 Conflict")
+	vw.run(t, "incident", "owner", inc.ID, "bob").want(t, nil, 1, "", "403 Forbidden")
+	rv.run(t, "incident", "owner", inc.ID, "alice").want(t, nil, 0, "owner: alice", "")
+	rv.run(t, "incident", "note", inc.ID, "model", "7", "mislabels", "pins").want(t, nil, 0, "model 7 mislabels pins", "")
+	rv.run(t, "incident", "owner", inc.ID).want(t, nil, 2, "", "give a NAME or --release")
+	vw.run(t, "incidents").want(t, nil, 0, "active", "")
 	// --wait follows the release to the end, with progress on stderr.
 	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked", "--wait").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7),
 		fmt.Sprintf("released %d of %d decided (0 pending review)", inc.Held, inc.Held))
@@ -256,7 +264,14 @@ func TestCLIReview(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, args := range [][]string{{"incidents", "--help"}, {"held", "--help"}, {"held", "list", "--help"}} {
+	// A standing decision on the still active incident, then its revoke.
+	rv.run(t, "incident", "standing", inc.ID, "reject").want(t, nil, 2, "", "want approve or reject, and --reason")
+	rv.run(t, "incident", "standing", inc.ID, "reject", "--reason", "model 7 is broken").want(t, nil, 0, "standing decision: reject everything it holds", "")
+	vw.run(t, "incidents").want(t, nil, 0, "reject", "")
+	rv.run(t, "incident", "revoke", inc.ID, "--reason", "over").want(t, nil, 0, "state: active", "")
+	rv.run(t, "incident", "revoke", inc.ID, "--reason", "over").want(t, nil, 1, "", "has no standing decision")
+	rv.run(t, "incident", "explode", inc.ID).want(t, nil, 2, "", "want ack, owner, note, standing or revoke")
+	for _, args := range [][]string{{"incidents", "--help"}, {"held", "--help"}, {"held", "list", "--help"}, {"incident", "--help"}} {
 		r := vw.run(t, args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage") {
 			t.Errorf("breakwaterctl %s = exit %d, stdout %q", strings.Join(args, " "), r.code, r.stdout)

@@ -47,7 +47,7 @@ func (g *globals) incidents(ctx context.Context, args []string, stdout, stderr i
 		if g.output == "json" {
 			return printJSON(stdout, raw)
 		}
-		return printIncidents(stdout, []api.Incident{inc})
+		return printIncident(stdout, inc)
 	}
 	var out struct {
 		Incidents []api.Incident `json:"incidents"`
@@ -92,10 +92,14 @@ func (g *globals) lookBack(ctx context.Context, id string, window time.Duration,
 
 func printIncidents(w io.Writer, incs []api.Incident) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INCIDENT\tSCOPE\tHELD\tPENDING\tAPPROVED\tREJECTED\tRELEASED\tFIRST HELD\tLAST HELD")
+	fmt.Fprintln(tw, "INCIDENT\tSTATE\tSCOPE\tHELD\tPENDING\tAPPROVED\tREJECTED\tRELEASED\tACK\tOWNER\tSTANDING\tFIRST HELD\tLAST HELD")
 	for _, i := range incs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", i.ID, i.Scope, i.Held, i.Pending, i.Approved, i.Rejected, i.Released,
-			when(i.FirstHeldAt), when(i.LastHeldAt))
+		standing := "-"
+		if i.Standing != nil {
+			standing = i.Standing.Decision
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, i.Scope, i.Held, i.Pending, i.Approved, i.Rejected, i.Released,
+			dash(i.AckBy), dash(i.Owner), standing, when(i.FirstHeldAt), when(i.LastHeldAt))
 	}
 	return tw.Flush()
 }

@@ -277,6 +277,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.held, err = review.NewIndex(review.Options{
 		Kafka: kc, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
 		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
+		States: st, ContinueWithin: cfg.Review.ContinueWithin,
 	})
 	if err != nil {
 		return nil, err

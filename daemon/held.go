@@ -18,8 +18,9 @@ type incidents interface {
 
 // watchHeld updates the held backlog metrics every period and, when alerts
 // are on, raises held_overdue for an incident whose actions have waited
-// longer than alerts.held_review_deadline. The age of an incident's backlog
-// is taken from its first held action while any of its actions is pending.
+// longer than alerts.held_review_deadline, unless someone acknowledged it.
+// The age of an incident's backlog is taken from its first held action
+// while any of its actions is pending.
 func watchHeld(ctx context.Context, cfg config.Config, x incidents, m *metrics.Metrics, a *alerting, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -49,7 +50,8 @@ func watchHeld(ctx context.Context, cfg config.Config, x incidents, m *metrics.M
 			if o, ok := oldest[label]; !ok || inc.FirstHeldAt.Before(o) {
 				oldest[label] = inc.FirstHeldAt
 			}
-			if d := cfg.Alerts.HeldReviewDeadline; a != nil && d > 0 && now.Sub(inc.FirstHeldAt) > d {
+			// An acknowledged incident has someone on it: no reminder.
+			if d := cfg.Alerts.HeldReviewDeadline; a != nil && d > 0 && now.Sub(inc.FirstHeldAt) > d && inc.AckBy == "" {
 				overdue = append(overdue, alert.HeldOverdue(breaker.Scope(inc.Scope), inc.ID, inc.Pending, now.Sub(inc.FirstHeldAt), d, now, a.describer))
 			}
 		}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
 )
 
 // Outcome is what a decision call did.
@@ -156,6 +158,11 @@ type Decision struct {
 	Approval   string
 	Approver   string
 	BreakGlass bool
+	// Via is audit.ViaStanding for the decisions of a standing decision.
+	Via string
+	// Through, if positive, limits a decision on a whole incident to its
+	// first Through held actions (api.IncidentDecisionRequest.Through).
+	Through int64
 }
 
 // journalChunk bounds the ids of one journal entry, so that it stays far
@@ -187,10 +194,11 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 	var entries []audit.Entry
 	for start := 0; start < len(ids); start += journalChunk {
 		chunk := ids[start:min(start+journalChunk, len(ids))]
-		entries = append(entries, audit.Entry{
-			At: now, Actor: d.Reviewer, Kind: kind, Incident: d.Incident, Reason: d.Reason,
-			Count: len(chunk), IDs: chunk, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
-		})
+		scope, _ := splitIncident(d.Incident)
+		entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{
+			At: now, Actor: d.Reviewer, Kind: kind, Scope: breaker.Scope(scope), Incident: d.Incident, Reason: d.Reason,
+			Count: len(chunk), Via: d.Via, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
+		}, IDs: chunk})
 	}
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
@@ -248,9 +256,10 @@ func outcomeOf(res []any) (Outcome, error) {
 }
 
 // Pending returns the ids of the incident's actions that wait for a
-// reviewer, in held order.
-func (x *Index) Pending(ctx context.Context, incident string) ([]string, error) {
-	if _, err := x.Incident(ctx, incident); err != nil {
+// reviewer, in held order; through, if positive, keeps only the
+// incident's first through held actions.
+func (x *Index) Pending(ctx context.Context, incident string, through int64) ([]string, error) {
+	if _, err := x.read(ctx, incident); err != nil {
 		return nil, err
 	}
 	var out []string
@@ -269,7 +278,7 @@ func (x *Index) Pending(ctx context.Context, incident string) ([]string, error) 
 			return nil, err
 		}
 		for _, h := range hs {
-			if h.Status == Pending {
+			if h.Status == Pending && (through <= 0 || h.seq <= through) {
 				out = append(out, h.ActionID)
 			}
 		}
@@ -282,7 +291,7 @@ func (x *Index) Pending(ctx context.Context, incident string) ([]string, error) 
 
 // DecideIncident decides every pending action of the incident d names.
 func (x *Index) DecideIncident(ctx context.Context, d Decision) (Outcome, error) {
-	ids, err := x.Pending(ctx, d.Incident)
+	ids, err := x.Pending(ctx, d.Incident, d.Through)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -295,7 +304,7 @@ func (x *Index) DecideIncident(ctx context.Context, d Decision) (Outcome, error)
 // Sample approves n pending actions of the incident d names, chosen at
 // random (all of them if fewer are pending), and returns their ids.
 func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcome, error) {
-	ids, err := x.Pending(ctx, d.Incident)
+	ids, err := x.Pending(ctx, d.Incident, 0)
 	if err != nil {
 		return nil, Outcome{}, err
 	}
@@ -316,7 +325,7 @@ func (x *Index) Sample(ctx context.Context, n int, d Decision) ([]string, Outcom
 // draws find too few pending actions (most are decided), it reads the
 // pending ones in full.
 func (x *Index) Pick(ctx context.Context, incident string, n int) ([]Held, int, error) {
-	inc, err := x.Incident(ctx, incident)
+	inc, err := x.read(ctx, incident)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -343,7 +352,7 @@ func (x *Index) Pick(ctx context.Context, incident string, n int) ([]Held, int, 
 		}
 	}
 	if len(out) < min(n, pending) {
-		ids, err := x.Pending(ctx, incident)
+		ids, err := x.Pending(ctx, incident, 0)
 		if err != nil {
 			return nil, 0, err
 		}

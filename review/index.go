@@ -17,7 +17,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
@@ -78,6 +78,9 @@ type Held struct {
 	Released bool `json:"released"`
 	// key is the Kafka key (the target), for per-key order.
 	key string
+	// seq numbers the action within its incident, from 1, in the order
+	// the index took it in; 0 for actions indexed before it was kept.
+	seq int64
 }
 
 // Incident is the held actions of one trip and their review progress, as
@@ -116,6 +119,18 @@ type Options struct {
 	// Journal is the durable record of decisions and releases (the audit
 	// trail); the index is rebuilt from it and the held topic.
 	Journal Journal
+	// States reads the breakers' states, for the incidents' lifecycle: an
+	// incident is active while its breaker holds under its generation.
+	States StatusReader
+	// ContinueWithin links an incident to the previous incident of its
+	// breaker when it began holding within this long of the last action
+	// that one held (a re-trip soon after a reset); 0 never links.
+	ContinueWithin time.Duration
+}
+
+// StatusReader reads a breaker's status (store.Redis and store.Memory).
+type StatusReader interface {
+	Status(ctx context.Context, scope breaker.Scope) (breaker.Status, error)
 }
 
 // Journal is the durable record of review decisions (audit.Trail).
@@ -140,6 +155,10 @@ func (o Options) validate() error {
 		return errors.New("review: Options.Logger is nil")
 	case o.Journal == nil:
 		return errors.New("review: Options.Journal is nil")
+	case o.States == nil:
+		return errors.New("review: Options.States is nil")
+	case o.ContinueWithin < 0:
+		return errors.New("review: Options.ContinueWithin must not be negative")
 	}
 	return nil
 }
@@ -265,7 +284,10 @@ func (x *Index) Sync(ctx context.Context) (int, error) {
 func (x *Index) replay(ctx context.Context) error {
 	var es []audit.Entry
 	err := x.opts.Journal.Scan(ctx, func(e audit.Entry) error {
-		if len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease) {
+		switch {
+		case len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease):
+			es = append(es, e)
+		case e.Incident != "" && incidentKinds[e.Kind]:
 			es = append(es, e)
 		}
 		return nil
@@ -276,12 +298,20 @@ func (x *Index) replay(ctx context.Context) error {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].At.Before(es[j].At) })
 	for _, e := range es {
 		switch e.Kind {
-		case audit.KindApprove:
-			_, err = x.apply(ctx, e.IDs, Approved, e.Actor)
-		case audit.KindReject:
-			_, err = x.apply(ctx, e.IDs, Rejected, e.Actor)
+		case audit.KindApprove, audit.KindReject:
+			to := Approved
+			if e.Kind == audit.KindReject {
+				to = Rejected
+			}
+			var o Outcome
+			o, err = x.apply(ctx, e.IDs, to, e.Actor)
+			if err == nil && e.Via == audit.ViaStanding && o.Changed > 0 {
+				err = x.countStanding(ctx, e.Incident, o.Changed)
+			}
 		case audit.KindRelease:
 			err = x.markReleased(ctx, e.IDs)
+		default:
+			err = x.applyChange(ctx, e)
 		}
 		if err != nil {
 			return fmt.Errorf("replay the review journal: %w", err)
@@ -373,7 +403,7 @@ for i = 6, #ARGV, width do
         redis.call('ZADD', incsKey, heldAt, redis.call('HGET', akey, 'incident'))
       end
       redis.call('HSET', ikey, 'last_held_at', heldAt)
-      redis.call('HINCRBY', ikey, 'held', 1)
+      redis.call('HSET', akey, 'seq', redis.call('HINCRBY', ikey, 'held', 1))
       redis.call('HINCRBY', ikey, 'pending', 1)
       added = added + 1
     end
@@ -452,43 +482,6 @@ func heldOf(m kafka.Message) (Held, bool) {
 
 // ErrNotFound is returned for an incident or action the index does not know.
 var ErrNotFound = errors.New("not found")
-
-// Incidents lists the incidents, newest first.
-func (x *Index) Incidents(ctx context.Context) ([]Incident, error) {
-	ids, err := x.opts.Redis.ZRevRange(ctx, x.incidentsKey(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
-	out := make([]Incident, 0, len(ids))
-	for _, id := range ids {
-		inc, err := x.Incident(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, inc)
-	}
-	return out, nil
-}
-
-// Incident returns one incident.
-func (x *Index) Incident(ctx context.Context, id string) (Incident, error) {
-	m, err := x.opts.Redis.HGetAll(ctx, x.incidentKey(id)).Result()
-	if err != nil {
-		return Incident{}, fmt.Errorf("read incident %s: %w", id, err)
-	}
-	if len(m) == 0 {
-		return Incident{}, fmt.Errorf("incident %q: %w", id, ErrNotFound)
-	}
-	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-	scope := id
-	if i := strings.LastIndexByte(id, '@'); i >= 0 {
-		scope = id[:i]
-	}
-	return Incident{
-		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"), Released: num("released"),
-		FirstHeldAt: time.UnixMilli(num("first_held_at")).UTC(), LastHeldAt: time.UnixMilli(num("last_held_at")).UTC(),
-	}, nil
-}
 
 // pageSize is how many ids one Redis call reads while filtering.
 const pageSize = 500
@@ -596,7 +589,7 @@ func heldFromFields(id string, m map[string]string) Held {
 		TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
 		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
 		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
-		key: m["key"],
+		key: m["key"], seq: num("seq"),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
 	"github.com/breakwater/breakwater/review"
+	"github.com/breakwater/breakwater/store"
 )
 
 func TestMain(m *testing.M) {
@@ -57,7 +58,7 @@ func newIndex(t *testing.T, k *testbed.Kafka, r *testbed.Redis) *review.Index {
 	t.Cleanup(func() { _ = j.Close() })
 	x, err := review.NewIndex(review.Options{
 		Kafka: kafkaconn.Plain(k.Addrs()...), Topic: heldTopic, Redis: r.Client(t), Prefix: "bw-review",
-		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j,
+		Poll: 50 * time.Millisecond, Logger: zap.NewNop(), Journal: j, States: store.NewMemory(time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

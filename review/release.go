@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
@@ -153,8 +154,9 @@ func (r *Releaser) Run(ctx context.Context) {
 	}
 }
 
-// Step takes the lease, finishes an interrupted batch, then releases
-// batches until the queue holds nothing releasable. It returns how many
+// Step takes the lease, finishes an interrupted batch, applies the
+// standing decisions, then releases batches until the queue holds nothing
+// releasable. It returns how many
 // actions it released.
 func (r *Releaser) Step(ctx context.Context) (int, error) {
 	if ready, err := r.x.Ready(ctx); err != nil || !ready {
@@ -170,6 +172,11 @@ func (r *Releaser) Step(ctx context.Context) (int, error) {
 			return n, nil // another replica releases
 		}
 		if err := r.recover(ctx); err != nil {
+			return n, err
+		}
+		// Standing decisions are applied by the lease holder alone, so
+		// that each action they cover is decided and journaled once.
+		if _, err := r.x.ApplyStanding(ctx); err != nil {
 			return n, err
 		}
 		k, err := r.releaseBatch(ctx)
@@ -324,7 +331,7 @@ func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
 	now := time.Now().UTC()
 	for start := 0; start < len(ids); start += journalChunk {
 		chunk := ids[start:min(start+journalChunk, len(ids))]
-		entries = append(entries, audit.Entry{At: now, Actor: audit.System, Kind: audit.KindRelease, Count: len(chunk), IDs: chunk})
+		entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{At: now, Actor: audit.System, Kind: audit.KindRelease, Count: len(chunk)}, IDs: chunk})
 	}
 	if err := r.x.opts.Journal.Write(ctx, entries...); err != nil {
 		r.log.Warn("journal released actions", zap.Int("actions", len(ids)), zap.Error(err))

@@ -13,6 +13,7 @@ import (
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -304,7 +305,7 @@ func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releas
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j})
+	x, err := NewIndex(Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j, States: store.NewMemory(time.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}

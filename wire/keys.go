@@ -88,6 +88,12 @@ func (k Keys) HeldIncident(id string) string { return k.tag + ":held:i:" + id }
 // HeldIncidentItems orders one incident's actions by position.
 func (k Keys) HeldIncidentItems(id string) string { return k.tag + ":held:ii:" + id }
 
+// HeldIncidentNotes holds the notes of one incident, by audit entry id.
+func (k Keys) HeldIncidentNotes(id string) string { return k.tag + ":held:in:" + id }
+
+// HeldStanding is the set of incidents whose standing decision is applied.
+func (k Keys) HeldStanding() string { return k.tag + ":held:standing" }
+
 // HeldByKey orders the held actions of one record key (target) that still
 // wait for their release.
 func (k Keys) HeldByKey(key string) string { return k.tag + ":held:k:" + key }

@@ -241,7 +241,7 @@ async function route() {
     case "breaker": return renderBreaker(main, arg);
     case "incidents": return renderIncidents(main);
     case "incident": return renderIncident(main, arg);
-    case "audit": return renderAudit(main);
+    case "audit": return renderAudit(main, arg);
     case "approvals": return renderApprovals(main);
     default: main.append(el("p", { text: "No such page. " }, el("a", { href: "#/", text: "Back to the breakers" })));
   }
@@ -282,6 +282,28 @@ function heldByScope(incidents) {
   const m = {};
   for (const i of incidents) m[i.scope] = (m[i.scope] || 0) + i.pending;
   return m;
+}
+
+// incidentByScope names, per scope, the incident its held count links to:
+// the newest with actions pending (incidents come newest first).
+function incidentByScope(incidents) {
+  const m = {};
+  for (const i of incidents) if (i.pending > 0 && !m[i.scope]) m[i.scope] = i.id;
+  return m;
+}
+
+// showHolding puts how many breakers hold in the tab's title and favicon,
+// so that a trip is seen from another tab.
+function showHolding(breakers) {
+  const n = breakers.filter((b) => b.holds).length;
+  document.title = n ? `(${n} holding) Breakwater console` : "Breakwater console";
+  const icon = document.querySelector('link[rel="icon"]');
+  if (!icon) return;
+  if (!n) { icon.setAttribute("href", "favicon.svg"); return; }
+  const label = n > 9 ? "9+" : String(n);
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#dc2626"/>' +
+    '<text x="16" y="23" font-family="sans-serif" font-size="20" font-weight="700" fill="#fff" text-anchor="middle">' + label + "</text></svg>";
+  icon.setAttribute("href", "data:image/svg+xml," + encodeURIComponent(svg));
 }
 
 function effective(b) {
@@ -369,6 +391,8 @@ function renderBoard(main) {
     const [bs, incs] = await Promise.all([get("/v1/breakers"), get("/v1/incidents")]);
     data.breakers = bs.breakers;
     data.held = heldByScope(incs.incidents);
+    data.incident = incidentByScope(incs.incidents);
+    showHolding(bs.breakers);
     draw();
   });
   every(HISTORY_MS, async () => {
@@ -402,7 +426,7 @@ function boardRow(b, data) {
     el("td", { class: "small", text: facCell }),
     el("td", {}, sparkline(data.history[b.scope], e.max)),
     el("td", { class: "small", text: ago(b.since) }),
-    el("td", { class: "num" }, held ? el("a", { href: "#/incidents", text: num(held, 0) }) : "0"),
+    el("td", { class: "num" }, held ? el("a", { href: data.incident && data.incident[b.scope] ? "#/incident/" + enc(data.incident[b.scope]) : "#/incidents", text: num(held, 0) }) : "0"),
     el("td", {}, manual));
 }
 
@@ -518,23 +542,42 @@ function progress(i) {
     `${num(i.released, 0)} released`);
 }
 
+const LIFECYCLE = {
+  active: "its breaker still holds: new actions join it",
+  contained: "its breaker stopped holding under it; actions wait for review",
+  reviewed: "every action decided; releases are being written",
+  closed: "every decision written to its topic: nothing left to do",
+};
+
+function lifeBadge(i) {
+  return el("span", { class: "life " + i.state, title: i.state_reason || LIFECYCLE[i.state] || "", text: i.state || "?" });
+}
+
 function renderIncidents(main) {
   const tbody = el("tbody");
   add(main, el("h1", { text: "Incidents" }),
-    el("p", { class: "muted", text: "One incident per trip: the actions its breaker held, and how far their review is." }),
+    el("p", { class: "muted", text: "One incident per trip: the actions its breaker held, and how far their review is. " +
+      "Active: its breaker still holds. Contained: it stopped holding, actions wait. Reviewed: all decided. Closed: all written." }),
     el("table", { id: "incidents" }, el("thead", {}, el("tr", {},
-      el("th", { text: "Incident" }), el("th", { text: "First held" }), el("th", { class: "num", text: "Held" }),
+      el("th", { text: "Incident" }), el("th", { text: "State" }), el("th", { text: "First held" }), el("th", { class: "num", text: "Held" }),
       el("th", { class: "num", text: "Pending" }), el("th", { class: "num", text: "Approved" }),
-      el("th", { class: "num", text: "Rejected" }), el("th", { class: "num", text: "Released" }), el("th", { text: "Progress" }))), tbody));
+      el("th", { class: "num", text: "Rejected" }), el("th", { class: "num", text: "Released" }), el("th", { text: "Progress" }),
+      el("th", { text: "On call" }))), tbody));
   every(POLL_MS, async () => {
     const r = await get("/v1/incidents");
-    tbody.replaceChildren(...r.incidents.map((i) => el("tr", { "data-incident": i.id },
-      el("td", {}, el("a", { href: "#/incident/" + enc(i.id), text: i.id })),
+    tbody.replaceChildren(...r.incidents.map((i) => el("tr", { "data-incident": i.id, "data-state": i.state },
+      el("td", {}, el("a", { href: "#/incident/" + enc(i.id), text: i.id }),
+        i.continues ? el("div", { class: "small muted" }, "continues ", el("a", { href: "#/incident/" + enc(i.continues), text: i.continues })) : null),
+      el("td", {}, lifeBadge(i)),
       el("td", { class: "small", text: when(i.first_held_at) }),
       el("td", { class: "num", text: num(i.held, 0) }), el("td", { class: "num", text: num(i.pending, 0) }),
       el("td", { class: "num", text: num(i.approved, 0) }), el("td", { class: "num", text: num(i.rejected, 0) }),
-      el("td", { class: "num", text: num(i.released, 0) }), el("td", {}, progress(i)))));
-    if (!r.incidents.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No incidents: nothing is held." })));
+      el("td", { class: "num", text: num(i.released, 0) }), el("td", {}, progress(i)),
+      el("td", { class: "small" },
+        i.ack_by ? "ack " + i.ack_by : el("b", { class: "err", text: "not acknowledged" }),
+        i.owner ? " · owner " + i.owner : "",
+        i.standing ? [" · ", el("b", { text: "standing " + i.standing.decision })] : ""))));
+    if (!r.incidents.length) tbody.append(el("tr", {}, el("td", { colspan: 10, class: "muted", text: "No incidents: nothing is held." })));
   });
 }
 
@@ -547,35 +590,89 @@ function countTable(title, m) {
 function renderIncident(main, id) {
   const cards = el("div", { class: "cards", id: "progress" });
   const bars = el("div", { class: "card" });
+  const oncall = el("div", { class: "card", id: "oncall" });
+  const standing = el("div", { class: "card", id: "standing" });
   const release = el("div", { class: "card", id: "release", hidden: true });
   const bulk = el("div", { class: "controls" });
   const sampleBox = el("div", { id: "sample" });
   const breakdown = el("div", { class: "grid3" }, el("p", { class: "muted", text: "Counting…" }));
   const lookback = el("div", {}, el("p", { class: "muted", text: "Reading the gated topic…" }));
-  let inc = null;
+  const life = el("div", { class: "tools", id: "lifecycle" });
+  const state = { inc: null };
   add(main, el("p", {}, el("a", { href: "#/incidents", text: "← Incidents" })), el("h1", { text: "Incident " + id }),
-    cards, bars, release,
+    life, cards, bars, oncall, standing, release,
     may("reviewer") ? [el("h2", { text: "Review" }), el("div", { class: "card" },
       el("div", { class: "controls" },
-        el("button", { class: "primary", type: "button", id: "review-sample", text: "Review a sample", onclick: () => reviewSample(id, sampleBox) }),
+        el("button", { class: "primary", type: "button", id: "review-sample", text: "Review a sample", onclick: () => reviewSample(id, sampleBox, refresh) }),
         bulk),
       sampleBox)] : null,
     el("h2", { text: "Breakdown of the held actions" }), breakdown,
     el("h2", { text: "Look-back: forwarded in the window before the trip" }), lookback);
   if (may("reviewer")) {
     bulk.append(
-      el("button", { type: "button", id: "approve-all", text: "Approve all pending", onclick: () => decideAll(inc, "approve", release) }),
-      el("button", { class: "danger", type: "button", id: "reject-all", text: "Reject all pending", onclick: () => decideAll(inc, "reject", release) }));
+      el("button", { type: "button", id: "approve-all", text: "Approve all pending", onclick: () => decideAll(state, "approve", release) }),
+      el("button", { class: "danger", type: "button", id: "reject-all", text: "Reject all pending", onclick: () => decideAll(state, "reject", release) }));
   }
-  every(1000, async () => {
-    inc = await get("/v1/incidents/" + enc(id));
+  const drawOncall = (inc) => {
+    const me = app.me.name;
+    put(oncall, el("h2", { text: "On call" }),
+      el("dl", { class: "kv" },
+        el("dt", { text: "acknowledged" }), el("dd", { id: "ack" }, inc.ack_by ? `by ${inc.ack_by} at ${when(inc.ack_at)}` : el("b", { class: "err", text: "not yet" }),
+          !inc.ack_by && may("reviewer") ? [" ", el("button", { type: "button", id: "ack-button", class: "primary", text: "Acknowledge", onclick: () => changeIncident(inc, "ack", {}, "Acknowledged; on-call's page is acknowledged too.", refresh) })] : null),
+        el("dt", { text: "owner" }), el("dd", { id: "owner" }, inc.owner || "nobody",
+          may("reviewer") && inc.owner !== me ? [" ", el("button", { type: "button", id: "take", text: "Take it", onclick: () => changeIncident(inc, "owner", { owner: me }, "You own " + inc.id + ".", refresh) })] : null,
+          may("reviewer") && inc.owner ? [" ", el("button", { type: "button", text: "Release", onclick: () => changeIncident(inc, "owner", { owner: "" }, inc.id + " has no owner now.", refresh) })] : null),
+        el("dt", { text: "notes" }), el("dd", { id: "notes" },
+          (inc.notes || []).length ? el("ul", { class: "notes" }, ...(inc.notes || []).map((n) => el("li", {}, el("span", { class: "small muted", text: `${when(n.at)} ${n.actor}: ` }), n.text))) : el("span", { class: "muted", text: "none" }))),
+      may("reviewer") ? el("form", { class: "tools", id: "note-form", onsubmit: (ev) => {
+        ev.preventDefault();
+        const t = ev.target.querySelector("input");
+        if (!t.value.trim()) return;
+        t.blur(); // the card redraws with the note once the input is left
+        changeIncident(inc, "notes", { text: t.value.trim() }, "Note added.", refresh).then(() => { t.value = ""; });
+      } }, el("input", { id: "note-text", placeholder: "add a note (shared with on-call)", maxlength: 2000, size: 60 }), el("button", { type: "submit", text: "Add note" })) : null);
+  };
+  const drawStanding = (inc) => {
+    const s = inc.standing;
+    if (s) {
+      put(standing, el("h2", { text: "Standing decision" }),
+        el("p", { id: "standing-text" }, el("b", { class: s.decision === "reject" ? "err" : "", text: `${s.decision === "reject" ? "Reject" : "Approve"} everything ${inc.id} holds` }),
+          `, now and until its breaker stops holding under it. Set by ${s.actor} at ${when(s.at)}: ${s.reason}. `,
+          el("b", { id: "standing-applied", text: num(s.applied, 0) }), " actions decided by it so far; ",
+          inc.state === "active" ? "it keeps deciding what the breaker holds." : "its breaker no longer holds, so nothing new joins."),
+        may("reviewer") ? el("button", { type: "button", id: "revoke", text: "Revoke", onclick: () => standingDialog(inc, "revoke", refresh) }) : null);
+    } else if (inc.state === "active" || inc.state === "contained") {
+      put(standing, el("h2", { text: "Standing decision" }),
+        el("p", { class: "muted", text: "A standing decision approves or rejects every action this incident holds now and every action it holds until its breaker stops holding; revocable, audited." }),
+        may("reviewer") ? el("div", { class: "controls" },
+          el("button", { class: "danger", type: "button", id: "standing-reject", text: "Reject everything it holds, until the breaker stops", onclick: () => standingDialog(inc, "reject", refresh) }),
+          el("button", { type: "button", id: "standing-approve", text: "Approve everything it holds, until the breaker stops", onclick: () => standingDialog(inc, "approve", refresh) })) : null);
+    } else {
+      put(standing, el("p", { class: "muted", text: "No standing decision; the incident is " + inc.state + "." }));
+    }
+  };
+  const refresh = async () => {
+    const inc = await get("/v1/incidents/" + enc(id));
+    state.inc = inc;
     const decided = inc.approved + inc.rejected;
+    document.dispatchEvent(new CustomEvent("incident", { detail: inc }));
+    put(life, lifeBadge(inc), el("span", { id: "state-reason", text: inc.state_reason }),
+      inc.continues ? el("span", {}, " · continues ", el("a", { href: "#/incident/" + enc(inc.continues), text: inc.continues }), " (tripped again soon after it)") : null,
+      inc.continued_by ? el("span", {}, " · continued by ", el("a", { href: "#/incident/" + enc(inc.continued_by), text: inc.continued_by })) : null);
     cards.replaceChildren(...[["held", inc.held], ["pending", inc.pending], ["approved", inc.approved], ["rejected", inc.rejected], ["released", inc.released]]
       .map(([k, v]) => el("div", { class: "card", "data-count": k }, el("b", { text: num(v, 0) }), k)));
     put(bars, el("dl", { class: "kv" },
       el("dt", { text: "scope" }), el("dd", {}, el("a", { href: "#/breaker/" + enc(inc.scope), text: inc.scope })),
       el("dt", { text: "held" }), el("dd", { text: `${when(inc.first_held_at)} to ${when(inc.last_held_at)}` }),
-      el("dt", { text: "progress" }), el("dd", {}, progress(inc))));
+      el("dt", { text: "progress" }), el("dd", {}, progress(inc)),
+      el("dt", { text: "audit" }), el("dd", {}, el("a", { href: "#/audit/" + enc(inc.id), id: "incident-audit", text: "every entry of this incident" }))));
+    // Redrawn only when they change, so that a button is never replaced
+    // under the pointer.
+    const oncallKey = JSON.stringify([inc.ack_by, inc.owner, inc.notes]);
+    const typing = oncall.contains(document.activeElement) && document.activeElement.matches("input, textarea");
+    if (oncall.dataset.key !== oncallKey && !typing) { drawOncall(inc); oncall.dataset.key = oncallKey; }
+    const standingKey = JSON.stringify([inc.standing, inc.state]);
+    if (standing.dataset.key !== standingKey) { drawStanding(inc); standing.dataset.key = standingKey; }
     if (!release.hidden) {
       const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
       put(release, el("b", { text: `Release: ${pct}%` }), " ",
@@ -583,7 +680,8 @@ function renderIncident(main, id) {
         el("p", { class: "small", text: pct >= 100 && inc.pending === 0 ? "Done: every decided action is written to its topic." : `${num(inc.released, 0)} of ${num(decided, 0)} decided actions written…` }));
       release.dataset.pct = pct;
     }
-  });
+  };
+  every(1000, refresh);
   (async () => {
     try {
       const b = await get("/v1/incidents/" + enc(id) + "/breakdown");
@@ -608,7 +706,65 @@ function renderIncident(main, id) {
   })();
 }
 
-function decideAll(inc, verb, release) {
+// changeIncident posts a change of an incident (ack, owner, notes) and
+// shows the outcome.
+async function changeIncident(inc, what, body, note, refresh) {
+  try {
+    await post("/v1/incidents/" + enc(inc.id) + "/" + what, body);
+    showNote(note);
+    await refresh();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// standingDialog sets (approve, reject) or revokes a standing decision.
+function standingDialog(inc, kind, refresh) {
+  const d = document.getElementById("dialog");
+  const reason = el("textarea", { id: "reason", rows: 3, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
+  const msg = el("p", { class: "err" });
+  const live = el("p", { id: "standing-live" });
+  const words = kind === "revoke"
+    ? { title: `Revoke the standing decision on ${inc.id}?`, button: "Revoke", cls: "primary" }
+    : { title: `${kind === "reject" ? "Reject" : "Approve"} everything ${inc.id} holds, until its breaker stops holding?`, button: `Set: ${kind} everything ${inc.id} holds`, cls: kind === "reject" ? "danger" : "primary" };
+  const ok = el("button", { class: words.cls, type: "submit", id: "confirm", text: words.button });
+  const drawLive = (i) => {
+    live.textContent = kind === "revoke"
+      ? `It decided ${num(i.standing ? i.standing.applied : 0, 0)} actions; they stay decided. Actions held from now on wait for a reviewer.`
+      : `It applies at once to the ${num(i.pending, 0)} actions pending now, then to every action ${i.id} holds while ${i.scope} holds under it ` +
+        `(it is ${i.state}), ${kind === "reject" ? "sending them to the rejected topic: never enforced" : "releasing them to enforcement"}. ` +
+        "Revocable; every decision it makes is in the audit trail.";
+  };
+  drawLive(inc);
+  const onInc = (ev) => { if (ev.detail.id === inc.id) drawLive(ev.detail); };
+  document.addEventListener("incident", onInc);
+  d.addEventListener("close", () => document.removeEventListener("incident", onInc), { once: true });
+  const form = el("form", { method: "dialog" }, el("h2", { text: words.title }), live,
+    el("label", { for: "reason", text: "Reason (required)" }), reason, msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
+    ok.disabled = true;
+    try {
+      const path = "/v1/incidents/" + enc(inc.id) + (kind === "revoke" ? "/standing/revoke" : "/standing");
+      const body = kind === "revoke" ? { reason: reason.value } : { decision: kind, reason: reason.value };
+      await post(path, body);
+      d.close();
+      showNote(kind === "revoke" ? `The standing decision on ${inc.id} is revoked.` : `Standing decision set: ${kind} everything ${inc.id} holds until its breaker stops holding.`);
+      await refresh();
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  reason.focus();
+}
+
+function decideAll(state, verb, release) {
+  const inc = state.inc;
   if (!inc) return;
   const d = document.getElementById("dialog");
   const typed = inc.pending > app.settings.confirm_above;
@@ -617,13 +773,27 @@ function decideAll(inc, verb, release) {
   const gated = verb === "approve" && app.settings.release_above !== undefined && inc.pending > app.settings.release_above;
   const glass = gated ? breakGlassField() : null;
   const msg = el("p", { class: "err" });
-  const ok = el("button", { class: verb === "approve" ? "primary" : "danger", type: "submit", id: "confirm",
-    text: `${verb === "approve" ? "Approve" : "Reject"} ${num(inc.pending, 0)} actions of ${inc.id}` });
+  const what = el("p", { id: "bulk-what" });
+  const ok = el("button", { class: verb === "approve" ? "primary" : "danger", type: "submit", id: "confirm" });
+  // The dialog shows live counts, and the decision covers what it showed:
+  // the pending actions among the first `through` held.
+  let seen = inc;
+  const draw = (i) => {
+    seen = i;
+    ok.textContent = `${verb === "approve" ? "Approve" : "Reject"} ${num(i.pending, 0)} actions of ${i.id}`;
+    ok.dataset.count = i.pending;
+    what.textContent = (verb === "approve"
+      ? `The ${num(i.pending, 0)} actions pending now will be released to enforcement (the gated topic), in their original per-key order.`
+      : `The ${num(i.pending, 0)} actions pending now will never be enforced; they go to the rejected topic for the classifier team.`) +
+      ` It covers the first ${num(i.held, 0)} actions ${i.id} held (the count updates live).` +
+      (i.state === "active" ? " Its breaker still holds: actions it holds after you confirm stay pending. For those, set a standing decision." : "");
+  };
+  draw(inc);
+  const onInc = (ev) => { if (ev.detail.id === inc.id) draw(ev.detail); };
+  document.addEventListener("incident", onInc);
+  d.addEventListener("close", () => document.removeEventListener("incident", onInc), { once: true });
   const form = el("form", { method: "dialog" },
-    el("h2", { text: `${verb === "approve" ? "Approve" : "Reject"} every pending action of ${inc.id}?` }),
-    el("p", { text: verb === "approve"
-      ? `${num(inc.pending, 0)} held actions will be released to enforcement (the gated topic), in their original per-key order.`
-      : `${num(inc.pending, 0)} held actions will never be enforced; they go to the rejected topic for the classifier team.` }),
+    el("h2", { text: `${verb === "approve" ? "Approve" : "Reject"} every pending action of ${inc.id}?` }), what,
     typed ? [el("label", { for: "typed", text: `More than ${app.settings.confirm_above} actions: type the incident id ${inc.id} to confirm` }), confirmInput] : null,
     el("label", { for: "bulk-reason", text: "Reason" }), reason,
     gated ? [el("p", { class: "muted", text: `More than ${app.settings.release_above} actions: this asks a second reviewer to approve the exact list before it is released.` }), glass.nodes] : null,
@@ -634,12 +804,15 @@ function decideAll(inc, verb, release) {
     if (typed && confirmInput.value.trim() !== inc.id) { msg.textContent = `Type ${inc.id} exactly to confirm.`; return; }
     ok.disabled = true;
     try {
-      const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
+      const body = { through: seen.held };
+      if (reason.value.trim()) body.reason = reason.value.trim();
       if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+      const shown = seen.pending;
       const r = await post("/v1/incidents/" + enc(inc.id) + "/" + verb, body);
       d.close();
       if (r.approvalRequested) return requested(r);
-      showNote(`${r.changed} actions ${verb === "approve" ? "approved" : "rejected"}; releasing…`);
+      const done = verb === "approve" ? "approved" : "rejected";
+      showNote(`${num(r.changed, 0)} actions ${done}` + (r.changed !== shown ? ` (the dialog showed ${num(shown, 0)}; ${num(shown - r.changed, 0)} were decided by someone else meanwhile)` : "") + "; releasing…");
       release.hidden = false;
     } catch (e) {
       msg.textContent = e.message;
@@ -651,7 +824,7 @@ function decideAll(inc, verb, release) {
   (confirmInput || reason).focus();
 }
 
-async function reviewSample(id, box) {
+async function reviewSample(id, box, refresh) {
   const r = await get("/v1/incidents/" + enc(id) + "/pick?n=20");
   const items = r.items;
   const decisions = {};
@@ -689,6 +862,7 @@ async function reviewSample(id, box) {
       decisions[h.action_id] = o.conflicts && o.conflicts.length ? (verb === "approve" ? "rejected" : "approved") : (verb === "approve" ? "approved" : "rejected");
       if (at < items.length - 1) at++;
       draw();
+      if (refresh) refresh().catch(showError); // the counters agree with the sample at once
     } catch (e) {
       showError(e);
     } finally {
@@ -813,36 +987,54 @@ function refuseApproval(a, reload) {
 
 // ---- audit -----------------------------------------------------------------
 
-function renderAudit(main) {
+// auditWhat says what an entry changed or covered, in words.
+function auditWhat(e) {
+  if (e.to) return [e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state), e.window ? ` at a window count of ${num(e.window)}` : ""];
+  switch (e.kind) {
+    case "standing": return `standing decision: ${e.decision} everything it holds (${num(e.count, 0)} pending when set)`;
+    case "standing_revoked": return `standing decision to ${e.decision} revoked after ${num(e.count, 0)} actions`;
+    case "acknowledge": return "acknowledged";
+    case "owner": return e.owner ? "owner: " + e.owner : "owner released";
+    case "note": return "note";
+    case "release": return `${num(e.count, 0)} actions written to gated or rejected`;
+  }
+  if (e.count) return `${num(e.count, 0)} actions ${e.kind === "approve" ? "approved" : e.kind === "reject" ? "rejected" : ""}` + (e.via === "standing" ? " by the standing decision" : "");
+  return "";
+}
+
+function renderAudit(main, incident) {
   const f = {
     scope: el("input", { id: "f-scope", placeholder: "scope", "aria-label": "scope" }),
+    incident: el("input", { id: "f-incident", placeholder: "incident", "aria-label": "incident", value: incident || "" }),
     actor: el("input", { id: "f-actor", placeholder: "actor", "aria-label": "actor" }),
     kind: el("select", { id: "f-kind", "aria-label": "kind" }, el("option", { value: "", text: "every kind" }),
-      ...["transition", "override", "reset", "approve", "reject", "release", "approval_request", "approval_edit", "approval_approve", "approval_refuse", "break_glass"]
-        .map((k) => el("option", { value: k, text: k }))),
+      ...["transition", "override", "reset", "approve", "reject", "release", "acknowledge", "owner", "note", "standing", "standing_revoked",
+        "approval_request", "approval_edit", "approval_approve", "approval_refuse", "break_glass"].map((k) => el("option", { value: k, text: k }))),
     since: el("select", { id: "f-since", "aria-label": "since" }, ...[["1h", "last hour"], ["24h", "last day"], ["168h", "last week"], ["", "all kept"]]
       .map(([v, t]) => el("option", { value: v, text: t }))),
     until: el("input", { id: "f-until", type: "datetime-local", "aria-label": "until" }),
   };
   f.since.value = "24h";
   const tbody = el("tbody");
-  add(main, el("h1", { text: "Audit trail" }),
-    el("div", { class: "tools" }, f.scope, f.actor, f.kind, f.since, el("span", { class: "small muted", text: "until" }), f.until),
+  add(main, el("h1", { text: incident ? "Audit trail of " + incident : "Audit trail" }),
+    incident ? el("p", {}, el("a", { href: "#/incident/" + enc(incident), text: "← Incident " + incident })) : null,
+    el("div", { class: "tools" }, f.scope, f.incident, f.actor, f.kind, f.since, el("span", { class: "small muted", text: "until" }), f.until),
     el("table", { id: "audit" }, el("thead", {}, el("tr", {},
       el("th", { text: "At" }), el("th", { text: "Actor" }), el("th", { text: "Kind" }), el("th", { text: "Scope / incident" }),
       el("th", { text: "Change" }), el("th", { text: "Reason" }))), tbody));
   const load = async () => {
     const q = new URLSearchParams({ limit: "200" });
     if (f.scope.value.trim()) q.set("scope", f.scope.value.trim());
+    if (f.incident.value.trim()) q.set("incident", f.incident.value.trim());
     if (f.actor.value.trim()) q.set("actor", f.actor.value.trim());
     if (f.kind.value) q.set("kind", f.kind.value);
     if (f.since.value) q.set("since", f.since.value);
     if (f.until.value) q.set("until", new Date(f.until.value).toISOString());
     const r = await get("/v1/audit?" + q);
-    tbody.replaceChildren(...r.entries.map((e) => el("tr", { "data-kind": e.kind },
+    tbody.replaceChildren(...r.entries.map((e) => el("tr", { "data-kind": e.kind, "data-incident": e.incident || "" },
       el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
-      el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? [" ", el("a", { href: "#/incident/" + enc(e.incident), text: e.incident })] : ""),
-      el("td", {}, e.to ? [e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state)] : (e.count ? `${num(e.count, 0)} actions` : "")),
+      el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? el("div", {}, el("a", { class: "incident-link", href: "#/incident/" + enc(e.incident), text: e.incident })) : ""),
+      el("td", {}, auditWhat(e)),
       el("td", {}, e.break_glass ? [el("b", { class: "err", text: "BREAK-GLASS" }), " "] : "", e.reason || "",
         e.approver ? ` (approved by ${e.approver})` : "", e.approval ? [" ", el("a", { href: "#/approvals", text: "request " + e.approval })] : ""))));
     if (!r.entries.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No entries match." })));
@@ -856,4 +1048,8 @@ function renderAudit(main) {
 document.getElementById("signout").addEventListener("click", () => signOut());
 window.addEventListener("hashchange", route);
 setInterval(tickLive, 1000);
+// The tab's title and favicon follow the breakers on every page.
+setInterval(() => {
+  if (app.me && location.hash.split("/")[1]) get("/v1/breakers").then((r) => showHolding(r.breakers)).catch(() => {});
+}, 5000);
 route();

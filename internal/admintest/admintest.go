@@ -148,3 +148,16 @@ func Event(id, rule, action, target string, at time.Time) testbed.Record {
 	return testbed.KV(target, fmt.Sprintf(`{"action_id":%q,"rule_id":%q,"action":%q,"target":{"type":"account","id":%q},"occurred_at":%q}`,
 		id, rule, action, target, at.UTC().Format(time.RFC3339Nano)))
 }
+
+// WaitFor waits up to timeout for cond, checking every 100ms, and fails
+// the test with what (the state it saw) if cond never held.
+func WaitFor(t *testing.T, timeout time.Duration, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", timeout, what())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

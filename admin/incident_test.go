@@ -1,0 +1,238 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/alert"
+	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+// pagerDuty is a PagerDuty-shaped receiver: it records the events posted.
+type pagerDuty struct {
+	mu     sync.Mutex // guards events
+	events []alert.PagerDutyEvent
+}
+
+func (p *pagerDuty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var e alert.PagerDutyEvent
+	data, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(data, &e); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	p.events = append(p.events, e)
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// actions returns the event actions received per dedup key.
+func (p *pagerDuty) actions() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for _, e := range p.events {
+		out[e.DedupKey] = append(out[e.DedupKey], e.EventAction)
+	}
+	return out
+}
+
+func incident(t *testing.T, base, id string) api.Incident {
+	t.Helper()
+	var inc api.Incident // fresh: decoding into a used value would keep omitted fields
+	if code := call(t, base, "GET", "/v1/incidents/"+url.PathEscape(id), tok(config.RoleViewer), "", &inc); code != 200 {
+		t.Fatalf("GET incident %s = %d", id, code)
+	}
+	return inc
+}
+
+func produceRule(t *testing.T, bed *admintest.Bed, prefix string, n int) {
+	t.Helper()
+	now := time.Now()
+	recs := make([]testbed.Record, n)
+	for i := range recs {
+		recs[i] = admintest.Event(fmt.Sprintf("%s-%03d", prefix, i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%13), now)
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+}
+
+// TestIncidentLifecycle runs two replicas and follows an incident from its
+// trip to closed through the API: a bulk decision limited to what the
+// reviewer saw, an acknowledgement that reaches PagerDuty once as an
+// acknowledge of the page, an owner and a note, a standing reject that
+// keeps up with actions held after it was set and is applied once per
+// action although both replicas run it, a reset that contains the incident,
+// a re-trip that continues it, and a revoke.
+func TestIncidentLifecycle(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	cfg := bed.Config(t, 10)
+	pd := &pagerDuty{}
+	srv := httptest.NewServer(pd)
+	defer srv.Close()
+	cfg.Alerts.Receivers = []config.Receiver{{Name: "pd", Type: config.ReceiverPagerDuty, URL: srv.URL, Secret: "routing-key", Timeout: 5 * time.Second}}
+	cfg.Alerts.GroupWindow = 100 * time.Millisecond
+	a := admintest.StartDaemon(t, cfg)
+	b := admintest.StartDaemon(t, cfg)
+	rv, op := tok(config.RoleReviewer), tok(config.RoleOperator)
+
+	produceRule(t, bed, "x", 60)
+	var list api.Incidents
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("incidents %+v", list.Incidents) }, func() bool {
+		list = api.Incidents{} // decoding into a used value would keep fields the answer omits
+		call(t, a.URL, "GET", "/v1/incidents", tok(config.RoleViewer), "", &list)
+		return len(list.Incidents) == 1 && list.Incidents[0].Held >= 10
+	})
+	id := list.Incidents[0].ID
+	if inc := list.Incidents[0]; inc.State != api.IncidentActive || inc.Scope != "rule:rule-a" {
+		t.Fatalf("the new incident is %+v; want rule:rule-a active", inc)
+	}
+	base := "/v1/incidents/" + url.PathEscape(id)
+
+	// A bulk decision covers what the reviewer saw, not what arrived since.
+	var out api.DecideResponse
+	if code := call(t, a.URL, "POST", base+"/approve", rv, `{"reason":"seen","through":3}`, &out); code != 200 || out.Changed != 3 {
+		t.Fatalf("approve through 3 = %d %+v; want 3 changed", code, out)
+	}
+	if code := call(t, a.URL, "POST", base+"/approve", rv, `{"through":-1}`, nil); code != 400 {
+		t.Errorf("approve through -1 = %d; want 400", code)
+	}
+
+	// Acknowledge once, take it, write a note.
+	var inc api.Incident
+	if code := call(t, a.URL, "POST", base+"/ack", rv, `{"note":"on it"}`, &inc); code != 200 || inc.AckBy != admintest.Name(config.RoleReviewer) || inc.AckAt.IsZero() {
+		t.Fatalf("ack = %d %+v", code, inc)
+	}
+	if code := call(t, b.URL, "POST", base+"/ack", op, `{}`, nil); code != 409 {
+		t.Errorf("a second ack = %d; want 409", code)
+	}
+	if code := call(t, b.URL, "POST", base+"/owner", rv, `{"owner":"alice"}`, &inc); code != 200 || inc.Owner != "alice" {
+		t.Errorf("owner = %d %+v", code, inc)
+	}
+	if code := call(t, a.URL, "POST", base+"/notes", rv, `{"text":"model 7 mislabels pins"}`, &inc); code != 200 || len(inc.Notes) != 2 {
+		t.Errorf("note = %d %+v; want the ack's note and this one", code, inc.Notes)
+	}
+	if code := call(t, a.URL, "POST", base+"/notes", tok(config.RoleViewer), `{"text":"x"}`, nil); code != 403 {
+		t.Errorf("a viewer's note = %d; want 403", code)
+	}
+	if code := call(t, a.URL, "POST", base+"/notes", rv, `{"text":"  "}`, nil); code != 400 {
+		t.Errorf("an empty note = %d; want 400", code)
+	}
+
+	// A standing reject on one replica; both replicas apply standing
+	// decisions, and actions held after it was set are rejected too.
+	if code := call(t, b.URL, "POST", base+"/standing", rv, `{"decision":"reject","reason":"model 7 is broken"}`, &inc); code != 200 || inc.Standing == nil || inc.Standing.Decision != "reject" {
+		t.Fatalf("standing = %d %+v", code, inc)
+	}
+	if code := call(t, a.URL, "POST", base+"/standing", rv, `{"decision":"reject","reason":"x"}`, nil); code != 409 {
+		t.Errorf("a second standing decision = %d; want 409", code)
+	}
+	// A standing approve would release without a second person.
+	var refused api.Error
+	if code := call(t, a.URL, "POST", base+"/standing", rv, `{"decision":"approve","reason":"x"}`, &refused); code != 409 || !strings.Contains(refused.Error, "second person") {
+		t.Errorf("a standing approve with approval.release_above set = %d %q; want 409 naming the second person", code, refused.Error)
+	}
+	settled := func(min int64) func() bool {
+		return func() bool {
+			inc = incident(t, a.URL, id)
+			return inc.Held >= min && inc.Pending == 0 && inc.Rejected == inc.Held-3
+		}
+	}
+	what := func() string { return fmt.Sprintf("incident %+v", inc) }
+	admintest.WaitFor(t, 30*time.Second, what, settled(10))
+	first := inc.Held
+	produceRule(t, bed, "y", 80)
+	admintest.WaitFor(t, 30*time.Second, what, settled(first+80))
+	if inc.State != api.IncidentActive || inc.Standing.Applied != inc.Rejected {
+		t.Errorf("after more traffic the incident is %+v; want active, every rejection by the standing decision", inc)
+	}
+	var standingCount int
+	for _, e := range auditEntries(t, a.URL, "?kind=reject&limit=1000") {
+		if e.Incident == id && e.Via == "standing" && e.Actor == admintest.Name(config.RoleReviewer) && e.Scope == "rule:rule-a" {
+			standingCount += e.Count
+		}
+	}
+	if int64(standingCount) != inc.Rejected {
+		t.Errorf("the audit trail has standing rejections of %d actions; the incident has %d rejected: each must be decided and recorded once", standingCount, inc.Rejected)
+	}
+	kinds := map[string]int{}
+	for _, e := range auditEntries(t, a.URL, "?limit=1000") {
+		if e.Incident == id {
+			kinds[e.Kind]++
+		}
+	}
+	for _, k := range []string{"acknowledge", "owner", "note", "standing", "approve", "reject"} {
+		if kinds[k] == 0 {
+			t.Errorf("the audit trail has no %s entry naming %s: %v", k, id, kinds)
+		}
+	}
+
+	// A reset contains the incident; once every decision is written it is closed.
+	if code := call(t, a.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/reset", op, `{"reason":"model rolled back"}`, nil); code != 200 {
+		t.Fatalf("reset = %d", code)
+	}
+	admintest.WaitFor(t, 60*time.Second, what, func() bool {
+		inc = incident(t, b.URL, id)
+		return inc.State == api.IncidentClosed
+	})
+	if inc.Released != inc.Held || inc.Standing == nil {
+		t.Errorf("the closed incident is %+v; want everything released, the standing decision still shown", inc)
+	}
+
+	// The acknowledgement reached PagerDuty once, as an acknowledge of the
+	// page the trip sent; the resolve after the reset came later.
+	var trigger string
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("pagerduty got %v", pd.actions()) }, func() bool {
+		for k, as := range pd.actions() {
+			if len(as) > 0 && as[0] == "trigger" && as[len(as)-1] == "resolve" {
+				trigger = k
+				return true
+			}
+		}
+		return false
+	})
+	if got := pd.actions()[trigger]; len(got) != 3 || got[1] != "acknowledge" {
+		t.Errorf("pagerduty got %v for the page %s; want trigger, acknowledge, resolve", got, trigger)
+	}
+
+	// A re-trip right after the reset continues the incident.
+	produceRule(t, bed, "z", 60)
+	var next api.Incident
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("incidents %+v", list.Incidents) }, func() bool {
+		list = api.Incidents{} // decoding into a used value would keep fields the answer omits
+		call(t, a.URL, "GET", "/v1/incidents", tok(config.RoleViewer), "", &list)
+		for _, i := range list.Incidents {
+			if i.ID != id {
+				next = i
+				return true
+			}
+		}
+		return false
+	})
+	if next.Continues != id || next.State != api.IncidentActive || next.Standing != nil {
+		t.Errorf("the re-trip's incident is %+v; want it active, continuing %s, without a standing decision", next, id)
+	}
+	if inc = incident(t, a.URL, id); inc.ContinuedBy != next.ID {
+		t.Errorf("%s is continued by %q; want %s", id, inc.ContinuedBy, next.ID)
+	}
+
+	// Revoke the standing decision: recorded, and only once.
+	inc = api.Incident{}
+	if code := call(t, a.URL, "POST", base+"/standing/revoke", rv, `{"reason":"incident over"}`, &inc); code != 200 || inc.Standing != nil {
+		t.Errorf("revoke = %d %+v", code, inc)
+	}
+	if code := call(t, b.URL, "POST", base+"/standing/revoke", rv, `{"reason":"again"}`, nil); code != 409 {
+		t.Errorf("a second revoke = %d; want 409", code)
+	}
+}
