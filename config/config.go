@@ -290,6 +290,13 @@ type Demo struct {
 	IncidentAfter time.Duration `yaml:"incident_after"`
 	// IncidentFactor multiplies the spiking rule's rate.
 	IncidentFactor float64 `yaml:"incident_factor"`
+	// IncidentFor is how long the spike lasts; 0 means it never ends.
+	IncidentFor time.Duration `yaml:"incident_for"`
+	// ReviewAfter is how long after its first held action the demo
+	// reviews an incident itself: it rejects the pending actions and
+	// resets the breaker, so that what the embedded Redis and broker keep
+	// stays bounded; 0 leaves every incident to people.
+	ReviewAfter time.Duration `yaml:"review_after"`
 	// Seed makes the generated traffic reproducible.
 	Seed int64 `yaml:"seed"`
 	// AlertWebhook starts a local webhook receiver on the loopback interface

@@ -122,6 +122,8 @@ func Default() Config {
 			Rules:          10,
 			IncidentAfter:  20 * time.Second,
 			IncidentFactor: 20,
+			IncidentFor:    2 * time.Minute,
+			ReviewAfter:    5 * time.Minute,
 			Seed:           1,
 			AlertWebhook:   true,
 			KafkaPort:      9092,

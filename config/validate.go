@@ -395,6 +395,12 @@ func (c Config) validateDemo(p *problems) {
 	if !finiteAtLeast(d.IncidentFactor, 1) {
 		p.addf("demo.incident_factor", "must be at least 1, got %v", d.IncidentFactor)
 	}
+	if d.IncidentFor < 0 {
+		p.addf("demo.incident_for", "must be >= 0, got %s", dur(d.IncidentFor))
+	}
+	if d.ReviewAfter < 0 {
+		p.addf("demo.review_after", "must be >= 0, got %s", dur(d.ReviewAfter))
+	}
 }
 
 // Valid reports whether s is high, medium or low.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -189,7 +190,11 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	if cfg.Kafka.CreateTopics {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := CreateTopics(cctx, cfg, kc)
+		retention := time.Duration(0)
+		if embeddedMode {
+			retention = max(embedded.Retention, 2*cfg.Demo.ReviewAfter)
+		}
+		err := createTopics(cctx, cfg, kc, retention)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -518,7 +523,7 @@ func (d *daemon) startMembers(g *group) {
 		return nil
 	})
 	if d.demo != nil {
-		d.demo.start(g, d.cfg, d.store)
+		d.demo.start(g, d.cfg, d.store, d.api)
 	}
 }
 
@@ -596,6 +601,12 @@ func retryStart(ctx context.Context, log *zap.Logger, what string, fn func(conte
 // CreateTopics creates the topics of cfg that do not exist yet on the
 // cluster k; the state topic is compacted.
 func CreateTopics(ctx context.Context, cfg config.Config, k *kafkaconn.Endpoint) error {
+	return createTopics(ctx, cfg, k, 0)
+}
+
+// createTopics is CreateTopics; a retention above 0 is set on every topic
+// but the state topic.
+func createTopics(ctx context.Context, cfg config.Config, k *kafkaconn.Endpoint, retention time.Duration) error {
 	tr := k.Transport()
 	defer tr.CloseIdleConnections()
 	c := k.Client(tr, 10*time.Second)
@@ -603,8 +614,11 @@ func CreateTopics(ctx context.Context, cfg config.Config, k *kafkaconn.Endpoint)
 	var reqs []kafka.TopicConfig
 	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {
 		tc := kafka.TopicConfig{Topic: name, NumPartitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor}
-		if name == t.State {
+		switch {
+		case name == t.State:
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
+		case retention > 0:
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(retention.Milliseconds(), 10)}}
 		}
 		reqs = append(reqs, tc)
 	}

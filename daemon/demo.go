@@ -3,12 +3,15 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +42,10 @@ type demo struct {
 
 	webhook  *http.Server // nil unless the demo receives the alerts
 	listener net.Listener
+
+	// reviewToken is the bearer token of the demo's own reviewer (an
+	// operator added to the configuration), empty when it does not review.
+	reviewToken string
 }
 
 // newDemo builds the demo of cfg. When no receiver is configured and
@@ -51,7 +58,11 @@ func newDemo(cfg *config.Config, log *zap.Logger) (*demo, error) {
 		Skew: 0.3, Noise: 0.05, Seed: d.Seed,
 	}
 	if d.IncidentAfter >= 0 {
-		sc.Incidents = []traffic.Incident{{Kind: traffic.Spike, Rule: hot, At: d.IncidentAfter, For: 99 * 365 * 24 * time.Hour, Factor: d.IncidentFactor}}
+		spike := d.IncidentFor
+		if spike == 0 {
+			spike = 99 * 365 * 24 * time.Hour
+		}
+		sc.Incidents = []traffic.Incident{{Kind: traffic.Spike, Rule: hot, At: d.IncidentAfter, For: spike, Factor: d.IncidentFactor}}
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("demo classifier: %w", err)
@@ -66,8 +77,20 @@ func newDemo(cfg *config.Config, log *zap.Logger) (*demo, error) {
 		log.Info("demo: alerts go to a local webhook receiver that logs them",
 			zap.String("real_receivers", "set alerts.receivers in the config file (--config)"))
 	}
+	if d.ReviewAfter > 0 {
+		key := make([]byte, 16)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		dm.reviewToken = hex.EncodeToString(key)
+		sum := sha256.Sum256([]byte(dm.reviewToken))
+		cfg.Admin.Tokens = append(cfg.Admin.Tokens, config.Token{Name: demoReviewer, Role: config.RoleOperator, SHA256: hex.EncodeToString(sum[:])})
+	}
 	return dm, nil
 }
+
+// demoReviewer is the actor of the demo's own reviews.
+const demoReviewer = "demo-reviewer"
 
 // close closes the webhook's listener if it never served.
 func (d *demo) close() {
@@ -76,8 +99,15 @@ func (d *demo) close() {
 	}
 }
 
-// start runs the demo's members in g.
-func (d *demo) start(g *group, cfg config.Config, st lister) {
+// start runs the demo's members in g; api is the admin API the demo's
+// reviewer calls.
+func (d *demo) start(g *group, cfg config.Config, st lister, api http.Handler) {
+	if d.reviewToken != "" {
+		g.Go("demo reviewer", func(ctx context.Context) error {
+			d.review(ctx, api, cfg.Demo.ReviewAfter, min(15*time.Second, max(cfg.Demo.ReviewAfter/10, time.Second)))
+			return nil
+		})
+	}
 	g.Go("demo classifier", func(ctx context.Context) error {
 		d.classify(ctx, cfg)
 		return nil
@@ -236,4 +266,75 @@ func (s *summary) run(ctx context.Context, log *zap.Logger, st lister, every tim
 			zap.Int("gated_total", gated), zap.Int("held_total", held), zap.Int("dead_letter_total", dead),
 			zap.Strings("breakers_not_closed", open))
 	}
+}
+
+// review reviews, every every, each incident whose first action was held
+// longer than after ago and that still has pending actions: through the
+// admin API, as an operator would, it rejects them (the releaser writes
+// them to the rejected topic) and resets the incident's breaker. The
+// embedded Redis then keeps a bounded number of held actions: after the
+// demo's spike (demo.incident_for), nothing is held any more.
+func (d *demo) review(ctx context.Context, api http.Handler, after, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var list struct {
+			Incidents []struct {
+				ID          string    `json:"id"`
+				Scope       string    `json:"scope"`
+				Pending     int64     `json:"pending"`
+				FirstHeldAt time.Time `json:"first_held_at"`
+			} `json:"incidents"`
+		}
+		if code, err := d.call(ctx, api, http.MethodGet, "/v1/incidents", "", &list); err != nil || code != http.StatusOK {
+			continue // the API says why (restoring, Redis down) on its own
+		}
+		for _, inc := range list.Incidents {
+			if inc.Pending == 0 || time.Since(inc.FirstHeldAt) < after {
+				continue
+			}
+			reason := fmt.Sprintf("the demo reviews its incidents %s after their first held action (demo.review_after)", after)
+			code, err := d.call(ctx, api, http.MethodPost, "/v1/incidents/"+url.PathEscape(inc.ID)+"/reject", `{"reason":"`+reason+`"}`, nil)
+			if err != nil || code != http.StatusOK {
+				d.log.Warn("demo: reject incident", zap.String("incident", inc.ID), zap.Int("status", code), zap.Error(err))
+				continue
+			}
+			code, err = d.call(ctx, api, http.MethodPost, "/v1/breakers/"+url.PathEscape(inc.Scope)+"/reset", `{"reason":"`+reason+`"}`, nil)
+			if err != nil || code != http.StatusOK {
+				d.log.Warn("demo: reset breaker", zap.String("scope", inc.Scope), zap.Int("status", code), zap.Error(err))
+			}
+			d.log.Warn("demo: the demo reviewed an incident itself: rejected its pending actions and reset its breaker",
+				zap.String("incident", inc.ID), zap.Int64("rejected", inc.Pending),
+				zap.Duration("review_after", after), zap.String("keep_for_people", "set demo.review_after: 0"))
+		}
+	}
+}
+
+// call sends one request to the admin API in-process as the demo's
+// reviewer, and decodes a 200 answer into out.
+func (d *demo) call(ctx context.Context, api http.Handler, method, path, body string, out any) (int, error) {
+	r, err := http.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	r.Header.Set("Authorization", "Bearer "+d.reviewToken)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, r)
+	if w.Code == http.StatusOK && out != nil {
+		if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
+			return w.Code, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	if w.Code != http.StatusOK {
+		return w.Code, fmt.Errorf("%s %s: %s", method, path, strings.TrimSpace(w.Body.String()))
+	}
+	return w.Code, nil
 }

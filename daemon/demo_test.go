@@ -85,3 +85,74 @@ func TestDemoTokens(t *testing.T) {
 		t.Errorf("POST reset with demo-viewer = %d %v; want 403", resp.StatusCode, body)
 	}
 }
+
+// TestDemoReviewsItsIncident: with demo.review_after the demo rejects the
+// pending actions of its incident itself and resets the breaker, so the
+// embedded stores stop collecting held actions once the spike is over.
+func TestDemoReviewsItsIncident(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the embedded demo")
+	}
+	cfg, err := config.Parse(embedded.DemoConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Demo.KafkaPort = 0
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Demo.AlertWebhook = false
+	cfg.Demo.IncidentAfter, cfg.Demo.IncidentFor, cfg.Demo.ReviewAfter = 2*time.Second, 10*time.Second, 10*time.Second
+	core, logs := observer.New(zap.InfoLevel)
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan Addrs, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Config: cfg, Logger: zap.New(core), Ready: func(a Addrs) { ready <- a }})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v; want nil after shutdown", err)
+		}
+	}()
+	var addrs Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned %v before it was ready", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the demo was not ready within a minute")
+	}
+	var reviewed map[string]any
+	for deadline := time.Now().Add(90 * time.Second); reviewed == nil; time.Sleep(100 * time.Millisecond) {
+		if es := logs.FilterMessageSnippet("the demo reviewed an incident itself").All(); len(es) > 0 {
+			reviewed = es[0].ContextMap()
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the demo did not review its incident within 90s")
+		}
+	}
+	if n, _ := reviewed["rejected"].(int64); n <= 0 {
+		t.Errorf("the review rejected %v actions; want some", reviewed["rejected"])
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addrs.HTTP+"/v1/incidents/"+reviewed["incident"].(string), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer demo-operator")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var inc struct {
+		Pending, Rejected int64
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&inc); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the incident: %d %v", resp.StatusCode, err)
+	}
+	if inc.Rejected <= 0 {
+		t.Errorf("incident %v after the review: %+v; want rejected actions", reviewed["incident"], inc)
+	}
+	if es := logs.FilterMessageSnippet("demo: reset breaker").All(); len(es) > 0 {
+		t.Errorf("the demo could not reset the breaker: %v", es[0].ContextMap())
+	}
+}

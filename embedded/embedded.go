@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -18,6 +19,13 @@ import (
 //
 //go:embed demo.yaml
 var DemoConfig []byte
+
+// Retention is how long the embedded broker keeps the records of every
+// topic but the compacted state topic, when the daemon creates them with
+// it (at least twice demo.review_after, so that the demo's own review
+// finds the held records it releases): the in-process broker holds
+// everything in memory.
+const Retention = 10 * time.Minute
 
 // Kafka is an in-process Kafka-protocol broker on a real TCP port.
 type Kafka struct {
@@ -34,7 +42,9 @@ func StartKafka(port int) (*Kafka, error) {
 		}
 		return l, nil
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen), kfake.AllowAutoTopicCreation())
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen), kfake.AllowAutoTopicCreation(),
+		// Apply the topics' retention (see Retention) every 30 seconds.
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "30000"}))
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
@@ -49,20 +59,48 @@ func (k *Kafka) Close() { k.cluster.Close() }
 
 // Redis is an in-process Redis on a real TCP port.
 type Redis struct {
-	m *miniredis.Miniredis
+	m    *miniredis.Miniredis
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the clock stopped
 }
 
-// StartRedis starts it on a free port.
+// StartRedis starts it on a free port. Its keys expire in wall-clock
+// time: miniredis expires keys only when its clock is moved, so a ticker
+// moves it every second.
 func StartRedis() (*Redis, error) {
 	m := miniredis.NewMiniRedis()
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("start embedded redis: %w", err)
 	}
-	return &Redis{m: m}, nil
+	r := &Redis{m: m, stop: make(chan struct{}), done: make(chan struct{})}
+	go r.clock(time.Second)
+	return r, nil
+}
+
+// clock moves the server's clock for its TTLs by every, every every, until
+// Close.
+func (r *Redis) clock(every time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case now := <-t.C:
+			r.m.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 // Addr returns host:port.
 func (r *Redis) Addr() string { return r.m.Addr() }
 
 // Close stops it.
-func (r *Redis) Close() { r.m.Close() }
+func (r *Redis) Close() {
+	close(r.stop)
+	<-r.done
+	r.m.Close()
+}
