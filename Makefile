@@ -32,7 +32,7 @@ bench: ## Run the benchmarks: decoder, Redis script, replay speed (events/s), an
 eval: ## Run the labelled scenario suite: every scenario at two traffic sizes with five seeds (suggest on two normal days, replay four, reset after 1h); print medians and worst cases against the goals.
 	$(GO) run ./cmd/breakwater eval
 
-fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, incidents, alert payloads, admin API bodies) for FUZZTIME each (default 60s).
+fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, incidents, alert payloads, admin API bodies, a sign-in proxy's headers) for FUZZTIME each (default 60s).
 	scripts/fuzz FuzzDecode ./event
 	scripts/fuzz FuzzParse ./config
 	scripts/fuzz FuzzTokens ./config
@@ -47,6 +47,7 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, i
 	scripts/fuzz FuzzParseApproval ./admin
 	scripts/fuzz FuzzParseSource ./wire
 	scripts/fuzz FuzzDecode ./history
+	scripts/fuzz FuzzProxyHeaders ./signin
 
 # CHAOS_RUNS is how many full fault campaigns make chaos runs, each with its own seed.
 CHAOS_RUNS ?= 1

@@ -91,6 +91,9 @@ type Options struct {
 	Pager Pager
 	// Logger logs requests that change something, and failures.
 	Logger *zap.Logger
+	// People, if set, identifies people signed in through OIDC or a
+	// trusted proxy on requests without a bearer token.
+	People People
 }
 
 func (o Options) validate() error {
@@ -148,7 +151,7 @@ func New(opts Options) (*API, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	a := &API{opts: opts, auth: newAuthenticator(opts.Config.Admin.Tokens), mux: http.NewServeMux(), counts: map[breaker.Scope]observed{}}
+	a := &API{opts: opts, auth: newAuthenticator(opts.Config.Admin.Tokens, opts.People), mux: http.NewServeMux(), counts: map[breaker.Scope]observed{}}
 	allowed := map[string][]string{}
 	for _, rt := range a.routes() {
 		a.mux.HandleFunc(rt.Method+" "+rt.Path, a.auth.withPrincipal(rt.Role, rt.h))

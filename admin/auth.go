@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/signin"
 )
 
 // credential is one configured token, its hash decoded.
@@ -18,13 +20,15 @@ type credential struct {
 	who  api.Principal
 }
 
-// authenticator checks bearer tokens against the configured hashes.
+// authenticator checks bearer tokens against the configured hashes, and
+// asks people (if set) about requests without one.
 type authenticator struct {
-	creds []credential
+	creds  []credential
+	people People
 }
 
-func newAuthenticator(tokens []config.Token) *authenticator {
-	a := &authenticator{}
+func newAuthenticator(tokens []config.Token, people People) *authenticator {
+	a := &authenticator{people: people}
 	for _, t := range tokens {
 		b, err := hex.DecodeString(t.SHA256)
 		if err != nil || len(b) != sha256.Size {
@@ -60,14 +64,42 @@ func (a *authenticator) authenticate(r *http.Request) (api.Principal, bool) {
 
 type principalKey struct{}
 
-// withPrincipal wraps h: it answers 401 without a valid token and 403 when
-// the token's role is below need, before h reads anything.
+// People identifies people signed in other than with a token
+// (signin.Authenticator).
+type People interface {
+	Identify(r *http.Request) (signin.Person, error)
+}
+
+var _ People = (*signin.Authenticator)(nil)
+
+// withPrincipal wraps h: it answers 401 without a valid token or sign-in,
+// 403 when the caller's role is below need (or a person's write lacks its
+// CSRF token), and 503 when the session store fails, before h reads
+// anything. A request with an Authorization header is judged on its token
+// alone.
 func (a *authenticator) withPrincipal(need config.Role, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, ok := a.authenticate(r)
+		var who api.Principal
+		ok := false
+		if r.Header.Get("Authorization") != "" || a.people == nil {
+			who, ok = a.authenticate(r)
+			who.Via = "token"
+		} else {
+			p, err := a.people.Identify(r)
+			switch {
+			case err == nil:
+				who, ok = api.Principal{Name: p.Name, Role: p.Role, Via: p.Via, CSRFToken: p.CSRF}, true
+			case errors.Is(err, signin.ErrNoRole), errors.Is(err, signin.ErrCSRF):
+				writeError(w, http.StatusForbidden, err.Error())
+				return
+			case !errors.Is(err, signin.ErrNotSignedIn):
+				writeError(w, http.StatusServiceUnavailable, "check the sign-in: "+err.Error())
+				return
+			}
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="breakwater"`)
-			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token, and no sign-in")
 			return
 		}
 		if !who.Role.Allows(need) {

@@ -19,12 +19,18 @@ type Error struct {
 	Error string `json:"error"`
 }
 
-// Principal is the holder of a valid token (GET /v1/whoami).
+// Principal is the caller (GET /v1/whoami): the holder of a valid token,
+// or a person signed in through OIDC or a trusted proxy.
 type Principal struct {
-	// Name is the token's name: the actor of what it does.
+	// Name is the token's name or the person's: the actor of what they do.
 	Name string `json:"name"`
-	// Role is what it may do.
+	// Role is what they may do.
 	Role config.Role `json:"role"`
+	// Via is how they signed in: token, oidc or proxy.
+	Via string `json:"via,omitempty"`
+	// CSRFToken, for a person signed in through OIDC, must come back in
+	// the X-CSRF-Token header of every request that changes something.
+	CSRFToken string `json:"csrf_token,omitempty"`
 }
 
 // Settings are what a client needs to know of the server's configuration

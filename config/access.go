@@ -62,7 +62,8 @@ func (c Config) OutagePolicy(s Severity) Outage {
 }
 
 // Redacted returns a deep copy of c, safe to log, whose Redis and Sentinel
-// passwords, Kafka SASL password and receiver URLs and secrets are replaced by "REDACTED" where they are set.
+// passwords, Kafka SASL password, OIDC client secret and receiver URLs and
+// secrets are replaced by "REDACTED" where they are set.
 func (c Config) Redacted() Config {
 	d := c.clone()
 	if d.Redis.Password != "" {
@@ -73,6 +74,9 @@ func (c Config) Redacted() Config {
 	}
 	if d.Kafka.SASL.Password != "" {
 		d.Kafka.SASL.Password = redacted
+	}
+	if d.SignIn.OIDC.ClientSecret != "" {
+		d.SignIn.OIDC.ClientSecret = redacted
 	}
 	for i, r := range d.Alerts.Receivers {
 		d.Alerts.Receivers[i] = Receiver(r.safe())
@@ -100,6 +104,9 @@ func (c Config) clone() Config {
 		}
 	}
 	d.StoreUnavailable = maps.Clone(c.StoreUnavailable)
+	d.SignIn.Groups = maps.Clone(c.SignIn.Groups)
+	d.SignIn.OIDC.Scopes = slices.Clone(c.SignIn.OIDC.Scopes)
+	d.SignIn.TrustedProxy.CIDRs = slices.Clone(c.SignIn.TrustedProxy.CIDRs)
 	if c.Breakers.Rules != nil {
 		d.Breakers.Rules = make(map[string]Rule, len(c.Breakers.Rules))
 		for id, r := range c.Breakers.Rules {

@@ -37,6 +37,8 @@ type Config struct {
 	// Review configures the review of held actions: target links and
 	// continued incidents.
 	Review Review `yaml:"review"`
+	// SignIn configures how people sign in: OIDC or a trusted proxy.
+	SignIn SignIn `yaml:"signin"`
 }
 
 // Kafka configures the consumer and the producers.

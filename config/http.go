@@ -27,10 +27,11 @@ func (c Config) validateHTTP(p *problems) {
 	if h.Listen != "" {
 		if _, _, err := net.SplitHostPort(h.Listen); err != nil || hasControl(h.Listen) {
 			p.addf("http.listen", "must be host:port (or :port), got %q", h.Listen)
-		} else if !Loopback(h.Listen) && h.TLSCertFile == "" && !h.AllowInsecure {
-			p.addf("http.listen", "%q is reachable from other machines, and the listener has no TLS: "+
+		} else if !Loopback(h.Listen) && h.TLSCertFile == "" && !c.SignIn.Enabled() && !h.AllowInsecure {
+			p.addf("http.listen", "%q is reachable from other machines, and the listener has no TLS and no sign-in: "+
 				"admin tokens would cross the network in the clear. Set http.tls_cert_file and http.tls_key_file, "+
-				"listen on loopback (127.0.0.1:PORT) behind a proxy, "+
+				"or sign people in behind a TLS-terminating proxy (signin.oidc or signin.trusted_proxy), "+
+				"listen on loopback (127.0.0.1:PORT), "+
 				"or set http.allow_insecure: true where the network is private", h.Listen)
 		}
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,5 +67,44 @@ func TestInsecureListener(t *testing.T) {
 	})
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.tls_cert_file") {
 		t.Errorf("Validate() with %s=0.0.0.0:8080 = %v; want the insecure listener refused", EnvHTTPListen, err)
+	}
+}
+
+// TestSignInSecret checks that the OIDC client secret comes from the
+// environment and never shows in a printed, JSON-encoded or redacted
+// configuration.
+func TestSignInSecret(t *testing.T) {
+	const secret = "oidc-client-secret-value"
+	c, err := Parse([]byte(`
+signin:
+  groups: {ops: operator}
+  oidc: {issuer_url: "https://idp.example.com", client_id: bw, redirect_url: "https://bw.example.com/auth/callback", client_secret: from-file}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyEnv(func(k string) (string, bool) {
+		if k == EnvOIDCClientSecret {
+			return secret, true
+		}
+		return "", false
+	})
+	if err := c.Validate(); err != nil || c.SignIn.OIDC.ClientSecret != secret {
+		t.Fatalf("after %s the secret is %q (%v); want it from the environment", EnvOIDCClientSecret, c.SignIn.OIDC.ClientSecret, err)
+	}
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{
+		"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", c), "%#v": fmt.Sprintf("%#v", c), "json": string(js),
+		"Redacted": fmt.Sprintf("%+v", c.Redacted()),
+	} {
+		if strings.Contains(s, secret) {
+			t.Errorf("%s of the configuration shows the OIDC client secret", name)
+		}
+	}
+	if c.SignIn.OIDC.ClientSecret != secret {
+		t.Error("Redacted changed the configuration it copied")
 	}
 }

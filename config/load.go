@@ -131,6 +131,7 @@ func Default() Config {
 		Admin:    defaultAdmin(),
 		Approval: defaultApproval(),
 		Review:   defaultReview(),
+		SignIn:   defaultSignIn(),
 	}
 }
 
@@ -226,6 +227,7 @@ func loadFile(path string) (Config, error) {
 //	BREAKWATER_ALERT_<NAME>_SECRET, then the variable named by secret_env:
 //	                           alerts.receivers[].secret
 //	BREAKWATER_ADMIN_TOKENS    admin.tokens (name:role:token, comma separated)
+//	BREAKWATER_OIDC_CLIENT_SECRET  signin.oidc.client_secret
 //
 // A variable set to the empty string is ignored; so are blanks only, except
 // for the Redis username and passwords and the SASL password, which are
@@ -277,6 +279,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	}
 	c.Alerts.applyEnv(lookup)
 	c.applyAdminEnv(lookup)
+	c.applySignInEnv(lookup)
 }
 
 // parse decodes data over the defaults and resolves the inherited values,
@@ -325,6 +328,12 @@ func parse(data []byte) (Config, error) {
 	}
 	if len(c.Alerts.Receivers) == 0 {
 		c.Alerts.Receivers = nil
+	}
+	if len(c.SignIn.Groups) == 0 {
+		c.SignIn.Groups = nil
+	}
+	if len(c.SignIn.TrustedProxy.CIDRs) == 0 {
+		c.SignIn.TrustedProxy.CIDRs = nil
 	}
 	return c, nil
 }

@@ -79,6 +79,7 @@ func (c Config) Validate() error {
 	c.validateAdmin(&p)
 	c.validateApproval(&p)
 	c.validateReview(&p)
+	c.validateSignIn(&p)
 	return errors.Join(p...)
 }
 

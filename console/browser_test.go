@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -49,12 +50,15 @@ var artifacts = filepath.Join("..", "testdata-artifacts")
 // errors, and requests to anywhere but the daemon.
 type watcher struct {
 	origin string
-	mu     sync.Mutex // guards the fields below
+	// also are other origins the session may reach (an identity provider).
+	also []string
+	mu   sync.Mutex // guards the fields below
 	// allowed are URL substrings of requests expected to fail (a forged
 	// write), whose failure the browser logs as an error.
 	allowed  []string
 	problems []string
 	requests int
+	urls     map[network.RequestID]string // the URL of each request, for failures
 }
 
 func (w *watcher) listen(ctx context.Context) {
@@ -90,13 +94,18 @@ func (w *watcher) listen(ctx context.Context) {
 			}
 		case *network.EventRequestWillBeSent:
 			w.requests++
+			if w.urls == nil {
+				w.urls = map[network.RequestID]string{}
+			}
+			w.urls[e.RequestID] = e.Request.URL
 			// data: URLs (the browser's own form control icons) are not
 			// requests; anything else must go to the daemon.
-			if !strings.HasPrefix(e.Request.URL, w.origin+"/") && !strings.HasPrefix(e.Request.URL, "data:") {
+			if !strings.HasPrefix(e.Request.URL, w.origin+"/") && !strings.HasPrefix(e.Request.URL, "data:") &&
+				!slices.ContainsFunc(w.also, func(o string) bool { return strings.HasPrefix(e.Request.URL, o+"/") }) {
 				w.problems = append(w.problems, "request outside the daemon: "+e.Request.URL)
 			}
 		case *network.EventLoadingFailed:
-			w.problems = append(w.problems, "loading failed: "+e.ErrorText)
+			w.problems = append(w.problems, "loading failed: "+e.ErrorText+" "+w.urls[e.RequestID])
 		}
 	})
 }

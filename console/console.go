@@ -4,10 +4,12 @@
 //
 // The console is static HTML, CSS and JavaScript embedded in the binary and
 // served under /ui/; it loads nothing from elsewhere. Everything it shows
-// and does goes through the admin API with the bearer token the person
-// signs in with, which the page keeps in the tab's sessionStorage (never a
-// cookie, so no other site can make the browser send it). The console
-// hides what the token's role may not do; the API enforces it.
+// and does goes through the admin API. A person signs in through the
+// company's identity provider (package signin: an HttpOnly session cookie
+// the page never reads, and the session's CSRF token on every change) or
+// behind a trusted proxy, or with a bearer token, which the page keeps in
+// the tab's sessionStorage (never a cookie). The console hides what the
+// person's role may not do; the API enforces it.
 package console
 
 import (

@@ -32,6 +32,7 @@ import (
 	"github.com/breakwater/breakwater/internal/redisconn"
 	"github.com/breakwater/breakwater/metrics"
 	"github.com/breakwater/breakwater/review"
+	"github.com/breakwater/breakwater/signin"
 	"github.com/breakwater/breakwater/statelog"
 	"github.com/breakwater/breakwater/store"
 	"github.com/breakwater/breakwater/wire"
@@ -304,16 +305,20 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	people, sso, err := newSignIn(cfg, rc, log.Named("signin"))
+	if err != nil {
+		return nil, err
+	}
 	api, err := admin.New(admin.Options{
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
 		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
-		Approvals: approvals, Pager: pager(d.alerts),
+		Approvals: approvals, Pager: pager(d.alerts), People: peopleOf(people),
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Admin.Tokens) == 0 {
-		log.Warn("no admin token configured: the admin API refuses every request",
+	if len(cfg.Admin.Tokens) == 0 && !cfg.SignIn.Enabled() {
+		log.Warn("no admin token and no sign-in configured: the admin API refuses every request",
 			zap.String("configure", "admin.tokens in the config file or BREAKWATER_ADMIN_TOKENS=name:role:token"))
 	}
 	onBatch := func(r consumer.BatchReport) {
@@ -339,6 +344,10 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.api = api
 	d.mux = newMux(reg, d.health, api)
 	mountConsole(d.mux)
+	signin.MountMethods(d.mux, cfg.SignIn, people)
+	if sso != nil {
+		sso.Mount(d.mux)
+	}
 	if cfg.HTTP.Listen != "" {
 		tc, err := cfg.HTTP.ServerTLS()
 		if err != nil {

@@ -687,6 +687,29 @@ networkPolicy:
 		},
 	},
 	{
+		name: "people sign in through OIDC, plain HTTP behind the ingress",
+		values: `
+existingSecret: breakwater
+secretEnv:
+  BREAKWATER_ADMIN_TOKENS: admin-tokens
+  BREAKWATER_OIDC_CLIENT_SECRET: oidc-client-secret
+config:
+  http: {listen: ":8080", allow_insecure: false}
+  signin:
+    groups: {trust-and-safety-reviewers: reviewer, moderation-oncall: operator}
+    oidc:
+      issuer_url: https://idp.example.com/realms/corp
+      client_id: breakwater
+      redirect_url: https://breakwater.example.com/auth/callback
+`,
+		check: func(t *testing.T, r rendered, cfg config.Config) {
+			if !cfg.SignIn.OIDC.Enabled() || cfg.SignIn.OIDC.ClientSecret == "" || cfg.HTTP.AllowInsecure {
+				t.Errorf("OIDC enabled %v, client secret from the Secret %v, allow_insecure %v; want true, true, false",
+					cfg.SignIn.OIDC.Enabled(), cfg.SignIn.OIDC.ClientSecret != "", cfg.HTTP.AllowInsecure)
+			}
+		},
+	},
+	{
 		name: "addresses from the environment",
 		values: `
 config:
@@ -760,6 +783,7 @@ func TestChartRefuses(t *testing.T) {
 		{"the listener disabled", "config: {http: {listen: \"\"}}", "config.http.listen"},
 		{"the daemon's loopback default", "config: {http: {listen: null}}", "config.http.listen"},
 		{"plain HTTP on every interface", "config: {http: {allow_insecure: false}}", "config.http.allow_insecure"},
+		{"an OIDC client secret in the ConfigMap", "config: {signin: {oidc: {client_secret: hunter2}}}", "config.signin.oidc.client_secret"},
 		{"a listen override", "env: {BREAKWATER_HTTP_LISTEN: \":9000\"}", "BREAKWATER_HTTP_LISTEN"},
 		{"a drain the chart cannot add up", "config: {kafka: {drain_timeout: 1.5m}}", "config.kafka.drain_timeout"},
 		{"a password in the clear", "env: {BREAKWATER_REDIS_PASSWORD: hunter2}", "BREAKWATER_REDIS_PASSWORD"},

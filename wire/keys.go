@@ -150,3 +150,13 @@ func (k Keys) AlertTrip(scope string) string { return k.AlertPrefix() + "trip:" 
 func (k Keys) AlertDone(group, receiver string) string {
 	return k.AlertPrefix() + "done:" + group + ":" + receiver
 }
+
+// Sign-in.
+
+// Session is one person's console session, under the SHA-256 of its
+// cookie, so that the keys do not hold usable cookies.
+func (k Keys) Session(hash string) string { return k.tag + ":signin:session:" + hash }
+
+// SignInState is one started OIDC sign-in, under the SHA-256 of its state,
+// until its callback takes it (once).
+func (k Keys) SignInState(hash string) string { return k.tag + ":signin:state:" + hash }

@@ -1,7 +1,9 @@
 // The Breakwater console: a small single-page app over the admin API.
 // Routes live in the fragment (#/, #/breaker/<scope>, #/incidents,
-// #/incident/<id>, #/approvals, #/audit). The bearer token stays in this tab's
-// sessionStorage and is sent as the Authorization header; nothing is loaded
+// #/incident/<id>, #/approvals, #/audit). A person signs in either through the company's
+// identity provider (a session cookie the page never sees; writes carry the
+// session's CSRF token) or with a bearer token, which stays in this tab's
+// sessionStorage and is sent as the Authorization header. Nothing is loaded
 // from anywhere but the daemon that served the page.
 "use strict";
 
@@ -129,7 +131,14 @@ class APIError extends Error {
 }
 
 async function call(method, path, body, asText) {
-  const opts = { method, headers: { Authorization: "Bearer " + app.token, Accept: asText ? "image/svg+xml" : "application/json" } };
+  const opts = { method, headers: { Accept: asText ? "image/svg+xml" : "application/json" } };
+  if (app.token) {
+    opts.headers.Authorization = "Bearer " + app.token;
+  } else if (method !== "GET") {
+    // Signed in through the identity provider or a proxy: the session's
+    // CSRF token (any value behind a proxy) proves the page is ours.
+    opts.headers["X-CSRF-Token"] = (app.me && app.me.csrf_token) || "1";
+  }
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -141,7 +150,7 @@ async function call(method, path, body, asText) {
     throw new Error("cannot reach the daemon: " + e.message);
   }
   if (resp.status === 401) {
-    signOut("Your token was refused; sign in again.");
+    signOut(app.token ? "Your token was refused; sign in again." : "Your session ended; sign in again.");
     throw new APIError(401, "not signed in");
   }
   const text = await resp.text();
@@ -164,10 +173,19 @@ const enc = encodeURIComponent;
 
 // ---- shell -----------------------------------------------------------------
 
-function signOut(msg) {
+async function signOut(msg) {
+  const me = app.me;
   sessionStorage.removeItem(TOKEN_KEY);
   app.token = "";
   app.me = null;
+  clearTimers();
+  app.view++; // answers still on their way belong to the page signed out of
+  if (me && me.via === "oidc") {
+    // End the session on the daemon too; the cookie is HttpOnly.
+    try {
+      await fetch("/auth/logout", { method: "POST", headers: { "X-CSRF-Token": me.csrf_token || "" } });
+    } catch (_) { /* the session expires by itself */ }
+  }
   location.hash = "#/login";
   if (msg) showError(msg);
 }
@@ -220,7 +238,17 @@ async function route() {
   const main = document.getElementById("main");
   const [, page, ...rest] = location.hash.split("/");
   const arg = decodeURIComponent(rest.join("/"));
-  if (!app.token || page === "login") {
+  if (!app.token && !app.me && page !== "login") {
+    // Perhaps signed in through the identity provider or a proxy.
+    try {
+      const m = await (await fetch("/auth/methods")).json();
+      if (m.signed_in) {
+        app.me = await get("/v1/whoami");
+        app.settings = await get("/v1/settings");
+      }
+    } catch (_) { /* not signed in that way */ }
+  }
+  if ((!app.token && !app.me) || page === "login") {
     app.me = null;
     renderShell();
     return renderLogin(main);
@@ -274,6 +302,13 @@ function renderLogin(main) {
   });
   main.replaceChildren(form);
   input.focus();
+  fetch("/auth/methods").then((r) => (r.ok ? r.json() : {})).then((m) => {
+    if (!m.oidc) return;
+    form.insertBefore(el("p", {},
+      el("a", { id: "sso", class: "button primary", href: "/auth/login", text: "Sign in with your company account" })),
+      form.children[1]);
+    form.querySelector("p.muted").textContent = "Or use an admin API token. It stays in this browser tab only and is sent to this daemon alone.";
+  }).catch(() => {});
 }
 
 // ---- board -----------------------------------------------------------------

@@ -90,8 +90,13 @@ pass a credential in the clear.
 {{- fail "config.kafka.sasl.password: keep the password in existingSecret and set secretEnv.BREAKWATER_KAFKA_SASL_PASSWORD" -}}
 {{- end -}}
 {{- $http := .Values.config.http | default dict -}}
-{{- if and (empty $http.tls_cert_file) (not $http.allow_insecure) -}}
-{{- fail "config.http: the listener is on every interface without TLS; set config.http.tls_cert_file and tls_key_file (with secretMounts), or config.http.allow_insecure: true where the NetworkPolicy and a TLS-terminating ingress protect it" -}}
+{{- $signin := .Values.config.signin | default dict -}}
+{{- $signedIn := or (dig "oidc" "issuer_url" "" $signin) (dig "trusted_proxy" "cidrs" list $signin) -}}
+{{- if and (empty $http.tls_cert_file) (not $http.allow_insecure) (not $signedIn) -}}
+{{- fail "config.http: the listener is on every interface without TLS or sign-in; set config.http.tls_cert_file and tls_key_file (with secretMounts), sign people in behind the ingress (config.signin.oidc or config.signin.trusted_proxy), or set config.http.allow_insecure: true where the NetworkPolicy and a TLS-terminating ingress protect it" -}}
+{{- end -}}
+{{- if not (empty (dig "oidc" "client_secret" "" $signin)) -}}
+{{- fail "config.signin.oidc.client_secret: keep the secret in existingSecret and set secretEnv.BREAKWATER_OIDC_CLIENT_SECRET" -}}
 {{- end -}}
 {{- if hasKey .Values.env "BREAKWATER_HTTP_LISTEN" -}}
 {{- fail "env.BREAKWATER_HTTP_LISTEN: set config.http.listen instead, the chart takes the container port from it" -}}
