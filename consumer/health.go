@@ -14,6 +14,7 @@ type progress struct {
 	mu       sync.Mutex // guards the fields below
 	inflight int
 	last     time.Time
+	lastDone time.Time // when a batch last finished
 }
 
 func (g *progress) start() {
@@ -30,6 +31,14 @@ func (g *progress) done() {
 	defer g.mu.Unlock()
 	g.inflight--
 	g.last = time.Now()
+	g.lastDone = g.last
+}
+
+// finished returns when a batch last finished; zero if none did.
+func (g *progress) finished() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastDone
 }
 
 func (g *progress) beat() {
@@ -80,9 +89,13 @@ type Health struct {
 	// group now: false before it first joined and during a rebalance.
 	Member bool
 	// Stalled is how long the batches in flight went without any attempt
-	// finishing, when that is longer than kafka.stall_timeout: the pipeline
-	// is wedged and needs a restart. Zero otherwise.
+	// finishing when that is longer than kafka.stall_timeout, or how long
+	// a member whose partitions had input waiting decided nothing since it
+	// got them when that is longer than twice kafka.stall_timeout: the
+	// pipeline is wedged and needs a restart. Zero otherwise.
 	Stalled time.Duration
+	// StallReason says which of the two it is.
+	StallReason string
 }
 
 // Health returns the pipeline's health at now.
@@ -94,8 +107,20 @@ func (p *Pipeline) Health(now time.Time) Health {
 	if s := p.membership.Load(); s != nil {
 		h.Member = s.Member()
 	}
-	if idle := p.progress.idle(now); idle > p.cfg.Kafka.StallTimeout && h.PausedSince.IsZero() {
-		h.Stalled = idle
+	if !h.PausedSince.IsZero() {
+		return h // a pause is not a wedge: it resumes by itself
+	}
+	if idle := p.progress.idle(now); idle > p.cfg.Kafka.StallTimeout {
+		h.Stalled, h.StallReason = idle, "a batch in flight made no progress for longer than kafka.stall_timeout"
+		return h
+	}
+	if s := p.membership.Load(); s != nil {
+		since, input := s.waiting()
+		// Twice the timeout: a member may wait up to kafka.stall_timeout
+		// for the other replicas' frontier before it decides.
+		if idle := now.Sub(since); input && idle > 2*p.cfg.Kafka.StallTimeout && p.progress.finished().Before(since) {
+			h.Stalled, h.StallReason = idle, "the input waits and this member decided nothing since it got its partitions, for longer than twice kafka.stall_timeout"
+		}
 	}
 	return h
 }

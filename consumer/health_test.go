@@ -48,3 +48,50 @@ func TestHealth(t *testing.T) {
 		check("committed, nothing in flight", 0, false)
 	})
 }
+
+// TestHealthInputWaits: a member that holds partitions with input waiting
+// and decides nothing for longer than twice kafka.stall_timeout is
+// stalled; one
+// whose partitions had nothing to read, or that decided a batch since it
+// got them, is not.
+func TestHealthInputWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &Pipeline{m: metrics.New(prometheus.NewRegistry(), 10)}
+		p.cfg.Kafka.StallTimeout = time.Minute
+		src := &mergedSource{}
+		p.membership.Store(src)
+		join := func(lag int64) chan struct{} {
+			ended := make(chan struct{})
+			g := &generation{ended: ended, started: time.Now(), parts: []*owned{{}}}
+			g.parts[0].lag.Store(lag)
+			src.current.Store(g)
+			return ended
+		}
+		check := func(what string, stalled bool) {
+			t.Helper()
+			h := p.Health(time.Now())
+			if (h.Stalled > 0) != stalled || stalled && h.StallReason == "" {
+				t.Errorf("%s: Health() = %+v; want stalled %v", what, h, stalled)
+			}
+		}
+		join(0)
+		time.Sleep(time.Hour)
+		check("nothing to read for an hour", false)
+		ended := join(500)
+		time.Sleep(119 * time.Second)
+		check("input waiting for 119s", false)
+		time.Sleep(2 * time.Second)
+		check("input waiting for 121s, nothing decided", true)
+		p.setPaused(true)
+		check("paused on Redis", false)
+		p.setPaused(false)
+		close(ended)
+		check("in a rebalance", false)
+		join(500)
+		time.Sleep(30 * time.Second)
+		p.progress.start()
+		p.progress.done()
+		time.Sleep(time.Hour)
+		check("decided a batch since it joined", false)
+	})
+}

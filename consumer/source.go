@@ -235,10 +235,11 @@ func (s *mergedSource) loop() {
 
 // generation is one assignment of partitions to this member.
 type generation struct {
-	g     *kafka.Generation
-	ended <-chan struct{}
-	parts []*owned
-	wake  chan struct{} // a partition delivered a message
+	g       *kafka.Generation
+	ended   <-chan struct{}
+	parts   []*owned
+	started time.Time     // when this member got it
+	wake    chan struct{} // a partition delivered a message
 
 	inflight atomic.Int64 // batches handed out and not yet committed
 	idle     chan struct{}
@@ -320,7 +321,7 @@ type entry struct {
 }
 
 func (s *mergedSource) start(g *kafka.Generation) *generation {
-	gen := &generation{g: g, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
+	gen := &generation{g: g, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1), started: time.Now()}
 	ended := make(chan struct{})
 	gen.ended = ended
 	s.current.Store(gen)
@@ -802,6 +803,27 @@ func (s *mergedSource) Recycle(f *fetched) {
 	case s.spare <- &fetched{msgs: f.msgs, items: f.items, enc: f.enc}:
 	default:
 	}
+}
+
+// waiting reports, while this member holds a generation, when it got it
+// and whether one of its partitions had messages on the broker past its
+// assigned offset: input that waits for this member.
+func (s *mergedSource) waiting() (since time.Time, input bool) {
+	g := s.current.Load()
+	if g == nil {
+		return time.Time{}, false
+	}
+	select {
+	case <-g.ended:
+		return time.Time{}, false
+	default:
+	}
+	for _, p := range g.parts {
+		if p.lag.Load() > 0 {
+			return g.started, true
+		}
+	}
+	return g.started, false
 }
 
 // Close leaves the group and stops every partition reader.

@@ -56,10 +56,9 @@ func (h *health) clock() time.Time {
 // longer than kafka.stall_timeout) and only a restart can help. A pause on
 // an unreachable Redis is not a wedge: it resumes by itself.
 func (h *health) live(w http.ResponseWriter, _ *http.Request) {
-	if st := h.pipeline.Health(h.clock()).Stalled; st > 0 {
+	if ph := h.pipeline.Health(h.clock()); ph.Stalled > 0 {
 		writeHealth(w, http.StatusServiceUnavailable, healthBody{
-			Status: "wedged", Stalled: st.Round(time.Second).String(),
-			Reason: "a batch in flight made no progress for longer than kafka.stall_timeout",
+			Status: "wedged", Stalled: ph.Stalled.Round(time.Second).String(), Reason: ph.StallReason,
 		})
 		return
 	}

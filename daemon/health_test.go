@@ -40,7 +40,7 @@ func TestHealthEndpoints(t *testing.T) {
 	}{
 		{"live", true, nil, fakeStore{initialised: true}, fakePipeline{}, "/healthz", 200, `"status":"ok"`},
 		{"live while paused", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{PausedSince: pausedAt}, "/healthz", 200, `"status":"ok"`},
-		{"wedged", true, nil, fakeStore{initialised: true}, fakePipeline{Stalled: 6 * time.Minute}, "/healthz", 503, `"status":"wedged","reason":"a batch in flight made no progress for longer than kafka.stall_timeout","stalled":"6m0s"`},
+		{"wedged", true, nil, fakeStore{initialised: true}, fakePipeline{Stalled: 6 * time.Minute, StallReason: "a batch in flight made no progress for longer than kafka.stall_timeout"}, "/healthz", 503, `"status":"wedged","reason":"a batch in flight made no progress for longer than kafka.stall_timeout","stalled":"6m0s"`},
 		{"ready", true, nil, fakeStore{initialised: true}, fakePipeline{Member: true}, "/readyz", 200, `"status":"ready"`},
 		{"starting", false, nil, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"starting"`},
 		{"stopping", true, stopped, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"stopping"`},
