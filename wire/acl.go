@@ -58,6 +58,8 @@ var RedisCommands = []RedisCommand{
 	{Name: "time", Probe: func(string) []any { return []any{"time"} }},
 	{Name: "exists", Probe: func(k string) []any { return []any{"exists", k} }},
 	{Name: "get", Probe: func(k string) []any { return []any{"get", k} }},
+	// The sign-in state is taken once.
+	{Name: "getdel", Probe: func(k string) []any { return []any{"getdel", probeCount(k) + ":gone"} }},
 	{Name: "mget", Probe: func(k string) []any { return []any{"mget", k} }},
 	{Name: "set", Probe: func(k string) []any { return []any{"set", k, "probe", "px", 60000} }},
 	{Name: "incr", Probe: func(k string) []any { return []any{"incr", probeCount(k)} }},

@@ -87,3 +87,20 @@ func TestACLRules(t *testing.T) {
 		}
 	}
 }
+
+// TestACLRulesDocumented: docs/operations.md shows the ACL SETUSER of the
+// default prefix as ACLRules makes it.
+func TestACLRulesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := wire.NewKeys("breakwater")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ACL SETUSER breakwater on >PASSWORD " + k.ACLRules(false) + "\n"
+	if !strings.Contains(string(doc), want) {
+		t.Errorf("docs/operations.md does not show the least-privilege user as\n%s", want)
+	}
+}
