@@ -287,7 +287,7 @@ func (a *API) pick(w http.ResponseWriter, r *http.Request) {
 		a.reviewError(w, r, "pick held actions", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Pick{Items: heldItems(hs), Pending: pending})
+	writeJSON(w, http.StatusOK, api.Pick{Items: a.heldItems(hs), Pending: pending})
 }
 
 func (a *API) settings(w http.ResponseWriter, _ *http.Request) {

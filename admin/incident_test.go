@@ -109,6 +109,23 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Errorf("approve through -1 = %d; want 400", code)
 	}
 
+	// The other held actions on an action's target.
+	var page api.HeldPage
+	call(t, a.URL, "GET", "/v1/held?limit=1&incident="+url.QueryEscape(id), tok(config.RoleViewer), "", &page)
+	var rel api.Related
+	if code := call(t, a.URL, "GET", "/v1/held/"+url.PathEscape(page.Items[0].ActionID)+"/related", tok(config.RoleViewer), "", &rel); code != 200 ||
+		rel.Target != "account:"+page.Items[0].TargetID || len(rel.Items) == 0 {
+		t.Errorf("related = %d %+v; want the other actions on %s", code, rel, page.Items[0].TargetID)
+	}
+	for _, o := range rel.Items {
+		if o.ActionID == page.Items[0].ActionID || o.TargetID != page.Items[0].TargetID {
+			t.Errorf("related lists %+v; want other actions on %s only", o, page.Items[0].TargetID)
+		}
+	}
+	if code := call(t, a.URL, "GET", "/v1/held/nope/related", tok(config.RoleViewer), "", nil); code != 404 {
+		t.Errorf("related of an unknown action = %d; want 404", code)
+	}
+
 	// Acknowledge once, take it, write a note.
 	var inc api.Incident
 	if code := call(t, a.URL, "POST", base+"/ack", rv, `{"note":"on it"}`, &inc); code != 200 || inc.AckBy != admintest.Name(config.RoleReviewer) || inc.AckAt.IsZero() {

@@ -30,6 +30,8 @@ type Review interface {
 	Pick(ctx context.Context, incident string, n int) ([]review.Held, int, error)
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 	Change(ctx context.Context, c review.Change) (review.Incident, error)
+	Get(ctx context.Context, actionID string) (review.Held, error)
+	Related(ctx context.Context, id string, limit int) ([]review.Held, error)
 }
 
 var _ Review = (*review.Index)(nil)
@@ -152,7 +154,7 @@ func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "list held actions", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.HeldPage{Items: heldItems(page.Items), Next: page.Next})
+	writeJSON(w, http.StatusOK, api.HeldPage{Items: a.heldItems(page.Items), Next: page.Next})
 }
 
 func (a *API) decideIDs(to review.Status) http.HandlerFunc {
@@ -268,18 +270,43 @@ func (a *API) sample(w http.ResponseWriter, r *http.Request) {
 	a.decideOrGate(w, r, review.Approved, id, ids, req.Reason, req.BreakGlass, ids)
 }
 
-// heldItems are held actions on the wire.
-func heldItems(hs []review.Held) []api.Held {
+// heldItems are held actions on the wire, with their rule's description
+// and their target's link from the configuration.
+func (a *API) heldItems(hs []review.Held) []api.Held {
+	cfg := a.opts.Config
 	out := make([]api.Held, len(hs))
 	for i, h := range hs {
 		out[i] = api.Held{
 			ActionID: h.ActionID, Incident: h.Incident, Scope: h.Scope, Rule: h.Rule, Action: h.Action,
-			TargetType: h.TargetType, TargetID: h.TargetID, ModelVersion: h.ModelVersion, Region: h.Region,
+			TargetType: h.TargetType, TargetID: h.TargetID, ModelName: h.ModelName, ModelVersion: h.ModelVersion, Region: h.Region,
+			Confidence: h.Confidence, RuleDescription: cfg.Breakers.Rules[h.Rule].Description, TargetURL: cfg.Review.TargetLink(h.TargetType, h.TargetID),
 			OccurredAt: h.OccurredAt, HeldAt: h.HeldAt, Partition: h.Partition, Offset: h.Offset, Source: h.Source,
 			Status: string(h.Status), Reviewer: h.Reviewer, Released: h.Released,
 		}
 	}
 	return out
+}
+
+// maxRelated bounds the other actions on a target one answer lists.
+const maxRelated = 20
+
+func (a *API) related(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		writeError(w, http.StatusBadRequest, "this endpoint takes no query parameters")
+		return
+	}
+	id := r.PathValue("id")
+	h, err := a.opts.Review.Get(r.Context(), id)
+	if err != nil {
+		a.reviewError(w, r, "read the held action", err)
+		return
+	}
+	hs, err := a.opts.Review.Related(r.Context(), id, maxRelated)
+	if err != nil {
+		a.reviewError(w, r, "list the target's held actions", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Related{Target: h.TargetType + ":" + h.TargetID, Items: a.heldItems(hs)})
 }
 
 // changeIncident serves the changes of an incident by a person: parse

@@ -335,9 +335,18 @@ type Held struct {
 	Action     string `json:"action"`
 	TargetType string `json:"target_type"`
 	TargetID   string `json:"target_id"`
-	// ModelVersion and Region are optional fields of the event.
-	ModelVersion string `json:"model_version,omitempty"`
-	Region       string `json:"region,omitempty"`
+	// ModelName, ModelVersion, Region and Confidence are optional fields
+	// of the event; Confidence is absent when the event had none.
+	ModelName    string   `json:"model_name,omitempty"`
+	ModelVersion string   `json:"model_version,omitempty"`
+	Region       string   `json:"region,omitempty"`
+	Confidence   *float64 `json:"confidence,omitempty"`
+	// RuleDescription is the rule's description from the configuration
+	// (breakers.rules.<rule>.description).
+	RuleDescription string `json:"rule_description,omitempty"`
+	// TargetURL links to the target in the moderation tool, from the
+	// review.target_url template.
+	TargetURL string `json:"target_url,omitempty"`
 	// OccurredAt is the event time.
 	OccurredAt time.Time `json:"occurred_at"`
 	// HeldAt is when it was written to the held topic.
@@ -361,6 +370,15 @@ type HeldPage struct {
 	Items []Held `json:"items"`
 	// Next is the cursor of the next page, "" after the last.
 	Next string `json:"next_cursor,omitempty"`
+}
+
+// Related is the answer of GET /v1/held/{id}/related: the other held
+// actions on the same target, in any incident, newest first.
+type Related struct {
+	// Target is "<type>:<id>".
+	Target string `json:"target"`
+	// Items are the other actions, at most 20.
+	Items []Held `json:"items"`
 }
 
 // Pick is the answer of GET /v1/incidents/{id}/pick: pending actions of an

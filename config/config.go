@@ -209,7 +209,11 @@ type NewRules struct {
 // Rule configures one rule's breaker and, optionally, breakers per action type
 // within the rule.
 type Rule struct {
-	Thresholds `yaml:",inline"`
+	// Description says what the rule enforces, for reviewers: the
+	// console's sample card shows it beside each held action. At most 500
+	// bytes.
+	Description string `yaml:"description"`
+	Thresholds  `yaml:",inline"`
 	// Actions adds a breaker per action type of this rule (rule and action scope).
 	Actions map[string]Thresholds `yaml:"actions"`
 }

@@ -255,6 +255,9 @@ func (c Config) validateBreakers(p *problems) {
 		} else if hasControl(id) {
 			p.addf(field, "a rule id must not contain control characters")
 		}
+		if len(r.Description) > 500 || hasControl(r.Description) {
+			p.addf(field+".description", "must be at most 500 bytes without control characters, got %d bytes", len(r.Description))
+		}
 		r.Thresholds.validate(p, field)
 		for _, name := range sortedKeys(r.Actions) {
 			afield := fmt.Sprintf("%s.actions[%q]", field, name)

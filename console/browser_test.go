@@ -244,6 +244,10 @@ func TestConsole(t *testing.T) {
 	defer pdSrv.Close()
 	cfg.Alerts.Receivers = []config.Receiver{{Name: "pd", Type: config.ReceiverPagerDuty, URL: pdSrv.URL, Secret: "routing-key", Timeout: 5 * time.Second}}
 	cfg.Alerts.GroupWindow = 100 * time.Millisecond
+	cfg.Review.TargetURL = "https://admin.example/{type}/{id}"
+	ruleA := cfg.Breakers.Rules["rule-a"]
+	ruleA.Description = "Removes pins that link to known spam domains"
+	cfg.Breakers.Rules["rule-a"] = ruleA
 	d := admintest.StartDaemon(t, cfg)
 	const scope = "rule:rule-a"
 
@@ -275,7 +279,10 @@ func TestConsole(t *testing.T) {
 	now := time.Now()
 	var recs []testbed.Record
 	for i := range 120 {
-		recs = append(recs, admintest.Event(fmt.Sprintf("c-%03d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i%9), now))
+		// With a model and a confidence, which the sample card shows.
+		recs = append(recs, testbed.KV(fmt.Sprintf("t-%d", i%9), fmt.Sprintf(
+			`{"action_id":"c-%03d","rule_id":"rule-a","action":"remove_pin","target":{"type":"account","id":"t-%d"},"occurred_at":%q,"model":{"name":"pinclf","version":"7.2"},"confidence":0.93}`,
+			i, i%9, now.UTC().Format(time.RFC3339Nano))))
 	}
 	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
 	run(t, ctx, "see the trip on the board",
@@ -335,6 +342,30 @@ func TestConsole(t *testing.T) {
 	var first, second, firstStatus, secondStatus string
 	// Each expression naming an id is built after the run that read it.
 	run(t, ctx, "read the first", chromedp.Evaluate(`document.getElementById("sample-item").dataset.actionId`, &first))
+	// The card has what a reviewer needs to judge the action.
+	var card struct {
+		Rule, Model, Confidence, Href, Target string
+		Related, Strip                        int
+	}
+	run(t, ctx, "read the sample card",
+		poll(`document.querySelectorAll("#sample-related tr").length > 0`),
+		evalAwait(`(() => { const q = (s) => document.querySelector(s); return {
+			rule: q("#sample-rule").textContent, model: q("#sample-model").textContent, confidence: q("#sample-confidence").textContent,
+			href: q("#sample-target").getAttribute("href"), target: q("#sample-target").textContent,
+			related: document.querySelectorAll("#sample-related tr").length, strip: document.querySelectorAll("#sample-strip i").length }; })()`, &card))
+	var firstHeld api.HeldPage
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/held?limit=1000&incident="+inc.ID, &firstHeld)
+	var target string
+	for _, h := range firstHeld.Items {
+		if h.ActionID == first {
+			target = h.TargetID
+		}
+	}
+	if card.Rule != "Removes pins that link to known spam domains" || card.Model != "pinclf 7.2" || card.Confidence != "0.93" ||
+		card.Href != "https://admin.example/account/"+target || card.Strip != 20 || card.Related < 1 {
+		t.Errorf("the sample card of %s (target %s) shows %+v; want the rule's description, the model, the confidence, a link to the target, the other actions on it and a strip of 20", first, target, card)
+	}
+	shot(t, ctx, "console-sample.png")
 	run(t, ctx, "approve the first with a",
 		chromedp.KeyEvent("a"),
 		poll(`document.getElementById("sample-item").dataset.actionId !== "`+first+`"`),

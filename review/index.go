@@ -12,6 +12,7 @@ package review
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -58,9 +59,12 @@ type Held struct {
 	Action     string `json:"action"`
 	TargetType string `json:"target_type"`
 	TargetID   string `json:"target_id"`
-	// ModelVersion and Region are optional fields of the event.
-	ModelVersion string `json:"model_version,omitempty"`
-	Region       string `json:"region,omitempty"`
+	// ModelName, ModelVersion, Region and Confidence are optional fields
+	// of the event; Confidence is nil when the event had none.
+	ModelName    string   `json:"model_name,omitempty"`
+	ModelVersion string   `json:"model_version,omitempty"`
+	Region       string   `json:"region,omitempty"`
+	Confidence   *float64 `json:"confidence,omitempty"`
 	// OccurredAt is the event time.
 	OccurredAt time.Time `json:"occurred_at"`
 	// HeldAt is when it was written to the held topic.
@@ -372,8 +376,8 @@ func (x *Index) syncPartition(ctx context.Context, p int, from int64, rebuild bo
 // 1) and action ids already indexed, then moves the next offset forward.
 // ARGV[4] is the number of arguments per action. KEYS[1..3] are the next
 // offsets, every held action and the incidents; then per action (in the
-// order of its arguments): its hash, its key's set, its incident's items
-// and its incident.
+// order of its arguments): its hash, its key's set, its incident's items,
+// its incident and its target's actions.
 var indexScript = redis.NewScript(`
 local nextKey, allKey, incsKey = KEYS[1], KEYS[2], KEYS[3]
 local p, from, to, width = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -383,8 +387,8 @@ if next >= to then return 0 end
 local added = 0
 local k = 4
 for i = 6, #ARGV, width do
-  local akey, kkey, iikey, ikey = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3]
-  k = k + 4
+  local akey, kkey, iikey, ikey, tkey = KEYS[k], KEYS[k+1], KEYS[k+2], KEYS[k+3], KEYS[k+4]
+  k = k + 5
   local off = tonumber(ARGV[i])
   local id, pos, heldAt = ARGV[i+1], ARGV[i+2], ARGV[i+3]
   if off >= next then
@@ -398,6 +402,7 @@ for i = 6, #ARGV, width do
       redis.call('ZADD', allKey, pos, id)
       redis.call('ZADD', kkey, pos, id)
       redis.call('ZADD', iikey, pos, id)
+      redis.call('ZADD', tkey, heldAt, id)
       if redis.call('EXISTS', ikey) == 0 then
         redis.call('HSET', ikey, 'first_held_at', heldAt)
         redis.call('ZADD', incsKey, heldAt, redis.call('HGET', akey, 'incident'))
@@ -418,7 +423,7 @@ return added
 // heldFields are the fields of an action hash after its status, in order.
 var heldFields = []string{
 	"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
-	"region", "occurred_at", "held_at", "partition", "offset", "source", "key",
+	"region", "occurred_at", "held_at", "partition", "offset", "source", "key", "model_name", "confidence",
 }
 
 // index writes one read batch of partition p covering offsets [from, to).
@@ -437,10 +442,16 @@ func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.
 		}
 		heldAt := strconv.FormatInt(m.Time.UnixMilli(), 10)
 		args = append(args, m.Offset, h.ActionID, position(p, m.Offset), heldAt)
-		keys = append(keys, x.actionKey(h.ActionID), x.keys.HeldByKey(string(m.Key)), x.incidentItems(h.Incident), x.incidentKey(h.Incident))
+		keys = append(keys, x.actionKey(h.ActionID), x.keys.HeldByKey(string(m.Key)), x.incidentItems(h.Incident), x.incidentKey(h.Incident),
+			x.keys.HeldByTarget(h.TargetType, h.TargetID))
+		conf := ""
+		if h.Confidence != nil {
+			conf = strconv.FormatFloat(*h.Confidence, 'g', -1, 64)
+		}
 		vals := []string{
 			h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
 			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key),
+			h.ModelName, conf,
 		}
 		for i, f := range heldFields {
 			args = append(args, f, vals[i])
@@ -460,8 +471,8 @@ func heldOf(m kafka.Message) (Held, bool) {
 	}
 	h := Held{
 		ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
-		ModelVersion: a.ModelVersion, Region: a.Region, OccurredAt: a.OccurredAt, HeldAt: m.Time,
-		Partition: m.Partition, Offset: m.Offset, Status: Pending,
+		ModelName: a.ModelName, ModelVersion: a.ModelVersion, Region: a.Region, OccurredAt: a.OccurredAt, HeldAt: m.Time,
+		Partition: m.Partition, Offset: m.Offset, Status: Pending, Confidence: confidenceOf(m.Value),
 	}
 	for _, hd := range m.Headers {
 		switch hd.Key {
@@ -478,6 +489,19 @@ func heldOf(m kafka.Message) (Held, bool) {
 		h.Incident = h.Scope + "@0"
 	}
 	return h, true
+}
+
+// confidenceOf reads the optional confidence of an event (a number from 0
+// to 1 by convention; any finite number is kept), or nil. The pipeline's
+// decoder does not read it: only the review index, for reviewers, does.
+func confidenceOf(value []byte) *float64 {
+	var v struct {
+		Confidence *float64 `json:"confidence"`
+	}
+	if json.Unmarshal(value, &v) != nil || v.Confidence == nil || math.IsNaN(*v.Confidence) || math.IsInf(*v.Confidence, 0) {
+		return nil
+	}
+	return v.Confidence
 }
 
 // ErrNotFound is returned for an incident or action the index does not know.
@@ -589,6 +613,7 @@ func heldFromFields(id string, m map[string]string) Held {
 		TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
 		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
 		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
+		ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]),
 		key: m["key"], seq: num("seq"),
 	}
 }
@@ -597,4 +622,40 @@ func heldFromFields(id string, m map[string]string) Held {
 // for a check that they load on the configured Redis.
 func Scripts() []*redis.Script {
 	return []*redis.Script{indexScript, decideScript, leaseScript, markScript, releasedScript, setInflightScript}
+}
+
+func parseConfidence(v string) *float64 {
+	if v == "" {
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return nil
+	}
+	return &f
+}
+
+// Related returns up to limit other held actions on the target of the
+// held action id, in any incident, newest first: what else the classifier
+// did to that account or pin.
+func (x *Index) Related(ctx context.Context, id string, limit int) ([]Held, error) {
+	h, err := x.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := x.opts.Redis.ZRevRange(ctx, x.keys.HeldByTarget(h.TargetType, h.TargetID), 0, int64(limit)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list the held actions of %s:%s: %w", h.TargetType, h.TargetID, err)
+	}
+	others := ids[:0]
+	for _, o := range ids {
+		if o != id {
+			others = append(others, o)
+		}
+	}
+	hs, err := x.getMany(ctx, others[:min(limit, len(others))])
+	if err != nil {
+		return nil, err
+	}
+	return hs, nil
 }

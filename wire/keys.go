@@ -94,6 +94,12 @@ func (k Keys) HeldIncidentNotes(id string) string { return k.tag + ":held:in:" +
 // HeldStanding is the set of incidents whose standing decision is applied.
 func (k Keys) HeldStanding() string { return k.tag + ":held:standing" }
 
+// HeldByTarget orders the held actions of one target by when they were
+// held.
+func (k Keys) HeldByTarget(targetType, targetID string) string {
+	return k.tag + ":held:t:" + targetType + ":" + targetID
+}
+
 // HeldByKey orders the held actions of one record key (target) that still
 // wait for their release.
 func (k Keys) HeldByKey(key string) string { return k.tag + ":held:k:" + key }

@@ -871,19 +871,46 @@ async function reviewSample(id, box, refresh) {
     el("p", {}, el("kbd", { text: "j" }), " / ", el("kbd", { text: "→" }), " next · ", el("kbd", { text: "k" }), " / ", el("kbd", { text: "←" }), " previous"),
     el("p", {}, el("kbd", { text: "Esc" }), " close"));
   const status = el("p", { class: "muted", id: "sample-status" });
+  const related = {}; // action id -> the other held actions on its target
+  const strip = () => el("div", { class: "strip", id: "sample-strip", "aria-label": "progress through the sample" },
+    ...items.map((it, i) => el("i", {
+      class: (decisions[it.action_id] || "pending") + (i === at ? " at" : ""),
+      title: `${i + 1}: ${decisions[it.action_id] || "not decided"}`,
+    })));
   const draw = () => {
     if (!items.length) { card.replaceChildren(el("p", { text: "Nothing is pending in this incident." })); return; }
     const h = items[at];
     const dec = decisions[h.action_id] || h.status;
     card.dataset.actionId = h.action_id;
     card.dataset.status = dec;
+    const target = `${h.target_type}:${h.target_id}`;
+    const conf = h.confidence === undefined || h.confidence === null ? "–"
+      : el("span", { id: "sample-confidence" }, el("span", { class: "bar" }, el("i", { style: `width:${Math.max(0, Math.min(100, 100 * h.confidence))}%` })), num(h.confidence, 3));
+    const rel = related[h.action_id];
     put(card,
       el("div", { class: "tools" }, el("b", { text: `${at + 1} of ${items.length}` }),
-        el("span", { class: "decision-" + dec, text: dec })),
+        el("span", { class: "decision-" + dec, text: dec }), strip()),
       el("dl", { class: "kv" },
-        ...[["action id", h.action_id], ["action", h.action], ["target", `${h.target_type}:${h.target_id}`], ["rule", h.rule_id],
-          ["model version", h.model_version || "–"], ["region", h.region || "–"], ["occurred at", when(h.occurred_at)],
-          ["held at", when(h.held_at)], ["source", h.source || "–"]].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])));
+        el("dt", { text: "action" }), el("dd", {}, el("b", { text: h.action }), " · ", h.action_id),
+        el("dt", { text: "target" }), el("dd", {}, h.target_url
+          ? el("a", { id: "sample-target", href: h.target_url, target: "_blank", rel: "noopener noreferrer", text: target + " ↗" })
+          : el("span", { id: "sample-target", text: target })),
+        el("dt", { text: "rule" }), el("dd", {}, el("b", { text: h.rule_id }), h.rule_description ? el("div", { class: "small", id: "sample-rule", text: h.rule_description }) : el("div", { class: "small muted", text: "no description in the configuration" })),
+        el("dt", { text: "model" }), el("dd", { id: "sample-model", text: [h.model_name, h.model_version].filter(Boolean).join(" ") || "–" }),
+        el("dt", { text: "confidence" }), el("dd", {}, conf),
+        el("dt", { text: "region" }), el("dd", { text: h.region || "–" }),
+        el("dt", { text: "occurred · held" }), el("dd", { class: "small", text: `${when(h.occurred_at)} · ${when(h.held_at)}` }),
+        el("dt", { text: "source" }), el("dd", { class: "small", text: h.source || "–" })),
+      el("h3", { text: `Other held actions on ${target}` }),
+      el("div", { id: "sample-related" }, rel === undefined ? el("p", { class: "muted small", text: "Looking…" })
+        : rel.length === 0 ? el("p", { class: "muted small", text: "None: this is the only held action on this target." })
+        : el("table", { class: "small" }, el("tbody", {}, ...rel.map((o) => el("tr", { "data-action-id": o.action_id },
+          el("td", { text: when(o.held_at) }), el("td", { text: o.action }), el("td", { text: o.rule_id }),
+          el("td", {}, el("a", { href: "#/incident/" + enc(o.incident), text: o.incident })), el("td", { class: "decision-" + o.status, text: o.status })))))));
+    if (rel === undefined) {
+      get("/v1/held/" + enc(h.action_id) + "/related").then((x) => { related[h.action_id] = x.items; if (items[at] === h) draw(); })
+        .catch((e) => { related[h.action_id] = []; showError(e); });
+    }
     const done = Object.keys(decisions).length;
     status.textContent = `${done} of ${items.length} sampled actions decided (of ${r.pending} pending when drawn).`;
   };
