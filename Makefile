@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test test-short bench eval fuzz chaos lint fmt deps manifest
+.PHONY: help run build test test-short bench eval fuzz chaos lint fmt deps manifest docs
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ lint: ## Run golangci-lint (v2) with the repository's configuration, and gofmt.
 
 fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
+
+docs: ## Regenerate docs/configuration.md from the config package's doc comments (go generate ./config).
+	$(GO) generate ./config
 
 manifest: ## Regenerate deploy/kubernetes/breakwater.yaml from the Helm chart and deploy/kubernetes/values.yaml.
 	cd deploy && $(GO) test -count=1 -run TestPlainManifest -update .

@@ -151,19 +151,15 @@ func (c *checker) within(ctx context.Context, fn func(ctx context.Context) error
 	return fn(ctx)
 }
 
-// topics returns the topics Breakwater uses, by role.
-func (c *checker) topics() [][2]string {
-	t := c.cfg.Kafka.Topics
-	return [][2]string{
-		{"input", t.Input}, {"gated", t.Gated}, {"held", t.Held}, {"dead_letter", t.DeadLetter},
-		{"state", t.State}, {"audit", c.cfg.Admin.AuditTopic}, {"rejected", c.cfg.Admin.RejectedTopic},
-	}
-}
-
 // outputs are the topics the daemon writes.
 func (c *checker) outputs() []string {
-	t := c.cfg.Kafka.Topics
-	return []string{t.Gated, t.Held, t.DeadLetter, t.State, c.cfg.Admin.AuditTopic, c.cfg.Admin.RejectedTopic}
+	var out []string
+	for _, t := range c.cfg.TopicUses() {
+		if t.Writes {
+			out = append(out, t.Name)
+		}
+	}
+	return out
 }
 
 func (c *checker) kafka(ctx context.Context) {
@@ -205,8 +201,8 @@ func (c *checker) kafkaAccess(ctx context.Context, kc *kafkaconn.Endpoint) {
 	defer tr.CloseIdleConnections()
 	client := kc.Client(tr, c.opts.Timeout)
 	names := make([]string, 0, 7)
-	for _, t := range c.topics() {
-		names = append(names, t[1])
+	for _, t := range c.cfg.TopicUses() {
+		names = append(names, t.Name)
 	}
 	var meta *kafka.MetadataResponse
 	err := c.within(ctx, func(ctx context.Context) error {
@@ -248,8 +244,13 @@ func (c *checker) kafkaAccess(ctx context.Context, kc *kafkaconn.Endpoint) {
 // group, the others by partition (the review index, the breaker states,
 // the audit index).
 func (c *checker) inputs() []string {
-	t := c.cfg.Kafka.Topics
-	return []string{t.Input, t.Held, t.State, c.cfg.Admin.AuditTopic}
+	var out []string
+	for _, t := range c.cfg.TopicUses() {
+		if t.Reads {
+			out = append(out, t.Name)
+		}
+	}
+	return out
 }
 
 func compactFlag(state bool) string {
@@ -682,7 +683,11 @@ func (c *checker) permissions(ctx context.Context, rc redis.UniversalClient) {
 func (c *checker) people() {
 	rs := c.cfg.Alerts.Receivers
 	if len(rs) == 0 {
-		c.add("alert receivers", Fail, "none configured: a trip would page no one", "add alerts.receivers (Slack, PagerDuty, webhook or Alertmanager)")
+		// Receivers are optional: a trip still holds, and shows on the
+		// console and in the metrics (Alertmanager rules can page from
+		// those), but nobody is told of it by Breakwater itself.
+		c.add("alert receivers", Warn, "none configured: a trip holds its actions, but Breakwater pages no one",
+			"add alerts.receivers (Slack, PagerDuty, webhook or Alertmanager), or page from the metrics (deploy/prometheus/rules.yml)")
 	} else {
 		names := make([]string, len(rs))
 		for i, r := range rs {
@@ -690,9 +695,24 @@ func (c *checker) people() {
 		}
 		c.add("alert receivers", OK, strings.Join(names, ", ")+"; no message sent", "")
 	}
+	if si := c.cfg.SignIn; si.Enabled() {
+		var via []string
+		if si.OIDC.Enabled() {
+			via = append(via, "OIDC ("+si.OIDC.IssuerURL+")")
+		}
+		if si.TrustedProxy.Enabled() {
+			via = append(via, "a trusted proxy ("+strings.Join(si.TrustedProxy.CIDRs, ", ")+")")
+		}
+		c.add("sign-in", OK, fmt.Sprintf("people sign in through %s; %d groups have a role", strings.Join(via, " and "), len(si.Groups)), "")
+	}
 	ts := c.cfg.Admin.Tokens
 	if len(ts) == 0 {
-		c.add("admin tokens", Fail, "none configured: no one can review held actions or reset a breaker", "add admin.tokens or "+config.EnvAdminTokens)
+		if c.cfg.SignIn.Enabled() {
+			c.add("admin tokens", OK, "none: people sign in; breakwaterctl and machines need a token", "")
+			return
+		}
+		c.add("admin tokens", Fail, "none configured, and no sign-in: no one can review held actions or reset a breaker",
+			"add admin.tokens or "+config.EnvAdminTokens+", or configure signin")
 		return
 	}
 	roles := map[config.Role]int{}

@@ -47,16 +47,16 @@ func newSetup(t *testing.T, skipTopic string, compactState bool) *setup {
 		},
 	}))
 	cfg := config.Default()
-	t2 := cfg.Kafka.Topics
-	for _, name := range []string{t2.Input, t2.Gated, t2.Held, t2.DeadLetter, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {
-		if name != skipTopic {
-			k.CreateTopic(t, name, 3)
+	for _, u := range cfg.TopicUses() {
+		switch {
+		case u.Name == skipTopic:
+		case u.Compacted && compactState:
+			k.CreateCompactedTopic(t, u.Name, 1)
+		case u.Compacted:
+			k.CreateTopic(t, u.Name, 1)
+		default:
+			k.CreateTopic(t, u.Name, 3)
 		}
-	}
-	if compactState {
-		k.CreateCompactedTopic(t, t2.State, 1)
-	} else {
-		k.CreateTopic(t, t2.State, 1)
 	}
 	r := testbed.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -134,6 +134,23 @@ func TestGood(t *testing.T) {
 		t.Errorf("Redis keys after the check: %v (%v); want none", left, err)
 	}
 	t.Logf("\n%s", out)
+
+	// Receivers are optional: without them the check warns and passes.
+	// Without tokens it passes when people sign in, and fails otherwise.
+	s.cfg.Alerts.Receivers = nil
+	s.cfg.Admin.Tokens = nil
+	r, out = run(t, s.cfg)
+	if !r.Failed() || status(r, "alert receivers") != check.Warn || status(r, "admin tokens") != check.Fail {
+		t.Errorf("without receivers and tokens: failed %v, receivers %q, tokens %q; want failed (no one can review), warn, fail\n%s",
+			r.Failed(), status(r, "alert receivers"), status(r, "admin tokens"), out)
+	}
+	s.cfg.SignIn.Groups = map[string]config.Role{"moderation-oncall": config.RoleOperator}
+	s.cfg.SignIn.TrustedProxy.CIDRs = []string{"10.0.0.0/8"}
+	r, out = run(t, s.cfg)
+	if r.Failed() || status(r, "alert receivers") != check.Warn || status(r, "sign-in") != check.OK || status(r, "admin tokens") != check.OK {
+		t.Errorf("without receivers, people signing in: failed %v, receivers %q, sign-in %q, tokens %q; want passed, warn, ok, ok\n%s",
+			r.Failed(), status(r, "alert receivers"), status(r, "sign-in"), status(r, "admin tokens"), out)
+	}
 }
 
 // aclUser makes an ACL user with rules on the setup's Redis and configures

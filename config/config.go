@@ -5,6 +5,8 @@
 // stops the daemon at start rather than at the first message.
 package config
 
+//go:generate go test -run ^TestReference$ -update .
+
 import "time"
 
 // Config is the whole daemon configuration.

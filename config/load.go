@@ -211,23 +211,8 @@ func loadFile(path string) (Config, error) {
 }
 
 // ApplyEnv overrides fields with the environment variables found through
-// lookup (main passes os.LookupEnv; the package never reads the environment
-// itself):
-//
-//	BREAKWATER_KAFKA_BROKERS   kafka.brokers (comma separated, each entry trimmed)
-//	BREAKWATER_KAFKA_GROUP_ID  kafka.group_id
-//	BREAKWATER_REDIS_ADDR      redis.addr
-//	BREAKWATER_REDIS_USERNAME  redis.username
-//	BREAKWATER_REDIS_PASSWORD  redis.password
-//	BREAKWATER_REDIS_SENTINEL_PASSWORD  redis.sentinel_password
-//	BREAKWATER_KAFKA_SASL_PASSWORD      kafka.sasl.password (clears kafka.sasl.password_file)
-//	BREAKWATER_HTTP_LISTEN     http.listen
-//	BREAKWATER_ALERT_<NAME>_URL, then the variable named by url_env:
-//	                           alerts.receivers[].url
-//	BREAKWATER_ALERT_<NAME>_SECRET, then the variable named by secret_env:
-//	                           alerts.receivers[].secret
-//	BREAKWATER_ADMIN_TOKENS    admin.tokens (name:role:token, comma separated)
-//	BREAKWATER_OIDC_CLIENT_SECRET  signin.oidc.client_secret
+// lookup (main passes os.LookupEnv; the package never reads the
+// environment itself). EnvVars lists them, with the key each overrides.
 //
 // A variable set to the empty string is ignored; so are blanks only, except
 // for the Redis username and passwords and the SASL password, which are

@@ -619,12 +619,11 @@ func createTopics(ctx context.Context, cfg config.Config, k *kafkaconn.Endpoint,
 	tr := k.Transport()
 	defer tr.CloseIdleConnections()
 	c := k.Client(tr, 10*time.Second)
-	t := cfg.Kafka.Topics
 	var reqs []kafka.TopicConfig
-	for _, name := range []string{t.Input, t.Gated, t.Held, t.DeadLetter, t.State, cfg.Admin.AuditTopic, cfg.Admin.RejectedTopic} {
-		tc := kafka.TopicConfig{Topic: name, NumPartitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor}
+	for _, t := range cfg.TopicUses() {
+		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: cfg.Kafka.Partitions, ReplicationFactor: cfg.Kafka.ReplicationFactor}
 		switch {
-		case name == t.State:
+		case t.Compacted:
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 		case retention > 0:
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(retention.Milliseconds(), 10)}}

@@ -82,9 +82,10 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater run [--config FILE]\n\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nEnvironment overrides: BREAKWATER_KAFKA_BROKERS, BREAKWATER_KAFKA_GROUP_ID,\n"+
-			"BREAKWATER_REDIS_ADDR, BREAKWATER_REDIS_USERNAME, BREAKWATER_REDIS_PASSWORD,\n"+
-			"BREAKWATER_REDIS_SENTINEL_PASSWORD, BREAKWATER_KAFKA_SASL_PASSWORD, BREAKWATER_HTTP_LISTEN.\n")
+		fmt.Fprintf(stderr, "\nEnvironment overrides (an empty value is ignored):\n")
+		for _, e := range config.EnvVars() {
+			fmt.Fprintf(stderr, "  %-36s %s\n", e.Name, e.Key)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
