@@ -16,6 +16,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/breakwater/breakwater/breaker"
@@ -231,60 +232,73 @@ type scopeTrack struct {
 	series []Slot
 }
 
-// Run replays every event of src and returns the summary.
+// Run replays every event of src and returns the summary. Classifying
+// (decoding) the next batch overlaps with deciding the current one, on a
+// goroutine of its own; src is read, and the batches are decided, on the
+// caller's goroutine one after the other in the order of src, so a replay
+// gives the same answer as before. src is read one batch ahead of the
+// decisions.
 func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 	start := time.Now()
 	nextProgress := start.Add(r.opts.ProgressEvery)
+	toClassify := make(chan *classified, 1)
+	classifiedc := make(chan *classified, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range toClassify {
+			r.classify(b)
+			classifiedc <- b
+		}
+	}()
+	defer func() {
+		close(toClassify)
+		wg.Wait()
+	}()
+	bufs := [2]classified{}
+	r.read(src, &bufs[0], 0)
+	toClassify <- &bufs[0]
 	var (
-		items   []decide.Item
-		ids     []string
 		pending []int
 		seq     int64
 	)
-	for n := 0; ; n++ {
+	for n := 1; ; n++ {
+		b := <-classifiedc
+		if b.err == nil && !b.eof {
+			// The next batch is read and classified while this one is
+			// decided.
+			next := &bufs[n%2]
+			r.read(src, next, n)
+			toClassify <- next
+		}
 		if err := ctx.Err(); err != nil {
+			r.drain(b, classifiedc)
 			return r.sum, err
 		}
-		size := r.opts.BatchSize
-		if r.opts.Batches != nil {
-			size = min(max(r.opts.Batches(n), 1), maxBatch)
+		if b.err != nil {
+			return r.sum, b.err
 		}
-		if cap(items) < size {
-			items = make([]decide.Item, size)
-			ids = make([]string, size)
-		}
-		items, ids = items[:size], ids[:size]
-		k := 0
-		var eof bool
-		for k < size {
-			v, pos, err := src.Next()
-			if errors.Is(err, io.EOF) {
-				eof = true
-				break
+		items := b.items
+		for i := range items {
+			// The store's clock: the latest event time of the batch
+			// and those before it.
+			if it := &items[i]; it.Bad == nil && it.Act.OccurredAt.After(r.watermark) {
+				r.watermark = it.Act.OccurredAt
 			}
-			if err != nil {
+		}
+		if len(items) > 0 {
+			pending = decide.Pending(items, pending)
+			if err := r.decide(ctx, items, pending); err != nil {
+				r.drain(b, classifiedc)
 				return r.sum, err
 			}
-			it := &items[k]
-			r.gate.Classify(it, pos, v)
-			ids[k] = ""
-			if it.Bad != nil {
-				ids[k] = deadLetterID(v)
-			} else if at := it.Act.OccurredAt; at.After(r.watermark) {
-				r.watermark = at
-			}
-			k++
-		}
-		if k > 0 {
-			pending = decide.Pending(items[:k], pending)
-			if err := r.decide(ctx, items[:k], pending); err != nil {
-				return r.sum, err
-			}
-			for i := range items[:k] {
+			for i := range items {
 				seq++
 				r.account(&items[i])
 				if r.opts.OnDecision != nil {
-					if err := r.opts.OnDecision(seq, ids[i], &items[i]); err != nil {
+					if err := r.opts.OnDecision(seq, b.ids[i], &items[i]); err != nil {
+						r.drain(b, classifiedc)
 						return r.sum, err
 					}
 				}
@@ -296,11 +310,74 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 				r.opts.Progress(Progress{Events: r.sum.Actions, Elapsed: now.Sub(start), Watermark: r.watermark})
 			}
 		}
-		if eof {
+		if b.eof {
 			break
 		}
 	}
 	return r.finish(time.Since(start)), nil
+}
+
+// drain waits for the batch being classified after b, if one is, so that
+// the classifying goroutine is idle when Run returns.
+func (r *Replay) drain(b *classified, c <-chan *classified) {
+	if b.err == nil && !b.eof {
+		<-c
+	}
+}
+
+// classified is one batch read from the source, then classified.
+type classified struct {
+	vals  [][]byte // the values, copies in arena
+	pos   []decide.Position
+	arena []byte
+	items []decide.Item
+	ids   []string // the dead letters' ids, "" for the others
+	eof   bool     // the source ended after this batch
+	err   error    // reading the source failed after this batch
+}
+
+// read reads batch n from src into b, copying the values (a source may
+// reuse its buffer on the next read).
+func (r *Replay) read(src Source, b *classified, n int) {
+	size := r.opts.BatchSize
+	if r.opts.Batches != nil {
+		size = min(max(r.opts.Batches(n), 1), maxBatch)
+	}
+	b.vals, b.pos, b.arena = b.vals[:0], b.pos[:0], b.arena[:0]
+	b.eof, b.err = false, nil
+	for len(b.vals) < size {
+		v, pos, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			b.eof = true
+			return
+		}
+		if err != nil {
+			b.err = err
+			return
+		}
+		from := len(b.arena)
+		b.arena = append(b.arena, v...)
+		b.vals = append(b.vals, b.arena[from:len(b.arena):len(b.arena)])
+		b.pos = append(b.pos, pos)
+	}
+}
+
+// classify decodes and classifies the values of b.
+func (r *Replay) classify(b *classified) {
+	k := len(b.vals)
+	if cap(b.items) < k {
+		b.items = make([]decide.Item, k)
+		b.ids = make([]string, k)
+	}
+	b.items, b.ids = b.items[:k], b.ids[:k]
+	for i, v := range b.vals {
+		it := &b.items[i]
+		r.gate.Classify(it, b.pos[i], v)
+		b.ids[i] = ""
+		if it.Bad != nil {
+			b.ids[i] = deadLetterID(v)
+		}
+	}
 }
 
 // decide asks the store for the pending items' decisions, as the live
