@@ -156,6 +156,20 @@ type Result struct {
 	WaveTrips int
 	// Days is the event time replayed, in days.
 	Days float64
+	// Outside are the false trips: those outside every incident, from its
+	// start to replay.TripGrace after its end (a legitimate wave counts as
+	// an incident here), in time order. A breaker tripping again after an
+	// incident ended is one.
+	Outside []Trip
+}
+
+// Trip is one trip of a breaker.
+type Trip struct {
+	// Scope is the breaker, At the event time of the trip and Reason the
+	// condition that tripped it.
+	Scope  string
+	At     time.Time
+	Reason string
 }
 
 // Unit is one incident, or one rule of an incident, whose detection is
@@ -358,19 +372,24 @@ func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario, s
 	res := Result{Scenario: sc, Size: size, Seed: seed, Labels: scorer.Summary(sum), Actions: sum.Actions, Days: tsc.Duration.Hours() / 24}
 	for _, s := range sum.Scopes {
 		res.Trips += len(s.Trips)
-		if !sc.Legitimate {
-			continue
-		}
 		for _, tr := range s.Trips {
+			during := false
 			for _, in := range incidents {
 				from := start.Add(in.At)
 				if !tr.At.Before(from) && !tr.At.After(from.Add(in.For+replay.TripGrace)) {
-					res.WaveTrips++
+					during = true
 					break
 				}
 			}
+			if sc.Legitimate && during {
+				res.WaveTrips++
+			}
+			if !during {
+				res.Outside = append(res.Outside, Trip{Scope: string(s.Scope), At: tr.At, Reason: tr.Reason})
+			}
 		}
 	}
+	slices.SortFunc(res.Outside, func(a, b Trip) int { return a.At.Compare(b.At) })
 	if sc.Legitimate {
 		return res, nil
 	}

@@ -125,7 +125,7 @@ func TestGoals(t *testing.T) {
 	run := func(seed int64, leaked, actions int64, trips int, units ...eval.Unit) eval.Result {
 		return eval.Result{
 			Scenario: sc, Size: eval.Size{Name: "s", Rate: 1}, Seed: seed, Units: units, Days: 4,
-			Labels: replay.LabelSummary{IncidentActions: actions, GatedBefore: leaked, TripsOutside: trips},
+			Labels: replay.LabelSummary{IncidentActions: actions, GatedBefore: leaked}, Outside: make([]eval.Trip, trips),
 		}
 	}
 	goals := func(ms []eval.Miss) map[eval.Goal]bool {

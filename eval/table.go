@@ -81,11 +81,7 @@ func (r Result) FalseTrips() float64 {
 	if r.Days <= 0 {
 		return 0
 	}
-	n := r.Labels.TripsOutside
-	if r.Scenario.Legitimate {
-		n -= r.WaveTrips
-	}
-	return float64(n) * 2 / r.Days
+	return float64(len(r.Outside)) * 2 / r.Days
 }
 
 // worstDelay returns the longest time to detect of r's units, +Inf (as
@@ -288,6 +284,18 @@ func (c Class) heldBy() string {
 		return "-"
 	}
 	return fmt.Sprintf("%s (%d/%d)", best, n[best], total)
+}
+
+// PrintTrips writes every run's trips outside incidents.
+func PrintTrips(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "scenario\tsize\tseed\ttrip\tscope\treason\n")
+	for _, r := range results {
+		for _, tr := range r.Outside {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Scenario.Name, r.Size.Name, r.Seed, tr.At.UTC().Format("Jan 2 15:04:05"), tr.Scope, tr.Reason)
+		}
+	}
+	return tw.Flush()
 }
 
 // Print writes the table of the classes: per scenario and size the median

@@ -30,6 +30,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.BatchSpan, "batch-span", 2*time.Second, "the replays decide together what arrives in this much time at the size's mean rate (the live pipeline decides what arrived within kafka.batch_wait)")
 	fs.IntVar(&opts.BatchSize, "batch", 0, "fixed batch size of the replays instead of --batch-span")
 	fs.IntVar(&opts.Parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
+	trips := fs.Bool("trips", false, "also list every run's trips outside incidents (the false trips)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater eval [--seeds N,...] [--sizes NAME=RATE,...] [--config FILE]\n\n"+
 			"Runs the labelled scenario suite: per seed, size and scenario, days of simulated traffic\n"+
@@ -99,6 +100,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout)
 	if err := eval.Print(stdout, results); err != nil {
 		return fail("%v", err)
+	}
+	if *trips {
+		fmt.Fprintln(stdout, "\nTrips outside incidents:")
+		if err := eval.PrintTrips(stdout, results); err != nil {
+			return fail("%v", err)
+		}
 	}
 	classes := eval.Classes(results)
 	missed := 0
