@@ -475,7 +475,7 @@ func report(b *testing.B, in reportInput) {
 	fmt.Fprintf(&w, "CPU µs per action (median)   passthrough %.2f (broker %.2f); breaker %.2f (broker %.2f, redis-server %.2f)\n",
 		pc, med(pass, broker), bc, med(brk, broker), med(brk, redisC))
 	fmt.Fprintf(&w, "CPU breaker/passthrough      %.2fx (goal <= 1.50x: %s)\n", cpuRatio, met[cpuRatio <= 1.5])
-	fmt.Fprintf(&w, "Redis script calls per batch %.3f (INFO commandstats evalsha+eval: %d over %d batches)\n",
+	fmt.Fprintf(&w, "Redis script calls per batch %.3f (INFO commandstats evalsha+eval: %d over %d batches; the decisions, plus the frontier keep-alive's 4 a second)\n",
 		float64(scripts)/float64(max(batches, 1)), scripts, batches)
 	fmt.Fprintf(&w, "Lua time inside redis-server %.3f ms per call\n", float64(luaUsec)/1000/float64(max(scripts, 1)))
 	fmt.Fprintf(&w, "breaker decisions            gated %.0f, held %.0f, dead_letter %.0f (all breaker runs)\n",
