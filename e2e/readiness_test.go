@@ -109,3 +109,39 @@ func TestReadyOnlyOnceRestoredAndJoined(t *testing.T) {
 	}
 	t.Logf("readiness seen after Redis came back: %v", seen)
 }
+
+// TestPauseOnUnacknowledgedWritesLogged: with redis.min_replicas_acked: 1
+// and the replica cut off, the pipeline pauses and logs why (the replicas
+// not acknowledging), then, once the replica is back, that the rate store
+// is reachable again; everything is committed in the end.
+func TestPauseOnUnacknowledgedWritesLogged(t *testing.T) {
+	sen, b, recs, _, rep := sentinelBed(t, "  min_replicas_acked: 1\n")
+	alive := replicasAlive(rep)
+	half := len(recs) / 2
+	b.k.Produce(t, testTopics.Input, recs[:half]...)
+	b.waitCommitted(t, 90*time.Second, alive)
+
+	sen.CutReplica(t)
+	b.k.Produce(t, testTopics.Input, recs[half:]...)
+	const cause = "the Redis replicas did not acknowledge the write in time"
+	waitFor(t, 60*time.Second, func() string { return "a pause logged with its cause" }, alive, func() bool {
+		for _, line := range strings.Split(rep.logs.String(), "\n") {
+			if strings.Contains(line, "consumption paused") || strings.Contains(line, "pausing consumption") {
+				if strings.Contains(line, cause) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	sen.MendReplica(t)
+	waitFor(t, 90*time.Second, func() string { return "the end of the pause logged" }, alive, func() bool {
+		return strings.Contains(rep.logs.String(), "rate store reachable again")
+	})
+	b.waitCommitted(t, 90*time.Second, alive)
+	for _, line := range strings.Split(rep.logs.String(), "\n") {
+		if strings.Contains(line, "rate store") {
+			t.Log(line)
+		}
+	}
+}

@@ -43,8 +43,10 @@ func StartKafka(port int) (*Kafka, error) {
 		return l, nil
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(listen), kfake.AllowAutoTopicCreation(),
-		// Apply the topics' retention (see Retention) every 30 seconds.
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "30000"}))
+		// Apply the topics' retention (see Retention) every 30 seconds, in
+		// segments of 1 MiB: the broker frees a segment only once
+		// retention dropped all of it, and rolls segments by size only.
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": "30000", "log.segment.bytes": "1048576"}))
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
