@@ -45,6 +45,7 @@ fuzz: ## Fuzz every parser (event decoder, config, tokens, JSON Lines, labels, i
 	scripts/fuzz FuzzParseReset ./admin
 	scripts/fuzz FuzzParseReview ./admin
 	scripts/fuzz FuzzParseApproval ./admin
+	scripts/fuzz FuzzParseReversal ./admin
 	scripts/fuzz FuzzParseSource ./wire
 	scripts/fuzz FuzzDecode ./history
 	scripts/fuzz FuzzProxyHeaders ./signin

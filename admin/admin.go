@@ -85,6 +85,8 @@ type Options struct {
 	Restore func(ctx context.Context) error
 	// Approvals keeps the requests of changes that need a second person.
 	Approvals Approvals
+	// Reversals finds, starts and follows reversals.
+	Reversals Reversals
 	// Pager, if set, pages on-call when a person breaks the glass, and
 	// tells it of an incident's acknowledgement; without
 	// it, break-glass is refused.
@@ -116,6 +118,8 @@ func (o Options) validate() error {
 		return errors.New("admin: Options.Logger is nil")
 	case o.Approvals == nil:
 		return errors.New("admin: Options.Approvals is nil")
+	case o.Reversals == nil:
+		return errors.New("admin: Options.Reversals is nil")
 	case o.Config.Admin.MaxBodyBytes <= 0:
 		return errors.New("admin: Options.Config.Admin.MaxBodyBytes must be positive")
 	}
@@ -211,6 +215,10 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/incidents/{id}/notes", config.RoleReviewer}, a.changeIncident(audit.KindNote, noteChange)},
 		{Route{"POST", "/v1/incidents/{id}/standing", config.RoleReviewer}, a.changeIncident(audit.KindStanding, standingChange)},
 		{Route{"POST", "/v1/incidents/{id}/standing/revoke", config.RoleReviewer}, a.changeIncident(audit.KindStandingRevoked, revokeChange)},
+		{Route{"GET", "/v1/incidents/{id}/reversal", config.RoleViewer}, a.previewReversal},
+		{Route{"POST", "/v1/incidents/{id}/reversal", config.RoleOperator}, a.requestReversal},
+		{Route{"GET", "/v1/reversals", config.RoleViewer}, a.listReversals},
+		{Route{"GET", "/v1/reversals/{id}", config.RoleViewer}, a.getReversal},
 	}
 }
 

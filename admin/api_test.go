@@ -133,6 +133,8 @@ func TestRoles(t *testing.T) {
 		{"PUT", "/v1/approvals/x", `{"payload":{}}`, config.RoleReviewer},
 		{"POST", "/v1/approvals/x/approve", `{"payload_sha256":"` + strings.Repeat("0", 64) + `"}`, config.RoleReviewer},
 		{"POST", "/v1/approvals/x/refuse", `{"reason":"no"}`, config.RoleReviewer},
+		{"GET", "/v1/reversals", "", config.RoleViewer},
+		{"POST", "/v1/incidents/" + url.PathEscape("rule:rule-a@1") + "/reversal", `{"reason":"r"}`, config.RoleOperator},
 	}
 	for _, e := range eps {
 		for _, token := range []string{"", "not-a-token", tok(config.RoleAdmin) + "x"} {

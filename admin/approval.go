@@ -138,6 +138,12 @@ func (a *API) applyApproval(ctx context.Context, ap api.Approval, by actor) (any
 			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: %w", err)}
 		}
 		return a.applyRelease(ctx, review.Approved, ap.Target, req.IDs, req.Reason, by)
+	case api.OpReversal:
+		req, err := parseReversal(ap.Payload)
+		if err != nil || len(req.IDs) == 0 || req.BreakGlass != "" {
+			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: want a reversal naming its ids (%v)", err)}
+		}
+		return a.applyReversal(ctx, ap.Target, req, by)
 	}
 	return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("unknown operation %q", ap.Operation)}
 }
@@ -289,7 +295,7 @@ func scopeOf(ap api.Approval) breaker.Scope {
 
 // incidentOf is the incident a release request concerns.
 func incidentOf(ap api.Approval) string {
-	if ap.Operation == api.OpRelease {
+	if ap.Operation == api.OpRelease || ap.Operation == api.OpReversal {
 		return ap.Target
 	}
 	return ""
@@ -389,6 +395,16 @@ func (a *API) checkPayload(ap api.Approval, payload []byte) ([]byte, string, int
 			what = "held actions of incident " + ap.Target
 		}
 		return b, fmt.Sprintf("release %d %s to the gated topic", len(req.IDs), what), len(req.IDs), nil
+	case api.OpReversal:
+		req, err := parseReversal(payload)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		if len(req.IDs) == 0 || req.BreakGlass != "" {
+			return nil, "", 0, errors.New("a reversal's payload names its ids and no break_glass")
+		}
+		b, _ := json.Marshal(req)
+		return b, fmt.Sprintf("reverse %d actions of incident %s (edited)", len(req.IDs), ap.Target), len(req.IDs), nil
 	}
 	return nil, "", 0, fmt.Errorf("the request's operation %q cannot be edited", ap.Operation)
 }

@@ -148,3 +148,37 @@ func FuzzParseApproval(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseReversal fuzzes the reversal request body, which is also the
+// payload of its approval request.
+func FuzzParseReversal(f *testing.F) {
+	for _, s := range []string{
+		`{"reason":"r"}`, `{"reason":"r","actions":["ban_account","ban_account"]}`, `{"reason":""}`,
+		`{"reason":"r","from":"2026-01-01T00:00:00Z","to":"2025-01-01T00:00:00Z"}`, `{"reason":"r","ids":["a",""]}`,
+		`{"reason":"r","actions":[""]}`, `{"reason":"r","break_glass":"now"}`, ``, `{"reason":"r","from":"yesterday"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := parseReversal(data)
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(req.Reason) == "" || strings.IndexFunc(req.Reason+req.BreakGlass, unicode.IsControl) >= 0 {
+			t.Errorf("parseReversal(%q) accepted reason %q, break_glass %q", data, req.Reason, req.BreakGlass)
+		}
+		for i, a := range req.Actions {
+			if a == "" || len(a) > maxActionType || (i > 0 && req.Actions[i-1] >= a) {
+				t.Errorf("parseReversal(%q) accepted actions %q (want distinct, sorted, non-empty)", data, req.Actions)
+			}
+		}
+		for _, id := range req.IDs {
+			if id == "" || len(id) > maxActionID || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+				t.Errorf("parseReversal(%q) accepted id %q", data, id)
+			}
+		}
+		if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
+			t.Errorf("parseReversal(%q) accepted to %s before from %s", data, req.To, req.From)
+		}
+	})
+}

@@ -87,6 +87,8 @@ func alertName(k Kind) string {
 		return "BreakwaterConsumerLag"
 	case KindBreakGlass:
 		return "BreakwaterBreakGlass"
+	case KindReversalDone:
+		return "BreakwaterReversalDone"
 	}
 	return "Breakwater"
 }

@@ -103,3 +103,18 @@ func BreakGlass(id, actor, reason, summary string, scope breaker.Scope, incident
 		Figures: Figures{Actor: actor, Reason: reason},
 	}
 }
+
+// ReversalDone returns the event of a reversal that wrote all of its
+// records; one per reversal.
+func ReversalDone(id, incident string, n int, requester, approver string, at time.Time) Event {
+	by := requester
+	if approver != "" {
+		by += ", approved by " + approver
+	}
+	return Event{
+		ID: "reversal_done/" + id, Kind: KindReversalDone, Incident: incident, Severity: SeverityWarning,
+		At: at, DedupKey: "breakwater/reversal/" + id,
+		Summary: fmt.Sprintf("reversal %s of incident %s is done: %d compensating records written (requested by %s)", id, incident, n, by),
+		Figures: Figures{Actor: requester, Held: int64(n)},
+	}
+}

@@ -56,12 +56,14 @@ const (
 	// re-notification; Alertmanager, which has no acknowledgement, gets
 	// nothing.
 	KindAcknowledged Kind = "acknowledged"
+	// KindReversalDone means a reversal wrote all of its records.
+	KindReversalDone Kind = "reversal_done"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{
 	KindTripped, KindResolved, KindOverrideSet, KindOverrideExpiring,
-	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag, KindBreakGlass, KindAcknowledged,
+	KindHeldOverdue, KindStoreUnreachable, KindStoreReachable, KindConsumerLag, KindBreakGlass, KindAcknowledged, KindReversalDone,
 }
 
 // Valid reports whether k is one of Kinds.

@@ -55,6 +55,8 @@ func kindPlural(k Kind) string {
 		return "changes applied without a second person"
 	case KindAcknowledged:
 		return "incidents acknowledged"
+	case KindReversalDone:
+		return "reversals done"
 	}
 	return string(k)
 }

@@ -113,3 +113,83 @@ type EditRequest struct {
 	// Payload replaces the request's payload.
 	Payload json.RawMessage `json:"payload"`
 }
+
+// OpReversal writes compensating records for forwarded actions of an
+// incident. Its target is the incident and its payload a ReversalRequest
+// naming every action id.
+const OpReversal Operation = "reversal"
+
+// ReversalRequest is the body of POST /v1/incidents/{id}/reversal, and,
+// with IDs filled in, the payload of its approval request.
+type ReversalRequest struct {
+	// Reason is required.
+	Reason string `json:"reason"`
+	// Actions, if set, keeps only these action types.
+	Actions []string `json:"actions,omitempty"`
+	// From and To, if set, narrow the window (forwarding time) within the
+	// preview's.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// IDs are the action ids reversed; the server fills them in from the
+	// candidates, and an approval request names them.
+	IDs []string `json:"ids,omitempty"`
+	// BreakGlass, when set, is why the reversal cannot wait for a second
+	// person (see OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
+}
+
+// ReversalPreview is the answer of GET /v1/incidents/{id}/reversal: the
+// forwarded actions of the incident's scope a reversal would undo.
+type ReversalPreview struct {
+	// Incident and Scope name the trip.
+	Incident string `json:"incident"`
+	Scope    string `json:"scope"`
+	// From and To bound the window in forwarding time: from the estimated
+	// onset to the trip. Onset says where From comes from: "lookback"
+	// (the breaker's window before the first held action).
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Onset string    `json:"onset"`
+	// Candidates counts the actions a reversal would write;
+	// AlreadyReversed those left out because an earlier reversal wrote
+	// them.
+	Candidates      int `json:"candidates"`
+	AlreadyReversed int `json:"already_reversed"`
+	// Action, Rule, ModelVersion and Region count the candidates.
+	Action       map[string]int `json:"action"`
+	Rule         map[string]int `json:"rule"`
+	ModelVersion map[string]int `json:"model_version"`
+	Region       map[string]int `json:"region"`
+	// Sample is up to 20 candidates, spread over the window.
+	Sample []Forwarded `json:"sample"`
+}
+
+// Reversal is one reversal job and its progress (GET /v1/reversals/{id}).
+type Reversal struct {
+	// ID names the job (its approval request).
+	ID string `json:"id"`
+	// Incident is the trip; From and To the window it reverses.
+	Incident string    `json:"incident"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// RequestedBy, ApprovedBy, BreakGlass and Reason say who and why.
+	RequestedBy string `json:"requested_by"`
+	ApprovedBy  string `json:"approved_by,omitempty"`
+	BreakGlass  bool   `json:"break_glass,omitempty"`
+	Reason      string `json:"reason"`
+	// Total counts the actions it reverses; Written those on the reversals
+	// topic, by this job or an earlier one.
+	Total   int `json:"total"`
+	Written int `json:"written"`
+	// Status is running or done.
+	Status string `json:"status"`
+	// StartedAt and FinishedAt bound it.
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Reversals is the answer of GET /v1/reversals, newest first.
+type Reversals struct {
+	// Reversals are the jobs.
+	Reversals []Reversal `json:"reversals"`
+}

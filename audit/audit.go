@@ -67,6 +67,11 @@ const (
 	KindStanding = "standing"
 	// KindStandingRevoked is a standing decision revoked.
 	KindStandingRevoked = "standing_revoked"
+	// KindReversalStart is a reversal started: its action ids, window and
+	// people, the durable record it is rebuilt from.
+	KindReversalStart = "reversal_start"
+	// KindReversalDone is a reversal whose records are all written.
+	KindReversalDone = "reversal_done"
 )
 
 // ViaStanding marks the decisions a standing decision made (Entry.Via).
@@ -82,6 +87,9 @@ type Entry struct {
 	IDs []string `json:"ids,omitempty"`
 	// PayloadSHA256 is the hash of the payload an approval entry concerns.
 	PayloadSHA256 string `json:"payload_sha256,omitempty"`
+	// Since and Until bound the window of a reversal.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Query selects audit entries, newest first.

@@ -242,7 +242,7 @@ func (c *checker) kafkaAccess(ctx context.Context, kc *kafkaconn.Endpoint) {
 
 // inputs are the topics the daemon reads: the input through the consumer
 // group, the others by partition (the review index, the breaker states,
-// the audit index).
+// the audit index, the reversals done).
 func (c *checker) inputs() []string {
 	var out []string
 	for _, t := range c.cfg.TopicUses() {

@@ -21,13 +21,16 @@ type Approval struct {
 	// ReleaseAbove is the count of held actions above which approving
 	// (releasing) them at once needs a second reviewer.
 	ReleaseAbove int `yaml:"release_above"`
+	// ReversalAbove is the count of actions above which a reversal needs a
+	// second operator; 0 means every reversal.
+	ReversalAbove int `yaml:"reversal_above"`
 	// Retention is how long a decided or expired request stays listed.
 	Retention time.Duration `yaml:"retention"`
 }
 
 // defaultApproval returns the built-in approval section.
 func defaultApproval() Approval {
-	return Approval{ExpireAfter: time.Hour, ReleaseAbove: 1000, Retention: 7 * 24 * time.Hour}
+	return Approval{ExpireAfter: time.Hour, ReleaseAbove: 1000, ReversalAbove: 0, Retention: 7 * 24 * time.Hour}
 }
 
 // validateApproval checks the approval section.
@@ -39,7 +42,46 @@ func (c Config) validateApproval(p *problems) {
 	if a.ReleaseAbove < 0 {
 		p.addf("approval.release_above", "must be 0 or more, got %d", a.ReleaseAbove)
 	}
+	if a.ReversalAbove < 0 {
+		p.addf("approval.reversal_above", "must be 0 or more, got %d", a.ReversalAbove)
+	}
 	if a.Retention < minApprovalRetention || a.Retention > maxApprovalRetention {
 		p.addf("approval.retention", "must be between %s and %s, got %s", minApprovalRetention, maxApprovalRetention, a.Retention)
+	}
+}
+
+// Reversals configures the compensating records of reversed actions.
+type Reversals struct {
+	// Topic receives one record per reversed action, keyed by target like
+	// the gated topic.
+	Topic string `yaml:"topic"`
+	// Rate is the most reversal records written per second.
+	Rate float64 `yaml:"rate"`
+}
+
+// defaultReversals returns the built-in reversals section.
+func defaultReversals() Reversals {
+	return Reversals{Topic: "moderation.actions.reversals", Rate: 200}
+}
+
+// validateReversals checks the reversals section.
+func (c Config) validateReversals(p *problems) {
+	r := c.Reversals
+	if msg := topicProblem(r.Topic); msg != "" {
+		p.addf("reversals.topic", "%s", msg)
+	} else {
+		t := c.Kafka.Topics
+		for field, name := range map[string]string{
+			"kafka.topics.input": t.Input, "kafka.topics.gated": t.Gated, "kafka.topics.held": t.Held,
+			"kafka.topics.dead_letter": t.DeadLetter, "kafka.topics.state": t.State,
+			"admin.audit_topic": c.Admin.AuditTopic, "admin.rejected_topic": c.Admin.RejectedTopic,
+		} {
+			if name == r.Topic {
+				p.addf("reversals.topic", "must differ from %s, both are %q", field, name)
+			}
+		}
+	}
+	if r.Rate < 1 || r.Rate > 100000 {
+		p.addf("reversals.rate", "must be between 1 and 100000 records per second, got %v", r.Rate)
 	}
 }

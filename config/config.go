@@ -41,6 +41,8 @@ type Config struct {
 	Review Review `yaml:"review"`
 	// SignIn configures how people sign in: OIDC or a trusted proxy.
 	SignIn SignIn `yaml:"signin"`
+	// Reversals configures the compensating records of reversed actions.
+	Reversals Reversals `yaml:"reversals"`
 }
 
 // Kafka configures the consumer and the producers.

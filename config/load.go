@@ -128,10 +128,11 @@ func Default() Config {
 			AlertWebhook:   true,
 			KafkaPort:      9092,
 		},
-		Admin:    defaultAdmin(),
-		Approval: defaultApproval(),
-		Review:   defaultReview(),
-		SignIn:   defaultSignIn(),
+		Admin:     defaultAdmin(),
+		Approval:  defaultApproval(),
+		Review:    defaultReview(),
+		SignIn:    defaultSignIn(),
+		Reversals: defaultReversals(),
 	}
 }
 

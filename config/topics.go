@@ -29,5 +29,6 @@ func (c Config) TopicUses() []TopicUse {
 		{Key: "kafka.topics.state", Name: t.State, Carries: "every breaker transition, the durable record of the breakers", Reads: true, Writes: true, Compacted: true},
 		{Key: "admin.audit_topic", Name: c.Admin.AuditTopic, Carries: "the audit trail: every transition and review decision with its actor", Reads: true, Writes: true},
 		{Key: "admin.rejected_topic", Name: c.Admin.RejectedTopic, Carries: "held actions a reviewer rejected, for the classifier's team", Writes: true},
+		{Key: "reversals.topic", Name: c.Reversals.Topic, Carries: "compensating records of reversed actions, which the enforcement service consumes", Reads: true, Writes: true},
 	}
 }

@@ -80,6 +80,7 @@ func (c Config) Validate() error {
 	c.validateApproval(&p)
 	c.validateReview(&p)
 	c.validateSignIn(&p)
+	c.validateReversals(&p)
 	return errors.Join(p...)
 }
 

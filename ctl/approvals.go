@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/breakwater/breakwater/api"
 )
@@ -181,6 +183,147 @@ func printApproval(w io.Writer, a api.Approval) error {
 	}
 	if a.Error != "" {
 		row("error", a.Error)
+	}
+	return tw.Flush()
+}
+
+const reversalSynopsis = `reversal INCIDENT [--action A]... [--from T] [--to T]            preview
+       breakwaterctl reversal INCIDENT --reason R [--action A]... [--from T] [--to T] [--break-glass WHY]   request
+       breakwaterctl reversals [ID]                                                   progress`
+
+// actionList collects repeated --action flags.
+type actionList []string
+
+func (a *actionList) String() string     { return strings.Join(*a, ",") }
+func (a *actionList) Set(v string) error { *a = append(*a, strings.Split(v, ",")...); return nil }
+
+func (g *globals) reversal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var actions actionList
+	var from, to, reason, breakGlass string
+	pos, err := g.command("reversal", reversalSynopsis, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.Var(&actions, "action", "only this action type (repeat, or comma separated)")
+		fs.StringVar(&from, "from", "", "narrow the window's start (RFC 3339, within the preview's window)")
+		fs.StringVar(&to, "to", "", "narrow the window's end (RFC 3339)")
+		fs.StringVar(&reason, "reason", "", "request the reversal, with why (recorded on every record and in the audit trail)")
+		fs.StringVar(&breakGlass, "break-glass", "", "why the reversal cannot wait for a second operator: starts at once and pages on-call")
+	})
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("reversal", reversalSynopsis, pos, 1, stderr); err != nil {
+		return err
+	}
+	path := "/v1/incidents/" + url.PathEscape(pos[0]) + "/reversal"
+	if strings.TrimSpace(reason) == "" {
+		if breakGlass != "" {
+			fmt.Fprintf(stderr, "breakwaterctl reversal: --break-glass needs --reason\n")
+			return errUsage
+		}
+		q := url.Values{}
+		for _, a := range actions {
+			q.Add("action", a)
+		}
+		if from != "" {
+			q.Set("from", from)
+		}
+		if to != "" {
+			q.Set("to", to)
+		}
+		var pv api.ReversalPreview
+		raw, err := g.call(ctx, "GET", path+"?"+q.Encode(), nil, &pv)
+		if err != nil {
+			return err
+		}
+		if g.output == "json" {
+			return printJSON(stdout, raw)
+		}
+		fmt.Fprintf(stdout, "incident %s (%s): %d actions forwarded from %s to %s (onset: %s); %d already reversed\n",
+			pv.Incident, pv.Scope, pv.Candidates, when(pv.From), when(pv.To), pv.Onset, pv.AlreadyReversed)
+		for _, m := range []struct {
+			name   string
+			counts map[string]int
+		}{{"action", pv.Action}, {"rule", pv.Rule}, {"model version", pv.ModelVersion}, {"region", pv.Region}} {
+			keys := make([]string, 0, len(m.counts))
+			for k := range m.counts {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			parts := make([]string, len(keys))
+			for i, k := range keys {
+				parts[i] = fmt.Sprintf("%s %d", dash(k), m.counts[k])
+			}
+			fmt.Fprintf(stdout, "  by %s: %s\n", m.name, strings.Join(parts, ", "))
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACTION ID\tRULE\tACTION\tTARGET\tOCCURRED\tFORWARDED")
+		for _, f := range pv.Sample {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\n", f.ActionID, f.Rule, f.Action, f.TargetType, f.TargetID, when(f.OccurredAt), when(f.ForwardedAt))
+		}
+		return tw.Flush()
+	}
+	req := api.ReversalRequest{Reason: reason, Actions: actions, BreakGlass: breakGlass}
+	for _, p := range []struct {
+		s   string
+		dst *time.Time
+	}{{from, &req.From}, {to, &req.To}} {
+		if p.s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, p.s)
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwaterctl reversal: --from and --to want RFC 3339 times, got %q\n", p.s)
+			return errUsage
+		}
+		*p.dst = t
+	}
+	return g.change(ctx, path, req, stdout, func(raw json.RawMessage) error {
+		if g.output == "json" {
+			return printJSON(stdout, raw)
+		}
+		var j api.Reversal
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return fmt.Errorf("the answer is not a reversal: %w", err)
+		}
+		_, err := fmt.Fprintf(stdout, "reversal %s started: %d actions; follow it with breakwaterctl reversals %s\n", j.ID, j.Total, j.ID)
+		return err
+	})
+}
+
+func (g *globals) reversals(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const syn = "reversals [ID] [-o table|json]"
+	pos, err := g.command("reversals", syn, args, stdout, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return wantArgs("reversals", syn, pos, 1, stderr)
+	}
+	var list []api.Reversal
+	var raw json.RawMessage
+	if len(pos) == 1 {
+		var j api.Reversal
+		raw, err = g.call(ctx, "GET", "/v1/reversals/"+url.PathEscape(pos[0]), nil, &j)
+		list = []api.Reversal{j}
+	} else {
+		var out api.Reversals
+		raw, err = g.call(ctx, "GET", "/v1/reversals", nil, &out)
+		list = out.Reversals
+	}
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tINCIDENT\tSTATUS\tWRITTEN\tREQUESTED BY\tAPPROVED BY\tSTARTED\tFINISHED\tREASON")
+	for _, j := range list {
+		approver := dash(j.ApprovedBy)
+		if j.BreakGlass {
+			approver = "BREAK-GLASS"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Incident, j.Status, j.Written, j.Total,
+			j.RequestedBy, approver, when(j.StartedAt), when(j.FinishedAt), short(j.Reason, 50))
 	}
 	return tw.Flush()
 }

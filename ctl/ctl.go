@@ -67,6 +67,12 @@ Commands:
   approvals [list] [--status S]           requests that need a second person's approval
   approvals show|approve ID               one request; approve it (not your own)
   approvals refuse ID --reason R          refuse a request, or withdraw your own
+  reversal INCIDENT [--action A] [--from T] [--to T]
+                                          preview what a reversal would undo: the scope's actions
+                                          forwarded from the estimated onset to the trip
+  reversal INCIDENT --reason R [--action A] [--from T] [--to T] [--break-glass WHY]
+                                          request it (a second operator approves)
+  reversals [ID]                          reversals and their progress
 
 Global flags (accepted anywhere):
   --server URL   the API, e.g. http://breakwater:8080 (default $BREAKWATER_SERVER)
@@ -130,6 +136,10 @@ func Run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) 
 		err = g.approvals(ctx, rest, stdout, stderr)
 	case "incident":
 		err = g.incident(ctx, rest, stdout, stderr)
+	case "reversal":
+		err = g.reversal(ctx, rest, stdout, stderr)
+	case "reversals":
+		err = g.reversals(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

@@ -248,6 +248,13 @@ func TestCLIReview(t *testing.T) {
 	// --wait follows the release to the end, with progress on stderr.
 	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked", "--wait").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7),
 		fmt.Sprintf("released %d of %d decided (0 pending review)", inc.Held, inc.Held))
+	// Every action of the spike was held in its batch: nothing was
+	// forwarded, so a reversal finds nothing.
+	vw.run(t, "reversal", inc.ID).want(t, nil, 0, "0 actions forwarded from", "")
+	vw.run(t, "reversal", inc.ID, "--reason", "x").want(t, nil, 1, "", "403 Forbidden")
+	op := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleOperator]}}
+	op.run(t, "reversal", inc.ID, "--reason", "x", "--action", "remove_pin").want(t, nil, 1, "", "nothing to reverse")
+	vw.run(t, "reversals").want(t, nil, 0, "REQUESTED BY", "")
 	rv.run(t, "held", "approve").want(t, nil, 2, "", "give action ids")
 	rv.run(t, "held", "sample", "--incident", inc.ID).want(t, nil, 2, "", "-n (at least 1) are required")
 	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject or sample")

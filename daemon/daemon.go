@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/alert"
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/approval"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/check"
@@ -31,6 +33,7 @@ import (
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/redisconn"
 	"github.com/breakwater/breakwater/metrics"
+	"github.com/breakwater/breakwater/reversal"
 	"github.com/breakwater/breakwater/review"
 	"github.com/breakwater/breakwater/signin"
 	"github.com/breakwater/breakwater/statelog"
@@ -117,6 +120,7 @@ type daemon struct {
 	alerts   *alerting // nil without receivers
 	held     *review.Index
 	releaser *review.Releaser
+	reverser *reversal.Service
 	api      *admin.API
 	restore  func(ctx context.Context) error
 	// redis is the client every component shares.
@@ -297,6 +301,20 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "releaser", d.releaser) })
+	d.reverser, err = reversal.New(reversal.Options{
+		Kafka: kc, Gated: cfg.Kafka.Topics.Gated, Topic: cfg.Reversals.Topic,
+		WriteTimeout: cfg.Kafka.WriteTimeout, Lease: 2*cfg.Kafka.WriteTimeout + 5*time.Second, Rate: cfg.Reversals.Rate, Poll: time.Second,
+		Redis: rc, Prefix: cfg.Redis.KeyPrefix, Journal: trail, Logger: log.Named("reversal"),
+		Done: func(ctx context.Context, j api.Reversal) {
+			if d.alerts != nil {
+				d.alerts.raiseQuiet(ctx, alert.ReversalDone(j.ID, j.Incident, j.Total, j.RequestedBy, j.ApprovedBy, j.FinishedAt))
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { closeLogged(log, "reverser", d.reverser) })
 	hist, err := history.New(history.Options{Redis: rc, Prefix: cfg.Redis.KeyPrefix, Step: historyStep, Slots: historySlots})
 	if err != nil {
 		return nil, err
@@ -313,6 +331,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
 		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
 		Approvals: approvals, Pager: pager(d.alerts), People: peopleOf(people),
+		Reversals: d.reverser,
 	})
 	if err != nil {
 		return nil, err
@@ -525,6 +544,10 @@ func (d *daemon) startMembers(g *group) {
 	})
 	g.Go("releaser", func(ctx context.Context) error {
 		d.releaser.Run(ctx)
+		return nil
+	})
+	g.Go("reverser", func(ctx context.Context) error {
+		d.reverser.Run(ctx)
 		return nil
 	})
 	g.Go("breaker history", func(ctx context.Context) error {

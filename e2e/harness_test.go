@@ -65,8 +65,9 @@ const (
 
 // The admin API's topics, at their defaults.
 const (
-	auditTopic    = "moderation.audit"
-	rejectedTopic = "moderation.actions.rejected"
+	auditTopic     = "moderation.audit"
+	rejectedTopic  = "moderation.actions.rejected"
+	reversalsTopic = "moderation.actions.reversals"
 )
 
 var testTopics = config.Topics{
@@ -129,7 +130,7 @@ func newBed(t *testing.T, partitions int, opts ...bedOption) *bed {
 		b.r = testbed.StartRedis(t)
 		b.redis = func(t testing.TB) redis.UniversalClient { return b.r.Client(t) }
 	}
-	for _, name := range []string{testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter, auditTopic, rejectedTopic} {
+	for _, name := range []string{testTopics.Input, testTopics.Gated, testTopics.Held, testTopics.DeadLetter, auditTopic, rejectedTopic, reversalsTopic} {
 		k.CreateTopic(t, name, partitions)
 	}
 	k.CreateCompactedTopic(t, testTopics.State, 1)

@@ -77,6 +77,7 @@ var RedisCommands = []RedisCommand{
 	{Name: "sadd", Probe: func(k string) []any { return []any{"sadd", probeSet(k), "m"} }},
 	{Name: "scard", Probe: func(k string) []any { return []any{"scard", probeSet(k)} }},
 	{Name: "smembers", Probe: func(k string) []any { return []any{"smembers", probeSet(k)} }},
+	{Name: "smismember", Probe: func(k string) []any { return []any{"smismember", probeSet(k), "m"} }},
 	{Name: "srem", Probe: func(k string) []any { return []any{"srem", probeSet(k), "m"} }},
 	{Name: "zadd", Probe: func(k string) []any { return []any{"zadd", probeZSet(k), 1, "m"} }},
 	{Name: "zrangebyscore", Probe: func(k string) []any { return []any{"zrangebyscore", probeZSet(k), "-inf", "+inf"} }},

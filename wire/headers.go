@@ -31,8 +31,10 @@ const (
 	HeaderSource = HeaderPrefix + "source"
 	// HeaderReviewer is who approved or rejected a held action.
 	HeaderReviewer = HeaderPrefix + "reviewer"
-	// HeaderActionID is the action id of a released action.
+	// HeaderActionID is the action id of a released or reversed action.
 	HeaderActionID = HeaderPrefix + "action-id"
+	// HeaderReversalJob names the reversal that wrote a reversal record.
+	HeaderReversalJob = HeaderPrefix + "reversal"
 	// HeaderBatch names the decision that wrote a record: one per batch a
 	// process decided (answered from the records of a first decision or
 	// not). Two copies of an input with the same batch are one decision

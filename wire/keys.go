@@ -121,6 +121,30 @@ func (k Keys) Approval(id string) string { return k.tag + ":approval:" + id }
 // Approvals orders the approval requests by when they were made.
 func (k Keys) Approvals() string { return k.tag + ":approvals" }
 
+// Reversals.
+
+// RevJobs orders the reversal jobs by when they were approved.
+func (k Keys) RevJobs() string { return k.tag + ":rev:jobs" }
+
+// RevJob is the JSON record of one reversal job.
+func (k Keys) RevJob(id string) string { return k.tag + ":rev:job:" + id }
+
+// RevItems is the JSON list of the actions one reversal job reverses.
+func (k Keys) RevItems(id string) string { return k.tag + ":rev:items:" + id }
+
+// RevDone is the set of the action ids on the reversals topic.
+func (k Keys) RevDone() string { return k.tag + ":rev:done" }
+
+// RevRead maps each reversals partition to the next offset to read.
+func (k Keys) RevRead() string { return k.tag + ":rev:read" }
+
+// RevLock is the lease of the replica that writes reversals.
+func (k Keys) RevLock() string { return k.tag + ":rev:lock" }
+
+// RevBuilt marks the reversal state as rebuilt from the audit and
+// reversals topics.
+func (k Keys) RevBuilt() string { return k.tag + ":rev:built" }
+
 // The alert outbox.
 
 // AlertPrefix starts every key of the alert outbox.

@@ -25,7 +25,7 @@ func TestCheckCommand(t *testing.T) {
 		Users: []testbed.SASLUser{{Method: "SCRAM-SHA-256", User: "bw", Password: pw}},
 	}))
 	r := testbed.StartRedis(t)
-	for _, name := range []string{"moderation.actions", "moderation.actions.gated", "moderation.actions.held", "moderation.actions.dead-letter", "moderation.audit"} {
+	for _, name := range []string{"moderation.actions", "moderation.actions.gated", "moderation.actions.held", "moderation.actions.dead-letter", "moderation.audit", "moderation.actions.reversals"} {
 		k.CreateTopic(t, name, 2)
 	}
 	k.CreateCompactedTopic(t, "breakwater.state", 1)

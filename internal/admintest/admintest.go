@@ -40,6 +40,8 @@ var Topics = config.Topics{
 const (
 	AuditTopic    = "moderation.audit"
 	RejectedTopic = "moderation.actions.rejected"
+	// ReversalsTopic is reversals.topic (its default).
+	ReversalsTopic = "moderation.actions.reversals"
 )
 
 // Bed is a Kafka cluster and a Redis server with Breakwater's topics.
@@ -58,7 +60,7 @@ func NewBed(t *testing.T, partitions int) *Bed {
 	k := testbed.StartKafka(t, testbed.MinSessionTimeout(time.Second))
 	r := testbed.StartRedis(t)
 	r.WatchScripts(t)
-	for _, name := range []string{Topics.Input, Topics.Gated, Topics.Held, Topics.DeadLetter, AuditTopic, RejectedTopic} {
+	for _, name := range []string{Topics.Input, Topics.Gated, Topics.Held, Topics.DeadLetter, AuditTopic, RejectedTopic, ReversalsTopic} {
 		k.CreateTopic(t, name, partitions)
 	}
 	k.CreateCompactedTopic(t, Topics.State, 1)

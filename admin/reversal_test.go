@@ -1,0 +1,271 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/reversal"
+)
+
+// lateTrip produces forwarded actions of rule-a (n, at most max_actions,
+// so they pass), actions of rule-b, waits until they are on gated, then
+// trips rule-a with more; it returns the forwarded rule-a ids and the
+// incident.
+func lateTrip(t *testing.T, bed *admintest.Bed, base string, n, more int) (map[string]string, api.Incident) {
+	t.Helper()
+	now := time.Now()
+	var early []testbed.Record
+	forwarded := map[string]string{}
+	for i := range n {
+		id, target := fmt.Sprintf("early-%04d", i), fmt.Sprintf("u-%d", i%37)
+		action := "remove_pin"
+		if i%4 == 0 {
+			action = "warn"
+		}
+		early = append(early, admintest.Event(id, "rule-a", action, target, now))
+		forwarded[id] = target
+		if i < 5 {
+			early = append(early, admintest.Event(fmt.Sprintf("other-%04d", i), "rule-b", "warn", target, now))
+		}
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, early...)
+	waitCountAtLeast(t, bed, admintest.Topics.Gated, len(early))
+	var late []testbed.Record
+	for i := range more {
+		late = append(late, admintest.Event(fmt.Sprintf("late-%04d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, late...)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var l struct{ Incidents []api.Incident }
+		tryCall(base, "GET", "/v1/incidents", tok(config.RoleViewer), &l)
+		if len(l.Incidents) == 1 && l.Incidents[0].Held == int64(more) {
+			return forwarded, l.Incidents[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents = %+v; want one holding the %d late actions", l.Incidents, more)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reversalsOnTopic counts the reversal records per action id and checks
+// each record against the contract.
+func reversalsOnTopic(t *testing.T, bed *admintest.Bed, forwarded map[string]string, incident string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, r := range bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 30*time.Second) {
+		var rec reversal.Record
+		if err := json.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatalf("reversal record %s: %v", r.Value, err)
+		}
+		out[rec.ActionID]++
+		if want, ok := forwarded[rec.ActionID]; !ok || string(r.Key) != want || rec.Target.ID != want || rec.Incident != incident ||
+			rec.ReversalID != "reversal:"+rec.ActionID || rec.RuleID != "rule-a" || rec.Version != 1 || rec.RequestedBy == "" ||
+			rec.Original.Topic != admintest.Topics.Gated || header(r, "breakwater-action-id") != rec.ActionID {
+			t.Errorf("reversal record key %q %+v; want one of a forwarded rule-a action of %s, keyed by its target", r.Key, rec, incident)
+		}
+	}
+	return out
+}
+
+// TestReversal: an incident that trips late has forwarded actions; the
+// preview lists exactly those of its scope forwarded before the trip, by
+// action type, rule, model version and region; a reversal narrowed to one
+// action type needs a second operator (the requester cannot approve it),
+// then writes one record per action to the reversals topic, keyed by
+// target, reports its progress and completion; a second request finds
+// nothing left to reverse.
+func TestReversal(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	cfg := withSeconds(bed.Config(t, 10))
+	d := admintest.StartDaemon(t, cfg)
+	forwarded, inc := lateTrip(t, bed, d.URL, 10, 30)
+	op, vw := tok(config.RoleOperator), tok(config.RoleViewer)
+	path := "/v1/incidents/" + url.PathEscape(inc.ID) + "/reversal"
+
+	var pv api.ReversalPreview
+	if code := call(t, d.URL, "GET", path, vw, "", &pv); code != 200 {
+		t.Fatalf("preview = %d", code)
+	}
+	var got []string
+	for _, s := range pv.Sample {
+		got = append(got, s.ActionID)
+	}
+	sort.Strings(got)
+	var want []string
+	for id := range forwarded {
+		want = append(want, id)
+	}
+	sort.Strings(want)
+	if pv.Candidates != 10 || strings.Join(got, ",") != strings.Join(want, ",") || pv.Action["remove_pin"] != 7 || pv.Action["warn"] != 3 ||
+		pv.Rule["rule-a"] != 10 || pv.Region[""] != 10 || pv.Onset != "lookback" || !pv.To.Equal(inc.FirstHeldAt) {
+		t.Fatalf("preview = %+v; want the 10 forwarded rule-a actions (7 pin removals, 3 warnings) up to the trip", pv)
+	}
+	var narrow api.ReversalPreview
+	call(t, d.URL, "GET", path+"?action=remove_pin", vw, "", &narrow)
+	if narrow.Candidates != 7 || len(narrow.Action) != 1 {
+		t.Errorf("preview of pin removals = %+v; want 7", narrow)
+	}
+
+	var ap api.Approval
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"the rule misfired","actions":["remove_pin"]}`, &ap); code != 202 ||
+		ap.Operation != api.OpReversal || ap.Count != 7 || ap.Role != config.RoleOperator {
+		t.Fatalf("reversal request = %d %+v; want 202 and a request for 7", code, ap)
+	}
+	if code := approve(t, d.URL, op, ap, ap.PayloadSHA256, nil); code != 403 {
+		t.Errorf("approval by the requester = %d; want 403", code)
+	}
+	if code := approve(t, d.URL, tok(config.RoleReviewer), ap, ap.PayloadSHA256, nil); code != 403 {
+		t.Errorf("approval by a reviewer = %d; want 403", code)
+	}
+	var done api.Approval
+	if code := approve(t, d.URL, operator2, ap, ap.PayloadSHA256, &done); code != 200 || done.Status != api.ApprovalApplied {
+		t.Fatalf("approval by a second operator = %d %+v", code, done)
+	}
+	var job api.Reversal
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		call(t, d.URL, "GET", "/v1/reversals/"+ap.ID, vw, "", &job)
+		if job.Status == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reversal = %+v; want done within 60s", job)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if job.Total != 7 || job.Written != 7 || job.RequestedBy != admintest.Name(config.RoleOperator) || job.ApprovedBy != "second-operator" {
+		t.Errorf("reversal = %+v; want 7 written, requested and approved by two operators", job)
+	}
+	on := reversalsOnTopic(t, bed, forwarded, inc.ID)
+	if len(on) != 7 {
+		t.Errorf("%d actions on the reversals topic; want the 7 pin removals", len(on))
+	}
+	for id, n := range on {
+		if n != 1 || !strings.HasPrefix(id, "early-") {
+			t.Errorf("%s reversed %d times", id, n)
+		}
+	}
+	// The pin removals are done; the warnings remain.
+	call(t, d.URL, "GET", path, vw, "", &pv)
+	if pv.Candidates != 3 || pv.AlreadyReversed != 7 {
+		t.Errorf("preview after the reversal = %d candidates, %d reversed; want 3 and 7", pv.Candidates, pv.AlreadyReversed)
+	}
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"again","actions":["remove_pin"]}`, nil); code != 409 {
+		t.Errorf("reversing the pin removals again = %d; want 409, nothing left", code)
+	}
+	kinds := map[string]bool{}
+	for _, e := range auditEntries(t, d.URL, "?limit=100") {
+		if e.Approval == ap.ID {
+			kinds[e.Kind] = true
+		}
+	}
+	for _, k := range []string{"approval_request", "approval_approve", "reversal_start", "reversal_done"} {
+		if !kinds[k] {
+			t.Errorf("the audit trail has no %s entry of the reversal (has %v)", k, kinds)
+		}
+	}
+}
+
+// TestReversalSurvivesKillAndWipe reverses 200 actions at 20 a second:
+// the daemon writing them is SIGKILLed a quarter of the way, a second one
+// takes over, and Redis is restarted empty half-way. Every candidate is on
+// the reversals topic exactly once.
+func TestReversalSurvivesKillAndWipe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon binary; skipped with -short")
+	}
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwater")
+	bed := admintest.NewBed(t, 3)
+	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	y := strings.Replace(bed.YAMLWith(200, listen, 500), "write_timeout: 10s", "write_timeout: 3s", 1) + "reversals:\n  rate: 20\n"
+	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + listen
+	start := func() *testbed.Process {
+		p := testbed.StartProcess(t, bin, []string{"run", "--config", cfgPath}, nil)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var who api.Principal
+			if code := tryCall(base, "GET", "/v1/whoami", tok(config.RoleViewer), &who); code == 200 {
+				return p
+			}
+			if p.Exited() || time.Now().After(deadline) {
+				t.Fatalf("the daemon did not serve the API:\n%s", p.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	p := start()
+	forwarded, inc := lateTrip(t, bed, base, 200, 50)
+	path := "/v1/incidents/" + url.PathEscape(inc.ID) + "/reversal"
+	var ap api.Approval
+	if code := call(t, base, "POST", path, tok(config.RoleOperator), `{"reason":"the rule misfired"}`, &ap); code != 202 || ap.Count != 200 {
+		t.Fatalf("reversal request = %d %+v; want 202 for the 200 forwarded", code, ap)
+	}
+	if code := approve(t, base, tok(config.RoleAdmin), ap, ap.PayloadSHA256, nil); code != 200 {
+		t.Fatalf("approval = %d", code)
+	}
+	progress := func(atLeast int, what string) api.Reversal {
+		t.Helper()
+		deadline := time.Now().Add(120 * time.Second)
+		for {
+			var j api.Reversal
+			tryCall(base, "GET", "/v1/reversals/"+ap.ID, tok(config.RoleViewer), &j)
+			if j.Written >= atLeast {
+				return j
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reversal %+v: %s did not come within 120s", j, what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	j := progress(50, "a quarter written")
+	if j.Status == "done" {
+		t.Fatalf("the reversal finished before the kill: %+v", j)
+	}
+	p.Kill()
+	t.Logf("killed the daemon with %d of %d written", j.Written, j.Total)
+	start()
+	j = progress(100, "half written after the restart")
+	if j.Status == "done" {
+		t.Fatalf("the reversal finished before the wipe: %+v", j)
+	}
+	bed.Redis.Restart(t)
+	t.Logf("restarted Redis empty with %d of %d written", j.Written, j.Total)
+	j = progress(200, "every record after the wipe")
+	deadline := time.Now().Add(60 * time.Second)
+	for j.Status != "done" {
+		if time.Now().After(deadline) {
+			t.Fatalf("reversal = %+v; want done", j)
+		}
+		time.Sleep(100 * time.Millisecond)
+		tryCall(base, "GET", "/v1/reversals/"+ap.ID, tok(config.RoleViewer), &j)
+	}
+	on := reversalsOnTopic(t, bed, forwarded, inc.ID)
+	bad := 0
+	for id := range forwarded {
+		if on[id] != 1 && bad < 10 {
+			bad++
+			t.Errorf("%s is on the reversals topic %d times; want once", id, on[id])
+		}
+	}
+	if len(on) != len(forwarded) {
+		t.Errorf("%d actions on the reversals topic; want the %d forwarded", len(on), len(forwarded))
+	}
+}
