@@ -188,6 +188,17 @@ func (a *API) chart(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	step := a.opts.History.Step()
+	// The axis starts at the first figure of the range, not at its start:
+	// two minutes of data fill the chart instead of its right edge.
+	if ps := hs[scope]; len(ps) > 0 && ps[0].At.After(since) {
+		start := ps[0].At
+		for _, e := range es {
+			if e.At.Before(start) && !e.At.Before(since) {
+				start = e.At // a trip or reset before the first figure stays on the chart
+			}
+		}
+		since = start
+	}
 	origin := since.Truncate(step)
 	n := int(now.Sub(origin)/step) + 1
 	sc := replay.ScopeSummary{Scope: scope, Policy: a.policy(scope), Series: make([]replay.Slot, n)}
@@ -203,11 +214,22 @@ func (a *API) chart(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := len(es) - 1; i >= 0; i-- { // oldest first
 		e := es[i]
+		if e.At.Before(origin) {
+			continue // before the first figure: off the chart
+		}
 		switch {
 		case e.Kind == audit.KindReset:
 			sc.Resets = append(sc.Resets, e.At)
 		case e.To != nil && e.To.State == breaker.Open && (e.From == nil || e.From.State != breaker.Open):
-			sc.Trips = append(sc.Trips, replay.Trip{At: e.At, Reason: e.Reason, Generation: e.To.Generation, Window: sc.Series[slot(e.At)].Window})
+			// The trip's marker is at the count that tripped it, as the
+			// audit entry recorded it; the history's sample of the step is
+			// a later, lower reading.
+			w := e.Window
+			if w == 0 {
+				w = sc.Series[slot(e.At)].Window
+			}
+			sc.Trips = append(sc.Trips, replay.Trip{At: e.At, Reason: e.Reason, Generation: e.To.Generation, Window: w})
+			sc.PeakWindow = max(sc.PeakWindow, w)
 		}
 	}
 	svg := report.SVG(replay.Summary{From: origin, To: now, Origin: origin, SlotWidth: step}, sc)
@@ -292,7 +314,7 @@ func (a *API) pick(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) settings(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, api.Settings{
-		ConfirmAbove: a.opts.Config.Admin.ConfirmAbove, HistoryStep: a.opts.History.Step().String(), ReleaseAbove: a.opts.Config.Approval.ReleaseAbove,
+		ConfirmAbove: a.opts.Config.Admin.ConfirmAbove, HistoryStep: a.opts.History.Step().String(), HistorySpan: a.opts.History.Span().String(), ReleaseAbove: a.opts.Config.Approval.ReleaseAbove,
 	})
 }
 

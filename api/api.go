@@ -41,6 +41,9 @@ type Settings struct {
 	ConfirmAbove int `json:"confirm_above"`
 	// HistoryStep is the width of one point of a breaker's history.
 	HistoryStep string `json:"history_step"`
+	// HistorySpan is how far back a breaker's history goes: the longest
+	// range of its chart.
+	HistorySpan string `json:"history_span"`
 	// ReleaseAbove is the count of held actions above which approving them
 	// at once needs a second reviewer (approval.release_above).
 	ReleaseAbove int `json:"release_above"`

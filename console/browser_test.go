@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -558,6 +559,40 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 		chromedp.Click(`//table[@id="audit"]//tr[@data-kind="standing"]//a[@class="incident-link"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//h1[text()="Incident `+second+`"]`, chromedp.BySearch))
 
+	// A reset on the breaker's page, and traffic at once: the page says it
+	// tripped again, with the count and probation's limit it crossed, and
+	// the chart's trip marker carries that count.
+	run(t, ctx, "reset again from the breaker's page",
+		chromedp.Navigate(base+"/ui/#/breaker/"+strings.ReplaceAll(scope, ":", "%3A")),
+		chromedp.WaitVisible("#controls", chromedp.ByID),
+		chromedp.Click(`//div[@id="controls"]/button[text()="Reset"]`, chromedp.BySearch),
+		chromedp.WaitVisible("#reason", chromedp.ByID),
+		chromedp.SendKeys("#reason", "try again", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "→ probation")]`, chromedp.BySearch))
+	produce("f", 120)
+	var banner string
+	run(t, ctx, "the page says it tripped again",
+		poll(`document.getElementById("banner").dataset.retrip`),
+		chromedp.Text("#banner", &banner, chromedp.ByID))
+	var trips api.Audit
+	apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/audit?kind=transition&limit=1&scope="+scope, &trips)
+	if len(trips.Entries) != 1 || trips.Entries[0].To == nil || trips.Entries[0].To.State != "open" || trips.Entries[0].Window <= 0 {
+		t.Fatalf("the last transition is %+v; want the re-trip with its window count", trips.Entries)
+	}
+	retrip := trips.Entries[0]
+	var b api.Breaker
+	apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/breakers/"+scope, &b)
+	limit := b.Thresholds.MaxActions * b.Thresholds.ProbationScale
+	want := fmt.Sprintf("tripped again at once (generation %d): %s > %s, probation's limit", retrip.To.Generation, jsNum(retrip.Window), jsNum(limit))
+	if !strings.Contains(banner, want) {
+		t.Errorf("after the reset the page says %q; want it to contain %q", banner, want)
+	}
+	// The chart is drawn again every 15 s; its newest marker is the re-trip's.
+	run(t, ctx, "the chart's trip marker",
+		poll(`[...document.querySelectorAll("#chart svg g.trip circle title")].some((e) => e.textContent.includes(": `+chartNum(retrip.Window)+` in "))`))
+	shot(t, ctx, "console-retrip.png")
+
 	// PagerDuty: the acknowledgement reached it once, for the page the
 	// re-trip sent, before that page was resolved by the reset.
 	var page string
@@ -635,4 +670,38 @@ func apiPost(t *testing.T, base, token, path, body string, out any) {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
+}
+
+// jsNum formats v as the console's num does (en-US, at most one decimal
+// below 100, none above).
+func jsNum(v float64) string {
+	d := 0
+	if v < 100 {
+		d = 1
+	}
+	s := strconv.FormatFloat(v, 'f', d, 64)
+	s = strings.TrimSuffix(strings.TrimSuffix(s, ".0"), ".")
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		b.WriteString("." + frac)
+	}
+	return b.String()
+}
+
+// chartNum formats v as the server's chart does.
+func chartNum(v float64) string {
+	switch {
+	case v >= 1e4:
+		return strings.Replace(fmt.Sprintf("%.1fk", v/1e3), ".0", "", 1)
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%.0f", v)
+	}
+	return strings.Replace(fmt.Sprintf("%.1f", v), ".0", "", 1)
 }

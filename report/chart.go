@@ -90,7 +90,15 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 		if days && (t.UTC().Hour() == 0 && t.UTC().Minute() == 0 || t.Equal(first)) {
 			label = t.UTC().Format("Jan 2 15:04")
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`, xt, axisY+16, label)
+		// Labels at the edges stay inside the chart.
+		anchor, lx := "middle", xt
+		switch {
+		case xt > width-right-30:
+			anchor, lx = "end", width-2
+		case xt < left-30:
+			anchor, lx = "start", 2
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, lx, axisY+16, anchor, label)
 	}
 	fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#98a2b3"/>`, left, width-right, top+plotH, top+plotH)
 
@@ -142,7 +150,7 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	fmt.Fprintf(&b, `<path class="rate" d="%s" fill="none" stroke="#2563eb" stroke-width="1.8" stroke-linejoin="round"/>`, line.String())
 	if p.MaxActions > 0 && p.MaxActions <= yMax {
 		fmt.Fprintf(&b, `<line class="max" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`, left, width-right, y(p.MaxActions), y(p.MaxActions))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#dc2626">max_actions %s</text>`, width-right-4, y(p.MaxActions)-5, num(p.MaxActions))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#dc2626">max_actions %s per %s</text>`, width-right-4, y(p.MaxActions)-5, num(p.MaxActions), dur(p.Window))
 	}
 
 	// Held actions per slot, in a strip under the chart.
@@ -162,21 +170,31 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 			h := heldH * float64(sl.Held) / float64(maxHeld)
 			fmt.Fprintf(&b, `<rect class="held" x="%.1f" y="%.1f" width="%.2f" height="%.1f" fill="#7c3aed"><title>%d held</title></rect>`, xi(i)-bw/2, hy+heldH-h, bw, h, sl.Held)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#7c3aed">max %s held per %s</text>`, width-right-4, hy+12, num(float64(maxHeld)), dur(slot))
+		// At the left of the strip, away from the trip and reset labels.
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#7c3aed">max %s held per %s</text>`, left+4, hy+12, num(float64(maxHeld)), dur(slot))
 	} else {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">nothing held</text>`, left+6, hy+heldH/2+4)
 	}
+
+	// Hover targets under the markers, so that a trip's own title shows.
+	hover(&b, sc, n, xi, plotW, hy, func(i int) time.Time { return origin.Add(time.Duration(i) * slot) })
 
 	// Resets and trips.
 	for i, r := range sc.Resets {
 		xr := x(r)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#059669" stroke-width="1.5" stroke-dasharray="4 3"/>`, xr, xr, top, hy+heldH)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#059669">reset</text>`, xr+3, top+plotH-6-float64(i%2)*13)
+		// Near the right edge the label goes left of its line, never off the chart.
+		anchor, dx := "start", 3.0
+		if xr > width-right-40 {
+			anchor, dx = "end", -3
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#059669">reset</text>`, xr+dx, top+plotH-6-float64(i%2)*13, anchor)
 	}
 	for i, t := range sc.Trips {
 		xt := x(t.At)
 		fmt.Fprintf(&b, `<g class="trip"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5"/>`, xt, xt, top-20+float64(i%2)*13, hy+heldH)
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4.5" fill="#dc2626"/>`, xt, y(t.Window))
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4.5" fill="#dc2626"><title>tripped at %s: %s in %s (%s)</title></circle>`,
+			xt, y(t.Window), t.At.UTC().Format("15:04:05"), num(t.Window), dur(p.Window), template.HTMLEscapeString(t.Reason))
 		anchor, dx := "start", 5.0
 		if xt > width-right-220 {
 			anchor, dx = "end", -5
@@ -186,6 +204,39 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
+}
+
+// hoverColumns bounds the hover targets of a chart: slots are grouped so
+// that a day of 15 s slots stays a few hundred elements.
+const hoverColumns = 240
+
+// hover adds transparent columns over the plot whose titles give the
+// figures under the pointer: the time, the window count (the highest of
+// the column's slots), the baseline and what was held.
+func hover(b *strings.Builder, sc replay.ScopeSummary, n int, xi func(int) float64, plotW, hy float64, at func(int) time.Time) {
+	per := max(1, (n+hoverColumns-1)/hoverColumns)
+	w := plotW * float64(per) / float64(n)
+	for i := 0; i < n; i += per {
+		var win, base float64
+		var held int64
+		seen := false
+		for j := i; j < min(i+per, n); j++ {
+			sl := sc.Series[j]
+			if sl.Samples == 0 {
+				continue
+			}
+			seen = true
+			win = math.Max(win, sl.Window)
+			base = sl.Baseline
+			held += sl.Held
+		}
+		if !seen {
+			continue
+		}
+		x0 := xi(i) - plotW/float64(n)/2
+		fmt.Fprintf(b, `<rect class="hover" x="%.1f" y="%.1f" width="%.2f" height="%.1f" fill="transparent"><title>%s: window %s per %s · baseline %s · held %d</title></rect>`,
+			x0, top, w, hy+heldH-top, at(i).UTC().Format("15:04:05"), num(win), dur(sc.Policy.Window), num(base), held)
+	}
 }
 
 // niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.

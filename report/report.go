@@ -133,12 +133,14 @@ func num(f float64) string {
 
 func trimZero(s string) string { return strings.Replace(s, ".0", "", 1) }
 
+// dur formats d without zero trailing units: 10s, 1m, 1m30s, 2h, 1h5m.
 func dur(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	s = strings.TrimSuffix(s, "0m")
-	if s == "" {
-		return "0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
 }

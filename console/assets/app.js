@@ -77,6 +77,18 @@ function ago(t) {
   return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
 }
 
+// dur shortens a Go duration string: 1m0s -> 1m, 1h0m0s -> 1h.
+function dur(s) {
+  return String(s || "").replace(/m0s$/, "m").replace(/h0m$/, "h");
+}
+
+// seconds reads a Go duration string (1h0m0s, 15s) as seconds.
+function seconds(s) {
+  let t = 0;
+  for (const [, v, u] of String(s || "").matchAll(/([\d.]+)(h|m|s)/g)) t += parseFloat(v) * { h: 3600, m: 60, s: 1 }[u];
+  return t;
+}
+
 function when(t) {
   if (!t || t.startsWith("0001")) return "–";
   return new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -441,8 +453,8 @@ function boardRow(b, data) {
   const win = c ? c.window : 0;
   const maxCell = e.max > 0
     ? [el("span", { class: "bar" }, el("i", { class: win >= e.max ? "hot" : "", style: `width:${Math.min(100, (100 * win) / e.max)}%` })),
-      `${num(win)} / ${num(e.max)}`]
-    : [`${num(win)} / off`];
+      `${num(win)} / ${num(e.max)} per ${dur(b.thresholds.window)}`]
+    : [`${num(win)} per ${dur(b.thresholds.window)} / off`];
   let facCell = "–";
   if (e.factor > 0 && c && c.baseline_ready) {
     const lim = Math.max(e.factor * c.baseline, e.min);
@@ -471,8 +483,20 @@ function renderBreaker(main, scope) {
   const head = el("div", { class: "card" });
   const chart = el("div", { class: "card chart", id: "chart" }, el("p", { class: "muted", text: "Loading the chart…" }));
   const trans = el("tbody");
+  const span = seconds(app.settings.history_span) || 3600;
+  const ranges = [["15m", 900], ["30m", 1800], ["1h", 3600], ["6h", 21600], ["24h", 86400]].filter(([, sec]) => sec <= span);
+  const range = el("select", { id: "range", "aria-label": "chart range" }, ...ranges.map(([v]) => el("option", { value: v, text: "last " + v })));
+  range.value = app.chartRange && ranges.some(([v]) => v === app.chartRange) ? app.chartRange : ranges[ranges.length - 1][0];
+  const chartTitle = el("h2", {});
+  const drawChart = async () => {
+    chartTitle.textContent = `Window count, thresholds, baseline and trips (last ${range.value}; hover for values)`;
+    const svg = await call("GET", "/v1/breakers/" + enc(scope) + "/chart?since=" + range.value, undefined, true);
+    // The server draws the chart and escapes every string in it.
+    chart.innerHTML = svg;
+  };
+  range.addEventListener("change", () => { app.chartRange = range.value; drawChart().catch(showError); });
   add(main, el("p", {}, el("a", { href: "#/", text: "← Breakers" })), el("h1", { text: scope }), head,
-    el("h2", { text: "Window count, thresholds, baseline and trips (last hour)" }), chart,
+    el("div", { class: "tools" }, chartTitle, range), chart,
     el("h2", { text: "Transitions" }),
     el("table", { id: "transitions" }, el("thead", {}, el("tr", {},
       el("th", { text: "At" }), el("th", { text: "Actor" }), el("th", { text: "Kind" }), el("th", { text: "From → to" }),
@@ -489,21 +513,17 @@ function renderBreaker(main, scope) {
     put(head,
       el("div", { class: "tools" }, stateBadge(b.state), el("span", { text: (b.holds ? "holding its actions" : "forwarding") + " · in this state for " + ago(b.since) + " · generation " + b.generation })),
       el("dl", { class: "kv" },
-        el("dt", { text: "window count" }), el("dd", { text: `${num(c.window)} in ${t.window}` + (c.event_time ? ` (event time ${when(c.event_time)})` : "") }),
+        el("dt", { text: "window count" }), el("dd", { text: `${num(c.window)} in ${dur(t.window)}` + (c.event_time ? ` (event time ${when(c.event_time)})` : "") }),
         el("dt", { text: "max_actions" }), el("dd", { text: t.max_actions > 0 ? num(t.max_actions) : "off" }),
         el("dt", { text: "factor × baseline" }), el("dd", { text: t.factor > 0 ? `${num(t.factor)} × ${num(c.baseline)} per ${t.window}` + (c.baseline_ready ? "" : " (baseline not ready)") + `, at least ${num(t.min_actions)}` : "off" }),
-        el("dt", { text: "probation" }), el("dd", { text: `${t.probation}, thresholds × ${num(t.probation_scale, 2)}` + (b.probation_until ? " · until " + when(b.probation_until) : "") }),
+        el("dt", { text: "probation" }), el("dd", { text: `${dur(t.probation)}, thresholds × ${num(t.probation_scale, 2)}` + (b.probation_until ? " · until " + when(b.probation_until) : "") }),
         el("dt", { text: "automatic state" }), el("dd", { text: b.auto }),
         b.actor ? [el("dt", { text: "set by" }), el("dd", { text: `${b.actor}: ${b.reason || ""}` + (b.until ? " · until " + when(b.until) : "") })] : null,
         b.tripped_at ? [el("dt", { text: "tripped at" }), el("dd", { text: when(b.tripped_at) })] : null),
       controls ? el("h2", { text: "Controls" }) : null, controls);
   };
   every(POLL_MS, async () => drawHead(await get("/v1/breakers/" + enc(scope))));
-  every(HISTORY_MS, async () => {
-    const svg = await call("GET", "/v1/breakers/" + enc(scope) + "/chart?since=1h", undefined, true);
-    // The server draws the chart and escapes every string in it.
-    chart.innerHTML = svg;
-  });
+  every(HISTORY_MS, drawChart);
   every(5000, async () => {
     const a = await get("/v1/audit?limit=50&scope=" + enc(scope));
     trans.replaceChildren(...a.entries.filter((e) => e.to).map((e) => el("tr", {},
@@ -521,6 +541,40 @@ const CONTROL = {
   shadow: { verb: "Shadow", what: "evaluate but never hold the actions of", cls: "primary" },
   reset: { verb: "Reset", what: "move into probation", cls: "primary" },
 };
+
+// followReset watches a breaker for half a minute after its reset and says
+// what happened next: still on probation, or tripped again, with the count
+// and probation's limit it crossed.
+function followReset(scope, r) {
+  const view = app.view;
+  const gen = r.breaker.generation;
+  const t0 = Date.now();
+  const tick = async () => {
+    if (view !== app.view) return;
+    try {
+      const a = await get("/v1/audit?kind=transition&limit=20&scope=" + enc(scope));
+      const trip = a.entries.find((e) => e.to && e.to.generation > gen && e.to.state === "open");
+      if (trip) {
+        const t = r.breaker.thresholds;
+        const scale = t.probation_scale > 0 ? t.probation_scale : 1;
+        const limit = trip.reason === "max_actions"
+          ? `${num(t.max_actions * scale)}, probation's limit (max_actions ${num(t.max_actions)} × ${num(scale, 2)} per ${dur(t.window)})`
+          : `probation's ${trip.reason} limit`;
+        const after = Math.max(0, (new Date(trip.at) - new Date(r.breaker.since)) / 1000);
+        showError(`${scope}: reset to probation (generation ${gen}); tripped again ${after < 60 ? "at once" : "after " + Math.round(after) + " s"}` +
+          ` (generation ${trip.to.generation}): ${num(trip.window)} > ${limit}.`);
+        document.getElementById("banner").dataset.retrip = trip.to.generation;
+        return;
+      }
+      if (Date.now() - t0 > 30000) {
+        showNote(`${scope}: reset to probation (generation ${gen}); it has not tripped again in 30 s.`);
+        return;
+      }
+    } catch (e) { showError(e); return; }
+    app.timers.push(setTimeout(tick, 1000));
+  };
+  app.timers.push(setTimeout(tick, 1000));
+}
 
 function control(b, kind) {
   const c = CONTROL[kind];
@@ -556,6 +610,7 @@ function control(b, kind) {
       d.close();
       if (r.approvalRequested) return requested(r);
       showNote(`${b.scope}: ${r.from.state} → ${r.breaker.state} (generation ${r.breaker.generation}).`);
+      if (kind === "reset") followReset(b.scope, r);
     } catch (e) {
       msg.textContent = e.message;
       ok.disabled = false;
