@@ -2,6 +2,9 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
+	"github.com/breakwater/breakwater/internal/testbed"
 )
 
 // TestConsoleApproval drives two-person approval in headless Chromium: an
@@ -110,6 +114,121 @@ func TestConsoleApproval(t *testing.T) {
 	run(t, actx2, "the audit trail names both",
 		chromedp.Click(`#nav a[data-nav="audit"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="override" and contains(., "approved by `+admintest.Name(config.RoleAdmin)+`")]`, chromedp.BySearch))
+	w.check(t)
+	w2.check(t)
+}
+
+// TestConsoleReversal drives a reversal in headless Chromium: an incident
+// that tripped late shows what it let through; an operator requests its
+// reversal from the incident's page; a second person approves it on the
+// Approvals page and follows it there until it is done; the reversals
+// topic then has one record per forwarded action.
+func TestConsoleReversal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium and a daemon")
+	}
+	if _, err := exec.LookPath(chromium); err != nil {
+		t.Fatalf("%s not found: install it with apt-get install -y chromium", chromium)
+	}
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, bed.Config(t, 10))
+	now := time.Now()
+	var early []testbed.Record
+	for i := range 8 {
+		early = append(early, admintest.Event(fmt.Sprintf("early-%d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, early...)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(bed.Kafka.ReadAll(t, admintest.Topics.Gated, 10*time.Second)) < 8 {
+		if time.Now().After(deadline) {
+			t.Fatal("the early actions did not reach gated within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var late []testbed.Record
+	for i := range 30 {
+		late = append(late, admintest.Event(fmt.Sprintf("late-%d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, late...)
+	var inc api.Incident
+	for {
+		var l api.Incidents
+		apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/incidents", &l)
+		if len(l.Incidents) == 1 && l.Incidents[0].Held == 30 {
+			inc = l.Incidents[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents = %+v; want one holding 30", l.Incidents)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1360, 900))
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
+	defer cancel()
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{origin: d.URL}
+	w.listen(ctx)
+	signIn(t, ctx, d.URL, admintest.Tokens[config.RoleOperator])
+	run(t, ctx, "request the reversal",
+		chromedp.Navigate(d.URL+"/ui/#/incident/"+url.PathEscape(inc.ID)),
+		chromedp.WaitVisible(`#reversal-count[data-candidates="8"]`, chromedp.ByQuery),
+		chromedp.Click("#request-reversal", chromedp.ByID),
+		chromedp.WaitVisible("#reversal-reason", chromedp.ByID),
+		chromedp.SendKeys("#reversal-reason", "the rule misfired", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Needs a second person")]`, chromedp.BySearch))
+
+	actx2, cancel2 := chromedp.NewContext(ctx)
+	defer cancel2()
+	if err := chromedp.Run(actx2); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &watcher{origin: d.URL}
+	w2.listen(actx2)
+	signIn(t, actx2, d.URL, admintest.Tokens[config.RoleAdmin])
+	var payload string
+	run(t, actx2, "approve the reversal and follow it",
+		chromedp.Navigate(d.URL+"/ui/#/approvals"),
+		chromedp.WaitVisible(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.Click(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#approval-payload", chromedp.ByID),
+		chromedp.Text("#approval-payload", &payload, chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Approved and applied")]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#reversals tr[data-status="done"]`, chromedp.ByQuery))
+	if !strings.Contains(payload, "early-0") || !strings.Contains(payload, "the rule misfired") {
+		t.Errorf("the reviewed payload is %q; want the forwarded ids and the reason", payload)
+	}
+	seen := map[string]int{}
+	for _, r := range bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 10*time.Second) {
+		var rec struct {
+			ActionID   string `json:"action_id"`
+			ApprovedBy string `json:"approved_by"`
+		}
+		_ = json.Unmarshal(r.Value, &rec)
+		seen[rec.ActionID]++
+		if rec.ApprovedBy != admintest.Name(config.RoleAdmin) {
+			t.Errorf("reversal of %s approved by %q; want %s", rec.ActionID, rec.ApprovedBy, admintest.Name(config.RoleAdmin))
+		}
+	}
+	for i := range 8 {
+		if id := fmt.Sprintf("early-%d", i); seen[id] != 1 {
+			t.Errorf("%s is on the reversals topic %d times; want once", id, seen[id])
+		}
+	}
+	if len(seen) != 8 {
+		t.Errorf("%d actions reversed; want the 8 forwarded", len(seen))
+	}
 	w.check(t)
 	w2.check(t)
 }

@@ -697,7 +697,8 @@ function renderIncident(main, id) {
         bulk),
       sampleBox)] : null,
     el("h2", { text: "Breakdown of the held actions" }), breakdown,
-    el("h2", { text: "Look-back: forwarded in the window before the trip" }), lookback);
+    el("h2", { text: "Look-back: forwarded in the window before the trip" }), lookback,
+    el("h2", { text: "Reverse what got through" }), drawReversal(id));
   if (may("reviewer")) {
     bulk.append(
       el("button", { type: "button", id: "approve-all", text: "Approve all pending", onclick: () => decideAll(state, "approve", release) }),
@@ -1038,6 +1039,77 @@ function renderApprovals(main) {
   };
   only.addEventListener("change", () => load().catch(showError));
   every(POLL_MS, load);
+  const revs = el("tbody");
+  add(main, el("h2", { text: "Reversals" }),
+    el("table", { id: "reversals" }, el("thead", {}, el("tr", {},
+      el("th", { text: "Started" }), el("th", { text: "Incident" }), el("th", { text: "Written" }), el("th", { text: "Status" }),
+      el("th", { text: "Requested by" }), el("th", { text: "Approved by" }), el("th", { text: "Reason" }))), revs));
+  every(POLL_MS, async () => {
+    const r = await get("/v1/reversals");
+    revs.replaceChildren(...r.reversals.map((j) => el("tr", { "data-reversal": j.id, "data-status": j.status },
+      el("td", { class: "small", text: when(j.started_at) }), el("td", {}, el("a", { href: "#/incident/" + enc(j.incident), text: j.incident })),
+      el("td", {}, el("span", { class: "bar" }, el("i", { class: "released", style: `width:${j.total ? (100 * j.written) / j.total : 100}%` })), ` ${num(j.written, 0)} of ${num(j.total, 0)}`),
+      el("td", { text: j.status }), el("td", { text: j.requested_by }),
+      el("td", {}, j.break_glass ? el("b", { class: "err", text: "BREAK-GLASS" }) : (j.approved_by || "")), el("td", { text: j.reason }))));
+    if (!r.reversals.length) revs.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No reversals." })));
+  });
+}
+
+// drawReversal returns the reversal card of incident id: what a reversal
+// would undo (the scope's actions forwarded from the estimated onset to
+// the trip) and, for an operator, the request.
+function drawReversal(id) {
+  const box = el("div", { class: "card", id: "reversal" }, el("p", { class: "muted", text: "Reading the gated topic…" }));
+  (async () => {
+    try {
+      const pv = await get("/v1/incidents/" + enc(id) + "/reversal");
+      const kinds = Object.keys(pv.action).sort();
+      put(box,
+        el("p", { id: "reversal-count", "data-candidates": pv.candidates,
+          text: `${num(pv.candidates, 0)} actions of ${pv.scope} were forwarded from ${when(pv.from)} (estimated onset: ${pv.onset}) to the trip at ${when(pv.to)}` +
+            (pv.already_reversed ? `; ${num(pv.already_reversed, 0)} more are reversed already.` : ".") }),
+        el("div", { class: "grid3" }, countTable("Action type", pv.action), countTable("Model version", pv.model_version), countTable("Region", pv.region)),
+        may("operator") && pv.candidates > 0 ? el("div", { class: "controls" },
+          el("button", { class: "danger", type: "button", id: "request-reversal", text: "Request a reversal…", onclick: () => requestReversal(pv, kinds) })) : null);
+    } catch (e) { box.replaceChildren(el("p", { class: "err", text: e.message })); }
+  })();
+  return box;
+}
+
+function requestReversal(pv, kinds) {
+  const d = document.getElementById("dialog");
+  const reason = el("textarea", { id: "reversal-reason", rows: 2, maxlength: 1000, placeholder: "why (on every compensating record and in the audit trail)" });
+  const boxes = kinds.map((k) => el("label", {}, el("input", { type: "checkbox", value: k, checked: true, "data-action": k }), ` ${k} (${num(pv.action[k], 0)})`));
+  const glass = breakGlassField();
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: "danger", type: "submit", id: "confirm", text: "Request the reversal" });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: `Reverse what ${pv.incident} let through?` }),
+    el("p", { text: `One compensating record per action goes to the reversals topic for the enforcement service, each action once. A second operator approves the exact list first.` }),
+    el("p", {}, "Action types:", ...boxes),
+    el("label", { for: "reversal-reason", text: "Reason (required)" }), reason, glass.nodes, msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
+    const actions = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    if (!actions.length) { msg.textContent = "Choose at least one action type."; return; }
+    ok.disabled = true;
+    try {
+      const body = { reason: reason.value.trim(), actions };
+      if (glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+      const r = await post("/v1/incidents/" + enc(pv.incident) + "/reversal", body);
+      d.close();
+      if (r.approvalRequested) return requested(r);
+      showNote(`Reversal ${r.id} started: ${r.total} actions.`);
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  reason.focus();
 }
 
 // reviewApproval shows a request with its exact payload; approving names
