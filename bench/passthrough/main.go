@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/breakwater/breakwater/internal/kafkaconn"
 )
 
 func main() { os.Exit(run()) }
@@ -77,9 +79,10 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	bs := strings.Split(*brokers, ",")
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           bs,
+	// The same endpoint builder as the daemon's: the same dialer and
+	// transport settings, so only the work between fetch and write differs.
+	ep := kafkaconn.Plain(strings.Split(*brokers, ",")...)
+	r := kafka.NewReader(ep.Reader(kafka.ReaderConfig{
 		GroupID:           *group,
 		Topic:             *topic,
 		MinBytes:          1,
@@ -94,10 +97,13 @@ func run() int {
 		JoinGroupBackoff:  500 * time.Millisecond,
 		ReadBackoffMin:    10 * time.Millisecond,
 		ReadBackoffMax:    500 * time.Millisecond,
-	})
+	}))
 	defer r.Close()
+	tr := ep.Transport()
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(bs...),
+		Addr:         ep.Addr(),
+		Transport:    tr,
 		Balancer:     &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    max(*batch, 100),
