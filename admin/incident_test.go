@@ -244,6 +244,33 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Errorf("%s is continued by %q; want %s", id, inc.ContinuedBy, next.ID)
 	}
 
+	// A decision on one action names it, its incident and scope; release
+	// entries name their incident, and add up to what it released.
+	var nextPage api.HeldPage
+	call(t, a.URL, "GET", "/v1/held?limit=1&incident="+url.QueryEscape(next.ID), tok(config.RoleViewer), "", &nextPage)
+	one := nextPage.Items[0].ActionID
+	if code := call(t, b.URL, "POST", "/v1/held/reject", rv, `{"ids":["`+one+`"]}`, &out); code != 200 || out.Changed != 1 {
+		t.Fatalf("reject one = %d %+v", code, out)
+	}
+	named, released := false, 0
+	for _, e := range auditEntries(t, a.URL, "?limit=1000&incident="+url.QueryEscape(next.ID)) {
+		if e.Kind == "reject" && e.ActionID == one && e.Scope == "rule:rule-a" && e.Count == 1 {
+			named = true
+		}
+	}
+	for _, e := range auditEntries(t, a.URL, "?kind=release&limit=1000&incident="+url.QueryEscape(id)) {
+		if e.Scope != "rule:rule-a" {
+			t.Errorf("a release entry of %s names scope %q", id, e.Scope)
+		}
+		released += e.Count
+	}
+	if !named {
+		t.Errorf("no audit entry names the rejected action %s of %s", one, next.ID)
+	}
+	if int64(released) != inc.Held {
+		t.Errorf("the release entries of %s add up to %d; it released %d", id, released, inc.Held)
+	}
+
 	// Revoke the standing decision: recorded, and only once.
 	inc = api.Incident{}
 	if code := call(t, a.URL, "POST", base+"/standing/revoke", rv, `{"reason":"incident over"}`, &inc); code != 200 || inc.Standing != nil {

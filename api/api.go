@@ -183,6 +183,8 @@ type AuditEntry struct {
 	// Decision is approve or reject, for a standing decision set or
 	// revoked.
 	Decision string `json:"decision,omitempty"`
+	// ActionID names the action of a decision on one action.
+	ActionID string `json:"action_id,omitempty"`
 	// Via is "standing" for the decisions a standing decision made.
 	Via string `json:"via,omitempty"`
 	// Owner is the new owner of an incident ("" when released).

@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -549,6 +549,9 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="owner"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="note"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="reject" and contains(., "by the standing decision")]`, chromedp.BySearch))
+	// Its releases read as one entry with the incident's progress.
+	run(t, ctx, "one release entry, at 100%",
+		poll(`document.querySelectorAll('#audit tr[data-kind="release"]').length === 1 && document.querySelector('#audit .release-progress[data-pct="100"]')`))
 	var others int
 	run(t, ctx, "only its entries", chromedp.Evaluate(`[...document.querySelectorAll("#audit tbody tr")].filter(r => r.dataset.incident !== "`+second+`").length`, &others))
 	if others != 0 {

@@ -275,6 +275,9 @@ func auditWhat(e api.AuditEntry) string {
 	if e.Via != "" {
 		parts = append(parts, "by the "+e.Via+" decision")
 	}
+	if e.ActionID != "" {
+		parts = append(parts, "action "+e.ActionID)
+	}
 	if e.Kind == "owner" {
 		parts = append(parts, "owner "+dash(e.Owner))
 	}

@@ -191,19 +191,65 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 		kind = audit.KindReject
 	}
 	now := time.Now().UTC()
+	byIncident, err := x.byIncident(ctx, ids, d.Incident)
+	if err != nil {
+		return Outcome{}, err
+	}
 	var entries []audit.Entry
-	for start := 0; start < len(ids); start += journalChunk {
-		chunk := ids[start:min(start+journalChunk, len(ids))]
-		scope, _ := splitIncident(d.Incident)
-		entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{
-			At: now, Actor: d.Reviewer, Kind: kind, Scope: breaker.Scope(scope), Incident: d.Incident, Reason: d.Reason,
-			Count: len(chunk), Via: d.Via, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
-		}, IDs: chunk})
+	for _, g := range byIncident {
+		for start := 0; start < len(g.ids); start += journalChunk {
+			chunk := g.ids[start:min(start+journalChunk, len(g.ids))]
+			scope, _ := splitIncident(g.incident)
+			e := audit.Entry{AuditEntry: api.AuditEntry{
+				At: now, Actor: d.Reviewer, Kind: kind, Scope: breaker.Scope(scope), Incident: g.incident, Reason: d.Reason,
+				Count: len(chunk), Via: d.Via, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
+			}, IDs: chunk}
+			if len(ids) == 1 {
+				e.ActionID = ids[0] // a decision on one action names it
+			}
+			entries = append(entries, e)
+		}
 	}
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
 	}
 	return x.apply(ctx, ids, d.To, d.Reviewer)
+}
+
+// incidentIDs are action ids of one incident.
+type incidentIDs struct {
+	incident string
+	ids      []string
+}
+
+// byIncident groups ids by the incident they were held under, in the order
+// of their first id, so that each audit entry names its incident; when
+// incident is set every id is taken to be of it. Unknown ids form a group
+// of their own ("").
+func (x *Index) byIncident(ctx context.Context, ids []string, incident string) ([]incidentIDs, error) {
+	if incident != "" {
+		return []incidentIDs{{incident: incident, ids: ids}}, nil
+	}
+	var out []incidentIDs
+	at := map[string]int{}
+	for start := 0; start < len(ids); start += decideChunk {
+		chunk := ids[start:min(start+decideChunk, len(ids))]
+		rs, err := x.refs(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range chunk {
+			inc := rs[i].incident
+			k, ok := at[inc]
+			if !ok {
+				k = len(out)
+				at[inc] = k
+				out = append(out, incidentIDs{incident: inc})
+			}
+			out[k].ids = append(out[k].ids, id)
+		}
+	}
+	return out, nil
 }
 
 // apply records decisions in the index.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
 	"github.com/breakwater/breakwater/wire"
@@ -329,9 +330,22 @@ func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
 	// again (the enforcement service dedupes on action_id).
 	var entries []audit.Entry
 	now := time.Now().UTC()
-	for start := 0; start < len(ids); start += journalChunk {
-		chunk := ids[start:min(start+journalChunk, len(ids))]
-		entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{At: now, Actor: audit.System, Kind: audit.KindRelease, Count: len(chunk)}, IDs: chunk})
+	groups, err := r.x.byIncident(ctx, ids, "")
+	if err != nil {
+		r.log.Warn("group released actions by incident", zap.Int("actions", len(ids)), zap.Error(err))
+		groups = []incidentIDs{{ids: ids}}
+	}
+	// One entry per incident and batch, naming its scope and incident;
+	// the console shows an incident's release entries as one, with its
+	// progress.
+	for _, g := range groups {
+		scope, _ := splitIncident(g.incident)
+		for start := 0; start < len(g.ids); start += journalChunk {
+			chunk := g.ids[start:min(start+journalChunk, len(g.ids))]
+			entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{
+				At: now, Actor: audit.System, Kind: audit.KindRelease, Scope: breaker.Scope(scope), Incident: g.incident, Count: len(chunk),
+			}, IDs: chunk})
+		}
 	}
 	if err := r.x.opts.Journal.Write(ctx, entries...); err != nil {
 		r.log.Warn("journal released actions", zap.Int("actions", len(ids)), zap.Error(err))

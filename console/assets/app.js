@@ -1185,8 +1185,18 @@ function auditWhat(e) {
     case "acknowledge": return "acknowledged";
     case "owner": return e.owner ? "owner: " + e.owner : "owner released";
     case "note": return "note";
-    case "release": return `${num(e.count, 0)} actions written to gated or rejected`;
+    case "release": {
+      const batches = e.batches > 1 ? ` in ${e.batches} batches` : "";
+      const inc = e.progress;
+      if (!inc) return `${num(e.count, 0)} actions written to gated or rejected${batches}`;
+      const decided = inc.approved + inc.rejected;
+      const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
+      return el("span", { class: "release-progress", "data-pct": pct }, `${num(e.count, 0)} actions written to gated or rejected${batches}; `,
+        el("span", { class: "bar" }, el("i", { class: "released", style: `width:${pct}%` })),
+        `${num(inc.released, 0)} of ${num(decided, 0)} decided written (${pct}%)`);
+    }
   }
+  if (e.action_id) return `${e.action_id} ${e.kind === "approve" ? "approved" : e.kind === "reject" ? "rejected" : ""}`;
   if (e.count) return `${num(e.count, 0)} actions ${e.kind === "approve" ? "approved" : e.kind === "reject" ? "rejected" : ""}` + (e.via === "standing" ? " by the standing decision" : "");
   return "";
 }
@@ -1219,8 +1229,24 @@ function renderAudit(main, incident) {
     if (f.kind.value) q.set("kind", f.kind.value);
     if (f.since.value) q.set("since", f.since.value);
     if (f.until.value) q.set("until", new Date(f.until.value).toISOString());
-    const r = await get("/v1/audit?" + q);
-    tbody.replaceChildren(...r.entries.map((e) => el("tr", { "data-kind": e.kind, "data-incident": e.incident || "" },
+    const [r, incs] = await Promise.all([get("/v1/audit?" + q), get("/v1/incidents")]);
+    // An incident's release entries, one per batch, read as one entry
+    // with the incident's release progress.
+    const byID = Object.fromEntries(incs.incidents.map((i) => [i.id, i]));
+    const rows = [];
+    const release = {}; // incident -> its release row, at its newest batch
+    for (const e of r.entries) {
+      if (e.kind === "release" && e.incident && release[e.incident]) {
+        const row = release[e.incident];
+        row.count += e.count;
+        row.batches++;
+        continue;
+      }
+      const row = e.kind === "release" ? { ...e, batches: 1, progress: byID[e.incident] } : e;
+      if (e.kind === "release" && e.incident) release[e.incident] = row;
+      rows.push(row);
+    }
+    tbody.replaceChildren(...rows.map((e) => el("tr", { "data-kind": e.kind, "data-incident": e.incident || "" },
       el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
       el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? el("div", {}, el("a", { class: "incident-link", href: "#/incident/" + enc(e.incident), text: e.incident })) : ""),
       el("td", {}, auditWhat(e)),
