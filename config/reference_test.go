@@ -343,7 +343,7 @@ func TestTopicsEverywhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`(?i)\b(\w+) (?:kafka )?topics\b`).FindAllSubmatch(data, -1) {
+		for _, m := range regexp.MustCompile(`(?i)\b(\w+)\s+(?:#\s+)?(?:kafka\s+)?topics\b`).FindAllSubmatch(data, -1) {
 			n := slices.Index(words, strings.ToLower(string(m[1])))
 			if n >= 0 && n != len(uses) && n > 1 {
 				t.Errorf("%s speaks of %q; Breakwater uses %d topics", path, m[0], len(uses))

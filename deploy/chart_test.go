@@ -910,17 +910,18 @@ func TestChartChecksCatch(t *testing.T) {
 	}
 }
 
-// readmeChartValues returns the values files the README's chart section
-// shows: its yaml blocks and the values.yaml its sh block writes.
+// readmeChartValues returns the values files the chart section of
+// docs/operations.md shows: its yaml blocks and the values.yaml its sh
+// block writes.
 func readmeChartValues(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	data, err := os.ReadFile(filepath.Join(repoRoot, "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(data), "\n### The Helm chart\n")
 	if !ok {
-		t.Fatal("README.md has no section \"### The Helm chart\"")
+		t.Fatal("docs/operations.md has no section \"### The Helm chart\"")
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
@@ -945,20 +946,20 @@ func readmeChartValues(t *testing.T) []string {
 	return out
 }
 
-// TestChartReadmeValues renders the chart with the values the README shows
-// and checks the rendering as TestChartRenders does, so that the README's
+// TestChartReadmeValues renders the chart with the values docs/operations.md shows
+// and checks the rendering as TestChartRenders does, so that its
 // examples install.
 func TestChartReadmeValues(t *testing.T) {
 	vals := readmeChartValues(t)
 	if len(vals) < 2 {
-		t.Fatalf("found %d values examples in the README's chart section; want 2 or more", len(vals))
+		t.Fatalf("found %d values examples in the chart section of docs/operations.md; want 2 or more", len(vals))
 	}
 	for i, v := range vals {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			r := mustRender(t, v)
 			cfg, err := r.loadConfig(t)
 			if err != nil {
-				t.Fatalf("the daemon refuses the configuration of the README's values:\n%s\n%v", v, err)
+				t.Fatalf("the daemon refuses the configuration of the documented values:\n%s\n%v", v, err)
 			}
 			r.check(t, cfg)
 		})

@@ -56,7 +56,7 @@ func dockerfileRuns(t *testing.T) (runs []string, froms []string, users []string
 }
 
 // buildCommand returns the Dockerfile's `go build` command, and checks that
-// the README documents the same command.
+// docs/operations.md documents the same command.
 func buildCommand(t *testing.T) string {
 	t.Helper()
 	runs, _, _ := dockerfileRuns(t)
@@ -69,12 +69,12 @@ func buildCommand(t *testing.T) string {
 	if len(build) != 1 {
 		t.Fatalf("Dockerfile: %d RUN lines with go build (%q); want exactly one", len(build), build)
 	}
-	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "\n"+build[0]+"\n") {
-		t.Errorf("README.md does not show the Dockerfile's build command on a line of its own:\n%s", build[0])
+	if !strings.Contains(string(doc), "\n"+build[0]+"\n") {
+		t.Errorf("docs/operations.md does not show the Dockerfile's build command on a line of its own:\n%s", build[0])
 	}
 	return build[0]
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,21 +22,50 @@ import (
 	"github.com/breakwater/breakwater/review"
 )
 
-// readmeCommand is one API example of the README: a curl or breakwaterctl
-// command line (continuations joined), or an export of variables.
+// readmeCommand is one example of the README or a page of docs/: a curl
+// or breakwaterctl command line (continuations joined), or an export of
+// variables.
 type readmeCommand struct {
-	line int    // where it starts in README.md
+	file string // README.md or docs/<page>.md
+	line int    // where it starts in file
 	text string // as written
 }
 
-// readmeCommands returns the lines of the README's sh code blocks that
-// start with one of prefixes (continuations joined), in order.
-func readmeCommands(t *testing.T, prefixes ...string) []readmeCommand {
+// where names the example's file and line.
+func (c readmeCommand) where() string { return fmt.Sprintf("%s:%d", c.file, c.line) }
+
+// docFiles are the README and the pages of docs/, in the order their
+// examples run: the README's tour first, then the pages by name.
+func docFiles(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	pages, err := filepath.Glob(filepath.Join("..", "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(pages)
+	return append([]string{filepath.Join("..", "README.md")}, pages...)
+}
+
+// readmeCommands returns the lines of the sh code blocks of the README
+// and of every page of docs/ that start with one of prefixes
+// (continuations joined), in order.
+func readmeCommands(t *testing.T, prefixes ...string) []readmeCommand {
+	t.Helper()
+	var out []readmeCommand
+	for _, f := range docFiles(t) {
+		out = append(out, fileCommands(t, f, prefixes...)...)
+	}
+	return out
+}
+
+// fileCommands returns the commands of one file, as readmeCommands.
+func fileCommands(t *testing.T, path string, prefixes ...string) []readmeCommand {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(filepath.ToSlash(path), "../")
 	var out []readmeCommand
 	inBlock := false
 	var cur strings.Builder
@@ -65,7 +96,7 @@ func readmeCommands(t *testing.T, prefixes ...string) []readmeCommand {
 		cur.Reset()
 		for _, prefix := range prefixes {
 			if strings.HasPrefix(text, prefix) {
-				out = append(out, readmeCommand{line: start, text: text})
+				out = append(out, readmeCommand{file: name, line: start, text: text})
 				break
 			}
 		}
@@ -165,7 +196,7 @@ func TestReadmeAPIExamples(t *testing.T) {
 			for _, kv := range strings.Fields(rest) {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok {
-					t.Fatalf("README.md:%d: export %q: want NAME=value", c.line, kv)
+					t.Fatalf("%s: export %q: want NAME=value", c.where(), kv)
 				}
 				env[k] = v
 			}
@@ -254,10 +285,10 @@ func runReadmeCommand(t *testing.T, c readmeCommand, text, dir string, env map[s
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("README.md:%d: %s\nran: %s\n%v\n%s", c.line, c.text, text, err, out)
+		t.Errorf("%s: %s\nran: %s\n%v\n%s", c.where(), c.text, text, err, out)
 		return
 	}
-	t.Logf("README.md:%d: %s\n%s", c.line, c.text, out)
+	t.Logf("%s: %s\n%s", c.where(), c.text, out)
 }
 
 // waitIncidents polls GET /v1/incidents until ok accepts them, by id.
@@ -289,4 +320,59 @@ func waitIncidents(t *testing.T, url, token string, ok func(map[string]review.In
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestDocLinks checks that every relative link of the README and of the
+// pages of docs/ leads to a file that exists and, with a fragment, to a
+// heading of that file.
+func TestDocLinks(t *testing.T) {
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, f := range docFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(data), -1) {
+			u := m[1]
+			if strings.Contains(u, "://") || strings.HasPrefix(u, "mailto:") {
+				continue
+			}
+			p, frag, _ := strings.Cut(u, "#")
+			target := f
+			if p != "" {
+				target = filepath.Join(filepath.Dir(f), p)
+			}
+			if _, err := os.Stat(target); err != nil {
+				t.Errorf("%s links to %s, which does not exist", f, u)
+				continue
+			}
+			if frag != "" && strings.HasSuffix(target, ".md") && !slices.Contains(headingAnchors(t, target), frag) {
+				t.Errorf("%s links to %s: no such heading in %s", f, u, target)
+			}
+		}
+	}
+}
+
+// headingAnchors returns the anchors of the Markdown headings of path, as
+// GitHub makes them (lower case, punctuation dropped, spaces as dashes).
+func headingAnchors(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	inBlock := false
+	drop := regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
+	for l := range strings.Lines(string(data)) {
+		if strings.HasPrefix(l, "```") {
+			inBlock = !inBlock
+		}
+		if inBlock || !strings.HasPrefix(l, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(l, "#")))
+		out = append(out, strings.ReplaceAll(drop.ReplaceAllString(h, ""), " ", "-"))
+	}
+	return out
 }

@@ -227,7 +227,7 @@ func TestSuite(t *testing.T) {
 	}
 }
 
-// TestNewRuleBudget checks the promise of the README: under the built-in
+// TestNewRuleBudget checks the promise of docs/breakers.md: under the built-in
 // defaults and config/example.yaml, a new rule banning 600 accounts an hour
 // is held within ten minutes, and one banning a few times an hour is not.
 func TestNewRuleBudget(t *testing.T) {
