@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 
 	"github.com/breakwater/breakwater/config"
 )
@@ -38,6 +39,12 @@ const (
 	stateTTL = 10 * time.Minute
 	// providerTimeout bounds one request to the provider.
 	providerTimeout = 10 * time.Second
+	// loginRate and loginBurst bound how many sign-ins a replica starts:
+	// each stores a state in Redis for stateTTL, so that anyone who can
+	// reach /auth/login can make a replica keep at most
+	// loginBurst + loginRate x stateTTL of them (12,100, about 3 MB).
+	loginRate  = 20 // per second
+	loginBurst = 100
 )
 
 // OIDC serves the OpenID Connect sign-in: /auth/login sends the browser
@@ -51,6 +58,7 @@ type OIDC struct {
 	sessions *Store
 	log      *zap.Logger
 	client   *http.Client
+	logins   *rate.Limiter
 
 	mu       sync.Mutex // guards provider and verifier
 	provider *oidc.Provider
@@ -72,7 +80,7 @@ func NewOIDC(cfg config.SignIn, sessions *Store, client *http.Client, log *zap.L
 	if client == nil {
 		client = &http.Client{Timeout: providerTimeout}
 	}
-	return &OIDC{cfg: cfg, sessions: sessions, log: log, client: client}, nil
+	return &OIDC{cfg: cfg, sessions: sessions, log: log, client: client, logins: rate.NewLimiter(loginRate, loginBurst)}, nil
 }
 
 // Mount serves the sign-in's paths on mux.
@@ -130,6 +138,11 @@ func (o *OIDC) setup(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifier
 }
 
 func (o *OIDC) login(w http.ResponseWriter, r *http.Request) {
+	if !o.logins.Allow() {
+		w.Header().Set("Retry-After", "1")
+		page(w, http.StatusTooManyRequests, "Too many sign-ins are starting at once; try again in a moment.")
+		return
+	}
 	oc, _, err := o.setup(r.Context())
 	if err != nil {
 		o.log.Warn("sign-in: the identity provider is unreachable", zap.Error(err))

@@ -271,6 +271,27 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 }
 
+// TestLoginRate checks that starting sign-ins is rate limited, so that
+// requests to /auth/login cannot fill Redis with states.
+func TestLoginRate(t *testing.T) {
+	m := provider(t, nil)
+	s := newSite(t, m)
+	c := *s.srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	codes := map[int]int{}
+	for range 400 {
+		resp, err := c.Get(s.srv.URL + signin.LoginPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[http.StatusFound] < 100 || codes[http.StatusTooManyRequests] == 0 || codes[http.StatusFound]+codes[http.StatusTooManyRequests] != 400 {
+		t.Errorf("400 sign-ins started at once answered %v; want at least the burst of 100 redirected and the rest 429", codes)
+	}
+}
+
 // TestOIDCRefused checks that what must not sign anyone in does not: a
 // person none of whose groups has a role, a replayed callback, and ID
 // tokens that are expired, issued by another issuer or to another client.
