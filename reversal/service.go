@@ -395,9 +395,6 @@ func (s *Service) Step(ctx context.Context) (int, error) {
 	if err := s.rebuildIfLost(ctx); err != nil {
 		return 0, err
 	}
-	if err := s.readTail(ctx); err != nil {
-		return 0, err
-	}
 	ids, err := s.opts.Redis.ZRange(ctx, s.keys.RevJobs(), 0, -1).Result()
 	if err != nil {
 		return 0, fmt.Errorf("list reversals: %w", err)
@@ -412,6 +409,10 @@ func (s *Service) Step(ctx context.Context) (int, error) {
 		}
 		if j.Status != "running" {
 			continue
+		}
+		// What is on the topic is known before anything is written.
+		if err := s.readTail(ctx); err != nil {
+			return 0, err
 		}
 		return s.advance(ctx, j)
 	}
@@ -600,6 +601,10 @@ func (s *Service) rebuildIfLost(ctx context.Context) error {
 		if err := s.store(ctx, *j, kept); err != nil {
 			return err
 		}
+	}
+	// The done set too, so that a preview counts what was reversed.
+	if err := s.readTail(ctx); err != nil {
+		return err
 	}
 	if err := s.opts.Redis.Set(ctx, s.keys.RevBuilt(), "1", 0).Err(); err != nil {
 		return fmt.Errorf("mark the reversal state rebuilt: %w", err)
