@@ -210,6 +210,7 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/approvals/{id}/approve", config.RoleReviewer}, a.approveApproval},
 		{Route{"POST", "/v1/approvals/{id}/refuse", config.RoleReviewer}, a.refuseApproval},
 		{Route{"GET", "/v1/held/{id}/related", config.RoleViewer}, a.related},
+		{Route{"POST", "/v1/held/undo", config.RoleReviewer}, a.undo},
 		{Route{"POST", "/v1/incidents/{id}/ack", config.RoleReviewer}, a.changeIncident(audit.KindAcknowledge, ackChange)},
 		{Route{"POST", "/v1/incidents/{id}/owner", config.RoleReviewer}, a.changeIncident(audit.KindOwner, ownerChange)},
 		{Route{"POST", "/v1/incidents/{id}/notes", config.RoleReviewer}, a.changeIncident(audit.KindNote, noteChange)},

@@ -271,6 +271,28 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Errorf("the release entries of %s add up to %d; it released %d", id, released, inc.Held)
 	}
 
+	// Undo: a decided action not yet released goes back to pending; a
+	// released one keeps its decision.
+	var undo api.UndoResponse
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("undo %+v", undo) }, func() bool {
+		undo = api.UndoResponse{}
+		// The reject of one may be released already: then it stands.
+		call(t, a.URL, "POST", "/v1/held/undo", rv, `{"ids":["`+one+`","nope"]}`, &undo)
+		return len(undo.Unknown) == 1 && (len(undo.Undone) == 1 || len(undo.Released) == 1)
+	})
+	if len(undo.Undone) == 1 {
+		var again api.UndoResponse
+		if code := call(t, a.URL, "POST", "/v1/held/undo", rv, `{"ids":["`+one+`"]}`, &again); code != 200 || len(again.Pending) != 1 {
+			t.Errorf("a second undo = %d %+v; want it pending", code, again)
+		}
+	}
+	var old api.HeldPage
+	call(t, a.URL, "GET", "/v1/held?limit=1&incident="+url.QueryEscape(id), tok(config.RoleViewer), "", &old)
+	var stands api.UndoResponse
+	if code := call(t, a.URL, "POST", "/v1/held/undo", rv, `{"ids":["`+old.Items[0].ActionID+`"]}`, &stands); code != 200 || len(stands.Released) != 1 {
+		t.Errorf("undo of a released action = %d %+v; want its decision to stand", code, stands)
+	}
+
 	// Revoke the standing decision: recorded, and only once.
 	inc = api.Incident{}
 	if code := call(t, a.URL, "POST", base+"/standing/revoke", rv, `{"reason":"incident over"}`, &inc); code != 200 || inc.Standing != nil {

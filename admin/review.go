@@ -31,6 +31,7 @@ type Review interface {
 	LookBack(ctx context.Context, gated string, scope breaker.Scope, from, to time.Time, limit int) (review.LookBack, error)
 	Change(ctx context.Context, c review.Change) (review.Incident, error)
 	Get(ctx context.Context, actionID string) (review.Held, error)
+	Undo(ctx context.Context, ids []string, actor, reason string) (api.UndoResponse, error)
 	Related(ctx context.Context, id string, limit int) ([]review.Held, error)
 }
 
@@ -390,4 +391,25 @@ func ownerChange(data []byte) (review.Change, error) {
 func noteChange(data []byte) (review.Change, error) {
 	text, err := parseNote(data)
 	return review.Change{Text: text}, err
+}
+
+// undo puts decided actions back to pending before their release.
+func (a *API) undo(w http.ResponseWriter, r *http.Request) {
+	req, ok := body(a, w, r, parseDecide)
+	if !ok {
+		return
+	}
+	who := principal(r)
+	out, err := a.opts.Review.Undo(r.Context(), req.IDs, who.Name, req.Reason)
+	switch {
+	case errors.Is(err, review.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		a.fail(w, r, "undo the decisions", err)
+		return
+	}
+	a.opts.Logger.Info("decisions undone", zap.String("actor", who.Name), zap.Int("undone", len(out.Undone)),
+		zap.Int("released", len(out.Released)), zap.Int("pending", len(out.Pending)), zap.Int("unknown", len(out.Unknown)))
+	writeJSON(w, http.StatusOK, out)
 }

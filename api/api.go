@@ -473,6 +473,19 @@ type Outcome struct {
 	Unknown []string `json:"unknown"`
 }
 
+// UndoResponse answers POST /v1/held/undo.
+type UndoResponse struct {
+	// Undone are the actions put back to pending.
+	Undone []string `json:"undone"`
+	// Released are the actions already written to their topic (or being
+	// written): their decision stands.
+	Released []string `json:"released"`
+	// Pending are the actions that carried no decision.
+	Pending []string `json:"pending"`
+	// Unknown are the ids the index does not know.
+	Unknown []string `json:"unknown"`
+}
+
 // DecideResponse answers a decision.
 type DecideResponse struct {
 	Outcome

@@ -67,6 +67,8 @@ const (
 	KindStanding = "standing"
 	// KindStandingRevoked is a standing decision revoked.
 	KindStandingRevoked = "standing_revoked"
+	// KindUndo is decisions put back to pending before their release.
+	KindUndo = "undo"
 	// KindReversalStart is a reversal started: its action ids, window and
 	// people, the durable record it is rebuilt from.
 	KindReversalStart = "reversal_start"

@@ -377,6 +377,21 @@ func TestConsole(t *testing.T) {
 	run(t, ctx, "reject the second with r",
 		chromedp.KeyEvent("r"),
 		poll(`document.getElementById("sample-status").textContent.startsWith("2 of")`))
+	// u undoes it: pending again in the page and the API; then r again.
+	var undone api.HeldPage
+	run(t, ctx, "undo with u",
+		chromedp.KeyEvent("u"),
+		poll(`document.getElementById("sample-status").textContent.startsWith("1 of")`),
+		poll(`document.getElementById("sample-item").dataset.actionId === "`+second+`" && document.getElementById("sample-item").dataset.status === "pending"`))
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/held?limit=1000&incident="+inc.ID, &undone)
+	for _, h := range undone.Items {
+		if h.ActionID == second && h.Status != "pending" {
+			t.Errorf("after u the API has %s %s; want pending", second, h.Status)
+		}
+	}
+	run(t, ctx, "reject the second again",
+		chromedp.KeyEvent("r"),
+		poll(`document.getElementById("sample-status").textContent.startsWith("2 of")`))
 	run(t, ctx, "back to the second with k",
 		chromedp.KeyEvent("k"),
 		poll(`document.getElementById("sample-item").dataset.actionId === "`+second+`"`),

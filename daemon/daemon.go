@@ -287,7 +287,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	d.held, err = review.NewIndex(review.Options{
 		Kafka: kc, Topic: cfg.Kafka.Topics.Held, Redis: rc, Prefix: cfg.Redis.KeyPrefix,
 		Poll: 500 * time.Millisecond, Logger: log.Named("review"), Journal: trail,
-		States: st, ContinueWithin: cfg.Review.ContinueWithin,
+		States: st, ContinueWithin: cfg.Review.ContinueWithin, UndoGrace: undoGrace,
 	})
 	if err != nil {
 		return nil, err
@@ -392,6 +392,10 @@ func (d *daemon) close() {
 	}
 	d.closers = nil
 }
+
+// undoGrace is how long a decision on a single held action waits before
+// its release, so that the reviewer can undo it.
+const undoGrace = 10 * time.Second
 
 // stopMargin is how long the members other than the pipeline may take to
 // stop, beyond the pipeline's drain timeout.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/audit"
@@ -213,7 +214,16 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
 	}
-	return x.apply(ctx, ids, d.To, d.Reviewer)
+	o, err := x.apply(ctx, ids, d.To, d.Reviewer)
+	if err == nil && len(ids) == 1 && o.Changed == 1 && x.opts.UndoGrace > 0 {
+		// A decision on one action waits UndoGrace before its release, so
+		// that a reviewer can take it back.
+		until := strconv.FormatInt(time.Now().Add(x.opts.UndoGrace).UnixMilli(), 10)
+		if herr := x.opts.Redis.HSet(ctx, x.actionKey(ids[0]), "undo_until", until).Err(); herr != nil {
+			x.opts.Logger.Warn("set the undo grace of a decision", zap.String("action_id", ids[0]), zap.Error(herr))
+		}
+	}
+	return o, err
 }
 
 // incidentIDs are action ids of one incident.

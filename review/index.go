@@ -82,6 +82,8 @@ type Held struct {
 	Released bool `json:"released"`
 	// key is the Kafka key (the target), for per-key order.
 	key string
+	// undoUntil is when a single decision's undo grace ends.
+	undoUntil time.Time
 	// seq numbers the action within its incident, from 1, in the order
 	// the index took it in; 0 for actions indexed before it was kept.
 	seq int64
@@ -126,6 +128,10 @@ type Options struct {
 	// States reads the breakers' states, for the incidents' lifecycle: an
 	// incident is active while its breaker holds under its generation.
 	States StatusReader
+	// UndoGrace keeps a decision on a single action from being released
+	// for this long, so that the reviewer can undo it (a sample decision
+	// made by mistake); bulk decisions are released at once. 0 is none.
+	UndoGrace time.Duration
 	// ContinueWithin links an incident to the previous incident of its
 	// breaker when it began holding within this long of the last action
 	// that one held (a re-trip soon after a reset); 0 never links.
@@ -289,7 +295,7 @@ func (x *Index) replay(ctx context.Context) error {
 	var es []audit.Entry
 	err := x.opts.Journal.Scan(ctx, func(e audit.Entry) error {
 		switch {
-		case len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease):
+		case len(e.IDs) > 0 && (e.Kind == audit.KindApprove || e.Kind == audit.KindReject || e.Kind == audit.KindRelease || e.Kind == audit.KindUndo):
 			es = append(es, e)
 		case e.Incident != "" && incidentKinds[e.Kind]:
 			es = append(es, e)
@@ -314,6 +320,8 @@ func (x *Index) replay(ctx context.Context) error {
 			}
 		case audit.KindRelease:
 			err = x.markReleased(ctx, e.IDs)
+		case audit.KindUndo:
+			_, err = x.undo(ctx, e.IDs)
 		default:
 			err = x.applyChange(ctx, e)
 		}
@@ -614,14 +622,14 @@ func heldFromFields(id string, m map[string]string) Held {
 		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
 		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
 		ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]),
-		key: m["key"], seq: num("seq"),
+		key: m["key"], seq: num("seq"), undoUntil: time.UnixMilli(num("undo_until")),
 	}
 }
 
 // Scripts returns the Lua scripts of the review index and the releaser,
 // for a check that they load on the configured Redis.
 func Scripts() []*redis.Script {
-	return []*redis.Script{indexScript, decideScript, leaseScript, markScript, releasedScript, setInflightScript}
+	return []*redis.Script{indexScript, decideScript, leaseScript, markScript, releasedScript, setInflightScript, undoScript}
 }
 
 func parseConfidence(v string) *float64 {

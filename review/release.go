@@ -181,6 +181,9 @@ func (r *Releaser) Step(ctx context.Context) (int, error) {
 			return n, err
 		}
 		k, err := r.releaseBatch(ctx)
+		if errors.Is(err, errUndone) {
+			continue // read the queue again, without the undone action
+		}
 		n += k
 		if err != nil || k == 0 {
 			return n, err
@@ -311,6 +314,10 @@ func (x *Index) runMarking(ctx context.Context, ids []string, s *redis.Script, k
 	return 0, fmt.Errorf("mark %d actions released: %w", len(ids), errStale)
 }
 
+// errUndone means an action of the batch was undone after the batch was
+// read; the next step reads the queue again.
+var errUndone = errors.New("a decision of the batch was undone; reading the queue again")
+
 // errLeaseLost means another replica took over releasing.
 var errLeaseLost = errors.New("the release lease was lost")
 
@@ -354,8 +361,14 @@ func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
 }
 
 // setInflightScript records a batch if ARGV[1] holds the lease.
+// Every id of the batch (ARGV[3...]) must still be in the queue KEYS[3]:
+// an undo after the batch was read took it out, and the batch is read
+// again (-2). An undo after this call finds the id in the log and refuses.
 var setInflightScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+for i = 3, #ARGV do
+  if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then return -2 end
+end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
 `)
@@ -402,6 +415,9 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 				done = append(done, h.ActionID)
 				continue
 			}
+			if h.undoUntil.After(time.Now()) {
+				continue // its reviewer may still undo it; a later poll releases it
+			}
 			if h.Status == Approved {
 				blocked, err := r.blocked(ctx, h, inBatch)
 				if err != nil {
@@ -439,9 +455,16 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	rec, _ := json.Marshal(in)
-	ok, err := setInflightScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey(), r.inflightKey()}, r.owner, string(rec)).Int()
+	args := []any{r.owner, string(rec)}
+	for _, id := range in.IDs {
+		args = append(args, id)
+	}
+	ok, err := setInflightScript.Run(ctx, r.x.opts.Redis, []string{r.lockKey(), r.inflightKey(), r.x.queueKey()}, args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("write the release log: %w", err)
+	}
+	if ok == -2 {
+		return 0, errUndone
 	}
 	if ok != 1 {
 		return 0, errLeaseLost

@@ -447,3 +447,70 @@ func TestDecisionDuringScanWritesOnce(t *testing.T) {
 		t.Errorf("gated holds %v; want e1 and e2 once each", got)
 	}
 }
+
+// TestUndoDuringScan undoes a decision after the releaser read it and
+// before it recorded its batch: the batch is read again without it, so the
+// undone action is not released and stays pending; an action in the batch
+// being written cannot be undone.
+func TestUndoDuringScan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// "p" stays pending, so "b1" (same key) waits for it and the first
+	// page does not fill the batch.
+	b := newReleaseBed(t, 1,
+		heldMsg("p", "k", "rule:a@1"),
+		heldMsg("u", "ku", "rule:a@1"),
+		heldMsg("b1", "k", "rule:a@1"),
+		heldMsg("v", "kv", "rule:a@1"))
+	k, x := b.k, b.x
+	if _, err := x.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, []string{"u", "v"}, Decision{To: Rejected, Reviewer: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Decide(ctx, []string{"b1"}, Decision{To: Approved, Reviewer: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	r := b.releaser(t, 2)
+	pages := 0
+	r.afterPage = func() {
+		pages++
+		if pages == 1 {
+			out, err := x.Undo(ctx, []string{"u"}, "r", "by mistake")
+			if err != nil || len(out.Undone) != 1 {
+				t.Errorf("Undo(u) = %+v, %v; want it undone", out, err)
+			}
+		}
+	}
+	if _, err := r.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pages == 0 {
+		t.Fatal("the releaser never read a second page; the test does not test the race")
+	}
+	var ids []string
+	for _, rec := range k.ReadAll(t, tRejected, 10*time.Second) {
+		ids = append(ids, header(rec, wire.HeaderActionID))
+	}
+	if len(ids) != 1 || ids[0] != "v" {
+		t.Errorf("rejected holds %v; want v alone", ids)
+	}
+	if h, err := x.Get(ctx, "u"); err != nil || h.Status != Pending || h.Released {
+		t.Errorf("u = %+v, %v; want pending, not released", h, err)
+	}
+	if inc, err := x.Incident(ctx, "rule:a@1"); err != nil || inc.Pending != 2 || inc.Rejected != 1 || inc.Approved != 1 {
+		t.Errorf("the incident = %+v, %v; want p and u pending, v rejected, b1 approved", inc, err)
+	}
+	// An action in the batch being written keeps its decision.
+	if _, err := x.Decide(ctx, []string{"u"}, Decision{To: Rejected, Reviewer: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	rc := b.rs.Client(t)
+	if err := rc.Set(ctx, x.keys.ReleaseInflight(), `{"ids":["u"]}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := x.Undo(ctx, []string{"u"}, "r", ""); err != nil || len(out.Released) != 1 {
+		t.Errorf("Undo(u) while u is being written = %+v, %v; want its decision to stand", out, err)
+	}
+}

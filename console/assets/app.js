@@ -925,6 +925,7 @@ async function reviewSample(id, box, refresh) {
   const side = el("div", { class: "card small" },
     el("p", {}, el("kbd", { text: "a" }), " approve · ", el("kbd", { text: "r" }), " reject"),
     el("p", {}, el("kbd", { text: "j" }), " / ", el("kbd", { text: "→" }), " next · ", el("kbd", { text: "k" }), " / ", el("kbd", { text: "←" }), " previous"),
+    el("p", {}, el("kbd", { text: "u" }), " undo the last decision (until it is released)"),
     el("p", {}, el("kbd", { text: "Esc" }), " close"));
   const status = el("p", { class: "muted", id: "sample-status" });
   const related = {}; // action id -> the other held actions on its target
@@ -978,9 +979,32 @@ async function reviewSample(id, box, refresh) {
     try {
       const o = await post("/v1/held/" + verb, { ids: [h.action_id], reason: "sample review" });
       decisions[h.action_id] = o.conflicts && o.conflicts.length ? (verb === "approve" ? "rejected" : "approved") : (verb === "approve" ? "approved" : "rejected");
+      if (!(o.conflicts && o.conflicts.length)) undone.push(h.action_id);
       if (at < items.length - 1) at++;
       draw();
       if (refresh) refresh().catch(showError); // the counters agree with the sample at once
+    } catch (e) {
+      showError(e);
+    } finally {
+      busy = false;
+    }
+  };
+  const undone = []; // the order decisions were made in, for u
+  const undo = async () => {
+    const id = undone.pop();
+    if (!id || busy) return;
+    busy = true;
+    try {
+      const o = await post("/v1/held/undo", { ids: [id], reason: "sample review: undo" });
+      if (o.undone.includes(id)) {
+        delete decisions[id];
+        at = items.findIndex((it) => it.action_id === id);
+        showNote(`${id} is pending again.`);
+      } else {
+        showError(`${id} is already written to its topic; its decision stands.`);
+      }
+      draw();
+      if (refresh) refresh().catch(showError);
     } catch (e) {
       showError(e);
     } finally {
@@ -993,6 +1017,7 @@ async function reviewSample(id, box, refresh) {
     switch (ev.key) {
       case "a": decide("approve"); break;
       case "r": decide("reject"); break;
+      case "u": undo(); break;
       case "j": case "ArrowRight": at = Math.min(items.length - 1, at + 1); draw(); break;
       case "k": case "ArrowLeft": at = Math.max(0, at - 1); draw(); break;
       case "Escape": document.removeEventListener("keydown", onKey); box.replaceChildren(); return;
