@@ -83,6 +83,7 @@ var RedisCommands = []RedisCommand{
 	{Name: "zrangebyscore", Probe: func(k string) []any { return []any{"zrangebyscore", probeZSet(k), "-inf", "+inf"} }},
 	{Name: "zrange", Probe: func(k string) []any { return []any{"zrange", probeZSet(k), 0, -1} }},
 	{Name: "zrevrange", Probe: func(k string) []any { return []any{"zrevrange", probeZSet(k), 0, -1} }},
+	{Name: "zscore", Probe: func(k string) []any { return []any{"zscore", probeZSet(k), "m"} }},
 	{Name: "zrandmember", Probe: func(k string) []any { return []any{"zrandmember", probeZSet(k), 1} }},
 	{Name: "zrevrangebyscore", Probe: func(k string) []any { return []any{"zrevrangebyscore", probeZSet(k), "+inf", "-inf"} }},
 	{Name: "zrem", Probe: func(k string) []any { return []any{"zrem", probeZSet(k), "m"} }},
