@@ -9,6 +9,7 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -155,6 +156,24 @@ type Policy struct {
 	// must be to count as a contributor (a scope without a baseline always
 	// counts).
 	ContributorFactor float64
+	// EvidenceBin is the width of the evidence detector's bins (see
+	// Evidence).
+	EvidenceBin time.Duration
+	// EvidenceRatio is the rise the evidence detector is tuned to: the
+	// factor r over the expected count; above 1.
+	EvidenceRatio float64
+	// EvidenceThreshold is h: the evidence detector trips when S reaches
+	// it. 0 turns the detector off.
+	EvidenceThreshold float64
+	// EvidenceMinExpected floors the expected weighted count per bin, so a
+	// quiet hour's handful of actions is not overwhelming evidence.
+	EvidenceMinExpected float64
+	// EvidenceDays is the memory of the seasonal expectation in seasons
+	// (days).
+	EvidenceDays int
+	// EvidenceSeason is the period of the seasonal expectation; 0 means a
+	// day.
+	EvidenceSeason time.Duration
 }
 
 // Reason says why a breaker tripped.
@@ -168,6 +187,10 @@ const (
 	ReasonBaseline Reason = "baseline_factor"
 	// ReasonNewRule means a new scope passed its learning budget, LearningMax.
 	ReasonNewRule Reason = "new_rule"
+	// ReasonEvidence means the evidence detector's S reached
+	// EvidenceThreshold: the scope acts above its expectation for this
+	// time of day, for longer than chance explains.
+	ReasonEvidence Reason = "evidence"
 )
 
 // Counts are the figures a trip decision is made on.
@@ -181,6 +204,15 @@ type Counts struct {
 	// Learning is true while the scope is new and within its learning
 	// period (see Policy.Learning).
 	Learning bool `json:",omitempty"`
+	// Evidence is the evidence detector's S (see Evidence.Check).
+	Evidence float64 `json:",omitempty"`
+	// Expected is the expected weighted count of the detector's open bin.
+	Expected float64 `json:",omitempty"`
+	// Observed is the weighted count of the detector's open bin so far.
+	Observed float64 `json:",omitempty"`
+	// EvidenceReady is true when the open bin's hour of the day has
+	// learned enough for the detector to judge it.
+	EvidenceReady bool `json:",omitempty"`
 }
 
 // InLearning reports whether a scope first counted at firstMillis is new and
@@ -211,6 +243,11 @@ func (p Policy) Exceeded(c Counts, probation bool) (Reason, bool) {
 	if p.Factor > 0 && c.BaselineReady && c.Window >= p.MinActions*scale && c.Window > p.Factor*c.Baseline {
 		return ReasonBaseline, true
 	}
+	// The evidence threshold is not scaled on probation: S is kept at h
+	// while the breaker is open, so a rise that goes on trips again at once.
+	if p.EvidenceOn() && c.EvidenceReady && c.Evidence >= p.EvidenceThreshold {
+		return ReasonEvidence, true
+	}
 	return "", false
 }
 
@@ -235,6 +272,13 @@ type Status struct {
 	Until time.Time `json:"until,omitzero"`
 	// ProbationUntil is when probation ends.
 	ProbationUntil time.Time `json:"probation_until,omitzero"`
+	// Onset is the estimated start, in event time, of what tripped the
+	// breaker: when the evidence detector's S last left 0 for an evidence
+	// trip, the start of the window that passed its limit for the others.
+	// Set at each trip and kept until the next one: the actions of the
+	// scope with an event time from Onset on that were forwarded before
+	// the trip are the candidates for reversal.
+	Onset time.Time `json:"onset,omitzero"`
 	// HeldScopes, when not empty, are the only narrower scopes an open
 	// wider breaker (global) holds: those that drove its trip. Empty means
 	// it holds every action it counts.
@@ -307,6 +351,11 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 		limit = p.Factor * c.Baseline
 	case ReasonNewRule:
 		limit = p.LearningMax * scale
+	case ReasonEvidence:
+		// The detector counts every action, held ones included; the rate
+		// above which its evidence grows, over one window.
+		countsHeld = true
+		limit = c.Expected * float64(p.Grid().Window) / float64(p.EvidenceBinMillis()) * (p.EvidenceRatio - 1) / math.Log(p.EvidenceRatio)
 	default:
 		return nil
 	}

@@ -245,6 +245,32 @@ type Thresholds struct {
 	ProbationScale float64 `yaml:"probation_scale"`
 	// Disabled turns this scope's breaker off (it is still counted).
 	Disabled bool `yaml:"disabled"`
+	// Evidence configures the evidence detector of the scope.
+	Evidence Evidence `yaml:"evidence"`
+}
+
+// Evidence configures the evidence detector: a one-sided Poisson CUSUM of
+// the scope's weighted counts per bin against a seasonal expectation
+// learned online per hour of the day (docs/detection.md). Every field left
+// out, or 0, inherits; Off does not.
+type Evidence struct {
+	// Bin is the width of the bins counts are compared in, 1m..15m.
+	Bin time.Duration `yaml:"bin"`
+	// Ratio is the rise the detector is tuned to (r), above 1 and at most
+	// 10: a rise of about this factor is caught fastest; S grows only
+	// while the scope runs above (r-1)/ln(r) times its expectation.
+	Ratio float64 `yaml:"ratio"`
+	// Threshold is h: the breaker trips when the evidence S reaches it, in
+	// natural log-likelihood units. Higher: fewer false trips, slower
+	// detection.
+	Threshold float64 `yaml:"threshold"`
+	// MinExpected floors the expected weighted count per bin, >= 0.
+	MinExpected float64 `yaml:"min_expected"`
+	// Days is how many days of history the expectation of each hour of
+	// the day averages over, 1..90.
+	Days int `yaml:"days"`
+	// Off turns the detector off for this scope. Not inherited.
+	Off bool `yaml:"off"`
 }
 
 // Severity ranks action types for the outage policy.

@@ -260,7 +260,7 @@ breakers:
 			got:  c.Breakers.Rules["spam"].Thresholds,
 			want: Thresholds{
 				Window: 2 * time.Minute, MaxActions: 5000, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Evidence: DefaultEvidence(),
 			},
 		},
 		{
@@ -268,7 +268,7 @@ breakers:
 			got:  c.Breakers.Rules["spam"].Actions["ban_account"],
 			want: Thresholds{
 				Window: 2 * time.Minute, MaxActions: 100, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Evidence: DefaultEvidence(),
 			},
 		},
 		{
@@ -281,7 +281,7 @@ breakers:
 			got:  c.Breakers.Rules["quiet"].Thresholds,
 			want: Thresholds{
 				Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 4, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Disabled: true,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Disabled: true, Evidence: DefaultEvidence(),
 			},
 		},
 		{
@@ -289,7 +289,7 @@ breakers:
 			got:  c.Breakers.Rules["quiet"].Actions["remove_pin"],
 			want: Thresholds{
 				Window: 30 * time.Second, MaxActions: 800, Baseline: 90 * time.Minute, Factor: 2, MinActions: 30,
-				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25,
+				AutoCloseAfter: 15 * time.Minute, Probation: 10 * time.Minute, ProbationScale: 0.25, Evidence: DefaultEvidence(),
 			},
 		},
 		{

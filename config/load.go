@@ -92,6 +92,7 @@ func Default() Config {
 				AutoCloseAfter: 0,
 				Probation:      30 * time.Minute,
 				ProbationScale: 0.5,
+				Evidence:       DefaultEvidence(),
 			},
 			Global: Global{
 				Thresholds: Thresholds{
@@ -102,6 +103,7 @@ func Default() Config {
 					MinActions:     500,
 					Probation:      30 * time.Minute,
 					ProbationScale: 0.5,
+					Evidence:       DefaultEvidence(),
 				},
 				Hold:              HoldContributors,
 				ContributorFactor: 2,
@@ -440,5 +442,35 @@ func (t Thresholds) inherit(parent Thresholds) Thresholds {
 	if t.ProbationScale == 0 {
 		t.ProbationScale = parent.ProbationScale
 	}
+	t.Evidence = t.Evidence.inherit(parent.Evidence)
 	return t
+}
+
+// DefaultEvidence returns the detector's defaults: 5-minute bins, tuned to
+// a rise of 1.5x, h = 10, at least 0.5 expected per bin, a week of
+// history. It judges an hour of the day only after one day of history of
+// that hour, so a scope with no history is never tripped by it.
+func DefaultEvidence() Evidence {
+	return Evidence{Bin: 5 * time.Minute, Ratio: 1.5, Threshold: 10, MinExpected: 0.5, Days: 7}
+}
+
+// inherit returns e with every zero field taken from parent; Off is not
+// inherited.
+func (e Evidence) inherit(parent Evidence) Evidence {
+	if e.Bin == 0 {
+		e.Bin = parent.Bin
+	}
+	if e.Ratio == 0 {
+		e.Ratio = parent.Ratio
+	}
+	if e.Threshold == 0 {
+		e.Threshold = parent.Threshold
+	}
+	if e.MinExpected == 0 {
+		e.MinExpected = parent.MinExpected
+	}
+	if e.Days == 0 {
+		e.Days = parent.Days
+	}
+	return e
 }

@@ -305,8 +305,29 @@ func (t Thresholds) validate(p *problems, path string) {
 	if !(t.ProbationScale > 0 && t.ProbationScale <= 1) {
 		p.addf(f("probation_scale"), "must be greater than 0 and at most 1, got %v", t.ProbationScale)
 	}
-	if !t.Disabled && !(t.MaxActions > 0) && !(t.Factor > 0) {
+	if !t.Disabled && !(t.MaxActions > 0) && !(t.Factor > 0) && (t.Evidence.Off || !(t.Evidence.Threshold > 0)) {
 		p.addf(path, "no trip condition: set max_actions or factor above 0, or disabled: true")
+	}
+	t.Evidence.validate(p, f("evidence"))
+}
+
+// validate checks the evidence detector's settings at field path.
+func (e Evidence) validate(p *problems, path string) {
+	f := func(name string) string { return path + "." + name }
+	if e.Bin < time.Minute || e.Bin > 15*time.Minute {
+		p.addf(f("bin"), "must be between 1m and 15m, got %s", dur(e.Bin))
+	}
+	if !(e.Ratio > 1 && e.Ratio <= 10) {
+		p.addf(f("ratio"), "must be above 1 and at most 10, got %v", e.Ratio)
+	}
+	if !(e.Threshold > 0) || math.IsInf(e.Threshold, 1) {
+		p.addf(f("threshold"), "must be a finite number above 0, got %v", e.Threshold)
+	}
+	if !finiteAtLeast(e.MinExpected, 0) {
+		p.addf(f("min_expected"), "must be a finite number >= 0, got %v", e.MinExpected)
+	}
+	if e.Days < 1 || e.Days > 90 {
+		p.addf(f("days"), "must be between 1 and 90, got %d", e.Days)
 	}
 }
 

@@ -60,9 +60,14 @@ func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
 
 // Policy converts configured thresholds to a breaker policy.
 func Policy(t config.Thresholds) breaker.Policy {
-	return breaker.Policy{
+	p := breaker.Policy{
 		Window: t.Window, MaxActions: t.MaxActions, Baseline: t.Baseline, Factor: t.Factor,
 		MinActions: t.MinActions, AutoCloseAfter: t.AutoCloseAfter, Probation: t.Probation,
 		ProbationScale: t.ProbationScale, Disabled: t.Disabled,
 	}
+	if e := t.Evidence; !e.Off {
+		p.EvidenceBin, p.EvidenceRatio, p.EvidenceThreshold = e.Bin, e.Ratio, e.Threshold
+		p.EvidenceMinExpected, p.EvidenceDays = e.MinExpected, e.Days
+	}
+	return p
 }

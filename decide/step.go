@@ -14,6 +14,9 @@ type State struct {
 	// Window is the scope's counts; nil until something is counted. Step
 	// replaces it when the scope's policy changes its bucket layout.
 	Window *breaker.Window
+	// Evidence is the scope's evidence detector; nil until its policy runs
+	// one. Step replaces it when the policy changes the detector's bins.
+	Evidence *breaker.Evidence
 }
 
 // Step counts batch b into the states of its scopes (states[i] belongs to
@@ -44,23 +47,42 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		if e.Window == nil || e.Window.Grid() != g {
 			e.Window = breaker.NewWindow(g)
 		}
+		p := sc.Policy
+		ev := p.EvidenceOn()
+		if ev && (e.Evidence == nil || e.Evidence.Bin != p.EvidenceBinMillis() || e.Evidence.Season != p.SlotMillis()*breaker.SeasonSlots) {
+			e.Evidence = breaker.NewEvidence(p)
+		}
 		start := e.Status
 		st, _ := breaker.Expire(e.Status, now)
 		var last, trip breaker.Counts
 		tripped, tripProbation := false, false
 		all := breaker.CountsHeld(st)
 		for _, bk := range sc.Buckets {
-			if !all && !b.Counted(bk, res) {
+			counted := all || b.Counted(bk, res)
+			if !counted && !ev {
 				continue
 			}
-			at := e.Window.Add(bk.At, bk.Weight)
-			last = e.Window.Counts(at)
-			first, _ := e.Window.First()
-			last.Learning = sc.Policy.InLearning(first, at, ref, hasRef)
+			// The detector counts every action, those its narrower
+			// scopes hold included: they cannot mask a broad rise.
+			if ev {
+				e.Evidence.Add(p, bk.At, bk.Weight, st.Auto == breaker.Open || st.Holds())
+			}
+			at := bk.At
+			if counted {
+				at = e.Window.Add(bk.At, bk.Weight)
+				c := e.Window.Counts(at)
+				first, _ := e.Window.First()
+				c.Learning = p.InLearning(first, at, ref, hasRef)
+				last = c
+			}
+			if ev {
+				last.Evidence, last.Expected, last.Observed, last.EvidenceReady = e.Evidence.Check(p)
+			}
 			prev := st
-			st, _ = breaker.Evaluate(sc.Policy, st, last, now)
+			st, _ = breaker.Evaluate(p, st, last, now)
 			if st.Auto == breaker.Open && prev.Auto != breaker.Open {
 				trip, tripped, tripProbation = last, true, prev.Auto == breaker.Probation
+				st.Onset = onset(p, breaker.Reason(st.Reason), e.Evidence, at)
 			}
 		}
 		if tripped && st.Auto == breaker.Open {
@@ -74,6 +96,24 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		res.Scopes[i] = ScopeResult{Scope: sc.Scope, Status: st, Changed: st.Generation != start.Generation, Counts: c}
 	}
 	return res
+}
+
+// onset estimates when what tripped a breaker began, in event time: when
+// the detector's S last left 0 (the open bin's start if it left 0 in it)
+// for an evidence trip, and the start of the window ending at atMillis for
+// the others.
+func onset(p breaker.Policy, r breaker.Reason, ev *breaker.Evidence, atMillis int64) time.Time {
+	var ms int64
+	if r == breaker.ReasonEvidence {
+		ms = ev.Onset
+		if ms == 0 {
+			ms = ev.Cur * ev.Bin
+		}
+	} else {
+		g := p.Grid()
+		ms = g.Bucket(atMillis) - g.Window + g.Fine
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // Holding returns the record of a decided batch's holding scopes: each

@@ -5,7 +5,8 @@
 -- KEYS[1] epoch marker, KEYS[2] scope set,
 -- KEYS[3 .. 2+P] decision records per partition (field 'floor', then one
 --   field per batch: first offset -> 'last|payload'),
--- then per scope: status hash, ring hash. The script touches no other key.
+-- then per scope: status hash, ring hash, evidence hash. The script
+--   touches no other key.
 -- ARGV (the layout and the ring sizes are defined in redis.go, and passed
 -- here so that Go and Lua read one definition):
 --   head: P, S, record ttl ms, ring ttl ms, FINE (fine buckets per window),
@@ -19,6 +20,9 @@
 --   per scope: name, fine, coarse, gridwindow, max, factor, min, autoclose,
 --     probation, pscale, disabled, nbuckets, CRING (coarse ring slots),
 --     learning ms, learning max, hold contributors, contributor factor,
+--     evidence on, bin ms, ratio r, ln r, threshold h, min expected, most
+--     bins learned per hour of the day, bins per hour of the day, most
+--     empty bins closed one by one, evidence ttl ms, seasonal slot ms,
 --     then nbuckets buckets (at, weight, via1, via2): via are earlier
 --     scopes (1-based, 0 none) whose holding leaves the bucket uncounted.
 -- The payload of each record is filled in here, after the decisions.
@@ -91,9 +95,12 @@ end
 
 local function floordiv(a, b) return math.floor(a / b) end
 
+-- numbers that must survive a round trip exactly
+local function f17(v) return string.format('%.17g', v) end
+
 local function num(v) if v == nil or v == '' then return 0 end return tonumber(v) end
 
-local function exceeded(pol, win, base, ready, learning, probation)
+local function exceeded(pol, win, base, ready, learning, probation, ev, eready)
   if pol.disabled then return nil end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
@@ -104,6 +111,7 @@ local function exceeded(pol, win, base, ready, learning, probation)
   if pol.factor > 0 and ready and w >= pol.min * scale and w > pol.factor * baseline then
     return 'baseline_factor'
   end
+  if pol.evon and eready and ev >= pol.eh then return 'evidence' end
   return nil
 end
 
@@ -122,7 +130,7 @@ end
 -- before this batch
 local ref = nil
 if refscope > 0 then
-  local rh = redis.call('HMGET', KEYS[2 + P + 2 * refscope], 'first', 'top')
+  local rh = redis.call('HMGET', KEYS[2 + P + 3 * refscope - 1], 'first', 'top')
   if rh[2] then ref = tonumber(rh[1]) end
 end
 
@@ -131,7 +139,7 @@ local done = {}
 
 -- contributors mirrors breaker.Contributors: the narrower scopes a wider
 -- one that just tripped holds alone, '' for everything.
-local function contributors(pol, win, base, reason, probation, countsheld, kids)
+local function contributors(pol, win, base, exp, reason, probation, countsheld, kids)
   if not pol.holdc then return '' end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
@@ -142,6 +150,9 @@ local function contributors(pol, win, base, reason, probation, countsheld, kids)
     limit = pol.factor * (base * pol.gw / (COARSE * pol.coarse) / 1000)
   elseif reason == 'new_rule' then
     limit = pol.lmax * scale
+  elseif reason == 'evidence' then
+    countsheld = true
+    limit = exp * pol.gw / pol.ebin * (pol.eratio - 1) / pol.elnr
   else
     return ''
   end
@@ -179,9 +190,14 @@ for s = 1, S do
     pscale = tonumber(ARGV[argi + 10]), disabled = ARGV[argi + 11] == '1',
     learning = tonumber(ARGV[argi + 14]), lmax = tonumber(ARGV[argi + 15]),
     holdc = ARGV[argi + 16] == '1', cfactor = tonumber(ARGV[argi + 17]),
+    evon = ARGV[argi + 18] == '1', ebin = tonumber(ARGV[argi + 19]), eratio = tonumber(ARGV[argi + 20]),
+    elnr = tonumber(ARGV[argi + 21]), eh = tonumber(ARGV[argi + 22]), emin = tonumber(ARGV[argi + 23]),
+    ecap = tonumber(ARGV[argi + 24]), eslot = tonumber(ARGV[argi + 25]), egap = tonumber(ARGV[argi + 26]),
+    ettl = tonumber(ARGV[argi + 27]), eslotms = tonumber(ARGV[argi + 28]),
   }
-  local skey, rkey = KEYS[ki + 1], KEYS[ki + 2]
-  ki = ki + 2
+  pol.eseason = pol.eslotms * 24
+  local skey, rkey, ekey = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3]
+  ki = ki + 3
 
   -- status
   local h = redis.call('HGETALL', skey)
@@ -190,6 +206,7 @@ for s = 1, S do
   local n = {
     st = cur.st or 'closed', au = cur.au or 'closed', g = num(cur.g), si = num(cur.si), ta = num(cur.ta),
     re = cur.re or '', ac = cur.ac or '', un = num(cur.un), pu = num(cur.pu), hs = cur.hs or '',
+    on = num(cur.on),
   }
   local startgen = n.g
   -- expire an override
@@ -206,7 +223,10 @@ for s = 1, S do
   -- the buckets: those whose narrower scopes hold are not counted here,
   -- except open and on probation (breaker.CountsHeld)
   local all = n.au == 'probation' or n.au == 'open'
+  -- (the evidence detector counts every bucket: allat, allwt, and
+  -- allc[b] is the index in bat of a bucket the window counts)
   local bat, bwt, kids, seenkid = {}, {}, {}, {}
+  local allat, allwt, allc = {}, {}, {}
   for b = 1, nb do
     local o = argi + SSTRIDE + (b - 1) * BSTRIDE
     local v1, v2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
@@ -214,12 +234,101 @@ for s = 1, S do
       seenkid[v1] = true
       table.insert(kids, v1)
     end
-    if all or not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds)) then
+    local counted = all or not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds))
+    if counted then
       table.insert(bat, tonumber(ARGV[o + 1]))
       table.insert(bwt, tonumber(ARGV[o + 2]))
     end
+    if counted or pol.evon then
+      table.insert(allat, tonumber(ARGV[o + 1]))
+      table.insert(allwt, tonumber(ARGV[o + 2]))
+      allc[#allat] = counted and #bat or nil
+    end
   end
   local nc = #bat
+
+  -- the evidence detector (breaker.Evidence)
+  local E = nil
+  if pol.evon then
+    local eh = redis.call('HGETALL', ekey)
+    local m = {}
+    for j = 1, #eh, 2 do m[eh[j]] = eh[j + 1] end
+    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, ex = {}, n = {}, dirty = {}}
+    if m.b and tonumber(m.b) == pol.ebin and tonumber(m.p) == pol.eseason then
+      E.seen = m.c ~= nil
+      E.cur, E.top, E.x, E.s, E.o = num(m.c), num(m.t), num(m.x), num(m.s), num(m.o)
+      for k = 0, 23 do E.ex[k] = num(m['e' .. k]); E.n[k] = num(m['n' .. k]) end
+    else
+      if m.b then redis.call('DEL', ekey) end
+      for k = 0, 23 do E.ex[k] = 0; E.n[k] = 0 end
+    end
+  end
+  local function eslot(idx) return math.floor(((idx * E.bin) % pol.eseason) / pol.eslotms) end
+  local function eexp(idx)
+    local k = eslot(idx)
+    if E.n[k] < pol.eslot then return 0, false end
+    local mu = E.ex[k]
+    if pol.emin > mu then mu = pol.emin end
+    return mu, true
+  end
+  local function eclose(frozen)
+    local x = E.x / 1000
+    local prev = E.s
+    local mu, ok = eexp(E.cur)
+    if ok then
+      local sv = E.s + x * pol.elnr - (pol.eratio - 1) * mu
+      if frozen and sv > pol.eh then sv = pol.eh end
+      if not (sv > 0) then sv = 0 end
+      E.s = sv
+    end
+    if E.s == 0 then
+      E.o = 0
+    elseif prev == 0 then
+      E.o = E.cur * E.bin
+    end
+    if not frozen and not (prev >= pol.eh / 2) then
+      local k = eslot(E.cur)
+      local cnt = E.n[k] + 1
+      if cnt > pol.ecap then cnt = pol.ecap end
+      E.n[k] = cnt
+      E.ex[k] = E.ex[k] + (x - E.ex[k]) / cnt
+      E.dirty[k] = true
+    end
+    E.x = 0
+  end
+  local function eadd(at, w, frozen)
+    local bi = floordiv(at, E.bin)
+    if not E.seen then
+      E.cur, E.top, E.seen = bi, at, true
+    end
+    if at > E.top then E.top = at end
+    if bi > E.cur then
+      eclose(frozen)
+      local gap = bi - E.cur - 1
+      if gap > pol.egap then
+        E.s, E.o = 0, 0
+      else
+        for _ = 1, gap do
+          E.cur = E.cur + 1
+          eclose(frozen)
+        end
+      end
+      E.cur = bi
+    end
+    E.x = E.x + w
+  end
+  local function echeck()
+    local x = E.x / 1000
+    local mu, ok = eexp(E.cur)
+    if not ok then return E.s, 0, x, false end
+    local d = E.top - E.cur * E.bin + pol.fine
+    if d < 0 then d = 0 end
+    if d > E.bin then d = E.bin end
+    local f = d / E.bin
+    local sv = E.s + x * pol.elnr - (pol.eratio - 1) * mu * f
+    if not (sv > 0) then sv = 0 end
+    return sv, mu, x, true
+  end
 
   -- ring: slot idx % FRING of the fine ring holds the count of fine bucket
   -- idx for every idx in (topF - FRING, topF], where topF is the fine
@@ -277,10 +386,17 @@ for s = 1, S do
   local dirtyF, dirtyC = {}, {}
   local lastwin, lastbase, lastready = 0, 0, false
   local lastlearn = false
+  local lastev, lastexp, lastobs, lasteready = 0, 0, 0, false
   local tripwin, tripbase, tripready, triplearn, tripprob = nil, nil, nil, nil, false
+  local tripev, tripexp, tripobs, tripeready = 0, 0, 0, false
 
-  for b = 1, nc do
-    local at = bat[b]
+  for ab = 1, #allat do
+    local b = allc[ab]
+    local at = allat[ab]
+    if E then
+      eadd(at, allwt[ab], n.au == 'open' or n.st == 'open' or n.st == 'forced_open')
+    end
+    if b then
     local wt = bwt[b]
     if first == nil or at < first then first = at end
     if top == nil or at > top then top = at end
@@ -303,15 +419,26 @@ for s = 1, S do
     local ready = (at - first) >= COARSE * pol.coarse
     local learning = ref ~= nil and pol.learning > 0 and first - ref >= pol.learning and at - first < pol.learning
     lastwin, lastbase, lastready, lastlearn = win, base, ready, learning
+    end
+    if E then
+      lastev, lastexp, lastobs, lasteready = echeck()
+    end
     -- evaluate
     local prevgen = n.g
     if n.au == 'closed' or n.au == 'probation' then
-      local why = exceeded(pol, win, base, ready, learning, n.au == 'probation')
+      local why = exceeded(pol, lastwin, lastbase, lastready, lastlearn, n.au == 'probation', lastev, lasteready)
       if why then
         tripprob = n.au == 'probation'
         n.au = 'open'; n.ta = now; n.pu = 0; n.re = why; n.hs = ''
         moved(n, prevgen)
-        tripwin, tripbase, tripready, triplearn = win, base, ready, learning
+        tripwin, tripbase, tripready, triplearn = lastwin, lastbase, lastready, lastlearn
+        tripev, tripexp, tripobs, tripeready = lastev, lastexp, lastobs, lasteready
+        if why == 'evidence' then
+          n.on = E.o
+          if n.on == 0 then n.on = E.cur * E.bin end
+        else
+          n.on = floordiv(at, pol.fine) * pol.fine - pol.gw + pol.fine
+        end
       elseif n.au == 'probation' and now >= n.pu then
         n.au = 'closed'; n.pu = 0; n.re = 'probation ended'
         moved(n, prevgen)
@@ -325,7 +452,7 @@ for s = 1, S do
   end
 
   if tripwin and n.au == 'open' then
-    n.hs = contributors(pol, tripwin, tripbase, n.re, tripprob, all, kids)
+    n.hs = contributors(pol, tripwin, tripbase, tripexp, n.re, tripprob, all, kids)
   end
 
   -- write back the ring: the counts the batch changed, and clear the slots
@@ -365,10 +492,20 @@ for s = 1, S do
     redis.call('PEXPIRE', rkey, ringttl)
   end
 
+  if E and E.seen then
+    local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o)}
+    for k, _ in pairs(E.dirty) do
+      table.insert(hs, 'e' .. k); table.insert(hs, f17(E.ex[k]))
+      table.insert(hs, 'n' .. k); table.insert(hs, f17(E.n[k]))
+    end
+    redis.call('HSET', ekey, unpack(hs))
+    redis.call('PEXPIRE', ekey, pol.ettl)
+  end
+
   local changed = n.g ~= startgen
   if changed then
     redis.call('HSET', skey, 'st', n.st, 'au', n.au, 'g', n.g, 'si', n.si, 'ta', n.ta,
-      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu, 'hs', n.hs)
+      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu, 'hs', n.hs, 'on', n.on)
     redis.call('SADD', KEYS[2], name)
   end
   local holds = n.st == 'open' or n.st == 'forced_open'
@@ -380,10 +517,15 @@ for s = 1, S do
     table.insert(holding, line)
   end
   local cw, cb, cr, cl = lastwin, lastbase, lastready, lastlearn
-  if tripwin then cw, cb, cr, cl = tripwin, tripbase, tripready, triplearn end
+  local cev, cexp, cobs, cer = lastev, lastexp, lastobs, lasteready
+  if tripwin then
+    cw, cb, cr, cl = tripwin, tripbase, tripready, triplearn
+    cev, cexp, cobs, cer = tripev, tripexp, tripobs, tripeready
+  end
   done[s] = {name = name, holds = holds, win = cw, base = cb, ready = cr, gw = pol.gw, coarse = pol.coarse}
   for _, v in ipairs({name, n.st, n.au, n.g, n.si, n.ta, n.re, n.ac, n.un, n.pu,
-      changed and '1' or '0', cw, cb, cr and '1' or '0', cl and '1' or '0', n.hs}) do
+      changed and '1' or '0', cw, cb, cr and '1' or '0', cl and '1' or '0', n.hs, f17(n.on),
+      f17(cev), f17(cexp), f17(cobs), cer and '1' or '0'}) do
     table.insert(out, tostring(v))
   end
   argi = argi + SSTRIDE + nb * BSTRIDE

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,11 +31,11 @@ const (
 	// decidePartition is the number of arguments per partition.
 	decidePartition = 3
 	// decideScope is the number of arguments per scope before its buckets.
-	decideScope = 17
+	decideScope = 28
 	// decideBucket is the number of arguments per bucket.
 	decideBucket = 4
 	// decideReply is the number of reply fields per scope.
-	decideReply = 16
+	decideReply = 21
 )
 
 // casScript writes a status only if the breaker's generation is still the
@@ -57,11 +58,11 @@ for k = 3, #KEYS do
   local scope, gen = ARGV[i], tonumber(ARGV[i + 1])
   local g = tonumber(redis.call('HGET', KEYS[k], 'g') or '0')
   if g < gen then
-    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 21))
+    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 23))
     redis.call('SADD', KEYS[2], scope)
     n = n + 1
   end
-  i = i + 22
+  i = i + 24
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return n
@@ -199,6 +200,9 @@ func (r *Redis) epochKey() string                 { return r.keys.Epoch() }
 func (r *Redis) scopesKey() string                { return r.keys.Scopes() }
 func (r *Redis) statusKey(s breaker.Scope) string { return r.keys.Status(string(s)) }
 func (r *Redis) ringKey(s breaker.Scope) string   { return r.keys.Ring(string(s)) }
+func (r *Redis) evidenceKey(s breaker.Scope) string {
+	return r.keys.Evidence(string(s))
+}
 func (r *Redis) recordKey(topic string, p int) string {
 	return r.keys.Records(topic, p)
 }
@@ -217,7 +221,7 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 	if err := b.Validate(); err != nil {
 		return decide.Result{}, err
 	}
-	keys := make([]string, 0, 2+len(b.Partitions)+2*len(b.Scopes))
+	keys := make([]string, 0, 2+len(b.Partitions)+3*len(b.Scopes))
 	keys = append(keys, r.epochKey(), r.scopesKey())
 	nargs := decideHead + decidePartition*len(b.Partitions)
 	for _, s := range b.Scopes {
@@ -237,14 +241,17 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 		args = append(args, p.First, p.Last, p.Committed)
 	}
 	for _, s := range b.Scopes {
-		keys = append(keys, r.statusKey(s.Scope), r.ringKey(s.Scope))
+		keys = append(keys, r.statusKey(s.Scope), r.ringKey(s.Scope), r.evidenceKey(s.Scope))
 		g := s.Policy.Grid()
 		p := s.Policy
 		args = append(args, string(s.Scope), g.Fine, g.Coarse, g.Window,
 			fmtFloat(p.MaxActions), fmtFloat(p.Factor), fmtFloat(p.MinActions),
 			p.AutoCloseAfter.Milliseconds(), p.Probation.Milliseconds(), fmtFloat(p.ProbationScale), flag(p.Disabled),
 			len(s.Buckets), g.CoarseRing(),
-			p.Learning.Milliseconds(), fmtFloat(p.LearningMax), flag(p.HoldContributors), fmtFloat(p.ContributorFactor))
+			p.Learning.Milliseconds(), fmtFloat(p.LearningMax), flag(p.HoldContributors), fmtFloat(p.ContributorFactor),
+			flag(p.EvidenceOn()), p.EvidenceBinMillis(), fmtFloat(p.EvidenceRatio), fmtFloat(math.Log(p.EvidenceRatio)),
+			fmtFloat(p.EvidenceThreshold), fmtFloat(p.EvidenceMinExpected), int64(p.EvidenceDays)*p.BinsPerSlot(),
+			p.BinsPerSlot(), p.MaxGapBins(), (int64(p.EvidenceDays)+1)*p.SeasonMillis()+ringTTL, p.SlotMillis())
 		for _, bk := range s.Buckets {
 			args = append(args, bk.At, bk.Weight, bk.Via[0], bk.Via[1])
 		}
@@ -308,12 +315,17 @@ func parseDecide(b decide.Batch, v []string) (decide.Result, error) {
 		f := v[2+i*per : 2+(i+1)*per]
 		st := statusFromFields(map[string]string{
 			"st": f[1], "au": f[2], "g": f[3], "si": f[4], "ta": f[5], "re": f[6], "ac": f[7], "un": f[8], "pu": f[9], "hs": f[15],
+			"on": f[16],
 		})
 		win, _ := strconv.ParseFloat(f[11], 64)
 		base, _ := strconv.ParseFloat(f[12], 64)
 		g := b.Scopes[i].Policy.Grid()
 		c := countsOf(g, int64(win), int64(base), f[13] == "1")
 		c.Learning = f[14] == "1"
+		c.Evidence, _ = strconv.ParseFloat(f[17], 64)
+		c.Expected, _ = strconv.ParseFloat(f[18], 64)
+		c.Observed, _ = strconv.ParseFloat(f[19], 64)
+		c.EvidenceReady = f[20] == "1"
 		res.Scopes[i] = decide.ScopeResult{
 			Scope:   breaker.Scope(f[0]),
 			Status:  st,
@@ -386,6 +398,7 @@ func statusFields(s breaker.Status) []any {
 		"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
 		"si", millis(s.Since), "ta", millis(s.TrippedAt), "re", s.Reason, "ac", s.Actor,
 		"un", millis(s.Until), "pu", millis(s.ProbationUntil), "hs", joinScopes(s.HeldScopes),
+		"on", millis(s.Onset),
 	}
 }
 
@@ -399,6 +412,7 @@ func statusFromFields(m map[string]string) breaker.Status {
 		State: breaker.State(m["st"]), Auto: breaker.State(m["au"]), Generation: g,
 		Since: ms("si"), TrippedAt: ms("ta"), Reason: m["re"], Actor: m["ac"],
 		Until: ms("un"), ProbationUntil: ms("pu"), HeldScopes: splitScopes(m["hs"]),
+		Onset: ms("on"),
 	}
 	if s.State == "" {
 		s.State = breaker.Closed

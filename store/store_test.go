@@ -100,8 +100,9 @@ func stable(s breaker.Status) string {
 		}
 		return "t"
 	}
-	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s held=%v",
-		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil), s.HeldScopes)
+	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s held=%v onset=%d",
+		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil), s.HeldScopes,
+		s.Onset.UnixMilli())
 }
 
 func stableResult(r decide.ScopeResult) string {
@@ -148,8 +149,14 @@ var diffSpecs = []spec{
 		Window: 2 * time.Second, MaxActions: 40, Baseline: 20 * time.Second, Factor: 2, MinActions: 10,
 		AutoCloseAfter: time.Millisecond, Probation: time.Millisecond, ProbationScale: 0.5,
 		HoldContributors: true, ContributorFactor: 2.5,
+		EvidenceBin: 50 * time.Millisecond, EvidenceSeason: 2400 * time.Millisecond, EvidenceRatio: 1.3,
+		EvidenceThreshold: 4, EvidenceMinExpected: 0.5, EvidenceDays: 2,
 	}},
-	{breaker.RuleScope("spam"), breaker.Policy{Window: time.Second, MaxActions: 12.345}},
+	{breaker.RuleScope("spam"), breaker.Policy{
+		Window: time.Second, MaxActions: 12.345,
+		EvidenceBin: 20 * time.Millisecond, EvidenceSeason: 1200 * time.Millisecond, EvidenceRatio: 2,
+		EvidenceThreshold: 2.5, EvidenceMinExpected: 0.1, EvidenceDays: 3,
+	}},
 	{breaker.ActionScope("spam", "ban"), breaker.Policy{Window: time.Second, Baseline: 5 * time.Second, Factor: 2, MinActions: 3}},
 	{breaker.RuleScope("fraud"), breaker.Policy{
 		Window: 200 * time.Millisecond, Baseline: time.Second, Factor: 1.5, MinActions: 2,
@@ -170,6 +177,13 @@ var diffSpecs = []spec{
 	{breaker.RuleScope("ratio"), breaker.Policy{
 		Window: time.Second, Baseline: 10 * time.Second, Factor: 1.1, MinActions: 0.5,
 		AutoCloseAfter: time.Millisecond, ProbationScale: 2.5,
+		EvidenceBin: 100 * time.Millisecond, EvidenceSeason: 24 * time.Second, EvidenceRatio: 1.5,
+		EvidenceThreshold: 3, EvidenceMinExpected: 0.2, EvidenceDays: 1,
+	}},
+	{breaker.RuleScope("drift"), breaker.Policy{
+		Window: time.Second, MaxActions: 1000, AutoCloseAfter: time.Hour, Probation: time.Millisecond, ProbationScale: 0.5,
+		EvidenceBin: 30 * time.Millisecond, EvidenceSeason: 720 * time.Millisecond, EvidenceRatio: 1.8,
+		EvidenceThreshold: 2, EvidenceMinExpected: 0.05, EvidenceDays: 4,
 	}},
 	{breaker.ActionScope("ratio", "warn"), breaker.Policy{
 		Window: 1010 * time.Millisecond, Baseline: 3 * time.Second, Factor: 2.5,
@@ -372,12 +386,30 @@ func (s stepper) update(scope breaker.Scope, fn func(breaker.Status, time.Time) 
 // depend on the exact wall clock: this guards that the Lua script mirrors
 // decide.Step.
 func TestDifferentialRedisMemory(t *testing.T) {
+	total := map[string]int{}
 	for _, seed := range []uint64{1, 3, 5} {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { differential(t, seed, 700) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			for k, v := range differential(t, seed, 700) {
+				total[k] += v
+			}
+		})
+	}
+	// The random walks must have reached the interesting paths.
+	for _, k := range []string{
+		"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
+		"to closed probation ended", "trip in probation", "baseline ready", "auto change under forced_closed", "auto change under shadow",
+		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds", "counted on probation: narrower scope holds",
+		"to open evidence", "evidence ready", "evidence rising", "evidence capped while open", "evidence learned some slots", "evidence trip targeted",
+		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
+		"to open evidence in probation",
+	} {
+		if total[k] == 0 {
+			t.Errorf("no %q in the random walks; the test does not cover it", k)
+		}
 	}
 }
 
-func differential(t *testing.T, seed uint64, n int) {
+func differential(t *testing.T, seed uint64, n int) map[string]int {
 	ctx := ctxT(t)
 	e := newRedis(t, false)
 	if _, err := e.st.Decide(ctx, decide.Batch{}); !errors.Is(err, store.ErrStateLost) {
@@ -424,11 +456,18 @@ func differential(t *testing.T, seed uint64, n int) {
 			t.Fatalf("batch %d: Decide: redis %v, memory %v", i, rerr, merr)
 		}
 		if len(rr.Replayed) == 0 {
+			cur := map[breaker.Scope]int64{}
+			for _, sc := range b.Scopes {
+				if ev := step.state(sc.Scope).Evidence; ev != nil && ev.Seen {
+					cur[sc.Scope] = ev.Cur
+				}
+			}
 			sr := step.decide(b, time.UnixMilli(clock.Load()).UTC())
 			for j := range b.Scopes {
 				if got, want := stableResult(rr.Scopes[j]), stableResult(sr.Scopes[j]); got != want {
 					t.Fatalf("batch %d, scope %s (buckets %v):\nredis %s\nStep  %s", i, b.Scopes[j].Scope, b.Scopes[j].Buckets, got, want)
 				}
+				evidenceStats(stats, b.Scopes[j], sr.Scopes[j], step[b.Scopes[j].Scope].Evidence, cur[b.Scopes[j].Scope])
 			}
 		}
 		if got, want := fmtRecords(rr.Replayed), fmtRecords(mr.Replayed); got != want || (len(rr.Replayed) == 0) != (len(mr.Replayed) == 0) {
@@ -461,6 +500,9 @@ func differential(t *testing.T, seed uint64, n int) {
 			if r := rr.Scopes[j]; r.Changed {
 				if lastAuto[r.Scope] == breaker.Probation && r.Status.Auto == breaker.Open {
 					stats["trip in probation"]++
+					if r.Status.Reason == string(breaker.ReasonEvidence) {
+						stats["to open evidence in probation"]++
+					}
 				}
 				lastAuto[r.Scope] = r.Status.Auto
 				stats["changed"]++
@@ -509,14 +551,59 @@ func differential(t *testing.T, seed uint64, n int) {
 		t.Errorf("List:\nredis\n%s\nmemory\n%s", got, want)
 	}
 	t.Logf("seed %d: %v", seed, stats)
-	// The random walk must have reached the interesting paths.
-	for _, k := range []string{
-		"replayed", "to open max_actions", "to open baseline_factor", "to probation auto close",
-		"to closed probation ended", "trip in probation", "baseline ready", "auto change under forced_closed", "auto change under shadow",
-		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds", "counted on probation: narrower scope holds",
-	} {
-		if stats[k] == 0 {
-			t.Errorf("seed %d: no %q in %d batches; the test does not cover it", seed, k, n)
+	return stats
+}
+
+// evidenceStats counts the detector's branches that a decided scope
+// reached, from its result and its detector's state after the batch.
+func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeResult, ev *breaker.Evidence, before int64) {
+	p := sc.Policy
+	if !p.EvidenceOn() || ev == nil {
+		return
+	}
+	c := r.Counts
+	if c.EvidenceReady {
+		stats["evidence ready"]++
+		if c.Expected == p.EvidenceMinExpected {
+			stats["evidence floored expectation"]++
+		}
+	}
+	if ev.S > 0 {
+		stats["evidence rising"]++
+	}
+	if r.Status.Auto == breaker.Open && ev.S == p.EvidenceThreshold {
+		stats["evidence capped while open"]++
+	}
+	learned, full := 0, 0
+	for k := range ev.Learned {
+		if ev.Learned[k] > 0 {
+			learned++
+		}
+		if ev.Learned[k] == int64(p.EvidenceDays)*p.BinsPerSlot() {
+			full++
+		}
+	}
+	if learned > 0 && learned < breaker.SeasonSlots {
+		stats["evidence learned some slots"]++
+	}
+	if full > 0 && r.Status.Auto != breaker.Open && ev.S >= p.EvidenceThreshold/2 {
+		stats["evidence frozen slot"]++
+	}
+	for _, bk := range sc.Buckets {
+		if before != 0 && bk.At/ev.Bin > before+1+p.MaxGapBins() {
+			stats["evidence long gap"]++
+		}
+	}
+	if r.Changed && r.Status.Auto == breaker.Open && r.Status.Reason == string(breaker.ReasonEvidence) {
+		if r.Status.Onset.UnixMilli() < ev.Cur*ev.Bin {
+			stats["evidence onset before the open bin"]++
+		}
+		if p.HoldContributors {
+			if len(r.Status.HeldScopes) > 0 {
+				stats["evidence trip targeted"]++
+			} else {
+				stats["evidence trip holds all"]++
+			}
 		}
 	}
 }

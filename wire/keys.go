@@ -41,6 +41,10 @@ func (k Keys) Status(scope string) string { return k.tag + ":s:" + scope }
 // Ring is the counting ring of one breaker.
 func (k Keys) Ring(scope string) string { return k.tag + ":r:" + scope }
 
+// Evidence is the evidence detector's state of one breaker: its open bin,
+// its evidence and its seasonal expectation.
+func (k Keys) Evidence(scope string) string { return k.tag + ":e:" + scope }
+
 // Records holds the decisions of one input partition's batches, for
 // redeliveries.
 func (k Keys) Records(topic string, partition int) string {

@@ -1,0 +1,192 @@
+package breaker
+
+import (
+	"math"
+	"time"
+)
+
+// The evidence detector of a scope: a one-sided Poisson CUSUM of the
+// scope's weighted counts per bin against a seasonal expectation, learned
+// online per hour of the day (UTC event time).
+//
+// When a bin closes with observed count x against expected mu,
+//
+//	S = max(0, S + x ln(r) - (r-1) mu)
+//
+// where r is EvidenceRatio, the rise the detector is tuned to. S is the log
+// likelihood ratio of "the scope acts r times its expectation since the
+// onset" against "it acts as expected": it grows by about mu (r ln r - r +
+// 1) per bin while the scope runs at r times its expectation and falls
+// while it runs at its expectation. The breaker trips when S reaches
+// EvidenceThreshold (h). Within the open bin the detector also checks
+// S + x ln(r) - (r-1) mu f, with f the elapsed fraction of the bin (up to
+// the end of the latest action's fine bucket), so a strong rise trips
+// before its bin closes.
+//
+// The expectation of a bin is the running mean of the counts of the bins of
+// the same hour of the day (a mean over the first EvidenceDays days of
+// bins, then an exponentially weighted one with that memory), floored at
+// EvidenceMinExpected. An hour of the day needs one full day of bins before
+// the detector judges it, so a scope with no history is never tripped by
+// it. Learning stops while the breaker holds or is open and while S is at
+// least h/2 (alarmed), so that an incident never becomes the new normal.
+// While the breaker is open S is capped at h: a person who resets it while
+// the rise goes on sees it trip again at once, and after the rise has ended
+// S falls back within hours.
+//
+// The Redis store mirrors this arithmetic in Lua, operation by operation;
+// the differential test compares the two.
+//
+// The season is a day by default (EvidenceSeason), and "hour of the day"
+// above means one of its SeasonSlots slots.
+const SeasonSlots = 24
+
+// EvidenceOn reports whether p runs the evidence detector.
+func (p Policy) EvidenceOn() bool {
+	return p.EvidenceThreshold > 0 && p.EvidenceRatio > 1 && p.EvidenceBin > 0 && p.EvidenceDays > 0
+}
+
+// EvidenceBinMillis returns the bin width of p in milliseconds.
+func (p Policy) EvidenceBinMillis() int64 { return max(p.EvidenceBin.Milliseconds(), 1) }
+
+// SeasonMillis returns the length of p's season in milliseconds: a day
+// unless EvidenceSeason says otherwise.
+func (p Policy) SeasonMillis() int64 {
+	if p.EvidenceSeason <= 0 {
+		return 24 * time.Hour.Milliseconds()
+	}
+	return max(p.EvidenceSeason.Milliseconds(), SeasonSlots)
+}
+
+// SlotMillis returns the width of one seasonal slot of p (an hour of a day).
+func (p Policy) SlotMillis() int64 { return p.SeasonMillis() / SeasonSlots }
+
+// BinsPerSlot returns how many bins of p make one seasonal slot: the bins
+// an hour of the day learns per day.
+func (p Policy) BinsPerSlot() int64 { return max(p.SlotMillis()/p.EvidenceBinMillis(), 1) }
+
+// MaxGapBins is the most empty bins the detector closes one by one when a
+// scope's next action comes after a pause: one season (a day). After a
+// longer pause S starts again from 0 and the pause is not learned.
+func (p Policy) MaxGapBins() int64 { return max(p.SeasonMillis()/p.EvidenceBinMillis(), 1) }
+
+// slotOf returns the seasonal slot of p's bin idx.
+func (p Policy) slotOf(idx int64) int {
+	season := p.SlotMillis() * SeasonSlots
+	return int(floorMod(idx*p.EvidenceBinMillis(), season) / p.SlotMillis())
+}
+
+// Evidence is the detector state of one scope. Its size does not depend on
+// the volume: the open bin, S and the onset, and the seasonal slots.
+type Evidence struct {
+	// Bin is the bin width in milliseconds the state was built for.
+	Bin int64
+	// Season is the season in milliseconds the state was built for.
+	Season int64
+	// Cur is the index of the open bin (event time / Bin), valid when Seen.
+	Cur int64
+	// Seen is true once anything was counted.
+	Seen bool
+	// Top is the latest event time counted, in Unix milliseconds.
+	Top int64
+	// X is the weight counted in the open bin, in Milli units.
+	X int64
+	// S is the evidence after the last closed bin.
+	S float64
+	// Onset is when S last left 0, in Unix milliseconds of event time (the
+	// start of that bin); 0 while S is 0.
+	Onset int64
+	// Expected is the learned count per bin of each hour of the day.
+	Expected [SeasonSlots]float64
+	// Learned is how many bins each hour of the day has learned from,
+	// capped at EvidenceDays days of bins.
+	Learned [SeasonSlots]int64
+}
+
+// NewEvidence returns the empty detector state for p.
+func NewEvidence(p Policy) *Evidence {
+	return &Evidence{Bin: p.EvidenceBinMillis(), Season: p.SlotMillis() * SeasonSlots}
+}
+
+// expected returns the expected count of bin idx under p and whether the
+// hour of the day has learned enough (a day of bins) to judge it.
+func (e *Evidence) expected(p Policy, idx int64) (float64, bool) {
+	k := p.slotOf(idx)
+	if e.Learned[k] < p.BinsPerSlot() {
+		return 0, false
+	}
+	return max(e.Expected[k], p.EvidenceMinExpected), true
+}
+
+// close ends the open bin: updates S against the bin's expectation and,
+// unless frozen (the breaker is open or holds) or alarmed, learns its count.
+func (e *Evidence) close(p Policy, frozen bool) {
+	x := float64(e.X) / Milli
+	prev := e.S
+	if mu, ok := e.expected(p, e.Cur); ok {
+		s := e.S + x*math.Log(p.EvidenceRatio) - (p.EvidenceRatio-1)*mu
+		if frozen && s > p.EvidenceThreshold {
+			s = p.EvidenceThreshold
+		}
+		if !(s > 0) {
+			s = 0
+		}
+		e.S = s
+	}
+	switch {
+	case e.S == 0:
+		e.Onset = 0
+	case prev == 0:
+		e.Onset = e.Cur * e.Bin
+	}
+	if !frozen && !(prev >= p.EvidenceThreshold/2) {
+		k := p.slotOf(e.Cur)
+		e.Learned[k] = min(e.Learned[k]+1, int64(p.EvidenceDays)*p.BinsPerSlot())
+		e.Expected[k] += (x - e.Expected[k]) / float64(e.Learned[k])
+	}
+	e.X = 0
+}
+
+// Add counts weight (in Milli units) at event time atMillis, after closing
+// the bins before atMillis's; an action earlier than the open bin counts
+// in the open bin. frozen says the breaker is open or holds: S is capped at
+// the threshold and nothing is learned.
+func (e *Evidence) Add(p Policy, atMillis, weight int64, frozen bool) {
+	b := floorDiv(atMillis, e.Bin)
+	if !e.Seen {
+		e.Cur, e.Top, e.Seen = b, atMillis, true
+	}
+	e.Top = max(e.Top, atMillis)
+	if b > e.Cur {
+		e.close(p, frozen)
+		gap := b - e.Cur - 1
+		if gap > p.MaxGapBins() {
+			e.S, e.Onset = 0, 0
+		} else {
+			for range gap {
+				e.Cur++
+				e.close(p, frozen)
+			}
+		}
+		e.Cur = b
+	}
+	e.X += weight
+}
+
+// Check returns the detector's figures within the open bin, at the latest
+// event time counted: the evidence S + x ln(r) - (r-1) mu f (f the
+// elapsed fraction of the bin), the open bin's expected and observed
+// counts, and whether the bin's hour of the day has learned enough to
+// judge it.
+func (e *Evidence) Check(p Policy) (s, expected, observed float64, ready bool) {
+	x := float64(e.X) / Milli
+	mu, ok := e.expected(p, e.Cur)
+	if !ok {
+		return e.S, 0, x, false
+	}
+	// The latest action's fine bucket (see Grid) counts as elapsed: its
+	// actions may lie anywhere in it.
+	f := float64(min(max(e.Top-e.Cur*e.Bin+p.Grid().Fine, 0), e.Bin)) / float64(e.Bin)
+	s = max(e.S+x*math.Log(p.EvidenceRatio)-(p.EvidenceRatio-1)*mu*f, 0)
+	return s, mu, x, true
+}
