@@ -290,6 +290,15 @@ func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) a
 			ProbationScale: p.ProbationScale, Disabled: p.Disabled,
 		},
 	}
+	if p.EvidenceOn() {
+		b.Thresholds.Evidence = &api.Evidence{
+			Bin: p.EvidenceBin.String(), Ratio: p.EvidenceRatio, Threshold: p.EvidenceThreshold,
+			MinExpected: p.EvidenceMinExpected, Days: p.EvidenceDays,
+		}
+	}
+	if e, ok := breaker.Explain(p, s); ok {
+		b.Explanation = &e
+	}
 	if c, ok := a.opts.Breakers.(counter); ok {
 		counts, at, found, err := c.Counts(ctx, scope, p)
 		if err == nil && found {

@@ -135,6 +135,9 @@ type Figures struct {
 	// HeldScopes are the only narrower scopes a tripped global breaker
 	// holds (the rules that drive it); empty when it holds everything.
 	HeldScopes []breaker.Scope `json:"held_scopes,omitempty"`
+	// Explanation says why a breaker tripped: the condition, observed
+	// against expected or allowed, the evidence and the estimated onset.
+	Explanation *breaker.Explanation `json:"explanation,omitempty"`
 }
 
 // Duration is a time.Duration that JSON shows as people read it ("1m0s"),
@@ -254,9 +257,14 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 		WindowCount: t.Counts.Window, Baseline: t.Counts.Baseline, Until: to.Until,
 		HeldScopes: to.HeldScopes,
 	}
+	why := ""
 	if d.Policy != nil {
 		p := d.Policy(t.Scope)
 		ev.Figures.Window, ev.Figures.MaxActions, ev.Figures.Factor = Duration(p.Window), p.MaxActions, p.Factor
+		if e, ok := breaker.Explain(p, to); ok && to.Auto == breaker.Open && from.Auto != breaker.Open {
+			ev.Figures.Explanation = &e
+			why = ": " + e.Text
+		}
 	}
 	held := func(incident string) {
 		if d.Held != nil {
@@ -269,17 +277,21 @@ func FromTransition(t breaker.Transition, d Describer) (Event, bool) {
 		ev.Incident = breaker.Incident(t.Scope, to.Generation)
 		ev.ID = fmt.Sprintf("trip/%s/%d", t.Scope, to.Generation)
 		held(ev.Incident)
-		ev.Summary = fmt.Sprintf("breaker %s tripped (%s): %.1f in %s, baseline %.1f; its actions are held for review",
-			t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
+		// what fired: the trip's explanation when the policy is known,
+		// the window's figures otherwise
+		what := fmt.Sprintf("(%s): %.1f in %s, baseline %.1f", to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
+		if why != "" {
+			what = "(" + to.Reason + ")" + why
+		}
+		ev.Summary = fmt.Sprintf("breaker %s tripped %s; its actions are held for review", t.Scope, what)
 		if len(to.HeldScopes) > 0 {
-			ev.Summary = fmt.Sprintf("breaker %s tripped (%s): %.1f in %s, baseline %.1f; the actions of %s are held for review, the rest flow",
-				t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline, scopeList(to.HeldScopes))
+			ev.Summary = fmt.Sprintf("breaker %s tripped %s; the actions of %s are held for review, the rest flow",
+				t.Scope, what, scopeList(to.HeldScopes))
 		}
 		if to.State == breaker.Shadow {
 			// Nothing is held: worth knowing, not worth a page.
 			ev.Severity = SeverityWarning
-			ev.Summary = fmt.Sprintf("breaker %s would have tripped (%s, shadow mode): %.1f in %s, baseline %.1f",
-				t.Scope, to.Reason, t.Counts.Window, ev.Figures.Window, t.Counts.Baseline)
+			ev.Summary = fmt.Sprintf("breaker %s would have tripped %s (shadow mode)", t.Scope, what)
 		}
 	case from.State.Holds() && !to.State.Holds():
 		ev.Kind = KindResolved

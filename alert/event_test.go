@@ -235,3 +235,33 @@ func TestGroupSummaryNamesIncidents(t *testing.T) {
 		})
 	}
 }
+
+// TestTripExplains: a trip's event carries its explanation (detector,
+// observed against expected, S and h, the estimated onset) in its figures
+// and its summary.
+func TestTripExplains(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	onset := at.Add(-40 * time.Minute)
+	closed := breaker.Status{State: breaker.Closed, Auto: breaker.Closed, Generation: 4}
+	open := breaker.Status{
+		State: breaker.Open, Auto: breaker.Open, Generation: 5, Since: at, TrippedAt: at, Reason: string(breaker.ReasonEvidence),
+		Onset: onset, Trip: breaker.Trip{Counts: breaker.Counts{Evidence: 10.4, Expected: 8.3, Observed: 15, EvidenceReady: true}},
+	}
+	d := describer
+	d.Policy = func(breaker.Scope) breaker.Policy {
+		return breaker.Policy{Window: time.Minute, EvidenceBin: 5 * time.Minute, EvidenceRatio: 1.5, EvidenceThreshold: 10, EvidenceDays: 7}
+	}
+	e, ok := FromTransition(breaker.Transition{Scope: breaker.RuleScope("r"), From: closed, To: open}, d)
+	if !ok || e.Figures.Explanation == nil {
+		t.Fatalf("FromTransition(evidence trip) = %+v, %v; want an event with an explanation", e, ok)
+	}
+	x := *e.Figures.Explanation
+	if x.Detector != breaker.ReasonEvidence || x.Observed != 15 || x.Expected != 8.3 || x.Evidence != 10.4 || x.Threshold != 10 || !x.Onset.Equal(onset) || x.Window != "5m0s" {
+		t.Errorf("explanation %+v; want evidence, 15 against 8.3 in 5m0s, S 10.4, h 10, onset %v", x, onset)
+	}
+	for _, want := range []string{"evidence S 10.40 reached h 10", "15.0 weighted actions", "8.3 expected", "estimated onset 2026-11-23T09:20:00Z"} {
+		if !strings.Contains(e.Summary, want) {
+			t.Errorf("summary %q lacks %q", e.Summary, want)
+		}
+	}
+}

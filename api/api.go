@@ -60,6 +60,10 @@ type Breaker struct {
 	Thresholds Thresholds `json:"thresholds"`
 	// Counts are the last window and baseline figures.
 	Counts *Counts `json:"counts,omitempty"`
+	// Explanation says why the breaker last tripped: the condition,
+	// observed against expected or allowed, the evidence and the
+	// estimated onset; absent when it never tripped.
+	Explanation *breaker.Explanation `json:"explanation,omitempty"`
 }
 
 // Breakers is the answer of GET /v1/breakers.
@@ -79,6 +83,17 @@ type Thresholds struct {
 	Probation      string  `json:"probation"`
 	ProbationScale float64 `json:"probation_scale"`
 	Disabled       bool    `json:"disabled"`
+	// Evidence is the evidence detector's settings; absent when it is off.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is the evidence detector's settings (breakers.*.evidence).
+type Evidence struct {
+	Bin         string  `json:"bin"`
+	Ratio       float64 `json:"ratio"`
+	Threshold   float64 `json:"threshold"`
+	MinExpected float64 `json:"min_expected"`
+	Days        int     `json:"days"`
 }
 
 // Counts are a scope's figures at a moment.

@@ -279,10 +279,22 @@ type Status struct {
 	// scope with an event time from Onset on that were forwarded before
 	// the trip are the candidates for reversal.
 	Onset time.Time `json:"onset,omitzero"`
+	// Trip is what the breaker last tripped on: the figures at the trip.
+	// Set at each trip and kept until the next one (see Explain).
+	Trip Trip `json:"trip,omitzero"`
 	// HeldScopes, when not empty, are the only narrower scopes an open
 	// wider breaker (global) holds: those that drove its trip. Empty means
 	// it holds every action it counts.
 	HeldScopes []Scope `json:"held_scopes,omitempty"`
+}
+
+// Trip is what a breaker tripped on.
+type Trip struct {
+	// Counts are the figures at the trip.
+	Counts Counts `json:"counts"`
+	// Probation is true when the breaker tripped on probation's tighter
+	// thresholds.
+	Probation bool `json:"probation,omitempty"`
 }
 
 // Initial returns the status of a breaker that has never transitioned.

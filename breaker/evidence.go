@@ -89,7 +89,7 @@ type Evidence struct {
 	Seen bool
 	// Top is the latest event time counted, in Unix milliseconds.
 	Top int64
-	// X is the weight counted in the open bin, in Milli units.
+	// X is the number of actions counted in the open bin.
 	X int64
 	// S is the evidence after the last closed bin.
 	S float64
@@ -101,6 +101,10 @@ type Evidence struct {
 	// Learned is how many bins each hour of the day has learned from,
 	// capped at EvidenceDays days of bins.
 	Learned [SeasonSlots]int64
+	// Disp is the learned dispersion (see dispersion), DispN how many bins
+	// it learned from, capped like Learned.
+	Disp  float64
+	DispN int64
 }
 
 // NewEvidence returns the empty detector state for p.
@@ -110,21 +114,46 @@ func NewEvidence(p Policy) *Evidence {
 
 // expected returns the expected count of bin idx under p and whether the
 // hour of the day has learned enough (a day of bins) to judge it.
+//
+// The expectation follows the daily cycle between the hours: it is
+// interpolated linearly between the means of the two hours whose middles
+// surround the bin's middle (the bin's own hour alone while the other has
+// not learned enough).
 func (e *Evidence) expected(p Policy, idx int64) (float64, bool) {
 	k := p.slotOf(idx)
-	if e.Learned[k] < p.BinsPerSlot() {
+	need := p.BinsPerSlot()
+	if e.Learned[k] < need {
 		return 0, false
 	}
-	return max(e.Expected[k], p.EvidenceMinExpected), true
+	slot, bin := p.SlotMillis(), e.Bin
+	// the bin's middle, relative to the middle of the season's first hour
+	pos := floorMod(idx*bin+bin/2, slot*SeasonSlots) - slot/2
+	k0 := floorDiv(pos, slot)
+	w := float64(pos-k0*slot) / float64(slot)
+	a, b := int(floorMod(k0, SeasonSlots)), int(floorMod(k0+1, SeasonSlots))
+	mu := e.Expected[k]
+	if e.Learned[a] >= need && e.Learned[b] >= need {
+		mu = float64(e.Expected[a]*(1-w)) + float64(e.Expected[b]*w)
+	}
+	return max(mu, p.EvidenceMinExpected), true
 }
+
+// dispersion returns phi, the learned variance over mean of the bins'
+// counts against their expectation, at least 1: real traffic varies more
+// than a Poisson process (its rate itself wanders from minute to minute),
+// and the expectation has its own error. The evidence is divided by phi
+// (a quasi-Poisson CUSUM), so a busy scope's ordinary wander is not taken
+// for a rise.
+func (e *Evidence) dispersion() float64 { return max(e.Disp, 1) }
 
 // close ends the open bin: updates S against the bin's expectation and,
 // unless frozen (the breaker is open or holds) or alarmed, learns its count.
 func (e *Evidence) close(p Policy, frozen bool) {
-	x := float64(e.X) / Milli
+	x := float64(e.X)
 	prev := e.S
-	if mu, ok := e.expected(p, e.Cur); ok {
-		s := e.S + x*math.Log(p.EvidenceRatio) - (p.EvidenceRatio-1)*mu
+	mu, ok := e.expected(p, e.Cur)
+	if ok {
+		s := e.S + (float64(x*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu))/e.dispersion()
 		if frozen && s > p.EvidenceThreshold {
 			s = p.EvidenceThreshold
 		}
@@ -141,17 +170,28 @@ func (e *Evidence) close(p Policy, frozen bool) {
 	}
 	if !frozen && !(prev >= p.EvidenceThreshold/2) {
 		k := p.slotOf(e.Cur)
-		e.Learned[k] = min(e.Learned[k]+1, int64(p.EvidenceDays)*p.BinsPerSlot())
+		limit := int64(p.EvidenceDays) * p.BinsPerSlot()
+		// The dispersion learns against the expectation the bin was
+		// judged on, or before that against its hour's mean so far.
+		if !ok && e.Learned[k] > 0 {
+			mu = e.Expected[k]
+		}
+		if mu >= 1 {
+			d := x - mu
+			e.DispN = min(e.DispN+1, limit)
+			e.Disp += (float64(d*d)/mu - e.Disp) / float64(e.DispN)
+		}
+		e.Learned[k] = min(e.Learned[k]+1, limit)
 		e.Expected[k] += (x - e.Expected[k]) / float64(e.Learned[k])
 	}
 	e.X = 0
 }
 
-// Add counts weight (in Milli units) at event time atMillis, after closing
+// Add counts n actions at event time atMillis, after closing
 // the bins before atMillis's; an action earlier than the open bin counts
 // in the open bin. frozen says the breaker is open or holds: S is capped at
 // the threshold and nothing is learned.
-func (e *Evidence) Add(p Policy, atMillis, weight int64, frozen bool) {
+func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
 	b := floorDiv(atMillis, e.Bin)
 	if !e.Seen {
 		e.Cur, e.Top, e.Seen = b, atMillis, true
@@ -170,7 +210,7 @@ func (e *Evidence) Add(p Policy, atMillis, weight int64, frozen bool) {
 		}
 		e.Cur = b
 	}
-	e.X += weight
+	e.X += n
 }
 
 // Check returns the detector's figures within the open bin, at the latest
@@ -179,7 +219,7 @@ func (e *Evidence) Add(p Policy, atMillis, weight int64, frozen bool) {
 // counts, and whether the bin's hour of the day has learned enough to
 // judge it.
 func (e *Evidence) Check(p Policy) (s, expected, observed float64, ready bool) {
-	x := float64(e.X) / Milli
+	x := float64(e.X)
 	mu, ok := e.expected(p, e.Cur)
 	if !ok {
 		return e.S, 0, x, false
@@ -187,6 +227,6 @@ func (e *Evidence) Check(p Policy) (s, expected, observed float64, ready bool) {
 	// The latest action's fine bucket (see Grid) counts as elapsed: its
 	// actions may lie anywhere in it.
 	f := float64(min(max(e.Top-e.Cur*e.Bin+p.Grid().Fine, 0), e.Bin)) / float64(e.Bin)
-	s = max(e.S+x*math.Log(p.EvidenceRatio)-(p.EvidenceRatio-1)*mu*f, 0)
+	s = max(e.S+(float64(x*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu*f))/e.dispersion(), 0)
 	return s, mu, x, true
 }

@@ -52,7 +52,7 @@ func run(p breaker.Policy, perHour float64, days int, rise time.Duration, factor
 			continue
 		}
 		open := t < openUntil
-		ev.Add(p, t, n*breaker.Milli, open)
+		ev.Add(p, t, n, open)
 		s, _, _, ready := ev.Check(p)
 		if open || !ready || s < p.EvidenceThreshold {
 			continue
@@ -73,7 +73,7 @@ func TestEvidenceNoHistory(t *testing.T) {
 	p := evidencePolicy
 	ev := breaker.NewEvidence(p)
 	for m := int64(0); m < 23*60; m++ {
-		ev.Add(p, m*60_000, 1000*breaker.Milli, false)
+		ev.Add(p, m*60_000, 1000, false)
 		if s, _, _, ready := ev.Check(p); ready || s != 0 {
 			t.Fatalf("Check after %d minutes of history = %v, ready %v; want 0, not ready", m, s, ready)
 		}
@@ -136,16 +136,16 @@ func TestEvidenceStep(t *testing.T) {
 	ev := breaker.NewEvidence(p)
 	// A day of 4 actions a minute: every hour learns 60 bins of 4.
 	for m := range int64(24 * 60) {
-		ev.Add(p, m*minute, 4*breaker.Milli, false)
+		ev.Add(p, m*minute, 4, false)
 	}
-	ev.Add(p, 24*60*minute, 4*breaker.Milli, false) // closes the last bin of day 1
+	ev.Add(p, 24*60*minute, 4, false) // closes the last bin of day 1
 	// Within the open bin, 20ms (a fine bucket) of it count as elapsed.
 	if s, exp, obs, ready := ev.Check(p); !ready || exp != 4 || obs != 4 || s != 4*math.Log(2)-4*(20.0/60000) {
 		t.Fatalf("Check after a day = S %v, expected %v, observed %v, ready %v; want %v, 4, 4, true", s, exp, obs, ready, 4*math.Log(2)-4*(20.0/60000))
 	}
 	// 10 in the next minute: S = 10 ln 2 - 1*4 = 2.93 when it closes, and
 	// the onset is that bin's start.
-	ev.Add(p, 24*60*minute+minute, 10*breaker.Milli, false)
+	ev.Add(p, 24*60*minute+minute, 10, false)
 	ev.Add(p, 24*60*minute+2*minute, 0, false)
 	want := 10*math.Log(2) - 4
 	if math.Abs(ev.S-want) > 1e-12 || ev.Onset != 24*60*minute+minute {
@@ -158,14 +158,14 @@ func TestEvidenceStep(t *testing.T) {
 	// Open (frozen): 40 in a bin would make S > h; it is capped at h and
 	// nothing is learned.
 	before := ev.Expected[0]
-	ev.Add(p, 24*60*minute+2*minute, 40*breaker.Milli, true)
+	ev.Add(p, 24*60*minute+2*minute, 40, true)
 	ev.Add(p, 24*60*minute+3*minute, 0, true)
 	if ev.S != p.EvidenceThreshold || ev.Expected[0] != before {
 		t.Errorf("open: S %v, expected %v; want S capped at %v, expectation %v unchanged", ev.S, ev.Expected[0], p.EvidenceThreshold, before)
 	}
 	// The empty bins close one by one: S falls by at least 4 each, to 0,
 	// and the onset is cleared.
-	ev.Add(p, 24*60*minute+6*minute, 4*breaker.Milli, false)
+	ev.Add(p, 24*60*minute+6*minute, 4, false)
 	if ev.S != 0 || ev.Onset != 0 {
 		t.Errorf("S %v, onset %v after the rise ended; want 0, 0", ev.S, ev.Onset)
 	}
@@ -178,7 +178,7 @@ func TestEvidenceStep(t *testing.T) {
 		return n
 	}
 	learned := sum()
-	ev.Add(p, 24*60*minute+6*minute+3*24*60*minute, 4*breaker.Milli, false)
+	ev.Add(p, 24*60*minute+6*minute+3*24*60*minute, 4, false)
 	if got := sum(); got != learned+1 {
 		t.Errorf("after a pause of three days %d bins learned; want %d (the open bin alone)", got, learned+1)
 	}

@@ -85,6 +85,9 @@ type Bucket struct {
 	At int64
 	// Weight is the summed weight.
 	Weight int64
+	// Count is the number of actions, what the evidence detector counts:
+	// their weights would make its Poisson model wrong (a ban weighs ten).
+	Count int64
 	// Via are the narrower scopes of the bucket's actions that the scope
 	// counts them through, as 1-based indexes of earlier entries of
 	// Batch.Scopes, the immediate one first; 0 is none. A wider scope

@@ -210,10 +210,11 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 			k := bkey{d, si, sc.Policy.Grid().Bucket(at), via}
 			if bi, ok := bucketIdx[k]; ok {
 				sc.Buckets[bi].Weight += it.Weight
+				sc.Buckets[bi].Count++
 				continue
 			}
 			bucketIdx[k] = len(sc.Buckets)
-			sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Weight: it.Weight, Via: via})
+			sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Weight: it.Weight, Count: 1, Via: via})
 		}
 	}
 	// off[d] is where depth d starts in b.Scopes: deepest first.

@@ -65,7 +65,7 @@ func Step(b Batch, now time.Time, states []*State) Result {
 			// The detector counts every action, those its narrower
 			// scopes hold included: they cannot mask a broad rise.
 			if ev {
-				e.Evidence.Add(p, bk.At, bk.Weight, st.Auto == breaker.Open || st.Holds())
+				e.Evidence.Add(p, bk.At, bk.Count, st.Auto == breaker.Open || st.Holds())
 			}
 			at := bk.At
 			if counted {
@@ -83,6 +83,7 @@ func Step(b Batch, now time.Time, states []*State) Result {
 			if st.Auto == breaker.Open && prev.Auto != breaker.Open {
 				trip, tripped, tripProbation = last, true, prev.Auto == breaker.Probation
 				st.Onset = onset(p, breaker.Reason(st.Reason), e.Evidence, at)
+				st.Trip = breaker.Trip{Counts: last, Probation: tripProbation}
 			}
 		}
 		if tripped && st.Auto == breaker.Open {

@@ -23,7 +23,7 @@
 --     evidence on, bin ms, ratio r, ln r, threshold h, min expected, most
 --     bins learned per hour of the day, bins per hour of the day, most
 --     empty bins closed one by one, evidence ttl ms, seasonal slot ms,
---     then nbuckets buckets (at, weight, via1, via2): via are earlier
+--     then nbuckets buckets (at, weight, count, via1, via2): via are earlier
 --     scopes (1-based, 0 none) whose holding leaves the bucket uncounted.
 -- The payload of each record is filled in here, after the decisions.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -206,7 +206,7 @@ for s = 1, S do
   local n = {
     st = cur.st or 'closed', au = cur.au or 'closed', g = num(cur.g), si = num(cur.si), ta = num(cur.ta),
     re = cur.re or '', ac = cur.ac or '', un = num(cur.un), pu = num(cur.pu), hs = cur.hs or '',
-    on = num(cur.on),
+    on = num(cur.on), tc = cur.tc or '',
   }
   local startgen = n.g
   -- expire an override
@@ -223,13 +223,13 @@ for s = 1, S do
   -- the buckets: those whose narrower scopes hold are not counted here,
   -- except open and on probation (breaker.CountsHeld)
   local all = n.au == 'probation' or n.au == 'open'
-  -- (the evidence detector counts every bucket: allat, allwt, and
+  -- (the evidence detector counts every bucket: allat, allcnt, and
   -- allc[b] is the index in bat of a bucket the window counts)
   local bat, bwt, kids, seenkid = {}, {}, {}, {}
-  local allat, allwt, allc = {}, {}, {}
+  local allat, allcnt, allc = {}, {}, {}
   for b = 1, nb do
     local o = argi + SSTRIDE + (b - 1) * BSTRIDE
-    local v1, v2 = tonumber(ARGV[o + 3]), tonumber(ARGV[o + 4])
+    local v1, v2 = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5])
     if v1 > 0 and not seenkid[v1] then
       seenkid[v1] = true
       table.insert(kids, v1)
@@ -241,7 +241,7 @@ for s = 1, S do
     end
     if counted or pol.evon then
       table.insert(allat, tonumber(ARGV[o + 1]))
-      table.insert(allwt, tonumber(ARGV[o + 2]))
+      table.insert(allcnt, tonumber(ARGV[o + 3]))
       allc[#allat] = counted and #bat or nil
     end
   end
@@ -253,10 +253,11 @@ for s = 1, S do
     local eh = redis.call('HGETALL', ekey)
     local m = {}
     for j = 1, #eh, 2 do m[eh[j]] = eh[j + 1] end
-    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, ex = {}, n = {}, dirty = {}}
+    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, ex = {}, n = {}, dirty = {}}
     if m.b and tonumber(m.b) == pol.ebin and tonumber(m.p) == pol.eseason then
       E.seen = m.c ~= nil
       E.cur, E.top, E.x, E.s, E.o = num(m.c), num(m.t), num(m.x), num(m.s), num(m.o)
+      E.dv, E.dn = num(m.dv), num(m.dn)
       for k = 0, 23 do E.ex[k] = num(m['e' .. k]); E.n[k] = num(m['n' .. k]) end
     else
       if m.b then redis.call('DEL', ekey) end
@@ -267,16 +268,28 @@ for s = 1, S do
   local function eexp(idx)
     local k = eslot(idx)
     if E.n[k] < pol.eslot then return 0, false end
+    local slot = pol.eslotms
+    local pos = ((idx * E.bin + math.floor(E.bin / 2)) % pol.eseason) - math.floor(slot / 2)
+    local k0 = floordiv(pos, slot)
+    local w = (pos - k0 * slot) / slot
+    local a, b = k0 % 24, (k0 + 1) % 24
     local mu = E.ex[k]
+    if E.n[a] >= pol.eslot and E.n[b] >= pol.eslot then
+      mu = E.ex[a] * (1 - w) + E.ex[b] * w
+    end
     if pol.emin > mu then mu = pol.emin end
     return mu, true
   end
+  local function ephi()
+    if E.dv > 1 then return E.dv end
+    return 1
+  end
   local function eclose(frozen)
-    local x = E.x / 1000
+    local x = E.x
     local prev = E.s
     local mu, ok = eexp(E.cur)
     if ok then
-      local sv = E.s + x * pol.elnr - (pol.eratio - 1) * mu
+      local sv = E.s + (x * pol.elnr - (pol.eratio - 1) * mu) / ephi()
       if frozen and sv > pol.eh then sv = pol.eh end
       if not (sv > 0) then sv = 0 end
       E.s = sv
@@ -288,6 +301,14 @@ for s = 1, S do
     end
     if not frozen and not (prev >= pol.eh / 2) then
       local k = eslot(E.cur)
+      if not ok and E.n[k] > 0 then mu = E.ex[k] end
+      if mu >= 1 then
+        local d = x - mu
+        local dn = E.dn + 1
+        if dn > pol.ecap then dn = pol.ecap end
+        E.dn = dn
+        E.dv = E.dv + (d * d / mu - E.dv) / dn
+      end
       local cnt = E.n[k] + 1
       if cnt > pol.ecap then cnt = pol.ecap end
       E.n[k] = cnt
@@ -318,14 +339,14 @@ for s = 1, S do
     E.x = E.x + w
   end
   local function echeck()
-    local x = E.x / 1000
+    local x = E.x
     local mu, ok = eexp(E.cur)
     if not ok then return E.s, 0, x, false end
     local d = E.top - E.cur * E.bin + pol.fine
     if d < 0 then d = 0 end
     if d > E.bin then d = E.bin end
     local f = d / E.bin
-    local sv = E.s + x * pol.elnr - (pol.eratio - 1) * mu * f
+    local sv = E.s + (x * pol.elnr - (pol.eratio - 1) * mu * f) / ephi()
     if not (sv > 0) then sv = 0 end
     return sv, mu, x, true
   end
@@ -394,7 +415,7 @@ for s = 1, S do
     local b = allc[ab]
     local at = allat[ab]
     if E then
-      eadd(at, allwt[ab], n.au == 'open' or n.st == 'open' or n.st == 'forced_open')
+      eadd(at, allcnt[ab], n.au == 'open' or n.st == 'open' or n.st == 'forced_open')
     end
     if b then
     local wt = bwt[b]
@@ -433,6 +454,10 @@ for s = 1, S do
         moved(n, prevgen)
         tripwin, tripbase, tripready, triplearn = lastwin, lastbase, lastready, lastlearn
         tripev, tripexp, tripobs, tripeready = lastev, lastexp, lastobs, lasteready
+        -- the figures at the trip (breaker.Trip), as statusFields writes them
+        n.tc = table.concat({f17(lastwin / 1000), f17(lastbase * pol.gw / (COARSE * pol.coarse) / 1000),
+          lastready and '1' or '0', lastlearn and '1' or '0', f17(lastev), f17(lastexp), f17(lastobs),
+          lasteready and '1' or '0', tripprob and '1' or '0'}, '\t')
         if why == 'evidence' then
           n.on = E.o
           if n.on == 0 then n.on = E.cur * E.bin end
@@ -493,7 +518,8 @@ for s = 1, S do
   end
 
   if E and E.seen then
-    local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o)}
+    local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o),
+      'dv', f17(E.dv), 'dn', f17(E.dn)}
     for k, _ in pairs(E.dirty) do
       table.insert(hs, 'e' .. k); table.insert(hs, f17(E.ex[k]))
       table.insert(hs, 'n' .. k); table.insert(hs, f17(E.n[k]))
@@ -505,7 +531,7 @@ for s = 1, S do
   local changed = n.g ~= startgen
   if changed then
     redis.call('HSET', skey, 'st', n.st, 'au', n.au, 'g', n.g, 'si', n.si, 'ta', n.ta,
-      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu, 'hs', n.hs, 'on', n.on)
+      're', n.re, 'ac', n.ac, 'un', n.un, 'pu', n.pu, 'hs', n.hs, 'on', n.on, 'tc', n.tc)
     redis.call('SADD', KEYS[2], name)
   end
   local holds = n.st == 'open' or n.st == 'forced_open'
@@ -524,7 +550,7 @@ for s = 1, S do
   end
   done[s] = {name = name, holds = holds, win = cw, base = cb, ready = cr, gw = pol.gw, coarse = pol.coarse}
   for _, v in ipairs({name, n.st, n.au, n.g, n.si, n.ta, n.re, n.ac, n.un, n.pu,
-      changed and '1' or '0', cw, cb, cr and '1' or '0', cl and '1' or '0', n.hs, f17(n.on),
+      changed and '1' or '0', cw, cb, cr and '1' or '0', cl and '1' or '0', n.hs, f17(n.on), n.tc,
       f17(cev), f17(cexp), f17(cobs), cer and '1' or '0'}) do
     table.insert(out, tostring(v))
   end

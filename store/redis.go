@@ -33,9 +33,9 @@ const (
 	// decideScope is the number of arguments per scope before its buckets.
 	decideScope = 28
 	// decideBucket is the number of arguments per bucket.
-	decideBucket = 4
+	decideBucket = 5
 	// decideReply is the number of reply fields per scope.
-	decideReply = 21
+	decideReply = 22
 )
 
 // casScript writes a status only if the breaker's generation is still the
@@ -58,11 +58,11 @@ for k = 3, #KEYS do
   local scope, gen = ARGV[i], tonumber(ARGV[i + 1])
   local g = tonumber(redis.call('HGET', KEYS[k], 'g') or '0')
   if g < gen then
-    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 23))
+    redis.call('HSET', KEYS[k], unpack(ARGV, i + 2, i + 25))
     redis.call('SADD', KEYS[2], scope)
     n = n + 1
   end
-  i = i + 24
+  i = i + 26
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return n
@@ -253,7 +253,7 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 			fmtFloat(p.EvidenceThreshold), fmtFloat(p.EvidenceMinExpected), int64(p.EvidenceDays)*p.BinsPerSlot(),
 			p.BinsPerSlot(), p.MaxGapBins(), (int64(p.EvidenceDays)+1)*p.SeasonMillis()+ringTTL, p.SlotMillis())
 		for _, bk := range s.Buckets {
-			args = append(args, bk.At, bk.Weight, bk.Via[0], bk.Via[1])
+			args = append(args, bk.At, bk.Weight, bk.Count, bk.Via[0], bk.Via[1])
 		}
 	}
 	cmd, err := r.run(ctx, decideScript, keys, args...)
@@ -315,17 +315,17 @@ func parseDecide(b decide.Batch, v []string) (decide.Result, error) {
 		f := v[2+i*per : 2+(i+1)*per]
 		st := statusFromFields(map[string]string{
 			"st": f[1], "au": f[2], "g": f[3], "si": f[4], "ta": f[5], "re": f[6], "ac": f[7], "un": f[8], "pu": f[9], "hs": f[15],
-			"on": f[16],
+			"on": f[16], "tc": f[17],
 		})
 		win, _ := strconv.ParseFloat(f[11], 64)
 		base, _ := strconv.ParseFloat(f[12], 64)
 		g := b.Scopes[i].Policy.Grid()
 		c := countsOf(g, int64(win), int64(base), f[13] == "1")
 		c.Learning = f[14] == "1"
-		c.Evidence, _ = strconv.ParseFloat(f[17], 64)
-		c.Expected, _ = strconv.ParseFloat(f[18], 64)
-		c.Observed, _ = strconv.ParseFloat(f[19], 64)
-		c.EvidenceReady = f[20] == "1"
+		c.Evidence, _ = strconv.ParseFloat(f[18], 64)
+		c.Expected, _ = strconv.ParseFloat(f[19], 64)
+		c.Observed, _ = strconv.ParseFloat(f[20], 64)
+		c.EvidenceReady = f[21] == "1"
 		res.Scopes[i] = decide.ScopeResult{
 			Scope:   breaker.Scope(f[0]),
 			Status:  st,
@@ -398,8 +398,39 @@ func statusFields(s breaker.Status) []any {
 		"st", string(s.State), "au", string(s.Auto), "g", s.Generation,
 		"si", millis(s.Since), "ta", millis(s.TrippedAt), "re", s.Reason, "ac", s.Actor,
 		"un", millis(s.Until), "pu", millis(s.ProbationUntil), "hs", joinScopes(s.HeldScopes),
-		"on", millis(s.Onset),
+		"on", millis(s.Onset), "tc", tripField(s.Trip),
 	}
+}
+
+// tripField encodes the figures of a trip in one status hash field, as
+// decide.lua writes them: window, baseline, baseline ready, learning,
+// evidence, expected, observed, evidence ready, probation, tab separated;
+// "" for none.
+func tripField(t breaker.Trip) string {
+	if t == (breaker.Trip{}) {
+		return ""
+	}
+	c := t.Counts
+	return strings.Join([]string{
+		fmtFloat(c.Window), fmtFloat(c.Baseline), flag(c.BaselineReady), flag(c.Learning),
+		fmtFloat(c.Evidence), fmtFloat(c.Expected), fmtFloat(c.Observed), flag(c.EvidenceReady), flag(t.Probation),
+	}, "\t")
+}
+
+// parseTrip reads a field written by tripField or decide.lua.
+func parseTrip(s string) breaker.Trip {
+	f := strings.Split(s, "\t")
+	if len(f) != 9 {
+		return breaker.Trip{}
+	}
+	num := func(v string) float64 {
+		x, _ := strconv.ParseFloat(v, 64)
+		return x
+	}
+	return breaker.Trip{Counts: breaker.Counts{
+		Window: num(f[0]), Baseline: num(f[1]), BaselineReady: f[2] == "1", Learning: f[3] == "1",
+		Evidence: num(f[4]), Expected: num(f[5]), Observed: num(f[6]), EvidenceReady: f[7] == "1",
+	}, Probation: f[8] == "1"}
 }
 
 func statusFromFields(m map[string]string) breaker.Status {
@@ -412,7 +443,7 @@ func statusFromFields(m map[string]string) breaker.Status {
 		State: breaker.State(m["st"]), Auto: breaker.State(m["au"]), Generation: g,
 		Since: ms("si"), TrippedAt: ms("ta"), Reason: m["re"], Actor: m["ac"],
 		Until: ms("un"), ProbationUntil: ms("pu"), HeldScopes: splitScopes(m["hs"]),
-		Onset: ms("on"),
+		Onset: ms("on"), Trip: parseTrip(m["tc"]),
 	}
 	if s.State == "" {
 		s.State = breaker.Closed

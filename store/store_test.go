@@ -100,9 +100,9 @@ func stable(s breaker.Status) string {
 		}
 		return "t"
 	}
-	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s held=%v onset=%d",
+	return fmt.Sprintf("%s/%s g%d reason=%q actor=%q since=%s tripped=%s until=%s prob=%s held=%v onset=%d trip=%+v",
 		s.State, s.Auto, s.Generation, s.Reason, s.Actor, z(s.Since), z(s.TrippedAt), z(s.Until), z(s.ProbationUntil), s.HeldScopes,
-		s.Onset.UnixMilli())
+		s.Onset.UnixMilli(), s.Trip)
 }
 
 func stableResult(r decide.ScopeResult) string {
@@ -307,7 +307,7 @@ func (g *gen) batch(specs []spec) decide.Batch {
 			for _, v := range narrower {
 				if ns := b.Scopes[v-1]; level(ns.Scope) == 1 {
 					for _, bk := range ns.Buckets {
-						sc.Buckets = append(sc.Buckets, decide.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Via: [2]int32{v}})
+						sc.Buckets = append(sc.Buckets, decide.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Count: bk.Count, Via: [2]int32{v}})
 					}
 				}
 			}
@@ -328,7 +328,7 @@ func (g *gen) batch(specs []spec) decide.Batch {
 				at = grid.Bucket(at)
 			}
 			w := weights[g.rng.IntN(len(weights))] * (1 + g.rng.Int64N(4))
-			bk := decide.Bucket{At: at, Weight: w}
+			bk := decide.Bucket{At: at, Weight: w, Count: 1 + g.rng.Int64N(4)}
 			if len(narrower) > 0 && g.rng.IntN(4) > 0 {
 				v := narrower[g.rng.IntN(len(narrower))]
 				bk.Via[0] = v
@@ -401,7 +401,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds", "counted on probation: narrower scope holds",
 		"to open evidence", "evidence ready", "evidence rising", "evidence capped while open", "evidence learned some slots", "evidence trip targeted",
 		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
-		"to open evidence in probation",
+		"to open evidence in probation", "evidence dispersion learned",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -570,6 +570,9 @@ func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeRe
 	}
 	if ev.S > 0 {
 		stats["evidence rising"]++
+	}
+	if ev.Disp > 1 && ev.DispN == int64(p.EvidenceDays)*p.BinsPerSlot() {
+		stats["evidence dispersion learned"]++
 	}
 	if r.Status.Auto == breaker.Open && ev.S == p.EvidenceThreshold {
 		stats["evidence capped while open"]++
@@ -1342,10 +1345,11 @@ func BenchmarkDecideRedis(b *testing.B) {
 				k := key{si, grid.Bucket(evt)}
 				if bi, ok := bidx[k]; ok {
 					b.Scopes[si].Buckets[bi].Weight += 1000
+					b.Scopes[si].Buckets[bi].Count++
 					continue
 				}
 				bidx[k] = len(b.Scopes[si].Buckets)
-				b.Scopes[si].Buckets = append(b.Scopes[si].Buckets, decide.Bucket{At: k.at, Weight: 1000})
+				b.Scopes[si].Buckets = append(b.Scopes[si].Buckets, decide.Bucket{At: k.at, Weight: 1000, Count: 1})
 			}
 		}
 		return b
