@@ -259,7 +259,7 @@ func TestTripExplains(t *testing.T) {
 	if x.Detector != breaker.ReasonEvidence || x.Observed != 15 || x.Expected != 8.3 || x.Evidence != 10.4 || x.Threshold != 10 || !x.Onset.Equal(onset) || x.Window != "5m0s" {
 		t.Errorf("explanation %+v; want evidence, 15 against 8.3 in 5m0s, S 10.4, h 10, onset %v", x, onset)
 	}
-	for _, want := range []string{"evidence S 10.40 reached h 10", "15.0 weighted actions", "8.3 expected", "estimated onset 2026-11-23T09:20:00Z"} {
+	for _, want := range []string{"evidence S 10.40 reached h 10", "15 actions so far", "8.3 expected", "estimated onset 2026-11-23T09:20:00Z"} {
 		if !strings.Contains(e.Summary, want) {
 			t.Errorf("summary %q lacks %q", e.Summary, want)
 		}

@@ -165,7 +165,7 @@ type Policy struct {
 	// EvidenceThreshold is h: the evidence detector trips when S reaches
 	// it. 0 turns the detector off.
 	EvidenceThreshold float64
-	// EvidenceMinExpected floors the expected weighted count per bin, so a
+	// EvidenceMinExpected floors the expected number of actions per bin, so a
 	// quiet hour's handful of actions is not overwhelming evidence.
 	EvidenceMinExpected float64
 	// EvidenceDays is the memory of the seasonal expectation in seasons
@@ -206,9 +206,9 @@ type Counts struct {
 	Learning bool `json:",omitempty"`
 	// Evidence is the evidence detector's S (see Evidence.Check).
 	Evidence float64 `json:",omitempty"`
-	// Expected is the expected weighted count of the detector's open bin.
+	// Expected is the expected number of actions of the detector's open bin.
 	Expected float64 `json:",omitempty"`
-	// Observed is the weighted count of the detector's open bin so far.
+	// Observed is the number of actions of the detector's open bin so far.
 	Observed float64 `json:",omitempty"`
 	// EvidenceReady is true when the open bin's hour of the day has
 	// learned enough for the detector to judge it.

@@ -6,7 +6,8 @@ import (
 )
 
 // The evidence detector of a scope: a one-sided Poisson CUSUM of the
-// scope's weighted counts per bin against a seasonal expectation, learned
+// scope's number of actions per bin (not their weights: the Poisson model
+// counts actions) against a seasonal expectation, learned
 // online per hour of the day (UTC event time).
 //
 // When a bin closes with observed count x against expected mu,

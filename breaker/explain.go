@@ -11,8 +11,9 @@ import (
 type Explanation struct {
 	// Detector is the condition that fired (the trip reason).
 	Detector Reason `json:"detector"`
-	// Observed is the weighted count the condition judged: the window's
-	// for the window conditions, the detector's open bin's for evidence.
+	// Observed is the count the condition judged: the window's weighted
+	// count for the window conditions, the number of actions of the
+	// detector's open bin for evidence.
 	Observed float64 `json:"observed"`
 	// Expected is the scope's normal count for the same span: the baseline
 	// per window, or the evidence detector's expectation for the bin; 0
@@ -62,7 +63,7 @@ func Explain(p Policy, s Status) (Explanation, bool) {
 	case ReasonEvidence:
 		e.Observed, e.Expected, e.Window = c.Observed, c.Expected, p.EvidenceBin.String()
 		e.Evidence, e.Threshold = c.Evidence, p.EvidenceThreshold
-		e.Text = fmt.Sprintf("evidence S %.2f reached h %g: %.1f weighted actions so far in the current %s bin against %.1f expected at this hour of the day (tuned to a %gx rise)%s",
+		e.Text = fmt.Sprintf("evidence S %.2f reached h %g: %.0f actions so far in the current %s bin against %.1f expected at this hour of the day (tuned to a %gx rise)%s",
 			c.Evidence, p.EvidenceThreshold, c.Observed, e.Window, c.Expected, p.EvidenceRatio, onset)
 	default:
 		e.Text = s.Reason + onset

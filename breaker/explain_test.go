@@ -31,7 +31,7 @@ func TestExplain(t *testing.T) {
 			[]string{"learning budget 20.0"}},
 		{"evidence", breaker.Status{Reason: "evidence", Onset: onset, Trip: breaker.Trip{Counts: breaker.Counts{Evidence: 10.2, Expected: 4, Observed: 9, EvidenceReady: true}}},
 			breaker.Explanation{Detector: breaker.ReasonEvidence, Observed: 9, Expected: 4, Window: "5m0s", Evidence: 10.2, Threshold: 10, Onset: onset},
-			[]string{"evidence S 10.20 reached h 10: 9.0 weighted actions so far in the current 5m0s bin against 4.0 expected"}},
+			[]string{"evidence S 10.20 reached h 10: 9 actions so far in the current 5m0s bin against 4.0 expected"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -250,9 +250,9 @@ type Thresholds struct {
 }
 
 // Evidence configures the evidence detector: a one-sided Poisson CUSUM of
-// the scope's weighted counts per bin against a seasonal expectation
-// learned online per hour of the day (docs/detection.md). Every field left
-// out, or 0, inherits; Off does not.
+// the scope's number of actions per bin (weights do not count here)
+// against a seasonal expectation learned online per hour of the day
+// (docs/detection.md). Every field left out, or 0, inherits; Off does not.
 type Evidence struct {
 	// Bin is the width of the bins counts are compared in, 1m..15m.
 	Bin time.Duration `yaml:"bin"`
@@ -264,7 +264,7 @@ type Evidence struct {
 	// natural log-likelihood units. Higher: fewer false trips, slower
 	// detection.
 	Threshold float64 `yaml:"threshold"`
-	// MinExpected floors the expected weighted count per bin, >= 0.
+	// MinExpected floors the expected number of actions per bin, >= 0.
 	MinExpected float64 `yaml:"min_expected"`
 	// Days is how many days of history the expectation of each hour of
 	// the day averages over, 1..90.
