@@ -306,6 +306,9 @@ func (a *API) view(ctx context.Context, scope breaker.Scope, s breaker.Status) a
 				Window: counts.Window, Baseline: counts.Baseline, BaselineReady: counts.BaselineReady,
 				ObservedAt: time.Now().UTC(), EventTime: at,
 			}
+			if counts.EvidenceReady {
+				b.Counts.Expected, b.Counts.Observed, b.Counts.Evidence = counts.Expected, counts.Observed, counts.Evidence
+			}
 			return b
 		}
 	}

@@ -95,6 +95,7 @@ func (a *API) SampleHistory(ctx context.Context) error {
 		s := history.Sample{At: now, State: b.State, HeldTotal: held[b.Scope]}
 		if b.Counts != nil {
 			s.Window, s.Baseline, s.BaselineReady = b.Counts.Window, b.Counts.Baseline, b.Counts.BaselineReady
+			s.Expected, s.Evidence = b.Counts.Expected, b.Counts.Evidence
 		}
 		samples[b.Scope] = s
 	}
@@ -106,7 +107,7 @@ func (a *API) SampleHistory(ctx context.Context) error {
 func points(ss []history.Sample) []api.Point {
 	out := make([]api.Point, len(ss))
 	for i, s := range ss {
-		out[i] = api.Point{At: s.At, Window: s.Window, Baseline: s.Baseline, BaselineReady: s.BaselineReady, State: s.State}
+		out[i] = api.Point{At: s.At, Window: s.Window, Baseline: s.Baseline, BaselineReady: s.BaselineReady, State: s.State, Expected: s.Expected, Evidence: s.Evidence}
 		if i > 0 {
 			out[i].Held = max(0, s.HeldTotal-ss[i-1].HeldTotal)
 		}

@@ -109,6 +109,12 @@ type Counts struct {
 	// EventTime is the scope's watermark, the latest event time counted,
 	// when the counts come from the shared store.
 	EventTime time.Time `json:"event_time,omitzero"`
+	// Expected is the evidence detector's expected number of actions in
+	// its open bin, Observed the number so far and Evidence its S (see
+	// docs/detection.md); absent while it cannot judge the scope.
+	Expected float64 `json:"expected,omitempty"`
+	Observed float64 `json:"observed,omitempty"`
+	Evidence float64 `json:"evidence,omitempty"`
 }
 
 // OverrideRequest is the body of POST /v1/breakers/{scope}/override.
@@ -150,6 +156,10 @@ type Point struct {
 	BaselineReady bool    `json:"baseline_ready"`
 	// Held counts the actions held under the scope during the step.
 	Held int64 `json:"held"`
+	// Expected is the evidence detector's expected count for its open bin
+	// (absent while it cannot judge the scope) and Evidence its S.
+	Expected float64 `json:"expected,omitempty"`
+	Evidence float64 `json:"evidence,omitempty"`
 	// State is the breaker's state when it was read.
 	State breaker.State `json:"state"`
 }

@@ -364,10 +364,10 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 	case ReasonNewRule:
 		limit = p.LearningMax * scale
 	case ReasonEvidence:
-		// The detector counts every action, held ones included; the rate
-		// above which its evidence grows, over one window.
-		countsHeld = true
-		limit = c.Expected * float64(p.Grid().Window) / float64(p.EvidenceBinMillis()) * (p.EvidenceRatio - 1) / math.Log(p.EvidenceRatio)
+		// The detector counts every action, held ones included; what is
+		// still flowing (the window count) is a rise when it passes the
+		// rate at which evidence grows over the baseline.
+		limit = c.Baseline * (p.EvidenceRatio - 1) / math.Log(p.EvidenceRatio)
 	default:
 		return nil
 	}
@@ -386,6 +386,18 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 		if !ch.Counts.BaselineReady || ch.Counts.Window > p.ContributorFactor*ch.Counts.Baseline {
 			out = append(out, ch.Scope)
 			rest -= ch.Counts.Window
+		}
+	}
+	if reason == ReasonEvidence && len(out) == 0 && rest <= limit {
+		// The evidence comes from what narrower breakers already hold:
+		// hold those (nothing new), not everything.
+		for _, ch := range children {
+			if ch.Holds {
+				out = append(out, ch.Scope)
+			}
+		}
+		if len(out) > 0 {
+			return out
 		}
 	}
 	// Half the rules or more standing out is a broad rise, not an incident.

@@ -59,12 +59,15 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		all := breaker.CountsHeld(st)
 		for _, bk := range sc.Buckets {
 			counted := all || b.Counted(bk, res)
-			if !counted && !ev {
+			// The detector of a scope that holds its contributors
+			// (global) counts every action, those its narrower scopes
+			// hold included: they cannot mask a broad rise. Others count
+			// what their window counts.
+			detect := ev && (counted || p.HoldContributors)
+			if !counted && !detect {
 				continue
 			}
-			// The detector counts every action, those its narrower
-			// scopes hold included: they cannot mask a broad rise.
-			if ev {
+			if detect {
 				e.Evidence.Add(p, bk.At, bk.Count, st.Auto == breaker.Open || st.Holds())
 			}
 			at := bk.At

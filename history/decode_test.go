@@ -15,6 +15,7 @@ func FuzzDecode(f *testing.F) {
 	n := at.UnixNano() / int64(step)
 	f.Add(encode(n, Sample{At: at, Window: 634.5, Baseline: 27.25, BaselineReady: true, State: breaker.Open, HeldTotal: 12}))
 	f.Add("1 2 3 4 5 6 7")
+	f.Add(encode(n, Sample{At: at, Window: 10, Baseline: 5, State: breaker.Closed, Expected: 8.25, Evidence: 3.5}))
 	f.Add("")
 	f.Add("117643333 1764650000123 NaN -Inf 1 closed -1")
 	f.Fuzz(func(t *testing.T, v string) {

@@ -36,6 +36,9 @@ type Sample struct {
 	State breaker.State
 	// HeldTotal is the count of actions held under the scope so far.
 	HeldTotal int64
+	// Expected is the evidence detector's expected count for its open bin
+	// (0 while it cannot judge the scope) and Evidence its S.
+	Expected, Evidence float64
 }
 
 // Options configure a Ring.
@@ -171,7 +174,9 @@ func (r *Ring) ReadScopes(ctx context.Context, scopes []breaker.Scope, since tim
 	return out, nil
 }
 
-// encode writes a sample as "step-number unix-ms window baseline ready state held".
+// encode writes a sample as "step-number unix-ms window baseline ready
+// state held expected evidence"; values written before the detector have
+// the first seven fields only.
 func encode(n int64, s Sample) string {
 	ready := "0"
 	if s.BaselineReady {
@@ -181,25 +186,32 @@ func encode(n int64, s Sample) string {
 		strconv.FormatInt(n, 10), strconv.FormatInt(s.At.UnixMilli(), 10),
 		strconv.FormatFloat(s.Window, 'g', 8, 64), strconv.FormatFloat(s.Baseline, 'g', 8, 64),
 		ready, string(s.State), strconv.FormatInt(s.HeldTotal, 10),
+		strconv.FormatFloat(s.Expected, 'g', 8, 64), strconv.FormatFloat(s.Evidence, 'g', 8, 64),
 	}, " ")
 }
 
 func decode(v string, step time.Duration) (int64, Sample, error) {
 	f := strings.Fields(v)
-	if len(f) != 7 {
-		return 0, Sample{}, fmt.Errorf("history value %q: want 7 fields", v)
+	if len(f) != 7 && len(f) != 9 {
+		return 0, Sample{}, fmt.Errorf("history value %q: want 7 or 9 fields", v)
+	}
+	var exp, ev float64
+	var err6, err7 error
+	if len(f) == 9 {
+		exp, err6 = strconv.ParseFloat(f[7], 64)
+		ev, err7 = strconv.ParseFloat(f[8], 64)
 	}
 	n, err1 := strconv.ParseInt(f[0], 10, 64)
 	ms, err2 := strconv.ParseInt(f[1], 10, 64)
 	w, err3 := strconv.ParseFloat(f[2], 64)
 	b, err4 := strconv.ParseFloat(f[3], 64)
 	h, err5 := strconv.ParseInt(f[6], 10, 64)
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 		return 0, Sample{}, fmt.Errorf("history value %q: %w", v, err)
 	}
 	at := time.UnixMilli(ms).UTC()
 	if at.UnixNano()/int64(step) != n {
 		return 0, Sample{}, fmt.Errorf("history value %q: time and step disagree", v)
 	}
-	return n, Sample{At: at, Window: w, Baseline: b, BaselineReady: f[4] == "1", State: breaker.State(f[5]), HeldTotal: h}, nil
+	return n, Sample{At: at, Window: w, Baseline: b, BaselineReady: f[4] == "1", State: breaker.State(f[5]), HeldTotal: h, Expected: exp, Evidence: ev}, nil
 }

@@ -37,7 +37,38 @@ func (r *Redis) Counts(ctx context.Context, scope breaker.Scope, p breaker.Polic
 	for j := topC - breaker.CoarseSlots; j < topC; j++ {
 		base += slot("c", j, g.CoarseRing())
 	}
-	return countsOf(g, win, base, top-first >= breaker.CoarseSlots*g.Coarse), fromMillis(top), true, nil
+	c = countsOf(g, win, base, top-first >= breaker.CoarseSlots*g.Coarse)
+	if p.EvidenceOn() {
+		em, err := r.client.HGetAll(ctx, r.evidenceKey(scope)).Result()
+		if err != nil {
+			return c, at, false, fmt.Errorf("read the evidence of %s: %w", scope, err)
+		}
+		if ev, ok := evidenceOf(p, em); ok {
+			c.Evidence, c.Expected, c.Observed, c.EvidenceReady = ev.Check(p)
+		}
+	}
+	return c, fromMillis(top), true, nil
+}
+
+// evidenceOf reads the detector state decide.lua keeps in the evidence
+// hash of a scope; ok is false when there is none for p's bins.
+func evidenceOf(p breaker.Policy, m map[string]string) (*breaker.Evidence, bool) {
+	num := func(k string) float64 {
+		v, _ := strconv.ParseFloat(m[k], 64)
+		return v
+	}
+	ev := breaker.NewEvidence(p)
+	if _, seen := m["c"]; !seen || int64(num("b")) != ev.Bin || int64(num("p")) != ev.Season {
+		return nil, false
+	}
+	ev.Seen = true
+	ev.Cur, ev.Top, ev.X, ev.S, ev.Onset = int64(num("c")), int64(num("t")), int64(num("x")), num("s"), int64(num("o"))
+	ev.Disp, ev.DispN = num("dv"), int64(num("dn"))
+	for k := range breaker.SeasonSlots {
+		ev.Expected[k] = num("e" + strconv.Itoa(k))
+		ev.Learned[k] = int64(num("n" + strconv.Itoa(k)))
+	}
+	return ev, true
 }
 
 // Counts returns the counts of scope at its watermark, as Redis.Counts does.
@@ -52,5 +83,9 @@ func (m *Memory) Counts(_ context.Context, scope breaker.Scope, p breaker.Policy
 	if !ok {
 		return breaker.Counts{}, time.Time{}, false, nil
 	}
-	return e.Window.Counts(top), fromMillis(top), true, nil
+	c := e.Window.Counts(top)
+	if ev := e.Evidence; ev != nil && p.EvidenceOn() && ev.Seen && ev.Bin == p.EvidenceBinMillis() && ev.Season == p.SeasonMillis() {
+		c.Evidence, c.Expected, c.Observed, c.EvidenceReady = e.Evidence.Check(p)
+	}
+	return c, fromMillis(top), true, nil
 }

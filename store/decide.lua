@@ -151,8 +151,7 @@ local function contributors(pol, win, base, exp, reason, probation, countsheld, 
   elseif reason == 'new_rule' then
     limit = pol.lmax * scale
   elseif reason == 'evidence' then
-    countsheld = true
-    limit = exp * pol.gw / pol.ebin * (pol.eratio - 1) / pol.elnr
+    limit = (base * pol.gw / (COARSE * pol.coarse) / 1000) * (pol.eratio - 1) / pol.elnr
   else
     return ''
   end
@@ -172,6 +171,12 @@ local function contributors(pol, win, base, exp, reason, probation, countsheld, 
         rest = rest - w
       end
     end
+  end
+  if reason == 'evidence' and #out == 0 and rest <= limit then
+    for _, k in ipairs(kids) do
+      if done[k].holds then table.insert(out, done[k].name) end
+    end
+    if #out > 0 then return table.concat(out, '\n') end
   end
   if #out == 0 or 2 * #out >= open or rest > limit then return '' end
   return table.concat(out, '\n')
@@ -239,7 +244,7 @@ for s = 1, S do
       table.insert(bat, tonumber(ARGV[o + 1]))
       table.insert(bwt, tonumber(ARGV[o + 2]))
     end
-    if counted or pol.evon then
+    if counted or (pol.evon and pol.holdc) then
       table.insert(allat, tonumber(ARGV[o + 1]))
       table.insert(allcnt, tonumber(ARGV[o + 3]))
       allc[#allat] = counted and #bat or nil

@@ -401,7 +401,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"override expired", "to open new_rule", "learning", "targeted hold", "not counted: narrower scope holds", "counted on probation: narrower scope holds",
 		"to open evidence", "evidence ready", "evidence rising", "evidence capped while open", "evidence learned some slots", "evidence trip targeted",
 		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
-		"to open evidence in probation", "evidence dispersion learned",
+		"to open evidence in probation", "evidence dispersion learned", "counts with evidence",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -549,6 +549,17 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 	syncClock()
 	if got, want := fmtList(rl), fmtList(ml); got != want {
 		t.Errorf("List:\nredis\n%s\nmemory\n%s", got, want)
+	}
+	// Both stores tell the same counts, the detector's included.
+	for _, sp := range diffSpecs {
+		rc, rat, rok, rerr := e.st.Counts(ctx, sp.scope, sp.policy)
+		mc, mat, mok, merr := mem.Counts(ctx, sp.scope, sp.policy)
+		if rerr != nil || merr != nil || rok != mok || !rat.Equal(mat) || rc != mc {
+			t.Errorf("Counts(%s): redis %+v at %v (%v, %v); memory %+v at %v (%v, %v)", sp.scope, rc, rat, rok, rerr, mc, mat, mok, merr)
+		}
+		if sp.policy.EvidenceOn() && rc.EvidenceReady {
+			stats["counts with evidence"]++
+		}
 	}
 	t.Logf("seed %d: %v", seed, stats)
 	return stats
