@@ -12,7 +12,7 @@ import (
 // evidencePolicy is the detector with the configuration's defaults, on a
 // 1-minute window (3-second fine buckets).
 var evidencePolicy = breaker.Policy{
-	Window: time.Minute, EvidenceBin: 5 * time.Minute, EvidenceRatio: 1.5, EvidenceThreshold: 10,
+	Window: time.Minute, EvidenceBin: 5 * time.Minute, EvidenceRatio: 1.5, EvidenceThreshold: 12,
 	EvidenceMinExpected: 0.5, EvidenceDays: 7,
 }
 
@@ -89,7 +89,7 @@ func TestEvidenceDetectsRises(t *testing.T) {
 		perHour, factor float64
 		within          time.Duration // 0: must not trip within 2h
 	}{
-		{100, 2, 45 * time.Minute},
+		{100, 2, time.Hour},
 		{400, 2, 10 * time.Minute},
 		{4000, 2, 2 * time.Minute},
 		{100_000 * 60, 2, time.Minute},

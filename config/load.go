@@ -447,11 +447,11 @@ func (t Thresholds) inherit(parent Thresholds) Thresholds {
 }
 
 // DefaultEvidence returns the detector's defaults: 5-minute bins, tuned to
-// a rise of 1.5x, h = 10, at least 0.5 expected per bin, a week of
+// a rise of 1.5x, h = 12, at least 0.5 expected per bin, a week of
 // history. It judges an hour of the day only after one day of history of
 // that hour, so a scope with no history is never tripped by it.
 func DefaultEvidence() Evidence {
-	return Evidence{Bin: 5 * time.Minute, Ratio: 1.5, Threshold: 10, MinExpected: 0.5, Days: 7}
+	return Evidence{Bin: 5 * time.Minute, Ratio: 1.5, Threshold: 12, MinExpected: 0.5, Days: 7}
 }
 
 // inherit returns e with every zero field taken from parent; Off is not
