@@ -24,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/replay"
@@ -276,8 +275,8 @@ func Suggest(ctx context.Context, opts Options, seed int64, size Size) (config.C
 	if err := opts.fill(); err != nil {
 		return config.Config{}, err
 	}
-	sgs, err := suggest.Observe(opts.Config, suggest.Options{}, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
-		r, err := replay.New(replay.Options{Config: c, OnCounts: on, BatchSize: opts.Batch(size)})
+	sgs, err := suggest.Observe(opts.Config, suggest.Options{}, func(c config.Config, o *suggest.Observer) error {
+		r, err := replay.New(replay.Options{Config: c, OnCounts: o.Observe, OnBucket: o.Bucket, BatchSize: opts.Batch(size)})
 		if err != nil {
 			return err
 		}

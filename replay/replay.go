@@ -70,6 +70,10 @@ type Options struct {
 	// every batch with the scope's window count and baseline after the
 	// bucket was added, the figures the breaker decides on.
 	OnCounts func(scope breaker.Scope, p breaker.Policy, atMillis int64, c breaker.Counts)
+	// OnBucket, when set, is called for every scope and fine bucket of
+	// every batch with the bucket's number of actions, as the store
+	// counted them (what the evidence detector counts).
+	OnBucket func(scope breaker.Scope, p breaker.Policy, atMillis, count int64)
 	// ChartSlots is the number of time slots of each scope's series; 0
 	// means 480. The slots widen as the input goes on, so memory does not
 	// grow with the input.
@@ -477,6 +481,9 @@ func (r *Replay) count(b decide.Batch, sc *decide.ScopeCounts, res decide.Result
 			continue
 		}
 		w.w.Add(bk.At, bk.Weight)
+		if r.opts.OnBucket != nil {
+			r.opts.OnBucket(sc.Scope, sc.Policy, bk.At, bk.Count)
+		}
 		c := w.w.Counts(bk.At)
 		if r.opts.OnCounts != nil {
 			r.opts.OnCounts(sc.Scope, sc.Policy, bk.At, c)

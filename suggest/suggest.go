@@ -39,6 +39,12 @@ type Options struct {
 	// ActionWindow is the window of the breakers suggested per rule for
 	// each irreversible action type (see ObservingActions); 0 means 10m.
 	ActionWindow time.Duration
+	// FalseTripsPerWeek is the target rate of false trips of the evidence
+	// detectors, across every scope observed that runs one: each gets an
+	// equal share, and its threshold is set so that traffic like the
+	// recording's trips it at most that often (see Calibration). 0 means
+	// 1; negative leaves the configured thresholds.
+	FalseTripsPerWeek float64
 }
 
 func (o *Options) fill() error {
@@ -57,6 +63,9 @@ func (o *Options) fill() error {
 	if o.ActionWindow == 0 {
 		o.ActionWindow = DefaultActionWindow
 	}
+	if o.FalseTripsPerWeek == 0 {
+		o.FalseTripsPerWeek = 1
+	}
 	switch {
 	case !(o.Headroom >= 1 && o.Headroom <= 100):
 		return fmt.Errorf("suggest: headroom must be between 1 and 100, got %g", o.Headroom)
@@ -68,14 +77,20 @@ func (o *Options) fill() error {
 		return fmt.Errorf("suggest: min factor must be at least 1, got %g", o.MinFactor)
 	case o.ActionWindow < 10*time.Millisecond || o.ActionWindow > 24*time.Hour:
 		return fmt.Errorf("suggest: action window must be between 10ms and 24h, got %v", o.ActionWindow)
+	case math.IsNaN(o.FalseTripsPerWeek) || o.FalseTripsPerWeek > 10000:
+		return fmt.Errorf("suggest: false trips per week must be at most 10000, got %g", o.FalseTripsPerWeek)
 	}
 	return nil
 }
 
-// Observer collects the window counts of every scope during a replay.
+// Observer collects the window counts of every scope during a replay,
+// and the number of actions per evidence bin of those that run the evidence
+// detector.
 type Observer struct {
-	opts   Options
-	scopes map[breaker.Scope]*observed
+	opts     Options
+	scopes   map[breaker.Scope]*observed
+	evidence map[breaker.Scope]*evidenceStats
+	top      int64 // the latest bucket seen, Unix ms
 }
 
 type observed struct {
@@ -89,7 +104,22 @@ func NewObserver(opts Options) (*Observer, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	return &Observer{opts: opts, scopes: map[breaker.Scope]*observed{}}, nil
+	return &Observer{opts: opts, scopes: map[breaker.Scope]*observed{}, evidence: map[breaker.Scope]*evidenceStats{}}, nil
+}
+
+// Bucket records the number of actions of one fine bucket of scope at
+// atMillis; it fits replay.Options.OnBucket.
+func (o *Observer) Bucket(scope breaker.Scope, p breaker.Policy, atMillis, count int64) {
+	o.top = max(o.top, atMillis)
+	if o.opts.FalseTripsPerWeek < 0 || !(p.EvidenceBin > 0 && p.EvidenceRatio > 1 && p.EvidenceDays > 0) {
+		return
+	}
+	e := o.evidence[scope]
+	if e == nil {
+		e = newEvidenceStats(p)
+		o.evidence[scope] = e
+	}
+	e.add(atMillis, count)
 }
 
 // Observe records the counts of scope after one fine bucket; it fits
@@ -126,6 +156,9 @@ type Suggestion struct {
 	ProbationScale float64
 	// Current are the configured thresholds.
 	Current breaker.Policy
+	// Evidence, when not nil, is the calibration of the scope's evidence
+	// detector: its suggested threshold and what it buys.
+	Evidence *Calibration
 }
 
 // Rules returns the rules seen, sorted.
@@ -163,6 +196,7 @@ func (o *Observer) Suggestions() []Suggestion {
 		}
 		out = append(out, sg)
 	}
+	o.calibrate(out)
 	slices.SortStableFunc(out, func(a, b Suggestion) int {
 		if (a.Scope == breaker.Global) != (b.Scope == breaker.Global) {
 			if a.Scope == breaker.Global {
@@ -173,6 +207,35 @@ func (o *Observer) Suggestions() []Suggestion {
 		return strings.Compare(string(a.Scope), string(b.Scope))
 	})
 	return out
+}
+
+// calibrate sets the evidence threshold of every suggestion whose scope
+// runs the detector, each scope getting an equal share of the target.
+func (o *Observer) calibrate(sgs []Suggestion) {
+	type model struct {
+		mu [breaker.SeasonSlots]float64
+		c2 float64
+	}
+	models := map[breaker.Scope]model{}
+	for sc, e := range o.evidence {
+		e.closeTo(floorDiv(o.top, e.bin))
+		if mu, c2, ok := e.model(); ok {
+			models[sc] = model{mu, c2}
+		}
+	}
+	if len(models) == 0 {
+		return
+	}
+	budget := o.opts.FalseTripsPerWeek / float64(len(models))
+	for i := range sgs {
+		m, ok := models[sgs[i].Scope]
+		if !ok {
+			continue
+		}
+		if c, ok := calibrate(sgs[i].Scope, o.evidence[sgs[i].Scope].policy, m.mu, m.c2, budget); ok {
+			sgs[i].Evidence = &c
+		}
+	}
 }
 
 // Defaults returns the max_actions suggested for breakers.defaults: the
@@ -295,10 +358,11 @@ func ObservingActions(cfg config.Config, rules, actions []string, window time.Du
 }
 
 // Observe runs the observation passes of a suggestion: pass replays the
-// input under a configuration, calling onCounts for every scope and bucket.
-// A first pass finds the rules; a second measures them with a breaker for
-// each guarded action type (see ObservingActions).
-func Observe(cfg config.Config, opts Options, pass func(c config.Config, onCounts func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error) ([]Suggestion, error) {
+// input under a configuration, feeding the observer every scope's counts
+// and buckets (Observer.Observe and Observer.Bucket). A first pass finds
+// the rules; a second measures them with a breaker for each guarded action
+// type (see ObservingActions).
+func Observe(cfg config.Config, opts Options, pass func(c config.Config, o *Observer) error) ([]Suggestion, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
@@ -306,15 +370,23 @@ func Observe(cfg config.Config, opts Options, pass func(c config.Config, onCount
 	if err != nil {
 		return nil, err
 	}
-	if err := pass(Observing(cfg), first.Observe); err != nil {
+	guarded := Guarded(cfg)
+	if len(guarded) == 0 {
+		if err := pass(Observing(cfg), first); err != nil {
+			return nil, err
+		}
+		return first.Suggestions(), nil
+	}
+	// The first pass only finds the rules: no evidence to calibrate.
+	first.opts.FalseTripsPerWeek = -1
+	if err := pass(Observing(cfg), first); err != nil {
 		return nil, err
 	}
-	guarded := Guarded(cfg)
-	if len(guarded) == 0 || len(first.Rules()) == 0 {
+	if len(first.Rules()) == 0 {
 		return first.Suggestions(), nil
 	}
 	second, _ := NewObserver(opts)
-	if err := pass(ObservingActions(cfg, first.Rules(), guarded, opts.ActionWindow), second.Observe); err != nil {
+	if err := pass(ObservingActions(cfg, first.Rules(), guarded, opts.ActionWindow), second); err != nil {
 		return nil, err
 	}
 	return second.Suggestions(), nil
@@ -332,6 +404,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			c.Breakers.Global.MaxActions = s.MaxActions
 			if s.Factor > 0 {
 				c.Breakers.Global.Factor = s.Factor
+			}
+			if s.Evidence != nil {
+				c.Breakers.Global.Evidence.Threshold = s.Evidence.Threshold
 			}
 			if s.ProbationScale > 0 {
 				c.Breakers.Global.ProbationScale = s.ProbationScale
@@ -365,6 +440,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			if s.ProbationScale > 0 {
 				t.ProbationScale = s.ProbationScale
 			}
+			if s.Evidence != nil {
+				t.Evidence.Threshold = s.Evidence.Threshold
+			}
 			acts[a] = t
 			r.Actions = acts
 			c.Breakers.Rules[s.Scope.Rule()] = r
@@ -376,6 +454,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 		}
 		if s.ProbationScale > 0 {
 			r.ProbationScale = s.ProbationScale
+		}
+		if s.Evidence != nil {
+			r.Evidence.Threshold = s.Evidence.Threshold
 		}
 		c.Breakers.Rules[s.Scope.Rule()] = r
 	}
@@ -419,6 +500,11 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		}
 		if s.ProbationScale > 0 {
 			fmt.Fprintf(&b, "%sprobation_scale: %s # keeps max_actions above the peak during probation; was %s\n", indent, fnum(s.ProbationScale), fnum(s.Current.ProbationScale))
+		}
+		if e := s.Evidence; e != nil {
+			fmt.Fprintf(&b, "%sevidence:\n", indent)
+			fmt.Fprintf(&b, "%s  threshold: %s # %s false trips a week expected here (its share of %g); was %s\n", indent, fnum(e.Threshold), rate(e.TripsPerWeek), opts.FalseTripsPerWeek, threshold(s.Current.EvidenceThreshold))
+			fmt.Fprintf(&b, "%s  # a rise to 2x of its %s actions an hour: tripped after %s (median of %d simulated)\n", indent, fnum(math.Round(e.PerHour)), delayText(e.Delay2x), delayRuns)
 		}
 	}
 	if d := Defaults(sgs); d > 0 {
@@ -471,6 +557,20 @@ func window(d time.Duration) string {
 		}
 	}
 	return s
+}
+
+// rate formats a small rate with two significant digits.
+func rate(v float64) string { return strconv.FormatFloat(v, 'g', 2, 64) }
+
+// delayText formats a detection delay, or says it was not within MaxDelay.
+func delayText(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "not within " + window(MaxDelay)
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return window(d.Round(time.Minute))
 }
 
 func threshold(v float64) string {

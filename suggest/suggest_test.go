@@ -192,9 +192,9 @@ func TestSuggestsBanBreakers(t *testing.T) {
 	normal := traffic.Scenario{Start: day1, Duration: 24 * time.Hour, Rules: 8, Rate: 6, Diurnal: 0.5, Noise: 0.1, Seed: 3}
 	recorded := lines(t, normal)
 	passes := 0
-	sgs, err := suggest.Observe(cfg, suggest.Options{}, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
+	sgs, err := suggest.Observe(cfg, suggest.Options{}, func(c config.Config, o *suggest.Observer) error {
 		passes++
-		run(t, replay.Options{Config: c, OnCounts: on}, recorded)
+		run(t, replay.Options{Config: c, OnCounts: o.Observe, OnBucket: o.Bucket}, recorded)
 		return nil
 	})
 	if err != nil {
@@ -253,6 +253,107 @@ func TestSuggestsBanBreakers(t *testing.T) {
 	for _, sc := range tripped {
 		if sc.Scope == want {
 			t.Logf("%s tripped %v after the ramp began", want, sc.Trips[0].At.Sub(ramp.Start.Add(9*time.Hour)))
+		}
+	}
+}
+
+// TestSuggestsEvidence sets the evidence detectors from two normal days
+// for a target of one false trip a week: every scope observed gets a
+// threshold within its share, the snippet and Apply carry it, a busier rule
+// catches a 2x rise sooner, four normal days of other noise trip the
+// detectors at most once, and a negative target leaves them as configured.
+func TestSuggestsEvidence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays four days of traffic")
+	}
+	cfg := config.Default()
+	normal := traffic.Scenario{Start: day1, Duration: 48 * time.Hour, Rules: 8, Rate: 1, Diurnal: 0.5, Noise: 0.1, Skew: 1, Seed: 21}
+	recorded := lines(t, normal)
+	observe := func(o suggest.Options) []suggest.Suggestion {
+		sgs, err := suggest.Observe(cfg, o, func(c config.Config, obs *suggest.Observer) error {
+			run(t, replay.Options{Config: c, OnCounts: obs.Observe, OnBucket: obs.Bucket}, recorded)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sgs
+	}
+	sgs := observe(suggest.Options{})
+	n := 0
+	for _, s := range sgs {
+		if s.Evidence != nil {
+			n++
+		}
+	}
+	perHour := map[string]*suggest.Calibration{}
+	for _, s := range sgs {
+		e := s.Evidence
+		if e == nil {
+			t.Errorf("%s: no evidence threshold", s.Scope)
+			continue
+		}
+		if e.Threshold <= 0 || e.TripsPerWeek > e.Budget || math.Abs(e.Budget-1/float64(n)) > 1e-9 || !(e.PerHour > 0) || e.Wander < 0 {
+			t.Errorf("%s: %+v; want a threshold within a budget of 1/%d a week", s.Scope, *e, n)
+		}
+		if s.Scope.Action() == "" && s.Scope != breaker.Global {
+			perHour[s.Scope.Rule()] = e
+		}
+	}
+	busy, quiet := perHour[traffic.RuleID(0)], perHour[traffic.RuleID(7)]
+	if busy == nil || quiet == nil || busy.PerHour < 4*quiet.PerHour || busy.Delay2x <= 0 || quiet.Delay2x > 0 && busy.Delay2x >= quiet.Delay2x {
+		t.Fatalf("busiest rule %+v, quietest %+v; want the busier's 2x rise caught sooner", busy, quiet)
+	}
+	next, err := suggest.Apply(cfg, sgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yaml bytes.Buffer
+	if err := suggest.WriteYAML(&yaml, sgs, suggest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	snippet, err := config.Parse(yaml.Bytes())
+	if err != nil {
+		t.Fatalf("the snippet is not a configuration: %v\n%s", err, yaml.String())
+	}
+	for _, s := range sgs {
+		if s.Scope == breaker.Global {
+			if h := s.Evidence.Threshold; next.Breakers.Global.Evidence.Threshold != h || snippet.Breakers.Global.Evidence.Threshold != h {
+				t.Errorf("global: applied h %g, snippet %g; want %g", next.Breakers.Global.Evidence.Threshold, snippet.Breakers.Global.Evidence.Threshold, h)
+			}
+			continue
+		}
+		got, inSnippet := next.Breakers.Rules[s.Scope.Rule()].Evidence, snippet.Breakers.Rules[s.Scope.Rule()].Evidence
+		if a := s.Scope.Action(); a != "" {
+			got, inSnippet = next.Breakers.Rules[s.Scope.Rule()].Actions[a].Evidence, snippet.Breakers.Rules[s.Scope.Rule()].Actions[a].Evidence
+		}
+		if got.Threshold != s.Evidence.Threshold || inSnippet.Threshold != s.Evidence.Threshold {
+			t.Errorf("%s: applied h %g, snippet %g; want %g", s.Scope, got.Threshold, inSnippet.Threshold, s.Evidence.Threshold)
+		}
+	}
+	if !strings.Contains(yaml.String(), "a rise to 2x of its") {
+		t.Errorf("the snippet does not say what a 2x rise takes to catch:\n%s", yaml.String())
+	}
+	// Four normal days of other noise, replayed from the start with the
+	// suggestion: the detectors trip at most once.
+	later := normal
+	later.Seed, later.Duration = 22, 96*time.Hour
+	sum := run(t, replay.Options{Config: next, AssumeResetAfter: time.Hour}, lines(t, later))
+	trips := 0
+	for _, s := range sum.Scopes {
+		for _, tr := range s.Trips {
+			if tr.Reason == string(breaker.ReasonEvidence) {
+				trips++
+				t.Logf("%s tripped on evidence at %s", s.Scope, tr.At)
+			}
+		}
+	}
+	if trips > 1 {
+		t.Errorf("%d evidence trips in four normal days; want at most one at a target of one a week", trips)
+	}
+	for _, s := range observe(suggest.Options{FalseTripsPerWeek: -1}) {
+		if s.Evidence != nil {
+			t.Errorf("%s: evidence %+v with a negative target; want the configured threshold", s.Scope, *s.Evidence)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/replay"
 	"github.com/breakwater/breakwater/report"
@@ -24,6 +23,7 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.Float64Var(&opts.Quantile, "quantile", 1, "take this quantile of the observed window counts as the normal peak (below 1 to ignore short bursts)")
 	fs.Float64Var(&opts.Floor, "floor", 20, "least max_actions to suggest")
 	fs.DurationVar(&opts.ActionWindow, "action-window", suggest.DefaultActionWindow, "window of the breaker suggested per rule for each irreversible action type (bans)")
+	fs.Float64Var(&opts.FalseTripsPerWeek, "false-trips-per-week", 1, "set the evidence detectors' thresholds so that traffic like the input's trips them this often a week in all (negative: leave them as configured)")
 	fs.DurationVar(&f.assumeReset, "assume-reset-after", 0, "for the comparison: simulate a human reset this long after each trip")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the suggested configuration on this input to this file")
 	fs.Usage = func() {
@@ -79,9 +79,9 @@ func runSuggest(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	var seen replay.Summary
 	var name string
-	sgs, err := suggest.Observe(cfg, opts, func(c config.Config, on func(breaker.Scope, breaker.Policy, int64, breaker.Counts)) error {
+	sgs, err := suggest.Observe(cfg, opts, func(c config.Config, obs *suggest.Observer) error {
 		s, n, err := pass(c, func(o replay.Options) replay.Options {
-			o.OnCounts, o.AssumeResetAfter = on, 0
+			o.OnCounts, o.OnBucket, o.AssumeResetAfter = obs.Observe, obs.Bucket, 0
 			return o
 		})
 		if name == "" {
