@@ -255,19 +255,29 @@ for s = 1, S do
   -- the evidence detector (breaker.Evidence)
   local E = nil
   if pol.evon then
-    local eh = redis.call('HGETALL', ekey)
-    local m = {}
-    for j = 1, #eh, 2 do m[eh[j]] = eh[j + 1] end
-    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, ex = {}, n = {}, dirty = {}}
-    if m.b and tonumber(m.b) == pol.ebin and tonumber(m.p) == pol.eseason then
-      E.seen = m.c ~= nil
-      E.cur, E.top, E.x, E.s, E.o = num(m.c), num(m.t), num(m.x), num(m.s), num(m.o)
-      E.dv, E.dn = num(m.dv), num(m.dn)
-      for k = 0, 23 do E.ex[k] = num(m['e' .. k]); E.n[k] = num(m['n' .. k]) end
-    else
-      if m.b then redis.call('DEL', ekey) end
-      for k = 0, 23 do E.ex[k] = 0; E.n[k] = 0 end
+    -- the header now, an hour of the day's mean and count when first read
+    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn')
+    local function nz(v) if not v then return 0 end return tonumber(v) end
+    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, dirty = {}}
+    local stored = h[1] and tonumber(h[1]) == pol.ebin and tonumber(h[2]) == pol.eseason
+    if stored then
+      E.seen = h[3] ~= false
+      E.cur, E.top, E.x, E.s, E.o = nz(h[3]), nz(h[4]), nz(h[5]), nz(h[6]), nz(h[7])
+      E.dv, E.dn = nz(h[8]), nz(h[9])
+    elseif h[1] then
+      redis.call('DEL', ekey)
     end
+    local ex, cn = {}, {}
+    local function load(k)
+      if stored then
+        local v = redis.call('HMGET', ekey, 'e' .. k, 'n' .. k)
+        rawset(ex, k, nz(v[1])); rawset(cn, k, nz(v[2]))
+      else
+        rawset(ex, k, 0); rawset(cn, k, 0)
+      end
+    end
+    E.ex = setmetatable(ex, {__index = function(_, k) load(k); return rawget(ex, k) end})
+    E.n = setmetatable(cn, {__index = function(_, k) load(k); return rawget(cn, k) end})
   end
   local function eslot(idx) return math.floor(((idx * E.bin) % pol.eseason) / pol.eslotms) end
   local function eexp(idx)
