@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -555,14 +554,12 @@ func (a *API) queryAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Since = t
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxAuditLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxAuditLimit, s))
-			return
-		}
-		q.Limit = n
+	limit, err := queryLimit(v, q.Limit, maxAuditLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
+	q.Limit = limit
 	es, err := a.opts.Audit.Query(r.Context(), q)
 	if err != nil {
 		a.fail(w, r, "query the audit trail", err)

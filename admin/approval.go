@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -205,14 +204,10 @@ func (a *API) listApprovals(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: want pending, approved, applied, refused, expired or break_glass, got %q", status))
 		return
 	}
-	limit := defaultApprovalLimit
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxApprovalLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxApprovalLimit, s))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(v, defaultApprovalLimit, maxApprovalLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	// The store returns the newest; a status filter reads the most it keeps.
 	read := limit

@@ -10,6 +10,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -374,4 +376,18 @@ func parseNote(data []byte) (string, error) {
 		return "", err
 	}
 	return checkText("text", req.Text, maxNote)
+}
+
+// queryLimit reads the query parameter limit: def when it is absent, else
+// an integer from 1 to most.
+func queryLimit(v url.Values, def, most int) (int, error) {
+	s := v.Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > most {
+		return 0, fmt.Errorf("limit: want an integer between 1 and %d, got %q", most, s)
+	}
+	return n, nil
 }

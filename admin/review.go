@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -106,14 +105,10 @@ func (a *API) lookBack(w http.ResponseWriter, r *http.Request) {
 		}
 		window = d
 	}
-	limit := defaultLookBack
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxLookBack {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxLookBack, s))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(v, defaultLookBack, maxLookBack)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	lb, err := a.opts.Review.LookBack(r.Context(), a.opts.Config.Kafka.Topics.Gated, scope, inc.FirstHeldAt.Add(-window), inc.FirstHeldAt, limit)
 	if err != nil {
@@ -136,14 +131,10 @@ func (a *API) listHeld(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit := defaultHeldLimit
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxHeldLimit {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want an integer between 1 and %d, got %q", maxHeldLimit, s))
-			return
-		}
-		limit = n
+	limit, err := queryLimit(v, defaultHeldLimit, maxHeldLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	f := review.Filter{Incident: v.Get("incident"), Scope: v.Get("scope"), Action: v.Get("action"), ModelVersion: v.Get("model_version"), Region: v.Get("region")}
 	page, err := a.opts.Review.List(r.Context(), f, v.Get("cursor"), limit)
