@@ -191,6 +191,10 @@ const (
 	// EvidenceThreshold: the scope acts above its expectation for this
 	// time of day, for longer than chance explains.
 	ReasonEvidence Reason = "evidence"
+	// ReasonOverturnRate means the appeals system overturned so many of
+	// the scope's recent forwarded actions that its precision is likely
+	// below the floor (package appeals); decided outside the batches.
+	ReasonOverturnRate Reason = "overturn_rate"
 )
 
 // Counts are the figures a trip decision is made on.
@@ -295,6 +299,40 @@ type Trip struct {
 	// Probation is true when the breaker tripped on probation's tighter
 	// thresholds.
 	Probation bool `json:"probation,omitempty"`
+	// Appeals are the figures of an overturn_rate trip.
+	Appeals AppealsTrip `json:"appeals,omitzero"`
+}
+
+// AppealsTrip is what an overturn_rate trip was decided on.
+type AppealsTrip struct {
+	// Key is the rule, or the rule and model version, whose outcomes
+	// were judged.
+	Key string `json:"key"`
+	// Outcomes counts the latest appeal outcomes judged, Overturned those
+	// overturned.
+	Outcomes   int `json:"outcomes"`
+	Overturned int `json:"overturned"`
+	// Below is P(precision < Floor) at the trip; Confidence the least
+	// that trips.
+	Below      float64 `json:"below"`
+	Floor      float64 `json:"floor"`
+	Confidence float64 `json:"confidence"`
+}
+
+// TripOn trips s for reason r decided outside the batches (the appeals
+// signal) at now, with the figures t and the estimated onset. A breaker
+// whose automatic state is already open does not change (false); a manual
+// state on top stays on top, as for any trip.
+func TripOn(s Status, r Reason, t Trip, onset, now time.Time) (Status, bool) {
+	if s.Auto == Open {
+		return s, false
+	}
+	probation := s.Auto == Probation
+	n := trip(s, r, now)
+	n.Trip = t
+	n.Trip.Probation = probation
+	n.Onset = onset
+	return n, true
 }
 
 // Initial returns the status of a breaker that has never transitioned.

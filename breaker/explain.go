@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -65,6 +66,12 @@ func Explain(p Policy, s Status) (Explanation, bool) {
 		e.Evidence, e.Threshold = c.Evidence, p.EvidenceThreshold
 		e.Text = fmt.Sprintf("evidence S %.2f reached h %g: %.0f actions so far in the current %s bin against %.1f expected at this hour of the day (tuned to a %gx rise)%s",
 			c.Evidence, p.EvidenceThreshold, c.Observed, e.Window, c.Expected, p.EvidenceRatio, onset)
+	case ReasonOverturnRate:
+		a := s.Trip.Appeals
+		e.Observed, e.Expected, e.Window = float64(a.Overturned), float64(a.Outcomes)*(1-a.Floor), fmt.Sprintf("latest %d appeal outcomes", a.Outcomes)
+		e.Limit = e.Expected
+		e.Text = fmt.Sprintf("appeals overturned %d of the latest %d outcomes of %s (%.0f%%): P(precision < %g) = %.3f reached %g%s",
+			a.Overturned, a.Outcomes, a.Key, 100*float64(a.Overturned)/math.Max(1, float64(a.Outcomes)), a.Floor, a.Below, a.Confidence, onset)
 	default:
 		e.Text = s.Reason + onset
 	}

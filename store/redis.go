@@ -411,26 +411,40 @@ func tripField(t breaker.Trip) string {
 		return ""
 	}
 	c := t.Counts
-	return strings.Join([]string{
+	f := []string{
 		fmtFloat(c.Window), fmtFloat(c.Baseline), flag(c.BaselineReady), flag(c.Learning),
 		fmtFloat(c.Evidence), fmtFloat(c.Expected), fmtFloat(c.Observed), flag(c.EvidenceReady), flag(t.Probation),
-	}, "\t")
+	}
+	if a := t.Appeals; a != (breaker.AppealsTrip{}) {
+		// The figures of an overturn_rate trip (package appeals), which
+		// decide.lua never writes but keeps.
+		f = append(f, strconv.Quote(a.Key), strconv.Itoa(a.Outcomes), strconv.Itoa(a.Overturned),
+			fmtFloat(a.Below), fmtFloat(a.Floor), fmtFloat(a.Confidence))
+	}
+	return strings.Join(f, "\t")
 }
 
 // parseTrip reads a field written by tripField or decide.lua.
 func parseTrip(s string) breaker.Trip {
 	f := strings.Split(s, "\t")
-	if len(f) != 9 {
+	if len(f) != 9 && len(f) != 15 {
 		return breaker.Trip{}
 	}
 	num := func(v string) float64 {
 		x, _ := strconv.ParseFloat(v, 64)
 		return x
 	}
-	return breaker.Trip{Counts: breaker.Counts{
+	t := breaker.Trip{Counts: breaker.Counts{
 		Window: num(f[0]), Baseline: num(f[1]), BaselineReady: f[2] == "1", Learning: f[3] == "1",
 		Evidence: num(f[4]), Expected: num(f[5]), Observed: num(f[6]), EvidenceReady: f[7] == "1",
 	}, Probation: f[8] == "1"}
+	if len(f) == 15 {
+		key, _ := strconv.Unquote(f[9])
+		outcomes, _ := strconv.Atoi(f[10])
+		overturned, _ := strconv.Atoi(f[11])
+		t.Appeals = breaker.AppealsTrip{Key: key, Outcomes: outcomes, Overturned: overturned, Below: num(f[12]), Floor: num(f[13]), Confidence: num(f[14])}
+	}
+	return t
 }
 
 func statusFromFields(m map[string]string) breaker.Status {
