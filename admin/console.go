@@ -24,11 +24,18 @@ type History interface {
 	Write(ctx context.Context, samples map[breaker.Scope]history.Sample) error
 	Read(ctx context.Context, since time.Time) (map[breaker.Scope][]history.Sample, error)
 	ReadScopes(ctx context.Context, scopes []breaker.Scope, since time.Time) (map[breaker.Scope][]history.Sample, error)
+	// Step is how often the history is sampled, Span how far back it
+	// goes, and StepSince the step of the samples a read since a time
+	// returns (a coarser ring reaches further back).
 	Step() time.Duration
 	Span() time.Duration
+	StepSince(since time.Time) time.Duration
 }
 
-var _ History = (*history.Ring)(nil)
+var (
+	_ History = (*history.Ring)(nil)
+	_ History = history.Tiers(nil)
+)
 
 // breakers returns every breaker the store or the configuration knows, or
 // this replica has seen counted, sorted by scope.
@@ -157,7 +164,7 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read the breaker history", err)
 		return
 	}
-	out := api.History{Step: a.opts.History.Step().String(), From: since, To: time.Now().UTC(), Scopes: make(map[breaker.Scope][]api.Point, len(hs))}
+	out := api.History{Step: a.opts.History.StepSince(since).String(), From: since, To: time.Now().UTC(), Scopes: make(map[breaker.Scope][]api.Point, len(hs))}
 	for scope, ss := range hs {
 		out.Scopes[scope] = points(ss)
 	}
@@ -188,7 +195,7 @@ func (a *API) chart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now().UTC()
-	step := a.opts.History.Step()
+	step := a.opts.History.StepSince(since)
 	// The axis starts at the first figure of the range, not at its start:
 	// two minutes of data fill the chart instead of its right edge.
 	if ps := hs[scope]; len(ps) > 0 && ps[0].At.After(since) {
@@ -208,6 +215,7 @@ func (a *API) chart(w http.ResponseWriter, r *http.Request) {
 		sl := &sc.Series[slot(p.At)]
 		sl.Window = max(sl.Window, p.Window)
 		sl.Baseline, sl.BaselineReady = p.Baseline, p.BaselineReady
+		sl.Expected, sl.Evidence = p.Expected, max(sl.Evidence, p.Evidence)
 		sl.Held += p.Held
 		sl.Samples++
 		sc.Held += p.Held

@@ -25,7 +25,9 @@ import (
 
 	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/history"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
 )
@@ -610,6 +612,7 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 	run(t, ctx, "the chart's trip marker",
 		poll(`[...document.querySelectorAll("#chart svg g.trip circle title")].some((e) => e.textContent.includes(": `+chartNum(retrip.Window)+` in "))`))
 	shot(t, ctx, "console-retrip.png")
+	longRange(t, ctx, bed, base, scope)
 
 	// PagerDuty: the acknowledgement reached it once, for the page the
 	// re-trip sent, before that page was resolved by the reset.
@@ -637,6 +640,48 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 	if acks != 1 {
 		t.Errorf("pagerduty got %d acknowledgements; want 1", acks)
 	}
+}
+
+// longRange gives the breaker a day of coarse history in which the
+// evidence detector judged it (the daemon's own samples cannot: the
+// detector needs a day of traffic first), then picks the chart's 24 h
+// range: the chart spans the day and draws the detector's expected band
+// and its evidence line against h.
+func longRange(t *testing.T, ctx context.Context, bed *admintest.Bed, base, scope string) {
+	t.Helper()
+	var b api.Breaker
+	apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/breakers/"+scope, &b)
+	if b.Thresholds.Evidence == nil {
+		t.Fatalf("%s does not run the evidence detector: %+v", scope, b.Thresholds)
+	}
+	// The daemon's coarse ring (daemon.newHistory): five-minute peaks, a day.
+	coarse, err := history.New(history.Options{Redis: bed.Redis.Client(t), Prefix: "bw-admin", Step: 5 * time.Minute, Slots: 288, Name: "hist5m", Peak: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Add(-23 * time.Hour)
+	for i := range 12 * 20 { // 20 hours, ending three hours ago
+		at := start.Add(time.Duration(i) * 5 * time.Minute)
+		if err := coarse.Write(ctx, map[breaker.Scope]history.Sample{breaker.Scope(scope): {
+			At: at, Window: 30, State: breaker.Closed, Expected: 120, Evidence: float64(i%24) / 2,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var options []string
+	run(t, ctx, "pick the 24 h range",
+		chromedp.Evaluate(`[...document.querySelectorAll("#range option")].map((o) => o.value)`, &options),
+		chromedp.Evaluate(`(() => { const r = document.getElementById("range"); r.value = "24h"; r.dispatchEvent(new Event("change")); })()`, nil),
+		poll(`document.querySelector("#chart svg path.band") && document.querySelector("#chart svg path.evidence") && document.querySelector("#chart svg line.evidence-h")`))
+	if !slices.Contains(options, "24h") || !slices.Contains(options, "6h") {
+		t.Errorf("the range picker offers %v; want up to 24h", options)
+	}
+	var ticks []string
+	run(t, ctx, "read the chart's time axis", chromedp.Evaluate(`[...document.querySelectorAll("#chart svg text")].map((e) => e.textContent).filter((s) => /^[A-Z][a-z]{2} \d+ \d\d:\d\d$/.test(s))`, &ticks))
+	if len(ticks) == 0 {
+		t.Error("the 24 h chart's axis names no day; want it to span the day")
+	}
+	shot(t, ctx, "console-24h.png")
 }
 
 // pagerDuty is a PagerDuty-shaped receiver: it records the events posted.

@@ -4,18 +4,36 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/console"
+	"github.com/breakwater/breakwater/history"
 )
 
 // The breaker history behind the console's sparklines and charts: one
-// sample per step, an hour per scope.
+// sample per step, an hour per scope; and a coarse ring of the peaks of
+// each five minutes, a day per scope, for the chart's longer ranges.
 const (
-	historyStep  = 15 * time.Second
-	historySlots = 240
+	historyStep        = 15 * time.Second
+	historySlots       = 240
+	historyCoarseStep  = 5 * time.Minute
+	historyCoarseSlots = 288
 )
+
+// newHistory returns the two rings of the breaker history.
+func newHistory(rc redis.UniversalClient, prefix string) (history.Tiers, error) {
+	fine, err := history.New(history.Options{Redis: rc, Prefix: prefix, Step: historyStep, Slots: historySlots})
+	if err != nil {
+		return nil, err
+	}
+	coarse, err := history.New(history.Options{Redis: rc, Prefix: prefix, Step: historyCoarseStep, Slots: historyCoarseSlots, Name: "hist5m", Peak: true})
+	if err != nil {
+		return nil, err
+	}
+	return history.NewTiers(fine, coarse)
+}
 
 // mountConsole serves the web console under /ui/ and sends / there.
 func mountConsole(mux *http.ServeMux) {

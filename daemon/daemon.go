@@ -29,7 +29,6 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
 	"github.com/breakwater/breakwater/embedded"
-	"github.com/breakwater/breakwater/history"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/redisconn"
 	"github.com/breakwater/breakwater/metrics"
@@ -315,7 +314,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "reverser", d.reverser) })
-	hist, err := history.New(history.Options{Redis: rc, Prefix: cfg.Redis.KeyPrefix, Step: historyStep, Slots: historySlots})
+	hist, err := newHistory(rc, cfg.Redis.KeyPrefix)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 // Package history keeps the recent figures of every breaker (window count,
-// baseline, state, held total) in a bounded ring per scope in the shared
-// Redis, for the console's sparklines and charts.
+// baseline, state, held total, the evidence detector's expectation and S)
+// in a bounded ring per scope in the shared Redis, for the console's
+// sparklines and charts.
 //
 // Every replica samples the shared store and writes the same slot of the
 // same ring (the slot is the sample time divided by the step), so every
@@ -8,6 +9,12 @@
 // what the others recorded. Memory is bounded: each ring has a fixed number
 // of slots, each key expires after one lap, and the index of scopes drops
 // those not written for a lap.
+//
+// A Ring with Options.Peak set is a coarse ring: every sample of a slot is
+// merged into it in Redis (the highest window count and S, the newest of
+// the rest), so a day at five-minute steps keeps the peaks a fifteen-second
+// ring would have shown. Tiers reads the finest ring that reaches back far
+// enough.
 package history
 
 import (
@@ -52,6 +59,13 @@ type Options struct {
 	// Slots is the number of slots per scope: Step x Slots is how far back
 	// the history goes.
 	Slots int
+	// Name tells rings of one prefix apart in their keys; empty means
+	// "hist".
+	Name string
+	// Peak merges the samples written to a slot (the highest window count
+	// and evidence, the newest of the other figures) instead of keeping
+	// the last one: for a ring whose step is longer than the sampling.
+	Peak bool
 }
 
 func (o Options) validate() error {
@@ -64,6 +78,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("history: Options.Step must be at least 1s, got %s", o.Step)
 	case o.Slots < 2 || o.Slots > 10000:
 		return fmt.Errorf("history: Options.Slots must be between 2 and 10000, got %d", o.Slots)
+	case strings.ContainsAny(o.Name, "{}: \t\n"):
+		return fmt.Errorf("history: Options.Name %q must have no braces, colons or spaces", o.Name)
 	}
 	return nil
 }
@@ -79,17 +95,23 @@ func New(opts Options) (*Ring, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Name == "" {
+		opts.Name = "hist"
+	}
 	return &Ring{opts: opts, tag: "{" + opts.Prefix + "}"}, nil
 }
 
 // Step is the width of one slot.
 func (r *Ring) Step() time.Duration { return r.opts.Step }
 
+// StepSince is the step of the samples a read returns: the ring's.
+func (r *Ring) StepSince(time.Time) time.Duration { return r.opts.Step }
+
 // Span is how far back the history goes.
 func (r *Ring) Span() time.Duration { return r.opts.Step * time.Duration(r.opts.Slots) }
 
-func (r *Ring) scopesKey() string              { return r.tag + ":hist:scopes" }
-func (r *Ring) ringKey(s breaker.Scope) string { return r.tag + ":hist:" + string(s) }
+func (r *Ring) scopesKey() string              { return r.tag + ":" + r.opts.Name + ":scopes" }
+func (r *Ring) ringKey(s breaker.Scope) string { return r.tag + ":" + r.opts.Name + ":" + string(s) }
 func (r *Ring) slot(at time.Time) (int64, int64) {
 	n := at.UnixNano() / int64(r.opts.Step)
 	return n, n % int64(r.opts.Slots)
@@ -107,8 +129,12 @@ func (r *Ring) Write(ctx context.Context, samples map[breaker.Scope]Sample) erro
 		var newest time.Time
 		for scope, s := range samples {
 			n, slot := r.slot(s.At)
-			p.HSet(ctx, r.ringKey(scope), strconv.FormatInt(slot, 10), encode(n, s))
-			p.PExpire(ctx, r.ringKey(scope), ttl)
+			if r.opts.Peak {
+				mergeScript.Eval(ctx, p, []string{r.ringKey(scope)}, strconv.FormatInt(slot, 10), encode(n, s), ttl.Milliseconds())
+			} else {
+				p.HSet(ctx, r.ringKey(scope), strconv.FormatInt(slot, 10), encode(n, s))
+				p.PExpire(ctx, r.ringKey(scope), ttl)
+			}
 			p.ZAdd(ctx, r.scopesKey(), redis.Z{Score: float64(s.At.Unix()), Member: string(scope)})
 			if s.At.After(newest) {
 				newest = s.At
@@ -174,6 +200,31 @@ func (r *Ring) ReadScopes(ctx context.Context, scopes []breaker.Scope, since tim
 	return out, nil
 }
 
+// mergeScript writes a sample into its slot of a peak ring: a value of an
+// earlier lap is replaced; a value of the same step keeps the highest
+// window count (field 3) and evidence (field 9) of the two and the newest
+// (by time, field 2) of the other fields. Values are those of encode.
+var mergeScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local new = ARGV[2]
+if old then
+  local o, n = {}, {}
+  for f in string.gmatch(old, '%S+') do o[#o + 1] = f end
+  for f in string.gmatch(new, '%S+') do n[#n + 1] = f end
+  if #o == 9 and #n == 9 and o[1] == n[1] then
+    local keep = n
+    local other = o
+    if (tonumber(o[2]) or 0) > (tonumber(n[2]) or 0) then keep, other = o, n end
+    if (tonumber(other[3]) or 0) > (tonumber(keep[3]) or 0) then keep[3] = other[3] end
+    if (tonumber(other[9]) or 0) > (tonumber(keep[9]) or 0) then keep[9] = other[9] end
+    new = table.concat(keep, ' ')
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], new)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
 // encode writes a sample as "step-number unix-ms window baseline ready
 // state held expected evidence"; values written before the detector have
 // the first seven fields only.
@@ -214,4 +265,67 @@ func decode(v string, step time.Duration) (int64, Sample, error) {
 		return 0, Sample{}, fmt.Errorf("history value %q: time and step disagree", v)
 	}
 	return n, Sample{At: at, Window: w, Baseline: b, BaselineReady: f[4] == "1", State: breaker.State(f[5]), HeldTotal: h, Expected: exp, Evidence: ev}, nil
+}
+
+// Tiers is rings of one history at different steps, finest first: every
+// sample goes to each, and a read takes the finest ring that reaches back
+// far enough.
+type Tiers []*Ring
+
+// NewTiers returns the tiers of rings, each step longer and each span
+// longer than the one before.
+func NewTiers(rings ...*Ring) (Tiers, error) {
+	if len(rings) == 0 {
+		return nil, errors.New("history: no rings")
+	}
+	for i := 1; i < len(rings); i++ {
+		a, b := rings[i-1], rings[i]
+		if b.Step() <= a.Step() || b.Span() <= a.Span() || a.opts.Name == b.opts.Name {
+			return nil, fmt.Errorf("history: ring %d (%s x %d, %q) must have a longer step and span and another name than ring %d (%s x %d, %q)",
+				i, b.Step(), b.opts.Slots, b.opts.Name, i-1, a.Step(), a.opts.Slots, a.opts.Name)
+		}
+	}
+	return Tiers(rings), nil
+}
+
+// Step is the sampling step: the finest ring's.
+func (t Tiers) Step() time.Duration { return t[0].Step() }
+
+// Span is how far back the coarsest ring goes.
+func (t Tiers) Span() time.Duration { return t[len(t)-1].Span() }
+
+// pick returns the finest ring that reaches back to since.
+func (t Tiers) pick(since time.Time) *Ring {
+	back := time.Since(since)
+	for _, r := range t {
+		if back <= r.Span() {
+			return r
+		}
+	}
+	return t[len(t)-1]
+}
+
+// StepSince is the step of the samples a read since since returns.
+func (t Tiers) StepSince(since time.Time) time.Duration { return t.pick(since).Step() }
+
+// Write records samples in every ring.
+func (t Tiers) Write(ctx context.Context, samples map[breaker.Scope]Sample) error {
+	for _, r := range t {
+		if err := r.Write(ctx, samples); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read returns the samples of every scope written since since, oldest
+// first, from the finest ring that reaches back to since.
+func (t Tiers) Read(ctx context.Context, since time.Time) (map[breaker.Scope][]Sample, error) {
+	return t.pick(since).Read(ctx, since)
+}
+
+// ReadScopes returns the samples of scopes written since since, oldest
+// first, from the finest ring that reaches back to since.
+func (t Tiers) ReadScopes(ctx context.Context, scopes []breaker.Scope, since time.Time) (map[breaker.Scope][]Sample, error) {
+	return t.pick(since).ReadScopes(ctx, scopes, since)
 }

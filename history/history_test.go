@@ -80,3 +80,120 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPeakRing checks a coarse ring: the samples written to one slot, in
+// any order and by two replicas, merge into the highest window count and
+// evidence and the newest of the rest; a later lap replaces the slot.
+func TestPeakRing(t *testing.T) {
+	rc := testbed.StartRedis(t).Client(t)
+	step := time.Minute
+	r, err := history.New(history.Options{Redis: rc, Prefix: "bw-hist", Step: step, Slots: 4, Name: "hist1m", Peak: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fine, err := history.New(history.Options{Redis: rc, Prefix: "bw-hist", Step: 10 * time.Second, Slots: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a := breaker.Scope("rule:a")
+	t0 := time.Now().UTC().Truncate(step).Add(-2 * step)
+	// Six samples of one minute, written out of order; the peak is the
+	// third, the newest the sixth.
+	windows := []float64{10, 40, 900, 30, 20, 15}
+	evidence := []float64{1, 2, 3, 11.5, 4, 0.5}
+	for _, i := range []int{5, 0, 2, 1, 4, 3} {
+		s := history.Sample{At: t0.Add(time.Duration(i) * 10 * time.Second), Window: windows[i], Baseline: float64(i), State: breaker.Closed,
+			HeldTotal: int64(100 * i), Expected: float64(i) + 0.5, Evidence: evidence[i]}
+		if i == 5 {
+			s.State = breaker.Open
+		}
+		for _, ring := range []*history.Ring{r, fine} {
+			if err := ring.Write(ctx, map[breaker.Scope]history.Sample{a: s}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := r.Read(ctx, t0.Add(-step))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := history.Sample{At: t0.Add(50 * time.Second), Window: 900, Baseline: 5, State: breaker.Open, HeldTotal: 500, Expected: 5.5, Evidence: 11.5}
+	if len(got[a]) != 1 || got[a][0] != want {
+		t.Fatalf("the coarse ring holds %+v; want one merged sample %+v", got[a], want)
+	}
+	// The fine ring keeps the last written sample of each of its slots.
+	fg, err := fine.Read(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fg[a]); n != 3 {
+		t.Errorf("the fine ring holds %d samples; want 3 (a lap)", n)
+	}
+	// A lap later the slot is replaced, not merged.
+	later := history.Sample{At: t0.Add(4 * step), Window: 1, State: breaker.Closed}
+	if err := r.Write(ctx, map[breaker.Scope]history.Sample{a: later}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = r.Read(ctx, t0.Add(-step))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[a]) != 1 || got[a][0].Window != 1 || !got[a][0].At.Equal(later.At) {
+		t.Errorf("a lap later the coarse ring holds %+v; want only %+v", got[a], later)
+	}
+}
+
+// TestTiers checks that a read takes the finest ring reaching back far
+// enough, and that rings out of order are refused.
+func TestTiers(t *testing.T) {
+	rc := testbed.StartRedis(t).Client(t)
+	fine, err := history.New(history.Options{Redis: rc, Prefix: "bw-tiers", Step: 10 * time.Second, Slots: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coarse, err := history.New(history.Options{Redis: rc, Prefix: "bw-tiers", Step: time.Minute, Slots: 60, Name: "hist1m", Peak: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := history.NewTiers(coarse, fine); err == nil {
+		t.Error("NewTiers(coarse, fine) = nil error; want the order refused")
+	}
+	tiers, err := history.NewTiers(fine, coarse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tiers.Step() != 10*time.Second || tiers.Span() != time.Hour {
+		t.Errorf("tiers step %s span %s; want 10s and 1h", tiers.Step(), tiers.Span())
+	}
+	ctx := context.Background()
+	a := breaker.Scope("rule:a")
+	now := time.Now().UTC()
+	for i := range 12 { // two minutes at 10 s
+		at := now.Add(-time.Duration(11-i) * 10 * time.Second)
+		if err := tiers.Write(ctx, map[breaker.Scope]history.Sample{a: {At: at, Window: float64(i), State: breaker.Closed}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		back time.Duration
+		step time.Duration
+		min  int
+		max  int
+	}{{30 * time.Second, 10 * time.Second, 3, 5}, {50 * time.Second, 10 * time.Second, 5, 6}, {30 * time.Minute, time.Minute, 2, 3}} {
+		since := time.Now().Add(-c.back)
+		if got := tiers.StepSince(since); got != c.step {
+			t.Errorf("StepSince(-%s) = %s; want %s", c.back, got, c.step)
+		}
+		got, err := tiers.ReadScopes(ctx, []breaker.Scope{a}, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(got[a]); n < c.min || n > c.max {
+			t.Errorf("a read of the last %s has %d samples; want %d to %d", c.back, n, c.min, c.max)
+		}
+		if c.step == time.Minute && got[a][len(got[a])-1].Window != 11 {
+			t.Errorf("the coarse ring's newest sample is %+v; want the peak 11", got[a][len(got[a])-1])
+		}
+	}
+}

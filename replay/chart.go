@@ -12,6 +12,10 @@ type Slot struct {
 	Window        float64
 	Baseline      float64
 	BaselineReady bool
+	// Expected is the evidence detector's expected number of actions per
+	// bin and Evidence its highest S in the slot (0 where it did not judge
+	// the scope; the admin API's chart fills them from the history).
+	Expected, Evidence float64
 	// Samples counts the batches that reported the scope's counts.
 	Samples int
 }

@@ -31,7 +31,7 @@ const (
 	gap     = 16.0
 	heldH   = 46.0
 	bottomH = 24.0
-	height  = top + plotH + gap + heldH + bottomH
+	evH     = 46.0
 )
 
 func chartOf(s replay.Summary, sc replay.ScopeSummary, anchor string) chart {
@@ -57,9 +57,38 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	if p.MaxActions > 0 {
 		yMax = math.Max(yMax, p.MaxActions)
 	}
+	// The evidence detector's expectation is per bin and counts actions;
+	// the band shows it per window, with two Poisson standard deviations
+	// either side.
+	evidence := false
+	perWindow := 1.0
+	if p.EvidenceOn() {
+		perWindow = float64(p.Window) / float64(p.EvidenceBin)
+	}
+	band := func(sl replay.Slot) (lo, mid, hi float64) {
+		mid = sl.Expected * perWindow
+		return math.Max(0, mid-2*math.Sqrt(mid)), mid, mid + 2*math.Sqrt(mid)
+	}
+	maxS := p.EvidenceThreshold
 	for _, sl := range sc.Series {
 		yMax = math.Max(yMax, sl.Baseline)
+		if p.EvidenceOn() && sl.Samples > 0 && sl.Expected > 0 {
+			evidence = true
+			_, _, hi := band(sl)
+			yMax = math.Max(yMax, hi)
+			maxS = math.Max(maxS, sl.Evidence)
+		}
 	}
+	// The held strip, then the evidence strip where the detector judged
+	// the scope, then the time axis.
+	hy := top + plotH + gap
+	ey := hy + heldH + gap
+	low := hy + heldH
+	if evidence {
+		low = ey + evH
+	}
+	axisY := low
+	height := low + bottomH
 	yMax = niceCeil(yMax * 1.12)
 	y := func(v float64) float64 { return top + plotH*(1-math.Min(v, yMax)/yMax) }
 
@@ -78,7 +107,6 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	if first.Before(origin) {
 		first = first.Add(tick)
 	}
-	axisY := top + plotH + gap + heldH
 	days := s.To.Sub(s.From) > 20*time.Hour
 	for t := first; !t.After(origin.Add(span)); t = t.Add(tick) {
 		xt := x(t)
@@ -128,6 +156,40 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	flush(n - 1)
 	fmt.Fprintf(&b, `<path d="%s" fill="#2563eb" fill-opacity="0.12"/>`, area.String())
 
+	// The evidence detector's expected band, where it judged the scope.
+	if evidence {
+		var upper, lower []string
+		var mid strings.Builder
+		flushBand := func() {
+			if len(upper) == 0 {
+				return
+			}
+			for i := len(lower) - 1; i >= 0; i-- {
+				upper = append(upper, lower[i])
+			}
+			fmt.Fprintf(&b, `<path class="band" d="M%s Z" fill="#0d9488" fill-opacity="0.14" stroke="none"/>`, strings.Join(upper, " L"))
+			upper, lower = nil, nil
+		}
+		started := false
+		for i, sl := range sc.Series {
+			if sl.Samples == 0 || sl.Expected <= 0 {
+				flushBand()
+				started = false
+				continue
+			}
+			lo, m, hi := band(sl)
+			upper = append(upper, fmt.Sprintf("%.1f %.1f", xi(i), y(hi)))
+			lower = append(lower, fmt.Sprintf("%.1f %.1f", xi(i), y(lo)))
+			cmd := "L"
+			if !started {
+				cmd, started = "M", true
+			}
+			fmt.Fprintf(&mid, "%s%.1f %.1f ", cmd, xi(i), y(m))
+		}
+		flushBand()
+		fmt.Fprintf(&b, `<path class="expected" d="%s" fill="none" stroke="#0d9488" stroke-width="1.2"/>`, mid.String())
+	}
+
 	// Baseline and the factor threshold, where the baseline is ready.
 	if p.Factor > 0 {
 		var base, fac strings.Builder
@@ -154,7 +216,6 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	}
 
 	// Held actions per slot, in a strip under the chart.
-	hy := top + plotH + gap
 	var maxHeld int64
 	for _, sl := range sc.Series {
 		maxHeld = max(maxHeld, sl.Held)
@@ -176,13 +237,37 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">nothing held</text>`, left+6, hy+heldH/2+4)
 	}
 
+	// The evidence S against h, in a strip of its own.
+	if evidence {
+		sMax := niceCeil(maxS * 1.1)
+		ys := func(v float64) float64 { return ey + evH*(1-math.Min(v, sMax)/sMax) }
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#f0fdfa"/>`, left, ey, plotW, evH)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">evidence</text>`, left-6, ey+evH/2+4)
+		fmt.Fprintf(&b, `<line class="evidence-h" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1" stroke-dasharray="6 4"/>`, left, width-right, ys(p.EvidenceThreshold), ys(p.EvidenceThreshold))
+		var line strings.Builder
+		started := false
+		for i, sl := range sc.Series {
+			if sl.Samples == 0 || sl.Expected <= 0 {
+				started = false
+				continue
+			}
+			cmd := "L"
+			if !started {
+				cmd, started = "M", true
+			}
+			fmt.Fprintf(&line, "%s%.1f %.1f ", cmd, xi(i), ys(sl.Evidence))
+		}
+		fmt.Fprintf(&b, `<path class="evidence" d="%s" fill="none" stroke="#0d9488" stroke-width="1.5"/>`, line.String())
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" style="fill:#0f766e">evidence S against h = %s (dashed); band: the detector's expected actions per %s ±2σ</text>`, left+4, ey-3, num(p.EvidenceThreshold), dur(p.Window))
+	}
+
 	// Hover targets under the markers, so that a trip's own title shows.
-	hover(&b, sc, n, xi, plotW, hy, func(i int) time.Time { return origin.Add(time.Duration(i) * slot) })
+	hover(&b, sc, n, xi, plotW, low, perWindow, evidence, func(i int) time.Time { return origin.Add(time.Duration(i) * slot) })
 
 	// Resets and trips.
 	for i, r := range sc.Resets {
 		xr := x(r)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#059669" stroke-width="1.5" stroke-dasharray="4 3"/>`, xr, xr, top, hy+heldH)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#059669" stroke-width="1.5" stroke-dasharray="4 3"/>`, xr, xr, top, low)
 		// Near the right edge the label goes left of its line, never off the chart.
 		anchor, dx := "start", 3.0
 		if xr > width-right-40 {
@@ -190,17 +275,41 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#059669">reset</text>`, xr+dx, top+plotH-6-float64(i%2)*13, anchor)
 	}
+	// A trip's label takes the first of two rows where it overlaps no
+	// other label, newest first; a trip whose label fits in neither keeps
+	// its marker and the marker's title.
+	var rows [2][][2]float64
+	labels := make([]string, len(sc.Trips))
+	for i := len(sc.Trips) - 1; i >= 0; i-- {
+		t := sc.Trips[i]
+		xt := x(t.At)
+		text := fmt.Sprintf("trip %s %s (%s)", t.At.UTC().Format("15:04:05"), t.Reason, num(t.Window))
+		w := 6.5*float64(len(text)) + 6
+		anchor, dx, lo := "start", 5.0, xt
+		if xt > width-right-220 {
+			anchor, dx, lo = "end", -5, xt-w
+		}
+		for r := range rows {
+			free := true
+			for _, iv := range rows[r] {
+				if lo < iv[1] && lo+w > iv[0] {
+					free = false
+				}
+			}
+			if free {
+				rows[r] = append(rows[r], [2]float64{lo, lo + w})
+				labels[i] = fmt.Sprintf(`<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#dc2626;font-weight:600">%s</text>`,
+					xt+dx, top-22+float64(r)*13, anchor, template.HTMLEscapeString(text))
+				break
+			}
+		}
+	}
 	for i, t := range sc.Trips {
 		xt := x(t.At)
-		fmt.Fprintf(&b, `<g class="trip"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5"/>`, xt, xt, top-20+float64(i%2)*13, hy+heldH)
+		fmt.Fprintf(&b, `<g class="trip"><line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5"/>`, xt, xt, top-20, low)
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4.5" fill="#dc2626"><title>tripped at %s: %s in %s (%s)</title></circle>`,
 			xt, y(t.Window), t.At.UTC().Format("15:04:05"), num(t.Window), dur(p.Window), template.HTMLEscapeString(t.Reason))
-		anchor, dx := "start", 5.0
-		if xt > width-right-220 {
-			anchor, dx = "end", -5
-		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#dc2626;font-weight:600">trip %s %s (%s)</text></g>`,
-			xt+dx, top-22+float64(i%2)*13, anchor, t.At.UTC().Format("15:04:05"), template.HTMLEscapeString(t.Reason), num(t.Window))
+		b.WriteString(labels[i] + `</g>`)
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
@@ -212,12 +321,14 @@ const hoverColumns = 240
 
 // hover adds transparent columns over the plot whose titles give the
 // figures under the pointer: the time, the window count (the highest of
-// the column's slots), the baseline and what was held.
-func hover(b *strings.Builder, sc replay.ScopeSummary, n int, xi func(int) float64, plotW, hy float64, at func(int) time.Time) {
+// the column's slots), the baseline and what was held, and where the
+// evidence detector judged the scope its expectation per window and the
+// highest S.
+func hover(b *strings.Builder, sc replay.ScopeSummary, n int, xi func(int) float64, plotW, low, perWindow float64, evidence bool, at func(int) time.Time) {
 	per := max(1, (n+hoverColumns-1)/hoverColumns)
 	w := plotW * float64(per) / float64(n)
 	for i := 0; i < n; i += per {
-		var win, base float64
+		var win, base, exp, ev float64
 		var held int64
 		seen := false
 		for j := i; j < min(i+per, n); j++ {
@@ -229,13 +340,19 @@ func hover(b *strings.Builder, sc replay.ScopeSummary, n int, xi func(int) float
 			win = math.Max(win, sl.Window)
 			base = sl.Baseline
 			held += sl.Held
+			exp = sl.Expected * perWindow
+			ev = math.Max(ev, sl.Evidence)
 		}
 		if !seen {
 			continue
 		}
 		x0 := xi(i) - plotW/float64(n)/2
-		fmt.Fprintf(b, `<rect class="hover" x="%.1f" y="%.1f" width="%.2f" height="%.1f" fill="transparent"><title>%s: window %s per %s · baseline %s · held %d</title></rect>`,
-			x0, top, w, hy+heldH-top, at(i).UTC().Format("15:04:05"), num(win), dur(sc.Policy.Window), num(base), held)
+		detector := ""
+		if evidence && exp > 0 {
+			detector = fmt.Sprintf(" · expected %s · evidence %s of %s", num(exp), num(ev), num(sc.Policy.EvidenceThreshold))
+		}
+		fmt.Fprintf(b, `<rect class="hover" x="%.1f" y="%.1f" width="%.2f" height="%.1f" fill="transparent"><title>%s: window %s per %s · baseline %s · held %d%s</title></rect>`,
+			x0, top, w, low-top, at(i).UTC().Format("15:04:05"), num(win), dur(sc.Policy.Window), num(base), held, detector)
 	}
 }
 
