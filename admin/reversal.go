@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/approval"
+	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/reversal"
@@ -23,7 +25,7 @@ import (
 
 // Reversals finds, starts and follows reversals (reversal.Service).
 type Reversals interface {
-	Candidates(ctx context.Context, scope breaker.Scope, from, to time.Time, actions []string) ([]reversal.Item, error)
+	Candidates(ctx context.Context, scope breaker.Scope, w reversal.Window, actions []string) ([]reversal.Item, error)
 	Reversed(ctx context.Context, ids []string) ([]bool, error)
 	Start(ctx context.Context, j api.Reversal, items []reversal.Item) (api.Reversal, error)
 	Get(ctx context.Context, id string) (api.Reversal, error)
@@ -35,30 +37,104 @@ var _ Reversals = (*reversal.Service)(nil)
 // sampleSize is how many candidates a preview shows.
 const sampleSize = 20
 
-// window is the candidates' window of an incident: from the estimated
-// onset to the trip, in forwarding time. The onset is the look-back
-// window: the breaker's window before its first held action.
-func (a *API) window(ctx context.Context, id string) (review.Incident, breaker.Scope, time.Time, time.Time, error) {
+// The sources of a window's start (api.ReversalPreview.Onset).
+const (
+	onsetDetector = "detector"
+	onsetLookback = "lookback"
+)
+
+// span is an incident's candidate window before any narrowing.
+type span struct {
+	inc   review.Incident
+	scope breaker.Scope
+	// from is the estimated onset, to the first held action; onset says
+	// where from comes from.
+	from, to time.Time
+	onset    string
+}
+
+// window returns the candidates' window of an incident: from the
+// estimated onset to the trip. The onset is the detector's (the tripping
+// transition's breaker.Status.Onset, in event time) where the audit trail
+// or the breaker still has it, else the look-back window (the breaker's
+// window before its first held action, in forwarding time).
+func (a *API) window(ctx context.Context, id string) (span, error) {
 	inc, err := a.opts.Review.Incident(ctx, id)
 	if err != nil {
-		return inc, "", time.Time{}, time.Time{}, err
+		return span{inc: inc}, err
 	}
 	scope, err := breaker.ParseScope(inc.Scope)
 	if err != nil {
-		return inc, "", time.Time{}, time.Time{}, fmt.Errorf("%w: incident %s names no breaker", review.ErrNotFound, id)
+		return span{inc: inc}, fmt.Errorf("%w: incident %s names no breaker", review.ErrNotFound, id)
 	}
-	return inc, scope, inc.FirstHeldAt.Add(-a.policy(scope).Window), inc.FirstHeldAt, nil
+	sp := span{inc: inc, scope: scope, from: inc.FirstHeldAt.Add(-a.policy(scope).Window), to: inc.FirstHeldAt, onset: onsetLookback}
+	onset, err := a.tripOnset(ctx, id, scope)
+	if err != nil {
+		return sp, err
+	}
+	if !onset.IsZero() && !onset.After(inc.FirstHeldAt) {
+		sp.from, sp.onset = onset, onsetDetector
+	}
+	return sp, nil
+}
+
+// tripOnset returns the estimated onset of the trip that opened incident
+// id: the Onset of the automatic transition that made its breaker's
+// generation, from the audit trail, or from the breaker itself while it
+// is still at that generation. Zero when neither has it (an incident of
+// an operator's forced_open, or a transition the audit index no longer
+// keeps).
+func (a *API) tripOnset(ctx context.Context, id string, scope breaker.Scope) (time.Time, error) {
+	i := strings.LastIndexByte(id, '@')
+	if i < 0 {
+		return time.Time{}, nil
+	}
+	gen, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil || gen == 0 {
+		return time.Time{}, nil
+	}
+	tripped := func(s *breaker.Status) bool {
+		return s != nil && s.Generation == gen && s.Auto == breaker.Open && s.Actor == "" && !s.Onset.IsZero()
+	}
+	es, err := a.opts.Audit.Query(ctx, audit.Query{Scope: scope, Kind: audit.KindTransition, Limit: 1000})
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, e := range es {
+		if tripped(e.To) {
+			return e.To.Onset, nil
+		}
+	}
+	st, err := a.opts.Breakers.Status(ctx, scope)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if tripped(&st) {
+		return st.Onset, nil
+	}
+	return time.Time{}, nil
+}
+
+// filter is the window of a preview or request: narrowed by from and to,
+// read as the window reads them (event time for a detector's onset,
+// forwarding time for the look-back).
+func (sp span) filter(from, to time.Time) reversal.Window {
+	if sp.onset == onsetDetector {
+		return reversal.Window{From: from.Add(-reversal.Skew), To: to, Since: from}
+	}
+	return reversal.Window{From: from, To: to}
 }
 
 // candidates are the actions a reversal of req would write: the
 // incident's scope's forwarded actions in the window narrowed by req, less
 // those already reversed, and the window.
 func (a *API) candidates(ctx context.Context, id string, req api.ReversalRequest) ([]reversal.Item, int, api.ReversalPreview, error) {
-	_, scope, from, to, err := a.window(ctx, id)
+	sp, err := a.window(ctx, id)
 	if err != nil {
 		return nil, 0, api.ReversalPreview{}, err
 	}
-	pv := api.ReversalPreview{Incident: id, Scope: string(scope), From: from, To: to, Onset: "lookback"}
+	from, to := sp.from, sp.to
+	pv := api.ReversalPreview{Incident: id, Scope: string(sp.scope), From: from, To: to, Onset: sp.onset}
 	if !req.From.IsZero() {
 		if req.From.Before(from) || req.From.After(to) {
 			return nil, 0, pv, &failure{code: http.StatusBadRequest, err: fmt.Errorf("from: must be within the window %s to %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))}
@@ -71,7 +147,7 @@ func (a *API) candidates(ctx context.Context, id string, req api.ReversalRequest
 		}
 		pv.To = req.To
 	}
-	items, err := a.opts.Reversals.Candidates(ctx, scope, pv.From, pv.To, req.Actions)
+	items, err := a.opts.Reversals.Candidates(ctx, sp.scope, sp.filter(pv.From, pv.To), req.Actions)
 	if err != nil {
 		return nil, 0, pv, err
 	}
@@ -200,11 +276,11 @@ func (a *API) requestReversal(w http.ResponseWriter, r *http.Request) {
 // applyReversal starts the reversal of the actions req names, those of
 // them that are still candidates.
 func (a *API) applyReversal(ctx context.Context, id string, req api.ReversalRequest, by actor) (api.Reversal, error) {
-	_, scope, _, _, err := a.window(ctx, id)
+	sp, err := a.window(ctx, id)
 	if err != nil {
 		return api.Reversal{}, &failure{code: http.StatusNotFound, err: err}
 	}
-	items, err := a.opts.Reversals.Candidates(ctx, scope, req.From, req.To, req.Actions)
+	items, err := a.opts.Reversals.Candidates(ctx, sp.scope, sp.filter(req.From, req.To), req.Actions)
 	if err != nil {
 		return api.Reversal{}, &failure{code: http.StatusServiceUnavailable, what: "find the candidates", err: err}
 	}

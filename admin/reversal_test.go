@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestReversal(t *testing.T) {
 	}
 	sort.Strings(want)
 	if pv.Candidates != 10 || strings.Join(got, ",") != strings.Join(want, ",") || pv.Action["remove_pin"] != 7 || pv.Action["warn"] != 3 ||
-		pv.Rule["rule-a"] != 10 || pv.Region[""] != 10 || pv.Onset != "lookback" || !pv.To.Equal(inc.FirstHeldAt) {
+		pv.Rule["rule-a"] != 10 || pv.Region[""] != 10 || pv.Onset != "detector" || !pv.To.Equal(inc.FirstHeldAt) {
 		t.Fatalf("preview = %+v; want the 10 forwarded rule-a actions (7 pin removals, 3 warnings) up to the trip", pv)
 	}
 	var narrow api.ReversalPreview
@@ -175,6 +176,92 @@ func TestReversal(t *testing.T) {
 	for _, k := range []string{"approval_request", "approval_approve", "reversal_start", "reversal_done"} {
 		if !kinds[k] {
 			t.Errorf("the audit trail has no %s entry of the reversal (has %v)", k, kinds)
+		}
+	}
+}
+
+// TestReversalFromOnset: the candidates run from the detector's estimated
+// onset, in event time, to the trip. Actions of rule-a stamped ten minutes
+// before the window that tripped, and actions stamped inside it, are all
+// forwarded within the breaker's window before the trip (so the look-back
+// would list both); the preview lists exactly those from the onset on.
+// Held actions the reviewers approved, which reach the gated topic after
+// the trip, and another rule's actions are left out.
+func TestReversalFromOnset(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, withSeconds(bed.Config(t, 10)))
+	vw, rv := tok(config.RoleViewer), tok(config.RoleReviewer)
+	now := time.Now().UTC()
+	var recs []testbed.Record
+	inside := map[string]bool{}
+	for i := range 6 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("before-%d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now.Add(-10*time.Minute)))
+	}
+	for i := range 8 {
+		id := fmt.Sprintf("inside-%d", i)
+		inside[id] = true
+		recs = append(recs, admintest.Event(id, "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	for i := range 3 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("other-%d", i), "rule-b", "warn", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	waitCountAtLeast(t, bed, admintest.Topics.Gated, len(recs))
+	firstForwarded := time.Now()
+	var late []testbed.Record
+	for i := range 20 {
+		late = append(late, admintest.Event(fmt.Sprintf("late-%d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, late...)
+	var inc api.Incident
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("incident %+v", inc) }, func() bool {
+		var l struct{ Incidents []api.Incident }
+		tryCall(d.URL, "GET", "/v1/incidents", vw, &l)
+		if len(l.Incidents) == 1 {
+			inc = l.Incidents[0]
+		}
+		return inc.Held == int64(len(late))
+	})
+	// The reviewers approve three held actions: they reach the gated
+	// topic, as releases, and are no candidates.
+	var page api.HeldPage
+	call(t, d.URL, "GET", "/v1/held?limit=3&incident="+url.QueryEscape(inc.ID), vw, "", &page)
+	ids := make([]string, len(page.Items))
+	for i, h := range page.Items {
+		ids[i] = h.ActionID
+	}
+	body, _ := json.Marshal(api.DecideRequest{IDs: ids})
+	if code := call(t, d.URL, "POST", "/v1/held/approve", rv, string(body), nil); code != 200 || len(ids) != 3 {
+		t.Fatalf("approve %v = %d", ids, code)
+	}
+	waitCountAtLeast(t, bed, admintest.Topics.Gated, len(recs)+3)
+
+	var pv api.ReversalPreview
+	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(inc.ID)+"/reversal", vw, "", &pv); code != 200 {
+		t.Fatalf("preview = %d", code)
+	}
+	got := map[string]bool{}
+	for _, s := range pv.Sample {
+		got[s.ActionID] = true
+	}
+	// The trip's window is a minute of event time ending at now's bucket.
+	if pv.Onset != "detector" || !pv.From.After(now.Add(-2*time.Minute)) || pv.From.After(now) || !pv.To.Equal(inc.FirstHeldAt) ||
+		!pv.From.Before(firstForwarded.Add(-time.Second)) {
+		t.Errorf("preview window %s to %s, onset %q; want the detector's onset, within a minute before %s, to the first held action %s",
+			pv.From, pv.To, pv.Onset, now, inc.FirstHeldAt)
+	}
+	want := len(inside)
+	if pv.Candidates != want || len(got) != want || pv.Rule["rule-a"] != want {
+		t.Errorf("preview = %d candidates %v; want the %d rule-a actions stamped inside the window", pv.Candidates, got, want)
+	}
+	for id := range got {
+		if !inside[id] || slices.Contains(ids, id) {
+			t.Errorf("candidate %s: want only actions stamped from the onset on, forwarded before the trip", id)
+		}
+	}
+	for id := range inside {
+		if !got[id] {
+			t.Errorf("candidate %s is missing", id)
 		}
 	}
 }

@@ -145,8 +145,11 @@ type ReversalPreview struct {
 	Incident string `json:"incident"`
 	Scope    string `json:"scope"`
 	// From and To bound the window in forwarding time: from the estimated
-	// onset to the trip. Onset says where From comes from: "lookback"
-	// (the breaker's window before the first held action).
+	// onset to the trip. Onset says where From comes from: "detector"
+	// (the tripping transition's estimated onset, in event time: the
+	// candidates are the actions stamped from it on and forwarded until
+	// To) or "lookback" (the breaker's window before the first held
+	// action, in forwarding time).
 	From  time.Time `json:"from"`
 	To    time.Time `json:"to"`
 	Onset string    `json:"onset"`

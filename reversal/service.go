@@ -132,28 +132,43 @@ func inScope(scope breaker.Scope, it Item) bool {
 	return scope == breaker.Global || scope == breaker.RuleScope(it.Rule) || scope == breaker.ActionScope(it.Rule, it.Action)
 }
 
+// Skew is how far ahead of the forwarding replica's clock an action's
+// event time may be and still be a candidate from an onset in event time
+// on: the gated topic is read from this long before the onset.
+const Skew = 5 * time.Minute
+
+// Window bounds the candidates of a reversal.
+type Window struct {
+	// From and To bound the forwarding time (the gated record's
+	// timestamp), both included.
+	From, To time.Time
+	// Since, if set, keeps only the actions whose event time is at or
+	// after it: the detector's estimated onset is in event time.
+	Since time.Time
+}
+
 // Candidates returns the forwarded actions of scope on the gated topic
-// between from and to (forwarding time, both included), of the action
-// types actions if any are given, in forwarding order. Reviewers' releases
-// are left out.
-func (s *Service) Candidates(ctx context.Context, scope breaker.Scope, from, to time.Time, actions []string) ([]Item, error) {
+// within w, of the action types actions if any are given, in forwarding
+// order. Reviewers' releases are left out.
+func (s *Service) Candidates(ctx context.Context, scope breaker.Scope, w Window, actions []string) ([]Item, error) {
 	var out []Item
 	parts, err := partition.List(ctx, s.opts.Kafka, s.opts.Gated)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range parts {
-		start, err := partition.At(ctx, s.opts.Kafka, s.opts.Gated, p, from)
+		start, err := partition.At(ctx, s.opts.Kafka, s.opts.Gated, p, w.From)
 		if err != nil {
 			return nil, err
 		}
 		err = partition.Read(ctx, s.opts.Kafka, s.opts.Gated, p, start, partition.End, func(msgs []kafka.Message, _, _ int64) error {
 			for _, m := range msgs {
-				if m.Time.After(to) {
+				if m.Time.After(w.To) {
 					return partition.ErrStop
 				}
 				it, ok := itemOf(m)
-				if !ok || !inScope(scope, it) || it.ForwardedAt.Before(from) || (len(actions) > 0 && !slices.Contains(actions, it.Action)) {
+				if !ok || !inScope(scope, it) || it.ForwardedAt.Before(w.From) || it.OccurredAt.Before(w.Since) ||
+					(len(actions) > 0 && !slices.Contains(actions, it.Action)) {
 					continue
 				}
 				out = append(out, it)
@@ -583,7 +598,9 @@ func (s *Service) rebuildIfLost(ctx context.Context) error {
 	for _, id := range order {
 		j := jobs[id]
 		scope, _, _ := strings.Cut(j.Incident, "@")
-		items, err := s.Candidates(ctx, breaker.Scope(scope), j.From, j.To, nil)
+		// The window's start may be an onset in event time: read from
+		// Skew before it; the journaled ids select the actions.
+		items, err := s.Candidates(ctx, breaker.Scope(scope), Window{From: j.From.Add(-Skew), To: j.To}, nil)
 		if err != nil {
 			return fmt.Errorf("rebuild reversal %s: %w", id, err)
 		}

@@ -1091,7 +1091,7 @@ function drawReversal(id) {
       const kinds = Object.keys(pv.action).sort();
       put(box,
         el("p", { id: "reversal-count", "data-candidates": pv.candidates,
-          text: `${num(pv.candidates, 0)} actions of ${pv.scope} were forwarded from ${when(pv.from)} (estimated onset: ${pv.onset}) to the trip at ${when(pv.to)}` +
+          text: `${num(pv.candidates, 0)} actions of ${pv.scope} ${pv.onset === 'detector' ? 'stamped from the estimated onset at ' + when(pv.from) + ' were forwarded before' : 'were forwarded from ' + when(pv.from) + ' (the look-back window) to'} the trip at ${when(pv.to)}` +
             (pv.already_reversed ? `; ${num(pv.already_reversed, 0)} more are reversed already.` : ".") }),
         el("div", { class: "grid3" }, countTable("Action type", pv.action), countTable("Model version", pv.model_version), countTable("Region", pv.region)),
         may("operator") && pv.candidates > 0 ? el("div", { class: "controls" },
