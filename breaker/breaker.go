@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,19 +60,42 @@ var ErrUnknownScope = errors.New("unknown scope")
 // ErrInvalidState is returned for a state an operation cannot set.
 var ErrInvalidState = errors.New("invalid state")
 
-// Scope names what one breaker guards: the global total, a rule, or a rule
-// and one of its action types.
+// Scope names what one breaker guards: the global total, a rule, a rule
+// and one of its action types, or a segment of a rule (the actions of one
+// model version, or of one value of a configured event field).
 type Scope string
 
 // Global is the scope of the weighted total across all rules.
 const Global Scope = "global"
 
 // scopeEscaper makes rule ids and action names that contain the separator
-// unambiguous; ordinary ids read as they are.
+// unambiguous; ordinary ids read as they are. valueEscaper does the same
+// for segment values, and escapes '@' too, which ends the scope in an
+// incident id (Incident), so that no value reads as another.
 var (
 	scopeEscaper   = strings.NewReplacer("%", "%25", "|", "%7C")
 	scopeUnescaper = strings.NewReplacer("%25", "%", "%7C", "|")
+	valueEscaper   = strings.NewReplacer("%", "%25", "|", "%7C", "@", "%40")
+	valueUnescaper = strings.NewReplacer("%25", "%", "%7C", "|", "%40", "@")
 )
+
+// The segment dimensions: the event fields a rule's actions can be split
+// by, each giving one breaker per value (SegmentScope). DimModel is the
+// model version, the scope rule:<id>|model:<version>.
+const (
+	DimModel      = "model"
+	DimModelName  = "model.name"
+	DimRegion     = "region"
+	DimTargetType = "target.type"
+)
+
+// Dimensions lists the segment dimensions, DimModel first.
+var Dimensions = []string{DimModel, DimModelName, DimRegion, DimTargetType}
+
+// otherValue is the segment value of the overflow segment
+// (OverflowScope): escaping never yields it from a real value, whose '%'
+// always reads %25.
+const otherValue = "%other"
 
 // RuleScope returns the scope of a rule.
 func RuleScope(rule string) Scope { return Scope("rule:" + scopeEscaper.Replace(rule)) }
@@ -81,13 +105,30 @@ func ActionScope(rule, action string) Scope {
 	return Scope("rule:" + scopeEscaper.Replace(rule) + "|action:" + scopeEscaper.Replace(action))
 }
 
-// Rule returns the rule of a rule or action scope, and "" for Global.
+// SegmentScope returns the scope of the actions of a rule whose dimension
+// dim (one of Dimensions) has value (not empty).
+func SegmentScope(rule, dim, value string) Scope {
+	return Scope("rule:" + scopeEscaper.Replace(rule) + "|" + dim + ":" + valueEscaper.Replace(value))
+}
+
+// OverflowScope returns the scope of the actions of a rule whose value of
+// dimension dim is past the bound of values tracked on their own:
+// rule:<id>|<dim>:%other.
+func OverflowScope(rule, dim string) Scope {
+	return Scope("rule:" + scopeEscaper.Replace(rule) + "|" + dim + ":" + otherValue)
+}
+
+// ModelScope returns the scope of one model version's actions of a rule.
+func ModelScope(rule, version string) Scope { return SegmentScope(rule, DimModel, version) }
+
+// Rule returns the rule of a rule, action or segment scope, and "" for
+// Global.
 func (s Scope) Rule() string {
 	r, ok := strings.CutPrefix(string(s), "rule:")
 	if !ok {
 		return ""
 	}
-	if i := strings.Index(r, "|action:"); i >= 0 {
+	if i := strings.IndexByte(r, '|'); i >= 0 {
 		r = r[:i]
 	}
 	return scopeUnescaper.Replace(r)
@@ -103,6 +144,27 @@ func (s Scope) Action() string {
 	return scopeUnescaper.Replace(string(s)[i+len("|action:"):])
 }
 
+// Segment returns the dimension and value of a segment scope, and "" for
+// the others; the overflow segment's value is "" (OverflowScope).
+func (s Scope) Segment() (dim, value string) {
+	r, ok := strings.CutPrefix(string(s), "rule:")
+	if !ok {
+		return "", ""
+	}
+	i := strings.IndexByte(r, '|')
+	if i < 0 {
+		return "", ""
+	}
+	dim, value, ok = strings.Cut(r[i+1:], ":")
+	if !ok || dim == "action" {
+		return "", ""
+	}
+	if value == otherValue {
+		return dim, ""
+	}
+	return dim, valueUnescaper.Replace(value)
+}
+
 // ParseScope checks that s names a scope.
 func ParseScope(s string) (Scope, error) {
 	if s == string(Global) {
@@ -110,10 +172,18 @@ func ParseScope(s string) (Scope, error) {
 	}
 	r, ok := strings.CutPrefix(s, "rule:")
 	if !ok || r == "" {
-		return "", fmt.Errorf("%w: %q (want global, rule:<id> or rule:<id>|action:<type>)", ErrUnknownScope, s)
+		return "", fmt.Errorf("%w: %q (want global, rule:<id>, rule:<id>|action:<type> or rule:<id>|<dimension>:<value>)", ErrUnknownScope, s)
 	}
-	if i := strings.Index(r, "|action:"); i >= 0 && (i == 0 || i+len("|action:") == len(r) || strings.Contains(r[i+1:], "|")) {
+	i := strings.IndexByte(r, '|')
+	if i < 0 {
+		return Scope(s), nil
+	}
+	dim, value, ok := strings.Cut(r[i+1:], ":")
+	if i == 0 || !ok || value == "" || strings.Contains(value, "|") || (dim != "action" && !slices.Contains(Dimensions, dim)) {
 		return "", fmt.Errorf("%w: %q", ErrUnknownScope, s)
+	}
+	if dim != "action" && strings.Contains(value, "@") {
+		return "", fmt.Errorf("%w: %q (a segment value writes @ as %%40)", ErrUnknownScope, s)
 	}
 	return Scope(s), nil
 }
@@ -148,6 +218,11 @@ type Policy struct {
 	// LearningMax trips a new scope when its weighted window count exceeds
 	// it during its learning period; 0 disables.
 	LearningMax float64
+	// NewOnly makes the breaker trip only while the scope is new: within
+	// Learning of its first action, for a scope that started from another
+	// one's counts (a model version from its rule's). Other times it
+	// counts and never trips; its rule guards it.
+	NewOnly bool
 	// HoldContributors makes a tripped wider scope (global) hold only the
 	// narrower scopes that drive its excess, when they explain it, instead
 	// of every action it counts.
@@ -231,7 +306,7 @@ func (p Policy) InLearning(firstMillis, atMillis, refMillis int64, hasRef bool) 
 // Exceeded reports whether c passes p's thresholds, and which one. During
 // probation the thresholds are multiplied by ProbationScale.
 func (p Policy) Exceeded(c Counts, probation bool) (Reason, bool) {
-	if p.Disabled {
+	if p.Disabled || (p.NewOnly && !c.Learning) {
 		return "", false
 	}
 	scale := 1.0

@@ -841,3 +841,78 @@ func TestScopeAction(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentScopes checks that segment scopes name their rule, dimension
+// and value, parse, and never share a name with another breaker or with
+// an incident id of another one, whatever the rule ids and values hold.
+func TestSegmentScopes(t *testing.T) {
+	for _, c := range []struct {
+		s                Scope
+		str              string
+		rule, dim, value string
+	}{
+		{ModelScope("spam", "2025.06.0"), "rule:spam|model:2025.06.0", "spam", DimModel, "2025.06.0"},
+		{SegmentScope("spam", DimRegion, "eu"), "rule:spam|region:eu", "spam", DimRegion, "eu"},
+		{SegmentScope("a|b", DimTargetType, "x|y@z%"), "rule:a%7Cb|target.type:x%7Cy%40z%25", "a|b", DimTargetType, "x|y@z%"},
+		{OverflowScope("r", DimModelName), "rule:r|model.name:%other", "r", DimModelName, ""},
+		{SegmentScope("r", DimRegion, "%other"), "rule:r|region:%25other", "r", DimRegion, "%other"},
+	} {
+		if string(c.s) != c.str {
+			t.Errorf("scope %q; want %q", c.s, c.str)
+		}
+		if c.s.Rule() != c.rule || c.s.Action() != "" {
+			t.Errorf("%q: rule %q, action %q; want %q, none", c.s, c.s.Rule(), c.s.Action(), c.rule)
+		}
+		if d, v := c.s.Segment(); d != c.dim || v != c.value {
+			t.Errorf("%q.Segment() = %q, %q; want %q, %q", c.s, d, v, c.dim, c.value)
+		}
+		if got, err := ParseScope(c.str); err != nil || got != c.s {
+			t.Errorf("ParseScope(%q) = %q, %v", c.str, got, err)
+		}
+	}
+	for _, s := range []Scope{Global, RuleScope("r"), ActionScope("r", "model:x")} {
+		if d, v := s.Segment(); d != "" || v != "" {
+			t.Errorf("%q.Segment() = %q, %q; want none", s, d, v)
+		}
+	}
+	for _, bad := range []string{"rule:r|colour:red", "rule:r|region:", "rule:r|region", "rule:r|region:a|b", "rule:r|region:a@1", "rule:|model:v"} {
+		if got, err := ParseScope(bad); !errors.Is(err, ErrUnknownScope) {
+			t.Errorf("ParseScope(%q) = %q, %v; want ErrUnknownScope", bad, got, err)
+		}
+	}
+	// No collisions, of scopes or of incident ids (scope@generation).
+	names := []string{"spam", "a|b", "|", "%", "%7C", "%40", "@", "a@1", "%other", "other", "model:v", "x|model:y", "1"}
+	seen := map[Scope]string{}
+	incidents := map[string]string{}
+	add := func(s Scope, what string) {
+		t.Helper()
+		if prev, ok := seen[s]; ok {
+			t.Errorf("%s and %s are both %q", prev, what, s)
+		}
+		seen[s] = what
+		id := Incident(s, 1)
+		if prev, ok := incidents[id]; ok {
+			t.Errorf("%s and %s share the incident %q", prev, what, id)
+		}
+		incidents[id] = what
+		if _, err := ParseScope(string(s)); err != nil {
+			t.Errorf("%s = %q does not parse: %v", what, s, err)
+		}
+	}
+	for _, r := range names {
+		add(RuleScope(r), fmt.Sprintf("RuleScope(%q)", r))
+		for _, v := range names {
+			add(ActionScope(r, v), fmt.Sprintf("ActionScope(%q, %q)", r, v))
+			for _, d := range Dimensions {
+				s := SegmentScope(r, d, v)
+				add(s, fmt.Sprintf("SegmentScope(%q, %q, %q)", r, d, v))
+				if gd, gv := s.Segment(); s.Rule() != r || gd != d || gv != v {
+					t.Errorf("SegmentScope(%q, %q, %q) reads back as %q, %q, %q", r, d, v, s.Rule(), gd, gv)
+				}
+			}
+		}
+		for _, d := range Dimensions {
+			add(OverflowScope(r, d), fmt.Sprintf("OverflowScope(%q, %q)", r, d))
+		}
+	}
+}

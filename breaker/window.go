@@ -81,6 +81,9 @@ type Window struct {
 	first  int64
 	top    int64
 	seen   bool
+	// born is when the scope was seeded from another's counts (Seed), in
+	// event time: its own first action; 0 if it never was.
+	born int64
 }
 
 // NewWindow returns an empty ring for grid g.
@@ -164,3 +167,15 @@ func (w *Window) Top() (int64, bool) { return w.top, w.seen }
 
 // Grid returns the bucket layout of the ring.
 func (w *Window) Grid() Grid { return w.grid }
+
+// Seed returns a copy of w that shares nothing with it, for a scope that
+// starts from w's counts with its own first action at bornMillis.
+func (w *Window) Seed(bornMillis int64) *Window {
+	c := *w
+	c.coarse = append([]slot(nil), w.coarse...)
+	c.born = bornMillis
+	return &c
+}
+
+// Born returns when the window was seeded (Seed), and false if it was not.
+func (w *Window) Born() (int64, bool) { return w.born, w.born != 0 }

@@ -170,6 +170,35 @@ type Breakers struct {
 	// NewRules is the budget of a rule with no entry in Rules that was
 	// first seen after counting began, during its learning period.
 	NewRules NewRules `yaml:"new_rules"`
+	// Segments adds breakers per segment of every rule: its model
+	// versions and the values of the dimensions listed.
+	Segments Segments `yaml:"segments"`
+}
+
+// Segments configures the breakers of a rule's segments: the actions of
+// one model version (rule:<id>|model:<version>), or of one value of an
+// event field (rule:<id>|region:eu). A segment breaker runs on its rule's
+// thresholds, its detector learns the segment's own normal, and when it
+// trips it holds only the segment's actions.
+type Segments struct {
+	// ModelVersion gives every model version of a rule a breaker. A
+	// version first seen on a rule that has counts starts from the rule's
+	// counts and expectation (those of the versions it replaces) and trips
+	// on the rule's thresholds for new_rules.learning after its first
+	// action, so a release that raises a rule trips the version's breaker;
+	// other versions are their rule's to guard.
+	ModelVersion bool `yaml:"model_version"`
+	// Dimensions are the event fields (region, target.type, model.name)
+	// whose values give every rule a breaker each; a rule's own segments
+	// add to them.
+	Dimensions []string `yaml:"dimensions"`
+	// MaxValues bounds the values of one dimension tracked per rule, 1 to
+	// 256: a value seen when as many are tracked, none of them idle, is
+	// counted in the rule's overflow segment (value %other).
+	MaxValues int `yaml:"max_values"`
+	// Idle is how long a value goes unseen (event time) before another may
+	// take its place among the tracked ones.
+	Idle time.Duration `yaml:"idle"`
 }
 
 // Global configures the breaker of the weighted total across all rules. It
@@ -220,6 +249,9 @@ type Rule struct {
 	Thresholds  `yaml:",inline"`
 	// Actions adds a breaker per action type of this rule (rule and action scope).
 	Actions map[string]Thresholds `yaml:"actions"`
+	// Segments are dimensions this rule is split by, in addition to
+	// breakers.segments.dimensions.
+	Segments []string `yaml:"segments"`
 }
 
 // Thresholds are the trip conditions and policy of one scope. A zero field
@@ -342,4 +374,29 @@ type Demo struct {
 	// loopback interface; 0 picks a free port, and so does a port that is
 	// taken.
 	KafkaPort int `yaml:"kafka_port"`
+}
+
+// RuleDimensions returns the segment dimensions of rule: those of
+// breakers.segments.dimensions, then the rule's own, each once.
+func (c Config) RuleDimensions(rule string) []string {
+	own := c.Breakers.Rules[rule].Segments
+	if len(own) == 0 {
+		return c.Breakers.Segments.Dimensions
+	}
+	out := append([]string(nil), c.Breakers.Segments.Dimensions...)
+	for _, d := range own {
+		if !containsString(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }

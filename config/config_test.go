@@ -797,3 +797,22 @@ func FuzzStrings(f *testing.F) {
 		}
 	})
 }
+
+// TestSegmentDimensions checks that a rule split by every dimension, its
+// own list over the global one, has each once, within MaxDimensions.
+func TestSegmentDimensions(t *testing.T) {
+	c, err := Parse([]byte("breakers:\n  segments: {dimensions: [region, target.type]}\n  rules:\n    spam: {segments: [model.name, region]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.RuleDimensions("spam")
+	if want := []string{"region", "target.type", "model.name"}; !reflect.DeepEqual(got, want) || len(got) > MaxDimensions {
+		t.Errorf("RuleDimensions(spam) = %q; want %q, at most %d", got, want, MaxDimensions)
+	}
+	if got := c.RuleDimensions("other"); !reflect.DeepEqual(got, []string{"region", "target.type"}) {
+		t.Errorf("RuleDimensions(other) = %q", got)
+	}
+	if len(SegmentDimensions) > MaxDimensions {
+		t.Errorf("%d dimensions, MaxDimensions %d: a rule split by all of them has more scopes than decide.MaxScopes allows", len(SegmentDimensions), MaxDimensions)
+	}
+}

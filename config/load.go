@@ -109,6 +109,7 @@ func Default() Config {
 				ContributorFactor: 2,
 			},
 			NewRules: NewRules{MaxActions: 50, Learning: 24 * time.Hour},
+			Segments: Segments{ModelVersion: true, MaxValues: 16, Idle: 24 * time.Hour},
 		},
 		Actions:       builtinActions(),
 		DefaultAction: ActionType{Weight: 1, Severity: SeverityMedium},
@@ -398,10 +399,16 @@ func (c *Config) resolve(given map[string]actionFields) {
 		if len(r.Actions) == 0 {
 			r.Actions = nil
 		}
+		if len(r.Segments) == 0 {
+			r.Segments = nil
+		}
 		c.Breakers.Rules[id] = r
 	}
 	if len(c.Breakers.Rules) == 0 {
 		c.Breakers.Rules = nil
+	}
+	if len(c.Breakers.Segments.Dimensions) == 0 {
+		c.Breakers.Segments.Dimensions = nil
 	}
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = nil

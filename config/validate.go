@@ -241,6 +241,7 @@ func (c Config) validateBreakers(p *problems) {
 	case c.Breakers.NewRules.MaxActions > 0 && l < c.Breakers.Defaults.Window:
 		p.addf("breakers.new_rules.learning", "must be at least breakers.defaults.window (%s) when max_actions is set, got %s", dur(c.Breakers.Defaults.Window), dur(l))
 	}
+	c.Breakers.Segments.validate(p)
 	scopes := len(c.Breakers.Rules)
 	for _, r := range c.Breakers.Rules {
 		scopes += len(r.Actions)
@@ -260,6 +261,7 @@ func (c Config) validateBreakers(p *problems) {
 			p.addf(field+".description", "must be at most 500 bytes without control characters, got %d bytes", len(r.Description))
 		}
 		r.Thresholds.validate(p, field)
+		validDimensions(p, field+".segments", r.Segments)
 		for _, name := range sortedKeys(r.Actions) {
 			afield := fmt.Sprintf("%s.actions[%q]", field, name)
 			if name == "" {
@@ -268,6 +270,39 @@ func (c Config) validateBreakers(p *problems) {
 				p.addf(afield, "an action type must not contain control characters")
 			}
 			r.Actions[name].validate(p, afield)
+		}
+	}
+}
+
+// SegmentDimensions are the event fields a rule can be split by, besides
+// the model version (breakers.segments.model_version).
+var SegmentDimensions = []string{"region", "target.type", "model.name"}
+
+// MaxDimensions is the most segment dimensions (besides the model
+// version) one rule is split by: each of SegmentDimensions once.
+const MaxDimensions = 3
+
+func (s Segments) validate(p *problems) {
+	validDimensions(p, "breakers.segments.dimensions", s.Dimensions)
+	if s.MaxValues < 1 || s.MaxValues > 256 {
+		p.addf("breakers.segments.max_values", "must be between 1 and 256, got %d", s.MaxValues)
+	}
+	if s.Idle < time.Minute {
+		p.addf("breakers.segments.idle", "must be at least 1m, got %s", dur(s.Idle))
+	}
+}
+
+// validDimensions checks a list of segment dimensions at field path: each
+// one of SegmentDimensions, once. A rule's list adds to the global one, so
+// a rule has at most MaxDimensions.
+func validDimensions(p *problems, path string, dims []string) {
+	for i, d := range dims {
+		if !slices.Contains(SegmentDimensions, d) {
+			p.addf(fmt.Sprintf("%s[%d]", path, i), "must be one of %s, got %q", strings.Join(SegmentDimensions, ", "), d)
+			continue
+		}
+		if slices.Contains(dims[:i], d) {
+			p.addf(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", d)
 		}
 	}
 }

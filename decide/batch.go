@@ -43,8 +43,21 @@ func (b Batch) Validate() error {
 		return fmt.Errorf("decide batch: reference scope %d of %d", b.Reference, len(b.Scopes))
 	}
 	for i, sc := range b.Scopes {
+		if sc.Seed != 0 {
+			if sc.Seed < 0 || sc.Seed > len(b.Scopes) || sc.Seed-1 == i {
+				return fmt.Errorf("decide batch: %s seeded from scope %d of %d", sc.Scope, sc.Seed, len(b.Scopes))
+			}
+			sp := b.Scopes[sc.Seed-1].Policy
+			if sp.Grid() != sc.Policy.Grid() || sp.EvidenceOn() != sc.Policy.EvidenceOn() ||
+				sp.EvidenceBinMillis() != sc.Policy.EvidenceBinMillis() || sp.SlotMillis() != sc.Policy.SlotMillis() {
+				return fmt.Errorf("decide batch: %s seeded from %s, whose counts are laid out differently", sc.Scope, b.Scopes[sc.Seed-1].Scope)
+			}
+		}
 		for _, bk := range sc.Buckets {
-			for _, v := range bk.Via {
+			for k, v := range bk.Via {
+				if v != 0 && k > 0 && bk.Via[k-1] == 0 {
+					return fmt.Errorf("decide batch: bucket of %s counted via %v: a scope after a 0", sc.Scope, bk.Via)
+				}
 				if v < 0 || int(v) > i {
 					return fmt.Errorf("decide batch: bucket of %s counted via scope %d, not an earlier one", sc.Scope, v)
 				}
@@ -76,6 +89,11 @@ type ScopeCounts struct {
 	Policy breaker.Policy
 	// Buckets are the bucket start times and summed weights.
 	Buckets []Bucket
+	// Seed, when positive, is the 1-based index in Batch.Scopes of a
+	// scope of the same policy whose state (counts and detector) this
+	// scope starts from when it has none: a rule's model version starts
+	// from its rule, what the versions it replaces did.
+	Seed int
 }
 
 // Bucket is the summed weight (in breaker.Milli units) of a scope's actions
@@ -90,10 +108,11 @@ type Bucket struct {
 	Count int64
 	// Via are the narrower scopes of the bucket's actions that the scope
 	// counts them through, as 1-based indexes of earlier entries of
-	// Batch.Scopes, the immediate one first; 0 is none. A wider scope
-	// counts only what would reach enforcement: the bucket is left out when
-	// any of them holds after the batch.
-	Via [2]int32
+	// Batch.Scopes, the immediate one first (for global, the rule); 0 is
+	// none, and the nonzero ones come first. A wider scope counts only
+	// what would reach enforcement: the bucket is left out when any of
+	// them holds after the batch.
+	Via [MaxVia]int32
 }
 
 // Result is the outcome of a decision call.

@@ -54,8 +54,10 @@ type Item struct {
 	// Bad is why the action could not be decoded or is invalid.
 	Bad *event.DecodeError
 	// Scopes are the breakers the action counts towards, least specific
-	// first: global, the rule, and the rule and action type if configured.
-	Scopes  [3]breaker.Scope
+	// first: global, the rule, then the rule's narrower scopes the action
+	// is in (the rule and action type if configured, the model version's
+	// and the configured dimensions' segments).
+	Scopes  [MaxScopes]breaker.Scope
 	NScopes int
 	// Weight is the action type's weight in breaker.Milli units.
 	Weight int64
@@ -82,13 +84,35 @@ func (it *Item) Incident() string {
 	return breaker.Incident(it.Scope, it.Gen)
 }
 
+// MaxScopes is the most scopes one action counts towards: global, its
+// rule, its rule and action type, its model version and
+// config.MaxDimensions segments.
+const MaxScopes = 4 + config.MaxDimensions
+
+// MaxVia is the most narrower scopes a bucket is counted through.
+const MaxVia = MaxScopes - 1
+
 // Gate classifies and decides actions under one configuration.
 type Gate struct {
-	cfg config.Config
+	cfg  config.Config
+	segs *tracker
+	// dims are the segment dimensions of the rules that add their own,
+	// and dimsAll those of the others.
+	dims    map[string][]string
+	dimsAll []string
 }
 
 // New returns a gate for a validated configuration.
-func New(cfg config.Config) *Gate { return &Gate{cfg: cfg} }
+func New(cfg config.Config) *Gate {
+	g := &Gate{cfg: cfg, segs: newTracker(cfg.Breakers.Segments.MaxValues, cfg.Breakers.Segments.Idle),
+		dims: map[string][]string{}, dimsAll: cfg.Breakers.Segments.Dimensions}
+	for id, r := range cfg.Breakers.Rules {
+		if len(r.Segments) > 0 {
+			g.dims[id] = cfg.RuleDimensions(id)
+		}
+	}
+	return g
+}
 
 // Classify decodes value into it and finds its scopes, weight and severity.
 // An undecodable or invalid action is decided as a dead letter at once.
@@ -116,6 +140,36 @@ func (g *Gate) Classify(it *Item, pos Position, value []byte) {
 		it.Scopes[2] = breaker.ActionScope(it.Act.RuleID, it.Act.Action)
 		it.NScopes = 3
 	}
+	ms := it.Act.OccurredAt.UnixMilli()
+	if g.cfg.Breakers.Segments.ModelVersion && it.Act.ModelVersion != "" {
+		it.Scopes[it.NScopes] = g.segs.scope(it.Act.RuleID, breaker.DimModel, it.Act.ModelVersion, ms)
+		it.NScopes++
+	}
+	dims, ok := g.dims[it.Act.RuleID]
+	if !ok {
+		dims = g.dimsAll
+	}
+	for _, d := range dims {
+		if v := dimension(&it.Act, d); v != "" && it.NScopes < MaxScopes {
+			it.Scopes[it.NScopes] = g.segs.scope(it.Act.RuleID, d, v, ms)
+			it.NScopes++
+		}
+	}
+}
+
+// dimension returns the value of a segment dimension of a, "" if none.
+func dimension(a *event.Action, dim string) string {
+	switch dim {
+	case breaker.DimModel:
+		return a.ModelVersion
+	case breaker.DimModelName:
+		return a.ModelName
+	case breaker.DimRegion:
+		return a.Region
+	case breaker.DimTargetType:
+		return a.TargetType
+	}
+	return ""
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
@@ -126,10 +180,11 @@ func (it *Item) deadLetter(de *event.DecodeError) {
 	it.Reason = de.Error()
 }
 
-// child returns the scope of the action just narrower than its scope j, or
-// "" for the narrowest.
+// child returns the scope of the action just narrower than its scope j:
+// the rule for global, the first narrower scope for the rule, and "" for
+// the narrowest ones (the rule's narrower scopes are side by side).
 func (it *Item) child(j int) breaker.Scope {
-	if j+1 < it.NScopes {
+	if j < 2 && j+1 < it.NScopes {
 		return it.Scopes[j+1]
 	}
 	return ""
@@ -151,11 +206,12 @@ func Pending(items []Item, into []int) []int {
 // their offsets per partition. committed returns a partition's committed
 // offset, or -1 if unknown.
 //
-// Narrower scopes come first (rule and action type, then rule, then
-// global), and a wider scope's buckets are kept apart by the narrower
-// scopes of their actions (Bucket.Via): the store decides the
-// narrower breakers first and counts towards the wider ones only what they
-// do not hold.
+// Narrower scopes come first (a rule's narrower scopes: its action types
+// and segments; then rules, then global), and a wider scope's buckets are
+// kept apart by the narrower scopes of their actions (Bucket.Via): the
+// store decides the narrower breakers first and counts towards the wider
+// ones only what they do not hold. A model version's scope starts from
+// its rule's counts when it has none (ScopeCounts.Seed).
 func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) Batch {
 	var b Batch
 	type pkey struct {
@@ -163,19 +219,19 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		partition int
 	}
 	parts := map[pkey]int{}
-	// levels[d] are the scopes at depth d of their actions (0 global, 1 the
-	// rule, 2 the rule and action type), each in the order of first
-	// appearance; a bucket's Via counts within the deeper levels until the
-	// end, where they become indexes of b.Scopes.
+	// levels[l] are the scopes of level l (0 global, 1 the rule, 2 the
+	// rule's narrower scopes), each in the order of first appearance; a
+	// bucket's Via counts within the deeper levels until the end, where
+	// they become indexes of b.Scopes.
 	var levels [3][]ScopeCounts
 	scopeIdx := map[breaker.Scope]int{}
 	type bkey struct {
 		depth, scope int
 		at           int64
-		via          [2]int32
+		via          [MaxVia]int32
 	}
 	bucketIdx := map[bkey]int{}
-	var local [3]int
+	var local [MaxScopes]int
 	for _, i := range pending {
 		it := &items[i]
 		pk := pkey{it.Pos.Topic, it.Pos.Partition}
@@ -194,18 +250,21 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		r.Last = max(r.Last, it.Pos.Offset)
 		at := it.Act.OccurredAt.UnixMilli()
 		for d := it.NScopes - 1; d >= 0; d-- {
+			lv := min(d, 2)
 			s := it.Scopes[d]
 			si, ok := scopeIdx[s]
 			if !ok {
-				si = len(levels[d])
+				si = len(levels[lv])
 				scopeIdx[s] = si
-				levels[d] = append(levels[d], ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
+				levels[lv] = append(levels[lv], ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
 			}
 			local[d] = si
-			sc := &levels[d][si]
-			var via [2]int32
-			for k := 0; k < 2 && d+1+k < it.NScopes; k++ {
-				via[k] = int32(local[d+1+k] + 1)
+			sc := &levels[lv][si]
+			var via [MaxVia]int32
+			if d < 2 {
+				for k := d + 1; k < it.NScopes; k++ {
+					via[k-d-1] = int32(local[k] + 1)
+				}
 			}
 			k := bkey{d, si, sc.Policy.Grid().Bucket(at), via}
 			if bi, ok := bucketIdx[k]; ok {
@@ -217,22 +276,27 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 			sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Weight: it.Weight, Count: 1, Via: via})
 		}
 	}
-	// off[d] is where depth d starts in b.Scopes: deepest first.
-	var off [4]int
+	// off[l] is where level l starts in b.Scopes: deepest first.
+	var off [3]int
 	off[1] = len(levels[2])
 	off[0] = off[1] + len(levels[1])
 	b.Scopes = make([]ScopeCounts, 0, off[0]+len(levels[0]))
-	for d := 2; d >= 0; d-- {
-		for _, sc := range levels[d] {
+	for lv := 2; lv >= 0; lv-- {
+		for _, sc := range levels[lv] {
 			for bi := range sc.Buckets {
 				for k, v := range sc.Buckets[bi].Via {
 					if v > 0 {
-						sc.Buckets[bi].Via[k] = v + int32(off[d+1+k])
+						sc.Buckets[bi].Via[k] = v + int32(off[min(lv+1+k, 2)])
 					}
 				}
 			}
 			if sc.Scope == breaker.Global {
 				b.Reference = len(b.Scopes) + 1
+			}
+			if dim, _ := sc.Scope.Segment(); dim == breaker.DimModel {
+				if ri, ok := scopeIdx[breaker.RuleScope(sc.Scope.Rule())]; ok {
+					sc.Seed = off[1] + ri + 1
+				}
 			}
 			b.Scopes = append(b.Scopes, sc)
 		}

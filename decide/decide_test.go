@@ -56,7 +56,7 @@ func TestChunkAroundRecords(t *testing.T) {
 func TestApplyRecords(t *testing.T) {
 	its := items(1, 5, 9)
 	for i := range its {
-		its[i].Scopes = [3]breaker.Scope{breaker.Global, breaker.RuleScope("r")}
+		its[i].Scopes = [decide.MaxScopes]breaker.Scope{breaker.Global, breaker.RuleScope("r")}
 		its[i].NScopes = 2
 	}
 	recs := []decide.Record{{Topic: "in", Partition: 0, First: 4, Last: 6, Holding: map[breaker.Scope]uint64{breaker.RuleScope("r"): 3}}}
@@ -134,6 +134,9 @@ func newDecider(t *testing.T, yaml string) *decider {
 type act struct {
 	rule string
 	at   time.Time
+	// version and region, when set, are the action's model.version and
+	// region.
+	version, region string
 }
 
 // decide decides one batch and returns its items and the store's answer.
@@ -142,8 +145,15 @@ func (d *decider) decide(acts []act) ([]decide.Item, decide.Result) {
 	its := make([]decide.Item, len(acts))
 	pending := make([]int, len(acts))
 	for i, a := range acts {
-		v := fmt.Sprintf(`{"action_id":"a%d","rule_id":%q,"action":"remove_pin","target":{"type":"pin","id":"p%d"},"occurred_at":%q}`,
-			d.off, a.rule, d.off, a.at.Format(time.RFC3339Nano))
+		extra := ""
+		if a.version != "" {
+			extra += fmt.Sprintf(`,"model":{"version":%q}`, a.version)
+		}
+		if a.region != "" {
+			extra += fmt.Sprintf(`,"region":%q`, a.region)
+		}
+		v := fmt.Sprintf(`{"action_id":"a%d","rule_id":%q,"action":"remove_pin","target":{"type":"pin","id":"p%d"},"occurred_at":%q%s}`,
+			d.off, a.rule, d.off, a.at.Format(time.RFC3339Nano), extra)
 		d.g.Classify(&its[i], decide.Position{Topic: "in", Offset: d.off}, []byte(v))
 		if its[i].Bad != nil {
 			d.t.Fatalf("Classify(%s) = %v", v, its[i].Bad)
@@ -173,7 +183,7 @@ func status(r decide.Result, s breaker.Scope) breaker.Status {
 func spread(rule string, n int, start time.Time, d time.Duration) []act {
 	out := make([]act, n)
 	for i := range out {
-		out[i] = act{rule, start.Add(d * time.Duration(i) / time.Duration(n))}
+		out[i] = act{rule: rule, at: start.Add(d * time.Duration(i) / time.Duration(n))}
 	}
 	return out
 }

@@ -13,6 +13,11 @@ func (g *Gate) Policy(s breaker.Scope, it *Item) breaker.Policy {
 	case s == breaker.RuleScope(it.Act.RuleID):
 		return RulePolicy(g.cfg, it.Act.RuleID)
 	}
+	if dim, _ := s.Segment(); dim == breaker.DimModel {
+		return ModelPolicy(g.cfg, it.Act.RuleID)
+	} else if dim != "" {
+		return SegmentPolicy(g.cfg, it.Act.RuleID)
+	}
 	t, _ := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action)
 	return Policy(t)
 }
@@ -38,6 +43,25 @@ func RulePolicy(cfg config.Config, rule string) breaker.Policy {
 	return p
 }
 
+// SegmentPolicy returns the policy of a segment of a rule (a value of a
+// dimension): its rule's. Its detector learns the segment's own
+// expectation.
+func SegmentPolicy(cfg config.Config, rule string) breaker.Policy {
+	return RulePolicy(cfg, rule)
+}
+
+// ModelPolicy returns the policy of a model version of a rule: its rule's
+// thresholds, only while the version is new on the rule (for
+// breakers.new_rules.learning after its first action, when the rule had
+// counts it started from). An established version is its rule's to guard.
+func ModelPolicy(cfg config.Config, rule string) breaker.Policy {
+	p := RulePolicy(cfg, rule)
+	p.NewOnly = true
+	p.Learning = cfg.Breakers.NewRules.Learning
+	p.LearningMax = 0
+	return p
+}
+
 // ScopePolicy returns the configured policy of scope s: the global
 // thresholds, a configured rule and action type's, or the rule's (a rule
 // with no entry gets the defaults). Where an action's decoded rule and type
@@ -47,6 +71,11 @@ func ScopePolicy(cfg config.Config, s breaker.Scope) breaker.Policy {
 		return GlobalPolicy(cfg)
 	}
 	rule := s.Rule()
+	if dim, _ := s.Segment(); dim == breaker.DimModel {
+		return ModelPolicy(cfg, rule)
+	} else if dim != "" {
+		return SegmentPolicy(cfg, rule)
+	}
 	if s != breaker.RuleScope(rule) {
 		for action := range cfg.Breakers.Rules[rule].Actions {
 			if breaker.ActionScope(rule, action) == s {

@@ -43,6 +43,13 @@ func Step(b Batch, now time.Time, states []*State) Result {
 	}
 	for i, sc := range b.Scopes {
 		e := states[i]
+		if sc.Seed > 0 && len(sc.Buckets) > 0 {
+			born := sc.Buckets[0].At
+			for _, bk := range sc.Buckets {
+				born = min(born, bk.At)
+			}
+			seed(e, states[sc.Seed-1], born)
+		}
 		g := sc.Policy.Grid()
 		if e.Window == nil || e.Window.Grid() != g {
 			e.Window = breaker.NewWindow(g)
@@ -76,6 +83,10 @@ func Step(b Batch, now time.Time, states []*State) Result {
 				c := e.Window.Counts(at)
 				first, _ := e.Window.First()
 				c.Learning = p.InLearning(first, at, ref, hasRef)
+				if p.NewOnly {
+					born, ok := e.Window.Born()
+					c.Learning = ok && at-born < p.Learning.Milliseconds()
+				}
 				last = c
 			}
 			if ev {
@@ -100,6 +111,29 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		res.Scopes[i] = ScopeResult{Scope: sc.Scope, Status: st, Changed: st.Generation != start.Generation, Counts: c}
 	}
 	return res
+}
+
+// seed gives e, when nothing was counted in it, a copy of the counts and
+// the detector of src (the batch checked that their layouts agree), its
+// own first action at bornMillis.
+func seed(e, src *State, bornMillis int64) {
+	if e.Window != nil {
+		if _, ok := e.Window.First(); ok {
+			return
+		}
+	}
+	if e.Evidence != nil && e.Evidence.Seen {
+		return
+	}
+	if src.Window != nil {
+		if _, ok := src.Window.First(); ok {
+			e.Window = src.Window.Seed(bornMillis)
+		}
+	}
+	if src.Evidence != nil && src.Evidence.Seen {
+		ev := *src.Evidence
+		e.Evidence = &ev
+	}
 }
 
 // onset estimates when what tripped a breaker began, in event time: when

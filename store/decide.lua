@@ -23,8 +23,12 @@
 --     evidence on, bin ms, ratio r, ln r, threshold h, min expected, most
 --     bins learned per hour of the day, bins per hour of the day, most
 --     empty bins closed one by one, evidence ttl ms, seasonal slot ms,
---     then nbuckets buckets (at, weight, count, via1, via2): via are earlier
---     scopes (1-based, 0 none) whose holding leaves the bucket uncounted.
+--     seed (1-based scope whose ring and detector this one starts from
+--     when it has neither, its own first action kept as the ring's 'born';
+--     0 none), new only (trips only within learning ms of 'born'),
+--     then nbuckets buckets (at, weight, count, then BSTRIDE - 3 via): via
+--     are earlier scopes (1-based, 0 none, the nonzero first) whose
+--     holding leaves the bucket uncounted.
 -- The payload of each record is filled in here, after the decisions.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'LOST'}
@@ -37,6 +41,7 @@ local ringttl = tonumber(ARGV[4])
 local FINE, COARSE, GRACE, FRING = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local HEAD, PSTRIDE, SSTRIDE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local refscope, BSTRIDE = tonumber(ARGV[12]), tonumber(ARGV[13])
+local NV = BSTRIDE - 3
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -101,7 +106,7 @@ local function f17(v) return string.format('%.17g', v) end
 local function num(v) if v == nil or v == '' then return 0 end return tonumber(v) end
 
 local function exceeded(pol, win, base, ready, learning, probation, ev, eready)
-  if pol.disabled then return nil end
+  if pol.disabled or (pol.newonly and not learning) then return nil end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
   local w = win / 1000
@@ -199,10 +204,39 @@ for s = 1, S do
     elnr = tonumber(ARGV[argi + 21]), eh = tonumber(ARGV[argi + 22]), emin = tonumber(ARGV[argi + 23]),
     ecap = tonumber(ARGV[argi + 24]), eslot = tonumber(ARGV[argi + 25]), egap = tonumber(ARGV[argi + 26]),
     ettl = tonumber(ARGV[argi + 27]), eslotms = tonumber(ARGV[argi + 28]),
+    seed = tonumber(ARGV[argi + 29]), newonly = ARGV[argi + 30] == '1',
   }
   pol.eseason = pol.eslotms * 24
   local skey, rkey, ekey = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3]
   ki = ki + 3
+
+  -- a scope with nothing counted starts from its seed's ring and detector
+  -- (decide.Step's seed): a model version from its rule
+  local nb = tonumber(ARGV[argi + 12])
+  if pol.seed > 0 and nb > 0 and redis.call('EXISTS', rkey, ekey) == 0 then
+    local function copy(from, to, need, ttl)
+      local h = redis.call('HGETALL', from)
+      local has = false
+      for j = 1, #h, 2 do
+        if h[j] == need then has = true end
+      end
+      if not has then return false end
+      for k = 1, #h, 1000 do
+        redis.call('HSET', to, unpack(h, k, math.min(k + 999, #h)))
+      end
+      redis.call('PEXPIRE', to, ttl)
+      return true
+    end
+    if copy(KEYS[2 + P + 3 * pol.seed - 1], rkey, 'top', ringttl) then
+      local born = nil
+      for b = 1, nb do
+        local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * BSTRIDE + 1])
+        if born == nil or at < born then born = at end
+      end
+      redis.call('HSET', rkey, 'born', born)
+    end
+    copy(KEYS[2 + P + 3 * pol.seed], ekey, 'c', pol.ettl)
+  end
 
   -- status
   local h = redis.call('HGETALL', skey)
@@ -224,7 +258,6 @@ for s = 1, S do
     n.un = 0
   end
 
-  local nb = tonumber(ARGV[argi + 12])
   -- the buckets: those whose narrower scopes hold are not counted here,
   -- except open and on probation (breaker.CountsHeld)
   local all = n.au == 'probation' or n.au == 'open'
@@ -234,12 +267,23 @@ for s = 1, S do
   local allat, allcnt, allc = {}, {}, {}
   for b = 1, nb do
     local o = argi + SSTRIDE + (b - 1) * BSTRIDE
-    local v1, v2 = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5])
+    local v1 = 0
+    if NV > 0 then v1 = tonumber(ARGV[o + 4]) end
     if v1 > 0 and not seenkid[v1] then
       seenkid[v1] = true
       table.insert(kids, v1)
     end
-    local counted = all or not ((v1 > 0 and done[v1].holds) or (v2 > 0 and done[v2].holds))
+    local counted = true
+    if not all then
+      for k = 1, NV do
+        local v = tonumber(ARGV[o + 3 + k])
+        if v == 0 then break end
+        if done[v].holds then
+          counted = false
+          break
+        end
+      end
+    end
     if counted then
       table.insert(bat, tonumber(ARGV[o + 1]))
       table.insert(bwt, tonumber(ARGV[o + 2]))
@@ -370,11 +414,12 @@ for s = 1, S do
   -- idx for every idx in (topF - FRING, topF], where topF is the fine
   -- bucket of the watermark top; the same for the coarse ring. Slots are
   -- cleared as the watermark moves past them, so they hold counts only.
-  local hdr = redis.call('HMGET', rkey, 'first', 'top')
+  local hdr = redis.call('HMGET', rkey, 'first', 'top', 'born')
   local first = hdr[1] and tonumber(hdr[1]) or nil
   local top = hdr[2] and tonumber(hdr[2]) or nil
+  local born = hdr[3] and tonumber(hdr[3]) or nil
   if top == nil then
-    first = nil
+    first, born = nil, nil
     redis.call('DEL', rkey)
   end
   local CRING = tonumber(ARGV[argi + 13])
@@ -454,6 +499,7 @@ for s = 1, S do
     end
     local ready = (at - first) >= COARSE * pol.coarse
     local learning = ref ~= nil and pol.learning > 0 and first - ref >= pol.learning and at - first < pol.learning
+    if pol.newonly then learning = born ~= nil and at - born < pol.learning end
     lastwin, lastbase, lastready, lastlearn = win, base, ready, learning
     end
     if E then

@@ -31,9 +31,10 @@ const (
 	// decidePartition is the number of arguments per partition.
 	decidePartition = 3
 	// decideScope is the number of arguments per scope before its buckets.
-	decideScope = 28
-	// decideBucket is the number of arguments per bucket.
-	decideBucket = 5
+	decideScope = 30
+	// decideBucket is the number of arguments per bucket before its Via,
+	// of which a call sends as many as its widest bucket needs.
+	decideBucket = 3
 	// decideReply is the number of reply fields per scope.
 	decideReply = 22
 )
@@ -223,9 +224,19 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 	}
 	keys := make([]string, 0, 2+len(b.Partitions)+3*len(b.Scopes))
 	keys = append(keys, r.epochKey(), r.scopesKey())
+	// via is how many of each bucket's Via the call sends: the most any
+	// bucket uses (the nonzero ones come first).
+	via := 0
+	for _, s := range b.Scopes {
+		for _, bk := range s.Buckets {
+			for via < len(bk.Via) && bk.Via[via] != 0 {
+				via++
+			}
+		}
+	}
 	nargs := decideHead + decidePartition*len(b.Partitions)
 	for _, s := range b.Scopes {
-		nargs += decideScope + decideBucket*len(s.Buckets)
+		nargs += decideScope + (decideBucket+via)*len(s.Buckets)
 	}
 	args := make([]any, 0, nargs)
 	ringTTL := int64(0)
@@ -235,7 +246,7 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 	}
 	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000,
 		breaker.FineSlots, breaker.CoarseSlots, breaker.GraceSlots, breaker.FineRing,
-		decideHead, decidePartition, decideScope, b.Reference, decideBucket)
+		decideHead, decidePartition, decideScope, b.Reference, decideBucket+via)
 	for _, p := range b.Partitions {
 		keys = append(keys, r.recordKey(p.Topic, p.Partition))
 		args = append(args, p.First, p.Last, p.Committed)
@@ -251,9 +262,12 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 			p.Learning.Milliseconds(), fmtFloat(p.LearningMax), flag(p.HoldContributors), fmtFloat(p.ContributorFactor),
 			flag(p.EvidenceOn()), p.EvidenceBinMillis(), fmtFloat(p.EvidenceRatio), fmtFloat(math.Log(p.EvidenceRatio)),
 			fmtFloat(p.EvidenceThreshold), fmtFloat(p.EvidenceMinExpected), int64(p.EvidenceDays)*p.BinsPerSlot(),
-			p.BinsPerSlot(), p.MaxGapBins(), (int64(p.EvidenceDays)+1)*p.SeasonMillis()+ringTTL, p.SlotMillis())
+			p.BinsPerSlot(), p.MaxGapBins(), (int64(p.EvidenceDays)+1)*p.SeasonMillis()+ringTTL, p.SlotMillis(), s.Seed, flag(p.NewOnly))
 		for _, bk := range s.Buckets {
-			args = append(args, bk.At, bk.Weight, bk.Count, bk.Via[0], bk.Via[1])
+			args = append(args, bk.At, bk.Weight, bk.Count)
+			for _, v := range bk.Via[:via] {
+				args = append(args, v)
+			}
 		}
 	}
 	cmd, err := r.run(ctx, decideScript, keys, args...)

@@ -191,6 +191,30 @@ var diffSpecs = []spec{
 	}},
 }
 
+// segmentSpecs are segments of the rules of diffSpecs: model versions
+// (on their rule's policy, seeded from it) and values of a dimension.
+var segmentSpecs = []spec{
+	{breaker.ModelScope("spam", "2025.04.1"), newOnly(diffSpecs[1].policy, 3*time.Second)},
+	{breaker.ModelScope("fraud", "7"), newOnly(diffSpecs[3].policy, time.Hour)},
+	{breaker.SegmentScope("ratio", breaker.DimRegion, "eu"), diffSpecs[10].policy},
+	{breaker.OverflowScope("ratio", breaker.DimRegion), breaker.Policy{Window: time.Second, MaxActions: 6}},
+	{breaker.SegmentScope("spam", breaker.DimTargetType, "a|b@c"), breaker.Policy{Window: 500 * time.Millisecond, MaxActions: 5, Baseline: 2 * time.Second, Factor: 2, MinActions: 1}},
+}
+
+// newVersionSpec is a model version of rule spam first seen at event time
+// evt: every 15 seconds of event time a new one appears, that starts from
+// the rule's counts and detector.
+func newVersionSpec(evt int64) spec {
+	return spec{breaker.ModelScope("spam", fmt.Sprintf("v%d", evt/15000)), newOnly(diffSpecs[1].policy, 5*time.Second)}
+}
+
+// newOnly is p for a model version: it trips only within learning of its
+// first action, when it started from its rule.
+func newOnly(p breaker.Policy, learning time.Duration) breaker.Policy {
+	p.NewOnly, p.Learning, p.LearningMax = true, learning, 0
+	return p
+}
+
 var weights = []int64{1000, 1000, 1000, 500, 1500, 250, 3000, 1, 999, 2000}
 
 type gen struct {
@@ -289,6 +313,9 @@ func (g *gen) batch(specs []spec) decide.Batch {
 	if g.rng.IntN(3) > 0 {
 		chosen = append(chosen, newRuleSpec(g.evt))
 	}
+	if g.rng.IntN(2) > 0 {
+		chosen = append(chosen, newVersionSpec(g.evt))
+	}
 	slices.SortStableFunc(chosen, func(a, b spec) int { return cmp.Compare(level(a.scope), level(b.scope)) })
 	for _, sp := range chosen {
 		if sp.scope == breaker.Global && g.rng.IntN(4) > 0 {
@@ -307,7 +334,7 @@ func (g *gen) batch(specs []spec) decide.Batch {
 			for _, v := range narrower {
 				if ns := b.Scopes[v-1]; level(ns.Scope) == 1 {
 					for _, bk := range ns.Buckets {
-						sc.Buckets = append(sc.Buckets, decide.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Count: bk.Count, Via: [2]int32{v}})
+						sc.Buckets = append(sc.Buckets, decide.Bucket{At: grid.Bucket(bk.At), Weight: bk.Weight, Count: bk.Count, Via: [decide.MaxVia]int32{v}})
 					}
 				}
 			}
@@ -332,18 +359,41 @@ func (g *gen) batch(specs []spec) decide.Batch {
 			if len(narrower) > 0 && g.rng.IntN(4) > 0 {
 				v := narrower[g.rng.IntN(len(narrower))]
 				bk.Via[0] = v
-				// An action scope's bucket reaches global through its rule too.
-				if ns := b.Scopes[v-1].Scope; level(ns) == 0 && sp.scope == breaker.Global {
+				ns := b.Scopes[v-1].Scope
+				// An action's narrower scopes of one rule (its action
+				// type, segments) are side by side: a bucket counts
+				// through some of them, and through its rule as well on
+				// its way to global.
+				var side []int32
+				for _, o := range narrower {
+					if o != v && level(b.Scopes[o-1].Scope) == 0 && b.Scopes[o-1].Scope.Rule() == ns.Rule() && g.rng.IntN(2) == 0 {
+						side = append(side, o)
+					}
+				}
+				if level(ns) == 0 && sp.scope == breaker.Global {
 					for _, r := range narrower {
 						if b.Scopes[r-1].Scope == breaker.RuleScope(ns.Rule()) {
-							bk.Via = [2]int32{r, v}
+							bk.Via[0], bk.Via[1] = r, v
+							copy(bk.Via[2:], side)
 						}
 					}
+				} else if level(ns) == 0 {
+					copy(bk.Via[1:], side)
 				}
 			}
 			sc.Buckets = append(sc.Buckets, bk)
 		}
 		b.Scopes = append(b.Scopes, sc)
+	}
+	// A model version starts from its rule, when the batch has the rule.
+	for i, sc := range b.Scopes {
+		if dim, _ := sc.Scope.Segment(); dim == breaker.DimModel {
+			for j, o := range b.Scopes {
+				if o.Scope == breaker.RuleScope(sc.Scope.Rule()) {
+					b.Scopes[i].Seed = j + 1
+				}
+			}
+		}
 	}
 	return b
 }
@@ -402,6 +452,8 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"to open evidence", "evidence ready", "evidence rising", "evidence capped while open", "evidence learned some slots", "evidence trip targeted",
 		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
 		"to open evidence in probation", "evidence dispersion learned", "counts with evidence",
+		"segment seeded from its rule", "segment trips model", "segment trips region", "segment trips target.type",
+		"model version past new does not trip",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -437,6 +489,10 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 
 	g := newGen(seed)
 	stats := map[string]int{}
+	specs := append(slices.Clone(diffSpecs), segmentSpecs...)
+	for _, sp := range segmentSpecs {
+		policy[sp.scope] = sp.policy
+	}
 	lastAuto := map[breaker.Scope]breaker.State{}
 	for i := range n {
 		// Let the clocks move on by more than every 1ms timing.
@@ -447,7 +503,12 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 			lastAuto[scope] = auto
 			continue
 		}
-		b := g.batch(diffSpecs)
+		b := g.batch(specs)
+		for _, sc := range b.Scopes {
+			if sc.Seed > 0 && unseen(step.state(sc.Scope)) && !unseen(step.state(b.Scopes[sc.Seed-1].Scope)) {
+				stats["segment seeded from its rule"]++
+			}
+		}
 		before := syncClock()
 		rr, rerr := e.st.Decide(ctx, b)
 		after, _ := e.st.Now(ctx)
@@ -496,6 +557,14 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 			}
 			if s := rr.Scopes[j].Status; s.Since.After(rr.Now) || s.TrippedAt.After(rr.Now) {
 				t.Errorf("batch %d, %s: redis status %+v is after Now %v", i, rr.Scopes[j].Scope, s, rr.Now)
+			}
+			if r, p := rr.Scopes[j], b.Scopes[j].Policy; p.NewOnly && !r.Counts.Learning && r.Status.Auto == breaker.Closed && r.Counts.Window > p.MaxActions {
+				stats["model version past new does not trip"]++
+			}
+			if r := rr.Scopes[j]; r.Changed && r.Status.Auto == breaker.Open {
+				if dim, _ := r.Scope.Segment(); dim != "" {
+					stats["segment trips "+dim]++
+				}
 			}
 			if r := rr.Scopes[j]; r.Changed {
 				if lastAuto[r.Scope] == breaker.Probation && r.Status.Auto == breaker.Open {
@@ -551,7 +620,7 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 		t.Errorf("List:\nredis\n%s\nmemory\n%s", got, want)
 	}
 	// Both stores tell the same counts, the detector's included.
-	for _, sp := range diffSpecs {
+	for _, sp := range specs {
 		rc, rat, rok, rerr := e.st.Counts(ctx, sp.scope, sp.policy)
 		mc, mat, mok, merr := mem.Counts(ctx, sp.scope, sp.policy)
 		if rerr != nil || merr != nil || rok != mok || !rat.Equal(mat) || rc != mc {
@@ -563,6 +632,16 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 	}
 	t.Logf("seed %d: %v", seed, stats)
 	return stats
+}
+
+// unseen reports whether nothing was counted in a scope's state.
+func unseen(e *decide.State) bool {
+	if e.Window != nil {
+		if _, ok := e.Window.First(); ok {
+			return false
+		}
+	}
+	return e.Evidence == nil || !e.Evidence.Seen
 }
 
 // evidenceStats counts the detector's branches that a decided scope

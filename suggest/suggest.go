@@ -111,6 +111,10 @@ func NewObserver(opts Options) (*Observer, error) {
 // atMillis; it fits replay.Options.OnBucket.
 func (o *Observer) Bucket(scope breaker.Scope, p breaker.Policy, atMillis, count int64) {
 	o.top = max(o.top, atMillis)
+	if dim, _ := scope.Segment(); dim != "" {
+		// A segment runs on its rule's thresholds.
+		return
+	}
 	if o.opts.FalseTripsPerWeek < 0 || !(p.EvidenceBin > 0 && p.EvidenceRatio > 1 && p.EvidenceDays > 0) {
 		return
 	}
@@ -125,6 +129,10 @@ func (o *Observer) Bucket(scope breaker.Scope, p breaker.Policy, atMillis, count
 // Observe records the counts of scope after one fine bucket; it fits
 // replay.Options.OnCounts.
 func (o *Observer) Observe(scope breaker.Scope, p breaker.Policy, _ int64, c breaker.Counts) {
+	if dim, _ := scope.Segment(); dim != "" {
+		// A segment runs on its rule's thresholds: nothing to propose.
+		return
+	}
 	s := o.scopes[scope]
 	if s == nil {
 		s = &observed{policy: p, windows: newDist(o.opts.Quantile), ratios: newDist(o.opts.Quantile)}
@@ -274,8 +282,8 @@ func NewRules(sgs []Suggestion, current config.NewRules) config.NewRules {
 }
 
 // isRule reports whether s is a rule's scope (not global, not a rule and
-// action type).
-func isRule(s breaker.Scope) bool { return s != breaker.Global && s.Action() == "" }
+// action type or a segment).
+func isRule(s breaker.Scope) bool { return s != breaker.Global && breaker.RuleScope(s.Rule()) == s }
 
 // roundUp rounds v up to two significant digits.
 func roundUp(v float64) float64 {
