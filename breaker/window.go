@@ -120,17 +120,22 @@ func addSlot(ring []slot, idx, weight int64) {
 // window of FineSlots buckets that ends with atMillis's bucket, and the
 // CoarseSlots whole coarse buckets before atMillis's.
 func (w *Window) Counts(atMillis int64) Counts {
+	// A bucket of index i can only be in the slot i mod the ring's length,
+	// and the rings are longer than the ranges summed, so each bucket of a
+	// range is read from its own slot instead of scanning the whole ring
+	// (620 fine slots): the same sum.
 	cur := floorDiv(atMillis, w.grid.Fine)
 	var win int64
-	for _, s := range w.fine {
-		if s.count != 0 && s.idx > cur-FineSlots && s.idx <= cur {
+	for i := cur - FineSlots + 1; i <= cur; i++ {
+		if s := &w.fine[floorMod(i, FineRing)]; s.count != 0 && s.idx == i {
 			win += s.count
 		}
 	}
 	curC := floorDiv(atMillis, w.grid.Coarse)
+	n := int64(len(w.coarse))
 	var base int64
-	for _, s := range w.coarse {
-		if s.count != 0 && s.idx >= curC-CoarseSlots && s.idx < curC {
+	for i := curC - CoarseSlots; i < curC; i++ {
+		if s := &w.coarse[floorMod(i, n)]; s.count != 0 && s.idx == i {
 			base += s.count
 		}
 	}

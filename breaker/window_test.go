@@ -271,3 +271,52 @@ func TestWindowInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowCountsScan: Counts, which reads each bucket of the window and
+// the baseline from its own slot, sums what a scan of the whole rings for
+// the buckets in range sums, over random adds (late, early, far ahead,
+// negative times) on several grids.
+func TestWindowCountsScan(t *testing.T) {
+	scan := func(w *Window, atMillis int64) (win, base int64) {
+		cur := floorDiv(atMillis, w.grid.Fine)
+		for _, s := range w.fine {
+			if s.count != 0 && s.idx > cur-FineSlots && s.idx <= cur {
+				win += s.count
+			}
+		}
+		curC := floorDiv(atMillis, w.grid.Coarse)
+		for _, s := range w.coarse {
+			if s.count != 0 && s.idx >= curC-CoarseSlots && s.idx < curC {
+				base += s.count
+			}
+		}
+		return win, base
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, g := range []Grid{
+		{Fine: 1, Coarse: 1, Window: FineSlots},
+		{Fine: 30_000, Coarse: 120_000, Window: FineSlots * 30_000},
+		{Fine: 15_000, Coarse: 15_000 * 48, Window: FineSlots * 15_000},
+		{Fine: 1000, Coarse: 1000 * 700, Window: FineSlots * 1000},
+	} {
+		w := NewWindow(g)
+		at := int64(-5) * g.Coarse
+		for i := range 20_000 {
+			switch r := rng.IntN(100); {
+			case r < 70:
+				at += rng.Int64N(2 * g.Fine)
+			case r < 80:
+				at -= rng.Int64N(40 * g.Fine)
+			case r < 82:
+				at += rng.Int64N(3 * int64(len(w.coarse)) * g.Coarse)
+			}
+			w.Add(at, 1+rng.Int64N(3000))
+			q := at + rng.Int64N(60*g.Fine) - 30*g.Fine
+			win, base := scan(w, q)
+			want := countsOf(g, win, base, w.seen && q-w.first >= CoarseSlots*g.Coarse)
+			if got := w.Counts(q); got != want {
+				t.Fatalf("grid %+v, add %d: Counts(%d) = %+v; a scan of the rings gives %+v", g, i, q, got, want)
+			}
+		}
+	}
+}
