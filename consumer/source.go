@@ -281,9 +281,13 @@ func newQueue(limit int) queue {
 	return queue{limit: max(limit, 1), space: make(chan struct{}, 1)}
 }
 
-// put appends e, waiting while the queue is full; first reports whether
-// the queue was empty.
-func (q *queue) put(ctx context.Context, e *entry) (first, ok bool) {
+// add appends m, filled in by fill while the queue's lock is held, waiting
+// while the queue is full; first reports whether the queue was empty. The
+// entry is filled where it stays until the merge takes it, instead of
+// being built apart and copied in (an entry is about 500 bytes with
+// pointers, so each copy also runs the garbage collector's write
+// barriers); take swaps the buffer out only under the same lock.
+func (q *queue) add(ctx context.Context, m *kafka.Message, fill func(e *entry)) (first, ok bool) {
 	q.mu.Lock()
 	for len(q.buf) >= q.limit {
 		q.mu.Unlock()
@@ -294,8 +298,16 @@ func (q *queue) put(ctx context.Context, e *entry) (first, ok bool) {
 		}
 		q.mu.Lock()
 	}
-	q.buf = append(q.buf, *e)
-	first = len(q.buf) == 1
+	n := len(q.buf)
+	if n < cap(q.buf) {
+		q.buf = q.buf[:n+1]
+	} else {
+		q.buf = append(q.buf, entry{})
+	}
+	e := &q.buf[n]
+	e.msg, e.at = *m, time.Time{}
+	fill(e)
+	first = n == 0
 	q.mu.Unlock()
 	return first, true
 }
@@ -390,7 +402,6 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 	}
 	var decoding time.Duration // not charged to the decode stage yet
 	read := 0
-	var e entry
 	defer func() { s.decode(decoding) }()
 	for {
 		m, err := r.FetchMessage(ctx)
@@ -409,22 +420,19 @@ func (s *mergedSource) read(ctx context.Context, gen *generation, p *owned, offs
 			}
 			continue
 		}
-		// e is reused: the queue keeps a copy, and classify gets a
-		// pointer into it, which would move a fresh entry to the heap
-		// for every message.
-		e = entry{msg: m}
-		pos := decide.Position{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
-		if read++; read%decodeSample == 0 {
-			t0 := time.Now()
-			s.opts.classify(&e.item, pos, m.Value)
-			decoding += decodeSample * time.Since(t0)
-		} else {
-			s.opts.classify(&e.item, pos, m.Value)
-		}
-		if e.item.Bad == nil {
-			e.at = e.item.Act.OccurredAt
-		}
-		first, ok := p.q.put(ctx, &e)
+		first, ok := p.q.add(ctx, &m, func(e *entry) {
+			pos := decide.Position{Topic: e.msg.Topic, Partition: e.msg.Partition, Offset: e.msg.Offset}
+			if read++; read%decodeSample == 0 {
+				t0 := time.Now()
+				s.opts.classify(&e.item, pos, e.msg.Value)
+				decoding += decodeSample * time.Since(t0)
+			} else {
+				s.opts.classify(&e.item, pos, e.msg.Value)
+			}
+			if e.item.Bad == nil {
+				e.at = e.item.Act.OccurredAt
+			}
+		})
 		if !ok {
 			return
 		}

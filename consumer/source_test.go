@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+
+	"github.com/breakwater/breakwater/decide"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,9 +38,11 @@ func deliver(gen *generation, p int, offset int64, at int, last bool) {
 	if last {
 		m.HighWaterMark = offset + 1
 	}
-	e := entry{msg: m, at: t0.Add(time.Duration(at) * time.Second)}
-	e.item.Act.OccurredAt = e.at
-	gen.parts[p].q.put(context.Background(), &e)
+	gen.parts[p].q.add(context.Background(), &m, func(e *entry) {
+		e.at = t0.Add(time.Duration(at) * time.Second)
+		e.item = decide.Item{}
+		e.item.Act.OccurredAt = e.at
+	})
 	notify(gen.wake)
 }
 
