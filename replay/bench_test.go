@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +42,11 @@ func BenchmarkReplay(b *testing.B) {
 	const n = 1_000_000
 	data := simulated(b, n, 100)
 	cfg := config.Default()
+	// As `breakwater replay` runs (cmd/breakwater's tuneGC), unless GOGC
+	// says otherwise.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	b.ReportAllocs()
 	var total, cpu time.Duration
 	for b.Loop() {
