@@ -29,6 +29,7 @@ type frontierState struct {
 	// Set by the keep-alive.
 	own         time.Time // the frontier last published
 	others      time.Time // the earliest frontier of the others; zero: none
+	behind      string    // the replica whose frontier others is
 	othersSince time.Time // when others last changed
 	failed      time.Time // when reading the others last failed and was logged
 
@@ -98,7 +99,7 @@ func (s *mergedSource) publish(ctx context.Context) {
 		own = earliest(s.openFrontier(), parts)
 	}
 	actx, cancel := context.WithTimeout(ctx, time.Second)
-	others, err := s.opts.frontiers.Advance(actx, s.member, own, frontierTTL)
+	others, behind, err := s.opts.frontiers.Advance(actx, s.member, own, frontierTTL)
 	cancel()
 	now := time.Now()
 	s.fr.Lock()
@@ -112,8 +113,9 @@ func (s *mergedSource) publish(ctx context.Context) {
 			s.fr.failed = now
 			s.opts.log.Warn("read the other replicas' frontier; holding nothing back meanwhile", zap.Error(err))
 		}
-		others = time.Time{}
+		others, behind = time.Time{}, ""
 	}
+	s.fr.behind = behind
 	if !others.Equal(s.fr.others) {
 		s.fr.others, s.fr.othersSince = others, now
 		if s.fr.ignoring {
@@ -147,11 +149,25 @@ func (s *mergedSource) mayGo(at time.Time) bool {
 	if !s.fr.waiting && now.Sub(s.fr.loggedWait) >= 5*time.Second {
 		s.fr.loggedWait = now
 		s.opts.log.Info("waiting for the other replicas' frontier",
-			zap.String("member", s.member), zap.Time("next", at), zap.Time("own", s.fr.own),
+			zap.String("member", s.member), zap.String("waiting_for", s.fr.behind), zap.Time("next", at), zap.Time("own", s.fr.own),
 			zap.Time("others", s.fr.others), zap.Duration("lead", s.opts.lead))
 	}
 	s.fr.waiting = true
 	return false
+}
+
+// waitingFor returns the replica whose frontier the merge waits for now,
+// or "" when it does not wait.
+func (s *mergedSource) waitingFor() string {
+	s.fr.Lock()
+	defer s.fr.Unlock()
+	if !s.fr.waiting {
+		return ""
+	}
+	if s.fr.behind == "" {
+		return "another replica"
+	}
+	return s.fr.behind
 }
 
 func isClosed(c <-chan struct{}) bool {

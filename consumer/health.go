@@ -96,6 +96,10 @@ type Health struct {
 	Stalled time.Duration
 	// StallReason says which of the two it is.
 	StallReason string
+	// WaitingFor names the replica whose frontier this one waits for now
+	// before it decides more of a backlog (it is more than the shortest
+	// window ahead of it in event time); "" when it does not wait.
+	WaitingFor string
 }
 
 // Health returns the pipeline's health at now.
@@ -106,6 +110,7 @@ func (p *Pipeline) Health(now time.Time) Health {
 	p.pause.Unlock()
 	if s := p.membership.Load(); s != nil {
 		h.Member = s.Member()
+		h.WaitingFor = s.waitingFor()
 	}
 	if !h.PausedSince.IsZero() {
 		return h // a pause is not a wedge: it resumes by itself

@@ -61,8 +61,9 @@ const stallTimeout = 30 * time.Second
 type Frontiers interface {
 	// Advance records member's frontier (zero when it has nothing to
 	// decide) for ttl, and returns the earliest frontier of the other
-	// members (zero when they have nothing to decide).
-	Advance(ctx context.Context, member string, at time.Time, ttl time.Duration) (time.Time, error)
+	// members and the member it is of (zero and "" when they have nothing
+	// to decide).
+	Advance(ctx context.Context, member string, at time.Time, ttl time.Duration) (time.Time, string, error)
 }
 
 // How often a replica publishes its frontier and reads the others', and
@@ -841,7 +842,7 @@ func (s *mergedSource) Close() error {
 		<-s.kaDone
 		// Hold the other replicas back no longer.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = s.opts.frontiers.Advance(ctx, s.member, time.Time{}, frontierTTL)
+		_, _, _ = s.opts.frontiers.Advance(ctx, s.member, time.Time{}, frontierTTL)
 		cancel()
 	}
 	err := s.cg.Close()

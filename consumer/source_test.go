@@ -57,10 +57,13 @@ func order(f *fetched) []string {
 	return out
 }
 
-type fixedFrontier struct{ others time.Time }
+type fixedFrontier struct {
+	others time.Time
+	who    string
+}
 
-func (f fixedFrontier) Advance(context.Context, string, time.Time, time.Duration) (time.Time, error) {
-	return f.others, nil
+func (f fixedFrontier) Advance(context.Context, string, time.Time, time.Duration) (time.Time, string, error) {
+	return f.others, f.who, nil
 }
 
 func testSource(fr Frontiers) *mergedSource {
@@ -153,7 +156,7 @@ func TestMergeOrder(t *testing.T) {
 // TestMergeFrontier checks that a replica decides nothing more than the
 // lead ahead of the other replicas' frontier.
 func TestMergeFrontier(t *testing.T) {
-	s := testSource(fixedFrontier{others: t0})
+	s := testSource(fixedFrontier{others: t0, who: "replica-b"})
 	gen := testGen(3)
 	gen.g = &kafka.Generation{MemberID: "m"}
 	deliver(gen, 0, 0, 30, false)
@@ -167,6 +170,20 @@ func TestMergeFrontier(t *testing.T) {
 	}
 	if got := s.frontier(gen); !got.Equal(t0.Add(90 * time.Second)) {
 		t.Errorf("frontier = %v; want the next message's event time %v", got, t0.Add(90*time.Second))
+	}
+	if got := s.waitingFor(); got != "replica-b" {
+		t.Errorf("waitingFor = %q while the merge waits; want replica-b", got)
+	}
+	// Once the others' frontier moves up, the merge goes on and waits for
+	// nobody.
+	s.opts.frontiers = fixedFrontier{others: t0.Add(time.Minute), who: "replica-b"}
+	s.publish(context.Background())
+	f, err = s.merge(context.Background(), gen, 3, 300*time.Millisecond)
+	if got, want := order(f), []string{"p0/2"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("merge = %v, %v; want %v (the others' frontier at +1m)", got, err, want)
+	}
+	if got := s.waitingFor(); got != "" {
+		t.Errorf("waitingFor = %q after the merge went on; want \"\"", got)
 	}
 }
 

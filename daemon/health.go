@@ -73,7 +73,10 @@ func (h *health) live(w http.ResponseWriter, _ *http.Request) {
 // no generation of the consumer group yet, or is in a rebalance); paused
 // (the rate store does not answer; consumption is paused with the offsets
 // kept, and resumes by itself); restoring (Redis lost its data and the
-// breaker states are being restored); or the rate store unreachable.
+// breaker states are being restored); or the rate store unreachable. A
+// ready replica that waits now for another replica's frontier before it
+// decides more of a backlog answers 200 with the reason "waiting for
+// replica X's frontier".
 func (h *health) readiness(ctx context.Context) (int, healthBody) {
 	select {
 	case <-h.stopping:
@@ -109,6 +112,13 @@ func (h *health) readiness(ctx context.Context) (int, healthBody) {
 			Status: "restoring", Reason: "the rate store lost its data: restoring the breaker states from the state topic",
 		}
 	}
+	if ph.WaitingFor != "" {
+		// Ready, and saying what holds it back: a replica waits for
+		// another one's frontier only briefly at a time while a backlog
+		// drains, and answering 503 would take its API out of service
+		// between two waits.
+		return http.StatusOK, healthBody{Status: "ready", Reason: "waiting for replica " + ph.WaitingFor + "'s frontier"}
+	}
 	return http.StatusOK, healthBody{Status: "ready"}
 }
 
@@ -123,7 +133,7 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 
 // readinessDesc describes breakwater_readiness.
 var readinessDesc = prometheus.NewDesc("breakwater_readiness",
-	"1 for the daemon's readiness now, as /readyz says it: status is ready, stopping, starting, joining group, paused, restoring or rate store unreachable; reason says what a start waits for (such as restoring: rate store unreachable).",
+	"1 for the daemon's readiness now, as /readyz says it: status is ready, stopping, starting, joining group, paused, restoring or rate store unreachable; reason says what a start waits for (such as restoring: rate store unreachable), or what a ready replica waits for (waiting for replica X's frontier).",
 	[]string{"status", "reason"}, nil)
 
 // Describe implements prometheus.Collector.
@@ -133,7 +143,7 @@ func (h *health) Describe(ch chan<- *prometheus.Desc) { ch <- readinessDesc }
 func (h *health) Collect(ch chan<- prometheus.Metric) {
 	_, b := h.readiness(context.Background())
 	reason := ""
-	if b.Status == "starting" {
+	if b.Status == "starting" || b.Status == "ready" {
 		reason = b.Reason
 	}
 	ch <- prometheus.MustNewConstMetric(readinessDesc, prometheus.GaugeValue, 1, b.Status, reason)

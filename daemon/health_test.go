@@ -48,6 +48,7 @@ func TestHealthEndpoints(t *testing.T) {
 		{"restoring", true, nil, fakeStore{initialised: false}, fakePipeline{Member: true}, "/readyz", 503, `"status":"restoring"`},
 		{"store unreachable", true, nil, fakeStore{err: errors.New("down")}, fakePipeline{Member: true}, "/readyz", 503, `"status":"rate store unreachable"`},
 		{"joining group", true, nil, fakeStore{initialised: true}, fakePipeline{}, "/readyz", 503, `"status":"joining group"`},
+		{"waiting for a frontier", true, nil, fakeStore{initialised: true}, fakePipeline{Member: true, WaitingFor: "bw-1-ab12cd34"}, "/readyz", 200, `"status":"ready","reason":"waiting for replica bw-1-ab12cd34's frontier"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,8 @@ import (
 
 // frontierScript records one member's frontier with an expiry in Redis
 // time (ARGV[2] = 0 removes it), drops the expired ones, and returns the
-// earliest frontier of the other members, or 0 when none is behind.
+// earliest frontier of the other members and that member's name, or 0 and
+// "" when none is behind.
 var frontierScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -23,6 +24,7 @@ end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 local all = redis.call('HGETALL', KEYS[1])
 local earliest = 0
+local who = ''
 for i = 1, #all, 2 do
   local sep = string.find(all[i + 1], ':', 1, true)
   local f = tonumber(string.sub(all[i + 1], 1, sep - 1))
@@ -31,27 +33,38 @@ for i = 1, #all, 2 do
     redis.call('HDEL', KEYS[1], all[i])
   elseif all[i] ~= ARGV[1] and (earliest == 0 or f < earliest) then
     earliest = f
+    who = all[i]
   end
 end
-return earliest
+return {earliest, who}
 `)
 
 // Advance records how far in event time member has decided the backlog of
 // its partitions (zero: none of them is behind), for ttl, and returns the
-// earliest frontier of the other members whose record has not expired
-// (zero: none is behind). Replicas use it to stay within a window of event
-// time of each other while they consume a backlog.
-func (r *Redis) Advance(ctx context.Context, member string, at time.Time, ttl time.Duration) (time.Time, error) {
+// earliest frontier of the other members whose record has not expired and
+// the member it is of (zero and "": none is behind). Replicas use it to
+// stay within a window of event time of each other while they consume a
+// backlog.
+func (r *Redis) Advance(ctx context.Context, member string, at time.Time, ttl time.Duration) (time.Time, string, error) {
 	ms := int64(0)
 	if !at.IsZero() {
 		ms = max(at.UnixMilli(), 1)
 	}
-	v, err := frontierScript.Run(ctx, r.client, []string{r.keys.Frontiers()}, member, ms, max(ttl.Milliseconds(), 1)).Int64()
+	v, err := frontierScript.Run(ctx, r.client, []string{r.keys.Frontiers()}, member, ms, max(ttl.Milliseconds(), 1)).Slice()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("advance frontier of %s: %w", member, err)
+		return time.Time{}, "", fmt.Errorf("advance frontier of %s: %w", member, err)
 	}
-	if v == 0 {
-		return time.Time{}, nil
+	var earliest int64
+	var who string
+	if len(v) == 2 {
+		earliest, _ = v[0].(int64)
+		who, _ = v[1].(string)
 	}
-	return time.UnixMilli(v).UTC(), nil
+	if len(v) != 2 || earliest < 0 {
+		return time.Time{}, "", fmt.Errorf("advance frontier of %s: unexpected reply %v", member, v)
+	}
+	if earliest == 0 {
+		return time.Time{}, "", nil
+	}
+	return time.UnixMilli(earliest).UTC(), who, nil
 }
