@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/breakwater/breakwater/config"
 )
 
 // Policy is when the outcomes of a rule or model version trip its breaker.
@@ -337,4 +339,9 @@ func Explain(p Policy, v Verdict) string {
 	fmt.Fprintf(&b, "%d of the latest %d appeal outcomes of %s overturned (%.0f%%): P(precision < %g) = %.3f >= %g",
 		v.Overturned, v.Outcomes, v.Key, 100*v.Share(), p.Floor, v.Below, p.Confidence)
 	return b.String()
+}
+
+// PolicyOf returns the policy of the appeals section of the configuration.
+func PolicyOf(c config.Appeals) Policy {
+	return Policy{Floor: c.PrecisionFloor, Confidence: c.Confidence, MinOutcomes: c.MinOutcomes, Window: c.Window}
 }

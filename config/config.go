@@ -43,6 +43,9 @@ type Config struct {
 	SignIn SignIn `yaml:"signin"`
 	// Reversals configures the compensating records of reversed actions.
 	Reversals Reversals `yaml:"reversals"`
+	// Appeals configures the appeals signal: outcomes of appeals that can
+	// trip a rule whose precision fell.
+	Appeals Appeals `yaml:"appeals"`
 }
 
 // Kafka configures the consumer and the producers.

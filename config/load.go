@@ -136,6 +136,7 @@ func Default() Config {
 		Review:    defaultReview(),
 		SignIn:    defaultSignIn(),
 		Reversals: defaultReversals(),
+		Appeals:   defaultAppeals(),
 	}
 }
 

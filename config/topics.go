@@ -21,7 +21,7 @@ type TopicUse struct {
 // the configuration reference lists these.
 func (c Config) TopicUses() []TopicUse {
 	t := c.Kafka.Topics
-	return []TopicUse{
+	uses := []TopicUse{
 		{Key: "kafka.topics.input", Name: t.Input, Carries: "the classifier's actions", Reads: true},
 		{Key: "kafka.topics.gated", Name: t.Gated, Carries: "vetted and approved actions, which the enforcement service consumes", Writes: true},
 		{Key: "kafka.topics.held", Name: t.Held, Carries: "actions whose breaker is open, waiting for review", Reads: true, Writes: true},
@@ -31,4 +31,8 @@ func (c Config) TopicUses() []TopicUse {
 		{Key: "admin.rejected_topic", Name: c.Admin.RejectedTopic, Carries: "held actions a reviewer rejected, for the classifier's team", Writes: true},
 		{Key: "reversals.topic", Name: c.Reversals.Topic, Carries: "compensating records of reversed actions, which the enforcement service consumes", Reads: true, Writes: true},
 	}
+	if c.Appeals.Enabled {
+		uses = append(uses, TopicUse{Key: "appeals.topic", Name: c.Appeals.Topic, Carries: "the appeals system's outcomes of forwarded actions (appeals.enabled)", Reads: true})
+	}
+	return uses
 }

@@ -81,6 +81,7 @@ func (c Config) Validate() error {
 	c.validateReview(&p)
 	c.validateSignIn(&p)
 	c.validateReversals(&p)
+	c.validateAppeals(&p)
 	return errors.Join(p...)
 }
 

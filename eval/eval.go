@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/replay"
@@ -160,6 +161,14 @@ type Result struct {
 	// an incident here), in time order. A breaker tripping again after an
 	// incident ended is one.
 	Outside []Trip
+	// OverturnTrips counts the overturn_rate trips of the incidents'
+	// rules while an incident ran (to replay.TripGrace after it).
+	OverturnTrips int
+	// Reversal is what reversing the candidates of the trips while an
+	// incident ran would have undone.
+	Reversal Reversal
+	// Appeals is what the appeals signal did.
+	Appeals replay.AppealsSummary
 }
 
 // Trip is one trip of a breaker.
@@ -169,6 +178,8 @@ type Trip struct {
 	Scope  string
 	At     time.Time
 	Reason string
+	// Onset is the trip's estimated onset.
+	Onset time.Time
 }
 
 // Unit is one incident, or one rule of an incident, whose detection is
@@ -336,12 +347,24 @@ func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario, s
 		scope    string
 	}
 	perRule := map[unitKey]*ruleScore{}
+	gen := newAppealGen(seed)
+	first := start.Add(tsc.Duration)
+	for _, in := range incidents {
+		if at := start.Add(in.At); at.Before(first) {
+			first = at
+		}
+	}
+	flog := newForwardLog(first.Add(-24 * time.Hour))
 	r, err := replay.New(replay.Options{
-		Config: cfg, AssumeResetAfter: opts.ResetAfter, BatchSize: opts.Batch(size),
+		Config: cfg, AssumeResetAfter: opts.ResetAfter, BatchSize: opts.Batch(size), Appeals: gen,
 		OnDecision: func(seq int64, id string, it *decide.Item) error {
 			lb := src.label(seq)
 			if sc.Legitimate {
 				lb.Incident = 0
+			}
+			if it.Bad == nil && it.Decision == decide.Gated {
+				gen.gated(it.Act.ActionID, it.Act.OccurredAt, lb.Incident > 0)
+				flog.add(it, lb.Incident > 0)
 			}
 			if lb.Incident > 0 {
 				lb.Kind = string(incidents[lb.Incident-1].Kind)
@@ -369,25 +392,45 @@ func runOne(ctx context.Context, opts Options, cfg config.Config, sc Scenario, s
 		return Result{}, fmt.Errorf("%s: %w", sc.Name, err)
 	}
 	res := Result{Scenario: sc, Size: size, Seed: seed, Labels: scorer.Summary(sum), Actions: sum.Actions, Days: tsc.Duration.Hours() / 24}
+	if sum.Appeals != nil {
+		res.Appeals = *sum.Appeals
+	}
+	var during []Trip
 	for _, s := range sum.Scopes {
 		res.Trips += len(s.Trips)
 		for _, tr := range s.Trips {
-			during := false
-			for _, in := range incidents {
-				from := start.Add(in.At)
-				if !tr.At.Before(from) && !tr.At.After(from.Add(in.For+replay.TripGrace)) {
-					during = true
+			var concerns *traffic.Incident
+			for i, in := range incidents {
+				from, grace := start.Add(in.At), replay.TripGrace
+				if tr.Reason == string(breaker.ReasonOverturnRate) {
+					// Appeals judge actions up to AppealMaxDelay old: one
+					// of the incident's wrong actions may trip it after.
+					grace += AppealMaxDelay
+				}
+				if !tr.At.Before(from) && !tr.At.After(from.Add(in.For+grace)) {
+					concerns = &incidents[i]
 					break
 				}
 			}
-			if sc.Legitimate && during {
+			t := Trip{Scope: string(s.Scope), At: tr.At, Reason: tr.Reason, Onset: tr.Onset}
+			switch {
+			case concerns == nil:
+				res.Outside = append(res.Outside, t)
+			case sc.Legitimate:
 				res.WaveTrips++
-			}
-			if !during {
-				res.Outside = append(res.Outside, Trip{Scope: string(s.Scope), At: tr.At, Reason: tr.Reason})
+			default:
+				during = append(during, t)
+				if tr.Reason == string(breaker.ReasonOverturnRate) {
+					for _, r := range concerns.Concerned(opts.Rules) {
+						if s.Scope.Rule() == traffic.RuleID(r) {
+							res.OverturnTrips++
+						}
+					}
+				}
 			}
 		}
 	}
+	res.Reversal = flog.reversal(during)
 	slices.SortFunc(res.Outside, func(a, b Trip) int { return a.At.Compare(b.At) })
 	if sc.Legitimate {
 		return res, nil

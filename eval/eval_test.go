@@ -128,6 +128,19 @@ func TestGoals(t *testing.T) {
 			Labels: replay.LabelSummary{IncidentActions: actions, GatedBefore: leaked}, Outside: make([]eval.Trip, trips),
 		}
 	}
+	// misfire makes r a run of an incident only appeals reveal, with
+	// trips overturn_rate trips, 40 gated after detection and a
+	// collateral of 0.6x.
+	misfire := func(r eval.Result, trips int) eval.Result {
+		r.Scenario = eval.Scenario{Name: "misfire", AppealsOnly: true, Detect: eval.AppealsDetect, DetectGoal: eval.AppealsOnly,
+			Incidents: []traffic.Incident{{Kind: traffic.Misfire, For: 12 * time.Hour, Factor: 0.6}}}
+		for i := range r.Units {
+			r.Units[i].Target = eval.AppealsDetect
+		}
+		r.OverturnTrips = trips
+		r.Labels.GatedAfter, r.Labels.CollateralRatio = 40, 0.6
+		return r
+	}
 	goals := func(ms []eval.Miss) map[eval.Goal]bool {
 		out := map[eval.Goal]bool{}
 		for _, m := range ms {
@@ -161,6 +174,17 @@ func TestGoals(t *testing.T) {
 			run(1, 0, 100, 0, unit(200, time.Minute)),
 			run(2, 0, 100, 5, unit(200, time.Minute)),
 		}, []eval.Goal{eval.FalseTrips}},
+		{"appeals only: held, but not by overturn_rate", []eval.Result{
+			misfire(run(1, 60, 100, 0, unit(200, 3*time.Hour)), 1),
+			misfire(run(2, 60, 100, 0, unit(200, 3*time.Hour)), 0),
+		}, []eval.Goal{eval.AppealsOnly}},
+		{"appeals only: tripped late", []eval.Result{
+			misfire(run(1, 60, 100, 0, unit(200, 9*time.Hour)), 1),
+		}, []eval.Goal{eval.AppealsOnly}},
+		{"appeals only: leaks and collateral not judged", []eval.Result{
+			misfire(run(1, 60, 100, 0, unit(200, 3*time.Hour)), 2),
+			misfire(run(2, 70, 100, 0, unit(200, 4*time.Hour)), 1),
+		}, nil},
 	}
 	for _, tt := range tests {
 		cls := eval.Classes(tt.runs)
@@ -222,7 +246,7 @@ func TestSuite(t *testing.T) {
 		}
 	}
 	if kinds[traffic.Spike] < 6 || kinds[traffic.Broad] != 2 || kinds[traffic.Ramp] != 1 || kinds[traffic.NewRule] != 2 ||
-		kinds[traffic.Malformed] != 1 || kinds[traffic.Release] != 1 || !untuned || !legit || !region || !rise || !perRule {
+		kinds[traffic.Malformed] != 1 || kinds[traffic.Release] != 1 || kinds[traffic.Misfire] != 1 || !untuned || !legit || !region || !rise || !perRule {
 		t.Errorf("suite kinds %v, untuned %v, legitimate %v, region %v, rise %v, per rule %v", kinds, untuned, legit, region, rise, perRule)
 	}
 }

@@ -39,6 +39,10 @@ const (
 	WaveTrips
 	// Malformed: every malformed line goes to dead-letter.
 	Malformed
+	// AppealsOnly: an incident only appeals reveal (the same volume, the
+	// wrong people) is tripped by overturn_rate within AppealsDetect, in
+	// every run.
+	AppealsOnly
 	numGoals
 )
 
@@ -65,6 +69,8 @@ func (g Goal) String() string {
 		return "a real 2x wave of 1 to 3 rules for 1 to 2 hours trips at most once"
 	case Malformed:
 		return "every malformed line to dead-letter"
+	case AppealsOnly:
+		return "an incident only appeals reveal tripped by overturn_rate within 8h"
 	}
 	return "unknown goal"
 }
@@ -93,6 +99,9 @@ const (
 	MaxFalseTrips = 1.0
 	// MaxWaveTrips is the most trips a legitimate wave may cause.
 	MaxWaveTrips = 1
+	// AppealsDetect is the longest time from the start of an incident
+	// only appeals reveal to its first held action.
+	AppealsDetect = 8 * time.Hour
 )
 
 // Scenario is one labelled class of the suite.
@@ -128,6 +137,12 @@ type Scenario struct {
 	ByVolume bool
 	// DetectGoal is the goal the detection target belongs to.
 	DetectGoal Goal
+	// AppealsOnly marks an incident that only appeals reveal: it must
+	// trip overturn_rate. Appeals come hours after the actions, so the
+	// goals on what leaked (after detection, the share) and on collateral
+	// (a rule 40% precise holds its right actions with the wrong ones)
+	// are not judged; the reversal columns show what an undo recovers.
+	AppealsOnly bool
 }
 
 // day4 is when the incidents of the suite begin: 10:00 UTC on the fourth day.
@@ -140,8 +155,9 @@ const day4 = 3*24*time.Hour + 10*time.Hour
 // rule 6x in one region for 3 hours, a new model version doubling five
 // rules of different sizes for 4 hours, one rule ramping 1.6x per hour in
 // bans, a new rule banning 600 accounts an hour for 4 hours (tuned and
-// untuned), 1% malformed lines, four normal days, and a legitimate 2x wave
-// of three rules for 2 hours.
+// untuned), 1% malformed lines, four normal days, a legitimate 2x wave
+// of three rules for 2 hours, and a rule whose precision falls from 95% to
+// 40% for 12 hours at the same volume, which only appeals reveal.
 func Suite(rules int) []Scenario {
 	spike := func(rank int, factor float64, d time.Duration) traffic.Incident {
 		return traffic.Incident{Kind: traffic.Spike, Rule: rank, At: day4, For: d, Factor: factor}
@@ -189,6 +205,11 @@ func Suite(rules int) []Scenario {
 		{
 			Name: "2x wave 3 rules 2h", Ranked: true, Legitimate: true,
 			Incidents: []traffic.Incident{{Kind: traffic.Spike, Rules: []int{2, rules / 2, rules - 3}, At: 2*24*time.Hour + 14*time.Hour, For: 2 * time.Hour, Factor: 2}},
+		},
+		{
+			// 60% of its actions wrong on top of the ordinary 5%: 95% to 38% precise.
+			Name: "misfire 40% 12h", Ranked: true, AppealsOnly: true, Detect: AppealsDetect, DetectGoal: AppealsOnly,
+			Incidents: []traffic.Incident{{Kind: traffic.Misfire, Rule: 3, At: day4, For: 12 * time.Hour, Factor: 0.6}},
 		},
 	}
 }

@@ -35,8 +35,11 @@ func (r Result) Misses() []Miss {
 	if sc.Legitimate && len(sc.Incidents) > 0 && r.WaveTrips > MaxWaveTrips {
 		out = append(out, Miss{WaveTrips, fmt.Sprintf("%d trips in the wave", r.WaveTrips)})
 	}
-	if l.GatedAfter > 0 {
+	if l.GatedAfter > 0 && !sc.AppealsOnly {
 		out = append(out, Miss{NoLeakAfter, fmt.Sprintf("%d gated after detection", l.GatedAfter)})
+	}
+	if sc.AppealsOnly && r.OverturnTrips == 0 {
+		out = append(out, Miss{AppealsOnly, "not tripped by overturn_rate"})
 	}
 	late, never := 0, 0
 	var worst time.Duration
@@ -57,7 +60,7 @@ func (r Result) Misses() []Miss {
 		}
 		out = append(out, Miss{sc.detectGoal(), what})
 	}
-	if !sc.Broad && l.IncidentActions > 0 && l.CollateralRatio > MaxCollateral {
+	if !sc.Broad && !sc.AppealsOnly && l.IncidentActions > 0 && l.CollateralRatio > MaxCollateral {
 		out = append(out, Miss{Collateral, fmt.Sprintf("collateral %.2fx", l.CollateralRatio)})
 	}
 	if l.MalformedDeadLetter != l.Malformed {
@@ -106,7 +109,7 @@ func (r Result) worstDelay() (time.Duration, int) {
 // long reports whether the leak-share goal applies to r: an incident of
 // LongIncident or more.
 func (r Result) long() bool {
-	if r.Scenario.Legitimate {
+	if r.Scenario.Legitimate || r.Scenario.AppealsOnly {
 		return false
 	}
 	for _, in := range r.Scenario.Incidents {
@@ -157,6 +160,25 @@ func collect[T any](runs []Result, f func(Result) T) []T {
 func (c Class) LeakShares() (med, worst float64) {
 	v := collect(c.Runs, Result.LeakShare)
 	return median(v), slices.Max(v)
+}
+
+// Undone returns the share of the leaked incident actions that a reversal
+// of the candidates of the incident's trips would have undone: the median
+// and the worst (least) run; a run that leaked nothing undid all.
+func (c Class) Undone() (med, worst float64) {
+	v := collect(c.Runs, Result.UndoneShare)
+	return median(v), slices.Min(v)
+}
+
+// UndoneShare returns the share of the leaked incident actions a reversal
+// of the candidates of the incident's trips would have undone (1 when
+// nothing leaked).
+func (r Result) UndoneShare() float64 {
+	leaked := r.Labels.GatedBefore + r.Labels.GatedAfter
+	if leaked == 0 {
+		return 1
+	}
+	return float64(r.Reversal.Incident) / float64(leaked)
 }
 
 // FalseTrips returns the trips per two days outside incidents, all runs
@@ -228,17 +250,21 @@ func (c Class) Goals() []Goal {
 			return append(out, Malformed)
 		}
 	}
-	out = append(out, NoLeakAfter)
+	if sc.AppealsOnly {
+		out = append(out, AppealsOnly)
+	} else {
+		out = append(out, NoLeakAfter)
+	}
 	if sc.Detect > 0 || sc.ByVolume {
 		out = append(out, sc.detectGoal())
 	}
 	if len(c.Runs) > 0 && c.Runs[0].long() {
 		out = append(out, LeakShare)
 	}
-	if !sc.Broad {
+	if !sc.Broad && !sc.AppealsOnly {
 		out = append(out, Collateral)
 	}
-	slices.Sort(out)
+	out = slices.Compact(slices.Sorted(slices.Values(out)))
 	return out
 }
 
@@ -304,7 +330,7 @@ func PrintTrips(w io.Writer, results []Result) error {
 func Print(w io.Writer, results []Result) error {
 	classes := Classes(results)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "scenario\tsize\tincident actions\tdetect median\tworst\tunits held\tleaked median\tworst\tafter detection\tcollateral median\tworst\tfalse trips/2d\tfirst held by\tgoals\n")
+	fmt.Fprintf(tw, "scenario\tsize\tincident actions\tdetect median\tworst\tunits held\tleaked median\tworst\tafter detection\tcollateral median\tworst\tfalse trips/2d\treversal undoes median\tworst\tordinary reversed median\tfirst held by\tgoals\n")
 	for _, c := range classes {
 		inc := median(collect(c.Runs, func(r Result) int64 { return r.Labels.IncidentActions }))
 		detMed, detWorst, held := "-", "-", "-"
@@ -327,6 +353,12 @@ func Print(w io.Writer, results []Result) error {
 			cr := collect(c.Runs, func(r Result) float64 { return r.Labels.CollateralRatio })
 			collMed, collWorst = fmt.Sprintf("%.2fx", median(cr)), fmt.Sprintf("%.2fx", slices.Max(cr))
 		}
+		undoMed, undoWorst, ordMed := "-", "-", "-"
+		if inc > 0 {
+			m, wst := c.Undone()
+			undoMed, undoWorst = fmt.Sprintf("%.1f%%", 100*m), fmt.Sprintf("%.1f%%", 100*wst)
+			ordMed = fmt.Sprint(median(collect(c.Runs, func(r Result) int64 { return r.Reversal.Ordinary })))
+		}
 		pooled, worstFT := c.FalseTrips()
 		goals := "met"
 		if ms := c.Misses(); len(ms) > 0 {
@@ -336,8 +368,9 @@ func Print(w io.Writer, results []Result) error {
 			}
 			goals = "MISSED: " + strings.Join(s, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f (worst %.1f)\t%s\t%s\n",
-			c.Scenario.Name, c.Size.Name, inc, detMed, detWorst, held, leakMed, leakWorst, after, collMed, collWorst, pooled, worstFT, c.heldBy(), goals)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f (worst %.1f)\t%s\t%s\t%s\t%s\t%s\n",
+			c.Scenario.Name, c.Size.Name, inc, detMed, detWorst, held, leakMed, leakWorst, after, collMed, collWorst, pooled, worstFT,
+			undoMed, undoWorst, ordMed, c.heldBy(), goals)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/breakwater/breakwater/appeals"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
@@ -75,6 +76,17 @@ type Options struct {
 	// every batch with the bucket's number of actions, as the store
 	// counted them (what the evidence detector counts).
 	OnBucket func(scope breaker.Scope, p breaker.Policy, atMillis, count int64)
+	// Appeals, when set, feeds appeal outcomes in event time: before each
+	// batch, the outcomes decided up to its watermark are joined to the
+	// actions the replay gated and judged (package appeals), and a rule
+	// whose precision fell below the floor trips (overturn_rate), as the
+	// live daemon's appeals consumer does.
+	Appeals AppealSource
+	// AppealsPolicy judges the outcomes; zero means appeals.DefaultPolicy.
+	AppealsPolicy appeals.Policy
+	// AppealsJoinMax is the most gated actions kept joinable; 0 means
+	// DefaultJoinMax.
+	AppealsJoinMax int
 	// ChartSlots is the number of time slots of each scope's series; 0
 	// means 480. The slots widen as the input goes on, so memory does not
 	// grow with the input.
@@ -96,6 +108,11 @@ func (o *Options) validate() error {
 	}
 	if o.ChartSlots < 0 {
 		return fmt.Errorf("replay: ChartSlots must not be negative, got %d", o.ChartSlots)
+	}
+	if o.Appeals != nil && o.AppealsPolicy != (appeals.Policy{}) {
+		if err := o.AppealsPolicy.Validate(); err != nil {
+			return fmt.Errorf("replay: AppealsPolicy: %w", err)
+		}
 	}
 	return nil
 }
@@ -123,6 +140,7 @@ type Replay struct {
 	windows   map[breaker.Scope]*window
 	chart     *chart
 	sum       Summary
+	appeal    *appealState
 }
 
 type partKey struct {
@@ -151,6 +169,7 @@ func New(opts Options) (*Replay, error) {
 		policies:  map[breaker.Scope]breaker.Policy{},
 		windows:   map[breaker.Scope]*window{},
 		chart:     newChart(opts.ChartSlots),
+		appeal:    newAppealState(opts),
 	}
 	r.store = opts.Store
 	if r.store == nil {
@@ -184,6 +203,8 @@ type Summary struct {
 	Scopes []ScopeSummary `json:"scopes"`
 	// Labels is the score against labelled input, when labels were given.
 	Labels *LabelSummary `json:"labels,omitempty"`
+	// Appeals is what the appeals signal did, when outcomes were given.
+	Appeals *AppealsSummary `json:"appeals,omitempty"`
 	// SlotWidth is the width of one chart slot and Origin the start of the
 	// first.
 	SlotWidth time.Duration `json:"-"`
@@ -229,6 +250,8 @@ type Trip struct {
 	// Window and Baseline are the counts the trip was decided on.
 	Window   float64 `json:"window_count"`
 	Baseline float64 `json:"baseline"`
+	// Onset is the trip's estimated onset (breaker.Status.Onset).
+	Onset time.Time `json:"onset,omitzero"`
 }
 
 type scopeTrack struct {
@@ -294,11 +317,16 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 			}
 		}
 		if len(items) > 0 {
+			if err := r.appeals(ctx, r.watermark); err != nil {
+				r.drain(b, classifiedc)
+				return r.sum, err
+			}
 			pending = decide.Pending(items, pending)
 			if err := r.decide(ctx, items, pending); err != nil {
 				r.drain(b, classifiedc)
 				return r.sum, err
 			}
+			r.appeal.forwarded(items)
 			for i := range items {
 				seq++
 				r.account(&items[i])
@@ -319,6 +347,10 @@ func (r *Replay) Run(ctx context.Context, src Source) (Summary, error) {
 		if b.eof {
 			break
 		}
+	}
+	// The outcomes decided after the last action are judged at its time.
+	if err := r.appeals(ctx, time.Time{}); err != nil {
+		return r.sum, err
 	}
 	return r.finish(time.Since(start)), nil
 }
@@ -532,7 +564,7 @@ func (r *Replay) observe(sr *decide.ScopeResult, sc *decide.ScopeCounts) {
 	if sr.Changed && sr.Status.Auto == breaker.Open && (prev.Auto != breaker.Open || sr.Status.TrippedAt != prev.TrippedAt) {
 		t.sum.Trips = append(t.sum.Trips, Trip{
 			At: r.watermark, Reason: sr.Status.Reason, Generation: sr.Status.Generation,
-			Window: sr.Counts.Window, Baseline: sr.Counts.Baseline,
+			Window: sr.Counts.Window, Baseline: sr.Counts.Baseline, Onset: sr.Status.Onset,
 		})
 	}
 }
@@ -634,6 +666,13 @@ func (r *Replay) finish(elapsed time.Duration) Summary {
 		s.AssumeResetAfter = r.opts.AssumeResetAfter.String()
 	}
 	s.SlotWidth, s.Origin = r.chart.width, r.chart.origin
+	if a := r.appeal; a != nil {
+		as := a.sum
+		if m, ok := a.src.(interface{ Malformed() (int64, []string) }); ok {
+			as.Malformed, _ = m.Malformed()
+		}
+		s.Appeals = &as
+	}
 	s.Scopes = make([]ScopeSummary, 0, len(r.scopes))
 	for _, t := range r.scopes {
 		ss := t.sum

@@ -35,6 +35,10 @@ const (
 	// and every one is the incident's (none was made by the version
 	// vetted before), until the incident ends and the old version is back.
 	Release IncidentKind = "release"
+	// Misfire keeps the rules' rate but makes a share Factor of their
+	// actions wrong (the same volume, the wrong people): each is the
+	// incident's with probability Factor. Only their appeals show it.
+	Misfire IncidentKind = "misfire"
 )
 
 // Incident is one injected anomaly.
@@ -80,7 +84,7 @@ func (in Incident) concerns(r int) bool {
 	switch in.Kind {
 	case Broad:
 		return true
-	case Spike, Ramp, Release:
+	case Spike, Ramp, Release, Misfire:
 		if len(in.Rules) > 0 {
 			return slices.Contains(in.Rules, r)
 		}
@@ -94,6 +98,8 @@ func (in Incident) concerns(r int) bool {
 func (in Incident) multiplier(elapsed time.Duration) float64 {
 	into := float64(elapsed - in.At)
 	switch {
+	case in.Kind == Misfire:
+		return 1
 	case in.Kind == Ramp && in.Exponential:
 		return math.Pow(in.Factor, into/float64(in.For))
 	case in.Kind == Ramp:
@@ -129,6 +135,7 @@ var incidentDefaults = map[IncidentKind]Incident{
 	NewRule:   {Kind: NewRule, At: time.Hour, For: 30 * time.Minute, Factor: 4},
 	Malformed: {Kind: Malformed, At: time.Hour, For: 10 * time.Minute, Factor: 0.05},
 	Release:   {Kind: Release, Rule: 1, At: time.Hour, For: time.Hour, Factor: 2, Version: "2025.06.0"},
+	Misfire:   {Kind: Misfire, Rule: 1, At: time.Hour, For: 6 * time.Hour, Factor: 0.6},
 }
 
 // Regions are the regions the simulated actions come from.
@@ -151,7 +158,7 @@ func ParseIncident(s string) (Incident, error) {
 	kind, args, _ := strings.Cut(strings.TrimSpace(s), ":")
 	in, ok := incidentDefaults[IncidentKind(kind)]
 	if !ok {
-		return Incident{}, fmt.Errorf("incident %q: unknown kind %q (want spike, broad, ramp, new_rule, malformed or release)", s, kind)
+		return Incident{}, fmt.Errorf("incident %q: unknown kind %q (want spike, broad, ramp, new_rule, malformed, release or misfire)", s, kind)
 	}
 	if args == "" {
 		return in, nil
@@ -221,6 +228,9 @@ func ParseIncident(s string) (Incident, error) {
 			}
 			if err == nil && in.Kind == Malformed && in.Factor > 1 {
 				err = errors.New("is a share of the lines for malformed: at most 1")
+			}
+			if err == nil && in.Kind == Misfire && in.Factor > 1 {
+				err = errors.New("is the share of wrong actions for misfire: at most 1")
 			}
 		default:
 			err = errors.New("unknown key (want rule, rules, at, for, factor, action, rate, curve, rise, region or version)")
@@ -335,7 +345,10 @@ func (s Scenario) Validate() error {
 		errs = append(errs, fmt.Errorf("noise: must be between 0 and 1, got %g", s.Noise))
 	}
 	for i, in := range s.Incidents {
-		if in.Kind != Spike && in.Kind != Ramp && in.Kind != Release {
+		if in.Kind == Misfire && !(in.Factor > 0 && in.Factor <= 1) {
+			errs = append(errs, fmt.Errorf("incidents[%d]: a misfire's factor is the share of wrong actions, above 0 and at most 1, got %g", i, in.Factor))
+		}
+		if in.Kind != Spike && in.Kind != Ramp && in.Kind != Release && in.Kind != Misfire {
 			continue
 		}
 		for _, r := range append([]int{in.Rule}, in.Rules...) {
@@ -488,8 +501,13 @@ func (s *Simulation) second() {
 	for r := range s.sc.Rules {
 		normal := s.sc.Rate * s.share[r] * day * s.noise[r]
 		mean, cause, release := normal, 0, false
+		misfire, wrong := 0, 0.0
 		for i, in := range s.sc.Incidents {
 			if !in.active(elapsed) || !in.concerns(r) {
+				continue
+			}
+			if in.Kind == Misfire {
+				misfire, wrong = i+1, in.Factor
 				continue
 			}
 			m := in.multiplier(elapsed)
@@ -507,6 +525,13 @@ func (s *Simulation) second() {
 		if release {
 			for j := from; j < len(s.buf); j++ {
 				s.buf[j].inc = int16(cause)
+			}
+		} else if misfire > 0 && cause == 0 {
+			// The same volume, a share of it wrong.
+			for j := from; j < len(s.buf); j++ {
+				if s.lrng.Float64() < wrong {
+					s.buf[j].inc = int16(misfire)
+				}
 			}
 		} else if cause > 0 && mean > normal {
 			// Each action is the incident's with the share it adds.

@@ -344,3 +344,47 @@ func TestSegmentsAndReleases(t *testing.T) {
 		t.Errorf("broad rise per half hour from 03:00: %d %d %d %d (before %d); want a climb to about 3x, then flat", first, second, third, fourth, base)
 	}
 }
+
+func TestMisfire(t *testing.T) {
+	base := Scenario{Start: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), Duration: 3 * time.Hour, Rules: 5, Rate: 5, Seed: 9}
+	mis := base
+	mis.Incidents = []Incident{{Kind: Misfire, Rule: 1, At: time.Hour, For: time.Hour, Factor: 0.6}}
+	a, b := NewSimulation(base), NewSimulation(mis)
+	var ba, bb []byte
+	wrong, during, outside := 0, 0, 0
+	for {
+		var oka, okb bool
+		ba, oka = a.Next(ba[:0])
+		bb, okb = b.Next(bb[:0])
+		if oka != okb {
+			t.Fatalf("the misfire changed the number of events")
+		}
+		if !oka {
+			break
+		}
+		// The same volume, the same bytes: only the labels differ.
+		if string(ba) != string(bb) {
+			t.Fatalf("the misfire changed an event:\n%s\n%s", ba, bb)
+		}
+		inc := b.Label().Incident == 1
+		in := b.At().Sub(base.Start) >= time.Hour && b.At().Sub(base.Start) < 2*time.Hour && strings.Contains(string(bb), `"rule_id":"`+RuleID(1)+`"`)
+		switch {
+		case in:
+			during++
+			if inc {
+				wrong++
+			}
+		case inc:
+			outside++
+		}
+	}
+	if share := float64(wrong) / float64(during); during < 500 || share < 0.55 || share > 0.65 || outside != 0 {
+		t.Errorf("misfire: %d of %d actions of the rule during it labelled (%.2f), %d outside; want about 0.6 and none", wrong, during, share, outside)
+	}
+	if _, err := ParseIncident("misfire:rule=2,factor=1.5"); err == nil {
+		t.Errorf("ParseIncident(misfire factor 1.5) passed; want an error")
+	}
+	if in, err := ParseIncident("misfire:rule=2,factor=0.5,for=2h"); err != nil || in.Kind != Misfire || in.Factor != 0.5 {
+		t.Errorf("ParseIncident(misfire) = %+v, %v", in, err)
+	}
+}

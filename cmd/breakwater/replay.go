@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/breakwater/breakwater/appeals"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/replay"
@@ -29,6 +30,7 @@ type replayFlags struct {
 	jsonOut            bool
 	decisions, report  string
 	labels             string
+	appeals            string
 	noProgress         bool
 }
 
@@ -119,9 +121,10 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON on stdout")
 	fs.StringVar(&f.decisions, "decisions", "", "write one JSON line per input event to this file: {line, action_id, scope, decision}")
 	fs.StringVar(&f.report, "report", "", "write a self-contained HTML report with charts to this file")
+	fs.StringVar(&f.appeals, "appeals", "", "JSON Lines file of appeal outcomes ({action_id, outcome: overturned|upheld, decided_at}, docs/appeals.md): joined to the actions the replay gates and judged in event time under the config's appeals section, they trip a rule whose precision fell (overturn_rate)")
 	fs.StringVar(&f.labels, "labels", "", "score the replay against the labels breakwater simulate --labels wrote for this input (incident actions gated before and after detection, time to detect, collateral, false holds, trips outside incidents)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: breakwater replay [--config FILE] [--input FILE|-] [--json] [--decisions FILE] [--report FILE.html] [--labels FILE]\n\n"+
+		fmt.Fprintf(stderr, "Usage: breakwater replay [--config FILE] [--input FILE|-] [--appeals FILE] [--json] [--decisions FILE] [--report FILE.html] [--labels FILE]\n\n"+
 			"Runs recorded action events through the daemon's decision code in event time,\n"+
 			"with an in-process store, and reports what the breakers would have done.\n\n")
 		fs.PrintDefaults()
@@ -142,6 +145,23 @@ func runReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	defer closeSrc()
 	opts := replay.Options{Config: cfg, BatchSize: f.batch, AssumeResetAfter: f.assumeReset}
+	if f.appeals != "" {
+		af, err := os.Open(f.appeals)
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwater replay: --appeals: %v\n", err)
+			return 1
+		}
+		outcomes, err := replay.ReadAppeals(af)
+		_ = af.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwater replay: --appeals: %v\n", err)
+			return 1
+		}
+		if n, errs := outcomes.Malformed(); n > 0 {
+			fmt.Fprintf(stderr, "breakwater replay: --appeals: %d malformed lines skipped (the daemon dead-letters them):\n  %s\n", n, strings.Join(errs, "\n  "))
+		}
+		opts.Appeals, opts.AppealsPolicy, opts.AppealsJoinMax = outcomes, appeals.PolicyOf(cfg.Appeals), cfg.Appeals.JoinMax
+	}
 	var dw *replay.DecisionWriter
 	var decisionsFile *os.File
 	if f.decisions != "" {
@@ -253,6 +273,10 @@ func printSummary(w io.Writer, s replay.Summary) {
 			fmt.Fprintf(w, "; tripped %s (%s, window %.0f, baseline %.1f)", t.At.UTC().Format(time.RFC3339), t.Reason, t.Window, t.Baseline)
 		}
 		fmt.Fprintln(w)
+	}
+	if a := s.Appeals; a != nil {
+		fmt.Fprintf(w, "  appeals: %d outcomes (%d overturned), %d joined to gated actions, %d unknown, %d duplicate, %d malformed; %d overturn_rate trips\n",
+			a.Outcomes, a.Overturned, a.Joined, a.Unknown, a.Duplicate, a.Malformed, a.Trips)
 	}
 	if l := s.Labels; l != nil {
 		for _, in := range l.Incidents {
