@@ -23,8 +23,10 @@ import (
 	"github.com/breakwater/breakwater/admin"
 	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/appeals"
 	"github.com/breakwater/breakwater/approval"
 	"github.com/breakwater/breakwater/audit"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/check"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/consumer"
@@ -120,6 +122,7 @@ type daemon struct {
 	held     *review.Index
 	releaser *review.Releaser
 	reverser *reversal.Service
+	appeals  *appeals.Service // nil unless appeals.enabled
 	api      *admin.API
 	restore  func(ctx context.Context) error
 	// redis is the client every component shares.
@@ -314,6 +317,28 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "reverser", d.reverser) })
+	if cfg.Appeals.Enabled {
+		keys, err := wire.NewKeys(cfg.Redis.KeyPrefix)
+		if err != nil {
+			return nil, err
+		}
+		as, err := appeals.NewStore(rc, keys, cfg.Appeals.JoinFor, cfg.Appeals.JoinMax, cfg.Appeals.Window)
+		if err != nil {
+			return nil, err
+		}
+		var raise func(ctx context.Context, ts []breaker.Transition) error
+		if d.alerts != nil {
+			raise = func(ctx context.Context, ts []breaker.Transition) error { return d.alerts.Raise(ctx, ts, nil) }
+		}
+		d.appeals, err = appeals.NewService(appeals.Options{
+			Config: cfg, Kafka: kc, Store: as, Breakers: st, States: states, Audit: trail, Alert: raise,
+			Restore: d.restore, Logger: log.Named("appeals"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, func() { closeLogged(log, "appeals", d.appeals) })
+	}
 	hist, err := newHistory(rc, cfg.Redis.KeyPrefix)
 	if err != nil {
 		return nil, err
@@ -553,6 +578,12 @@ func (d *daemon) startMembers(g *group) {
 		d.reverser.Run(ctx)
 		return nil
 	})
+	if d.appeals != nil {
+		g.Go("appeals", func(ctx context.Context) error {
+			d.appeals.Run(ctx)
+			return nil
+		})
+	}
 	g.Go("breaker history", func(ctx context.Context) error {
 		d.api.RunHistory(ctx)
 		return nil

@@ -149,6 +149,21 @@ func (k Keys) RevLock() string { return k.tag + ":rev:lock" }
 // reversals topics.
 func (k Keys) RevBuilt() string { return k.tag + ":rev:built" }
 
+// The appeals signal.
+
+// AppealsJoin is one day's (UTC, by the actions' event time) join of
+// forwarded actions: action id to rule, model version and event time, and
+// "o:" plus the action id to the outcome recorded for it.
+func (k Keys) AppealsJoin(day string) string { return k.tag + ":ap:j:" + day }
+
+// AppealsMeta counts the forwarded actions of each day of the join and
+// numbers the outcomes.
+func (k Keys) AppealsMeta() string { return k.tag + ":ap:meta" }
+
+// AppealsWindow is the latest outcomes of a rule, or of a model version of
+// a rule (key as appeals.Key formats it).
+func (k Keys) AppealsWindow(key string) string { return k.tag + ":ap:w:" + key }
+
 // The alert outbox.
 
 // AlertPrefix starts every key of the alert outbox.

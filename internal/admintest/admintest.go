@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +113,20 @@ type Daemon struct {
 	URL    string
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
+}
+
+// Stop stops the daemon and waits for it, as the test's cleanup would.
+func (d *Daemon) Stop(t *testing.T) {
+	t.Helper()
+	d.once.Do(func() {
+		d.cancel()
+		select {
+		case <-d.done:
+		case <-time.After(60 * time.Second):
+			t.Error("the daemon did not stop within 60s")
+		}
+	})
 }
 
 // StartDaemon runs a daemon on cfg until the test ends and returns once it
@@ -134,14 +149,7 @@ func StartDaemon(t *testing.T, cfg config.Config) *Daemon {
 		cancel()
 		t.Fatal("the daemon was not ready within 60s")
 	}
-	t.Cleanup(func() {
-		d.cancel()
-		select {
-		case <-d.done:
-		case <-time.After(60 * time.Second):
-			t.Error("the daemon did not stop within 60s")
-		}
-	})
+	t.Cleanup(func() { d.Stop(t) })
 	return d
 }
 
