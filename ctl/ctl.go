@@ -61,6 +61,9 @@ Commands:
                                           held actions, in held order
   held approve|reject ID... | --incident ID | --ids-from FILE [--reason R]
                                           approve (release to gated) or reject (to the rejected topic)
+  held undo ID... | --ids-from FILE [--reason R]
+                                          put decided actions back to pending while they are not yet
+                                          released (a decision on one action waits 10 s for it)
   held sample --incident ID -n N          approve N pending actions of an incident at random
                                           (approving more than approval.release_above at once asks a
                                           second reviewer, unless --break-glass WHY)

@@ -226,16 +226,35 @@ func TestCLIReview(t *testing.T) {
 	vw.run(t, "incidents", inc.ID).want(t, []string{"incidents", inc.ID}, 0, "PENDING", "")
 	vw.run(t, "incidents", inc.ID, "--lookback", "--window", "1h").want(t, nil, 0, "forwarded to gated from", "")
 	vw.run(t, "incidents", "--lookback").want(t, nil, 2, "", "--lookback needs an incident ID")
-	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "2", "-o", "json")
+	r := vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "3", "-o", "json")
 	var page api.HeldPage
-	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 2 {
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Items) != 3 {
 		t.Fatalf("held list -o json = %q: %v", r.stdout, err)
 	}
 	vw.run(t, "held", "list", "--limit", "2").want(t, nil, 0, "more: --cursor", "")
-	a, b := page.Items[0].ActionID, page.Items[1].ActionID
+	a, b, c := page.Items[0].ActionID, page.Items[1].ActionID, page.Items[2].ActionID
 	vw.run(t, "held", "reject", a).want(t, nil, 1, "", "403 Forbidden")
 	rv.run(t, "held", "reject", a, b, "--reason", "false positive").want(t, nil, 0, "rejected 2, already rejected 0", "")
 	rv.run(t, "held", "approve", a).want(t, nil, 0, "approved 0, already approved 0, 1 carry the other decision", "")
+	// A decision on one action waits before its release: its undo puts c
+	// back to pending (a stays rejected); c then has no decision to undo.
+	rv.run(t, "held", "reject", c, "--reason", "looks wrong").want(t, nil, 0, "rejected 1", "")
+	vw.run(t, "held", "undo", c).want(t, nil, 1, "", "403 Forbidden")
+	rv.run(t, "held", "undo", c, "--reason", "misclick").want(t, nil, 0, "undone 1 (pending again)", "")
+	rv.run(t, "held", "undo", c, "nope").want(t, nil, 0, "undone 0 (pending again), 1 had no decision ("+c+"), 1 unknown (nope)", "")
+	rv.run(t, "held", "undo").want(t, nil, 2, "", "give the action ids")
+	rv.run(t, "held", "undo", "--incident", inc.ID).want(t, nil, 2, "", "undo takes action ids")
+	r = vw.run(t, "held", "list", "--incident", inc.ID, "--limit", "1000", "-o", "json")
+	page = api.HeldPage{}
+	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil {
+		t.Fatalf("held list -o json = %q: %v", r.stdout, err)
+	}
+	for _, h := range page.Items {
+		if (h.ActionID == a && h.Status != "rejected") || (h.ActionID == c && h.Status != "pending") {
+			t.Errorf("after the undo %s is %s", h.ActionID, h.Status)
+		}
+	}
+	vw.run(t, "audit", "--kind", "undo").want(t, nil, 0, "misclick", "")
 	rv.run(t, "held", "sample", "--incident", inc.ID, "-n", "5").want(t, nil, 0, "approved 5", "")
 	// The incident's lifecycle: acknowledge, owner, note.
 	rv.run(t, "incident", "ack", inc.ID, "--note", "on it").want(t, nil, 0, "acknowledged by "+admintest.Name(config.RoleReviewer), "")
@@ -257,7 +276,9 @@ func TestCLIReview(t *testing.T) {
 	vw.run(t, "reversals").want(t, nil, 0, "REQUESTED BY", "")
 	rv.run(t, "held", "approve").want(t, nil, 2, "", "give action ids")
 	rv.run(t, "held", "sample", "--incident", inc.ID).want(t, nil, 2, "", "-n (at least 1) are required")
-	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject or sample")
+	rv.run(t, "held", "explode").want(t, nil, 2, "", "want list, approve, reject, sample or undo")
+	// Released: the decision stands, and the answer says so.
+	rv.run(t, "held", "undo", a).want(t, nil, 0, "undone 0 (pending again), 1 already released: their decision stands ("+a+")", "")
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		r := vw.run(t, "incidents", inc.ID, "-o", "json")

@@ -106,7 +106,8 @@ func printIncidents(w io.Writer, incs []api.Incident) error {
 
 const heldSynopsis = `held list [--incident ID] [--scope S] [--action A] [--model-version V] [--region R] [--limit N] [--cursor C]
        breakwaterctl held approve|reject ID... | --incident ID [--wait] | --ids-from FILE [--reason R] [--break-glass WHY]
-       breakwaterctl held sample --incident ID -n N [--reason R] [--break-glass WHY]`
+       breakwaterctl held sample --incident ID -n N [--reason R] [--break-glass WHY]
+       breakwaterctl held undo ID... | --ids-from FILE [--reason R]`
 
 func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f heldFilter
@@ -122,8 +123,8 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 		fs.StringVar(&f.Region, "region", "", "list: only this region")
 		fs.IntVar(&limitN, "limit", 50, "list: the most actions shown (1..1000)")
 		fs.StringVar(&cursor, "cursor", "", "list: the next_cursor of an earlier page")
-		fs.StringVar(&reason, "reason", "", "approve, reject, sample: why (recorded in the audit trail)")
-		fs.StringVar(&idsFrom, "ids-from", "", "approve, reject: read action ids from this file, one a line (- for stdin)")
+		fs.StringVar(&reason, "reason", "", "approve, reject, sample, undo: why (recorded in the audit trail)")
+		fs.StringVar(&idsFrom, "ids-from", "", "approve, reject, undo: read action ids from this file, one a line (- for stdin)")
 		fs.IntVar(&n, "n", 0, "sample: how many pending actions to approve at random")
 		fs.StringVar(&breakGlass, "break-glass", "", "approve, sample: why a release above approval.release_above cannot wait for a second reviewer: applies at once and pages on-call")
 	})
@@ -131,7 +132,7 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	if len(pos) == 0 {
-		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample\nUsage: breakwaterctl %s\n", heldSynopsis)
+		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject, sample or undo\nUsage: breakwaterctl %s\n", heldSynopsis)
 		return errUsage
 	}
 	verb, rest := pos[0], pos[1:]
@@ -187,8 +188,28 @@ func (g *globals) held(ctx context.Context, args []string, stdout, stderr io.Wri
 			}
 			return nil
 		})
+	case "undo":
+		ids := rest
+		if idsFrom != "" {
+			more, err := readIDs(idsFrom)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, more...)
+		}
+		switch {
+		case f.Incident != "" || breakGlass != "" || wait:
+			fmt.Fprintf(stderr, "breakwaterctl held undo: undo takes action ids (or --ids-from) and --reason only\n")
+			return errUsage
+		case len(ids) == 0:
+			fmt.Fprintf(stderr, "breakwaterctl held undo: give the action ids whose decision to undo, or --ids-from FILE\n")
+			return errUsage
+		}
+		return g.change(ctx, "/v1/held/undo", api.DecideRequest{IDs: ids, Reason: reason}, stdout, func(raw json.RawMessage) error {
+			return g.printUndo(stdout, raw)
+		})
 	default:
-		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject or sample, got %q\nUsage: breakwaterctl %s\n", verb, heldSynopsis)
+		fmt.Fprintf(stderr, "breakwaterctl held: want list, approve, reject, sample or undo, got %q\nUsage: breakwaterctl %s\n", verb, heldSynopsis)
 		return errUsage
 	}
 }
@@ -238,6 +259,31 @@ func (g *globals) printDecision(w io.Writer, verb string, raw []byte) error {
 	fmt.Fprintf(w, "%s %d, already %s %d", verb, r.Changed, verb, r.Already)
 	if len(r.Conflicts) > 0 {
 		fmt.Fprintf(w, ", %d carry the other decision (%s)", len(r.Conflicts), short(strings.Join(r.Conflicts, " "), 200))
+	}
+	if len(r.Unknown) > 0 {
+		fmt.Fprintf(w, ", %d unknown (%s)", len(r.Unknown), short(strings.Join(r.Unknown, " "), 200))
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}
+
+// printUndo says what an undo did: the decisions undone (the actions are
+// pending again), those that stand because their action is already
+// released, and the ids that had no decision or are unknown.
+func (g *globals) printUndo(w io.Writer, raw []byte) error {
+	if g.output == "json" {
+		return printJSON(w, raw)
+	}
+	var r api.UndoResponse
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("the answer is not an undo: %w", err)
+	}
+	fmt.Fprintf(w, "undone %d (pending again)", len(r.Undone))
+	if len(r.Released) > 0 {
+		fmt.Fprintf(w, ", %d already released: their decision stands (%s)", len(r.Released), short(strings.Join(r.Released, " "), 200))
+	}
+	if len(r.Pending) > 0 {
+		fmt.Fprintf(w, ", %d had no decision (%s)", len(r.Pending), short(strings.Join(r.Pending, " "), 200))
 	}
 	if len(r.Unknown) > 0 {
 		fmt.Fprintf(w, ", %d unknown (%s)", len(r.Unknown), short(strings.Join(r.Unknown, " "), 200))
