@@ -549,6 +549,10 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 	})
 	run(t, ctx, "the page shows the standing decision's count",
 		poll(`document.getElementById("standing-applied").textContent === "`+fmt.Sprint(after.Rejected)+`"`))
+	// The breakdown, counted when the page opened, is counted again as the
+	// incident grows.
+	run(t, ctx, "the breakdown follows the incident",
+		poll(`document.getElementById("breakdown").dataset.counted === "`+fmt.Sprint(after.Held)+`"`))
 	shot(t, ctx, "console-standing.png")
 
 	// The breaker stops holding: the incident is reviewed, then closed.

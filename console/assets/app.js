@@ -12,6 +12,7 @@ const ROLES = ["viewer", "reviewer", "operator", "admin"];
 const STATE_ORDER = { forced_open: 0, open: 1, probation: 2, shadow: 3, forced_closed: 4, closed: 5 };
 const POLL_MS = 2000;       // breakers and incidents
 const HISTORY_MS = 15000;   // sparklines and the chart
+const BREAKDOWN_MS = 5000;  // an incident's breakdown, while it grows
 const STALE_MS = 10000;     // after this long without an answer the page says so
 
 const app = {
@@ -685,7 +686,7 @@ function renderIncident(main, id) {
   const release = el("div", { class: "card", id: "release", hidden: true });
   const bulk = el("div", { class: "controls" });
   const sampleBox = el("div", { id: "sample" });
-  const breakdown = el("div", { class: "grid3" }, el("p", { class: "muted", text: "Counting…" }));
+  const breakdown = el("div", { class: "grid3", id: "breakdown" }, el("p", { class: "muted", text: "Counting…" }));
   const lookback = el("div", {}, el("p", { class: "muted", text: "Reading the gated topic…" }));
   const life = el("div", { class: "tools", id: "lifecycle" });
   const state = { inc: null };
@@ -742,9 +743,23 @@ function renderIncident(main, id) {
       put(standing, el("p", { class: "muted", text: "No standing decision; the incident is " + inc.state + "." }));
     }
   };
+  // The breakdown is counted again while the incident grows: at most every
+  // BREAKDOWN_MS, and only when its held count changed since the last count.
+  let counted = -1, countedAt = 0;
+  const drawBreakdown = async (held) => {
+    countedAt = Date.now();
+    try {
+      const b = await get("/v1/incidents/" + enc(id) + "/breakdown");
+      counted = held;
+      breakdown.replaceChildren(countTable("Action type", b.action), countTable("Model version", b.model_version), countTable("Region", b.region));
+      breakdown.dataset.counted = b.counted;
+      if (b.truncated) breakdown.append(el("p", { class: "muted", text: `Counted the first ${num(b.counted, 0)} held actions of this incident.` }));
+    } catch (e) { breakdown.replaceChildren(el("p", { class: "err", text: e.message })); }
+  };
   const refresh = async () => {
     const inc = await get("/v1/incidents/" + enc(id));
     state.inc = inc;
+    if (counted >= 0 && inc.held !== counted && Date.now() - countedAt >= BREAKDOWN_MS) drawBreakdown(inc.held);
     const decided = inc.approved + inc.rejected;
     document.dispatchEvent(new CustomEvent("incident", { detail: inc }));
     put(life, lifeBadge(inc), el("span", { id: "state-reason", text: inc.state_reason }),
@@ -774,11 +789,7 @@ function renderIncident(main, id) {
   };
   every(1000, refresh);
   (async () => {
-    try {
-      const b = await get("/v1/incidents/" + enc(id) + "/breakdown");
-      breakdown.replaceChildren(countTable("Action type", b.action), countTable("Model version", b.model_version), countTable("Region", b.region));
-      if (b.truncated) breakdown.append(el("p", { class: "muted", text: `Counted the first ${num(b.counted, 0)} held actions of this incident.` }));
-    } catch (e) { breakdown.replaceChildren(el("p", { class: "err", text: e.message })); }
+    await drawBreakdown(state.inc ? state.inc.held : 0);
     try {
       const lb = await get("/v1/incidents/" + enc(id) + "/lookback");
       const all = lb.actions.slice().reverse();
