@@ -46,12 +46,12 @@ func (o *Outcome) add(p Outcome) {
 // and the answer is {'STALE'}.
 var decideScript = redis.NewScript(`
 local queue = KEYS[1]
-local to, reviewer, now = ARGV[1], ARGV[2], ARGV[3]
+local to, reviewer, now, standing = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ` + refsCheckLua + `
-if stale(1, 3) then return {'STALE'} end
+if stale(1, 4) then return {'STALE'} end
 local changed, already, conflicts, unknown = 0, 0, {}, {}
-for i = 1, (#ARGV - 3) / 3 do
-  local id = ARGV[3 + (i - 1) * 3 + 1]
+for i = 1, (#ARGV - 4) / 3 do
+  local id = ARGV[4 + (i - 1) * 3 + 1]
   local akey, ikey, kkey = KEYS[1 + (i - 1) * 3 + 1], KEYS[1 + (i - 1) * 3 + 2], KEYS[1 + (i - 1) * 3 + 3]
   local st = redis.call('HGET', akey, 'status')
   if not st then
@@ -64,6 +64,9 @@ for i = 1, (#ARGV - 3) / 3 do
     redis.call('HSET', akey, 'status', to, 'reviewer', reviewer, 'decided_at', now)
     redis.call('HINCRBY', ikey, 'pending', -1)
     redis.call('HINCRBY', ikey, to, 1)
+    -- A standing decision's count moves with its decisions, so that a
+    -- reader never sees one without the other.
+    if standing == '1' then redis.call('HINCRBY', ikey, 'standing_applied', 1) end
     -- The key's set keeps an approved action until it is released, so
     -- that a later action of the key waits for it (per-key order).
     if to ~= 'approved' then redis.call('ZREM', kkey, id) end
@@ -214,7 +217,7 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
 	}
-	o, err := x.apply(ctx, ids, d.To, d.Reviewer)
+	o, err := x.apply(ctx, ids, d.To, d.Reviewer, d.Via == audit.ViaStanding)
 	if err == nil && len(ids) == 1 && o.Changed == 1 && x.opts.UndoGrace > 0 {
 		// A decision on one action waits UndoGrace before its release, so
 		// that a reviewer can take it back.
@@ -263,9 +266,13 @@ func (x *Index) byIncident(ctx context.Context, ids []string, incident string) (
 }
 
 // apply records decisions in the index.
-func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string) (Outcome, error) {
+func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string, standing bool) (Outcome, error) {
 	out := Outcome{Conflicts: []string{}, Unknown: []string{}}
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	flag := "0"
+	if standing {
+		flag = "1"
+	}
 	for start := 0; start < len(ids); start += decideChunk {
 		chunk := ids[start:min(start+decideChunk, len(ids))]
 		var res []any
@@ -274,7 +281,7 @@ func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer str
 			if err != nil {
 				return out, err
 			}
-			keys, args := x.refArgs(chunk, rs, []string{x.queueKey()}, []any{string(to), reviewer, now})
+			keys, args := x.refArgs(chunk, rs, []string{x.queueKey()}, []any{string(to), reviewer, now, flag})
 			res, err = decideScript.Run(ctx, x.opts.Redis, keys, args...).Slice()
 			if err != nil {
 				return out, fmt.Errorf("record %d decisions: %w", len(chunk), err)

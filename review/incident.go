@@ -347,13 +347,6 @@ func (x *Index) applyChange(ctx context.Context, e audit.Entry) error {
 	return nil
 }
 
-// countStanding adds n to the actions the incident's standing decision made.
-func (x *Index) countStanding(ctx context.Context, incident string, n int) error {
-	if err := x.opts.Redis.HIncrBy(ctx, x.incidentKey(incident), fieldStandingApplied, int64(n)).Err(); err != nil {
-		return fmt.Errorf("count the standing decision of incident %s: %w", incident, err)
-	}
-	return nil
-}
 
 // ApplyStanding decides the pending actions of every incident that has a
 // standing decision, and returns how many it decided. An incident leaves
@@ -398,11 +391,6 @@ func (x *Index) ApplyStanding(ctx context.Context) (int, error) {
 			})
 			if err != nil {
 				return n, err
-			}
-			if o.Changed > 0 {
-				if err := x.countStanding(ctx, id, o.Changed); err != nil {
-					return n, err
-				}
 			}
 			n += o.Changed
 			continue

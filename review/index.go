@@ -33,8 +33,9 @@ import (
 	"github.com/breakwater/breakwater/wire"
 )
 
-// Status is where a held action is in its review.
-type Status string
+// Status is where a held action is in its review: the string of api.Held's
+// status (an alias, so that the two are one type).
+type Status = string
 
 // The statuses.
 const (
@@ -46,40 +47,12 @@ const (
 	Rejected Status = "rejected"
 )
 
-// Held is one held action as the index knows it.
+// Held is one held action as the index knows it: the admin API's held
+// action (api.Held, the one definition of its fields; the index leaves the
+// rule's description and the target's link to the API) and what only the
+// index needs.
 type Held struct {
-	// ActionID is the action's idempotency key.
-	ActionID string `json:"action_id"`
-	// Incident is the trip it was held under ("<scope>@<generation>").
-	Incident string `json:"incident"`
-	// Scope is the breaker that held it.
-	Scope string `json:"scope"`
-	// Rule, Action, TargetType and TargetID come from the event.
-	Rule       string `json:"rule_id"`
-	Action     string `json:"action"`
-	TargetType string `json:"target_type"`
-	TargetID   string `json:"target_id"`
-	// ModelName, ModelVersion, Region and Confidence are optional fields
-	// of the event; Confidence is nil when the event had none.
-	ModelName    string   `json:"model_name,omitempty"`
-	ModelVersion string   `json:"model_version,omitempty"`
-	Region       string   `json:"region,omitempty"`
-	Confidence   *float64 `json:"confidence,omitempty"`
-	// OccurredAt is the event time.
-	OccurredAt time.Time `json:"occurred_at"`
-	// HeldAt is when it was written to the held topic.
-	HeldAt time.Time `json:"held_at"`
-	// Partition and Offset locate it on the held topic.
-	Partition int   `json:"partition"`
-	Offset    int64 `json:"offset"`
-	// Source is the input topic/partition/offset it came from.
-	Source string `json:"source,omitempty"`
-	// Status is its review status.
-	Status Status `json:"status"`
-	// Reviewer is who approved or rejected it.
-	Reviewer string `json:"reviewer,omitempty"`
-	// Released is true once it is on the gated (approved) or rejected topic.
-	Released bool `json:"released"`
+	api.Held
 	// key is the Kafka key (the target), for per-key order.
 	key string
 	// undoUntil is when a single decision's undo grace ends.
@@ -313,11 +286,7 @@ func (x *Index) replay(ctx context.Context) error {
 			if e.Kind == audit.KindReject {
 				to = Rejected
 			}
-			var o Outcome
-			o, err = x.apply(ctx, e.IDs, to, e.Actor)
-			if err == nil && e.Via == audit.ViaStanding && o.Changed > 0 {
-				err = x.countStanding(ctx, e.Incident, o.Changed)
-			}
+			_, err = x.apply(ctx, e.IDs, to, e.Actor, e.Via == audit.ViaStanding)
 		case audit.KindRelease:
 			err = x.markReleased(ctx, e.IDs)
 		case audit.KindUndo:
@@ -477,11 +446,11 @@ func heldOf(m kafka.Message) (Held, bool) {
 	if err != nil {
 		return Held{}, false
 	}
-	h := Held{
+	h := Held{Held: api.Held{
 		ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
 		ModelName: a.ModelName, ModelVersion: a.ModelVersion, Region: a.Region, OccurredAt: a.OccurredAt, HeldAt: m.Time,
 		Partition: m.Partition, Offset: m.Offset, Status: Pending, Confidence: confidenceOf(m.Value),
-	}
+	}}
 	for _, hd := range m.Headers {
 		switch hd.Key {
 		case wire.HeaderScope:
@@ -617,11 +586,13 @@ func heldFromFields(id string, m map[string]string) Held {
 	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	occ, _ := time.Parse(time.RFC3339Nano, m["occurred_at"])
 	return Held{
-		ActionID: id, Incident: m["incident"], Scope: m["scope"], Rule: m["rule_id"], Action: m["action"],
-		TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
-		OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
-		Source: m["source"], Status: Status(m["status"]), Reviewer: m["reviewer"], Released: m["released"] == "1",
-		ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]),
+		Held: api.Held{
+			ActionID: id, Incident: m["incident"], Scope: m["scope"], Rule: m["rule_id"], Action: m["action"],
+			TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
+			OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
+			Source: m["source"], Status: m["status"], Reviewer: m["reviewer"], Released: m["released"] == "1",
+			ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]),
+		},
 		key: m["key"], seq: num("seq"), undoUntil: time.UnixMilli(num("undo_until")),
 	}
 }
