@@ -99,8 +99,15 @@ func (k Keys) HeldIncidentNotes(id string) string { return k.tag + ":held:in:" +
 func (k Keys) HeldStanding() string { return k.tag + ":held:standing" }
 
 // HeldByTarget orders the held actions of one target by when they were
-// held.
+// held. The key is "held:t:<type>:<id>" with the type's ':' and '%'
+// percent-escaped, so that the first ':' after "held:t:" always ends the
+// type and two targets never share a key (type "a:b" with id "c" and type
+// "a" with id "b:c" did). A type with neither, as every usual type is,
+// keeps the key it had before, so existing indexes need no migration.
 func (k Keys) HeldByTarget(targetType, targetID string) string {
+	if strings.ContainsAny(targetType, ":%") {
+		targetType = strings.NewReplacer("%", "%25", ":", "%3A").Replace(targetType)
+	}
 	return k.tag + ":held:t:" + targetType + ":" + targetID
 }
 
