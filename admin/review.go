@@ -268,13 +268,9 @@ func (a *API) heldItems(hs []review.Held) []api.Held {
 	cfg := a.opts.Config
 	out := make([]api.Held, len(hs))
 	for i, h := range hs {
-		out[i] = api.Held{
-			ActionID: h.ActionID, Incident: h.Incident, Scope: h.Scope, Rule: h.Rule, Action: h.Action,
-			TargetType: h.TargetType, TargetID: h.TargetID, ModelName: h.ModelName, ModelVersion: h.ModelVersion, Region: h.Region,
-			Confidence: h.Confidence, RuleDescription: cfg.Breakers.Rules[h.Rule].Description, TargetURL: cfg.Review.TargetLink(h.TargetType, h.TargetID),
-			OccurredAt: h.OccurredAt, HeldAt: h.HeldAt, Partition: h.Partition, Offset: h.Offset, Source: h.Source,
-			Status: string(h.Status), Reviewer: h.Reviewer, Released: h.Released,
-		}
+		out[i] = h.Held
+		out[i].RuleDescription = cfg.Breakers.Rules[h.Rule].Description
+		out[i].TargetURL = cfg.Review.TargetLink(h.TargetType, h.TargetID)
 	}
 	return out
 }
