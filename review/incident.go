@@ -347,7 +347,6 @@ func (x *Index) applyChange(ctx context.Context, e audit.Entry) error {
 	return nil
 }
 
-
 // ApplyStanding decides the pending actions of every incident that has a
 // standing decision, and returns how many it decided. An incident leaves
 // the set it reads once it is no longer active and nothing of it is
