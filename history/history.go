@@ -294,11 +294,13 @@ func (t Tiers) Step() time.Duration { return t[0].Step() }
 // Span is how far back the coarsest ring goes.
 func (t Tiers) Span() time.Duration { return t[len(t)-1].Span() }
 
-// pick returns the finest ring that reaches back to since.
+// pick returns the finest ring that reaches back to since. A read of
+// exactly a ring's span ("the last hour") arrives a moment later than its
+// since was taken: a step of slack keeps it on that ring.
 func (t Tiers) pick(since time.Time) *Ring {
 	back := time.Since(since)
 	for _, r := range t {
-		if back <= r.Span() {
+		if back <= r.Span()+r.Step() {
 			return r
 		}
 	}

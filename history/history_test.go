@@ -166,6 +166,13 @@ func TestTiers(t *testing.T) {
 	if tiers.Step() != 10*time.Second || tiers.Span() != time.Hour {
 		t.Errorf("tiers step %s span %s; want 10s and 1h", tiers.Step(), tiers.Span())
 	}
+	// "The last minute", asked a moment after since was taken, stays on
+	// the fine ring.
+	since := time.Now().Add(-time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if got := tiers.StepSince(since); got != 10*time.Second {
+		t.Errorf("StepSince(the fine ring's span, a moment ago) = %s; want 10s", got)
+	}
 	ctx := context.Background()
 	a := breaker.Scope("rule:a")
 	now := time.Now().UTC()
@@ -180,7 +187,7 @@ func TestTiers(t *testing.T) {
 		step time.Duration
 		min  int
 		max  int
-	}{{30 * time.Second, 10 * time.Second, 3, 5}, {50 * time.Second, 10 * time.Second, 5, 6}, {30 * time.Minute, time.Minute, 2, 3}} {
+	}{{30 * time.Second, 10 * time.Second, 3, 5}, {50 * time.Second, 10 * time.Second, 5, 6}, {90 * time.Second, time.Minute, 2, 3}, {30 * time.Minute, time.Minute, 2, 3}} {
 		since := time.Now().Add(-c.back)
 		if got := tiers.StepSince(since); got != c.step {
 			t.Errorf("StepSince(-%s) = %s; want %s", c.back, got, c.step)

@@ -210,6 +210,13 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 		fmt.Fprintf(&b, `<path class="factor" d="%s" fill="none" stroke="#d97706" stroke-width="1.5" stroke-dasharray="2 3"/>`, fac.String())
 	}
 	fmt.Fprintf(&b, `<path class="rate" d="%s" fill="none" stroke="#2563eb" stroke-width="1.8" stroke-linejoin="round"/>`, line.String())
+	// A figure with no neighbour (a long range's first minutes) is a dot,
+	// not an invisible line of one point.
+	for i, sl := range sc.Series {
+		if sl.Samples > 0 && (i == 0 || sc.Series[i-1].Samples == 0) && (i == n-1 || sc.Series[i+1].Samples == 0) {
+			fmt.Fprintf(&b, `<circle class="point" cx="%.1f" cy="%.1f" r="3" fill="#2563eb"/>`, xi(i), y(sl.Window))
+		}
+	}
 	if p.MaxActions > 0 && p.MaxActions <= yMax {
 		fmt.Fprintf(&b, `<line class="max" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`, left, width-right, y(p.MaxActions), y(p.MaxActions))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#dc2626">max_actions %s per %s</text>`, width-right-4, y(p.MaxActions)-5, num(p.MaxActions), dur(p.Window))

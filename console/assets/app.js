@@ -487,7 +487,10 @@ function renderBreaker(main, scope) {
   const span = seconds(app.settings.history_span) || 3600;
   const ranges = [["15m", 900], ["30m", 1800], ["1h", 3600], ["6h", 21600], ["24h", 86400]].filter(([, sec]) => sec <= span);
   const range = el("select", { id: "range", "aria-label": "chart range" }, ...ranges.map(([v]) => el("option", { value: v, text: "last " + v })));
-  range.value = app.chartRange && ranges.some(([v]) => v === app.chartRange) ? app.chartRange : ranges[ranges.length - 1][0];
+  // An hour unless the person picked another range: its 15 s points show
+  // a new incident; the longer ranges have a point per 5 minutes.
+  const fallback = ranges.some(([v]) => v === "1h") ? "1h" : ranges[ranges.length - 1][0];
+  range.value = app.chartRange && ranges.some(([v]) => v === app.chartRange) ? app.chartRange : fallback;
   const chartTitle = el("h2", {});
   const drawChart = async () => {
     chartTitle.textContent = `Window count, thresholds, baseline and trips (last ${range.value}; hover for values)`;
@@ -526,8 +529,11 @@ function renderBreaker(main, scope) {
   every(POLL_MS, async () => drawHead(await get("/v1/breakers/" + enc(scope))));
   every(HISTORY_MS, drawChart);
   every(5000, async () => {
-    const a = await get("/v1/audit?limit=50&scope=" + enc(scope));
-    trans.replaceChildren(...a.entries.filter((e) => e.to).map((e) => el("tr", {},
+    // One query per kind that changes the state: the scope's reviews
+    // (thousands of entries in an incident) would push them out of one.
+    const pages = await Promise.all(["transition", "reset", "override", "break_glass"].map((k) => get(`/v1/audit?limit=50&kind=${k}&scope=${enc(scope)}`)));
+    const entries = pages.flatMap((p) => p.entries).sort((x, y) => (x.at < y.at ? 1 : x.at > y.at ? -1 : 0)).slice(0, 50);
+    trans.replaceChildren(...entries.filter((e) => e.to).map((e) => el("tr", {},
       el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
       el("td", {}, e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state)),
       el("td", { class: "num", text: e.to.generation }), el("td", { text: e.reason || "" }))));
