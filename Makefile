@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: help run build test test-short bench eval fuzz chaos lint fmt deps manifest docs
+.PHONY: screenshots help run build test test-short bench eval fuzz chaos lint fmt deps manifest docs
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -10,6 +10,10 @@ help: ## Show the targets.
 run: ## Run the daemon on the embedded default (in-process Kafka-protocol broker and Redis, demo traffic).
 	$(GO) build -o bin/ ./cmd/breakwater
 	bin/breakwater run
+
+screenshots: ## Retake the console's screenshots in docs/ from the live embedded demo, going through its incident as a person would (about 5 minutes; needs chromium).
+	$(GO) build -o bin/ ./cmd/breakwater
+	$(GO) run ./scripts/screenshots
 
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
