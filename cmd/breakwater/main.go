@@ -79,6 +79,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration file (see config/example.yaml); empty: the embedded demo unless BREAKWATER_KAFKA_BROKERS is set")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write the allocation profile of the whole run (every allocation sampled since the start, by bytes and objects) to this file at exit (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: breakwater run [--config FILE]\n\n")
 		fs.PrintDefaults()
@@ -129,6 +130,19 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer stopProfile()
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "breakwater: memory profile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(stderr, "breakwater: memory profile: %v\n", err)
+			}
+			_ = f.Close()
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
