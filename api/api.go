@@ -386,6 +386,11 @@ type Held struct {
 	Offset    int64 `json:"offset"`
 	// Source is the input topic/partition/offset it came from.
 	Source string `json:"source,omitempty"`
+	// HoldReason says why an action held without a trip was held: the
+	// outage policy (store_unavailable), or a suppression after a
+	// reversal ("suppressed: ..." naming the reversal and until when).
+	// Empty for an action its incident's breaker held.
+	HoldReason string `json:"hold_reason,omitempty"`
 	// Status is pending, approved or rejected.
 	Status string `json:"status"`
 	// Reviewer is who approved or rejected it.

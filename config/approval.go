@@ -57,11 +57,18 @@ type Reversals struct {
 	Topic string `yaml:"topic"`
 	// Rate is the most reversal records written per second.
 	Rate float64 `yaml:"rate"`
+	// SuppressFor is how long after a reversal record an action of the
+	// same rule and model version on the same target is held rather than
+	// gated; 0 turns suppression off.
+	SuppressFor time.Duration `yaml:"suppress_for"`
 }
+
+// maxSuppressFor is the longest reversals.suppress_for.
+const maxSuppressFor = 365 * 24 * time.Hour
 
 // defaultReversals returns the built-in reversals section.
 func defaultReversals() Reversals {
-	return Reversals{Topic: "moderation.actions.reversals", Rate: 200}
+	return Reversals{Topic: "moderation.actions.reversals", Rate: 200, SuppressFor: 7 * 24 * time.Hour}
 }
 
 // validateReversals checks the reversals section.
@@ -83,5 +90,8 @@ func (c Config) validateReversals(p *problems) {
 	}
 	if r.Rate < 1 || r.Rate > 100000 {
 		p.addf("reversals.rate", "must be between 1 and 100000 records per second, got %v", r.Rate)
+	}
+	if r.SuppressFor < 0 || r.SuppressFor > maxSuppressFor {
+		p.addf("reversals.suppress_for", "must be between 0 (off) and %s, got %s", maxSuppressFor, r.SuppressFor)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
+	"github.com/breakwater/breakwater/event"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/metrics"
 )
@@ -89,6 +90,16 @@ type Options struct {
 	// Frontiers, if set, keeps the replicas within the smallest configured
 	// window of event time of each other while they consume a backlog.
 	Frontiers Frontiers
+	// Suppress, if set, holds the actions it names that would be gated:
+	// those of a rule on a target a reversal undid that rule's action on.
+	Suppress Suppressor
+}
+
+// Suppressor names the actions held after a reversal
+// (reversal.Suppressions): it returns the hold reason of an action whose
+// input record is stamped at, if it must be held.
+type Suppressor interface {
+	Suppressed(a *event.Action, at time.Time) (reason string, ok bool)
 }
 
 func (o Options) validate() error {

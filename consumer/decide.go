@@ -87,6 +87,7 @@ func (p *Pipeline) prepare(b batchRun, f *fetched) (*job, error) {
 		return nil, err
 	}
 	j.res = res
+	p.suppress(j.items, j.msgs)
 	ts := res.transitions
 	if rec := append(ts[:len(ts):len(ts)], res.rerecords...); len(rec) > 0 {
 		// Alerts and audit first: a transition the state log has seen is
@@ -128,6 +129,27 @@ func (p *Pipeline) prepare(b batchRun, f *fetched) (*job, error) {
 		p.m.SetState(s.Scope, s.Status.State)
 	}
 	return j, nil
+}
+
+// suppress holds the gated items the suppressor names (a reversal undid
+// their rule's action on their target): under their rule's scope, with no
+// incident, and the suppression as the reason. It runs after every way of
+// deciding a batch, a redelivery's records included, and asks at the
+// input record's timestamp, so that a redelivered action is suppressed as
+// its first delivery was.
+func (p *Pipeline) suppress(items []decide.Item, msgs []kafka.Message) {
+	if p.opts.Suppress == nil {
+		return
+	}
+	for i := range items {
+		it := &items[i]
+		if it.Decision != decide.Gated || it.Bad != nil {
+			continue
+		}
+		if reason, ok := p.opts.Suppress.Suppressed(&it.Act, msgs[i].Time); ok {
+			it.Decision, it.Scope, it.Gen, it.Reason = decide.Held, breaker.RuleScope(it.Act.RuleID), 0, reason
+		}
+	}
 }
 
 // decided is the store's side of a batch.

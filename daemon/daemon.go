@@ -123,6 +123,7 @@ type daemon struct {
 	releaser *review.Releaser
 	reverser *reversal.Service
 	appeals  *appeals.Service // nil unless appeals.enabled
+	suppress *reversal.Suppressions
 	api      *admin.API
 	restore  func(ctx context.Context) error
 	// redis is the client every component shares.
@@ -373,10 +374,15 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 			opts.OnBatch(r)
 		}
 	}
-	d.pipeline, err = consumer.New(consumer.Options{
+	co := consumer.Options{
 		Config: cfg, Kafka: kc, Store: st, States: states, Restore: d.restore, Logger: log, Metrics: m, OnBatch: onBatch,
 		Alerts: alertSink(d.alerts), Audit: trail, Frontiers: st,
-	})
+	}
+	if cfg.Reversals.SuppressFor > 0 {
+		d.suppress = reversal.NewSuppressions(kc, cfg.Reversals.Topic, cfg.Reversals.SuppressFor, log.Named("suppress"))
+		co.Suppress = d.suppress
+	}
+	d.pipeline, err = consumer.New(co)
 	if err != nil {
 		return nil, err
 	}
@@ -494,6 +500,15 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := retryStart(ctx, d.log, "restore breaker states", d.restore, restoreFailed); err != nil {
 		return err
 	}
+	if d.suppress != nil {
+		// The suppressions of the last reversals are known before the
+		// first action is decided.
+		d.health.setStarting("loading the suppressions from the reversals topic")
+		if err := retryStart(ctx, d.log, "load the suppressions from the reversals topic", d.suppress.Load,
+			func(error) { d.health.setStarting("loading the suppressions: reversals topic unreadable") }); err != nil {
+			return err
+		}
+	}
 	if d.alerts != nil {
 		// The consumer groups exist before anything is raised, so that no
 		// event falls before a receiver's starting point.
@@ -581,6 +596,12 @@ func (d *daemon) startMembers(g *group) {
 	if d.appeals != nil {
 		g.Go("appeals", func(ctx context.Context) error {
 			d.appeals.Run(ctx)
+			return nil
+		})
+	}
+	if d.suppress != nil {
+		g.Go("suppressions", func(ctx context.Context) error {
+			d.suppress.Run(ctx, time.Second)
 			return nil
 		})
 	}

@@ -172,7 +172,7 @@ func (x *Index) lifecycle(ctx context.Context, inc *Incident, states map[string]
 		inc.StateReason = fmt.Sprintf("%s no longer holds under generation %d (it is %s, generation %d): nothing new joins; %d actions wait for a reviewer",
 			scope, gen, orNone(st.State), st.Generation, inc.Pending)
 		if gen == 0 {
-			inc.StateReason = fmt.Sprintf("held while the rate store was unreachable; %d actions wait for a reviewer", inc.Pending)
+			inc.StateReason = fmt.Sprintf("held without a trip (while the rate store was unreachable, or suppressed after a reversal: see each action's hold_reason); %d actions wait for a reviewer", inc.Pending)
 		}
 	case inc.Released < decided:
 		inc.State = api.IncidentReviewed

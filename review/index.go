@@ -400,7 +400,7 @@ return added
 // heldFields are the fields of an action hash after its status, in order.
 var heldFields = []string{
 	"incident", "scope", "rule_id", "action", "target_type", "target_id", "model_version",
-	"region", "occurred_at", "held_at", "partition", "offset", "source", "key", "model_name", "confidence",
+	"region", "occurred_at", "held_at", "partition", "offset", "source", "key", "model_name", "confidence", "hold_reason",
 }
 
 // index writes one read batch of partition p covering offsets [from, to).
@@ -428,7 +428,7 @@ func (x *Index) index(ctx context.Context, p int, from, to int64, batch []kafka.
 		vals := []string{
 			h.Incident, h.Scope, h.Rule, h.Action, h.TargetType, h.TargetID, h.ModelVersion, h.Region,
 			h.OccurredAt.UTC().Format(time.RFC3339Nano), heldAt, strconv.Itoa(p), strconv.FormatInt(m.Offset, 10), h.Source, string(m.Key),
-			h.ModelName, conf,
+			h.ModelName, conf, h.HoldReason,
 		}
 		for i, f := range heldFields {
 			args = append(args, f, vals[i])
@@ -459,6 +459,8 @@ func heldOf(m kafka.Message) (Held, bool) {
 			h.Incident = string(hd.Value)
 		case wire.HeaderSource:
 			h.Source = string(hd.Value)
+		case wire.HeaderReason:
+			h.HoldReason = string(hd.Value)
 		}
 	}
 	if h.Incident == "" {
@@ -591,7 +593,7 @@ func heldFromFields(id string, m map[string]string) Held {
 			TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
 			OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
 			Source: m["source"], Status: m["status"], Reviewer: m["reviewer"], Released: m["released"] == "1",
-			ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]),
+			ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]), HoldReason: m["hold_reason"],
 		},
 		key: m["key"], seq: num("seq"), undoUntil: time.UnixMilli(num("undo_until")),
 	}
