@@ -3,6 +3,7 @@ package reversal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,11 @@ func (s *Suppressions) Lookup(a *event.Action, at time.Time) (Suppression, bool)
 // from every partition to its end. The pipeline consumes after it.
 func (s *Suppressions) Load(ctx context.Context) error {
 	parts, err := partition.List(ctx, s.kafka, s.topic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		// Nothing was ever reversed; Poll reads the topic once it exists.
+		s.log.Warn("the reversals topic does not exist: no suppressions", zap.String("topic", s.topic))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("suppressions: list %s: %w", s.topic, err)
 	}
@@ -155,6 +161,9 @@ func (s *Suppressions) Load(ctx context.Context) error {
 // Poll reads every partition from where the last read ended to its end.
 func (s *Suppressions) Poll(ctx context.Context) error {
 	parts, err := partition.List(ctx, s.kafka, s.topic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("suppressions: list %s: %w", s.topic, err)
 	}
