@@ -174,14 +174,9 @@ func (s *Suppressions) Poll(ctx context.Context) error {
 		}
 		err := partition.Read(ctx, s.kafka, s.topic, p, from, partition.End, func(msgs []kafka.Message, _, next int64) error {
 			for _, m := range msgs {
-				var r Record
-				if json.Unmarshal(m.Value, &r) != nil {
-					continue
+				if r, ok := recordOf(m); ok {
+					s.Add(r)
 				}
-				if r.ReversedAt.IsZero() {
-					r.ReversedAt = m.Time
-				}
-				s.Add(r)
 			}
 			s.next[p] = next
 			return nil
@@ -192,6 +187,19 @@ func (s *Suppressions) Poll(ctx context.Context) error {
 	}
 	s.prune()
 	return nil
+}
+
+// recordOf decodes a reversal record; one that is not (the topic is
+// Breakwater's, but anyone with write access can add to it) is skipped.
+func recordOf(m kafka.Message) (Record, bool) {
+	var r Record
+	if json.Unmarshal(m.Value, &r) != nil {
+		return Record{}, false
+	}
+	if r.ReversedAt.IsZero() {
+		r.ReversedAt = m.Time
+	}
+	return r, true
 }
 
 // prune drops the expired suppressions, at most once a minute.

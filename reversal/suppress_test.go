@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/event"
@@ -55,4 +56,35 @@ func TestSuppressions(t *testing.T) {
 	if s.Len() != 0 {
 		t.Errorf("Len after the pruning = %d; want 0", s.Len())
 	}
+}
+
+// FuzzSuppressionRecord: any value on the reversals topic is decoded or
+// skipped, and a decoded one is added or ignored, without a panic; an
+// added one suppresses exactly its rule, model version and target.
+func FuzzSuppressionRecord(f *testing.F) {
+	f.Add([]byte(`{"version":1,"action_id":"a","rule_id":"r","action":"ban","target":{"type":"account","id":"u"},"model_version":"v","reversed_at":"2026-05-01T12:00:00Z"}`))
+	f.Add([]byte(`{"rule_id":"r","target":{"id":""}}`))
+	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"reversed_at":"9999-12-31T23:59:59Z","rule_id":"r","target":{"id":"u"}}`))
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, value []byte) {
+		s := NewSuppressions(nil, "reversals", time.Hour, zap.NewNop())
+		s.now = func() time.Time { return at }
+		r, ok := recordOf(kafka.Message{Value: value, Time: at})
+		if !ok {
+			return
+		}
+		s.Add(r)
+		a := &event.Action{RuleID: r.RuleID, ModelVersion: r.ModelVersion, TargetType: r.Target.Type, TargetID: r.Target.ID}
+		_, held := s.Lookup(a, r.ReversedAt)
+		want := r.RuleID != "" && r.Target.ID != "" && r.ReversedAt.Add(time.Hour).After(at)
+		if held != want {
+			t.Fatalf("record %+v: suppressed at its reversal = %v; want %v", r, held, want)
+		}
+		other := *a
+		other.RuleID += "x"
+		if _, held := s.Lookup(&other, r.ReversedAt); held {
+			t.Fatalf("record %+v suppresses rule %q too", r, other.RuleID)
+		}
+	})
 }
