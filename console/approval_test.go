@@ -120,9 +120,10 @@ func TestConsoleApproval(t *testing.T) {
 
 // TestConsoleReversal drives a reversal in headless Chromium: an incident
 // that tripped late shows what it let through; an operator requests its
-// reversal from the incident's page; a second person approves it on the
-// Approvals page and follows it there until it is done; the reversals
-// topic then has one record per forwarded action.
+// reversal from the incident's page, gets no Review button on it and is
+// refused when approving it with their own session; a second person
+// approves it on the Approvals page and follows it there until it is done;
+// the reversals topic then has one record per forwarded action.
 func TestConsoleReversal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium and a daemon")
@@ -187,6 +188,31 @@ func TestConsoleReversal(t *testing.T) {
 		chromedp.SendKeys("#reversal-reason", "the rule misfired", chromedp.ByID),
 		chromedp.Click("#confirm", chromedp.ByID),
 		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Needs a second person")]`, chromedp.BySearch))
+	// The requester gets no Review button on their own request, and an
+	// approval forged with their session is refused.
+	var own, status int
+	w.allow("/approve")
+	run(t, ctx, "the requester cannot approve it",
+		chromedp.Click(`#nav a[data-nav="approvals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#approvals tr[data-status="pending"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#approvals button[data-act="review"]').length`, &own),
+		evalAwait(`(async () => {
+			const h = {"Authorization": "Bearer " + sessionStorage.getItem("breakwater.token"), "Content-Type": "application/json"};
+			const l = await (await fetch("/v1/approvals", {headers: h})).json();
+			const ap = l.approvals.find(a => a.operation === "reversal" && a.status === "pending");
+			const r = await fetch("/v1/approvals/" + ap.id + "/approve", {method: "POST", headers: h,
+				body: JSON.stringify({payload_sha256: ap.payload_sha256})});
+			return r.status;
+		})()`, &status))
+	if own != 0 {
+		t.Errorf("the requester sees %d Review buttons on their own reversal request; want none", own)
+	}
+	if status != 403 {
+		t.Errorf("the requester's own approval of the reversal = %d; want 403", status)
+	}
+	if n := len(bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 2*time.Second)); n != 0 {
+		t.Fatalf("%d reversal records before a second person approved; want none", n)
+	}
 
 	actx2, cancel2 := chromedp.NewContext(ctx)
 	defer cancel2()

@@ -974,7 +974,9 @@ async function reviewSample(id, box, refresh) {
         el("dt", { text: "confidence" }), el("dd", {}, conf),
         el("dt", { text: "region" }), el("dd", { text: h.region || "–" }),
         el("dt", { text: "occurred · held" }), el("dd", { class: "small", text: `${when(h.occurred_at)} · ${when(h.held_at)}` }),
-        el("dt", { text: "source" }), el("dd", { class: "small", text: h.source || "–" })),
+        el("dt", { text: "source" }), el("dd", { class: "small", text: h.source || "–" }),
+        h.hold_reason ? el("dt", { text: "held because" }) : null,
+        h.hold_reason ? el("dd", { class: "small", id: "sample-hold-reason", text: h.hold_reason }) : null),
       el("h3", { text: `Other held actions on ${target}` }),
       el("div", { id: "sample-related" }, rel === undefined ? el("p", { class: "muted small", text: "Looking…" })
         : rel.length === 0 ? el("p", { class: "muted small", text: "None: this is the only held action on this target." })
