@@ -242,7 +242,8 @@ func (c *checker) kafkaAccess(ctx context.Context, kc *kafkaconn.Endpoint) {
 
 // inputs are the topics the daemon reads: the input through the consumer
 // group, the others by partition (the review index, the breaker states,
-// the audit index, the reversals done).
+// the audit index, the reversals done and the suppressions, and the gated
+// topic for rebuilt decisions and reversal candidates).
 func (c *checker) inputs() []string {
 	var out []string
 	for _, t := range c.cfg.TopicUses() {

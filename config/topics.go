@@ -23,7 +23,7 @@ func (c Config) TopicUses() []TopicUse {
 	t := c.Kafka.Topics
 	uses := []TopicUse{
 		{Key: "kafka.topics.input", Name: t.Input, Carries: "the classifier's actions", Reads: true},
-		{Key: "kafka.topics.gated", Name: t.Gated, Carries: "vetted and approved actions, which the enforcement service consumes", Writes: true},
+		{Key: "kafka.topics.gated", Name: t.Gated, Carries: "vetted and approved actions, which the enforcement service consumes; read back to rebuild decisions and to find reversal candidates", Reads: true, Writes: true},
 		{Key: "kafka.topics.held", Name: t.Held, Carries: "actions whose breaker is open, waiting for review", Reads: true, Writes: true},
 		{Key: "kafka.topics.dead_letter", Name: t.DeadLetter, Carries: "undecodable or invalid input, never enforced", Writes: true},
 		{Key: "kafka.topics.state", Name: t.State, Carries: "every breaker transition, the durable record of the breakers", Reads: true, Writes: true, Compacted: true},
