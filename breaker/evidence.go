@@ -32,8 +32,9 @@ import (
 // it. Learning stops while the breaker holds or is open and while S is at
 // least h/2 (alarmed), so that an incident never becomes the new normal.
 // While the breaker is open S is capped at h: a person who resets it while
-// the rise goes on sees it trip again at once, and after the rise has ended
-// S falls back within hours.
+// the rise goes on sees it trip again at once; when S has fallen more than
+// ReleaseMargin below h by then, or the bins since it opened ran below the
+// rate at which evidence grows (the rise ended), it starts again from 0.
 //
 // The Redis store mirrors this arithmetic in Lua, operation by operation;
 // the differential test compares the two.
@@ -106,7 +107,29 @@ type Evidence struct {
 	// it learned from, capped like Learned.
 	Disp  float64
 	DispN int64
+	// Held is true when the last action was counted while the breaker was
+	// open or held (frozen).
+	Held bool
+	// Since is the evidence of the bins closed since the breaker was last
+	// frozen (opened), neither capped nor floored: below 0 when they ran
+	// under the rate at which evidence grows (the rise did not go on).
+	Since float64
 }
+
+// ReleaseMargin is how far below h, in the detector's log-likelihood
+// units, S may have fallen while the breaker was open for the rise to count
+// as still going on when the breaker is released (reset by a person, closed
+// automatically, or an override ends). S capped at h falls below it by the
+// evidence that the scope is back to its expectation since the last bin
+// that kept it at h: a margin of 2 is odds of e^2 (7.4) to 1 that the rise
+// ended. Within the margin, and when the bins closed since the breaker
+// opened ran at or above the rate at which evidence grows (Since >= 0), S
+// is kept and a rise that goes on trips the breaker again at once;
+// otherwise S starts again from 0, so that another trip needs fresh
+// evidence instead of the noise of the next minutes. Since decides for a
+// quiet scope, whose S falls too slowly to leave the margin within an
+// hour.
+const ReleaseMargin = 2.0
 
 // NewEvidence returns the empty detector state for p.
 func NewEvidence(p Policy) *Evidence {
@@ -155,8 +178,9 @@ func (e *Evidence) close(p Policy, frozen bool) {
 	mu, ok := e.expected(p, e.Cur)
 	if ok {
 		s := e.S + (float64(x*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu))/e.dispersion()
-		if frozen && s > p.EvidenceThreshold {
-			s = p.EvidenceThreshold
+		if frozen {
+			e.Since += s - e.S
+			s = min(s, p.EvidenceThreshold)
 		}
 		if !(s > 0) {
 			s = 0
@@ -191,7 +215,12 @@ func (e *Evidence) close(p Policy, frozen bool) {
 // Add counts n actions at event time atMillis, after closing
 // the bins before atMillis's; an action earlier than the open bin counts
 // in the open bin. frozen says the breaker is open or holds: S is capped at
-// the threshold and nothing is learned.
+// the threshold and nothing is learned. The bins closed here are frozen
+// too when the last action was counted frozen (their counts were).
+//
+// The first action counted not frozen after frozen ones is the breaker's
+// release: unless S is within ReleaseMargin of h and Since is not below
+// 0, it starts again from 0.
 func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
 	b := floorDiv(atMillis, e.Bin)
 	if !e.Seen {
@@ -199,18 +228,25 @@ func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
 	}
 	e.Top = max(e.Top, atMillis)
 	if b > e.Cur {
-		e.close(p, frozen)
+		e.close(p, frozen || e.Held)
 		gap := b - e.Cur - 1
 		if gap > p.MaxGapBins() {
 			e.S, e.Onset = 0, 0
 		} else {
 			for range gap {
 				e.Cur++
-				e.close(p, frozen)
+				e.close(p, frozen || e.Held)
 			}
 		}
 		e.Cur = b
 	}
+	if e.Held && !frozen && (e.S < p.EvidenceThreshold-ReleaseMargin || e.Since < 0) {
+		e.S, e.Onset = 0, 0
+	}
+	if frozen && !e.Held {
+		e.Since = 0
+	}
+	e.Held = frozen
 	e.X += n
 }
 

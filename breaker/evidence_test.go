@@ -36,15 +36,29 @@ func poisson(r *rand.Rand, mu float64) int64 {
 // and a reset. It returns the trips and the delay of the first trip after
 // rise (-1 if none).
 func run(p breaker.Policy, perHour float64, days int, rise time.Duration, factor float64, seed uint64) (trips int, delay time.Duration) {
+	at := tripTimes(p, perHour, days, rise, 0, factor, seed)
+	delay = -1
+	for _, t := range at {
+		if rise > 0 && t >= rise {
+			delay = t - rise
+			break
+		}
+	}
+	return len(at), delay
+}
+
+// tripTimes is run's traffic with the rise ending at end (0: never): it
+// returns when each trip happened, from the start.
+func tripTimes(p breaker.Policy, perHour float64, days int, rise, end time.Duration, factor float64, seed uint64) []time.Duration {
 	r := rand.New(rand.NewPCG(seed, 7))
 	ev := breaker.NewEvidence(p)
 	const step = int64(3000)
-	delay = -1
+	var out []time.Duration
 	openUntil := int64(-1)
 	for t := int64(0); t < int64(days)*86_400_000; t += step {
 		hour := float64(t%86_400_000) / 3_600_000
 		mu := perHour * (1 + 0.5*math.Sin(2*math.Pi*hour/24)) * float64(step) / 3_600_000
-		if rise > 0 && t >= rise.Milliseconds() {
+		if rise > 0 && t >= rise.Milliseconds() && (end == 0 || t < end.Milliseconds()) {
 			mu *= factor
 		}
 		n := poisson(r, mu)
@@ -57,13 +71,10 @@ func run(p breaker.Policy, perHour float64, days int, rise time.Duration, factor
 		if open || !ready || s < p.EvidenceThreshold {
 			continue
 		}
-		trips++
+		out = append(out, time.Duration(t)*time.Millisecond)
 		openUntil = t + time.Hour.Milliseconds()
-		if rise > 0 && t >= rise.Milliseconds() && delay < 0 {
-			delay = time.Duration(t-rise.Milliseconds()) * time.Millisecond
-		}
 	}
-	return trips, delay
+	return out
 }
 
 // TestEvidenceNoHistory: a scope with no history is never judged by the
@@ -181,5 +192,125 @@ func TestEvidenceStep(t *testing.T) {
 	ev.Add(p, 24*60*minute+6*minute+3*24*60*minute, 4, false)
 	if got := sum(); got != learned+1 {
 		t.Errorf("after a pause of three days %d bins learned; want %d (the open bin alone)", got, learned+1)
+	}
+}
+
+// TestEvidenceRelease walks the release by hand: a breaker released while
+// S is within breaker.ReleaseMargin of h keeps S (a rise that goes on trips
+// it again at once); released further below, S starts again from 0.
+func TestEvidenceRelease(t *testing.T) {
+	p := breaker.Policy{
+		Window: 400 * time.Millisecond, EvidenceBin: time.Minute, EvidenceRatio: 2, EvidenceThreshold: 5,
+		EvidenceMinExpected: 1, EvidenceDays: 2,
+	}
+	const minute = int64(60_000)
+	day := func() *breaker.Evidence {
+		ev := breaker.NewEvidence(p)
+		for m := range int64(24*60 + 1) {
+			ev.Add(p, m*minute, 4, false)
+		}
+		// open: a bin of 40 caps S at h
+		ev.Add(p, 24*60*minute+minute, 40, true)
+		ev.Add(p, 24*60*minute+2*minute, 4, true)
+		if ev.S != p.EvidenceThreshold || !ev.Held {
+			t.Fatalf("open after 40 against 4: S %v, held %v; want %v, true", ev.S, ev.Held, p.EvidenceThreshold)
+		}
+		return ev
+	}
+	// One bin at the expectation while open: S falls by 4 - 4 ln 2 =
+	// 1.23, within the margin; the release keeps it, and the bin counted
+	// while open closes frozen (not learned).
+	ev := day()
+	learned := ev.Learned[0]
+	ev.Add(p, 24*60*minute+3*minute, 4, false)
+	if want := p.EvidenceThreshold - (4 - 4*math.Log(2)); math.Abs(ev.S-want) > 1e-12 || ev.Held || ev.Onset == 0 || ev.Learned[0] != learned {
+		t.Errorf("released 1.23 below h: S %v, held %v, onset %v, learned %d; want S %v kept, not held, the onset kept, %d learned", ev.S, ev.Held, ev.Onset, ev.Learned[0], want, learned)
+	}
+	// Two bins at the expectation: 2.45 below h, beyond the margin: S
+	// starts again from 0, and so does the onset.
+	ev = day()
+	ev.Add(p, 24*60*minute+3*minute, 4, true)
+	ev.Add(p, 24*60*minute+4*minute, 4, false)
+	if ev.S != 0 || ev.Onset != 0 || ev.Held {
+		t.Errorf("released 2.45 below h: S %v, onset %v, held %v; want 0, 0, false", ev.S, ev.Onset, ev.Held)
+	}
+	// Not released while frozen: S stays where the bins left it.
+	ev = day()
+	ev.Add(p, 24*60*minute+3*minute, 4, true)
+	ev.Add(p, 24*60*minute+4*minute, 4, true)
+	if want := p.EvidenceThreshold - 2*(4-4*math.Log(2)); math.Abs(ev.S-want) > 1e-9 {
+		t.Errorf("still open 2.45 below h: S %v; want %v", ev.S, want)
+	}
+}
+
+// TestEvidenceReleaseSince: released within the margin of h, S is kept
+// only when the bins closed since the breaker opened ran above the rate at
+// which evidence grows (Since >= 0).
+func TestEvidenceReleaseSince(t *testing.T) {
+	p := breaker.Policy{
+		Window: 400 * time.Millisecond, EvidenceBin: time.Minute, EvidenceRatio: 2, EvidenceThreshold: 5,
+		EvidenceMinExpected: 1, EvidenceDays: 2,
+	}
+	const minute = int64(60_000)
+	for _, tt := range []struct {
+		open  int64   // actions in the bin counted while open
+		since float64 // its evidence: open ln 2 - 4
+		kept  bool
+	}{
+		{5, 5*math.Log(2) - 4, false},
+		{6, 6*math.Log(2) - 4, true},
+	} {
+		ev := breaker.NewEvidence(p)
+		for m := range int64(24*60 + 1) {
+			ev.Add(p, m*minute, 4, false)
+		}
+		// 12 against 4: S = 12 ln 2 - 4 = 4.32, below h
+		ev.Add(p, 24*60*minute+minute, 12, false)
+		// open (the bin of 12 closes frozen: Since counts from here)
+		ev.Add(p, 24*60*minute+2*minute, tt.open, true)
+		ev.Add(p, 24*60*minute+3*minute, 4, false)
+		s := 12*math.Log(2) - 4 + tt.since
+		if s < p.EvidenceThreshold-breaker.ReleaseMargin {
+			t.Fatalf("S %v is beyond the margin; the case does not test Since", s)
+		}
+		if math.Abs(ev.Since-tt.since) > 1e-12 {
+			t.Errorf("open %d: Since %v; want %v", tt.open, ev.Since, tt.since)
+		}
+		switch {
+		case tt.kept && math.Abs(ev.S-s) > 1e-12:
+			t.Errorf("open %d, Since %v: S %v after the release; want %v kept", tt.open, tt.since, ev.S, s)
+		case !tt.kept && ev.S != 0:
+			t.Errorf("open %d, Since %v: S %v after the release; want 0", tt.open, tt.since, ev.S)
+		}
+	}
+}
+
+// TestEvidenceReleaseAfterRise: a person resets every trip an hour after
+// it. While a 2x rise goes on, the breaker trips again within minutes of
+// each reset: the release does not throw away the evidence of a rise that
+// goes on.
+func TestEvidenceReleaseAfterRise(t *testing.T) {
+	rise := 3*24*time.Hour + 10*time.Hour
+	end := rise + 4*time.Hour
+	retrips, late := 0, 0
+	for _, perHour := range []float64{40, 100, 400} {
+		for seed := range uint64(10) {
+			at := tripTimes(evidencePolicy, perHour, 4, rise, end, 2, 100+seed)
+			for i, tr := range at {
+				if i > 0 && tr > rise && tr < end {
+					// the breaker was reset at at[i-1] + 1h
+					retrips++
+					if tr-(at[i-1]+time.Hour) > 5*time.Minute {
+						late++
+					}
+				}
+			}
+		}
+	}
+	if retrips < 60 {
+		t.Fatalf("%d trips after a reset during the rise in 30 runs; want at least 60 (the rise goes on)", retrips)
+	}
+	if late > retrips/10 {
+		t.Errorf("%d of %d trips after a reset during the rise came later than 5m after it; want at most a tenth", late, retrips)
 	}
 }

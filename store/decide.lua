@@ -15,7 +15,7 @@
 --     PSTRIDE (arguments per partition), SSTRIDE (arguments per scope
 --     before its buckets), reference scope (1-based, 0 none: the scope
 --     whose first counted action marks when counting began), BSTRIDE
---     (arguments per bucket);
+--     (arguments per bucket), RELEASE (breaker.ReleaseMargin);
 --   per partition: first offset, last offset, prune records that end below this;
 --   per scope: name, fine, coarse, gridwindow, max, factor, min, autoclose,
 --     probation, pscale, disabled, nbuckets, CRING (coarse ring slots),
@@ -42,6 +42,7 @@ local FINE, COARSE, GRACE, FRING = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumbe
 local HEAD, PSTRIDE, SSTRIDE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local refscope, BSTRIDE = tonumber(ARGV[12]), tonumber(ARGV[13])
 local NV = BSTRIDE - 3
+local RELEASE = tonumber(ARGV[14])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -300,14 +301,17 @@ for s = 1, S do
   local E = nil
   if pol.evon then
     -- the header now, an hour of the day's mean and count when first read
-    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn')
+    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l')
     local function nz(v) if not v then return 0 end return tonumber(v) end
-    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, dirty = {}}
+    E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, held = false,
+      l = 0, dirty = {}}
     local stored = h[1] and tonumber(h[1]) == pol.ebin and tonumber(h[2]) == pol.eseason
     if stored then
       E.seen = h[3] ~= false
       E.cur, E.top, E.x, E.s, E.o = nz(h[3]), nz(h[4]), nz(h[5]), nz(h[6]), nz(h[7])
       E.dv, E.dn = nz(h[8]), nz(h[9])
+      E.held = h[10] == '1'
+      E.l = nz(h[11])
     elseif h[1] then
       redis.call('DEL', ekey)
     end
@@ -349,7 +353,10 @@ for s = 1, S do
     local mu, ok = eexp(E.cur)
     if ok then
       local sv = E.s + (x * pol.elnr - (pol.eratio - 1) * mu) / ephi()
-      if frozen and sv > pol.eh then sv = pol.eh end
+      if frozen then
+        E.l = E.l + (sv - E.s)
+        if sv > pol.eh then sv = pol.eh end
+      end
       if not (sv > 0) then sv = 0 end
       E.s = sv
     end
@@ -383,18 +390,25 @@ for s = 1, S do
     end
     if at > E.top then E.top = at end
     if bi > E.cur then
-      eclose(frozen)
+      local fz = frozen or E.held
+      eclose(fz)
       local gap = bi - E.cur - 1
       if gap > pol.egap then
         E.s, E.o = 0, 0
       else
         for _ = 1, gap do
           E.cur = E.cur + 1
-          eclose(frozen)
+          eclose(fz)
         end
       end
       E.cur = bi
     end
+    -- released (breaker.ReleaseMargin): S starts again unless near h
+    if E.held and not frozen and (E.s < pol.eh - RELEASE or E.l < 0) then
+      E.s, E.o = 0, 0
+    end
+    if frozen and not E.held then E.l = 0 end
+    E.held = frozen
     E.x = E.x + w
   end
   local function echeck()
@@ -580,7 +594,7 @@ for s = 1, S do
 
   if E and E.seen then
     local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o),
-      'dv', f17(E.dv), 'dn', f17(E.dn)}
+      'dv', f17(E.dv), 'dn', f17(E.dn), 'f', E.held and '1' or '0', 'l', f17(E.l)}
     for k, _ in pairs(E.dirty) do
       table.insert(hs, 'e' .. k); table.insert(hs, f17(E.ex[k]))
       table.insert(hs, 'n' .. k); table.insert(hs, f17(E.n[k]))

@@ -27,7 +27,7 @@ var decideScript = redis.NewScript(decideLua)
 // script's header), so that the script reads the layout Go writes.
 const (
 	// decideHead is the number of arguments before the partitions.
-	decideHead = 13
+	decideHead = 14
 	// decidePartition is the number of arguments per partition.
 	decidePartition = 3
 	// decideScope is the number of arguments per scope before its buckets.
@@ -246,7 +246,7 @@ func (r *Redis) Decide(ctx context.Context, b decide.Batch) (decide.Result, erro
 	}
 	args = append(args, len(b.Partitions), len(b.Scopes), r.opts.RecordTTL.Milliseconds(), ringTTL+60_000,
 		breaker.FineSlots, breaker.CoarseSlots, breaker.GraceSlots, breaker.FineRing,
-		decideHead, decidePartition, decideScope, b.Reference, decideBucket+via)
+		decideHead, decidePartition, decideScope, b.Reference, decideBucket+via, fmtFloat(breaker.ReleaseMargin))
 	for _, p := range b.Partitions {
 		keys = append(keys, r.recordKey(p.Topic, p.Partition))
 		args = append(args, p.First, p.Last, p.Committed)

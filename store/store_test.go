@@ -454,6 +454,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"to open evidence in probation", "evidence dispersion learned", "counts with evidence",
 		"segment seeded from its rule", "segment trips model", "segment trips region", "segment trips target.type",
 		"model version past new does not trip",
+		"evidence restarted on release", "evidence kept on release", "evidence restarted on release: no rise since the trip",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -518,9 +519,16 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 		}
 		if len(rr.Replayed) == 0 {
 			cur := map[breaker.Scope]int64{}
+			prior := map[breaker.Scope]decide.State{}
 			for _, sc := range b.Scopes {
-				if ev := step.state(sc.Scope).Evidence; ev != nil && ev.Seen {
+				st := step.state(sc.Scope)
+				if ev := st.Evidence; ev != nil && ev.Seen {
 					cur[sc.Scope] = ev.Cur
+				}
+				prior[sc.Scope] = *st
+				if st.Evidence != nil {
+					ev := *st.Evidence
+					prior[sc.Scope] = decide.State{Status: st.Status, Evidence: &ev}
 				}
 			}
 			sr := step.decide(b, time.UnixMilli(clock.Load()).UTC())
@@ -529,6 +537,7 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 					t.Fatalf("batch %d, scope %s (buckets %v):\nredis %s\nStep  %s", i, b.Scopes[j].Scope, b.Scopes[j].Buckets, got, want)
 				}
 				evidenceStats(stats, b.Scopes[j], sr.Scopes[j], step[b.Scopes[j].Scope].Evidence, cur[b.Scopes[j].Scope])
+				releaseStats(stats, b, j, sr, prior[b.Scopes[j].Scope])
 			}
 		}
 		if got, want := fmtRecords(rr.Replayed), fmtRecords(mr.Replayed); got != want || (len(rr.Replayed) == 0) != (len(mr.Replayed) == 0) {
@@ -698,6 +707,41 @@ func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeRe
 				stats["evidence trip holds all"]++
 			}
 		}
+	}
+}
+
+// releaseStats counts the detector's release branches (breaker.Evidence.Add
+// after the breaker was reset, closed automatically or its override ended)
+// that scope j of batch b reached, from its state before the batch.
+func releaseStats(stats map[string]int, b decide.Batch, j int, res decide.Result, prior decide.State) {
+	sc := b.Scopes[j]
+	p := sc.Policy
+	ev := prior.Evidence
+	if !p.EvidenceOn() || ev == nil || !ev.Held || ev.Bin != p.EvidenceBinMillis() {
+		return
+	}
+	st, _ := breaker.Expire(prior.Status, res.Now)
+	if st.Auto == breaker.Open || st.Holds() {
+		return
+	}
+	for _, bk := range sc.Buckets {
+		if !(breaker.CountsHeld(st) || b.Counted(bk, res) || p.HoldContributors) {
+			continue
+		}
+		// The first action the detector counts releases it; against the
+		// same step without a release (but its bins closed frozen).
+		e, kept := *ev, *ev
+		e.Add(p, bk.At, bk.Count, false)
+		kept.Add(p, bk.At, bk.Count, true)
+		switch {
+		case e.S != kept.S && kept.S >= p.EvidenceThreshold-breaker.ReleaseMargin:
+			stats["evidence restarted on release: no rise since the trip"]++
+		case e.S != kept.S:
+			stats["evidence restarted on release"]++
+		case e.S > 0:
+			stats["evidence kept on release"]++
+		}
+		return
 	}
 }
 
