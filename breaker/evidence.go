@@ -36,6 +36,9 @@ import (
 // ReleaseMargin below h by then, or the bins since it opened ran below the
 // rate at which evidence grows (the rise ended), it starts again from 0.
 //
+// A scope that counts what its narrower scopes hold (global) also keeps R,
+// the residual evidence of what they did not hold; see Residual.
+//
 // The Redis store mirrors this arithmetic in Lua, operation by operation;
 // the differential test compares the two.
 //
@@ -114,6 +117,14 @@ type Evidence struct {
 	// frozen (opened), neither capped nor floored: below 0 when they ran
 	// under the rate at which evidence grows (the rise did not go on).
 	Since float64
+	// R is the residual evidence: S counting only the actions that no
+	// narrower breaker held (they reached enforcement, or the scope's own
+	// breaker held them), against the same expectation, except that it
+	// does not fall over a bin of which narrower breakers held some; XR
+	// is their number in the open bin. R equals S for a scope that counts
+	// nothing its narrower scopes hold. See Residual.
+	R  float64
+	XR int64
 }
 
 // ReleaseMargin is how far below h, in the detector's log-likelihood
@@ -125,7 +136,7 @@ type Evidence struct {
 // ended. Within the margin, and when the bins closed since the breaker
 // opened ran at or above the rate at which evidence grows (Since >= 0), S
 // is kept and a rise that goes on trips the breaker again at once;
-// otherwise S starts again from 0, so that another trip needs fresh
+// otherwise S (and R) start again from 0, so that another trip needs fresh
 // evidence instead of the noise of the next minutes. Since decides for a
 // quiet scope, whose S falls too slowly to leave the margin within an
 // hour.
@@ -178,14 +189,24 @@ func (e *Evidence) close(p Policy, frozen bool) {
 	mu, ok := e.expected(p, e.Cur)
 	if ok {
 		s := e.S + (float64(x*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu))/e.dispersion()
+		rs := e.R + (float64(float64(e.XR)*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu))/e.dispersion()
+		if e.XR < e.X {
+			// Narrower breakers held some of the bin: what still flows
+			// does not take back the evidence gathered before.
+			rs = max(rs, e.R)
+		}
 		if frozen {
 			e.Since += s - e.S
 			s = min(s, p.EvidenceThreshold)
+			rs = min(rs, p.EvidenceThreshold)
 		}
 		if !(s > 0) {
 			s = 0
 		}
-		e.S = s
+		if !(rs > 0) {
+			rs = 0
+		}
+		e.S, e.R = s, rs
 	}
 	switch {
 	case e.S == 0:
@@ -209,10 +230,15 @@ func (e *Evidence) close(p Policy, frozen bool) {
 		e.Learned[k] = min(e.Learned[k]+1, limit)
 		e.Expected[k] += (x - e.Expected[k]) / float64(e.Learned[k])
 	}
-	e.X = 0
+	e.X, e.XR = 0, 0
 }
 
-// Add counts n actions at event time atMillis, after closing
+// Add counts n actions at event time atMillis that reach enforcement (or
+// that the scope's own breaker holds): Count with every action residual.
+func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) { e.Count(p, atMillis, n, n, frozen) }
+
+// Count counts n actions at event time atMillis, of which residual were
+// not held by a narrower breaker, after closing
 // the bins before atMillis's; an action earlier than the open bin counts
 // in the open bin. frozen says the breaker is open or holds: S is capped at
 // the threshold and nothing is learned. The bins closed here are frozen
@@ -221,7 +247,7 @@ func (e *Evidence) close(p Policy, frozen bool) {
 // The first action counted not frozen after frozen ones is the breaker's
 // release: unless S is within ReleaseMargin of h and Since is not below
 // 0, it starts again from 0.
-func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
+func (e *Evidence) Count(p Policy, atMillis, n, residual int64, frozen bool) {
 	b := floorDiv(atMillis, e.Bin)
 	if !e.Seen {
 		e.Cur, e.Top, e.Seen = b, atMillis, true
@@ -231,7 +257,7 @@ func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
 		e.close(p, frozen || e.Held)
 		gap := b - e.Cur - 1
 		if gap > p.MaxGapBins() {
-			e.S, e.Onset = 0, 0
+			e.S, e.R, e.Onset = 0, 0, 0
 		} else {
 			for range gap {
 				e.Cur++
@@ -241,13 +267,14 @@ func (e *Evidence) Add(p Policy, atMillis, n int64, frozen bool) {
 		e.Cur = b
 	}
 	if e.Held && !frozen && (e.S < p.EvidenceThreshold-ReleaseMargin || e.Since < 0) {
-		e.S, e.Onset = 0, 0
+		e.S, e.R, e.Onset = 0, 0, 0
 	}
 	if frozen && !e.Held {
 		e.Since = 0
 	}
 	e.Held = frozen
 	e.X += n
+	e.XR += residual
 }
 
 // Check returns the detector's figures within the open bin, at the latest
@@ -266,4 +293,16 @@ func (e *Evidence) Check(p Policy) (s, expected, observed float64, ready bool) {
 	f := float64(min(max(e.Top-e.Cur*e.Bin+p.Grid().Fine, 0), e.Bin)) / float64(e.Bin)
 	s = max(e.S+(float64(x*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu*f))/e.dispersion(), 0)
 	return s, mu, x, true
+}
+
+// Residual returns the residual evidence within the open bin, as Check
+// does for S: R + (xr ln(r) - (r-1) mu f) / phi, at least 0 (0 while the
+// bin's hour of the day cannot be judged).
+func (e *Evidence) Residual(p Policy) float64 {
+	mu, ok := e.expected(p, e.Cur)
+	if !ok {
+		return 0
+	}
+	f := float64(min(max(e.Top-e.Cur*e.Bin+p.Grid().Fine, 0), e.Bin)) / float64(e.Bin)
+	return max(e.R+(float64(float64(e.XR)*math.Log(p.EvidenceRatio))-float64((p.EvidenceRatio-1)*mu*f))/e.dispersion(), 0)
 }

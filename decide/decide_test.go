@@ -389,3 +389,53 @@ func TestOpenCountsHeld(t *testing.T) {
 		t.Errorf("decisions %v; want a's action held", got)
 	}
 }
+
+// TestGlobalEvidenceContained checks that the global breaker's evidence,
+// which counts every action, held ones included, does not trip it when a
+// narrower breaker already holds the excess (what flows shows no rise),
+// and does trip it when the same excess flows.
+func TestGlobalEvidenceContained(t *testing.T) {
+	const cfg = `
+breakers:
+  defaults: {window: 1m, max_actions: 100000, factor: 0}
+  new_rules: {max_actions: 0}
+  global: {window: 1m, max_actions: 100000, factor: 0}
+  rules:
+    a: {evidence: {off: true}}
+`
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, held := range []bool{true, false} {
+		d := newDecider(t, cfg)
+		// A day and an hour of history: a and b act once a minute each,
+		// decided five minutes at a time.
+		at := t0
+		for ; at.Before(t0.Add(25 * time.Hour)); at = at.Add(5 * time.Minute) {
+			_, r := d.decide(append(spread("a", 5, at, 5*time.Minute), spread("b", 5, at, 5*time.Minute)...))
+			if s := status(r, breaker.Global); s.State != breaker.Closed {
+				t.Fatalf("global %+v at %v, on ordinary traffic; want closed", s, at)
+			}
+		}
+		if held {
+			if _, err := d.st.Update(context.Background(), breaker.RuleScope("a"), func(s breaker.Status, now time.Time) (breaker.Status, error) {
+				return breaker.Override(s, breaker.ForcedOpen, "op", "test", time.Time{}, now)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// a at 10x for half an hour: global's detector sees 55 actions a
+		// bin against 10 expected.
+		var tripped bool
+		var last breaker.Status
+		for end := at.Add(30 * time.Minute); at.Before(end); at = at.Add(time.Minute) {
+			_, r := d.decide(append(spread("a", 10, at, time.Minute), spread("b", 1, at, time.Minute)...))
+			last = status(r, breaker.Global)
+			tripped = tripped || last.State == breaker.Open
+		}
+		switch {
+		case held && tripped:
+			t.Errorf("a held by its own breaker: global tripped (%+v); want it closed, the excess is contained", last)
+		case !held && (!tripped || last.Reason != string(breaker.ReasonEvidence)):
+			t.Errorf("a not held: global %+v; want an evidence trip", last)
+		}
+	}
+}

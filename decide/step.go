@@ -65,7 +65,8 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		tripped, tripProbation := false, false
 		all := breaker.CountsHeld(st)
 		for _, bk := range sc.Buckets {
-			counted := all || b.Counted(bk, res)
+			flows := b.Counted(bk, res)
+			counted := all || flows
 			// The detector of a scope that holds its contributors
 			// (global) counts every action, those its narrower scopes
 			// hold included: they cannot mask a broad rise. Others count
@@ -75,7 +76,13 @@ func Step(b Batch, now time.Time, states []*State) Result {
 				continue
 			}
 			if detect {
-				e.Evidence.Add(p, bk.At, bk.Count, st.Auto == breaker.Open || st.Holds())
+				// The residual evidence counts what no narrower breaker
+				// holds.
+				var residual int64
+				if flows {
+					residual = bk.Count
+				}
+				e.Evidence.Count(p, bk.At, bk.Count, residual, st.Auto == breaker.Open || st.Holds())
 			}
 			at := bk.At
 			if counted {
@@ -91,6 +98,13 @@ func Step(b Batch, now time.Time, states []*State) Result {
 			}
 			if ev {
 				last.Evidence, last.Expected, last.Observed, last.EvidenceReady = e.Evidence.Check(p)
+				if p.HoldContributors && last.EvidenceReady {
+					// The evidence of every action trips a scope that holds
+					// its contributors only when what no narrower breaker
+					// holds shows a rise too (half the evidence): evidence
+					// that narrower breakers already contain trips nothing.
+					last.Evidence = min(last.Evidence, e.Evidence.Residual(p)+p.EvidenceThreshold/2)
+				}
 			}
 			prev := st
 			st, _ = breaker.Evaluate(p, st, last, now)

@@ -65,7 +65,7 @@ func evidenceOf(p breaker.Policy, m map[string]string) (*breaker.Evidence, bool)
 	ev.Cur, ev.Top, ev.X, ev.S, ev.Onset = int64(num("c")), int64(num("t")), int64(num("x")), num("s"), int64(num("o"))
 	ev.Disp, ev.DispN = num("dv"), int64(num("dn"))
 	ev.Held = m["f"] == "1"
-	ev.Since = num("l")
+	ev.Since, ev.R, ev.XR = num("l"), num("r"), int64(num("xr"))
 	for k := range breaker.SeasonSlots {
 		ev.Expected[k] = num("e" + strconv.Itoa(k))
 		ev.Learned[k] = int64(num("n" + strconv.Itoa(k)))

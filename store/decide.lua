@@ -265,7 +265,7 @@ for s = 1, S do
   -- (the evidence detector counts every bucket: allat, allcnt, and
   -- allc[b] is the index in bat of a bucket the window counts)
   local bat, bwt, kids, seenkid = {}, {}, {}, {}
-  local allat, allcnt, allc = {}, {}, {}
+  local allat, allcnt, allc, allres = {}, {}, {}, {}
   for b = 1, nb do
     local o = argi + SSTRIDE + (b - 1) * BSTRIDE
     local v1 = 0
@@ -274,17 +274,16 @@ for s = 1, S do
       seenkid[v1] = true
       table.insert(kids, v1)
     end
-    local counted = true
-    if not all then
-      for k = 1, NV do
-        local v = tonumber(ARGV[o + 3 + k])
-        if v == 0 then break end
-        if done[v].holds then
-          counted = false
-          break
-        end
+    local flows = true
+    for k = 1, NV do
+      local v = tonumber(ARGV[o + 3 + k])
+      if v == 0 then break end
+      if done[v].holds then
+        flows = false
+        break
       end
     end
+    local counted = all or flows
     if counted then
       table.insert(bat, tonumber(ARGV[o + 1]))
       table.insert(bwt, tonumber(ARGV[o + 2]))
@@ -292,6 +291,7 @@ for s = 1, S do
     if counted or (pol.evon and pol.holdc) then
       table.insert(allat, tonumber(ARGV[o + 1]))
       table.insert(allcnt, tonumber(ARGV[o + 3]))
+      allres[#allat] = flows and tonumber(ARGV[o + 3]) or 0
       allc[#allat] = counted and #bat or nil
     end
   end
@@ -301,17 +301,17 @@ for s = 1, S do
   local E = nil
   if pol.evon then
     -- the header now, an hour of the day's mean and count when first read
-    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l')
+    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l', 'r', 'xr')
     local function nz(v) if not v then return 0 end return tonumber(v) end
     E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, held = false,
-      l = 0, dirty = {}}
+      l = 0, r = 0, xr = 0, dirty = {}}
     local stored = h[1] and tonumber(h[1]) == pol.ebin and tonumber(h[2]) == pol.eseason
     if stored then
       E.seen = h[3] ~= false
       E.cur, E.top, E.x, E.s, E.o = nz(h[3]), nz(h[4]), nz(h[5]), nz(h[6]), nz(h[7])
       E.dv, E.dn = nz(h[8]), nz(h[9])
       E.held = h[10] == '1'
-      E.l = nz(h[11])
+      E.l, E.r, E.xr = nz(h[11]), nz(h[12]), nz(h[13])
     elseif h[1] then
       redis.call('DEL', ekey)
     end
@@ -353,12 +353,16 @@ for s = 1, S do
     local mu, ok = eexp(E.cur)
     if ok then
       local sv = E.s + (x * pol.elnr - (pol.eratio - 1) * mu) / ephi()
+      local rv = E.r + (E.xr * pol.elnr - (pol.eratio - 1) * mu) / ephi()
+      if E.xr < E.x and rv < E.r then rv = E.r end
       if frozen then
         E.l = E.l + (sv - E.s)
         if sv > pol.eh then sv = pol.eh end
+        if rv > pol.eh then rv = pol.eh end
       end
       if not (sv > 0) then sv = 0 end
-      E.s = sv
+      if not (rv > 0) then rv = 0 end
+      E.s, E.r = sv, rv
     end
     if E.s == 0 then
       E.o = 0
@@ -381,9 +385,9 @@ for s = 1, S do
       E.ex[k] = E.ex[k] + (x - E.ex[k]) / cnt
       E.dirty[k] = true
     end
-    E.x = 0
+    E.x, E.xr = 0, 0
   end
-  local function eadd(at, w, frozen)
+  local function eadd(at, w, wr, frozen)
     local bi = floordiv(at, E.bin)
     if not E.seen then
       E.cur, E.top, E.seen = bi, at, true
@@ -394,7 +398,7 @@ for s = 1, S do
       eclose(fz)
       local gap = bi - E.cur - 1
       if gap > pol.egap then
-        E.s, E.o = 0, 0
+        E.s, E.r, E.o = 0, 0, 0
       else
         for _ = 1, gap do
           E.cur = E.cur + 1
@@ -405,11 +409,12 @@ for s = 1, S do
     end
     -- released (breaker.ReleaseMargin): S starts again unless near h
     if E.held and not frozen and (E.s < pol.eh - RELEASE or E.l < 0) then
-      E.s, E.o = 0, 0
+      E.s, E.r, E.o = 0, 0, 0
     end
     if frozen and not E.held then E.l = 0 end
     E.held = frozen
     E.x = E.x + w
+    E.xr = E.xr + wr
   end
   local function echeck()
     local x = E.x
@@ -421,6 +426,12 @@ for s = 1, S do
     local f = d / E.bin
     local sv = E.s + (x * pol.elnr - (pol.eratio - 1) * mu * f) / ephi()
     if not (sv > 0) then sv = 0 end
+    if pol.holdc then
+      -- breaker.Evidence.Residual: the residual evidence gates the trip
+      local rv = E.r + (E.xr * pol.elnr - (pol.eratio - 1) * mu * f) / ephi()
+      if not (rv > 0) then rv = 0 end
+      if rv + pol.eh / 2 < sv then sv = rv + pol.eh / 2 end
+    end
     return sv, mu, x, true
   end
 
@@ -489,7 +500,7 @@ for s = 1, S do
     local b = allc[ab]
     local at = allat[ab]
     if E then
-      eadd(at, allcnt[ab], n.au == 'open' or n.st == 'open' or n.st == 'forced_open')
+      eadd(at, allcnt[ab], allres[ab], n.au == 'open' or n.st == 'open' or n.st == 'forced_open')
     end
     if b then
     local wt = bwt[b]
@@ -594,7 +605,7 @@ for s = 1, S do
 
   if E and E.seen then
     local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o),
-      'dv', f17(E.dv), 'dn', f17(E.dn), 'f', E.held and '1' or '0', 'l', f17(E.l)}
+      'dv', f17(E.dv), 'dn', f17(E.dn), 'f', E.held and '1' or '0', 'l', f17(E.l), 'r', f17(E.r), 'xr', f17(E.xr)}
     for k, _ in pairs(E.dirty) do
       table.insert(hs, 'e' .. k); table.insert(hs, f17(E.ex[k]))
       table.insert(hs, 'n' .. k); table.insert(hs, f17(E.n[k]))

@@ -437,7 +437,7 @@ func (s stepper) update(scope breaker.Scope, fn func(breaker.Status, time.Time) 
 // decide.Step.
 func TestDifferentialRedisMemory(t *testing.T) {
 	total := map[string]int{}
-	for _, seed := range []uint64{1, 3, 5} {
+	for _, seed := range []uint64{1, 3, 5, 12} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			for k, v := range differential(t, seed, 700) {
 				total[k] += v
@@ -455,6 +455,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"segment seeded from its rule", "segment trips model", "segment trips region", "segment trips target.type",
 		"model version past new does not trip",
 		"evidence restarted on release", "evidence kept on release", "evidence restarted on release: no rise since the trip",
+		"evidence residual below", "evidence residual gates", "evidence residual kept over a held bin",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -538,6 +539,7 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 				}
 				evidenceStats(stats, b.Scopes[j], sr.Scopes[j], step[b.Scopes[j].Scope].Evidence, cur[b.Scopes[j].Scope])
 				releaseStats(stats, b, j, sr, prior[b.Scopes[j].Scope])
+				residualStats(stats, b, j, sr, prior[b.Scopes[j].Scope])
 			}
 		}
 		if got, want := fmtRecords(rr.Replayed), fmtRecords(mr.Replayed); got != want || (len(rr.Replayed) == 0) != (len(mr.Replayed) == 0) {
@@ -670,6 +672,12 @@ func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeRe
 	if ev.S > 0 {
 		stats["evidence rising"]++
 	}
+	if p.HoldContributors && ev.R < ev.S {
+		stats["evidence residual below"]++
+		if s, _, _, ready := ev.Check(p); ready && ev.Residual(p)+p.EvidenceThreshold/2 < s {
+			stats["evidence residual gates"]++
+		}
+	}
 	if ev.Disp > 1 && ev.DispN == int64(p.EvidenceDays)*p.BinsPerSlot() {
 		stats["evidence dispersion learned"]++
 	}
@@ -742,6 +750,27 @@ func releaseStats(stats map[string]int, b decide.Batch, j int, res decide.Result
 			stats["evidence kept on release"]++
 		}
 		return
+	}
+}
+
+// residualStats counts the residual evidence's branch that keeps R over a
+// bin of which narrower breakers held some, when scope j of batch b closed
+// such a bin with its first action.
+func residualStats(stats map[string]int, b decide.Batch, j int, res decide.Result, prior decide.State) {
+	sc := b.Scopes[j]
+	p := sc.Policy
+	ev := prior.Evidence
+	if !p.EvidenceOn() || !p.HoldContributors || ev == nil || !ev.Seen || ev.Bin != p.EvidenceBinMillis() || len(sc.Buckets) == 0 {
+		return
+	}
+	bk := sc.Buckets[0]
+	if bk.At/ev.Bin != ev.Cur+1 || ev.XR >= ev.X || ev.R <= 0 || ev.R >= p.EvidenceThreshold || ev.Held {
+		return
+	}
+	e := *ev
+	e.Count(p, bk.At, bk.Count, 0, false)
+	if e.R == ev.R {
+		stats["evidence residual kept over a held bin"]++
 	}
 }
 
