@@ -64,6 +64,10 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "read incident", err)
 		return
 	}
+	if inc.Sample, err = samplePrecision(r.Context(), a.opts.Audit, inc.ID); err != nil {
+		a.fail(w, r, "read the incident's review decisions", err)
+		return
+	}
 	writeJSON(w, http.StatusOK, inc)
 }
 

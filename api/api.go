@@ -277,6 +277,25 @@ type Incident struct {
 	// FirstHeldAt and LastHeldAt span its held actions.
 	FirstHeldAt time.Time `json:"first_held_at"`
 	LastHeldAt  time.Time `json:"last_held_at"`
+	// Sample is the incident's estimated precision from the reviewers'
+	// verdicts on single actions (GET /v1/incidents/{id} only; absent
+	// before the first).
+	Sample *SamplePrecision `json:"sample,omitempty"`
+}
+
+// SamplePrecision is what the reviewers found judging an incident's held
+// actions one at a time (a sample): the share rejected estimates how much
+// of what the breaker holds was wrong. Bulk decisions and decisions put
+// back (undone) do not count.
+type SamplePrecision struct {
+	// Judged counts the actions judged one at a time, Rejected those
+	// rejected.
+	Judged   int `json:"judged"`
+	Rejected int `json:"rejected"`
+	// Wrong is Rejected over Judged.
+	Wrong float64 `json:"wrong"`
+	// Text says it: "17 of 20 sampled rejected: about 85% wrong".
+	Text string `json:"text"`
 }
 
 // Standing is a standing decision on an incident: every action it holds,

@@ -777,6 +777,7 @@ function renderIncident(main, id) {
       el("dt", { text: "scope" }), el("dd", {}, el("a", { href: "#/breaker/" + enc(inc.scope), text: inc.scope })),
       el("dt", { text: "held" }), el("dd", { text: `${when(inc.first_held_at)} to ${when(inc.last_held_at)}` }),
       el("dt", { text: "progress" }), el("dd", {}, progress(inc)),
+      el("dt", { text: "sampled precision" }), el("dd", { id: "sample-precision", text: inc.sample ? inc.sample.text : "no action judged one at a time yet" }),
       el("dt", { text: "audit" }), el("dd", {}, el("a", { href: "#/audit/" + enc(inc.id), id: "incident-audit", text: "every entry of this incident" }))));
     // Redrawn only when they change, so that a button is never replaced
     // under the pointer.
