@@ -86,6 +86,9 @@ type Options struct {
 	Approvals Approvals
 	// Reversals finds, starts and follows reversals.
 	Reversals Reversals
+	// Appeals, if set (appeals.enabled), is the switch of the appeals
+	// trip.
+	Appeals AppealsSwitch
 	// Pager, if set, pages on-call when a person breaks the glass, and
 	// tells it of an incident's acknowledgement; without
 	// it, break-glass is refused.
@@ -217,6 +220,8 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/incidents/{id}/standing/revoke", config.RoleReviewer}, a.changeIncident(audit.KindStandingRevoked, revokeChange)},
 		{Route{"GET", "/v1/incidents/{id}/reversal", config.RoleViewer}, a.previewReversal},
 		{Route{"POST", "/v1/incidents/{id}/reversal", config.RoleOperator}, a.requestReversal},
+		{Route{"GET", "/v1/appeals/trip", config.RoleViewer}, a.getAppealsTrip},
+		{Route{"POST", "/v1/appeals/trip", config.RoleOperator}, a.setAppealsTrip},
 		{Route{"GET", "/v1/reversals", config.RoleViewer}, a.listReversals},
 		{Route{"GET", "/v1/reversals/{id}", config.RoleViewer}, a.getReversal},
 	}

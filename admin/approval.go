@@ -143,6 +143,12 @@ func (a *API) applyApproval(ctx context.Context, ap api.Approval, by actor) (any
 			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: want a reversal naming its ids (%v)", err)}
 		}
 		return a.applyReversal(ctx, ap.Target, req, by)
+	case api.OpAppealsTrip:
+		req, err := parseAppealsTrip(ap.Payload)
+		if err != nil || req.Enabled || a.opts.Appeals == nil {
+			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: want the appeals trip turned off, with the appeals signal on (%v)", err)}
+		}
+		return a.applyAppealsTrip(ctx, req, by)
 	}
 	return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("unknown operation %q", ap.Operation)}
 }
@@ -400,6 +406,16 @@ func (a *API) checkPayload(ap api.Approval, payload []byte) ([]byte, string, int
 		}
 		b, _ := json.Marshal(req)
 		return b, fmt.Sprintf("reverse %d actions of incident %s (edited)", len(req.IDs), ap.Target), len(req.IDs), nil
+	case api.OpAppealsTrip:
+		req, err := parseAppealsTrip(payload)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		if req.Enabled || req.BreakGlass != "" {
+			return nil, "", 0, errors.New("the payload turns the appeals trip off, without break_glass")
+		}
+		b, _ := json.Marshal(req)
+		return b, "turn the appeals trip (overturn_rate) off (edited)", 0, nil
 	}
 	return nil, "", 0, fmt.Errorf("the request's operation %q cannot be edited", ap.Operation)
 }

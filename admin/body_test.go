@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/breakwater/breakwater/api"
@@ -179,6 +180,36 @@ func FuzzParseReversal(f *testing.F) {
 		}
 		if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
 			t.Errorf("parseReversal(%q) accepted to %s before from %s", data, req.To, req.From)
+		}
+	})
+}
+
+// FuzzParseAppealsTrip fuzzes the body of POST /v1/appeals/trip, which is
+// also the payload of its approval request.
+func FuzzParseAppealsTrip(f *testing.F) {
+	for _, s := range []string{
+		`{"enabled":false,"reason":"r"}`, `{"enabled":false,"reason":"r","for":"24h"}`, `{"enabled":true,"reason":"r","for":"1h"}`,
+		`{"enabled":false,"reason":"r","for":"-1h"}`, `{"enabled":false,"reason":"r","for":"9999h"}`, `{"enabled":true,"reason":"r","break_glass":"x"}`,
+		`{"enabled":false,"reason":""}`, `{"enabled":"no","reason":"r"}`, `{"enabled":false,"reason":"r","x":1}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := parseAppealsTrip(data)
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(req.Reason) == "" || strings.IndexFunc(req.Reason+req.BreakGlass, unicode.IsControl) >= 0 {
+			t.Errorf("parseAppealsTrip(%q) accepted reason %q, break_glass %q", data, req.Reason, req.BreakGlass)
+		}
+		if req.Enabled && (req.For != "" || req.BreakGlass != "") {
+			t.Errorf("parseAppealsTrip(%q) accepted turning on with for %q, break_glass %q", data, req.For, req.BreakGlass)
+		}
+		if req.For != "" {
+			d, err := time.ParseDuration(req.For)
+			if err != nil || d <= 0 || d > maxAppealsOff {
+				t.Errorf("parseAppealsTrip(%q) accepted for %q", data, req.For)
+			}
 		}
 	})
 }

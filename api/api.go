@@ -283,6 +283,38 @@ type Incident struct {
 	Sample *SamplePrecision `json:"sample,omitempty"`
 }
 
+// AppealsTrip is the switch of the appeals trip (overturn_rate): GET and
+// POST /v1/appeals/trip. Turning it off needs a second operator.
+type AppealsTrip struct {
+	// Enabled is false while the trip is turned off: outcomes are still
+	// joined and judged, but no breaker trips on them.
+	Enabled bool `json:"enabled"`
+	// By, Approver and Reason say who changed it last, who approved, and
+	// why; At when.
+	By       string    `json:"by,omitempty"`
+	Approver string    `json:"approver,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at,omitzero"`
+	// Until is when a turned-off trip turns itself on again; zero means
+	// until further notice.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// AppealsTripRequest is the body of POST /v1/appeals/trip.
+type AppealsTripRequest struct {
+	// Enabled turns the trip on (at once) or off (with a second
+	// operator's approval).
+	Enabled bool `json:"enabled"`
+	// Reason is required.
+	Reason string `json:"reason"`
+	// For, when turning it off, is how long (a Go duration); empty means
+	// until further notice.
+	For string `json:"for,omitempty"`
+	// BreakGlass, when set, turns it off at once without approval (see
+	// OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
+}
+
 // SamplePrecision is what the reviewers found judging an incident's held
 // actions one at a time (a sample): the share rejected estimates how much
 // of what the breaker holds was wrong. Bulk decisions and decisions put

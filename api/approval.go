@@ -196,3 +196,7 @@ type Reversals struct {
 	// Reversals are the jobs.
 	Reversals []Reversal `json:"reversals"`
 }
+
+// OpAppealsTrip turns the appeals trip (overturn_rate) off. Its target is
+// "appeals" and its payload an AppealsTripRequest with Enabled false.
+const OpAppealsTrip Operation = "appeals_trip"

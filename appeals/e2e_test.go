@@ -46,13 +46,14 @@ func outcome(id string, o appeals.Outcome) testbed.Record {
 
 // TestAppealsEndToEnd runs daemons on kfake and a redis-server with the
 // appeals signal on: the gated actions of two rules are joined; rule-b's
-// normal outcomes (95% upheld) never trip it; rule-a's outcomes trip it
-// (overturn_rate) exactly at the outcome at which the judgement first
-// says so, across a daemon restart in the middle (the outcomes are in
-// Redis); a malformed record, an unknown action id and a second outcome
+// normal outcomes (95% upheld) never trip it; rule-a's outcomes do not
+// trip it before the outcome at which the judgement first says so, across
+// a daemon restart in the middle (the outcomes are in Redis); a malformed record, an unknown action id and a second outcome
 // of an action go to the dead-letter topic with their reasons while the
 // outcomes after them are still judged; and the trip is in the state
 // topic, survives a restart and reads as an overturn_rate explanation.
+// While the appeals trip is turned off, the outcome that would trip does
+// not; turned on, the next outcome of rule-a trips.
 func TestAppealsEndToEnd(t *testing.T) {
 	bed := admintest.NewBed(t, 2)
 	bed.Kafka.CreateTopic(t, appealsTopic, 1)
@@ -149,7 +150,24 @@ func TestAppealsEndToEnd(t *testing.T) {
 	if b := getBreaker(t, d.URL, ruleAScope); b.State != breaker.Closed {
 		t.Fatalf("rule-a is %s (%s) one outcome before the expected trip; want closed", b.State, b.Reason)
 	}
+	// Turned off, the trip does not happen; turned on again, the next
+	// outcome of rule-a trips it.
+	if err := st.SetSwitch(t.Context(), api.AppealsTrip{Enabled: false, By: "test", Reason: "off", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	bed.Kafka.Produce(t, appealsTopic, script[tripAt])
+	waitCommitted(int64(len(first) + len(second) + 1))
+	if b := getBreaker(t, d.URL, ruleAScope); b.State != breaker.Closed {
+		t.Fatalf("rule-a is %s (%s) with the appeals trip turned off; want closed", b.State, b.Reason)
+	}
+	if err := st.SetSwitch(t.Context(), api.AppealsTrip{Enabled: true, By: "test", Reason: "on", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	next := tripAt + 1
+	for !strings.Contains(string(script[next].Key), "a-") {
+		next++
+	}
+	bed.Kafka.Produce(t, appealsTopic, script[tripAt+1:next+1]...)
 	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprint(getBreaker(t, d.URL, ruleAScope).Status) }, func() bool {
 		return getBreaker(t, d.URL, ruleAScope).State == breaker.Open
 	})
@@ -158,7 +176,7 @@ func TestAppealsEndToEnd(t *testing.T) {
 		t.Errorf("rule-a: %+v, explanation %+v; want tripped by overturn_rate and explained", b.Status, b.Explanation)
 	}
 	// The rest of the outcomes are judged; rule-b stays closed.
-	bed.Kafka.Produce(t, appealsTopic, script[tripAt+1:]...)
+	bed.Kafka.Produce(t, appealsTopic, script[next+1:]...)
 	waitCommitted(int64(len(first) + len(script[half:])))
 	if b := getBreaker(t, d.URL, ruleBScope); b.State != breaker.Closed {
 		t.Errorf("rule-b (95%% upheld) is %s (%s); want closed", b.State, b.Reason)

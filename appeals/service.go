@@ -301,6 +301,15 @@ func (s *Service) trip(ctx context.Context, scope breaker.Scope, v Verdict) erro
 	if decide.ScopePolicy(s.opts.Config, scope).Disabled {
 		return nil
 	}
+	sw, err := s.opts.Store.Switch(ctx, s.opts.Now())
+	if err != nil {
+		return err
+	}
+	if !sw.Enabled {
+		s.opts.Logger.Warn("appeals: the trip is turned off; not tripping", zap.String("scope", string(scope)),
+			zap.String("by", sw.By), zap.String("reason", sw.Reason), zap.String("appeals", Explain(s.policy, v)))
+		return nil
+	}
 	fig := breaker.Trip{Appeals: breaker.AppealsTrip{
 		Key: v.Key.String(), Outcomes: v.Outcomes, Overturned: v.Overturned, Below: v.Below, Floor: s.policy.Floor, Confidence: s.policy.Confidence,
 	}}
@@ -311,7 +320,6 @@ func (s *Service) trip(ctx context.Context, scope breaker.Scope, v Verdict) erro
 		return n, nil
 	}
 	var t breaker.Transition
-	var err error
 	for attempt := 0; ; attempt++ {
 		t, err = s.opts.Breakers.Update(ctx, scope, fn)
 		if !errors.Is(err, store.ErrStateLost) || attempt == 2 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -291,4 +292,43 @@ func (s *Store) Window(ctx context.Context, k Key) ([]Sample, error) {
 		out = append(out, Sample{At: time.UnixMilli(ms).UTC(), Overturned: f[2] == "o"})
 	}
 	return out, nil
+}
+
+// Switch returns the switch of the appeals trip at now: on unless an
+// operator turned it off and its time has not run out.
+func (s *Store) Switch(ctx context.Context, now time.Time) (api.AppealsTrip, error) {
+	m, err := s.client.HGetAll(ctx, s.keys.AppealsSwitch()).Result()
+	if err != nil {
+		return api.AppealsTrip{}, fmt.Errorf("appeals: read the trip's switch: %w", err)
+	}
+	sw := api.AppealsTrip{Enabled: m["off"] != "1", By: m["by"], Approver: m["approver"], Reason: m["reason"]}
+	if ms, err := strconv.ParseInt(m["at"], 10, 64); err == nil && ms > 0 {
+		sw.At = time.UnixMilli(ms).UTC()
+	}
+	if ms, err := strconv.ParseInt(m["until"], 10, 64); err == nil && ms > 0 {
+		sw.Until = time.UnixMilli(ms).UTC()
+		if !sw.Enabled && !now.Before(sw.Until) {
+			sw.Enabled = true
+			sw.Reason = "turned off until " + sw.Until.Format(time.RFC3339) + ": " + sw.Reason
+		}
+	}
+	return sw, nil
+}
+
+// SetSwitch turns the appeals trip on or off.
+func (s *Store) SetSwitch(ctx context.Context, sw api.AppealsTrip) error {
+	off := "0"
+	if !sw.Enabled {
+		off = "1"
+	}
+	until := int64(0)
+	if !sw.Until.IsZero() {
+		until = sw.Until.UnixMilli()
+	}
+	err := s.client.HSet(ctx, s.keys.AppealsSwitch(), "off", off, "by", sw.By, "approver", sw.Approver, "reason", sw.Reason,
+		"at", sw.At.UnixMilli(), "until", until).Err()
+	if err != nil {
+		return fmt.Errorf("appeals: set the trip's switch: %w", err)
+	}
+	return nil
 }

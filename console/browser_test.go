@@ -418,6 +418,10 @@ func TestConsole(t *testing.T) {
 		t.Errorf("the API has %s %s and %s %s; want approved and rejected", first, statuses[first], second, statuses[second])
 	}
 
+	// The two verdicts give the incident its sampled precision.
+	run(t, ctx, "the sampled precision",
+		poll(`(document.getElementById("sample-precision") || {}).textContent === "1 of 2 sampled rejected: about 50% wrong"`))
+
 	// Approve the rest behind a typed confirmation and follow the release.
 	run(t, ctx, "approve all",
 		chromedp.Click("#approve-all", chromedp.ByID),

@@ -318,6 +318,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "reverser", d.reverser) })
+	var appealsSwitch admin.AppealsSwitch
 	if cfg.Appeals.Enabled {
 		keys, err := wire.NewKeys(cfg.Redis.KeyPrefix)
 		if err != nil {
@@ -327,6 +328,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
+		appealsSwitch = as
 		var raise func(ctx context.Context, ts []breaker.Transition) error
 		if d.alerts != nil {
 			raise = func(ctx context.Context, ts []breaker.Transition) error { return d.alerts.Raise(ctx, ts, nil) }
@@ -356,7 +358,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
 		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
 		Approvals: approvals, Pager: pager(d.alerts), People: peopleOf(people),
-		Reversals: d.reverser,
+		Reversals: d.reverser, Appeals: appealsSwitch,
 	})
 	if err != nil {
 		return nil, err

@@ -171,6 +171,10 @@ func (k Keys) AppealsMeta() string { return k.tag + ":ap:meta" }
 // a rule (key as appeals.Key formats it).
 func (k Keys) AppealsWindow(key string) string { return k.tag + ":ap:w:" + key }
 
+// AppealsSwitch is whether the appeals trip is turned off, by whom, why
+// and until when.
+func (k Keys) AppealsSwitch() string { return k.tag + ":ap:switch" }
+
 // The alert outbox.
 
 // AlertPrefix starts every key of the alert outbox.

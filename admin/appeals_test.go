@@ -1,0 +1,61 @@
+package admin_test
+
+import (
+	"testing"
+
+	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/config"
+	"github.com/breakwater/breakwater/internal/admintest"
+)
+
+// TestAppealsTripApproval: turning the appeals trip off needs a second
+// operator: the requester, and a reviewer, cannot approve it; an admin
+// can, and the switch then reads off with both names; turning it on
+// applies at once. Without appeals.enabled the switch answers 404.
+func TestAppealsTripApproval(t *testing.T) {
+	bed := admintest.NewBed(t, 1)
+	cfg := bed.Config(t, 1000)
+	cfg.Appeals.Enabled = true
+	bed.Kafka.CreateTopic(t, cfg.Appeals.Topic, 1)
+	d := admintest.StartDaemon(t, cfg)
+	op, vw := tok(config.RoleOperator), tok(config.RoleViewer)
+
+	var sw api.AppealsTrip
+	if code := call(t, d.URL, "GET", "/v1/appeals/trip", vw, "", &sw); code != 200 || !sw.Enabled {
+		t.Fatalf("GET /v1/appeals/trip = %d %+v; want on", code, sw)
+	}
+	if code := call(t, d.URL, "POST", "/v1/appeals/trip", tok(config.RoleReviewer), `{"enabled":false,"reason":"r"}`, nil); code != 403 {
+		t.Errorf("a reviewer turning it off = %d; want 403", code)
+	}
+	var ap api.Approval
+	if code := call(t, d.URL, "POST", "/v1/appeals/trip", op, `{"enabled":false,"reason":"appeals backlog re-decided","for":"2h"}`, &ap); code != 202 || ap.Operation != api.OpAppealsTrip {
+		t.Fatalf("turning it off = %d %+v; want 202 with an approval request", code, ap)
+	}
+	if call(t, d.URL, "GET", "/v1/appeals/trip", vw, "", &sw); !sw.Enabled {
+		t.Fatalf("the trip is off before the approval: %+v", sw)
+	}
+	if code := approve(t, d.URL, op, ap, ap.PayloadSHA256, nil); code != 403 {
+		t.Errorf("approval by the requester = %d; want 403", code)
+	}
+	if code := approve(t, d.URL, tok(config.RoleReviewer), ap, ap.PayloadSHA256, nil); code != 403 {
+		t.Errorf("approval by a reviewer = %d; want 403", code)
+	}
+	var done api.Approval
+	if code := approve(t, d.URL, tok(config.RoleAdmin), ap, ap.PayloadSHA256, &done); code != 200 || done.Status != api.ApprovalApplied {
+		t.Fatalf("approval by an admin = %d %+v", code, done)
+	}
+	call(t, d.URL, "GET", "/v1/appeals/trip", vw, "", &sw)
+	if sw.Enabled || sw.By != admintest.Name(config.RoleOperator) || sw.Approver != admintest.Name(config.RoleAdmin) || sw.Until.IsZero() {
+		t.Errorf("after the approval the switch is %+v; want off, by the operator, approved by the admin, until in 2h", sw)
+	}
+	if code := call(t, d.URL, "POST", "/v1/appeals/trip", op, `{"enabled":true,"reason":"done"}`, &sw); code != 200 || !sw.Enabled {
+		t.Errorf("turning it on = %d %+v; want 200 at once", code, sw)
+	}
+
+	// Without the appeals signal there is no switch.
+	bed2 := admintest.NewBed(t, 1)
+	d2 := admintest.StartDaemon(t, bed2.Config(t, 1000))
+	if code := call(t, d2.URL, "GET", "/v1/appeals/trip", vw, "", nil); code != 404 {
+		t.Errorf("GET /v1/appeals/trip without appeals.enabled = %d; want 404", code)
+	}
+}
