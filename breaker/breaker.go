@@ -445,12 +445,17 @@ type Child struct {
 	Counts Counts
 	// Holds is true when it holds its own actions.
 	Holds bool
+	// Deeper marks a scope narrower than an immediate child (a rule's
+	// model version or segment, for global): it is not a contributor, and
+	// counts only as a holding scope that explains an evidence trip.
+	Deeper bool
 }
 
 // Contributors returns the narrower scopes a wider scope under policy p
 // that just tripped on counts c should hold, or nil for every action it
-// counts. A contributor is a child that does not hold itself and either has
-// no baseline yet or counts more than ContributorFactor times its baseline.
+// counts. A contributor is a child that does not hold itself, let some of
+// its actions through, and either has no baseline yet or counts more than
+// ContributorFactor times its baseline.
 // The contributors are held alone when they explain the excess (without
 // their window counts the wider scope would not have passed the threshold
 // it tripped on) and are fewer than half the children that do not hold
@@ -487,7 +492,7 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 	var out []Scope
 	rest, open := c.Window, 0
 	for _, ch := range children {
-		if ch.Holds && !countsHeld {
+		if ch.Deeper || (ch.Holds && !countsHeld) {
 			continue
 		}
 		open++
@@ -496,17 +501,28 @@ func Contributors(p Policy, c Counts, reason Reason, probation, countsHeld bool,
 			rest -= ch.Counts.Window
 			continue
 		}
-		if !ch.Counts.BaselineReady || ch.Counts.Window > p.ContributorFactor*ch.Counts.Baseline {
+		// A child that let nothing through (its narrower scopes hold all
+		// of its actions of the batch) drives nothing.
+		if ch.Counts.Window > 0 && (!ch.Counts.BaselineReady || ch.Counts.Window > p.ContributorFactor*ch.Counts.Baseline) {
 			out = append(out, ch.Scope)
 			rest -= ch.Counts.Window
 		}
 	}
 	if reason == ReasonEvidence && len(out) == 0 && rest <= limit {
 		// The evidence comes from what narrower breakers already hold:
-		// hold those (nothing new), not everything.
+		// hold those (nothing new), not everything. A deeper scope that
+		// holds (a rule's model version) names no child, so holding it
+		// holds nothing new either.
 		for _, ch := range children {
-			if ch.Holds {
+			if ch.Holds && !ch.Deeper {
 				out = append(out, ch.Scope)
+			}
+		}
+		if len(out) == 0 {
+			for _, ch := range children {
+				if ch.Holds && ch.Deeper {
+					out = append(out, ch.Scope)
+				}
 			}
 		}
 		if len(out) > 0 {

@@ -82,7 +82,8 @@ type Window struct {
 	top    int64
 	seen   bool
 	// born is when the scope was seeded from another's counts (Seed), in
-	// event time: its own first action; 0 if it never was.
+	// event time: its own first action; 0 if it never was, Dormant for a
+	// scope that counts nothing (Policy.NewOnly, no longer new).
 	born int64
 }
 
@@ -182,5 +183,20 @@ func (w *Window) Seed(bornMillis int64) *Window {
 	return &c
 }
 
-// Born returns when the window was seeded (Seed), and false if it was not.
-func (w *Window) Born() (int64, bool) { return w.born, w.born != 0 }
+// Born returns when the window was seeded (Seed), and false if it was not
+// (or it is Dormant).
+func (w *Window) Born() (int64, bool) { return w.born, w.born > 0 }
+
+// Dormant is the born of a window that counts nothing: a model version
+// that is not new on its rule.
+const Dormant = -1
+
+// NewDormant returns an empty ring for grid g that counts nothing.
+func NewDormant(g Grid) *Window {
+	w := NewWindow(g)
+	w.born = Dormant
+	return w
+}
+
+// Dormant reports whether the window counts nothing (NewDormant).
+func (w *Window) Dormant() bool { return w.born == Dormant }

@@ -90,9 +90,10 @@ type ScopeCounts struct {
 	// Buckets are the bucket start times and summed weights.
 	Buckets []Bucket
 	// Seed, when positive, is the 1-based index in Batch.Scopes of a
-	// scope of the same policy whose state (counts and detector) this
-	// scope starts from when it has none: a rule's model version starts
-	// from its rule, what the versions it replaces did.
+	// scope of the same layout whose state (counts and detector) a scope
+	// that trips only while new (breaker.Policy.NewOnly) starts from when
+	// it is first seen: a rule's model version starts from its rule, what
+	// the versions it replaces did.
 	Seed int
 }
 

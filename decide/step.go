@@ -43,19 +43,20 @@ func Step(b Batch, now time.Time, states []*State) Result {
 	}
 	for i, sc := range b.Scopes {
 		e := states[i]
-		if sc.Seed > 0 && len(sc.Buckets) > 0 {
-			born := sc.Buckets[0].At
-			for _, bk := range sc.Buckets {
-				born = min(born, bk.At)
-			}
-			seed(e, states[sc.Seed-1], born)
-		}
 		g := sc.Policy.Grid()
+		p := sc.Policy
+		dormant := false
+		if p.NewOnly && len(sc.Buckets) > 0 {
+			var src *State
+			if sc.Seed > 0 {
+				src = states[sc.Seed-1]
+			}
+			dormant = newOnly(e, src, sc, g)
+		}
 		if e.Window == nil || e.Window.Grid() != g {
 			e.Window = breaker.NewWindow(g)
 		}
-		p := sc.Policy
-		ev := p.EvidenceOn()
+		ev := p.EvidenceOn() && !dormant
 		if ev && (e.Evidence == nil || e.Evidence.Bin != p.EvidenceBinMillis() || e.Evidence.Season != p.SlotMillis()*breaker.SeasonSlots) {
 			e.Evidence = breaker.NewEvidence(p)
 		}
@@ -65,6 +66,9 @@ func Step(b Batch, now time.Time, states []*State) Result {
 		tripped, tripProbation := false, false
 		all := breaker.CountsHeld(st)
 		for _, bk := range sc.Buckets {
+			if dormant {
+				break
+			}
 			flows := b.Counted(bk, res)
 			counted := all || flows
 			// The detector of a scope that holds its contributors
@@ -127,27 +131,45 @@ func Step(b Batch, now time.Time, states []*State) Result {
 	return res
 }
 
-// seed gives e, when nothing was counted in it, a copy of the counts and
-// the detector of src (the batch checked that their layouts agree), its
-// own first action at bornMillis.
-func seed(e, src *State, bornMillis int64) {
+// newOnly keeps the state of a scope that trips only while new
+// (Policy.NewOnly: a model version), before its batch sc, and reports
+// whether it is dormant: it counts nothing and cannot trip. A scope seen
+// for the first time starts from a copy of src's counts and detector (its
+// rule's) when src has counts, its own first action kept as the window's
+// born; otherwise it is dormant (it was there when its rule began). A
+// seeded scope turns dormant, its counts dropped, once Learning has passed
+// since it was born.
+func newOnly(e, src *State, sc ScopeCounts, g breaker.Grid) bool {
+	lo, hi := sc.Buckets[0].At, sc.Buckets[0].At
+	for _, bk := range sc.Buckets {
+		lo, hi = min(lo, bk.At), max(hi, bk.At)
+	}
+	born := int64(0)
 	if e.Window != nil {
-		if _, ok := e.Window.First(); ok {
-			return
+		if e.Window.Dormant() {
+			born = breaker.Dormant
+		} else if b, ok := e.Window.Born(); ok {
+			born = b
 		}
 	}
-	if e.Evidence != nil && e.Evidence.Seen {
-		return
-	}
-	if src.Window != nil {
-		if _, ok := src.Window.First(); ok {
-			e.Window = src.Window.Seed(bornMillis)
+	if born == 0 {
+		e.Window, e.Evidence = breaker.NewDormant(g), nil
+		born = breaker.Dormant
+		if src != nil && src.Window != nil {
+			if _, ok := src.Window.First(); ok {
+				e.Window, born = src.Window.Seed(lo), lo
+				if src.Evidence != nil && src.Evidence.Seen {
+					ev := *src.Evidence
+					e.Evidence = &ev
+				}
+			}
 		}
 	}
-	if src.Evidence != nil && src.Evidence.Seen {
-		ev := *src.Evidence
-		e.Evidence = &ev
+	if born > 0 && hi-born >= sc.Policy.Learning.Milliseconds() {
+		e.Window, e.Evidence = breaker.NewDormant(g), nil
+		born = breaker.Dormant
 	}
+	return born == breaker.Dormant
 }
 
 // onset estimates when what tripped a breaker began, in event time: when
@@ -190,7 +212,8 @@ func Holding(res Result) (holding map[breaker.Scope]uint64, only map[breaker.Sco
 }
 
 // children returns the immediate narrower scopes of sc's buckets (their
-// first Via), in the order they first appear, as decided in this batch.
+// first Via), in the order they first appear, as decided in this batch,
+// then the deeper ones (the other Via) that hold, marked Deeper.
 func children(sc ScopeCounts, decided []ScopeResult) []breaker.Child {
 	var out []breaker.Child
 	seen := map[int32]bool{}
@@ -202,6 +225,17 @@ func children(sc ScopeCounts, decided []ScopeResult) []breaker.Child {
 		seen[v] = true
 		r := decided[v-1]
 		out = append(out, breaker.Child{Scope: r.Scope, Counts: r.Counts, Holds: r.Status.Holds()})
+	}
+	for _, bk := range sc.Buckets {
+		for _, v := range bk.Via[1:] {
+			if v == 0 {
+				break
+			}
+			if r := decided[v-1]; !seen[v] && r.Status.Holds() {
+				seen[v] = true
+				out = append(out, breaker.Child{Scope: r.Scope, Counts: r.Counts, Holds: true, Deeper: true})
+			}
+		}
 	}
 	return out
 }

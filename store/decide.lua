@@ -23,9 +23,9 @@
 --     evidence on, bin ms, ratio r, ln r, threshold h, min expected, most
 --     bins learned per hour of the day, bins per hour of the day, most
 --     empty bins closed one by one, evidence ttl ms, seasonal slot ms,
---     seed (1-based scope whose ring and detector this one starts from
---     when it has neither, its own first action kept as the ring's 'born';
---     0 none), new only (trips only within learning ms of 'born'),
+--     seed (1-based scope whose ring and detector a new-only scope starts
+--     from when first seen; 0 none), new only (1: trips only within
+--     learning ms of its first action, the ring's 'born'; -1 is dormant),
 --     then nbuckets buckets (at, weight, count, then BSTRIDE - 3 via): via
 --     are earlier scopes (1-based, 0 none, the nonzero first) whose
 --     holding leaves the bucket uncounted.
@@ -145,7 +145,7 @@ local done = {}
 
 -- contributors mirrors breaker.Contributors: the narrower scopes a wider
 -- one that just tripped holds alone, '' for everything.
-local function contributors(pol, win, base, exp, reason, probation, countsheld, kids)
+local function contributors(pol, win, base, exp, reason, probation, countsheld, kids, deep)
   if not pol.holdc then return '' end
   local scale = 1.0
   if probation and pol.pscale > 0 then scale = pol.pscale end
@@ -172,7 +172,7 @@ local function contributors(pol, win, base, exp, reason, probation, countsheld, 
     elseif not d.holds then
       open = open + 1
       local w = d.win / 1000
-      if not d.ready or w > pol.cfactor * (d.base * d.gw / (COARSE * d.coarse) / 1000) then
+      if w > 0 and (not d.ready or w > pol.cfactor * (d.base * d.gw / (COARSE * d.coarse) / 1000)) then
         table.insert(out, d.name)
         rest = rest - w
       end
@@ -181,6 +181,10 @@ local function contributors(pol, win, base, exp, reason, probation, countsheld, 
   if reason == 'evidence' and #out == 0 and rest <= limit then
     for _, k in ipairs(kids) do
       if done[k].holds then table.insert(out, done[k].name) end
+    end
+    -- a deeper scope that holds (a rule's model version) holds nothing new
+    if #out == 0 then
+      for _, k in ipairs(deep) do table.insert(out, done[k].name) end
     end
     if #out > 0 then return table.concat(out, '\n') end
   end
@@ -211,32 +215,53 @@ for s = 1, S do
   local skey, rkey, ekey = KEYS[ki + 1], KEYS[ki + 2], KEYS[ki + 3]
   ki = ki + 3
 
-  -- a scope with nothing counted starts from its seed's ring and detector
-  -- (decide.Step's seed): a model version from its rule
+  -- a scope that trips only while new (a model version: decide.newOnly)
+  -- keeps when it was born in its ring: first seen, it starts from a copy
+  -- of its seed's ring and detector if the seed has counts, and is dormant
+  -- (born -1: it counts nothing) otherwise, or once learning has passed
   local nb = tonumber(ARGV[argi + 12])
-  if pol.seed > 0 and nb > 0 and redis.call('EXISTS', rkey, ekey) == 0 then
-    local function copy(from, to, need, ttl)
-      local h = redis.call('HGETALL', from)
-      local has = false
-      for j = 1, #h, 2 do
-        if h[j] == need then has = true end
-      end
-      if not has then return false end
-      for k = 1, #h, 1000 do
-        redis.call('HSET', to, unpack(h, k, math.min(k + 999, #h)))
-      end
-      redis.call('PEXPIRE', to, ttl)
-      return true
+  local dormant, born = false, nil
+  if pol.newonly and nb > 0 then
+    local lo, hi = nil, nil
+    for b = 1, nb do
+      local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * BSTRIDE + 1])
+      if lo == nil or at < lo then lo = at end
+      if hi == nil or at > hi then hi = at end
     end
-    if copy(KEYS[2 + P + 3 * pol.seed - 1], rkey, 'top', ringttl) then
-      local born = nil
-      for b = 1, nb do
-        local at = tonumber(ARGV[argi + SSTRIDE + (b - 1) * BSTRIDE + 1])
-        if born == nil or at < born then born = at end
+    local bo = redis.call('HGET', rkey, 'born')
+    born = bo and tonumber(bo) or 0
+    if born == 0 then
+      redis.call('DEL', rkey, ekey)
+      born = -1
+      if pol.seed > 0 then
+        local h = redis.call('HGETALL', KEYS[2 + P + 3 * pol.seed - 1])
+        local has = false
+        for j = 1, #h, 2 do
+          if h[j] == 'top' then has = true end
+        end
+        if has then
+          for k = 1, #h, 1000 do
+            redis.call('HSET', rkey, unpack(h, k, math.min(k + 999, #h)))
+          end
+          born = lo
+          local he = redis.call('HGETALL', KEYS[2 + P + 3 * pol.seed])
+          if #he > 0 then
+            for k = 1, #he, 1000 do
+              redis.call('HSET', ekey, unpack(he, k, math.min(k + 999, #he)))
+            end
+            redis.call('PEXPIRE', ekey, pol.ettl)
+          end
+        end
       end
-      redis.call('HSET', rkey, 'born', born)
     end
-    copy(KEYS[2 + P + 3 * pol.seed], ekey, 'c', pol.ettl)
+    if born > 0 and hi - born >= pol.learning then
+      redis.call('DEL', rkey, ekey)
+      born = -1
+    end
+    redis.call('HSET', rkey, 'born', born)
+    redis.call('PEXPIRE', rkey, ringttl)
+    dormant = born < 0
+    if dormant then born = nil end
   end
 
   -- status
@@ -274,16 +299,18 @@ for s = 1, S do
       seenkid[v1] = true
       table.insert(kids, v1)
     end
-    local flows = true
-    for k = 1, NV do
-      local v = tonumber(ARGV[o + 3 + k])
-      if v == 0 then break end
-      if done[v].holds then
-        flows = false
-        break
+    local flows = not dormant
+    if flows then
+      for k = 1, NV do
+        local v = tonumber(ARGV[o + 3 + k])
+        if v == 0 then break end
+        if done[v].holds then
+          flows = false
+          break
+        end
       end
     end
-    local counted = all or flows
+    local counted = (all and not dormant) or flows
     if counted then
       table.insert(bat, tonumber(ARGV[o + 1]))
       table.insert(bwt, tonumber(ARGV[o + 2]))
@@ -299,7 +326,7 @@ for s = 1, S do
 
   -- the evidence detector (breaker.Evidence)
   local E = nil
-  if pol.evon then
+  if pol.evon and not dormant then
     -- the header now, an hour of the day's mean and count when first read
     local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l', 'r', 'xr')
     local function nz(v) if not v then return 0 end return tonumber(v) end
@@ -439,12 +466,15 @@ for s = 1, S do
   -- idx for every idx in (topF - FRING, topF], where topF is the fine
   -- bucket of the watermark top; the same for the coarse ring. Slots are
   -- cleared as the watermark moves past them, so they hold counts only.
-  local hdr = redis.call('HMGET', rkey, 'first', 'top', 'born')
-  local first = hdr[1] and tonumber(hdr[1]) or nil
-  local top = hdr[2] and tonumber(hdr[2]) or nil
-  local born = hdr[3] and tonumber(hdr[3]) or nil
-  if top == nil then
-    first, born = nil, nil
+  local first, top = nil, nil
+  if not dormant then
+    local hdr = redis.call('HMGET', rkey, 'first', 'top')
+    first = hdr[1] and tonumber(hdr[1]) or nil
+    top = hdr[2] and tonumber(hdr[2]) or nil
+  end
+  -- (a new-only scope's ring without a top holds its dormant mark)
+  if top == nil and not pol.newonly then
+    first = nil
     redis.call('DEL', rkey)
   end
   local CRING = tonumber(ARGV[argi + 13])
@@ -563,7 +593,21 @@ for s = 1, S do
   end
 
   if tripwin and n.au == 'open' then
-    n.hs = contributors(pol, tripwin, tripbase, tripexp, n.re, tripprob, all, kids)
+    -- the deeper scopes that hold (Via after the first), in order
+    local deep, seendeep = {}, {}
+    for _, k in ipairs(kids) do seendeep[k] = true end
+    for b = 1, nb do
+      local o = argi + SSTRIDE + (b - 1) * BSTRIDE
+      for k = 2, NV do
+        local v = tonumber(ARGV[o + 3 + k])
+        if v == 0 then break end
+        if not seendeep[v] and done[v].holds then
+          seendeep[v] = true
+          table.insert(deep, v)
+        end
+      end
+    end
+    n.hs = contributors(pol, tripwin, tripbase, tripexp, n.re, tripprob, all, kids, deep)
   end
 
   -- write back the ring: the counts the batch changed, and clear the slots

@@ -452,10 +452,9 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"to open evidence", "evidence ready", "evidence rising", "evidence capped while open", "evidence learned some slots", "evidence trip targeted",
 		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
 		"to open evidence in probation", "evidence dispersion learned", "counts with evidence",
-		"segment seeded from its rule", "segment trips model", "segment trips region", "segment trips target.type",
-		"model version past new does not trip",
 		"evidence restarted on release", "evidence kept on release", "evidence restarted on release: no rise since the trip",
 		"evidence residual below", "evidence residual gates", "evidence residual kept over a held bin",
+		"model version seeded from its rule", "model version dormant from the start", "model version dormant", "model version no longer new", "segment trips model", "segment trips region", "segment trips target.type",
 	} {
 		if total[k] == 0 {
 			t.Errorf("no %q in the random walks; the test does not cover it", k)
@@ -506,9 +505,11 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 			continue
 		}
 		b := g.batch(specs)
+		firstSeen, wasNew := map[breaker.Scope]bool{}, map[breaker.Scope]bool{}
 		for _, sc := range b.Scopes {
-			if sc.Seed > 0 && unseen(step.state(sc.Scope)) && !unseen(step.state(b.Scopes[sc.Seed-1].Scope)) {
-				stats["segment seeded from its rule"]++
+			if w := step.state(sc.Scope).Window; sc.Policy.NewOnly {
+				firstSeen[sc.Scope] = w == nil || (!w.Dormant() && func() bool { _, born := w.Born(); return !born }())
+				wasNew[sc.Scope] = w != nil && func() bool { _, born := w.Born(); return born }()
 			}
 		}
 		before := syncClock()
@@ -540,6 +541,22 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 				evidenceStats(stats, b.Scopes[j], sr.Scopes[j], step[b.Scopes[j].Scope].Evidence, cur[b.Scopes[j].Scope])
 				releaseStats(stats, b, j, sr, prior[b.Scopes[j].Scope])
 				residualStats(stats, b, j, sr, prior[b.Scopes[j].Scope])
+				if w := step[b.Scopes[j].Scope].Window; b.Scopes[j].Policy.NewOnly && w != nil {
+					_, born := w.Born()
+					switch {
+					case firstSeen[b.Scopes[j].Scope] && born:
+						stats["model version seeded from its rule"]++
+					case firstSeen[b.Scopes[j].Scope] && w.Dormant():
+						stats["model version dormant from the start"]++
+					case w.Dormant() && wasNew[b.Scopes[j].Scope]:
+						stats["model version no longer new"]++
+					case w.Dormant() && len(b.Scopes[j].Buckets) > 0:
+						stats["model version dormant"]++
+					}
+					if r := sr.Scopes[j]; w.Dormant() && r.Changed && r.Status.Auto == breaker.Open {
+						t.Errorf("batch %d: dormant %s tripped (%s)", i, r.Scope, r.Status.Reason)
+					}
+				}
 			}
 		}
 		if got, want := fmtRecords(rr.Replayed), fmtRecords(mr.Replayed); got != want || (len(rr.Replayed) == 0) != (len(mr.Replayed) == 0) {
@@ -568,9 +585,6 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 			}
 			if s := rr.Scopes[j].Status; s.Since.After(rr.Now) || s.TrippedAt.After(rr.Now) {
 				t.Errorf("batch %d, %s: redis status %+v is after Now %v", i, rr.Scopes[j].Scope, s, rr.Now)
-			}
-			if r, p := rr.Scopes[j], b.Scopes[j].Policy; p.NewOnly && !r.Counts.Learning && r.Status.Auto == breaker.Closed && r.Counts.Window > p.MaxActions {
-				stats["model version past new does not trip"]++
 			}
 			if r := rr.Scopes[j]; r.Changed && r.Status.Auto == breaker.Open {
 				if dim, _ := r.Scope.Segment(); dim != "" {
@@ -645,16 +659,6 @@ func differential(t *testing.T, seed uint64, n int) map[string]int {
 	return stats
 }
 
-// unseen reports whether nothing was counted in a scope's state.
-func unseen(e *decide.State) bool {
-	if e.Window != nil {
-		if _, ok := e.Window.First(); ok {
-			return false
-		}
-	}
-	return e.Evidence == nil || !e.Evidence.Seen
-}
-
 // evidenceStats counts the detector's branches that a decided scope
 // reached, from its result and its detector's state after the batch.
 func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeResult, ev *breaker.Evidence, before int64) {
@@ -709,6 +713,11 @@ func evidenceStats(stats map[string]int, sc decide.ScopeCounts, r decide.ScopeRe
 			stats["evidence onset before the open bin"]++
 		}
 		if p.HoldContributors {
+			for _, h := range r.Status.HeldScopes {
+				if h != breaker.RuleScope(h.Rule()) {
+					stats["evidence trip holds only a deeper scope"]++
+				}
+			}
 			if len(r.Status.HeldScopes) > 0 {
 				stats["evidence trip targeted"]++
 			} else {
