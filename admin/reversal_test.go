@@ -19,46 +19,10 @@ import (
 	"github.com/breakwater/breakwater/reversal"
 )
 
-// lateTrip produces forwarded actions of rule-a (n, at most max_actions,
-// so they pass), actions of rule-b, waits until they are on gated, then
-// trips rule-a with more; it returns the forwarded rule-a ids and the
-// incident.
+// lateTrip is admintest's LateTrip.
 func lateTrip(t *testing.T, bed *admintest.Bed, base string, n, more int) (map[string]string, api.Incident) {
 	t.Helper()
-	now := time.Now()
-	var early []testbed.Record
-	forwarded := map[string]string{}
-	for i := range n {
-		id, target := fmt.Sprintf("early-%04d", i), fmt.Sprintf("u-%d", i%37)
-		action := "remove_pin"
-		if i%4 == 0 {
-			action = "warn"
-		}
-		early = append(early, admintest.Event(id, "rule-a", action, target, now))
-		forwarded[id] = target
-		if i < 5 {
-			early = append(early, admintest.Event(fmt.Sprintf("other-%04d", i), "rule-b", "warn", target, now))
-		}
-	}
-	bed.Kafka.Produce(t, admintest.Topics.Input, early...)
-	waitCountAtLeast(t, bed, admintest.Topics.Gated, len(early))
-	var late []testbed.Record
-	for i := range more {
-		late = append(late, admintest.Event(fmt.Sprintf("late-%04d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
-	}
-	bed.Kafka.Produce(t, admintest.Topics.Input, late...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var l struct{ Incidents []api.Incident }
-		tryCall(base, "GET", "/v1/incidents", tok(config.RoleViewer), &l)
-		if len(l.Incidents) == 1 && l.Incidents[0].Held == int64(more) {
-			return forwarded, l.Incidents[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("incidents = %+v; want one holding the %d late actions", l.Incidents, more)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return bed.LateTrip(t, base, n, more)
 }
 
 // reversalsOnTopic counts the reversal records per action id and checks

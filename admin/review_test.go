@@ -156,17 +156,7 @@ func TestReview(t *testing.T) {
 
 func waitCountAtLeast(t *testing.T, bed *admintest.Bed, topic string, n int) []testbed.Record {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		recs := bed.Kafka.ReadAll(t, topic, 10*time.Second)
-		if len(recs) >= n {
-			return recs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d records after 30s; want %d", topic, len(recs), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return bed.WaitRecords(t, topic, n)
 }
 
 // TestLookBack finds the actions of the scope forwarded before the trip.

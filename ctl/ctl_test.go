@@ -18,6 +18,7 @@ import (
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
+	"github.com/breakwater/breakwater/reversal"
 )
 
 func TestMain(m *testing.M) {
@@ -305,4 +306,94 @@ func TestCLIReview(t *testing.T) {
 			t.Errorf("breakwaterctl %s = exit %d, stdout %q", strings.Join(args, " "), r.code, r.stdout)
 		}
 	}
+}
+
+// TestCLIReversal: a late trip's forwarded actions are reversed from the
+// command line by two people. The requester previews them (counts by
+// action type), requests the reversal with a reason, and cannot approve it
+// herself; a second operator approves it with approvals approve; reversals
+// ID follows it to done; the reversals topic holds one record per
+// candidate, and the audit trail names who asked and who approved.
+func TestCLIReversal(t *testing.T) {
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
+	bed := admintest.NewBed(t, 2)
+	cfg := bed.Config(t, 10)
+	const op2Token = "tok-operator-2-0123456789"
+	cfg.Admin.Tokens = append(cfg.Admin.Tokens, config.Token{Name: "second-operator", Role: config.RoleOperator, SHA256: config.HashToken(op2Token)})
+	d := admintest.StartDaemon(t, cfg)
+	forwarded, inc := bed.LateTrip(t, d.URL, 10, 30)
+	env := func(token string) cli {
+		return cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + token}}
+	}
+	op, op2, vw := env(admintest.Tokens[config.RoleOperator]), env(op2Token), env(admintest.Tokens[config.RoleViewer])
+
+	// 10 forwarded: every fourth a warning (3), the others pin removals (7).
+	vw.run(t, "reversal", inc.ID).want(t, nil, 0, "10 actions forwarded from", "")
+	vw.run(t, "reversal", inc.ID).want(t, nil, 0, "by action: remove_pin 7, warn 3", "")
+	vw.run(t, "reversal", inc.ID, "--action", "remove_pin").want(t, nil, 0, "7 actions forwarded from", "")
+
+	r := op.run(t, "reversal", inc.ID, "--reason", "the rule misfired", "-o", "json")
+	var ap api.Approval
+	if err := json.Unmarshal([]byte(r.stdout), &ap); err != nil || r.code != 0 || ap.Operation != api.OpReversal || ap.Count != 10 {
+		t.Fatalf("reversal --reason = exit %d %s %s: %v; want an approval request for 10", r.code, r.stdout, r.stderr, err)
+	}
+	op.run(t, "approvals", "approve", ap.ID).want(t, nil, 1, "", "different person")
+	vw.run(t, "approvals", "approve", ap.ID).want(t, nil, 1, "", "403 Forbidden")
+	vw.run(t, "approvals", "--status", "pending").want(t, nil, 0, ap.ID, "")
+	op2.run(t, "approvals", "approve", ap.ID).want(t, nil, 0, "applied", "")
+
+	var job api.Reversal
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("reversal = %+v; want done", job) }, func() bool {
+		r := vw.run(t, "reversals", ap.ID, "-o", "json")
+		job = api.Reversal{}
+		return json.Unmarshal([]byte(r.stdout), &job) == nil && job.Status == "done"
+	})
+	if job.Total != 10 || job.Written != 10 || job.RequestedBy != admintest.Name(config.RoleOperator) || job.ApprovedBy != "second-operator" {
+		t.Errorf("reversal = %+v; want 10 written, requested by %s, approved by second-operator", job, admintest.Name(config.RoleOperator))
+	}
+	vw.run(t, "reversals", ap.ID).want(t, nil, 0, "10/10", "")
+	vw.run(t, "reversals").want(t, nil, 0, admintest.Name(config.RoleOperator)+"  second-operator", "")
+
+	on := map[string]int{}
+	for _, rec := range bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 30*time.Second) {
+		var v reversal.Record
+		if err := json.Unmarshal(rec.Value, &v); err != nil {
+			t.Fatalf("reversal record %s: %v", rec.Value, err)
+		}
+		on[v.ActionID]++
+		if want, ok := forwarded[v.ActionID]; !ok || string(rec.Key) != want || v.Incident != inc.ID {
+			t.Errorf("reversal record key %q %+v; want one of a forwarded rule-a action of %s, keyed by its target", rec.Key, v, inc.ID)
+		}
+	}
+	if len(on) != len(forwarded) {
+		t.Errorf("%d actions on the reversals topic; want the %d forwarded", len(on), len(forwarded))
+	}
+	for id, n := range on {
+		if n != 1 {
+			t.Errorf("%s reversed %d times; want once", id, n)
+		}
+	}
+	// Nothing left: a second request is refused.
+	op.run(t, "reversal", inc.ID, "--reason", "again").want(t, nil, 1, "", "nothing to reverse")
+
+	// The audit trail: who asked, who approved, what was written.
+	r = vw.run(t, "audit", "--limit", "200", "-o", "json")
+	var es api.Audit
+	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || r.code != 0 {
+		t.Fatalf("audit -o json = exit %d %s: %v", r.code, r.stdout, err)
+	}
+	actors := map[string]string{}
+	for _, e := range es.Entries {
+		if e.Approval == ap.ID {
+			actors[e.Kind] = e.Actor
+			if e.Kind == "reversal_done" && (e.Count != 10 || e.Approver != "second-operator") {
+				t.Errorf("reversal_done entry %+v; want 10 written, approved by second-operator", e)
+			}
+		}
+	}
+	if actors["approval_request"] != admintest.Name(config.RoleOperator) || actors["approval_approve"] != "second-operator" || actors["reversal_done"] == "" {
+		t.Errorf("audit entries of the reversal by kind and actor = %v; want the request by %s, the approval by second-operator and the completion",
+			actors, admintest.Name(config.RoleOperator))
+	}
+	vw.run(t, "audit", "--kind", "approval_approve", "--actor", "second-operator").want(t, nil, 0, "second-operator", "")
 }

@@ -4,7 +4,9 @@ package admintest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/daemon"
 	"github.com/breakwater/breakwater/internal/testbed"
@@ -170,4 +173,77 @@ func WaitFor(t *testing.T, timeout time.Duration, what func() string, cond func(
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// WaitRecords waits up to 30s until topic has at least n records and
+// returns them.
+func (b *Bed) WaitRecords(t *testing.T, topic string, n int) []testbed.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recs := b.Kafka.ReadAll(t, topic, 10*time.Second)
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d records after 30s; want %d", topic, len(recs), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// LateTrip produces forwarded actions of rule-a (n, at most max_actions,
+// so they pass; every fourth a warn, the others remove_pin), 5 actions of
+// rule-b, waits until they are on gated, then trips rule-a with more; it
+// returns the forwarded rule-a ids (to their targets) and the incident,
+// read from the daemon at base.
+func (b *Bed) LateTrip(t *testing.T, base string, n, more int) (map[string]string, api.Incident) {
+	t.Helper()
+	now := time.Now()
+	var early []testbed.Record
+	forwarded := map[string]string{}
+	for i := range n {
+		id, target := fmt.Sprintf("early-%04d", i), fmt.Sprintf("u-%d", i%37)
+		action := "remove_pin"
+		if i%4 == 0 {
+			action = "warn"
+		}
+		early = append(early, Event(id, "rule-a", action, target, now))
+		forwarded[id] = target
+		if i < 5 {
+			early = append(early, Event(fmt.Sprintf("other-%04d", i), "rule-b", "warn", target, now))
+		}
+	}
+	b.Kafka.Produce(t, Topics.Input, early...)
+	b.WaitRecords(t, Topics.Gated, len(early))
+	var late []testbed.Record
+	for i := range more {
+		late = append(late, Event(fmt.Sprintf("late-%04d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	b.Kafka.Produce(t, Topics.Input, late...)
+	var l struct{ Incidents []api.Incident }
+	WaitFor(t, 60*time.Second, func() string {
+		return fmt.Sprintf("incidents = %+v; want one holding the %d late actions", l.Incidents, more)
+	},
+		func() bool {
+			l.Incidents = nil
+			getJSON(base+"/v1/incidents", Tokens[config.RoleViewer], &l)
+			return len(l.Incidents) == 1 && l.Incidents[0].Held == int64(more)
+		})
+	return forwarded, l.Incidents[0]
+}
+
+// getJSON decodes the answer of GET url into out; errors leave out as it was.
+func getJSON(url, token string, out any) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(out)
 }
