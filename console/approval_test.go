@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -35,18 +34,7 @@ func TestConsoleApproval(t *testing.T) {
 	const scope = "rule:rule-a"
 	scopePath := strings.ReplaceAll(scope, ":", "%3A")
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1360, 900))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := startBrowser(t, 4*time.Minute)
 	w := &watcher{origin: d.URL}
 	w.listen(ctx)
 	signIn(t, ctx, d.URL, admintest.Tokens[config.RoleOperator])
@@ -165,18 +153,7 @@ func TestConsoleReversal(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1360, 900))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := startBrowser(t, 4*time.Minute)
 	w := &watcher{origin: d.URL}
 	w.listen(ctx)
 	signIn(t, ctx, d.URL, admintest.Tokens[config.RoleOperator])

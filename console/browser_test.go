@@ -46,6 +46,28 @@ func TestMain(m *testing.M) {
 // chromium is Debian's browser; the test never downloads one.
 const chromium = "/usr/bin/chromium"
 
+// startBrowser starts headless Chromium (the flags the project runs it
+// with, a 1360x900 window) and returns its context, which ends after
+// timeout; the browser stops when t ends.
+func startBrowser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1360, 900))
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelBrowser()
+		cancelAlloc()
+	})
+	if err := chromedp.Run(ctx); err != nil { // starts the browser, owned by ctx
+		t.Fatal(err)
+	}
+	return ctx
+}
+
 // artifacts is the git-ignored directory the screenshots are kept in.
 var artifacts = filepath.Join("..", "testdata-artifacts")
 
@@ -254,18 +276,7 @@ func TestConsole(t *testing.T) {
 	d := admintest.StartDaemon(t, cfg)
 	const scope = "rule:rule-a"
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1360, 900))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 8*time.Minute)
-	defer cancel()
-	if err := chromedp.Run(ctx); err != nil { // starts the browser, owned by ctx
-		t.Fatal(err)
-	}
+	ctx := startBrowser(t, 8*time.Minute)
 	w := &watcher{origin: d.URL}
 	w.listen(ctx)
 

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -62,18 +61,7 @@ func TestConsoleOIDC(t *testing.T) {
 	d := admintest.StartDaemon(t, cfg)
 	const scope = "rule:rule-a"
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1360, 900))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 4*time.Minute)
-	defer cancel()
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := startBrowser(t, 4*time.Minute)
 	w := &watcher{origin: d.URL, also: []string{strings.TrimSuffix(m.Addr(), "/")}}
 	w.listen(ctx)
 	w.allow("/v1/whoami") // the test's own request after signing out
