@@ -181,7 +181,12 @@ func tour(ctx context.Context, base, token, out, chromium string) error {
 	t.step("the breaker's page", 30*time.Second,
 		chromedp.Click(`#board tr[data-state="open"] a`, chromedp.ByQuery),
 		chromedp.WaitVisible("#controls", chromedp.ByID),
-		chromedp.WaitReady("#chart svg g.trip", chromedp.ByQuery))
+		chromedp.WaitReady("#chart svg g.trip", chromedp.ByQuery),
+		// The transitions table is read every 5 s: wait for the trip's row.
+		chromedp.WaitVisible(`//table[@id="transitions"]//td[text()="transition"]`, chromedp.BySearch))
+	// The chart's figures are sampled every 15 s: one more sample after
+	// the trip shows the window count and the held strip as they are now.
+	t.pause(16 * time.Second)
 	t.shot("console-breaker.png")
 
 	// The incident: acknowledge it, take it, leave a note.
