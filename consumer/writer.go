@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"strconv"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/decide"
+	"github.com/breakwater/breakwater/internal/produce"
 )
 
 // write writes a decided batch's records, which the decide lane encoded,
@@ -29,11 +29,11 @@ import (
 // later ones even when an earlier one failed for good. A retry of the
 // failed records would then put them after later records of the same key.
 // So a batch whose records could exceed either bound is written in runs
-// that cannot (writeRuns), one after the other: a run is written, or
+// that cannot (produce.Runs), one after the other: a run is written, or
 // retried until it is, before the next one starts.
 func (p *Pipeline) write(b batchRun, j *job) error {
 	t0 := time.Now()
-	for run := range writeRuns(j.out, p.writer.BatchSize, p.writer.BatchBytes) {
+	for run := range produce.Runs(j.out, p.writer.BatchSize, p.writer.BatchBytes) {
 		if err := p.writeRun(b, run); err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 		// A retry writes only what failed: writing the whole run again
 		// would add a second copy of every record that reached its topic,
 		// one that does not say it is a copy. A partition's records of a
-		// run go in one request (writeRuns keeps them within the writer's
+		// run go in one request (produce.Runs keeps them within the writer's
 		// bounds), so they fail or succeed together and the order per key
 		// holds.
 		if we := (kafka.WriteErrors)(nil); errors.As(err, &we) && len(we) == len(pending) {
@@ -64,45 +64,6 @@ func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 		}
 		return err
 	})
-}
-
-// writeRuns yields msgs in consecutive runs that kafka-go's Writer sends as
-// a single produce request per partition: at most maxCount records and,
-// counted as the Writer counts a record's size (key, value, headers and
-// framing) with a margin, less than maxBytes in all. A run is bounded in
-// total, not per partition, so that it holds whatever partitions the
-// balancer picks. A record larger than maxBytes on its own is a run of its
-// own (the Writer sends it alone too). Almost every batch is one run.
-func writeRuns(msgs []kafka.Message, maxCount int, maxBytes int64) iter.Seq[[]kafka.Message] {
-	return func(yield func([]kafka.Message) bool) {
-		maxCount = max(maxCount, 1)
-		start, bytes := 0, int64(0)
-		for i := range msgs {
-			size := recordSize(&msgs[i])
-			if i > start && (i-start >= maxCount || bytes+size >= maxBytes) {
-				if !yield(msgs[start:i]) {
-					return
-				}
-				start, bytes = i, 0
-			}
-			bytes += size
-		}
-		if start < len(msgs) {
-			yield(msgs[start:])
-		}
-	}
-}
-
-// recordSize is at least the size kafka-go's Writer counts for m against
-// BatchBytes: key and value with their lengths, the timestamp, the framing,
-// and each header's key and value with theirs (every length taken at its
-// widest).
-func recordSize(m *kafka.Message) int64 {
-	n := int64(32 + len(m.Key) + len(m.Value))
-	for _, h := range m.Headers {
-		n += int64(16 + len(h.Key) + len(h.Value))
-	}
-	return n
 }
 
 // finish commits a written batch's offsets and accounts for it; the time

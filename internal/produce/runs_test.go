@@ -1,4 +1,4 @@
-package consumer
+package produce
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
 
 	"github.com/breakwater/breakwater/internal/testbed"
 )
@@ -37,9 +38,9 @@ func runRecords(n int, seed uint64) []kafka.Message {
 	return msgs
 }
 
-// TestWriteRunsBounds checks that the runs are the records in order, each
-// within the count and (as recordSize counts it) the byte bound.
-func TestWriteRunsBounds(t *testing.T) {
+// TestRunsBounds checks that the runs are the records in order, each
+// within the count and (as RecordSize counts it) the byte bound.
+func TestRunsBounds(t *testing.T) {
 	for _, tc := range []struct {
 		n, maxCount int
 		maxBytes    int64
@@ -50,7 +51,7 @@ func TestWriteRunsBounds(t *testing.T) {
 		msgs := runRecords(tc.n, uint64(tc.n))
 		var got []kafka.Message
 		runs := 0
-		for run := range writeRuns(msgs, tc.maxCount, tc.maxBytes) {
+		for run := range Runs(msgs, tc.maxCount, tc.maxBytes) {
 			runs++
 			if len(run) == 0 {
 				t.Fatalf("%+v: an empty run", tc)
@@ -60,7 +61,7 @@ func TestWriteRunsBounds(t *testing.T) {
 			}
 			var bytes int64
 			for i := range run {
-				bytes += recordSize(&run[i])
+				bytes += RecordSize(&run[i])
 			}
 			if len(run) > 1 && bytes >= tc.maxBytes {
 				t.Errorf("%+v: a run of %d bytes", tc, bytes)
@@ -81,13 +82,13 @@ func TestWriteRunsBounds(t *testing.T) {
 	}
 }
 
-// TestWriteRunsOneRequestPerPartition writes runs with kafka-go's Writer to
+// TestRunsOneRequestPerPartition writes runs with kafka-go's Writer to
 // a one-partition topic of a broker that counts produce requests: each run
 // must go in exactly one request, so that a run fails or succeeds as a
 // whole and a retry cannot put a record after a later one of its key. The
 // same records in one call take several requests (else the test would show
 // nothing).
-func TestWriteRunsOneRequestPerPartition(t *testing.T) {
+func TestRunsOneRequestPerPartition(t *testing.T) {
 	k := testbed.StartKafka(t)
 	k.CreateTopic(t, "runs", 1)
 	var produces atomic.Int64
@@ -124,7 +125,7 @@ func TestWriteRunsOneRequestPerPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs := 0
-	for run := range writeRuns(msgs, w.BatchSize, w.BatchBytes) {
+	for run := range Runs(msgs, w.BatchSize, w.BatchBytes) {
 		runs++
 		before := produces.Load()
 		if err := w.WriteMessages(ctx, run...); err != nil {
@@ -145,3 +146,5 @@ func TestWriteRunsOneRequestPerPartition(t *testing.T) {
 		t.Fatalf("all %d records in one call went in %d produce request: the bounds were never reached, so the runs prove nothing", len(msgs), n)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
