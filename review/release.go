@@ -21,6 +21,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/internal/kafkaconn"
 	"github.com/breakwater/breakwater/internal/partition"
+	"github.com/breakwater/breakwater/internal/produce"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -106,6 +107,9 @@ func NewReleaser(x *Index, opts ReleaseOptions, log *zap.Logger) (*Releaser, err
 			// twice. A failed write is retried by the next step instead,
 			// which first finds what reached the topics from the release log.
 			MaxAttempts: 1, BatchSize: opts.Batch,
+			// Stated, not left to kafka-go's default, so that
+			// produce.Runs cuts the runs at the bound the Writer uses.
+			BatchBytes: 1 << 20,
 		},
 	}, nil
 }
@@ -473,7 +477,7 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err // nothing written
 	}
-	err = r.w.WriteMessages(wctx, msgs...)
+	err = r.write(wctx, msgs)
 	if lost := release(); lost != nil {
 		// Another replica may take over: it finds what was written from
 		// the release log.
@@ -490,6 +494,23 @@ func (r *Releaser) releaseBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(batch), nil
+}
+
+// write writes msgs in runs that go in one produce request per partition
+// (produce.Runs), each after the one before has been acknowledged, and
+// stops at the first that fails. Written in one call, a partition's
+// records past kafka-go's bound of one request (1 MiB, or Batch records)
+// go in several requests, and the later ones are written even when an
+// earlier one fails: the release log would then mark the later actions
+// released, and the failed ones, released by a later step, would land
+// after them on their key's partition.
+func (r *Releaser) write(ctx context.Context, msgs []kafka.Message) error {
+	for run := range produce.Runs(msgs, r.w.BatchSize, r.w.BatchBytes) {
+		if err := r.w.WriteMessages(ctx, run...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // holdLease renews the release lease before a write, then every third of
