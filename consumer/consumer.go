@@ -253,7 +253,9 @@ func New(opts Options) (*Pipeline, error) {
 			BatchBytes:   1 << 20,
 			BatchTimeout: 50 * time.Microsecond,
 			WriteTimeout: cfg.Kafka.WriteTimeout,
-			MaxAttempts:  5,
+			// One attempt: writeRun retries, marking the copies a lost
+			// answer may have left (kafka-go's own retry would not).
+			MaxAttempts: 1,
 		},
 	}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/decide"
 	"github.com/breakwater/breakwater/internal/produce"
+	"github.com/breakwater/breakwater/wire"
 )
 
 // write writes a decided batch's records, which the decide lane encoded,
@@ -43,27 +44,84 @@ func (p *Pipeline) write(b batchRun, j *job) error {
 }
 
 // writeRun writes one run of records, retrying what failed.
+//
+// The Writer makes one attempt (MaxAttempts 1); the retries are these. A
+// produce request whose answer was lost (a connection that broke, a
+// timeout) may have been written all the same, and kafka-go's own retry
+// would write a second copy that does not say it may be one. Here a
+// record retried after such a failure goes to gated marked
+// breakwater-reason: redelivered, as a copy answered from a first decision
+// is, so that every copy on gated beyond the first says so.
 func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 	pending := run
 	return p.retry(b, "write", func(ctx context.Context) error {
 		err := p.writer.WriteMessages(ctx, pending...)
+		if err == nil {
+			return nil
+		}
 		// A retry writes only what failed: writing the whole run again
-		// would add a second copy of every record that reached its topic,
-		// one that does not say it is a copy. A partition's records of a
-		// run go in one request (produce.Runs keeps them within the writer's
-		// bounds), so they fail or succeed together and the order per key
-		// holds.
+		// would add a second copy of every record that reached its topic.
+		// A partition's records of a run go in one request (produce.Runs
+		// keeps them within the writer's bounds), so they fail or succeed
+		// together and the order per key holds.
 		if we := (kafka.WriteErrors)(nil); errors.As(err, &we) && len(we) == len(pending) {
 			failed := make([]kafka.Message, 0, we.Count())
 			for i, e := range we {
 				if e != nil {
-					failed = append(failed, pending[i])
+					failed = append(failed, p.retried(pending[i], e))
 				}
 			}
 			pending = failed
+			return err
 		}
+		// Not a failure per record: the run may have reached the broker
+		// or not.
+		retried := make([]kafka.Message, len(pending))
+		for i := range pending {
+			retried[i] = p.retried(pending[i], err)
+		}
+		pending = retried
 		return err
 	})
+}
+
+// retried returns m as it is written again after err: marked redelivered
+// when it goes to gated and err leaves open whether it was written.
+func (p *Pipeline) retried(m kafka.Message, err error) kafka.Message {
+	if m.Topic != p.cfg.Kafka.Topics.Gated || notWritten(err) {
+		return m
+	}
+	// A header slice of its own: m's is a slice of its batch's buffer.
+	hs := make([]kafka.Header, 0, len(m.Headers)+1)
+	marked := false
+	for _, h := range m.Headers {
+		if h.Key == wire.HeaderReason {
+			h.Value, marked = headerValue(decide.ReasonRedelivered), true
+		}
+		hs = append(hs, h)
+	}
+	if !marked {
+		hs = append(hs, kafka.Header{Key: wire.HeaderReason, Value: headerValue(decide.ReasonRedelivered)})
+	}
+	m.Headers = hs
+	return m
+}
+
+// notWritten reports whether err, from a write, means the broker refused
+// the records before appending them: an answer that says so. A lost or
+// late answer, or NotEnoughReplicasAfterAppend and RequestTimedOut (the
+// leader appended them, then did not hear from enough replicas in time),
+// leave it open.
+func notWritten(err error) bool {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke {
+	case kafka.NotEnoughReplicasAfterAppend, kafka.RequestTimedOut:
+		return false
+	}
+	return true
 }
 
 // finish commits a written batch's offsets and accounts for it; the time

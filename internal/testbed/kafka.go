@@ -118,6 +118,7 @@ type kafkaConfig struct {
 	autoCreateParts   int
 	minSessionTimeout time.Duration
 	ownProcess        bool
+	listen            func(network, address string) (net.Listener, error)
 }
 
 // Brokers sets the number of brokers of the cluster; the default is 1.
@@ -324,6 +325,9 @@ func (k *Kafka) start(ports []int) error {
 	}
 	if k.cfg.minSessionTimeout > 0 {
 		opts = append(opts, kfake.GroupMinSessionTimeout(k.cfg.minSessionTimeout))
+	}
+	if k.cfg.listen != nil {
+		opts = append(opts, kfake.ListenFn(k.cfg.listen))
 	}
 	if s := k.cfg.security; s != nil {
 		if s.Server != nil {
