@@ -97,33 +97,53 @@ func runRefused(t *testing.T, b *bed, want ...string) error {
 // it to exit 1 with a report that says each of want.
 func runCheck(t *testing.T, b *bed, want ...string) {
 	t.Helper()
+	runBinary(t, b, "check", want...)
+}
+
+// runBinaryRefused runs `breakwater run`, the built binary, on the bed's
+// configuration and requires it to exit 1 at start, within a minute, with
+// output that says each of want.
+func runBinaryRefused(t *testing.T, b *bed, want ...string) {
+	t.Helper()
+	runBinary(t, b, "run", want...)
+}
+
+// runBinary runs the built binary's command sub on the bed's configuration
+// and requires it to exit 1 with output that says each of want and not
+// the password.
+func runBinary(t *testing.T, b *bed, sub string, want ...string) {
+	t.Helper()
 	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwater")
 	path := filepath.Join(t.TempDir(), "breakwater.yaml")
 	if err := os.WriteFile(path, []byte(b.yaml(spikeSettings)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "check", "--config", path).CombinedOutput()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, bin, sub, "--config", path).CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("breakwater check: %v; want exit status 1\n%s", err, out)
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || ctx.Err() != nil {
+		t.Fatalf("breakwater %s: %v after %v; want exit status 1\n%s", sub, err, time.Since(start), out)
 	}
 	for _, w := range want {
 		if !strings.Contains(string(out), w) {
-			t.Errorf("breakwater check does not say %q:\n%s", w, out)
+			t.Errorf("breakwater %s does not say %q:\n%s", sub, w, out)
 		}
 	}
-	if strings.Contains(string(out), aclPassword) {
-		t.Errorf("breakwater check printed the password:\n%s", out)
+	for _, secret := range []string{aclPassword, saslPassword} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("breakwater %s printed a password:\n%s", sub, out)
+		}
 	}
+	t.Logf("breakwater %s exited 1 after %v", sub, time.Since(start).Round(time.Millisecond))
 }
 
 // TestRedisPermissionRefusedAtStart: an ACL user that cannot touch
 // Breakwater's keys, or may not run EVALSHA, fails `breakwater check` and
 // stops the daemon at start, each naming the permission and the ACL
 // SETUSER command that grants it, instead of running without deciding
-// anything.
+// anything: daemon.Run returns the error, and `breakwater run` exits 1.
 func TestRedisPermissionRefusedAtStart(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -139,13 +159,15 @@ func TestRedisPermissionRefusedAtStart(t *testing.T) {
 			b := newBed(t, 1, opt)
 			runCheck(t, b, append([]string{"redis permissions", "FAIL"}, tt.want...)...)
 			runRefused(t, b, tt.want...)
+			runBinaryRefused(t, b, tt.want...)
 		})
 	}
 }
 
 // TestKafkaPermissionRefusedAtStart: a Kafka principal without Write on the
-// held topic fails `breakwater check` and stops the daemon at start, each
-// naming the topic and the kafka-acls.sh command that grants it.
+// held topic fails `breakwater check` and stops the daemon at start
+// (daemon.Run and `breakwater run`), each naming the topic and the
+// kafka-acls.sh command that grants it.
 func TestKafkaPermissionRefusedAtStart(t *testing.T) {
 	pki := testbed.NewPKI(t)
 	pwFile := filepath.Join(t.TempDir(), "sasl-password")
@@ -167,6 +189,7 @@ func TestKafkaPermissionRefusedAtStart(t *testing.T) {
 	want := []string{"write " + testTopics.Held, "--allow-principal User:" + user + " --operation Write --topic " + testTopics.Held}
 	runCheck(t, b, append([]string{"FAIL"}, want...)...)
 	runRefused(t, b, want...)
+	runBinaryRefused(t, b, want...)
 }
 
 // TestRedisLeastPrivilege runs two replicas through a trip, its alert, the
