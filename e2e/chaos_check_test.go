@@ -37,6 +37,7 @@ type chaosResult struct {
 	misrouted    int      // valid inputs on dead-letter, malformed ones elsewhere
 	dups         int      // copies beyond the first, all topics
 	afresh       int      // second decisions: copies not marked redelivered from another batch than the first decision's
+	unmarked     int      // copies beyond the first on gated not marked redelivered
 	order        int      // per-key order violations on gated
 	spikeAfter   int      // spiking-rule inputs produced after the trip that reached gated
 	selfExits    []string // replica exits the campaign did not cause
@@ -131,6 +132,7 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 	in := newInput(t, written)
 	perIn := make([]map[string]int, len(written))
 	decidedBy := make([]map[string]bool, len(written)) // the batches of the copies not marked redelivered
+	unmarkedGated := make([]int, len(written))         // copies on gated not marked redelivered
 	type keyPos struct{ seq, in int }
 	lastGated := map[string]keyPos{} // key -> last first-copy seq on gated
 	for _, topic := range []string{testTopics.Gated, testTopics.Held, testTopics.DeadLetter} {
@@ -145,6 +147,9 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 				perIn[i] = map[string]int{}
 			}
 			perIn[i][topic]++
+			if why, _ := header(rec, wire.HeaderReason); why != decide.ReasonRedelivered && topic == testTopics.Gated {
+				unmarkedGated[i]++
+			}
 			if why, _ := header(rec, wire.HeaderReason); why != decide.ReasonRedelivered && topic != testTopics.DeadLetter {
 				// A copy not answered from a first decision: the batch
 				// that decided it tells a write retried (the same batch)
@@ -193,6 +198,9 @@ func checkRecords(t *testing.T, res *chaosResult, written []testbed.Record, topi
 					in.recs[i].Timestamp.Sub(res.tripAt).Round(time.Millisecond), rec.Partition, rec.Offset)
 			}
 		}
+	}
+	for _, n := range unmarkedGated {
+		res.unmarked += max(n-1, 0)
 	}
 	for i, m := range perIn {
 		if n := len(decidedBy[i]); n > 1 {
@@ -320,8 +328,8 @@ func (r *chaosResult) row() string {
 	if r.tripped {
 		trip = fmt.Sprintf("+%.1fs g%d", r.tripAt.Sub(r.start).Seconds(), r.tripGen)
 	}
-	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %6d %5d %5d %5d %5d %6d %-12s %6s %5d %5d %4s %4d %5s %6s",
-		r.c.name, r.seed, r.produced, r.gated, r.held, r.deadLetter, r.lost, r.both, r.dups, r.afresh, r.order,
+	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %8d %6d %5d %5d %5d %5d %6d %-12s %6s %5d %5d %4s %4d %5s %6s",
+		r.c.name, r.seed, r.produced, r.gated, r.held, r.deadLetter, r.lost, r.both, r.dups, r.afresh, r.unmarked, r.order,
 		r.spikeAfter, len(r.selfExits), r.apiClosed, r.stateClosed, r.notCommitted, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
 		r.kills, r.wipes, fmt.Sprintf("%.0fs", r.outage.Seconds()), r.brokerRestarts, fmt.Sprintf("%d/%d", r.added, r.removed),
 		fmt.Sprintf("%.0fs", r.duration.Seconds()))

@@ -63,11 +63,15 @@ func TestChaosChecker(t *testing.T) {
 		{name: "correct run", change: func(map[string][]testbed.Record, *chaosResult) {}},
 		{name: "redelivered duplicate", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated] = append(m[testTopics.Gated], redelivered(in[1]))
-		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 }},
+		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 && r.unmarked == 0 }},
 		{name: "write retried", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated][1] = batch(in[1], "a-1")
 			m[testTopics.Gated] = append(m[testTopics.Gated], batch(in[1], "a-1"))
-		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 }},
+		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 && r.unmarked == 1 }},
+		{name: "write retried, marked", change: func(m map[string][]testbed.Record, _ *chaosResult) {
+			m[testTopics.Gated][1] = batch(in[1], "a-1")
+			m[testTopics.Gated] = append(m[testTopics.Gated], redelivered(batch(in[1], "a-1")))
+		}, check: func(r *chaosResult) bool { return r.dups == 1 && r.afresh == 0 && r.unmarked == 0 }},
 		{name: "duplicate decided afresh", change: func(m map[string][]testbed.Record, _ *chaosResult) {
 			m[testTopics.Gated][1] = batch(in[1], "a-1")
 			m[testTopics.Gated] = append(m[testTopics.Gated], batch(in[1], "b-7"))
@@ -133,7 +137,7 @@ func TestChaosChecker(t *testing.T) {
 				t.Errorf("violations() = %q; want one with %q", v, tc.want)
 			}
 			if tc.check != nil && !tc.check(res) {
-				t.Errorf("counts: dups %d, afresh %d, api refused %d, api lag %v", res.dups, res.afresh, res.apiRefused, res.apiLag)
+				t.Errorf("counts: dups %d, afresh %d, unmarked %d, api refused %d, api lag %v", res.dups, res.afresh, res.unmarked, res.apiRefused, res.apiLag)
 			}
 		})
 	}

@@ -725,7 +725,7 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 
 // chaosHeader is the header of the campaign table.
 func chaosHeader() string {
-	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %6s %5s %5s %5s %5s %6s %-12s %6s %5s %5s %4s %4s %5s %6s",
-		"size", "seed", "actions", "gated", "held", "dlq", "lost", "both", "dups", "fresh", "order", "spike", "exits",
+	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %8s %6s %5s %5s %5s %5s %6s %-12s %6s %5s %5s %4s %4s %5s %6s",
+		"size", "seed", "actions", "gated", "held", "dlq", "lost", "both", "dups", "fresh", "unmarked", "order", "spike", "exits",
 		"api", "state", "behind", "trip", "apilag", "kills", "wipes", "out", "brk", "+/-", "time")
 }
