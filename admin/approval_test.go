@@ -366,7 +366,7 @@ func TestApprovalRelease(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		call(t, d.URL, "GET", incPath, vw, "", &one)
-		if one.Released == one.Held {
+		if one.Written == one.Held {
 			break
 		}
 		if time.Now().After(deadline) {

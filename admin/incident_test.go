@@ -174,14 +174,23 @@ func TestIncidentLifecycle(t *testing.T) {
 	if inc.State != api.IncidentActive || inc.Standing.Applied != inc.Rejected {
 		t.Errorf("after more traffic the incident is %+v; want active, every rejection by the standing decision", inc)
 	}
-	var standingCount int
-	for _, e := range auditEntries(t, a.URL, "?kind=reject&limit=1000") {
-		if e.Incident == id && e.Via == "standing" && e.Actor == admintest.Name(config.RoleReviewer) && e.Scope == "rule:rule-a" {
-			standingCount += e.Count
+	// The standing decision is one entry of the audit trail, its
+	// decisions folded into its progress: their counts add up to the
+	// incident's rejected count, each action decided and journaled once
+	// although both replicas apply standing decisions.
+	var standingEntries []api.AuditEntry
+	for _, e := range auditEntries(t, a.URL, "?kind=standing&limit=1000") {
+		if e.Incident == id && e.Actor == admintest.Name(config.RoleReviewer) && e.Scope == "rule:rule-a" {
+			standingEntries = append(standingEntries, e)
 		}
 	}
-	if int64(standingCount) != inc.Rejected {
-		t.Errorf("the audit trail has standing rejections of %d actions; the incident has %d rejected: each must be decided and recorded once", standingCount, inc.Rejected)
+	if len(standingEntries) != 1 || standingEntries[0].Progress == nil || int64(standingEntries[0].Progress.Count) != inc.Rejected ||
+		standingEntries[0].ID != inc.Standing.Entry {
+		t.Errorf("the audit trail's standing entries of %s are %+v; want one, its progress the incident's %d rejected: each decided and recorded once",
+			id, standingEntries, inc.Rejected)
+	}
+	if p := standingEntries[0].Progress; p != nil {
+		t.Logf("the standing decision decided %d actions in %d steps", p.Count, p.Steps)
 	}
 	kinds := map[string]int{}
 	for _, e := range auditEntries(t, a.URL, "?limit=1000") {
@@ -189,10 +198,29 @@ func TestIncidentLifecycle(t *testing.T) {
 			kinds[e.Kind]++
 		}
 	}
-	for _, k := range []string{"acknowledge", "owner", "note", "standing", "approve", "reject"} {
+	for _, k := range []string{"acknowledge", "owner", "note", "standing", "approve"} {
 		if kinds[k] == 0 {
 			t.Errorf("the audit trail has no %s entry naming %s: %v", k, id, kinds)
 		}
+	}
+	// The standing decision's steps are not rows of their own.
+	if kinds["reject"] != 0 || kinds["standing"] != 1 || kinds["release"] > 1 {
+		t.Errorf("the audit trail of %s has %v; want no reject rows (folded into the standing entry) and at most one release", id, kinds)
+	}
+	// The action's own record says who and what decided it.
+	var held api.HeldPage
+	call(t, a.URL, "GET", "/v1/held?limit=20&incident="+url.QueryEscape(id), tok(config.RoleViewer), "", &held)
+	var byStanding int
+	for _, h := range held.Items {
+		if h.Status == "rejected" {
+			if h.Via != "standing" || h.Reviewer != admintest.Name(config.RoleReviewer) || h.DecidedAt.IsZero() {
+				t.Errorf("rejected action %+v; want reviewer %s via standing, with its time", h, admintest.Name(config.RoleReviewer))
+			}
+			byStanding++
+		}
+	}
+	if byStanding == 0 {
+		t.Errorf("no rejected action among the first 20 of %s: %+v", id, held.Items)
 	}
 
 	// A reset contains the incident; once every decision is written it is closed.
@@ -203,7 +231,7 @@ func TestIncidentLifecycle(t *testing.T) {
 		inc = incident(t, b.URL, id)
 		return inc.State == api.IncidentClosed
 	})
-	if inc.Released != inc.Held || inc.Standing == nil {
+	if inc.Written != inc.Held || inc.RejectedWritten != inc.Rejected || inc.ApprovedReleased != inc.Approved || inc.Standing == nil {
 		t.Errorf("the closed incident is %+v; want everything released, the standing decision still shown", inc)
 	}
 
@@ -258,17 +286,32 @@ func TestIncidentLifecycle(t *testing.T) {
 			named = true
 		}
 	}
-	for _, e := range auditEntries(t, a.URL, "?kind=release&limit=1000&incident="+url.QueryEscape(id)) {
+	releases := auditEntries(t, a.URL, "?kind=release&limit=1000&incident="+url.QueryEscape(id))
+	for _, e := range releases {
 		if e.Scope != "rule:rule-a" {
 			t.Errorf("a release entry of %s names scope %q", id, e.Scope)
 		}
-		released += e.Count
+		if e.Progress != nil {
+			released += e.Progress.Count
+		}
 	}
 	if !named {
 		t.Errorf("no audit entry names the rejected action %s of %s", one, next.ID)
 	}
-	if int64(released) != inc.Held {
-		t.Errorf("the release entries of %s add up to %d; it released %d", id, released, inc.Held)
+	if len(releases) != 1 || int64(released) != inc.Held {
+		t.Errorf("the release of %s is %d entries, their progress %d actions; want one entry, with the %d it wrote", id, len(releases), released, inc.Held)
+	}
+	// The standing decision ended once the incident was contained with
+	// nothing pending: an entry of its own, and the incident says so.
+	var ended []api.AuditEntry
+	admintest.WaitFor(t, 30*time.Second, func() string { return fmt.Sprintf("standing_ended entries %+v", ended) }, func() bool {
+		ended = auditEntries(t, a.URL, "?kind=standing_ended&limit=1000&incident="+url.QueryEscape(id))
+		return len(ended) > 0
+	})
+	inc = incident(t, a.URL, id)
+	if len(ended) != 1 || ended[0].Group != inc.Standing.Entry || int64(ended[0].Count) != inc.Rejected || inc.Standing.Ended.IsZero() {
+		t.Errorf("the end of the standing decision on %s: entries %+v, standing %+v; want one naming its entry %s with the %d it decided",
+			id, ended, inc.Standing, inc.Standing.Entry, inc.Rejected)
 	}
 
 	// Undo: a decided action not yet released goes back to pending; a

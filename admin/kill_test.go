@@ -114,12 +114,12 @@ func TestReviewSurvivesKill(t *testing.T) {
 	for {
 		var one api.Incident
 		call(t, base, "GET", incPath, tok(config.RoleViewer), "", &one)
-		if one.Released >= one.Held/4 {
-			if one.Released == one.Held {
+		if one.Written >= one.Held/4 {
+			if one.Written == one.Held {
 				t.Fatalf("the release finished before the kill: %+v", one)
 			}
 			p.Kill()
-			t.Logf("killed the daemon with %d of %d released", one.Released, one.Held)
+			t.Logf("killed the daemon with %d of %d written", one.Written, one.Held)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -137,7 +137,7 @@ func TestReviewSurvivesKill(t *testing.T) {
 	for {
 		var one api.Incident
 		call(t, base, "GET", incPath, tok(config.RoleViewer), "", &one)
-		if one.Released == one.Held {
+		if one.Written == one.Held {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -116,7 +116,7 @@ func TestReview(t *testing.T) {
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(incID), vw, "", &one)
-		if one.Released == one.Held {
+		if one.Written == one.Held {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -185,7 +185,8 @@ type AuditEntry struct {
 	// Actor is the token name of the person, or "breakwater".
 	Actor string `json:"actor"`
 	// Kind is transition, override, reset, approve, reject, release,
-	// acknowledge, owner, note, standing or standing_revoked.
+	// acknowledge, owner, note, standing, standing_revoked or
+	// standing_ended.
 	Kind string `json:"kind"`
 	// Scope is the breaker concerned.
 	Scope breaker.Scope `json:"scope,omitempty"`
@@ -216,6 +217,28 @@ type AuditEntry struct {
 	Owner string `json:"owner,omitempty"`
 	// Window is the window count of a trip: the count that tripped it.
 	Window float64 `json:"window,omitempty"`
+	// Group, on one step of a longer piece of work (a batch of an
+	// incident's release, a step of a standing decision), names the entry
+	// the step is folded into: the journal keeps every step, the trail
+	// shows one entry with its Progress. A release's batches are grouped
+	// as "release/<incident>", a standing decision's steps under the id of
+	// the standing entry.
+	Group string `json:"group,omitempty"`
+	// Progress, on the entry a group is shown as (an incident's release,
+	// a standing decision), is what its steps did so far.
+	Progress *AuditProgress `json:"progress,omitempty"`
+}
+
+// AuditProgress is what the steps of a release or a standing decision
+// did so far, folded into the one audit entry that shows them.
+type AuditProgress struct {
+	// Count is how many actions the steps covered (released, or decided
+	// by the standing decision); Steps how many steps there were.
+	Count int `json:"count"`
+	Steps int `json:"steps"`
+	// First and Last are the times of the first and the latest step.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
 }
 
 // Audit is the answer of GET /v1/audit, newest first.
@@ -272,8 +295,14 @@ type Incident struct {
 	Pending  int64 `json:"pending"`
 	Approved int64 `json:"approved"`
 	Rejected int64 `json:"rejected"`
-	// Released counts the decided actions written to gated or rejected.
-	Released int64 `json:"released"`
+	// Written counts the decided actions written to their topic: the
+	// approved ones released to the gated topic (ApprovedReleased), the
+	// rejected ones recorded on the rejected topic (RejectedWritten).
+	// Actions written before the two were counted apart count in Written
+	// only.
+	Written          int64 `json:"written"`
+	ApprovedReleased int64 `json:"approved_released"`
+	RejectedWritten  int64 `json:"rejected_written"`
 	// FirstHeldAt and LastHeldAt span its held actions.
 	FirstHeldAt time.Time `json:"first_held_at"`
 	LastHeldAt  time.Time `json:"last_held_at"`
@@ -342,6 +371,11 @@ type Standing struct {
 	Reason string    `json:"reason,omitempty"`
 	// Applied counts the actions it decided so far.
 	Applied int64 `json:"applied"`
+	// Entry is the id of its audit entry, which shows its progress.
+	Entry string `json:"entry,omitempty"`
+	// Ended is set once it stopped deciding: its incident no longer
+	// holds and nothing of it is pending.
+	Ended time.Time `json:"ended,omitzero"`
 }
 
 // Note is a remark on an incident.
@@ -444,8 +478,12 @@ type Held struct {
 	HoldReason string `json:"hold_reason,omitempty"`
 	// Status is pending, approved or rejected.
 	Status string `json:"status"`
-	// Reviewer is who approved or rejected it.
-	Reviewer string `json:"reviewer,omitempty"`
+	// Reviewer is who approved or rejected it, DecidedAt when; Via is
+	// "standing" when the reviewer's standing decision on its incident
+	// decided it rather than the reviewer looking at it.
+	Reviewer  string    `json:"reviewer,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	Via       string    `json:"via,omitempty"`
 	// Released is true once it is on the gated (approved) or rejected topic.
 	Released bool `json:"released"`
 }

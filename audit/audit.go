@@ -67,6 +67,9 @@ const (
 	KindStanding = "standing"
 	// KindStandingRevoked is a standing decision revoked.
 	KindStandingRevoked = "standing_revoked"
+	// KindStandingEnded is a standing decision that stopped deciding:
+	// its incident no longer holds and nothing of it is pending.
+	KindStandingEnded = "standing_ended"
 	// KindUndo is decisions put back to pending before their release.
 	KindUndo = "undo"
 	// KindReversalStart is a reversal started: its action ids, window and
@@ -78,6 +81,37 @@ const (
 
 // ViaStanding marks the decisions a standing decision made (Entry.Via).
 const ViaStanding = "standing"
+
+// ReleaseGroup is the Group of an incident's release entries: the trail
+// shows them as one entry with its progress.
+func ReleaseGroup(incident string) string { return "release/" + incident }
+
+// step says how the index takes an entry: a row of its own (""), a step
+// folded into its group's entry ("step": a decision of a standing
+// decision), or a step that is also the row of its group when it is the
+// group's first ("first": a batch of a release).
+func step(e Entry) string {
+	switch {
+	case e.Group == "":
+		return ""
+	case e.Kind == KindApprove || e.Kind == KindReject:
+		return "step"
+	case e.Kind == KindRelease:
+		return "first"
+	}
+	return ""
+}
+
+// groupOf returns the group an indexed entry shows the progress of.
+func groupOf(e Entry) string {
+	switch {
+	case e.Kind == KindStanding:
+		return e.ID
+	case e.Kind == KindRelease:
+		return e.Group
+	}
+	return ""
+}
 
 // Entry is one record of the audit trail: the entry as the admin API
 // shows it, and the ids of the actions it covers.
@@ -148,6 +182,7 @@ type Trail struct {
 	opts    Options
 	w       *kafka.Writer
 	tr      *kafka.Transport
+	keys    wire.Keys
 	index   string
 	built   string
 	maxPage int64
@@ -176,6 +211,7 @@ func New(opts Options) (*Trail, error) {
 			WriteTimeout: opts.WriteTimeout,
 			MaxAttempts:  5,
 		},
+		keys:    keys,
 		index:   keys.Audit(),
 		built:   keys.AuditBuilt(),
 		maxPage: 500,
@@ -243,26 +279,97 @@ func (t *Trail) Record(ctx context.Context, ts []breaker.Transition) error {
 	return t.Write(ctx, entries...)
 }
 
-// indexValues adds the encoded entries to the index and trims it. ZADD of
-// the same bytes is a no-op, which makes retries and rebuilds idempotent.
+// indexScript adds entries to the index and trims it. KEYS[1] is the
+// index, then one group hash per entry that is a step (in order); ARGV[1]
+// the index size, then five per entry: how it is taken (step), its score,
+// the encoded entry, its id and count. A step is folded into its group's
+// hash once (by id): count, steps, first and last; a "first" step is also
+// the group's row if no other step is. ZADD of the same bytes and HSETNX
+// of the same step are no-ops, which makes retries and rebuilds
+// idempotent.
+var indexScript = redis.NewScript(`
+local k = 2
+for i = 2, #ARGV, 5 do
+  local how, score, member, id, count = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if how == '' then
+    redis.call('ZADD', KEYS[1], score, member)
+  else
+    local g = KEYS[k]
+    k = k + 1
+    if redis.call('HSETNX', g, 's:' .. id, count) == 1 then
+      redis.call('HINCRBY', g, 'count', count)
+      redis.call('HINCRBY', g, 'steps', 1)
+      local first, last = tonumber(redis.call('HGET', g, 'first')), tonumber(redis.call('HGET', g, 'last'))
+      if not first or tonumber(score) < first then redis.call('HSET', g, 'first', score) end
+      if not last or tonumber(score) > last then redis.call('HSET', g, 'last', score) end
+    end
+    if how == 'first' then
+      local head = redis.call('HGET', g, 'head')
+      if not head then
+        redis.call('HSET', g, 'head', id)
+        head = id
+      end
+      if head == id then redis.call('ZADD', KEYS[1], score, member) end
+    end
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+return 1
+`)
+
+// indexValues adds the encoded entries to the index and trims it; the
+// steps of a group (Entry.Group) are folded into their group's entry.
 func (t *Trail) indexValues(ctx context.Context, msgs []kafka.Message) error {
-	zs := make([]redis.Z, 0, len(msgs))
+	keys := []string{t.index}
+	args := []any{t.opts.IndexSize}
 	for _, m := range msgs {
 		var e Entry
 		if err := json.Unmarshal(m.Value, &e); err != nil {
 			continue // not an entry of ours; the topic keeps it
 		}
-		zs = append(zs, redis.Z{Score: float64(e.At.UnixMilli()), Member: string(m.Value)})
+		how := step(e)
+		if how != "" {
+			keys = append(keys, t.keys.AuditGroup(e.Group))
+		}
+		args = append(args, how, e.At.UnixMilli(), string(m.Value), e.ID, e.Count)
 	}
-	if len(zs) == 0 {
+	if len(args) == 1 {
 		return nil
 	}
-	_, err := t.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, t.index, zs...)
-		p.ZRemRangeByRank(ctx, t.index, 0, int64(-t.opts.IndexSize-1))
+	return indexScript.Run(ctx, t.opts.Redis, keys, args...).Err()
+}
+
+// progress fills in the Progress of the entries that show a group.
+func (t *Trail) progress(ctx context.Context, es []Entry) error {
+	var at []int
+	var cmds []*redis.SliceCmd
+	_, err := t.opts.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, e := range es {
+			if g := groupOf(e); g != "" {
+				at = append(at, i)
+				cmds = append(cmds, p.HMGet(ctx, t.keys.AuditGroup(g), "count", "steps", "first", "last"))
+			}
+		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("read the progress of %d audit entries: %w", len(at), err)
+	}
+	for k, i := range at {
+		v := cmds[k].Val()
+		num := func(j int) int64 {
+			s, _ := v[j].(string)
+			n, _ := strconv.ParseInt(s, 10, 64)
+			return n
+		}
+		if num(1) == 0 {
+			continue // no step yet
+		}
+		es[i].Progress = &api.AuditProgress{
+			Count: int(num(0)), Steps: int(num(1)), First: time.UnixMilli(num(2)).UTC(), Last: time.UnixMilli(num(3)).UTC(),
+		}
+	}
+	return nil
 }
 
 // Query returns the entries q selects, newest first. It rebuilds the index
@@ -314,6 +421,9 @@ func (t *Trail) Query(ctx context.Context, q Query) ([]Entry, error) {
 		if int64(len(vals)) < t.maxPage {
 			break
 		}
+	}
+	if err := t.progress(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -163,3 +163,88 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("New(Options{}) = nil error; want one naming a field")
 	}
 }
+
+// TestStepsFoldIntoOneEntry: a standing decision that decides over many
+// steps and a release in many batches are one entry each in the index,
+// with their progress, so that an incident's own entries (an
+// acknowledgement, an owner, a note) stay among its newest; the journal
+// keeps every step. The same holds after a rebuild and when a step is
+// indexed twice.
+func TestStepsFoldIntoOneEntry(t *testing.T) {
+	b := newBed(t)
+	tr := newTrail(t, b, 1000)
+	ctx := ctxT(t)
+	scope, inc := breaker.RuleScope("a"), "rule:a@1"
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	entry := func(s int, kind string) audit.Entry {
+		return audit.Entry{AuditEntry: api.AuditEntry{At: at(s), Actor: "alice", Kind: kind, Scope: scope, Incident: inc}}
+	}
+	standing := entry(0, audit.KindStanding)
+	standing.ID, standing.Decision, standing.Count = audit.NewID(), "reject", 40
+	head := []audit.Entry{entry(1, audit.KindAcknowledge), entry(2, audit.KindOwner), entry(3, audit.KindNote), standing}
+	if err := tr.Write(ctx, head...); err != nil {
+		t.Fatal(err)
+	}
+	const steps = 30
+	var journal []audit.Entry
+	for i := range steps {
+		d := entry(10+i, audit.KindReject)
+		d.ID, d.Via, d.Group, d.Count, d.IDs = audit.NewID(), audit.ViaStanding, standing.ID, 20+i%7, []string{fmt.Sprintf("x-%d", i)}
+		r := entry(10+i, audit.KindRelease)
+		r.ID, r.Actor, r.Group, r.Count, r.IDs = audit.NewID(), audit.System, audit.ReleaseGroup(inc), 20+i%7, []string{fmt.Sprintf("x-%d", i)}
+		journal = append(journal, d, r)
+		if err := tr.Write(ctx, d, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A retried write indexes its step once.
+	if err := tr.Write(ctx, journal[4], journal[5]); err != nil {
+		t.Fatal(err)
+	}
+	wantCount := 0
+	for i := range steps {
+		wantCount += 20 + i%7
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := tr.Query(ctx, audit.Query{Incident: inc, Limit: 6})
+		if err != nil {
+			t.Fatalf("%s: Query = %v", when, err)
+		}
+		kinds := map[string]int{}
+		for _, e := range got {
+			kinds[e.Kind]++
+			switch e.Kind {
+			case audit.KindStanding:
+				if p := e.Progress; p == nil || p.Count != wantCount || p.Steps != steps || !p.First.Equal(at(10)) || !p.Last.Equal(at(10+steps-1)) {
+					t.Errorf("%s: the standing entry's progress = %+v; want %d actions in %d steps, %s to %s", when, p, wantCount, steps, at(10), at(10+steps-1))
+				}
+			case audit.KindRelease:
+				if p := e.Progress; p == nil || p.Count != wantCount || p.Steps != steps || !e.At.Equal(at(10)) {
+					t.Errorf("%s: the release entry = %+v, progress %+v; want its first batch with %d actions in %d batches", when, e.AuditEntry, p, wantCount, steps)
+				}
+			}
+		}
+		want := map[string]int{audit.KindAcknowledge: 1, audit.KindOwner: 1, audit.KindNote: 1, audit.KindStanding: 1, audit.KindRelease: 1}
+		if fmt.Sprint(kinds) != fmt.Sprint(want) {
+			t.Errorf("%s: the incident's entries are %v (%v); want one of each: %v", when, kinds, ids(got), want)
+		}
+	}
+	check("fresh")
+	// The topic keeps every step: the review index is rebuilt from them.
+	n := 0
+	if err := tr.Scan(ctx, func(e audit.Entry) error {
+		if e.Group != "" {
+			n++
+		}
+		return nil
+	}); err != nil || n != 2*steps+2 {
+		t.Errorf("Scan found %d steps, %v; want %d (every write, the retried one too)", n, err, 2*steps+2)
+	}
+	b.r.Restart(t)
+	check("after a Redis restart")
+	if _, err := tr.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after a second rebuild")
+}

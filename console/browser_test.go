@@ -447,7 +447,7 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(`//div[@id="release" and contains(., "Done")]`, chromedp.BySearch))
 	var after api.Incident
 	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/incidents/"+inc.ID, &after)
-	if after.Pending != 0 || after.Rejected != 1 || after.Approved != after.Held-1 || after.Released != after.Held {
+	if after.Pending != 0 || after.Rejected != 1 || after.Approved != after.Held-1 || after.Written != after.Held || after.ApprovedReleased != after.Approved || after.RejectedWritten != 1 {
 		t.Errorf("after the review the incident is %+v; want one rejected, the rest approved, all released", after)
 	}
 	shot(t, ctx, "console-incident.png")
@@ -575,6 +575,21 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 	apiPost(t, base, admintest.Tokens[config.RoleOperator], "/v1/breakers/"+scope+"/reset", `{"reason":"model 7 rolled back"}`, &reset)
 	run(t, ctx, "the incident closes",
 		chromedp.WaitVisible(`//div[@id="lifecycle"]/span[contains(@class, "life closed")]`, chromedp.BySearch))
+	// Closed, nothing pending: no review button, the reason in their place;
+	// the counters say what was approved and released, and what rejected.
+	var closed api.Incident
+	apiGet(t, base, admintest.Tokens[config.RoleViewer], "/v1/incidents/"+second, &closed)
+	var visibleButtons int
+	var why, rejectedSub string
+	run(t, ctx, "no review buttons on the closed incident",
+		chromedp.WaitVisible(`//p[@id="review-why" and starts-with(., "Closed")]`, chromedp.BySearch),
+		chromedp.Evaluate(`[...document.querySelectorAll("#review-sample, #approve-all, #reject-all, #standing-reject, #standing-approve, #revoke")].filter((b) => b.offsetParent !== null).length`, &visibleButtons),
+		chromedp.Text("#review-why", &why, chromedp.ByID),
+		poll(`document.getElementById("count-rejected-sub").textContent.includes("`+jsNum(float64(closed.Rejected))+` recorded")`),
+		chromedp.Text("#count-rejected-sub", &rejectedSub, chromedp.ByID))
+	if visibleButtons != 0 || !strings.Contains(why, "nothing is left to review") || !strings.HasPrefix(rejectedSub, "never enforced") {
+		t.Errorf("the closed incident shows %d review buttons, says %q, and under rejected %q; want none, why, and that they are never enforced", visibleButtons, why, rejectedSub)
+	}
 	shot(t, ctx, "console-closed.png")
 
 	// Every step is in the incident's audit trail, linked to it.
@@ -584,7 +599,17 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="acknowledge"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="owner"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="note"]`, chromedp.BySearch),
-		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="reject" and contains(., "by the standing decision")]`, chromedp.BySearch))
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="standing_ended"]`, chromedp.BySearch))
+	// The standing decision is one entry: its rejections are folded into
+	// it, their count the incident's, and none is a row of its own.
+	var standingRows, rejectRows int
+	run(t, ctx, "the standing decision is one entry with its progress",
+		poll(`document.querySelector('#audit tr[data-kind="standing"] .standing-progress').dataset.count === "`+fmt.Sprint(closed.Rejected)+`"`),
+		chromedp.Evaluate(`document.querySelectorAll('#audit tr[data-kind="standing"]').length`, &standingRows),
+		chromedp.Evaluate(`document.querySelectorAll('#audit tr[data-kind="reject"]').length`, &rejectRows))
+	if standingRows != 1 || rejectRows != 0 {
+		t.Errorf("the incident's audit trail has %d standing and %d reject rows; want 1 and 0 (the rejections folded into the standing entry)", standingRows, rejectRows)
+	}
 	// Its releases read as one entry with the incident's progress.
 	run(t, ctx, "one release entry, at 100%",
 		poll(`document.querySelectorAll('#audit tr[data-kind="release"]').length === 1 && document.querySelector('#audit .release-progress[data-pct="100"]')`))

@@ -216,7 +216,7 @@ func (g *globals) audit(ctx context.Context, args []string, stdout, stderr io.Wr
 		fs.StringVar(&since, "since", "", "only entries since this time (RFC 3339) or this long ago (1h)")
 		fs.StringVar(&until, "until", "", "only entries before this time (RFC 3339)")
 		fs.StringVar(&actor, "actor", "", "only this actor's entries (a token name, or breakwater)")
-		fs.StringVar(&kind, "kind", "", "only entries of this kind: transition, override, reset, approve, reject, release, acknowledge, owner, note, standing or standing_revoked")
+		fs.StringVar(&kind, "kind", "", "only entries of this kind: transition, override, reset, approve, reject, release, acknowledge, owner, note, standing, standing_revoked or standing_ended")
 		fs.StringVar(&incident, "incident", "", "only entries that name this incident")
 		fs.IntVar(&limitN, "limit", 50, "the most entries shown (1..1000)")
 	})
@@ -269,8 +269,20 @@ func auditWhat(e api.AuditEntry) string {
 	if e.Decision != "" {
 		parts = append(parts, e.Decision+" everything")
 	}
-	if e.Count > 0 {
+	switch {
+	case e.Kind == "standing":
+		parts = append(parts, strconv.Itoa(e.Count)+" pending when set")
+	case e.Kind == "standing_revoked" || e.Kind == "standing_ended":
+		parts = append(parts, strconv.Itoa(e.Count)+" decided by it")
+	case e.Kind == "release" && e.Progress != nil:
+		// The incident's release batches, folded into this entry.
+		parts = append(parts, fmt.Sprintf("%d actions written in %d batches, the last at %s", e.Progress.Count, e.Progress.Steps, when(e.Progress.Last)))
+	case e.Count > 0:
 		parts = append(parts, strconv.Itoa(e.Count)+" actions")
+	}
+	if e.Kind == "standing" && e.Progress != nil {
+		// The decisions it made, folded into this entry.
+		parts = append(parts, fmt.Sprintf("decided %d in %d steps, the last at %s", e.Progress.Count, e.Progress.Steps, when(e.Progress.Last)))
 	}
 	if e.Via != "" {
 		parts = append(parts, "by the "+e.Via+" decision")

@@ -267,7 +267,7 @@ func TestCLIReview(t *testing.T) {
 	vw.run(t, "incidents").want(t, nil, 0, "active", "")
 	// --wait follows the release to the end, with progress on stderr.
 	rv.run(t, "held", "approve", "--incident", inc.ID, "--reason", "checked", "--wait").want(t, nil, 0, fmt.Sprintf("approved %d", inc.Held-7),
-		fmt.Sprintf("released %d of %d decided (0 pending review)", inc.Held, inc.Held))
+		fmt.Sprintf("written %d of %d decided to their topic", inc.Held, inc.Held))
 	// Every action of the spike was held in its batch: nothing was
 	// forwarded, so a reversal finds nothing.
 	vw.run(t, "reversal", inc.ID).want(t, nil, 0, "0 actions forwarded from", "")
@@ -281,11 +281,12 @@ func TestCLIReview(t *testing.T) {
 	// Released: the decision stands, and the answer says so.
 	rv.run(t, "held", "undo", a).want(t, nil, 0, "undone 0 (pending again), 1 already released: their decision stands ("+a+")", "")
 	deadline = time.Now().Add(60 * time.Second)
+	var one api.Incident
 	for {
 		r := vw.run(t, "incidents", inc.ID, "-o", "json")
-		var one api.Incident
+		one = api.Incident{}
 		_ = json.Unmarshal([]byte(r.stdout), &one)
-		if one.Released == one.Held && one.Held > 0 {
+		if one.Written == one.Held && one.Held > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -293,6 +294,12 @@ func TestCLIReview(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The approved are released, the rejected recorded: said apart.
+	if one.ApprovedReleased != one.Approved || one.RejectedWritten != one.Rejected || one.Rejected == 0 {
+		t.Errorf("incident %+v; want approved_released = approved, rejected_written = rejected (some)", one)
+	}
+	vw.run(t, "incidents", inc.ID).want(t, nil, 0, fmt.Sprintf("approved %d, of them %d released to the gated topic; rejected %d, of them %d written to the rejected topic",
+		one.Approved, one.Approved, one.Rejected, one.Rejected), "")
 	// A standing decision on the still active incident, then its revoke.
 	rv.run(t, "incident", "standing", inc.ID, "reject").want(t, nil, 2, "", "want approve or reject, and --reason")
 	rv.run(t, "incident", "standing", inc.ID, "reject", "--reason", "model 7 is broken").want(t, nil, 0, "standing decision: reject everything it holds", "")

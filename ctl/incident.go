@@ -94,6 +94,8 @@ func printIncident(w io.Writer, i api.Incident) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nstate: %s (%s)\n", i.State, i.StateReason)
+	fmt.Fprintf(w, "approved %d, of them %d released to the gated topic; rejected %d, of them %d written to the rejected topic\n",
+		i.Approved, i.ApprovedReleased, i.Rejected, i.RejectedWritten)
 	if i.AckBy != "" {
 		fmt.Fprintf(w, "acknowledged by %s at %s\n", i.AckBy, when(i.AckAt))
 	}
@@ -101,7 +103,11 @@ func printIncident(w io.Writer, i api.Incident) error {
 		fmt.Fprintf(w, "owner: %s\n", i.Owner)
 	}
 	if s := i.Standing; s != nil {
-		fmt.Fprintf(w, "standing decision: %s everything it holds (%s, %s: %s); %d decided by it\n", s.Decision, s.Actor, when(s.At), s.Reason, s.Applied)
+		still := "still deciding"
+		if !s.Ended.IsZero() {
+			still = "ended " + when(s.Ended)
+		}
+		fmt.Fprintf(w, "standing decision: %s everything it holds (%s, %s: %s); %d decided by it, %s\n", s.Decision, s.Actor, when(s.At), s.Reason, s.Applied, still)
 	}
 	if i.Continues != "" {
 		fmt.Fprintf(w, "continues %s (tripped again soon after it)\n", i.Continues)

@@ -92,13 +92,17 @@ func (g *globals) lookBack(ctx context.Context, id string, window time.Duration,
 
 func printIncidents(w io.Writer, incs []api.Incident) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INCIDENT\tSTATE\tSCOPE\tHELD\tPENDING\tAPPROVED\tREJECTED\tRELEASED\tACK\tOWNER\tSTANDING\tFIRST HELD\tLAST HELD")
+	// RELEASED counts approved actions released to the gated topic;
+	// WRITTEN every decided action written to its topic (approved to
+	// gated, rejected to rejected).
+	fmt.Fprintln(tw, "INCIDENT\tSTATE\tSCOPE\tHELD\tPENDING\tAPPROVED\tRELEASED\tREJECTED\tWRITTEN\tACK\tOWNER\tSTANDING\tFIRST HELD\tLAST HELD")
 	for _, i := range incs {
 		standing := "-"
 		if i.Standing != nil {
 			standing = i.Standing.Decision
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, i.Scope, i.Held, i.Pending, i.Approved, i.Rejected, i.Released,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, i.Scope, i.Held, i.Pending,
+			i.Approved, i.ApprovedReleased, i.Rejected, i.Written,
 			dash(i.AckBy), dash(i.Owner), standing, when(i.FirstHeldAt), when(i.LastHeldAt))
 	}
 	return tw.Flush()
@@ -328,8 +332,9 @@ func (g *globals) waitReleased(ctx context.Context, id string, stderr io.Writer)
 			return err
 		}
 		decided := inc.Approved + inc.Rejected
-		fmt.Fprintf(stderr, "\rreleased %d of %d decided (%d pending review), %s", inc.Released, decided, inc.Pending, time.Since(start).Truncate(time.Second))
-		if inc.Released >= decided {
+		fmt.Fprintf(stderr, "\rwritten %d of %d decided to their topic (%d approved released, %d rejected recorded; %d pending review), %s",
+			inc.Written, decided, inc.ApprovedReleased, inc.RejectedWritten, inc.Pending, time.Since(start).Truncate(time.Second))
+		if inc.Written >= decided {
 			fmt.Fprintln(stderr)
 			return nil
 		}

@@ -243,7 +243,7 @@ func reviewFlow(t *testing.T, b *bed) {
 	}
 	waitFor(t, 180*time.Second, func() string { return fmt.Sprintf("incident %s released (got %+v)", inc, got) }, alive, func() bool {
 		got = review.Incident{}
-		return api(t, ra, "GET", "/v1/incidents/"+url.PathEscape(inc), "", &got) == http.StatusOK && got.Released == int64(heldOnTopic)
+		return api(t, ra, "GET", "/v1/incidents/"+url.PathEscape(inc), "", &got) == http.StatusOK && got.Written == int64(heldOnTopic)
 	})
 	approved := map[string]int{}
 	for _, r := range b.k.ReadAll(t, testTopics.Gated, 10*time.Second) {

@@ -211,7 +211,7 @@ func TestReadmeAPIExamples(t *testing.T) {
 	// What the examples did.
 	incidents = waitIncidents(t, d.URL, admin, func(m map[string]review.Incident) bool {
 		s := m["rule:spam-links-v2@1"]
-		return s.Released == s.Held && m["rule:rule-other@1"].Rejected >= 2
+		return s.Written == s.Held && m["rule:rule-other@1"].Rejected >= 2
 	})
 	if s := incidents["rule:spam-links-v2@1"]; s.Pending != 0 || s.Rejected != 0 || s.Approved != s.Held {
 		t.Errorf("incident rule:spam-links-v2@1 after the examples = %+v; want every action approved", s)

@@ -66,7 +66,11 @@ for i = 1, (#ARGV - 4) / 3 do
     redis.call('HINCRBY', ikey, to, 1)
     -- A standing decision's count moves with its decisions, so that a
     -- reader never sees one without the other.
-    if standing == '1' then redis.call('HINCRBY', ikey, 'standing_applied', 1) end
+    -- The action's own record says a standing decision decided it.
+    if standing == '1' then
+      redis.call('HINCRBY', ikey, 'standing_applied', 1)
+      redis.call('HSET', akey, 'via', 'standing')
+    end
     -- The key's set keeps an approved action until it is released, so
     -- that a later action of the key waits for it (per-key order).
     if to ~= 'approved' then redis.call('ZREM', kkey, id) end
@@ -162,8 +166,10 @@ type Decision struct {
 	Approval   string
 	Approver   string
 	BreakGlass bool
-	// Via is audit.ViaStanding for the decisions of a standing decision.
-	Via string
+	// Via is audit.ViaStanding for the decisions of a standing decision,
+	// and Group the id of the standing decision's audit entry, which the
+	// audit trail folds the decisions into.
+	Via, Group string
 	// Through, if positive, limits a decision on a whole incident to its
 	// first Through held actions (api.IncidentDecisionRequest.Through).
 	Through int64
@@ -206,7 +212,7 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 			scope, _ := splitIncident(g.incident)
 			e := audit.Entry{AuditEntry: api.AuditEntry{
 				At: now, Actor: d.Reviewer, Kind: kind, Scope: breaker.Scope(scope), Incident: g.incident, Reason: d.Reason,
-				Count: len(chunk), Via: d.Via, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
+				Count: len(chunk), Via: d.Via, Group: d.Group, Approval: d.Approval, Approver: d.Approver, BreakGlass: d.BreakGlass,
 			}, IDs: chunk}
 			if len(ids) == 1 {
 				e.ActionID = ids[0] // a decision on one action names it
@@ -217,7 +223,7 @@ func (x *Index) Decide(ctx context.Context, ids []string, d Decision) (Outcome, 
 	if err := x.opts.Journal.Write(ctx, entries...); err != nil {
 		return Outcome{}, fmt.Errorf("journal %d decisions: %w", len(ids), err)
 	}
-	o, err := x.apply(ctx, ids, d.To, d.Reviewer, d.Via == audit.ViaStanding)
+	o, err := x.apply(ctx, ids, d.To, d.Reviewer, d.Via == audit.ViaStanding, now)
 	if err == nil && len(ids) == 1 && o.Changed == 1 && x.opts.UndoGrace > 0 {
 		// A decision on one action waits UndoGrace before its release, so
 		// that a reviewer can take it back.
@@ -265,10 +271,10 @@ func (x *Index) byIncident(ctx context.Context, ids []string, incident string) (
 	return out, nil
 }
 
-// apply records decisions in the index.
-func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string, standing bool) (Outcome, error) {
+// apply records decisions made at in the index.
+func (x *Index) apply(ctx context.Context, ids []string, to Status, reviewer string, standing bool, at time.Time) (Outcome, error) {
 	out := Outcome{Conflicts: []string{}, Unknown: []string{}}
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	now := strconv.FormatInt(at.UnixMilli(), 10)
 	flag := "0"
 	if standing {
 		flag = "1"

@@ -27,13 +27,15 @@ const (
 	fieldStandingAt      = "standing_at"
 	fieldStandingReason  = "standing_reason"
 	fieldStandingApplied = "standing_applied"
+	fieldStandingEntry   = "standing_entry"
+	fieldStandingEnded   = "standing_ended"
 )
 
 // incidentKinds are the journal kinds that change an incident rather than
 // its actions; the index is rebuilt from them too.
 var incidentKinds = map[string]bool{
 	audit.KindAcknowledge: true, audit.KindOwner: true, audit.KindNote: true,
-	audit.KindStanding: true, audit.KindStandingRevoked: true,
+	audit.KindStanding: true, audit.KindStandingRevoked: true, audit.KindStandingEnded: true,
 }
 
 // ErrConflict is returned for a change an incident's state does not allow.
@@ -129,13 +131,15 @@ func (x *Index) read(ctx context.Context, id string) (Incident, error) {
 	}
 	scope, _ := splitIncident(id)
 	inc := Incident{
-		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"), Released: num("released"),
+		ID: id, Scope: scope, Held: num("held"), Pending: num("pending"), Approved: num("approved"), Rejected: num("rejected"),
+		Written: num("released"), ApprovedReleased: num("released_approved"), RejectedWritten: num("released_rejected"),
 		FirstHeldAt: ms("first_held_at"), LastHeldAt: ms("last_held_at"),
 		AckBy: m[fieldAckBy], AckAt: ms(fieldAckAt), Owner: m[fieldOwner],
 	}
 	if to := m[fieldStandingTo]; to != "" {
 		inc.Standing = &api.Standing{
 			Decision: to, Actor: m[fieldStandingActor], At: ms(fieldStandingAt), Reason: m[fieldStandingReason], Applied: num(fieldStandingApplied),
+			Entry: m[fieldStandingEntry], Ended: ms(fieldStandingEnded),
 		}
 	}
 	for _, v := range notes.Val() {
@@ -174,9 +178,9 @@ func (x *Index) lifecycle(ctx context.Context, inc *Incident, states map[string]
 		if gen == 0 {
 			inc.StateReason = fmt.Sprintf("held without a trip (while the rate store was unreachable, or suppressed after a reversal: see each action's hold_reason); %d actions wait for a reviewer", inc.Pending)
 		}
-	case inc.Released < decided:
+	case inc.Written < decided:
 		inc.State = api.IncidentReviewed
-		inc.StateReason = fmt.Sprintf("every action is decided; %d of %d are written to their topic", inc.Released, decided)
+		inc.StateReason = fmt.Sprintf("every action is decided; %d of %d are written to their topic", inc.Written, decided)
 	default:
 		inc.State = api.IncidentClosed
 		inc.StateReason = "contained, every action decided and written to its topic"
@@ -279,6 +283,7 @@ func (x *Index) Change(ctx context.Context, c Change) (Incident, error) {
 		}
 		e.Decision = inc.Standing.Decision
 		e.Count = int(inc.Standing.Applied)
+		e.Group = inc.Standing.Entry
 	default:
 		return inc, fmt.Errorf("review: unknown incident change %q", c.Kind)
 	}
@@ -330,13 +335,27 @@ func (x *Index) applyChange(ctx context.Context, e audit.Entry) error {
 		err = x.opts.Redis.HSet(ctx, x.keys.HeldIncidentNotes(e.Incident), e.ID, note).Err()
 	case audit.KindStanding:
 		_, err = x.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HSet(ctx, key, fieldStandingTo, e.Decision, fieldStandingActor, e.Actor, fieldStandingAt, at, fieldStandingReason, e.Reason)
+			p.HSet(ctx, key, fieldStandingTo, e.Decision, fieldStandingActor, e.Actor, fieldStandingAt, at, fieldStandingReason, e.Reason,
+				fieldStandingEntry, e.ID)
+			p.HDel(ctx, key, fieldStandingEnded)
 			p.SAdd(ctx, x.keys.HeldStanding(), e.Incident)
 			return nil
 		})
 	case audit.KindStandingRevoked:
 		_, err = x.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.HDel(ctx, key, fieldStandingTo, fieldStandingActor, fieldStandingAt, fieldStandingReason, fieldStandingApplied)
+			p.HDel(ctx, key, fieldStandingTo, fieldStandingActor, fieldStandingAt, fieldStandingReason, fieldStandingApplied,
+				fieldStandingEntry, fieldStandingEnded)
+			p.SRem(ctx, x.keys.HeldStanding(), e.Incident)
+			return nil
+		})
+	case audit.KindStandingEnded:
+		// Only the decision it ended: a later one on the incident has
+		// another entry.
+		if cur, _ := x.opts.Redis.HGet(ctx, key, fieldStandingEntry).Result(); cur != "" && cur != e.Group {
+			return nil
+		}
+		_, err = x.opts.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, fieldStandingEnded, at)
 			p.SRem(ctx, x.keys.HeldStanding(), e.Incident)
 			return nil
 		})
@@ -387,6 +406,7 @@ func (x *Index) ApplyStanding(ctx context.Context) (int, error) {
 			}
 			o, err := x.Decide(ctx, pending, Decision{
 				To: to, Reviewer: inc.Standing.Actor, Reason: inc.Standing.Reason, Incident: id, Via: audit.ViaStanding,
+				Group: inc.Standing.Entry,
 			})
 			if err != nil {
 				return n, err
@@ -395,7 +415,18 @@ func (x *Index) ApplyStanding(ctx context.Context) (int, error) {
 			continue
 		}
 		if inc.State != api.IncidentActive {
-			if err := x.opts.Redis.SRem(ctx, x.keys.HeldStanding(), id).Err(); err != nil {
+			// Its end is an entry of its own, journaled first: a rebuilt
+			// index knows it ended and does not end it again.
+			scope, _ := splitIncident(id)
+			e := audit.Entry{AuditEntry: api.AuditEntry{
+				ID: audit.NewID(), At: time.Now().UTC(), Actor: audit.System, Kind: audit.KindStandingEnded, Scope: breaker.Scope(scope),
+				Incident: id, Decision: inc.Standing.Decision, Count: int(inc.Standing.Applied), Group: inc.Standing.Entry,
+				Reason: inc.StateReason,
+			}}
+			if err := x.opts.Journal.Write(ctx, e); err != nil {
+				return n, fmt.Errorf("journal the end of the standing decision on %s: %w", id, err)
+			}
+			if err := x.applyChange(ctx, e); err != nil {
 				return n, fmt.Errorf("end a standing decision: %w", err)
 			}
 		}

@@ -286,7 +286,7 @@ func (x *Index) replay(ctx context.Context) error {
 			if e.Kind == audit.KindReject {
 				to = Rejected
 			}
-			_, err = x.apply(ctx, e.IDs, to, e.Actor, e.Via == audit.ViaStanding)
+			_, err = x.apply(ctx, e.IDs, to, e.Actor, e.Via == audit.ViaStanding, e.At)
 		case audit.KindRelease:
 			err = x.markReleased(ctx, e.IDs)
 		case audit.KindUndo:
@@ -587,16 +587,21 @@ func (x *Index) getMany(ctx context.Context, ids []string) ([]Held, error) {
 func heldFromFields(id string, m map[string]string) Held {
 	num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	occ, _ := time.Parse(time.RFC3339Nano, m["occurred_at"])
-	return Held{
+	h := Held{
 		Held: api.Held{
 			ActionID: id, Incident: m["incident"], Scope: m["scope"], Rule: m["rule_id"], Action: m["action"],
 			TargetType: m["target_type"], TargetID: m["target_id"], ModelVersion: m["model_version"], Region: m["region"],
 			OccurredAt: occ, HeldAt: time.UnixMilli(num("held_at")).UTC(), Partition: int(num("partition")), Offset: num("offset"),
 			Source: m["source"], Status: m["status"], Reviewer: m["reviewer"], Released: m["released"] == "1",
 			ModelName: m["model_name"], Confidence: parseConfidence(m["confidence"]), HoldReason: m["hold_reason"],
+			Via: m["via"],
 		},
 		key: m["key"], seq: num("seq"), undoUntil: time.UnixMilli(num("undo_until")),
 	}
+	if m["decided_at"] != "" {
+		h.DecidedAt = time.UnixMilli(num("decided_at")).UTC()
+	}
+	return h
 }
 
 // Scripts returns the Lua scripts of the review index and the releaser,

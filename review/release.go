@@ -259,6 +259,9 @@ local function mark(k0, a0, q)
       if redis.call('HGET', akey, 'released') ~= '1' then
         redis.call('HSET', akey, 'released', '1')
         redis.call('HINCRBY', ikey, 'released', 1)
+        -- Approved actions are released to enforcement, rejected ones
+        -- only recorded: counted apart, so that neither reads as the other.
+        redis.call('HINCRBY', ikey, 'released_' .. (redis.call('HGET', akey, 'status') or 'unknown'), 1)
         n = n + 1
       end
       redis.call('ZREM', kkey, id)
@@ -347,14 +350,19 @@ func (r *Releaser) markReleased(ctx context.Context, ids []string) error {
 		groups = []incidentIDs{{ids: ids}}
 	}
 	// One entry per incident and batch, naming its scope and incident;
-	// the console shows an incident's release entries as one, with its
-	// progress.
+	// the audit trail folds an incident's release entries into one, with
+	// its progress (their Group).
 	for _, g := range groups {
 		scope, _ := splitIncident(g.incident)
+		group := ""
+		if g.incident != "" {
+			group = audit.ReleaseGroup(g.incident)
+		}
 		for start := 0; start < len(g.ids); start += journalChunk {
 			chunk := g.ids[start:min(start+journalChunk, len(g.ids))]
 			entries = append(entries, audit.Entry{AuditEntry: api.AuditEntry{
 				At: now, Actor: audit.System, Kind: audit.KindRelease, Scope: breaker.Scope(scope), Incident: g.incident, Count: len(chunk),
+				Group: group,
 			}, IDs: chunk})
 		}
 	}

@@ -153,8 +153,13 @@ func TestReleaseExactlyOnceInOrder(t *testing.T) {
 		}
 	}
 	inc, err := x.Incident(ctx, "rule:a@1")
-	if err != nil || inc.Released != total || inc.Pending != 0 || inc.Approved != total-int64(len(rejected)) {
-		t.Errorf("Incident = %+v, %v; want all released", inc, err)
+	if err != nil || inc.Written != total || inc.Pending != 0 || inc.Approved != total-int64(len(rejected)) {
+		t.Errorf("Incident = %+v, %v; want all written", inc, err)
+	}
+	// Approved actions count as released, rejected ones as written to the
+	// rejected topic: neither reads as the other.
+	if inc.ApprovedReleased != inc.Approved || inc.RejectedWritten != int64(len(rejected)) || inc.RejectedWritten == 0 {
+		t.Errorf("Incident = %+v; want approved_released %d (the approved), rejected_written %d (the rejected)", inc, inc.Approved, len(rejected))
 	}
 }
 
@@ -207,7 +212,8 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	inc, err := x.Incident(ctx, "rule:a@2")
-	if err != nil || inc.Pending != 0 || inc.Rejected != int64(len(rejected)) || inc.Released != int64(200+len(rejected)) {
+	if err != nil || inc.Pending != 0 || inc.Rejected != int64(len(rejected)) || inc.Written != int64(200+len(rejected)) ||
+		inc.RejectedWritten != int64(len(rejected)) || inc.ApprovedReleased != 200 {
 		t.Fatalf("rebuilt incident = %+v, %v; want every decision and release back", inc, err)
 	}
 	if _, err := r.Step(ctx); err != nil {
@@ -224,7 +230,7 @@ func TestRebuildKeepsDecisions(t *testing.T) {
 			t.Errorf("%s was released %d times; want once", id, on[id])
 		}
 	}
-	if inc, _ := x.Incident(ctx, "rule:a@2"); inc.Released != total {
+	if inc, _ := x.Incident(ctx, "rule:a@2"); inc.Written != total || inc.ApprovedReleased+inc.RejectedWritten != total {
 		t.Errorf("incident = %+v; want all released", inc)
 	}
 }

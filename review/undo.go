@@ -41,7 +41,7 @@ for i = 1, #ARGV / 3 do
     released[#released+1] = id
   else
     redis.call('HSET', akey, 'status', 'pending')
-    redis.call('HDEL', akey, 'reviewer', 'decided_at', 'undo_until')
+    redis.call('HDEL', akey, 'reviewer', 'decided_at', 'via', 'undo_until')
     redis.call('HINCRBY', ikey, 'pending', 1)
     redis.call('HINCRBY', ikey, st, -1)
     redis.call('ZREM', KEYS[1], id)

@@ -69,6 +69,11 @@ func (k Keys) Audit() string { return k.tag + ":audit" }
 // AuditBuilt marks the audit index as rebuilt from the topic.
 func (k Keys) AuditBuilt() string { return k.tag + ":audit:built" }
 
+// AuditGroup holds the progress of a group of audit entries (the batches
+// of an incident's release, the steps of a standing decision), folded into
+// the one entry of the index that shows them.
+func (k Keys) AuditGroup(group string) string { return k.tag + ":audit:group:" + group }
+
 // The review index of held actions.
 
 // HeldNext maps each held partition to the next offset to index.

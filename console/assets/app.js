@@ -635,8 +635,8 @@ function progress(i) {
   return el("span", { class: "small" },
     el("span", { class: "bar", title: "decided" }, el("i", { style: `width:${i.held ? (100 * decided) / i.held : 0}%` })),
     `${num(decided, 0)}/${num(i.held, 0)} decided · `,
-    el("span", { class: "bar", title: "released" }, el("i", { class: "released", style: `width:${decided ? (100 * i.released) / decided : 0}%` })),
-    `${num(i.released, 0)} released`);
+    el("span", { class: "bar", title: "written to their topic" }, el("i", { class: "released", style: `width:${decided ? (100 * i.written) / decided : 0}%` })),
+    `${num(i.written, 0)} written`);
 }
 
 const LIFECYCLE = {
@@ -657,8 +657,8 @@ function renderIncidents(main) {
       "Active: its breaker still holds. Contained: it stopped holding, actions wait. Reviewed: all decided. Closed: all written." }),
     el("table", { id: "incidents" }, el("thead", {}, el("tr", {},
       el("th", { text: "Incident" }), el("th", { text: "State" }), el("th", { text: "First held" }), el("th", { class: "num", text: "Held" }),
-      el("th", { class: "num", text: "Pending" }), el("th", { class: "num", text: "Approved" }),
-      el("th", { class: "num", text: "Rejected" }), el("th", { class: "num", text: "Released" }), el("th", { text: "Progress" }),
+      el("th", { class: "num", text: "Pending" }), el("th", { class: "num", text: "Approved", title: "approved, and of them released to enforcement" }),
+      el("th", { class: "num", text: "Rejected", title: "rejected: never enforced" }), el("th", { text: "Progress" }),
       el("th", { text: "On call" }))), tbody));
   every(POLL_MS, async () => {
     const r = await get("/v1/incidents");
@@ -668,13 +668,13 @@ function renderIncidents(main) {
       el("td", {}, lifeBadge(i)),
       el("td", { class: "small", text: when(i.first_held_at) }),
       el("td", { class: "num", text: num(i.held, 0) }), el("td", { class: "num", text: num(i.pending, 0) }),
-      el("td", { class: "num", text: num(i.approved, 0) }), el("td", { class: "num", text: num(i.rejected, 0) }),
-      el("td", { class: "num", text: num(i.released, 0) }), el("td", {}, progress(i)),
+      el("td", { class: "num" }, num(i.approved, 0), i.approved ? el("div", { class: "small muted", text: `${num(i.approved_released, 0)} released` }) : null),
+      el("td", { class: "num", text: num(i.rejected, 0) }), el("td", {}, progress(i)),
       el("td", { class: "small" },
         i.ack_by ? "ack " + i.ack_by : el("b", { class: "err", text: "not acknowledged" }),
         i.owner ? " · owner " + i.owner : "",
         i.standing ? [" · ", el("b", { text: "standing " + i.standing.decision })] : ""))));
-    if (!r.incidents.length) tbody.append(el("tr", {}, el("td", { colspan: 10, class: "muted", text: "No incidents: nothing is held." })));
+    if (!r.incidents.length) tbody.append(el("tr", {}, el("td", { colspan: 9, class: "muted", text: "No incidents: nothing is held." })));
   });
 }
 
@@ -692,6 +692,7 @@ function renderIncident(main, id) {
   const release = el("div", { class: "card", id: "release", hidden: true });
   const bulk = el("div", { class: "controls" });
   const sampleBox = el("div", { id: "sample" });
+  const reviewWhy = el("p", { class: "muted", id: "review-why", hidden: true });
   const breakdown = el("div", { class: "grid3", id: "breakdown" }, el("p", { class: "muted", text: "Counting…" }));
   const lookback = el("div", {}, el("p", { class: "muted", text: "Reading the gated topic…" }));
   const life = el("div", { class: "tools", id: "lifecycle" });
@@ -699,10 +700,10 @@ function renderIncident(main, id) {
   add(main, el("p", {}, el("a", { href: "#/incidents", text: "← Incidents" })), el("h1", { text: "Incident " + id }),
     life, cards, bars, oncall, standing, release,
     may("reviewer") ? [el("h2", { text: "Review" }), el("div", { class: "card" },
-      el("div", { class: "controls" },
+      el("div", { class: "controls", id: "review-controls" },
         el("button", { class: "primary", type: "button", id: "review-sample", text: "Review a sample", onclick: () => reviewSample(id, sampleBox, refresh) }),
         bulk),
-      sampleBox)] : null,
+      reviewWhy, sampleBox)] : null,
     el("h2", { text: "Breakdown of the held actions" }), breakdown,
     el("h2", { text: "Look-back: forwarded in the window before the trip" }), lookback,
     el("h2", { text: "Reverse what got through" }), drawReversal(id));
@@ -736,9 +737,10 @@ function renderIncident(main, id) {
       put(standing, el("h2", { text: "Standing decision" }),
         el("p", { id: "standing-text" }, el("b", { class: s.decision === "reject" ? "err" : "", text: `${s.decision === "reject" ? "Reject" : "Approve"} everything ${inc.id} holds` }),
           `, now and until its breaker stops holding under it. Set by ${s.actor} at ${when(s.at)}: ${s.reason}. `,
-          el("b", { id: "standing-applied", text: num(s.applied, 0) }), " actions decided by it so far; ",
-          inc.state === "active" ? "it keeps deciding what the breaker holds." : "its breaker no longer holds, so nothing new joins."),
-        may("reviewer") ? el("button", { type: "button", id: "revoke", text: "Revoke", onclick: () => standingDialog(inc, "revoke", refresh) }) : null);
+          el("b", { id: "standing-applied", text: num(s.applied, 0) }), s.ended ? " actions decided by it; " : " actions decided by it so far; ",
+          s.ended ? `it ended at ${when(s.ended)}: its breaker no longer holds and nothing is pending.`
+            : inc.state === "active" ? "it keeps deciding what the breaker holds." : "its breaker no longer holds, so nothing new joins."),
+        may("reviewer") && !s.ended ? el("button", { type: "button", id: "revoke", text: "Revoke", onclick: () => standingDialog(inc, "revoke", refresh) }) : null);
     } else if (inc.state === "active" || inc.state === "contained") {
       put(standing, el("h2", { text: "Standing decision" }),
         el("p", { class: "muted", text: "A standing decision approves or rejects every action this incident holds now and every action it holds until its breaker stops holding; revocable, audited." }),
@@ -771,8 +773,15 @@ function renderIncident(main, id) {
     put(life, lifeBadge(inc), el("span", { id: "state-reason", text: inc.state_reason }),
       inc.continues ? el("span", {}, " · continues ", el("a", { href: "#/incident/" + enc(inc.continues), text: inc.continues }), " (tripped again soon after it)") : null,
       inc.continued_by ? el("span", {}, " · continued by ", el("a", { href: "#/incident/" + enc(inc.continued_by), text: inc.continued_by })) : null);
-    cards.replaceChildren(...[["held", inc.held], ["pending", inc.pending], ["approved", inc.approved], ["rejected", inc.rejected], ["released", inc.released]]
-      .map(([k, v]) => el("div", { class: "card", "data-count": k }, el("b", { text: num(v, 0) }), k)));
+    // Approved actions are released to enforcement; rejected ones are only
+    // recorded on the rejected topic: each card says which.
+    cards.replaceChildren(...[
+      ["held", inc.held, "held", ""],
+      ["pending", inc.pending, "pending review", ""],
+      ["approved", inc.approved, "approved", `${num(inc.approved_released, 0)} released to enforcement`],
+      ["rejected", inc.rejected, "rejected", `never enforced; ${num(inc.rejected_written, 0)} recorded on the rejected topic`],
+    ].map(([k, v, label, sub]) => el("div", { class: "card", "data-count": k }, el("b", { text: num(v, 0) }), label,
+      sub ? el("div", { class: "small muted", id: "count-" + k + "-sub", text: sub }) : null)));
     put(bars, el("dl", { class: "kv" },
       el("dt", { text: "scope" }), el("dd", {}, el("a", { href: "#/breaker/" + enc(inc.scope), text: inc.scope })),
       el("dt", { text: "held" }), el("dd", { text: `${when(inc.first_held_at)} to ${when(inc.last_held_at)}` }),
@@ -784,13 +793,22 @@ function renderIncident(main, id) {
     const oncallKey = JSON.stringify([inc.ack_by, inc.owner, inc.notes]);
     const typing = oncall.contains(document.activeElement) && document.activeElement.matches("input, textarea");
     if (oncall.dataset.key !== oncallKey && !typing) { drawOncall(inc); oncall.dataset.key = oncallKey; }
+    // Nothing to decide: the review buttons are disabled, and gone once
+    // the incident is closed, with the reason in their place.
+    const why = inc.state === "closed" ? "Closed: every action of this incident is decided and written to its topic; nothing is left to review."
+      : inc.pending > 0 ? ""
+      : inc.standing && !inc.standing.ended ? `Nothing is pending: the standing decision to ${inc.standing.decision} decides what the breaker holds.`
+      : "Nothing is pending: every action held so far is decided.";
+    for (const b of main.querySelectorAll("#review-controls button")) { b.disabled = why !== ""; b.hidden = inc.state === "closed"; }
+    reviewWhy.textContent = why;
+    reviewWhy.hidden = why === "";
     const standingKey = JSON.stringify([inc.standing, inc.state]);
     if (standing.dataset.key !== standingKey) { drawStanding(inc); standing.dataset.key = standingKey; }
     if (!release.hidden) {
-      const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
+      const pct = decided ? Math.floor((100 * inc.written) / decided) : 100;
       put(release, el("b", { text: `Release: ${pct}%` }), " ",
         el("span", { class: "bar wide" }, el("i", { class: "released", style: `width:${pct}%` })),
-        el("p", { class: "small", text: pct >= 100 && inc.pending === 0 ? "Done: every decided action is written to its topic." : `${num(inc.released, 0)} of ${num(decided, 0)} decided actions written…` }));
+        el("p", { class: "small", text: pct >= 100 && inc.pending === 0 ? "Done: every decided action is written to its topic." : `${num(inc.written, 0)} of ${num(decided, 0)} decided actions written…` }));
       release.dataset.pct = pct;
     }
   };
@@ -1225,20 +1243,32 @@ function refuseApproval(a, reload) {
 function auditWhat(e) {
   if (e.to) return [e.from ? stateBadge(e.from.state) : "", " → ", stateBadge(e.to.state), e.window ? ` at a window count of ${num(e.window)}` : ""];
   switch (e.kind) {
-    case "standing": return `standing decision: ${e.decision} everything it holds (${num(e.count, 0)} pending when set)`;
+    case "standing": {
+      // Its decisions are folded into this entry: how many so far, and when the last was.
+      const p = e.progress;
+      return [`standing decision: ${e.decision} everything it holds (${num(e.count, 0)} pending when set)`,
+        el("div", { class: "standing-progress", "data-count": p ? p.count : 0 }, p
+          ? `${e.decision === "reject" ? "rejected" : "approved"} ${num(p.count, 0)} actions so far in ${num(p.steps, 0)} steps; the last at ${when(p.last)}`
+          : "no action decided by it yet")];
+    }
     case "standing_revoked": return `standing decision to ${e.decision} revoked after ${num(e.count, 0)} actions`;
+    case "standing_ended": return `standing decision to ${e.decision} ended after ${num(e.count, 0)} actions: nothing left for it to decide`;
     case "acknowledge": return "acknowledged";
     case "owner": return e.owner ? "owner: " + e.owner : "owner released";
     case "note": return "note";
     case "release": {
-      const batches = e.batches > 1 ? ` in ${e.batches} batches` : "";
-      const inc = e.progress;
-      if (!inc) return `${num(e.count, 0)} actions written to gated or rejected${batches}`;
+      // An incident's release batches are folded into this entry; the bar
+      // is the incident's progress.
+      const p = e.progress;
+      const n = p ? p.count : e.count;
+      const batches = p && p.steps > 1 ? ` in ${num(p.steps, 0)} batches, the last at ${when(p.last)}` : "";
+      const inc = e.incident_now;
+      if (!inc) return `${num(n, 0)} actions written to their topic (approved to gated, rejected to rejected)${batches}`;
       const decided = inc.approved + inc.rejected;
-      const pct = decided ? Math.floor((100 * inc.released) / decided) : 100;
-      return el("span", { class: "release-progress", "data-pct": pct }, `${num(e.count, 0)} actions written to gated or rejected${batches}; `,
+      const pct = decided ? Math.floor((100 * inc.written) / decided) : 100;
+      return el("span", { class: "release-progress", "data-pct": pct }, `${num(n, 0)} actions written to their topic${batches}; `,
         el("span", { class: "bar" }, el("i", { class: "released", style: `width:${pct}%` })),
-        `${num(inc.released, 0)} of ${num(decided, 0)} decided written (${pct}%)`);
+        `${num(inc.written, 0)} of ${num(decided, 0)} decided written (${pct}%): ${num(inc.approved_released, 0)} approved released, ${num(inc.rejected_written, 0)} rejected recorded`);
     }
   }
   if (e.action_id) return `${e.action_id} ${e.kind === "approve" ? "approved" : e.kind === "reject" ? "rejected" : ""}`;
@@ -1252,7 +1282,7 @@ function renderAudit(main, incident) {
     incident: el("input", { id: "f-incident", placeholder: "incident", "aria-label": "incident", value: incident || "" }),
     actor: el("input", { id: "f-actor", placeholder: "actor", "aria-label": "actor" }),
     kind: el("select", { id: "f-kind", "aria-label": "kind" }, el("option", { value: "", text: "every kind" }),
-      ...["transition", "override", "reset", "approve", "reject", "release", "acknowledge", "owner", "note", "standing", "standing_revoked",
+      ...["transition", "override", "reset", "approve", "reject", "release", "acknowledge", "owner", "note", "standing", "standing_revoked", "standing_ended",
         "approval_request", "approval_edit", "approval_approve", "approval_refuse", "break_glass"].map((k) => el("option", { value: k, text: k }))),
     since: el("select", { id: "f-since", "aria-label": "since" }, ...[["1h", "last hour"], ["24h", "last day"], ["168h", "last week"], ["", "all kept"]]
       .map(([v, t]) => el("option", { value: v, text: t }))),
@@ -1275,22 +1305,10 @@ function renderAudit(main, incident) {
     if (f.since.value) q.set("since", f.since.value);
     if (f.until.value) q.set("until", new Date(f.until.value).toISOString());
     const [r, incs] = await Promise.all([get("/v1/audit?" + q), get("/v1/incidents")]);
-    // An incident's release entries, one per batch, read as one entry
-    // with the incident's release progress.
+    // The trail shows an incident's release as one entry (its batches
+    // folded into it); its bar is the incident's progress now.
     const byID = Object.fromEntries(incs.incidents.map((i) => [i.id, i]));
-    const rows = [];
-    const release = {}; // incident -> its release row, at its newest batch
-    for (const e of r.entries) {
-      if (e.kind === "release" && e.incident && release[e.incident]) {
-        const row = release[e.incident];
-        row.count += e.count;
-        row.batches++;
-        continue;
-      }
-      const row = e.kind === "release" ? { ...e, batches: 1, progress: byID[e.incident] } : e;
-      if (e.kind === "release" && e.incident) release[e.incident] = row;
-      rows.push(row);
-    }
+    const rows = r.entries.map((e) => e.kind === "release" && byID[e.incident] ? { ...e, incident_now: byID[e.incident] } : e);
     tbody.replaceChildren(...rows.map((e) => el("tr", { "data-kind": e.kind, "data-incident": e.incident || "" },
       el("td", { class: "small", text: when(e.at) }), el("td", { text: e.actor }), el("td", { text: e.kind }),
       el("td", {}, e.scope ? el("a", { href: "#/breaker/" + enc(e.scope), text: e.scope }) : "", e.incident ? el("div", {}, el("a", { class: "incident-link", href: "#/incident/" + enc(e.incident), text: e.incident })) : ""),

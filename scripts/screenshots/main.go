@@ -274,7 +274,7 @@ func tour(ctx context.Context, base, token, out, chromium string) error {
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="note"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="standing"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="approve"]`, chromedp.BySearch),
-		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="reject" and contains(., "by the standing decision")]`, chromedp.BySearch),
+		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="standing"]//div[@class="standing-progress" and not(@data-count="0")]`, chromedp.BySearch),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="release"]`, chromedp.BySearch))
 	t.shot("console-audit.png")
 	if t.err != nil {
