@@ -583,6 +583,39 @@ function followReset(scope, r) {
   app.timers.push(setTimeout(tick, 1000));
 }
 
+// runDialog shows form in the page's dialog and handles its submission:
+// check returns what is missing (shown, nothing sent), the confirm button
+// ok is disabled while submit runs, a failure is shown in msg with ok
+// enabled again, and on success the dialog closes and the function submit
+// returned (a note, a reload) runs.
+function runDialog(form, { ok, msg, focus, check, submit }) {
+  const d = document.getElementById("dialog");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const missing = check ? check() : "";
+    if (missing) { msg.textContent = missing; return; }
+    ok.disabled = true;
+    let then;
+    try {
+      then = await submit();
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+      return;
+    }
+    d.close();
+    try { await (then && then()); } catch (e) { showError(e); }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  focus.focus();
+}
+
+// needReason is a runDialog check that the reason field is filled in.
+function needReason(reason) {
+  return () => reason.value.trim() ? "" : "A reason is required.";
+}
+
 function control(b, kind) {
   const c = CONTROL[kind];
   const d = document.getElementById("dialog");
@@ -604,32 +637,25 @@ function control(b, kind) {
     glass ? glass.nodes : null,
     msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
-    ok.disabled = true;
-    try {
-      const path = "/v1/breakers/" + enc(b.scope) + (kind === "reset" ? "/reset" : "/override");
-      const body = kind === "reset" ? { reason: reason.value } : { state: kind, reason: reason.value };
-      if (expiry && expiry.value) body.for = expiry.value;
-      if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
-      const r = await post(path, body);
-      d.close();
+  runDialog(form, { ok, msg, focus: reason, check: needReason(reason), submit: async () => {
+    const path = "/v1/breakers/" + enc(b.scope) + (kind === "reset" ? "/reset" : "/override");
+    const body = kind === "reset" ? { reason: reason.value } : { state: kind, reason: reason.value };
+    if (expiry && expiry.value) body.for = expiry.value;
+    if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+    const r = await post(path, body);
+    return () => {
       if (r.approvalRequested) return requested(r);
       showNote(`${b.scope}: ${r.from.state} → ${r.breaker.state} (generation ${r.breaker.generation}).`);
       if (kind === "reset") followReset(b.scope, r);
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  reason.focus();
+    };
+  } });
 }
 
 // ---- incidents -------------------------------------------------------------
 
+// progress shows how far an incident's review is: decided of held, and
+// written to their topic (approved ones to gated, rejected ones to
+// rejected) of decided.
 function progress(i) {
   const decided = i.approved + i.rejected;
   return el("span", { class: "small" },
@@ -869,25 +895,15 @@ function standingDialog(inc, kind, refresh) {
   const form = el("form", { method: "dialog" }, el("h2", { text: words.title }), live,
     el("label", { for: "reason", text: "Reason (required)" }), reason, msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
-    ok.disabled = true;
-    try {
-      const path = "/v1/incidents/" + enc(inc.id) + (kind === "revoke" ? "/standing/revoke" : "/standing");
-      const body = kind === "revoke" ? { reason: reason.value } : { decision: kind, reason: reason.value };
-      await post(path, body);
-      d.close();
+  runDialog(form, { ok, msg, focus: reason, check: needReason(reason), submit: async () => {
+    const path = "/v1/incidents/" + enc(inc.id) + (kind === "revoke" ? "/standing/revoke" : "/standing");
+    const body = kind === "revoke" ? { reason: reason.value } : { decision: kind, reason: reason.value };
+    await post(path, body);
+    return () => {
       showNote(kind === "revoke" ? `The standing decision on ${inc.id} is revoked.` : `Standing decision set: ${kind} everything ${inc.id} holds until its breaker stops holding.`);
-      await refresh();
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  reason.focus();
+      return refresh();
+    };
+  } });
 }
 
 function decideAll(state, verb, release) {
@@ -926,29 +942,20 @@ function decideAll(state, verb, release) {
     gated ? [el("p", { class: "muted", text: `More than ${app.settings.release_above} actions: this asks a second reviewer to approve the exact list before it is released.` }), glass.nodes] : null,
     msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (typed && confirmInput.value.trim() !== inc.id) { msg.textContent = `Type ${inc.id} exactly to confirm.`; return; }
-    ok.disabled = true;
-    try {
-      const body = { through: seen.held };
-      if (reason.value.trim()) body.reason = reason.value.trim();
-      if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
-      const shown = seen.pending;
-      const r = await post("/v1/incidents/" + enc(inc.id) + "/" + verb, body);
-      d.close();
+  const check = () => typed && confirmInput.value.trim() !== inc.id ? `Type ${inc.id} exactly to confirm.` : "";
+  runDialog(form, { ok, msg, focus: confirmInput || reason, check, submit: async () => {
+    const body = { through: seen.held };
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+    const shown = seen.pending;
+    const r = await post("/v1/incidents/" + enc(inc.id) + "/" + verb, body);
+    return () => {
       if (r.approvalRequested) return requested(r);
       const done = verb === "approve" ? "approved" : "rejected";
       showNote(`${num(r.changed, 0)} actions ${done}` + (r.changed !== shown ? ` (the dialog showed ${num(shown, 0)}; ${num(shown - r.changed, 0)} were decided by someone else meanwhile)` : "") + "; releasing…");
       release.hidden = false;
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  (confirmInput || reason).focus();
+    };
+  } });
 }
 
 async function reviewSample(id, box, refresh) {
@@ -1152,27 +1159,14 @@ function requestReversal(pv, kinds) {
     el("p", {}, "Action types:", ...boxes),
     el("label", { for: "reversal-reason", text: "Reason (required)" }), reason, glass.nodes, msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
-    const actions = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
-    if (!actions.length) { msg.textContent = "Choose at least one action type."; return; }
-    ok.disabled = true;
-    try {
-      const body = { reason: reason.value.trim(), actions };
-      if (glass.input.value.trim()) body.break_glass = glass.input.value.trim();
-      const r = await post("/v1/incidents/" + enc(pv.incident) + "/reversal", body);
-      d.close();
-      if (r.approvalRequested) return requested(r);
-      showNote(`Reversal ${r.id} started: ${r.total} actions.`);
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  reason.focus();
+  const actions = () => boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+  const check = () => needReason(reason)() || (actions().length ? "" : "Choose at least one action type.");
+  runDialog(form, { ok, msg, focus: reason, check, submit: async () => {
+    const body = { reason: reason.value.trim(), actions: actions() };
+    if (glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+    const r = await post("/v1/incidents/" + enc(pv.incident) + "/reversal", body);
+    return () => r.approvalRequested ? requested(r) : showNote(`Reversal ${r.id} started: ${r.total} actions.`);
+  } });
 }
 
 // reviewApproval shows a request with its exact payload; approving names
@@ -1191,22 +1185,10 @@ async function reviewApproval(id, reload) {
     el("pre", { class: "small", id: "approval-payload", text: JSON.stringify(a.payload, null, 2).slice(0, 4000) }),
     msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    ok.disabled = true;
-    try {
-      const r = await post("/v1/approvals/" + enc(a.id) + "/approve", { payload_sha256: a.payload_sha256 });
-      d.close();
-      showNote(`Approved and applied: ${r.summary}.`);
-      reload().catch(showError);
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  ok.focus();
+  runDialog(form, { ok, msg, focus: ok, submit: async () => {
+    const r = await post("/v1/approvals/" + enc(a.id) + "/approve", { payload_sha256: a.payload_sha256 });
+    return () => { showNote(`Approved and applied: ${r.summary}.`); return reload(); };
+  } });
 }
 
 function refuseApproval(a, reload) {
@@ -1218,23 +1200,10 @@ function refuseApproval(a, reload) {
     el("h2", { text: `Refuse: ${a.summary}?` }),
     el("label", { for: "refuse-reason", text: "Reason (required)" }), reason, msg,
     el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
-    ok.disabled = true;
-    try {
-      await post("/v1/approvals/" + enc(a.id) + "/refuse", { reason: reason.value.trim() });
-      d.close();
-      showNote(`Refused: ${a.summary}.`);
-      reload().catch(showError);
-    } catch (e) {
-      msg.textContent = e.message;
-      ok.disabled = false;
-    }
-  });
-  d.replaceChildren(form);
-  d.showModal();
-  reason.focus();
+  runDialog(form, { ok, msg, focus: reason, check: needReason(reason), submit: async () => {
+    await post("/v1/approvals/" + enc(a.id) + "/refuse", { reason: reason.value.trim() });
+    return () => { showNote(`Refused: ${a.summary}.`); return reload(); };
+  } });
 }
 
 // ---- audit -----------------------------------------------------------------
