@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +249,27 @@ func TestStepsFoldIntoOneEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after a second rebuild")
+}
+
+// TestEntryBuildsOnAPI: an audit entry is the admin API's (api.AuditEntry,
+// the one definition of its fields) plus what only the journal keeps,
+// under JSON names of their own: nothing is mirrored.
+func TestEntryBuildsOnAPI(t *testing.T) {
+	apiNames := map[string]bool{}
+	for f := range reflect.TypeFor[api.AuditEntry]().Fields() {
+		apiNames[strings.Split(f.Tag.Get("json"), ",")[0]] = true
+	}
+	embedded := false
+	for f := range reflect.TypeFor[audit.Entry]().Fields() {
+		if f.Anonymous && f.Type == reflect.TypeFor[api.AuditEntry]() {
+			embedded = true
+			continue
+		}
+		if name := strings.Split(f.Tag.Get("json"), ",")[0]; apiNames[name] || name == "" {
+			t.Errorf("audit.Entry's field %s (json %q) mirrors or hides a field of api.AuditEntry", f.Name, name)
+		}
+	}
+	if !embedded {
+		t.Error("audit.Entry does not embed api.AuditEntry")
+	}
 }

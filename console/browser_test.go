@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,6 +305,26 @@ func TestConsole(t *testing.T) {
 		chromedp.Evaluate(`window.__notReloaded || "reloaded"`, &marker))
 	if marker != "yes" {
 		t.Errorf("the page was reloaded (%q); the board must update in place", marker)
+	}
+	// The tab's title and favicon say that one breaker holds; the board
+	// names the window its count is over, and its held count links to the
+	// incident.
+	row := `document.querySelector('#board tr[data-scope="` + scope + `"]')`
+	var favicon, windowCell, heldHref string
+	run(t, ctx, "the tab, the window and the held link",
+		poll(`document.title === "(1 holding) Breakwater console"`),
+		poll(row+`.querySelector("td.num a") !== null`),
+		chromedp.Evaluate(`document.querySelector('link[rel="icon"]').getAttribute("href")`, &favicon),
+		chromedp.Evaluate(row+`.children[2].textContent`, &windowCell),
+		chromedp.Evaluate(row+`.querySelector("td.num a").getAttribute("href")`, &heldHref))
+	if !strings.HasPrefix(favicon, "data:image/svg+xml,") || !strings.Contains(favicon, "%3E1%3C") {
+		t.Errorf("the favicon is %.80q; want the red one with 1", favicon)
+	}
+	if !regexp.MustCompile(`^[\d,.]+ / 50 per \d+(ms|s|m|h)`).MatchString(windowCell) {
+		t.Errorf("the board's window cell reads %q; want the count over the limit per the window's length", windowCell)
+	}
+	if !strings.HasPrefix(heldHref, "#/incident/rule%3Arule-a%40") {
+		t.Errorf("the board's held count links to %q; want the incident of %s", heldHref, scope)
 	}
 	shot(t, ctx, "console-board.png")
 
@@ -655,6 +676,23 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 	// The chart is drawn again every 15 s; its newest marker is the re-trip's.
 	run(t, ctx, "the chart's trip marker",
 		poll(`[...document.querySelectorAll("#chart svg g.trip circle title")].some((e) => e.textContent.includes(": `+chartNum(retrip.Window)+` in "))`))
+	// Every label of the chart is drawn inside it, and hovering the plot
+	// gives the values: a title per column with the time, the window count
+	// per the window's length, the baseline and what was held.
+	var clipped []string
+	var hover string
+	run(t, ctx, "the chart's labels and hover values",
+		chromedp.Evaluate(`(() => { const box = document.querySelector("#chart svg").getBoundingClientRect();
+			return [...document.querySelectorAll("#chart svg text")].filter((t) => { const r = t.getBoundingClientRect();
+				return r.width > 0 && (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1); })
+				.map((t) => t.textContent); })()`, &clipped),
+		chromedp.Evaluate(`(([...document.querySelectorAll("#chart svg rect.hover title")].pop() || {}).textContent || "")`, &hover))
+	if len(clipped) > 0 {
+		t.Errorf("chart labels drawn outside the chart: %q", clipped)
+	}
+	if !regexp.MustCompile(`: window [\d.]+[kM]? per \d+(ms|s|m|h)\S* · baseline [\d.]+[kM]? · held \d+`).MatchString(hover) {
+		t.Errorf("the chart's last hover title is %q; want the time, the window count per the window, the baseline and the held count", hover)
+	}
 	shot(t, ctx, "console-retrip.png")
 	longRange(t, ctx, bed, base, scope)
 

@@ -295,9 +295,16 @@ type releaseBed struct {
 	k  *testbed.Kafka
 	rs *testbed.Redis
 	x  *Index
+	j  *audit.Trail
 }
 
 func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releaseBed {
+	t.Helper()
+	return newReleaseBedWith(t, store.NewMemory(time.Now), partitions, recs...)
+}
+
+// newReleaseBedWith is newReleaseBed with the breakers' states read from states.
+func newReleaseBedWith(t *testing.T, states StatusReader, partitions int, recs ...testbed.Record) *releaseBed {
 	t.Helper()
 	k := testbed.StartKafka(t)
 	for _, n := range []string{tHeld, tGated, tRejected, "audit"} {
@@ -311,12 +318,12 @@ func newReleaseBed(t *testing.T, partitions int, recs ...testbed.Record) *releas
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
-	x, err := NewIndex(Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j, States: store.NewMemory(time.Now)})
+	x, err := NewIndex(Options{Kafka: kafkaconn.Plain(k.Addrs()...), Topic: tHeld, Redis: rs.Client(t), Prefix: "bw", Poll: time.Second, Logger: zap.NewNop(), Journal: j, States: states})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(x.Close)
-	return &releaseBed{k: k, rs: rs, x: x}
+	return &releaseBed{k: k, rs: rs, x: x, j: j}
 }
 
 // releaser returns a releaser of b writing batch actions at a time.
