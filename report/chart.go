@@ -219,7 +219,7 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	}
 	if p.MaxActions > 0 && p.MaxActions <= yMax {
 		fmt.Fprintf(&b, `<line class="max" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#dc2626" stroke-width="1.5" stroke-dasharray="6 4"/>`, left, width-right, y(p.MaxActions), y(p.MaxActions))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="fill:#dc2626">max_actions %s per %s</text>`, width-right-4, y(p.MaxActions)-5, num(p.MaxActions), dur(p.Window))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" style="%s;fill:#dc2626">max_actions %s per %s</text>`, width-right-4, y(p.MaxActions)-5, halo, num(p.MaxActions), dur(p.Window))
 	}
 
 	// Held actions per slot, in a strip under the chart.
@@ -280,7 +280,9 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 		if xr > width-right-40 {
 			anchor, dx = "end", -3
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="fill:#059669">reset</text>`, xr+dx, top+plotH-6-float64(i%2)*13, anchor)
+		// On a white halo: after a reset the window count runs along the
+		// bottom of the plot, through the label.
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="%s" style="%s;fill:#059669">reset</text>`, xr+dx, top+plotH-6-float64(i%2)*13, anchor, halo)
 	}
 	// A trip's label takes the first of two rows where it overlaps no
 	// other label, newest first; a trip whose label fits in neither keeps
@@ -321,6 +323,10 @@ func svg(s replay.Summary, sc replay.ScopeSummary) string {
 	b.WriteString(`</svg>`)
 	return b.String()
 }
+
+// halo draws a label over a white outline, so that a line crossing it
+// does not hide it.
+const halo = "paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round"
 
 // hoverColumns bounds the hover targets of a chart: slots are grouped so
 // that a day of 15 s slots stays a few hundred elements.

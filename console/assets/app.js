@@ -36,7 +36,7 @@ function el(tag, attrs, ...kids) {
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === undefined || k === null || k === false) continue;
     e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
@@ -1217,7 +1217,8 @@ function auditWhat(e) {
       const p = e.progress;
       return [`standing decision: ${e.decision} everything it holds (${num(e.count, 0)} pending when set)`,
         el("div", { class: "standing-progress", "data-count": p ? p.count : 0 }, p
-          ? `${e.decision === "reject" ? "rejected" : "approved"} ${num(p.count, 0)} actions so far in ${num(p.steps, 0)} steps; the last at ${when(p.last)}`
+          ? [`${e.decision === "reject" ? "rejected" : "approved"} ${num(p.count, 0)} actions so far in ${num(p.steps, 0)} steps; the last at `,
+            el("span", { class: "nowrap", text: when(p.last) })]
           : "no action decided by it yet")];
     }
     case "standing_revoked": return `standing decision to ${e.decision} revoked after ${num(e.count, 0)} actions`;
@@ -1230,12 +1231,12 @@ function auditWhat(e) {
       // is the incident's progress.
       const p = e.progress;
       const n = p ? p.count : e.count;
-      const batches = p && p.steps > 1 ? ` in ${num(p.steps, 0)} batches, the last at ${when(p.last)}` : "";
+      const batches = p && p.steps > 1 ? [` in ${num(p.steps, 0)} batches, the last at `, el("span", { class: "nowrap", text: when(p.last) })] : "";
       const inc = e.incident_now;
-      if (!inc) return `${num(n, 0)} actions written to their topic (approved to gated, rejected to rejected)${batches}`;
+      if (!inc) return [`${num(n, 0)} actions written to their topic (approved to gated, rejected to rejected)`, batches];
       const decided = inc.approved + inc.rejected;
       const pct = decided ? Math.floor((100 * inc.written) / decided) : 100;
-      return el("span", { class: "release-progress", "data-pct": pct }, `${num(n, 0)} actions written to their topic${batches}; `,
+      return el("span", { class: "release-progress", "data-pct": pct }, `${num(n, 0)} actions written to their topic`, batches, "; ",
         el("span", { class: "bar" }, el("i", { class: "released", style: `width:${pct}%` })),
         `${num(inc.written, 0)} of ${num(decided, 0)} decided written (${pct}%): ${num(inc.approved_released, 0)} approved released, ${num(inc.rejected_written, 0)} rejected recorded`);
     }

@@ -219,8 +219,8 @@ func tour(ctx context.Context, base, token, out, chromium string) error {
 	}
 	t.step("the target's other actions", 30*time.Second,
 		poll(`!/Looking/.test(document.getElementById("sample-item").textContent)`))
-	t.shot("console-sample.png")
-	t.step("scroll to the top", 5*time.Second, chromedp.Evaluate(`window.scrollTo(0, 0)`, nil))
+	// The sample card alone: the review card around it, not the page.
+	t.shotOf("console-sample.png", `//div[@id="review-controls"]/..`)
 	t.shot("console-incident.png")
 
 	// A standing reject: what it covers, then it keeps up.
@@ -228,7 +228,9 @@ func tour(ctx context.Context, base, token, out, chromium string) error {
 		chromedp.Click("#standing-reject", chromedp.ByID),
 		chromedp.WaitVisible("#standing-live", chromedp.ByID))
 	t.pause(1500 * time.Millisecond)
-	t.shot("console-standing-dialog.png")
+	// What the person sees: a modal dialog over the page's viewport (a
+	// full-page shot would show its backdrop as a band across the page).
+	t.shotView("console-standing-dialog.png")
 	t.step("set it", 60*time.Second,
 		chromedp.SendKeys("#reason", "the demo's classifier is broken on rule-02: everything it holds is a false positive", chromedp.ByID),
 		chromedp.Click("#confirm", chromedp.ByID),
@@ -314,16 +316,33 @@ func (t *tourist) pause(d time.Duration) {
 	}
 }
 
+// shot writes a screenshot of the whole page.
 func (t *tourist) shot(name string) {
+	var png []byte
+	t.capture(name, chromedp.FullScreenshot(&png, 100), &png)
+}
+
+// shotView writes a screenshot of the viewport, as the person sees it.
+func (t *tourist) shotView(name string) {
+	var png []byte
+	t.capture(name, chromedp.CaptureScreenshot(&png), &png)
+}
+
+// shotOf writes a screenshot of the element the XPath sel finds.
+func (t *tourist) shotOf(name, sel string) {
+	var png []byte
+	t.capture(name, chromedp.Screenshot(sel, &png, chromedp.BySearch), &png)
+}
+
+func (t *tourist) capture(name string, take chromedp.Action, png *[]byte) {
 	if t.err != nil {
 		return
 	}
-	var png []byte
-	if err := chromedp.Run(t.ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+	if err := chromedp.Run(t.ctx, take); err != nil {
 		t.err = fmt.Errorf("screenshot %s: %w", name, err)
 		return
 	}
-	if err := os.WriteFile(filepath.Join(t.out, name), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(t.out, name), *png, 0o644); err != nil {
 		t.err = err
 		return
 	}
