@@ -558,6 +558,23 @@ func lifecycle(t *testing.T, ctx context.Context, bed *admintest.Bed, base strin
 		chromedp.Click(`#note-form button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`//dd[@id="notes"]//li[contains(., "model 7 mislabels craft pins")]`, chromedp.BySearch))
 
+	// A bulk dialog counts live: its count follows what the breaker holds
+	// while it is open, and it says that later actions stay pending.
+	var shown, bulkWhat string
+	run(t, ctx, "open the reject-all dialog",
+		chromedp.Click("#reject-all", chromedp.ByID),
+		chromedp.WaitVisible("#bulk-what", chromedp.ByID),
+		poll(`Number(document.getElementById("confirm").dataset.count) > 0`),
+		chromedp.Evaluate(`document.getElementById("confirm").dataset.count`, &shown))
+	produce("live", 60)
+	run(t, ctx, "its count follows the incident",
+		poll(`Number(document.getElementById("confirm").dataset.count) > `+shown),
+		chromedp.Text("#bulk-what", &bulkWhat, chromedp.ByID),
+		chromedp.Click(`//dialog//button[text()="Cancel"]`, chromedp.BySearch))
+	if !strings.Contains(bulkWhat, "never be enforced") || !strings.Contains(bulkWhat, "stay pending") {
+		t.Errorf("the reject-all dialog says %q; want what happens to them and that later actions stay pending", bulkWhat)
+	}
+
 	// A standing reject: the dialog says what it covers, live.
 	var said string
 	run(t, ctx, "set a standing reject",
