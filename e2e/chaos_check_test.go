@@ -56,6 +56,11 @@ type chaosResult struct {
 	apiPolled  int
 	apiRefused int // non-200 answers after the trip (503 while restoring, outage)
 
+	// Readiness while Redis is frozen.
+	frozeAt, thawAt time.Time
+	readiness       []readyObs
+	readyLies       int // /readyz 200 answers asked from chaosReadyGrace after the freeze until a second before the thaw
+
 	notes []string
 }
 
@@ -315,6 +320,7 @@ func (r *chaosResult) violations() []string {
 	add(r.spikeAfter, "spiking-rule actions produced after the trip reached gated")
 	add(len(r.selfExits), "replica exits the campaign did not cause:\n"+strings.Join(r.selfExits, "\n"))
 	add(r.apiClosed, "admin API answers showing the tripped breaker closed")
+	add(r.readyLies, fmt.Sprintf("/readyz answers 200 while Redis was frozen (from %v after the freeze)", chaosReadyGrace))
 	add(r.stateClosed, "state topic records showing the tripped breaker not open")
 	if len(v) > 0 && len(r.examples) > 0 {
 		v = append(v, "first findings:\n  "+strings.Join(r.examples, "\n  "))
@@ -328,9 +334,41 @@ func (r *chaosResult) row() string {
 	if r.tripped {
 		trip = fmt.Sprintf("+%.1fs g%d", r.tripAt.Sub(r.start).Seconds(), r.tripGen)
 	}
-	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %8d %6d %5d %5d %5d %5d %6d %-12s %6s %5d %5d %4s %4d %5s %6s",
+	return fmt.Sprintf("%-5s %-20d %7d %7d %6d %4d %4d %5d %6d %5d %8d %6d %5d %5d %5d %5d %5d %6d %-12s %6s %5d %5d %4s %4d %5s %6s",
 		r.c.name, r.seed, r.produced, r.gated, r.held, r.deadLetter, r.lost, r.both, r.dups, r.afresh, r.unmarked, r.order,
-		r.spikeAfter, len(r.selfExits), r.apiClosed, r.stateClosed, r.notCommitted, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
+		r.spikeAfter, len(r.selfExits), r.apiClosed, r.readyLies, r.stateClosed, r.notCommitted, trip, fmt.Sprintf("%.1fs", r.apiLag.Seconds()),
 		r.kills, r.wipes, fmt.Sprintf("%.0fs", r.outage.Seconds()), r.brokerRestarts, fmt.Sprintf("%d/%d", r.added, r.removed),
 		fmt.Sprintf("%.0fs", r.duration.Seconds()))
+}
+
+// chaosReadyGrace is how long after Redis froze a replica may still answer
+// /readyz 200: its next store call must time out (redis.timeout 1s) before
+// it pauses.
+const chaosReadyGrace = 10 * time.Second
+
+// checkReadiness counts the /readyz answers of 200 asked while Redis was
+// frozen, from chaosReadyGrace after the freeze until a second before the
+// thaw: a paused replica, or one that cannot restore or join, is not ready.
+func (r *chaosResult) checkReadiness() {
+	if r.frozeAt.IsZero() || r.thawAt.IsZero() {
+		return
+	}
+	from, to := r.frozeAt.Add(chaosReadyGrace), r.thawAt.Add(-time.Second)
+	byStatus := map[string]int{}
+	for _, o := range r.readiness {
+		if o.sent.Before(from) || !o.sent.Before(to) {
+			continue
+		}
+		var b struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal([]byte(o.body), &b)
+		byStatus[fmt.Sprintf("%d %s", o.code, b.Status)]++
+		if o.code != 200 {
+			continue
+		}
+		r.readyLies++
+		r.example("%s answered /readyz 200 %q %v after Redis froze", o.replica, o.body, o.sent.Sub(r.frozeAt).Round(time.Millisecond))
+	}
+	r.notes = append(r.notes, fmt.Sprintf("/readyz answers while Redis was frozen (from %v after the freeze until a second before the thaw), by code and status: %v", chaosReadyGrace, byStatus))
 }

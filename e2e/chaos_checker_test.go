@@ -118,6 +118,16 @@ func TestChaosChecker(t *testing.T) {
 			open.state, open.gen = "open", 1
 			r.api = []apiObs{before, refused, open}
 		}, check: func(r *chaosResult) bool { return r.apiRefused == 1 && r.apiLag == time.Second }},
+		{name: "ready while Redis was frozen", change: func(_ map[string][]testbed.Record, r *chaosResult) {
+			r.frozeAt, r.thawAt = trip, trip.Add(time.Minute)
+			r.readiness = []readyObs{
+				{replica: "r1", sent: trip.Add(5 * time.Second), code: 200},          // before it could notice
+				{replica: "r1", sent: trip.Add(20 * time.Second), code: 503},         // paused
+				{replica: "r2", sent: trip.Add(30 * time.Second), code: 200},         // a lie
+				{replica: "r2", sent: trip.Add(59500 * time.Millisecond), code: 200}, // about the thaw
+				{replica: "r2", sent: trip.Add(2 * time.Minute), code: 200},          // after it
+			}
+		}, want: "1 /readyz answers 200 while Redis was frozen", check: func(r *chaosResult) bool { return r.readyLies == 1 }},
 		{name: "self-exit", change: func(_ map[string][]testbed.Record, r *chaosResult) {
 			r.selfExits = []string{"bw-r0-1 exited by itself"}
 		}, want: "1 replica exits the campaign did not cause"},
@@ -129,6 +139,7 @@ func TestChaosChecker(t *testing.T) {
 			tc.change(m, res)
 			checkRecords(t, res, in, m)
 			res.checkAPI()
+			res.checkReadiness()
 			v := res.violations()
 			switch {
 			case tc.want == "" && len(v) > 0:

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -13,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,8 +301,17 @@ type apiObs struct {
 type apiLog struct {
 	scope  string
 	client *http.Client // its own transport, whose idle connections are closed at the end
-	mu     sync.Mutex   // guards obs
+	mu     sync.Mutex   // guards obs and ready
 	obs    []apiObs
+	ready  []readyObs
+}
+
+// readyObs is one answer of a replica's /readyz.
+type readyObs struct {
+	replica string
+	sent    time.Time
+	code    int // 0: no answer
+	body    string
 }
 
 func (l *apiLog) poll(ctx context.Context, inc *incarnation) {
@@ -336,10 +348,39 @@ func (l *apiLog) poll(ctx context.Context, inc *incarnation) {
 		if ctx.Err() != nil {
 			return // killed while asking: the answer says nothing
 		}
+		ro := l.readyz(ctx, inc)
+		if ctx.Err() != nil {
+			return
+		}
 		l.mu.Lock()
 		l.obs = append(l.obs, o)
+		l.ready = append(l.ready, ro)
 		l.mu.Unlock()
 	}
+}
+
+// readyz asks inc's /readyz once. The daemon gives its probe of the rate
+// store 2 seconds; a request that gets no answer within 3 is noted as
+// "no answer", one refused (the process is not listening yet) as
+// "refused".
+func (l *apiLog) readyz(ctx context.Context, inc *incarnation) readyObs {
+	o := readyObs{replica: inc.name, sent: time.Now()}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+inc.http+"/readyz", nil)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		o.body = `{"status":"no answer"}`
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			o.body = `{"status":"refused"}`
+		}
+		return o
+	}
+	defer func() { _ = resp.Body.Close() }()
+	o.code = resp.StatusCode
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	o.body = strings.TrimSpace(string(b))
+	return o
 }
 
 // ---------------------------------------------------------------------------
@@ -621,8 +662,8 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 		steps = append(steps, step{at: at(w), name: "redis wipe", do: func() { r.Restart(t); res.wipes++ }})
 	}
 	steps = append(steps,
-		step{at: at(c.outageAt), name: "redis freeze", do: func() { r.Freeze(t) }},
-		step{at: at(c.outageAt) + c.outage, name: "redis thaw", do: func() { r.Thaw(t); res.outage = c.outage }},
+		step{at: at(c.outageAt), name: "redis freeze", do: func() { r.Freeze(t); res.frozeAt = time.Now() }},
+		step{at: at(c.outageAt) + c.outage, name: "redis thaw", do: func() { res.thawAt = time.Now(); r.Thaw(t); res.outage = c.outage }},
 		step{at: at(c.brokersAt), name: "broker restart", do: func() {
 			began := time.Now()
 			k.Restart(t)
@@ -720,12 +761,14 @@ func runCampaign(t *testing.T, c campaign, seed uint64) *chaosResult {
 	checkCampaign(t, k, res, written)
 	res.api = f.pollers.obs
 	res.checkAPI()
+	res.readiness = f.pollers.ready
+	res.checkReadiness()
 	return res
 }
 
 // chaosHeader is the header of the campaign table.
 func chaosHeader() string {
-	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %8s %6s %5s %5s %5s %5s %6s %-12s %6s %5s %5s %4s %4s %5s %6s",
+	return fmt.Sprintf("%-5s %-20s %7s %7s %6s %4s %4s %5s %6s %5s %8s %6s %5s %5s %5s %5s %5s %6s %-12s %6s %5s %5s %4s %4s %5s %6s",
 		"size", "seed", "actions", "gated", "held", "dlq", "lost", "both", "dups", "fresh", "unmarked", "order", "spike", "exits",
-		"api", "state", "behind", "trip", "apilag", "kills", "wipes", "out", "brk", "+/-", "time")
+		"api", "ready", "state", "behind", "trip", "apilag", "kills", "wipes", "out", "brk", "+/-", "time")
 }
