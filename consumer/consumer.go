@@ -187,7 +187,10 @@ type Pipeline struct {
 	src  source
 	// membership is the group member of the running pipeline, for Health.
 	membership atomic.Pointer[mergedSource]
-	writer     *kafka.Writer
+	// producer writes the output records; writeRuns keeps each call
+	// within runRecords and maxRunBytes.
+	producer   *producer
+	runRecords int
 	transport  *kafka.Transport
 	gate       *decide.Gate
 
@@ -229,6 +232,10 @@ func New(opts Options) (*Pipeline, error) {
 	if drain <= 0 {
 		drain = 30 * time.Second
 	}
+	writeTimeout := cfg.Kafka.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = 10 * time.Second
+	}
 	if cfg.Kafka.StallTimeout <= 0 {
 		cfg.Kafka.StallTimeout = 5 * time.Minute
 	}
@@ -244,18 +251,9 @@ func New(opts Options) (*Pipeline, error) {
 		batchPrefix:  batchPrefix(),
 		gate:         decide.New(cfg),
 		transport:    transport,
-		writer: &kafka.Writer{
-			Addr:         opts.Kafka.Addr(),
-			Transport:    transport,
-			Balancer:     &kafka.Hash{},
-			RequiredAcks: kafka.RequireAll,
-			BatchSize:    max(cfg.Kafka.BatchSize, 100),
-			BatchBytes:   1 << 20,
-			BatchTimeout: 50 * time.Microsecond,
-			WriteTimeout: cfg.Kafka.WriteTimeout,
-			// One attempt: writeRun retries, marking the copies a lost
-			// answer may have left (kafka-go's own retry would not).
-			MaxAttempts: 1,
-		},
+		runRecords:   max(cfg.Kafka.BatchSize, 100),
+		// One attempt per write: writeRun retries, marking the copies a
+		// lost answer may have left.
+		producer: newProducer(opts.Kafka.Client(transport, writeTimeout), kafka.RequireAll, 1),
 	}, nil
 }

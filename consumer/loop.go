@@ -38,9 +38,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.src = src
 	p.membership.Store(src)
 	defer func() {
-		if err := p.writer.Close(); err != nil {
-			p.log.Warn("close writer", zap.Error(err))
-		}
 		p.transport.CloseIdleConnections()
 		if err := p.src.Close(); err != nil {
 			p.log.Warn("leave consumer group", zap.Error(err))

@@ -24,17 +24,16 @@ import (
 // write writes a decided batch's records, which the decide lane encoded,
 // each acknowledged by all in-sync replicas.
 //
-// kafka-go's Writer sends a partition's records of one call as one produce
-// request only while they fit its BatchSize and BatchBytes; past either it
-// splits them into several requests, each retried on its own, and sends the
-// later ones even when an earlier one failed for good. A retry of the
-// failed records would then put them after later records of the same key.
-// So a batch whose records could exceed either bound is written in runs
+// The producer sends a partition's records of one call as one produce
+// request, which the broker takes or refuses whole, so a retry of the
+// failed records cannot put one after a later record of its key. A request
+// must stay within the broker's bound on a record batch (1 MiB by
+// default), so a batch whose records could exceed it is written in runs
 // that cannot (produce.Runs), one after the other: a run is written, or
 // retried until it is, before the next one starts.
 func (p *Pipeline) write(b batchRun, j *job) error {
 	t0 := time.Now()
-	for run := range produce.Runs(j.out, p.writer.BatchSize, p.writer.BatchBytes) {
+	for run := range produce.Runs(j.out, p.runRecords, maxRunBytes) {
 		if err := p.writeRun(b, run); err != nil {
 			return err
 		}
@@ -45,17 +44,17 @@ func (p *Pipeline) write(b batchRun, j *job) error {
 
 // writeRun writes one run of records, retrying what failed.
 //
-// The Writer makes one attempt (MaxAttempts 1); the retries are these. A
-// produce request whose answer was lost (a connection that broke, a
-// timeout) may have been written all the same, and kafka-go's own retry
-// would write a second copy that does not say it may be one. Here a
-// record retried after such a failure goes to gated marked
-// breakwater-reason: redelivered, as a copy answered from a first decision
-// is, so that every copy on gated beyond the first says so.
+// The producer makes one attempt; the retries are these. A produce
+// request whose answer was lost (a connection that broke, a timeout) may
+// have been written all the same, and a retry inside the producer (as
+// kafka-go's Writer makes) would write a second copy that does not say it
+// may be one. Here a record retried after such a failure goes to gated
+// marked breakwater-reason: redelivered, as a copy answered from a first
+// decision is, so that every copy on gated beyond the first says so.
 func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 	pending := run
 	return p.retry(b, "write", func(ctx context.Context) error {
-		err := p.writer.WriteMessages(ctx, pending...)
+		err := p.producer.Write(ctx, pending)
 		if err == nil {
 			return nil
 		}
@@ -84,6 +83,11 @@ func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 		return err
 	})
 }
+
+// maxRunBytes bounds the records of one run, as produce.RecordSize counts
+// them: kafka-go's default bound of a produce request, within the broker's
+// default bound of a record batch.
+const maxRunBytes = 1 << 20
 
 // retried returns m as it is written again after err: marked redelivered
 // when it goes to gated and err leaves open whether it was written.

@@ -1,0 +1,252 @@
+// The producer: a batch's records go to their partitions in one produce
+// request per partition, all partitions at once, each acknowledged by all
+// in-sync replicas.
+
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+)
+
+// producer writes records as kafka-go's Writer does (the same Hash
+// balancer over the same partitions, one produce request per partition of
+// a call, the same acks, timeout and retries of temporary errors), without
+// the Writer's per-call batching: the Writer copies every record into a
+// per-partition batch it allocates at its full BatchSize, looks the topic's
+// partitions up once per record, and runs a goroutine and a timer per
+// batch. Here a call looks each topic up once, groups the records by
+// partition in buffers kept from call to call, and sends each partition's
+// records straight from the caller's slice.
+//
+// A partition's records of one call are one request: they are written or
+// fail together, so a retry of the failed records cannot put one after a
+// later record of its key. The caller keeps a call within the broker's
+// request bound (writeRuns). Only one call runs at a time (the write lane).
+type producer struct {
+	client      *kafka.Client
+	acks        kafka.RequiredAcks
+	maxAttempts int
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+
+	balancer kafka.Hash
+	// parts lists partition numbers 0..n-1 for the balancer.
+	parts []int
+	// groups are the records of the current call per topic and partition,
+	// as indexes into its slice; reused across calls.
+	groups  map[topicPartition]*partGroup
+	pending []*partGroup
+}
+
+// topicPartition names one partition of a topic.
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// partGroup is one partition's records of a call and its outcome.
+type partGroup struct {
+	tp      topicPartition
+	idx     []int32
+	records msgRecords
+	err     error
+}
+
+func newProducer(client *kafka.Client, acks kafka.RequiredAcks, maxAttempts int) *producer {
+	return &producer{
+		client:      client,
+		acks:        acks,
+		maxAttempts: max(maxAttempts, 1),
+		backoffMin:  100 * time.Millisecond,
+		backoffMax:  time.Second,
+		groups:      map[topicPartition]*partGroup{},
+	}
+}
+
+// Write writes msgs, each to its Topic. It returns nil when every record
+// was acknowledged; kafka.WriteErrors, one entry per record (nil for the
+// written ones), when some partitions failed; or another error when
+// nothing was sent (a topic's metadata could not be read).
+func (w *producer) Write(ctx context.Context, msgs []kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	for _, g := range w.pending {
+		g.idx, g.err = g.idx[:0], nil
+	}
+	w.pending = w.pending[:0]
+	topic, n := "", 0
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Topic != topic || n == 0 {
+			var err error
+			if n, err = w.partitions(ctx, m.Topic); err != nil {
+				return err
+			}
+			topic = m.Topic
+		}
+		if len(w.parts) < n {
+			w.parts = make([]int, n)
+			for p := range w.parts {
+				w.parts[p] = p
+			}
+		}
+		tp := topicPartition{m.Topic, w.balancer.Balance(*m, w.parts[:n]...)}
+		g := w.groups[tp]
+		if g == nil {
+			if len(w.groups) > 4096 {
+				clear(w.groups)
+			}
+			g = &partGroup{tp: tp}
+			w.groups[tp] = g
+		}
+		if len(g.idx) == 0 {
+			w.pending = append(w.pending, g)
+		}
+		g.idx = append(g.idx, int32(i))
+	}
+	var wg sync.WaitGroup
+	for _, g := range w.pending[1:] {
+		wg.Go(func() { g.err = w.produce(ctx, g, msgs) })
+	}
+	first := w.pending[0]
+	first.err = w.produce(ctx, first, msgs)
+	wg.Wait()
+	var werr kafka.WriteErrors
+	for _, g := range w.pending {
+		if g.err == nil {
+			continue
+		}
+		if werr == nil {
+			werr = make(kafka.WriteErrors, len(msgs))
+		}
+		for _, i := range g.idx {
+			werr[i] = g.err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	return nil
+}
+
+// partitions returns the number of partitions of topic, from the
+// transport's metadata cache (it refreshes it in the background and when a
+// broker says it no longer leads a partition), as the Writer does.
+func (w *producer) partitions(ctx context.Context, topic string) (int, error) {
+	r, err := w.client.Transport.RoundTrip(ctx, w.client.Addr, &metadataAPI.Request{TopicNames: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range r.(*metadataAPI.Response).Topics {
+		if t.Name == topic {
+			if t.ErrorCode != 0 {
+				return 0, kafka.Error(t.ErrorCode)
+			}
+			if len(t.Partitions) == 0 {
+				return 0, kafka.UnknownTopicOrPartition
+			}
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, kafka.UnknownTopicOrPartition
+}
+
+// produce sends g's records in one request, again after a temporary
+// failure up to maxAttempts in all, with the Writer's backoff.
+func (w *producer) produce(ctx context.Context, g *partGroup, msgs []kafka.Message) error {
+	var err error
+	for attempt := range w.maxAttempts {
+		if attempt > 0 {
+			t := time.NewTimer(writeBackoff(attempt, w.backoffMin, w.backoffMax))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			}
+		}
+		g.records.reset(msgs, g.idx)
+		var res *kafka.ProduceResponse
+		res, err = w.client.Produce(ctx, &kafka.ProduceRequest{
+			Topic:        g.tp.topic,
+			Partition:    g.tp.partition,
+			RequiredAcks: w.acks,
+			Records:      &g.records,
+		})
+		if res != nil && err == nil {
+			err = res.Error
+		}
+		if err == nil || ctx.Err() != nil || !retriable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// retriable reports whether the Writer would try a failed produce request
+// again: a temporary Kafka error or a dropped connection.
+func retriable(err error) bool {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) {
+		return t.Temporary()
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// writeBackoff is the Writer's delay before attempt: attempt squared
+// times lo, at most hi.
+func writeBackoff(attempt int, lo, hi time.Duration) time.Duration {
+	return min(time.Duration(attempt*attempt)*lo, hi)
+}
+
+// msgRecords reads a partition's records of a call, by index into the
+// call's messages, without copying them.
+type msgRecords struct {
+	msgs   []kafka.Message
+	idx    []int32
+	next   int
+	record kafka.Record
+	key    bytesReader
+	value  bytesReader
+}
+
+func (r *msgRecords) reset(msgs []kafka.Message, idx []int32) {
+	r.msgs, r.idx, r.next = msgs, idx, 0
+}
+
+// ReadRecord returns the next record; it stays valid until the next call.
+func (r *msgRecords) ReadRecord() (*kafka.Record, error) {
+	if r.next >= len(r.idx) {
+		return nil, io.EOF
+	}
+	m := &r.msgs[r.idx[r.next]]
+	r.next++
+	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
+	if m.Key != nil {
+		r.key.Reset(m.Key)
+		r.record.Key = &r.key
+	}
+	if m.Value != nil {
+		r.value.Reset(m.Value)
+		r.record.Value = &r.value
+	}
+	return &r.record, nil
+}
+
+type bytesReader struct{ bytes.Reader }
+
+func (*bytesReader) Close() error { return nil }

@@ -1,0 +1,197 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/breakwater/breakwater/internal/produce"
+	"github.com/breakwater/breakwater/internal/testbed"
+)
+
+// runRecords returns n records of uneven sizes, with headers as the
+// pipeline writes them, to the topic "runs".
+func runRecords(n int, seed uint64) []kafka.Message {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		value := make([]byte, 50+rng.IntN(900))
+		for j := range value {
+			value[j] = byte('a' + rng.IntN(26))
+		}
+		msgs[i] = kafka.Message{
+			Topic: "runs",
+			Key:   fmt.Appendf(nil, "account:%d", rng.IntN(50)),
+			Value: value,
+			Headers: []kafka.Header{
+				{Key: "breakwater-decision", Value: []byte("gated")},
+				{Key: "breakwater-scope", Value: []byte("rule:spam-links")},
+			},
+		}
+	}
+	return msgs
+}
+
+// TestProducerOneRequestPerPartition writes runs with the producer to a
+// three-partition topic of a broker that counts produce requests per
+// partition: each run must go in exactly one request per partition it
+// touches, so that a partition's records of a run fail or succeed together
+// and a retry cannot put a record after a later one of its key. Every
+// record must land on the partition kafka-go's Hash balancer picks, in
+// order.
+func TestProducerOneRequestPerPartition(t *testing.T) {
+	k := testbed.StartKafka(t)
+	k.CreateTopic(t, "runs", 3)
+	var mu sync.Mutex
+	produces := map[int32]int{}
+	c := k.Cluster()
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rt := range kr.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				produces[rp.Partition]++
+			}
+		}
+		return nil, nil, false
+	})
+	counted := func() map[int32]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(produces)
+	}
+	tr := &kafka.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msgs := runRecords(4000, 7)
+	runs := 0
+	for run := range produce.Runs(msgs, 2000, maxRunBytes) {
+		runs++
+		want := map[int32]int{}
+		for i := range run {
+			want[testbed.KeyPartition(run[i].Key, 3)]++
+		}
+		before := counted()
+		if err := w.Write(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		after := counted()
+		for part := range want {
+			if n := after[part] - before[part]; n != 1 {
+				t.Fatalf("run %d of %d records: %d produce requests to partition %d, want 1", runs, len(run), n, part)
+			}
+		}
+	}
+	if runs < 2 {
+		t.Fatalf("%d runs: the records never reached a bound", runs)
+	}
+	got := k.ReadAll(t, "runs", 30*time.Second)
+	if len(got) != len(msgs) {
+		t.Fatalf("%d records on the topic, want %d", len(got), len(msgs))
+	}
+	next := map[int32]int{} // per partition, the index in msgs of its next record
+	for _, r := range got {
+		i := next[r.Partition]
+		for i < len(msgs) && testbed.KeyPartition(msgs[i].Key, 3) != r.Partition {
+			i++
+		}
+		if i == len(msgs) || !bytes.Equal(msgs[i].Value, r.Value) || string(r.Headers[1].Value) != "rule:spam-links" {
+			t.Fatalf("partition %d: offset %d is not the next record the balancer puts there", r.Partition, r.Offset)
+		}
+		next[r.Partition] = i + 1
+	}
+}
+
+// TestProducerFailsOnlyTheRefusedPartition refuses every produce request to
+// one partition: the write must fail exactly that partition's records
+// (kafka.WriteErrors, the others nil) and the others must be on the topic
+// once; once the refusal ends, writing only the failed records puts
+// every record on the topic once, in order per key.
+func TestProducerFailsOnlyTheRefusedPartition(t *testing.T) {
+	k := testbed.StartKafka(t)
+	k.CreateTopic(t, "runs", 3)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c := k.Cluster()
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		if !refuse.Load() || len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 || req.Topics[0].Partitions[0].Partition != 1 {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = req.Topics[0].Topic
+		sp := kmsg.NewProduceResponseTopicPartition()
+		sp.Partition = 1
+		sp.ErrorCode = kerr.NotEnoughReplicas.Code
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	tr := &kafka.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll, 2)
+	w.backoffMin = time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msgs := runRecords(600, 3)
+	err := w.Write(ctx, msgs)
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) || len(we) != len(msgs) {
+		t.Fatalf("write with partition 1 refused: %v, want kafka.WriteErrors of %d", err, len(msgs))
+	}
+	var failed []kafka.Message
+	for i := range msgs {
+		onRefused := testbed.KeyPartition(msgs[i].Key, 3) == 1
+		if onRefused != (we[i] != nil) {
+			t.Fatalf("record %d (partition %d): error %v", i, testbed.KeyPartition(msgs[i].Key, 3), we[i])
+		}
+		if we[i] != nil {
+			if !errors.Is(we[i], kafka.NotEnoughReplicas) {
+				t.Fatalf("record %d: %v, want the broker's NotEnoughReplicas", i, we[i])
+			}
+			failed = append(failed, msgs[i])
+		}
+	}
+	if len(failed) == 0 || len(failed) == len(msgs) {
+		t.Fatalf("%d of %d records on the refused partition: the test proves nothing", len(failed), len(msgs))
+	}
+	if n := len(k.ReadAll(t, "runs", 30*time.Second)); n != len(msgs)-len(failed) {
+		t.Fatalf("%d records on the topic after the partial failure, want %d", n, len(msgs)-len(failed))
+	}
+	refuse.Store(false)
+	if err := w.Write(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	got := k.ReadAll(t, "runs", 30*time.Second)
+	if len(got) != len(msgs) {
+		t.Fatalf("%d records on the topic, want %d", len(got), len(msgs))
+	}
+	lastOf := map[string]int{} // per key, the index in msgs of its last record read
+	for _, r := range got {
+		i := slices.IndexFunc(msgs, func(m kafka.Message) bool { return bytes.Equal(m.Value, r.Value) })
+		if i < 0 {
+			t.Fatalf("partition %d offset %d: a record never written", r.Partition, r.Offset)
+		}
+		if last, ok := lastOf[string(r.Key)]; ok && last >= i {
+			t.Fatalf("key %s: record %d after record %d", r.Key, i, last)
+		}
+		lastOf[string(r.Key)] = i
+	}
+}
