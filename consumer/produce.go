@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 )
 
@@ -24,9 +25,10 @@ import (
 // the Writer's per-call batching: the Writer copies every record into a
 // per-partition batch it allocates at its full BatchSize, looks the topic's
 // partitions up once per record, and runs a goroutine and a timer per
-// batch. Here a call looks each topic up once, groups the records by
-// partition in buffers kept from call to call, and sends each partition's
-// records straight from the caller's slice.
+// batch; and its encoder writes a record in many small writes. Here a
+// call looks each topic up once, groups the records by partition, and
+// encodes each partition's records in one pass (appendRecordSet) into a
+// buffer kept from call to call.
 //
 // A partition's records of one call are one request: they are written or
 // fail together, so a retry of the failed records cannot put one after a
@@ -54,12 +56,13 @@ type topicPartition struct {
 	partition int
 }
 
-// partGroup is one partition's records of a call and its outcome.
+// partGroup is one partition's records of a call, encoded, and its
+// outcome.
 type partGroup struct {
-	tp      topicPartition
-	idx     []int32
-	records msgRecords
-	err     error
+	tp  topicPartition
+	idx []int32
+	set []byte // the record set, as the request carries it
+	err error
 }
 
 func newProducer(client *kafka.Client, acks kafka.RequiredAcks, maxAttempts int) *producer {
@@ -162,9 +165,10 @@ func (w *producer) partitions(ctx context.Context, topic string) (int, error) {
 	return 0, kafka.UnknownTopicOrPartition
 }
 
-// produce sends g's records in one request, again after a temporary
+// produce encodes g's records and sends them in one request, again after a temporary
 // failure up to maxAttempts in all, with the Writer's backoff.
 func (w *producer) produce(ctx context.Context, g *partGroup, msgs []kafka.Message) error {
+	g.set = appendRecordSet(g.set[:0], msgs, g.idx, time.Now())
 	var err error
 	for attempt := range w.maxAttempts {
 		if attempt > 0 {
@@ -176,20 +180,28 @@ func (w *producer) produce(ctx context.Context, g *partGroup, msgs []kafka.Messa
 				return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 			}
 		}
-		g.records.reset(msgs, g.idx)
 		var res *kafka.ProduceResponse
-		res, err = w.client.Produce(ctx, &kafka.ProduceRequest{
+		res, err = w.client.RawProduce(ctx, &kafka.RawProduceRequest{
 			Topic:        g.tp.topic,
 			Partition:    g.tp.partition,
 			RequiredAcks: w.acks,
-			Records:      &g.records,
+			RawRecords:   protocol.RawRecordSet{Reader: bytes.NewReader(g.set)},
 		})
 		if res != nil && err == nil {
 			err = res.Error
 		}
-		if err == nil || ctx.Err() != nil || !retriable(err) {
+		if err == nil {
+			return nil
+		}
+		// A request that failed may still be read by the transport (a
+		// timeout returns before the connection sent it): the next call
+		// encodes into a buffer of its own.
+		keep := g.set
+		g.set = nil
+		if ctx.Err() != nil || !retriable(err) {
 			return err
 		}
+		g.set = append([]byte(nil), keep...)
 	}
 	return err
 }
@@ -212,41 +224,3 @@ func retriable(err error) bool {
 func writeBackoff(attempt int, lo, hi time.Duration) time.Duration {
 	return min(time.Duration(attempt*attempt)*lo, hi)
 }
-
-// msgRecords reads a partition's records of a call, by index into the
-// call's messages, without copying them.
-type msgRecords struct {
-	msgs   []kafka.Message
-	idx    []int32
-	next   int
-	record kafka.Record
-	key    bytesReader
-	value  bytesReader
-}
-
-func (r *msgRecords) reset(msgs []kafka.Message, idx []int32) {
-	r.msgs, r.idx, r.next = msgs, idx, 0
-}
-
-// ReadRecord returns the next record; it stays valid until the next call.
-func (r *msgRecords) ReadRecord() (*kafka.Record, error) {
-	if r.next >= len(r.idx) {
-		return nil, io.EOF
-	}
-	m := &r.msgs[r.idx[r.next]]
-	r.next++
-	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
-	if m.Key != nil {
-		r.key.Reset(m.Key)
-		r.record.Key = &r.key
-	}
-	if m.Value != nil {
-		r.value.Reset(m.Value)
-		r.record.Value = &r.value
-	}
-	return &r.record, nil
-}
-
-type bytesReader struct{ bytes.Reader }
-
-func (*bytesReader) Close() error { return nil }
