@@ -13,7 +13,9 @@ package decide
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -214,31 +216,18 @@ func Pending(items []Item, into []int) []int {
 // its rule's counts when it has none (ScopeCounts.Seed).
 func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, partition int) int64) Batch {
 	var b Batch
-	type pkey struct {
-		topic     string
-		partition int
-	}
-	parts := map[pkey]int{}
+	x := batchScratchPool.Get().(*batchScratch)
+	defer x.release()
 	// levels[l] are the scopes of level l (0 global, 1 the rule, 2 the
 	// rule's narrower scopes), each in the order of first appearance; a
 	// bucket's Via counts within the deeper levels until the end, where
 	// they become indexes of b.Scopes.
 	var levels [3][]ScopeCounts
-	scopeIdx := map[breaker.Scope]int{}
-	type bkey struct {
-		depth, scope int
-		at           int64
-		via          [MaxVia]int32
-	}
-	bucketIdx := map[bkey]int{}
 	var local [MaxScopes]int
 	for _, i := range pending {
 		it := &items[i]
-		pk := pkey{it.Pos.Topic, it.Pos.Partition}
-		pi, ok := parts[pk]
-		if !ok {
-			pi = len(b.Partitions)
-			parts[pk] = pi
+		pi := x.partition(it.Pos.Topic, it.Pos.Partition, len(b.Partitions))
+		if pi == len(b.Partitions) {
 			b.Partitions = append(b.Partitions, Range{
 				Topic: it.Pos.Topic, Partition: it.Pos.Partition,
 				First: it.Pos.Offset, Last: it.Pos.Offset,
@@ -252,10 +241,10 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 		for d := it.NScopes - 1; d >= 0; d-- {
 			lv := min(d, 2)
 			s := it.Scopes[d]
-			si, ok := scopeIdx[s]
+			si, ok := x.scopes[s]
 			if !ok {
 				si = len(levels[lv])
-				scopeIdx[s] = si
+				x.scopes[s] = si
 				levels[lv] = append(levels[lv], ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
 			}
 			local[d] = si
@@ -266,14 +255,22 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 					via[k-d-1] = int32(local[k] + 1)
 				}
 			}
-			k := bkey{d, si, sc.Policy.Grid().Bucket(at), via}
-			if bi, ok := bucketIdx[k]; ok {
-				sc.Buckets[bi].Weight += it.Weight
-				sc.Buckets[bi].Count++
-				continue
+			k := bucketKey{d, si, sc.Policy.Grid().Bucket(at), via}
+			last := x.last(lv, si, via[0])
+			bi, ok := -1, false
+			if last.bucket > 0 && last.at == k.at && last.depth == d && last.via == via {
+				bi, ok = int(last.bucket)-1, true
+			} else {
+				bi, ok = x.buckets[k]
 			}
-			bucketIdx[k] = len(sc.Buckets)
-			sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Weight: it.Weight, Count: 1, Via: via})
+			if !ok {
+				bi = len(sc.Buckets)
+				x.buckets[k] = bi
+				sc.Buckets = append(sc.Buckets, Bucket{At: k.at, Via: via})
+			}
+			*last = lastBucket{at: k.at, depth: d, via: via, bucket: int32(bi) + 1}
+			sc.Buckets[bi].Weight += it.Weight
+			sc.Buckets[bi].Count++
 		}
 	}
 	// off[l] is where level l starts in b.Scopes: deepest first.
@@ -294,7 +291,7 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 				b.Reference = len(b.Scopes) + 1
 			}
 			if dim, _ := sc.Scope.Segment(); dim == breaker.DimModel {
-				if ri, ok := scopeIdx[breaker.RuleScope(sc.Scope.Rule())]; ok {
+				if ri, ok := x.scopes[breaker.RuleScope(sc.Scope.Rule())]; ok {
 					sc.Seed = off[1] + ri + 1
 				}
 			}
@@ -304,11 +301,120 @@ func (g *Gate) Batch(items []Item, pending []int, committed func(topic string, p
 	return b
 }
 
+// bucketKey names a bucket of one scope of a batch: the scope's level and
+// index in it, the bucket's start, and the narrower scopes it is counted
+// through.
+type bucketKey struct {
+	depth, scope int
+	at           int64
+	via          [MaxVia]int32
+}
+
+// batchScratch are the indexes Batch builds, kept from call to call so
+// that their maps do not grow from empty for every batch.
+type batchScratch struct {
+	// topic is the topic of the partitions in byPart: byPart[p] is 1 + the
+	// index in Batch.Partitions of partition p of topic, 0 if none yet.
+	topic   string
+	byPart  []int32
+	others  map[partKey]int // partitions of other topics
+	scopes  map[breaker.Scope]int
+	buckets map[bucketKey]int
+	// lasts[l][i][c] is the bucket that scope i of level l last counted
+	// an action in, among those counted through the narrower scope c
+	// (Bucket.Via[0]): actions come in event time, so the next one is
+	// mostly in the same bucket, and this spares the map.
+	lasts [3][][]lastBucket
+}
+
+// lastBucket names a bucket of a scope as its bucketKey does (the start,
+// the scope's depth in the action, Via) with 1 + its index in
+// ScopeCounts.Buckets (0: none).
+type lastBucket struct {
+	at     int64
+	depth  int
+	via    [MaxVia]int32
+	bucket int32
+}
+
+// last returns the bucket last counted in scope si of level lv through the
+// narrower scope via0, to be updated.
+func (x *batchScratch) last(lv, si int, via0 int32) *lastBucket {
+	ls := &x.lasts[lv]
+	if si >= len(*ls) {
+		*ls = slices.Grow(*ls, si+1-len(*ls))[:si+1]
+	}
+	cs := &(*ls)[si]
+	if int(via0) >= len(*cs) {
+		*cs = slices.Grow(*cs, int(via0)+1-len(*cs))[:via0+1]
+	}
+	return &(*cs)[via0]
+}
+
+type partKey struct {
+	topic     string
+	partition int
+}
+
+var batchScratchPool = sync.Pool{New: func() any {
+	return &batchScratch{others: map[partKey]int{}, scopes: map[breaker.Scope]int{}, buckets: map[bucketKey]int{}}
+}}
+
+// partition returns the index in Batch.Partitions of a partition, or
+// next, the index it gets, when it has none yet.
+func (x *batchScratch) partition(topic string, partition, next int) int {
+	if x.topic == "" && next == 0 {
+		x.topic = topic
+	}
+	if topic == x.topic && partition >= 0 && partition < 1<<16 {
+		if partition >= len(x.byPart) {
+			x.byPart = slices.Grow(x.byPart, partition+1-len(x.byPart))[:partition+1]
+		}
+		if i := x.byPart[partition]; i > 0 {
+			return int(i) - 1
+		}
+		x.byPart[partition] = int32(next) + 1
+		return next
+	}
+	k := partKey{topic, partition}
+	if i, ok := x.others[k]; ok {
+		return i
+	}
+	x.others[k] = next
+	return next
+}
+
+// release empties x and returns it to the pool.
+func (x *batchScratch) release() {
+	x.topic = ""
+	clear(x.byPart)
+	clear(x.others)
+	clear(x.scopes)
+	clear(x.buckets)
+	for lv := range x.lasts {
+		for i := range x.lasts[lv] {
+			clear(x.lasts[lv][i])
+		}
+	}
+	batchScratchPool.Put(x)
+}
+
 // Apply decides the pending items from the scope statuses after their batch.
 func Apply(items []Item, pending []int, r Result) {
 	st := make(map[breaker.Scope]breaker.Status, len(r.Scopes))
+	holds := false
 	for _, s := range r.Scopes {
 		st[s.Scope] = s.Status
+		holds = holds || s.Status.Holds()
+	}
+	if !holds {
+		// No breaker holds: every action is gated under its rule.
+		for _, i := range pending {
+			it := &items[i]
+			it.Decision, it.Scope = Gated, it.Scopes[1]
+			it.State = st[it.Scope].State
+		}
+		return
 	}
 	for _, i := range pending {
 		it := &items[i]

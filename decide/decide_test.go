@@ -3,6 +3,8 @@ package decide_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -436,6 +438,187 @@ breakers:
 			t.Errorf("a held by its own breaker: global tripped (%+v); want it closed, the excess is contained", last)
 		case !held && (!tripped || last.Reason != string(breaker.ReasonEvidence)):
 			t.Errorf("a not held: global %+v; want an evidence trip", last)
+		}
+	}
+}
+
+// TestBatchPartitions builds batches of actions on many partitions of two
+// topics, one after the other (the indexes Batch keeps are reused): each
+// batch's ranges must be those of its own actions, one per partition, in
+// the order of first appearance, with the committed offset asked for it.
+func TestBatchPartitions(t *testing.T) {
+	g := decide.New(config.Default())
+	for round, spec := range []struct {
+		topics []string
+		parts  int
+	}{{[]string{"in"}, 12}, {[]string{"in", "other"}, 40}, {[]string{"other"}, 3}, {[]string{"in"}, 300}} {
+		var its []decide.Item
+		for n := range 2000 {
+			topic := spec.topics[n%len(spec.topics)]
+			p := (n * 7) % spec.parts
+			it := decide.Item{Pos: decide.Position{Topic: topic, Partition: p, Offset: int64(10*round + n)}}
+			it.Scopes[0], it.Scopes[1], it.NScopes = breaker.Global, breaker.RuleScope("r"), 2
+			it.Weight = 1
+			its = append(its, it)
+		}
+		pending := make([]int, len(its))
+		for i := range pending {
+			pending[i] = i
+		}
+		b := g.Batch(its, pending, func(topic string, p int) int64 { return int64(len(topic)*1000 + p) })
+		type key struct {
+			topic string
+			p     int
+		}
+		var want []decide.Range
+		seen := map[key]int{}
+		for _, it := range its {
+			k := key{it.Pos.Topic, it.Pos.Partition}
+			i, ok := seen[k]
+			if !ok {
+				i = len(want)
+				seen[k] = i
+				want = append(want, decide.Range{Topic: k.topic, Partition: k.p, First: it.Pos.Offset, Last: it.Pos.Offset, Committed: int64(len(k.topic)*1000 + k.p)})
+			}
+			want[i].First = min(want[i].First, it.Pos.Offset)
+			want[i].Last = max(want[i].Last, it.Pos.Offset)
+		}
+		if !slices.Equal(b.Partitions, want) {
+			t.Fatalf("round %d: %d ranges, want %d: %v", round, len(b.Partitions), len(want), b.Partitions)
+		}
+		if len(b.Scopes) != 2 {
+			t.Fatalf("round %d: %d scopes, want 2", round, len(b.Scopes))
+		}
+	}
+}
+
+// referenceBatch is Gate.Batch as it was written first, with fresh maps
+// for every batch: what Batch must still build.
+func referenceBatch(g *decide.Gate, items []decide.Item, pending []int, committed func(string, int) int64) decide.Batch {
+	var b decide.Batch
+	type pkey struct {
+		topic     string
+		partition int
+	}
+	parts := map[pkey]int{}
+	var levels [3][]decide.ScopeCounts
+	scopeIdx := map[breaker.Scope]int{}
+	type bkey struct {
+		depth, scope int
+		at           int64
+		via          [decide.MaxVia]int32
+	}
+	bucketIdx := map[bkey]int{}
+	var local [decide.MaxScopes]int
+	for _, i := range pending {
+		it := &items[i]
+		pk := pkey{it.Pos.Topic, it.Pos.Partition}
+		pi, ok := parts[pk]
+		if !ok {
+			pi = len(b.Partitions)
+			parts[pk] = pi
+			b.Partitions = append(b.Partitions, decide.Range{Topic: it.Pos.Topic, Partition: it.Pos.Partition,
+				First: it.Pos.Offset, Last: it.Pos.Offset, Committed: committed(it.Pos.Topic, it.Pos.Partition)})
+		}
+		r := &b.Partitions[pi]
+		r.First, r.Last = min(r.First, it.Pos.Offset), max(r.Last, it.Pos.Offset)
+		at := it.Act.OccurredAt.UnixMilli()
+		for d := it.NScopes - 1; d >= 0; d-- {
+			lv := min(d, 2)
+			s := it.Scopes[d]
+			si, ok := scopeIdx[s]
+			if !ok {
+				si = len(levels[lv])
+				scopeIdx[s] = si
+				levels[lv] = append(levels[lv], decide.ScopeCounts{Scope: s, Policy: g.Policy(s, it)})
+			}
+			local[d] = si
+			sc := &levels[lv][si]
+			var via [decide.MaxVia]int32
+			if d < 2 {
+				for k := d + 1; k < it.NScopes; k++ {
+					via[k-d-1] = int32(local[k] + 1)
+				}
+			}
+			k := bkey{d, si, sc.Policy.Grid().Bucket(at), via}
+			if bi, ok := bucketIdx[k]; ok {
+				sc.Buckets[bi].Weight += it.Weight
+				sc.Buckets[bi].Count++
+				continue
+			}
+			bucketIdx[k] = len(sc.Buckets)
+			sc.Buckets = append(sc.Buckets, decide.Bucket{At: k.at, Weight: it.Weight, Count: 1, Via: via})
+		}
+	}
+	var off [3]int
+	off[1] = len(levels[2])
+	off[0] = off[1] + len(levels[1])
+	for lv := 2; lv >= 0; lv-- {
+		for _, sc := range levels[lv] {
+			for bi := range sc.Buckets {
+				for k, v := range sc.Buckets[bi].Via {
+					if v > 0 {
+						sc.Buckets[bi].Via[k] = v + int32(off[min(lv+1+k, 2)])
+					}
+				}
+			}
+			if sc.Scope == breaker.Global {
+				b.Reference = len(b.Scopes) + 1
+			}
+			if dim, _ := sc.Scope.Segment(); dim == breaker.DimModel {
+				if ri, ok := scopeIdx[breaker.RuleScope(sc.Scope.Rule())]; ok {
+					sc.Seed = off[1] + ri + 1
+				}
+			}
+			b.Scopes = append(b.Scopes, sc)
+		}
+	}
+	return b
+}
+
+// TestBatchAsReference builds batches of random actions (several rules,
+// action types, model versions and regions, at depths that vary from
+// action to action, in event time with jitter, on many partitions) and
+// compares each with referenceBatch, one batch after the other so that the
+// indexes Batch keeps between calls are reused.
+func TestBatchAsReference(t *testing.T) {
+	g := decide.New(config.Default())
+	rng := rand.New(rand.NewPCG(4, 2))
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 30 {
+		n := 1 + rng.IntN(3000)
+		its := make([]decide.Item, n)
+		for i := range its {
+			it := &its[i]
+			rule := fmt.Sprintf("rule-%d", rng.IntN(1+round%12))
+			it.Pos = decide.Position{Topic: []string{"in", "in", "in", "side"}[rng.IntN(4)], Partition: rng.IntN(1 + round*5), Offset: int64(i)}
+			it.Act.RuleID, it.Act.Action = rule, []string{"remove_pin", "ban"}[rng.IntN(2)]
+			it.Act.OccurredAt = start.Add(time.Duration(round)*time.Hour + time.Duration(i)*50*time.Millisecond + time.Duration(rng.IntN(20_000))*time.Millisecond)
+			it.Weight = int64(1 + rng.IntN(3000))
+			it.Scopes[0], it.Scopes[1], it.NScopes = breaker.Global, breaker.RuleScope(rule), 2
+			if rng.IntN(3) == 0 {
+				it.Scopes[it.NScopes] = breaker.ActionScope(rule, it.Act.Action)
+				it.NScopes++
+			}
+			if rng.IntN(2) == 0 {
+				it.Scopes[it.NScopes] = breaker.ModelScope(rule, fmt.Sprintf("v%d", rng.IntN(3)))
+				it.NScopes++
+			}
+			if rng.IntN(2) == 0 {
+				it.Scopes[it.NScopes] = breaker.SegmentScope(rule, breaker.DimRegion, []string{"eu", "us"}[rng.IntN(2)])
+				it.NScopes++
+			}
+		}
+		pending := make([]int, 0, n)
+		for i := range its {
+			if rng.IntN(10) > 0 {
+				pending = append(pending, i)
+			}
+		}
+		committed := func(topic string, p int) int64 { return int64(len(topic) + p) }
+		got, want := g.Batch(its, pending, committed), referenceBatch(g, its, pending, committed)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d (%d actions): Batch differs from the reference:\n got %d scopes %+v\nwant %d scopes %+v", round, len(pending), len(got.Scopes), got.Partitions, len(want.Scopes), want.Partitions)
 		}
 	}
 }
