@@ -102,13 +102,17 @@ type Gate struct {
 	// and dimsAll those of the others.
 	dims    map[string][]string
 	dimsAll []string
+	// ruleScopes are the scopes of the configured rules, built once: read
+	// by every partition reader, never written after New.
+	ruleScopes map[string]breaker.Scope
 }
 
 // New returns a gate for a validated configuration.
 func New(cfg config.Config) *Gate {
 	g := &Gate{cfg: cfg, segs: newTracker(cfg.Breakers.Segments.MaxValues, cfg.Breakers.Segments.Idle),
-		dims: map[string][]string{}, dimsAll: cfg.Breakers.Segments.Dimensions}
+		dims: map[string][]string{}, dimsAll: cfg.Breakers.Segments.Dimensions, ruleScopes: map[string]breaker.Scope{}}
 	for id, r := range cfg.Breakers.Rules {
+		g.ruleScopes[id] = breaker.RuleScope(id)
 		if len(r.Segments) > 0 {
 			g.dims[id] = cfg.RuleDimensions(id)
 		}
@@ -136,9 +140,15 @@ func (g *Gate) Classify(it *Item, pos Position, value []byte) {
 	it.Weight = max(int64(math.Round(at.Weight*breaker.Milli)), 1)
 	it.Severity = at.Severity
 	it.Scopes[0] = breaker.Global
-	it.Scopes[1] = breaker.RuleScope(it.Act.RuleID)
+	rs, ok := g.ruleScopes[it.Act.RuleID]
+	if !ok {
+		rs = breaker.RuleScope(it.Act.RuleID)
+	}
+	it.Scopes[1] = rs
 	it.NScopes = 2
-	if _, ok := g.cfg.ActionThresholds(it.Act.RuleID, it.Act.Action); ok {
+	// The rule's action type has thresholds of its own (what
+	// config.ActionThresholds reports, without building them).
+	if _, ok := g.cfg.Breakers.Rules[it.Act.RuleID].Actions[it.Act.Action]; ok {
 		it.Scopes[2] = breaker.ActionScope(it.Act.RuleID, it.Act.Action)
 		it.NScopes = 3
 	}

@@ -622,3 +622,45 @@ func TestBatchAsReference(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyScopes classifies actions of a configured rule (with and
+// without thresholds for their action type) and of a rule missing from
+// the configuration: each gets global, its rule, and its rule and action
+// type only when that has thresholds of its own.
+func TestClassifyScopes(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+breakers:
+  defaults: {window: 1m, max_actions: 100}
+  rules:
+    spam:
+      max_actions: 40
+      actions:
+        "ban|account": {max_actions: 7}
+    "odd|rule%": {max_actions: 5}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := decide.New(cfg)
+	for _, tt := range []struct {
+		rule, action string
+		want         []breaker.Scope
+	}{
+		{"spam", "ban|account", []breaker.Scope{breaker.Global, breaker.RuleScope("spam"), breaker.ActionScope("spam", "ban|account")}},
+		{"spam", "warn", []breaker.Scope{breaker.Global, breaker.RuleScope("spam")}},
+		{"odd|rule%", "ban|account", []breaker.Scope{breaker.Global, breaker.RuleScope("odd|rule%")}},
+		{"brand-new", "ban|account", []breaker.Scope{breaker.Global, breaker.RuleScope("brand-new")}},
+	} {
+		v := fmt.Sprintf(`{"action_id":"a1","rule_id":%q,"action":%q,"target":{"type":"account","id":"u1"},"occurred_at":"2026-12-01T00:00:00Z"}`, tt.rule, tt.action)
+		var it decide.Item
+		for range 2 { // the second time into an item that held an action
+			g.Classify(&it, decide.Position{Topic: "in"}, []byte(v))
+			if it.Bad != nil {
+				t.Fatalf("Classify(%s) = %v", v, it.Bad)
+			}
+			if got := it.Scopes[:it.NScopes]; !slices.Equal(got, tt.want) {
+				t.Errorf("%s %s: scopes %v, want %v", tt.rule, tt.action, got, tt.want)
+			}
+		}
+	}
+}
