@@ -632,29 +632,36 @@ func (s *mergedSource) merge(ctx context.Context, gen *generation, maxMsgs int, 
 // go yet; then holdUntil, if not zero, is when a partition holding the
 // others back is given up on.
 func (s *mergedSource) next(gen *generation) (best *owned, holdUntil time.Time) {
+	// One pass refills the partitions that ran out from their queues and
+	// finds the earliest head; the partitions still without messages, if
+	// any, are looked at after.
+	empty := false
 	for _, p := range gen.parts {
-		if p.has() {
-			continue
-		}
-		p.local, p.pos = p.q.take(p.local), 0
-		if p.has() {
+		if !p.has() {
+			p.local, p.pos = p.q.take(p.local), 0
+			if !p.has() {
+				empty = true
+				continue
+			}
 			p.waitSince = time.Time{}
 			if p.stalled {
 				p.stalled = false
 				s.opts.log.Info("partition delivers again", zap.Int("partition", p.id))
 			}
 		}
-	}
-	for _, p := range gen.parts {
-		if p.has() && (best == nil || p.head().at.Before(best.head().at)) {
+		if best == nil || p.head().at.Before(best.head().at) {
 			best = p
 		}
 	}
 	if best == nil {
 		return nil, time.Time{}
 	}
+	behind := gen.parts
+	if !empty {
+		behind = nil // every partition has messages: none holds the others back
+	}
 	now := time.Time{}
-	for _, p := range gen.parts {
+	for _, p := range behind {
 		if p.has() || p.stalled || !p.behind() {
 			continue
 		}
