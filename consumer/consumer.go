@@ -254,6 +254,6 @@ func New(opts Options) (*Pipeline, error) {
 		runRecords:   max(cfg.Kafka.BatchSize, 100),
 		// One attempt per write: writeRun retries, marking the copies a
 		// lost answer may have left.
-		producer: newProducer(opts.Kafka.Client(transport, writeTimeout), kafka.RequireAll, 1),
+		producer: newProducer(opts.Kafka.Client(transport, writeTimeout), kafka.RequireAll),
 	}, nil
 }

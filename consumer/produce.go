@@ -7,11 +7,7 @@ package consumer
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -21,25 +17,24 @@ import (
 
 // producer writes records as kafka-go's Writer does (the same Hash
 // balancer over the same partitions, one produce request per partition of
-// a call, the same acks, timeout and retries of temporary errors), without
-// the Writer's per-call batching: the Writer copies every record into a
-// per-partition batch it allocates at its full BatchSize, looks the topic's
-// partitions up once per record, and runs a goroutine and a timer per
-// batch; and its encoder writes a record in many small writes. Here a
-// call looks each topic up once, groups the records by partition, and
-// encodes each partition's records in one pass (appendRecordSet) into a
-// buffer kept from call to call.
+// a call, the same acks and timeout), in one attempt (the pipeline retries
+// what failed, marking what may be a copy), without the Writer's per-call
+// batching: the Writer copies every record into a per-partition batch it
+// allocates at its full BatchSize, looks the topic's partitions up once
+// per record, and runs a goroutine and a timer per batch; and its encoder
+// writes a record in many small writes. Here a call looks each topic up
+// once, groups the records by partition, and encodes each partition's
+// records in one pass (appendRecordSet) into a buffer kept from call to
+// call.
 //
 // A partition's records of one call are one request: they are written or
 // fail together, so a retry of the failed records cannot put one after a
 // later record of its key. The caller keeps a call within the broker's
-// request bound (writeRuns). Only one call runs at a time (the write lane).
+// request bound (produce.Runs). Only one call runs at a time (the write
+// lane).
 type producer struct {
-	client      *kafka.Client
-	acks        kafka.RequiredAcks
-	maxAttempts int
-	backoffMin  time.Duration
-	backoffMax  time.Duration
+	client *kafka.Client
+	acks   kafka.RequiredAcks
 
 	balancer kafka.Hash
 	// parts lists partition numbers 0..n-1 for the balancer.
@@ -65,15 +60,8 @@ type partGroup struct {
 	err error
 }
 
-func newProducer(client *kafka.Client, acks kafka.RequiredAcks, maxAttempts int) *producer {
-	return &producer{
-		client:      client,
-		acks:        acks,
-		maxAttempts: max(maxAttempts, 1),
-		backoffMin:  100 * time.Millisecond,
-		backoffMax:  time.Second,
-		groups:      map[topicPartition]*partGroup{},
-	}
+func newProducer(client *kafka.Client, acks kafka.RequiredAcks) *producer {
+	return &producer{client: client, acks: acks, groups: map[topicPartition]*partGroup{}}
 }
 
 // Write writes msgs, each to its Topic. It returns nil when every record
@@ -165,62 +153,23 @@ func (w *producer) partitions(ctx context.Context, topic string) (int, error) {
 	return 0, kafka.UnknownTopicOrPartition
 }
 
-// produce encodes g's records and sends them in one request, again after a temporary
-// failure up to maxAttempts in all, with the Writer's backoff.
+// produce encodes g's records and sends them in one request.
 func (w *producer) produce(ctx context.Context, g *partGroup, msgs []kafka.Message) error {
 	g.set = appendRecordSet(g.set[:0], msgs, g.idx, time.Now())
-	var err error
-	for attempt := range w.maxAttempts {
-		if attempt > 0 {
-			t := time.NewTimer(writeBackoff(attempt, w.backoffMin, w.backoffMax))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-			}
-		}
-		var res *kafka.ProduceResponse
-		res, err = w.client.RawProduce(ctx, &kafka.RawProduceRequest{
-			Topic:        g.tp.topic,
-			Partition:    g.tp.partition,
-			RequiredAcks: w.acks,
-			RawRecords:   protocol.RawRecordSet{Reader: bytes.NewReader(g.set)},
-		})
-		if res != nil && err == nil {
-			err = res.Error
-		}
-		if err == nil {
-			return nil
-		}
+	res, err := w.client.RawProduce(ctx, &kafka.RawProduceRequest{
+		Topic:        g.tp.topic,
+		Partition:    g.tp.partition,
+		RequiredAcks: w.acks,
+		RawRecords:   protocol.RawRecordSet{Reader: bytes.NewReader(g.set)},
+	})
+	if err == nil && res != nil {
+		err = res.Error
+	}
+	if err != nil {
 		// A request that failed may still be read by the transport (a
 		// timeout returns before the connection sent it): the next call
 		// encodes into a buffer of its own.
-		keep := g.set
 		g.set = nil
-		if ctx.Err() != nil || !retriable(err) {
-			return err
-		}
-		g.set = append([]byte(nil), keep...)
 	}
 	return err
-}
-
-// retriable reports whether the Writer would try a failed produce request
-// again: a temporary Kafka error or a dropped connection.
-func retriable(err error) bool {
-	var t interface{ Temporary() bool }
-	if errors.As(err, &t) {
-		return t.Temporary()
-	}
-	return errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
-}
-
-// writeBackoff is the Writer's delay before attempt: attempt squared
-// times lo, at most hi.
-func writeBackoff(attempt int, lo, hi time.Duration) time.Duration {
-	return min(time.Duration(attempt*attempt)*lo, hi)
 }

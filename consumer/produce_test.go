@@ -75,7 +75,7 @@ func TestProducerOneRequestPerPartition(t *testing.T) {
 	}
 	tr := &kafka.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll, 1)
+	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	msgs := runRecords(4000, 7)
@@ -146,8 +146,7 @@ func TestProducerFailsOnlyTheRefusedPartition(t *testing.T) {
 	})
 	tr := &kafka.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll, 2)
-	w.backoffMin = time.Millisecond
+	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	msgs := runRecords(600, 3)
