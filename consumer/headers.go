@@ -28,7 +28,19 @@ var headerValues = func() map[string][]byte {
 	return m
 }()
 
+// The values almost every record carries, found without the map.
+var (
+	gatedValue  = headerValues[string(decide.Gated)]
+	closedValue = headerValues[string(breaker.Closed)]
+)
+
 func headerValue(v string) []byte {
+	switch v {
+	case string(decide.Gated):
+		return gatedValue
+	case string(breaker.Closed):
+		return closedValue
+	}
 	if b, ok := headerValues[v]; ok {
 		return b
 	}
