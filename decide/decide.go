@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -105,6 +106,31 @@ type Gate struct {
 	// ruleScopes are the scopes of the configured rules, built once: read
 	// by every partition reader, never written after New.
 	ruleScopes map[string]breaker.Scope
+	// otherRules are the scopes of rules missing from the configuration,
+	// built when first seen, at most maxOtherRules of them (the rule ids
+	// come from the input).
+	otherRules sync.Map // string -> breaker.Scope
+	nOther     atomic.Int64
+}
+
+// maxOtherRules bounds Gate.otherRules.
+const maxOtherRules = 4096
+
+// ruleScope returns the scope of a rule.
+func (g *Gate) ruleScope(rule string) breaker.Scope {
+	if s, ok := g.ruleScopes[rule]; ok {
+		return s
+	}
+	if s, ok := g.otherRules.Load(rule); ok {
+		return s.(breaker.Scope)
+	}
+	s := breaker.RuleScope(rule)
+	if g.nOther.Load() < maxOtherRules {
+		if _, loaded := g.otherRules.LoadOrStore(rule, s); !loaded {
+			g.nOther.Add(1)
+		}
+	}
+	return s
 }
 
 // New returns a gate for a validated configuration.
@@ -123,7 +149,7 @@ func New(cfg config.Config) *Gate {
 // Classify decodes value into it and finds its scopes, weight and severity.
 // An undecodable or invalid action is decided as a dead letter at once.
 func (g *Gate) Classify(it *Item, pos Position, value []byte) {
-	*it = Item{Pos: pos, Act: it.Act}
+	*it = Item{Pos: pos} // DecodeInto sets all of it.Act
 	if err := event.DecodeInto(&it.Act, value); err != nil {
 		var de *event.DecodeError
 		if !errors.As(err, &de) {
@@ -140,11 +166,7 @@ func (g *Gate) Classify(it *Item, pos Position, value []byte) {
 	it.Weight = max(int64(math.Round(at.Weight*breaker.Milli)), 1)
 	it.Severity = at.Severity
 	it.Scopes[0] = breaker.Global
-	rs, ok := g.ruleScopes[it.Act.RuleID]
-	if !ok {
-		rs = breaker.RuleScope(it.Act.RuleID)
-	}
-	it.Scopes[1] = rs
+	it.Scopes[1] = g.ruleScope(it.Act.RuleID)
 	it.NScopes = 2
 	// The rule's action type has thresholds of its own (what
 	// config.ActionThresholds reports, without building them).

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -662,5 +663,34 @@ breakers:
 				t.Errorf("%s %s: scopes %v, want %v", tt.rule, tt.action, got, tt.want)
 			}
 		}
+	}
+}
+
+// TestClassifyRuleScopesConcurrently classifies actions of rules missing
+// from the configuration on several goroutines at once (as the partition
+// readers do), more distinct rules than the gate keeps scopes of: every
+// action gets its rule's scope. Run with -race.
+func TestClassifyRuleScopesConcurrently(t *testing.T) {
+	g := decide.New(config.Default())
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			var it decide.Item
+			for i := range 6000 {
+				rule := fmt.Sprintf("r%d|%d", (i*7+w)%5000, w%2)
+				v := fmt.Sprintf(`{"action_id":"a%d","rule_id":%q,"action":"remove_pin","target":{"type":"pin","id":"p1"},"occurred_at":"2026-12-01T00:00:00Z"}`, i, rule)
+				g.Classify(&it, decide.Position{Topic: "in"}, []byte(v))
+				if it.Bad != nil || it.Scopes[1] != breaker.RuleScope(rule) {
+					errs <- fmt.Sprintf("rule %s: scope %s, bad %v", rule, it.Scopes[1], it.Bad)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
