@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
 	"github.com/breakwater/breakwater/internal/testbed"
@@ -318,5 +319,129 @@ func TestReversalSurvivesKillAndWipe(t *testing.T) {
 	}
 	if len(on) != len(forwarded) {
 		t.Errorf("%d actions on the reversals topic; want the %d forwarded", len(on), len(forwarded))
+	}
+}
+
+// segEvent returns a schema v1 action of rule-a with a region and a model
+// version (each left out when empty).
+func segEvent(id, action, target, region, model string, at time.Time) testbed.Record {
+	extra := ""
+	if region != "" {
+		extra += fmt.Sprintf(`,"region":%q`, region)
+	}
+	if model != "" {
+		extra += fmt.Sprintf(`,"model":{"name":"clf","version":%q}`, model)
+	}
+	return testbed.KV(target, fmt.Sprintf(`{"action_id":%q,"rule_id":"rule-a","action":%q,"target":{"type":"account","id":%q},"occurred_at":%q%s}`,
+		id, action, target, at.UTC().Format(time.RFC3339Nano), extra))
+}
+
+// TestReversalOfSegment: the candidates of an incident of a segment
+// breaker (rule:rule-a|region:eu, then rule:rule-a|model:v2) are the
+// segment's forwarded actions up to the trip, not its rule's others nor
+// another rule's with the same value. Each segment is forced open by an
+// operator (an incident whose window is the look-back), after actions of
+// the segment, of the rule's other segments and of rule-b were forwarded.
+func TestReversalOfSegment(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	y := strings.Replace(bed.YAML(100), "breakers:\n", "breakers:\n  segments:\n    model_version: true\n    dimensions: [region]\n", 1)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("config.Parse:\n%s\n%v", y, err)
+	}
+	d := admintest.StartDaemon(t, withSeconds(cfg))
+	op, vw := tok(config.RoleOperator), tok(config.RoleViewer)
+	gated := 0
+	// segment forces scope open after forwarding fwd and returns the
+	// preview of its incident, which holds the held actions.
+	segment := func(scope breaker.Scope, fwd, held []testbed.Record) api.ReversalPreview {
+		t.Helper()
+		bed.Kafka.Produce(t, admintest.Topics.Input, fwd...)
+		gated += len(fwd)
+		waitCountAtLeast(t, bed, admintest.Topics.Gated, gated)
+		if code := call(t, d.URL, "POST", "/v1/breakers/"+esc(scope)+"/override", op, `{"state":"forced_open","reason":"segment misfires"}`, nil); code != 200 {
+			t.Fatalf("force %s open = %d", scope, code)
+		}
+		bed.Kafka.Produce(t, admintest.Topics.Input, held...)
+		var inc api.Incident
+		admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("incident of %s: %+v", scope, inc) }, func() bool {
+			var l struct{ Incidents []api.Incident }
+			tryCall(d.URL, "GET", "/v1/incidents", vw, &l)
+			for _, i := range l.Incidents {
+				if i.Scope == string(scope) {
+					inc = i
+				}
+			}
+			return inc.Held == int64(len(held))
+		})
+		var pv api.ReversalPreview
+		if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(inc.ID)+"/reversal", vw, "", &pv); code != 200 {
+			t.Fatalf("preview of %s = %d", inc.ID, code)
+		}
+		if pv.Scope != string(scope) || pv.Onset != "lookback" || !pv.To.Equal(inc.FirstHeldAt) {
+			t.Errorf("preview of %s: scope %s, onset %q, to %s; want the look-back to the first held action %s", inc.ID, pv.Scope, pv.Onset, pv.To, inc.FirstHeldAt)
+		}
+		// The incident's look-back lists the same actions.
+		var lb api.LookBack
+		if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(inc.ID)+"/lookback?window=1m", vw, "", &lb); code != 200 {
+			t.Fatalf("look-back of %s = %d", inc.ID, code)
+		}
+		var got []string
+		for _, a := range lb.Actions {
+			got = append(got, a.ActionID)
+		}
+		sort.Strings(got)
+		var want []string
+		for _, s := range pv.Sample {
+			want = append(want, s.ActionID)
+		}
+		sort.Strings(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("look-back of %s = %v; want the candidates %v", inc.ID, got, want)
+		}
+		return pv
+	}
+	ids := func(pv api.ReversalPreview) string {
+		var out []string
+		for _, s := range pv.Sample {
+			out = append(out, s.ActionID)
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	now := time.Now()
+
+	var fwd, held []testbed.Record
+	for i := range 6 {
+		action := "remove_pin"
+		if i%3 == 0 {
+			action = "warn"
+		}
+		fwd = append(fwd, segEvent(fmt.Sprintf("eu-%d", i), action, fmt.Sprintf("u-%d", i), "eu", "v1", now))
+	}
+	for i := range 4 {
+		fwd = append(fwd, segEvent(fmt.Sprintf("us-%d", i), "remove_pin", fmt.Sprintf("u-%d", i), "us", "v1", now))
+		fwd = append(fwd, segEvent(fmt.Sprintf("none-%d", i), "remove_pin", fmt.Sprintf("u-%d", i), "", "", now))
+		fwd = append(fwd, admintest.Event(fmt.Sprintf("b-%d", i), "rule-b", "warn", fmt.Sprintf("u-%d", i), now))
+	}
+	for i := range 5 {
+		held = append(held, segEvent(fmt.Sprintf("eu-held-%d", i), "remove_pin", fmt.Sprintf("u-%d", i), "eu", "v1", now))
+	}
+	pv := segment(breaker.SegmentScope("rule-a", breaker.DimRegion, "eu"), fwd, held)
+	if want := "eu-0,eu-1,eu-2,eu-3,eu-4,eu-5"; ids(pv) != want || pv.Candidates != 6 || pv.Region["eu"] != 6 || pv.Action["warn"] != 2 {
+		t.Errorf("preview of the eu incident = %d candidates %s, by region %v, by action %v; want %s, 2 warnings", pv.Candidates, ids(pv), pv.Region, pv.Action, want)
+	}
+
+	fwd, held = nil, nil
+	for i := range 4 {
+		fwd = append(fwd, segEvent(fmt.Sprintf("v2-%d", i), "remove_pin", fmt.Sprintf("w-%d", i), "us", "v2", now))
+		fwd = append(fwd, segEvent(fmt.Sprintf("v1-%d", i), "remove_pin", fmt.Sprintf("w-%d", i), "us", "v1", now))
+	}
+	for i := range 3 {
+		held = append(held, segEvent(fmt.Sprintf("v2-held-%d", i), "remove_pin", fmt.Sprintf("w-%d", i), "us", "v2", now))
+	}
+	pv = segment(breaker.ModelScope("rule-a", "v2"), fwd, held)
+	if want := "v2-0,v2-1,v2-2,v2-3"; ids(pv) != want || pv.Candidates != 4 || pv.ModelVersion["v2"] != 4 {
+		t.Errorf("preview of the v2 incident = %d candidates %s, by model version %v; want %s", pv.Candidates, ids(pv), pv.ModelVersion, want)
 	}
 }

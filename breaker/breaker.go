@@ -673,3 +673,49 @@ func Reset(p Policy, s Status, actor, reason string, now time.Time) Status {
 	n.Generation = s.Generation + 1
 	return n
 }
+
+// Fields are the fields of an action its scopes are found from.
+type Fields struct {
+	Rule, Action, ModelVersion, ModelName, Region, TargetType string
+}
+
+// value returns f's value of segment dimension dim, "" if none.
+func (f Fields) value(dim string) string {
+	switch dim {
+	case DimModel:
+		return f.ModelVersion
+	case DimModelName:
+		return f.ModelName
+	case DimRegion:
+		return f.Region
+	case DimTargetType:
+		return f.TargetType
+	}
+	return ""
+}
+
+// Covers reports whether an action with fields f is one of scope s's:
+// every action for Global, the rule's for a rule scope, the rule's of one
+// action type for an action scope, and the rule's with the segment's value
+// for a segment scope. The overflow segment covers every value of its
+// dimension: which values had a breaker of their own when the action
+// passed is not kept.
+func (s Scope) Covers(f Fields) bool {
+	switch {
+	case s == Global:
+		return true
+	case s == RuleScope(f.Rule):
+		return true
+	case s == ActionScope(f.Rule, f.Action):
+		return true
+	}
+	dim, value := s.Segment()
+	if dim == "" || s.Rule() != f.Rule {
+		return false
+	}
+	v := f.value(dim)
+	if value == "" {
+		return v != "" && s == OverflowScope(f.Rule, dim)
+	}
+	return v != "" && s == SegmentScope(f.Rule, dim, v)
+}

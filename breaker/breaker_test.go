@@ -916,3 +916,40 @@ func TestSegmentScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestCovers checks which actions each kind of scope covers: the
+// reversal candidates and the look-back of an incident are found with it.
+func TestCovers(t *testing.T) {
+	a := Fields{Rule: "r|x", Action: "ban", ModelVersion: "v@2", ModelName: "m", Region: "eu", TargetType: "account"}
+	noModel := Fields{Rule: "r|x", Action: "ban", Region: "eu"}
+	other := Fields{Rule: "s", Action: "ban", ModelVersion: "v@2", Region: "eu"}
+	cases := []struct {
+		name  string
+		scope Scope
+		f     Fields
+		want  bool
+	}{
+		{"global", Global, a, true},
+		{"rule", RuleScope("r|x"), a, true},
+		{"rule of another", RuleScope("r|x"), other, false},
+		{"action", ActionScope("r|x", "ban"), a, true},
+		{"another action", ActionScope("r|x", "warn"), a, false},
+		{"model version", ModelScope("r|x", "v@2"), a, true},
+		{"another model version", ModelScope("r|x", "v3"), a, false},
+		{"model version of another rule", ModelScope("r|x", "v@2"), other, false},
+		{"model version, none", ModelScope("r|x", "v@2"), noModel, false},
+		{"region", SegmentScope("r|x", DimRegion, "eu"), a, true},
+		{"another region", SegmentScope("r|x", DimRegion, "us"), a, false},
+		{"model name", SegmentScope("r|x", DimModelName, "m"), a, true},
+		{"target type", SegmentScope("r|x", DimTargetType, "account"), a, true},
+		{"target type, another", SegmentScope("r|x", DimTargetType, "post"), a, false},
+		{"overflow of model versions", OverflowScope("r|x", DimModel), a, true},
+		{"overflow, no value", OverflowScope("r|x", DimModel), noModel, false},
+		{"overflow of another rule", OverflowScope("s", DimModel), a, false},
+	}
+	for _, c := range cases {
+		if got := c.scope.Covers(c.f); got != c.want {
+			t.Errorf("%s: %s.Covers(%+v) = %v; want %v", c.name, c.scope, c.f, got, c.want)
+		}
+	}
+}

@@ -96,6 +96,9 @@ type Item struct {
 	// Key is the gated record's key (the target), which the reversal
 	// keeps so that it lands on the same partition.
 	Key []byte `json:"key"`
+	// modelName is the action's model.name, which a segment of that
+	// dimension is of.
+	modelName string
 }
 
 // itemOf returns the item of a gated record, or false for a record that is
@@ -113,7 +116,7 @@ func itemOf(m kafka.Message) (Item, bool) {
 	return Item{
 		ActionID: a.ActionID, Rule: a.RuleID, Action: a.Action, TargetType: a.TargetType, TargetID: a.TargetID,
 		ModelVersion: a.ModelVersion, Region: a.Region, OccurredAt: a.OccurredAt.UTC(), ForwardedAt: m.Time.UTC(),
-		Partition: m.Partition, Offset: m.Offset, Key: append([]byte(nil), m.Key...),
+		Partition: m.Partition, Offset: m.Offset, Key: append([]byte(nil), m.Key...), modelName: a.ModelName,
 	}, true
 }
 

@@ -127,9 +127,11 @@ func (s *Service) Poke() {
 	}
 }
 
-// inScope reports whether it counts towards scope.
+// inScope reports whether it is one of scope's actions (a segment's: its
+// rule's with the segment's value).
 func inScope(scope breaker.Scope, it Item) bool {
-	return scope == breaker.Global || scope == breaker.RuleScope(it.Rule) || scope == breaker.ActionScope(it.Rule, it.Action)
+	return scope.Covers(breaker.Fields{Rule: it.Rule, Action: it.Action, ModelVersion: it.ModelVersion, ModelName: it.modelName,
+		Region: it.Region, TargetType: it.TargetType})
 }
 
 // Skew is how far ahead of the forwarding replica's clock an action's

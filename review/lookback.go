@@ -20,9 +20,11 @@ type Forwarded = api.Forwarded
 // LookBack is what was forwarded of a scope shortly before a trip.
 type LookBack = api.LookBack
 
-// inScope reports whether action a counts towards scope.
+// inScope reports whether action a is one of scope's (a segment's: its
+// rule's with the segment's value).
 func inScope(scope breaker.Scope, a event.Action) bool {
-	return scope == breaker.Global || scope == breaker.RuleScope(a.RuleID) || scope == breaker.ActionScope(a.RuleID, a.Action)
+	return scope.Covers(breaker.Fields{Rule: a.RuleID, Action: a.Action, ModelVersion: a.ModelVersion, ModelName: a.ModelName,
+		Region: a.Region, TargetType: a.TargetType})
 }
 
 // LookBack returns the actions of scope that the pipeline forwarded to the
