@@ -209,3 +209,169 @@ func TestAppealsEndToEnd(t *testing.T) {
 		t.Errorf("after a restart rule-a is %s (%s); want open by overturn_rate", b.State, b.Reason)
 	}
 }
+
+// TestAppealsModelVersion: rule-a runs two model versions; v2's appeals
+// are overturned and v1's upheld. At the outcome where the pure judgement
+// says so (the rule's count reached, v2's fall not shared by v1), the
+// overturn_rate trip is v2's breaker's, rule:rule-a|model:v2, not the
+// rule's: v2's next action is held, v1's is gated, the rule stays closed,
+// and the incident's reversal candidates are v2's forwarded actions.
+func TestAppealsModelVersion(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	bed.Kafka.CreateTopic(t, appealsTopic, 1)
+	y := bed.YAML(1e6) + "appeals:\n  enabled: true\n  topic: " + appealsTopic + "\n  min_outcomes: 20\n  window: 50\n  precision_floor: 0.8\n"
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Breakers.Segments.ModelVersion {
+		t.Fatal("breakers.segments.model_version is off by default; want on")
+	}
+	d := admintest.StartDaemon(t, cfg)
+	now := time.Now()
+	event := func(id, model, target string) testbed.Record {
+		return testbed.KV(target, fmt.Sprintf(`{"action_id":%q,"rule_id":"rule-a","action":"ban_account","target":{"type":"account","id":%q},"occurred_at":%q,"model":{"name":"clf","version":%q}}`,
+			id, target, now.UTC().Format(time.RFC3339Nano), model))
+	}
+	var actions []testbed.Record
+	for i := range 30 {
+		actions = append(actions, event(fmt.Sprintf("v1-%03d", i), "v1", fmt.Sprintf("u-%d", i)))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, actions...)
+	bed.WaitRecords(t, admintest.Topics.Gated, 30)
+	actions = nil
+	for i := range 30 {
+		actions = append(actions, event(fmt.Sprintf("v2-%03d", i), "v2", fmt.Sprintf("w-%d", i)))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, actions...)
+	bed.WaitRecords(t, admintest.Topics.Gated, 60)
+
+	keys, err := wire.NewKeys("bw-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := appeals.NewStore(bed.Redis.Client(t), keys, cfg.Appeals.JoinFor, cfg.Appeals.JoinMax, cfg.Appeals.Window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admintest.WaitFor(t, 60*time.Second, func() string { return "v2-029 not joined" }, func() bool {
+		_, _, err1 := st.Lookup(t.Context(), time.Now(), "v1-029")
+		_, _, err2 := st.Lookup(t.Context(), time.Now(), "v2-029")
+		return err1 == nil && err2 == nil
+	})
+
+	// v1 upheld, v2 overturned, interleaved; the trip is where Decide
+	// first says so.
+	var script []testbed.Record
+	var rule, v2 []appeals.Sample
+	tripAt := -1
+	never := func(string, string) time.Time { return time.Time{} }
+	for i := range 25 {
+		for _, m := range []string{"v1", "v2"} {
+			o := appeals.Upheld
+			if m == "v2" {
+				o = appeals.Overturned
+			}
+			script = append(script, outcome(fmt.Sprintf("%s-%03d", m, i), o))
+			s := appeals.Sample{At: now.Truncate(time.Millisecond), Model: m, Overturned: o == appeals.Overturned}
+			rule = append(rule, s)
+			if m == "v2" {
+				v2 = append(v2, s)
+			}
+			if tripAt >= 0 {
+				continue
+			}
+			if v, ok := appeals.Decide(appeals.PolicyOf(cfg.Appeals), "rule-a", m, rule, v2, never, func(string) bool { return true }); ok {
+				if !v.Version || v.Key.Model != "v2" {
+					t.Fatalf("Decide at outcome %d = %+v; want v2's trip", len(script), v)
+				}
+				tripAt = len(script) - 1
+			}
+		}
+	}
+	if tripAt < 0 {
+		t.Fatal("the script never trips")
+	}
+	committed := func() int64 {
+		return bed.Kafka.CommittedOffsets(t, "bw-admin-test.appeals", appealsTopic)[0]
+	}
+	waitCommitted := func(n int) {
+		t.Helper()
+		admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("committed %d of %d", committed(), n) }, func() bool { return committed() >= int64(n) })
+	}
+	ruleA, modelV2 := breaker.RuleScope("rule-a"), breaker.ModelScope("rule-a", "v2")
+	bed.Kafka.Produce(t, appealsTopic, script[:tripAt]...)
+	waitCommitted(tripAt)
+	for _, s := range []breaker.Scope{ruleA, modelV2} {
+		if b := getBreaker(t, d.URL, s); b.State != breaker.Closed {
+			t.Fatalf("%s is %s (%s) one outcome before the expected trip; want closed", s, b.State, b.Reason)
+		}
+	}
+	bed.Kafka.Produce(t, appealsTopic, script[tripAt:]...)
+	waitCommitted(len(script))
+	b := getBreaker(t, d.URL, modelV2)
+	if b.State != breaker.Open || b.Reason != string(breaker.ReasonOverturnRate) || b.Explanation == nil || !strings.Contains(b.Explanation.Text, "model v2") {
+		t.Fatalf("%s: %+v, explanation %+v; want tripped by overturn_rate, explained by model v2", modelV2, b.Status, b.Explanation)
+	}
+	if b := getBreaker(t, d.URL, ruleA); b.State != breaker.Closed {
+		t.Errorf("%s is %s (%s); want closed: the fall is v2's", ruleA, b.State, b.Reason)
+	}
+
+	// v2's next action is held, v1's gated.
+	bed.Kafka.Produce(t, admintest.Topics.Input, event("v2-next", "v2", "w-next"), event("v1-next", "v1", "u-next"))
+	decided := func(topic, id string) bool {
+		for _, r := range bed.Kafka.ReadAll(t, topic, 10*time.Second) {
+			if strings.Contains(string(r.Value), `"`+id+`"`) {
+				return true
+			}
+		}
+		return false
+	}
+	admintest.WaitFor(t, 60*time.Second, func() string { return "v2-next held and v1-next gated" }, func() bool {
+		return decided(admintest.Topics.Held, "v2-next") && decided(admintest.Topics.Gated, "v1-next")
+	})
+	if decided(admintest.Topics.Gated, "v2-next") || decided(admintest.Topics.Held, "v1-next") {
+		t.Errorf("v2-next is gated or v1-next held; want v2's held and v1's gated")
+	}
+
+	// The incident's candidates are v2's forwarded actions.
+	var l struct{ Incidents []api.Incident }
+	var inc api.Incident
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("incidents %+v", l.Incidents) }, func() bool {
+		l.Incidents = nil
+		getJSON(t, d.URL, "/v1/incidents", &l)
+		for _, i := range l.Incidents {
+			if i.Scope == string(modelV2) && i.Held == 1 {
+				inc = i
+				return true
+			}
+		}
+		return false
+	})
+	var pv api.ReversalPreview
+	getJSON(t, d.URL, "/v1/incidents/"+url.PathEscape(inc.ID)+"/reversal", &pv)
+	if pv.Candidates != 30 || pv.ModelVersion["v2"] != 30 || pv.Onset != "detector" {
+		t.Errorf("preview of %s = %d candidates by model version %v, onset %q; want the 30 v2 actions from the detector's onset", inc.ID, pv.Candidates, pv.ModelVersion, pv.Onset)
+	}
+}
+
+// getJSON decodes the answer of GET base+path as a viewer into out.
+func getJSON(t *testing.T, base, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+admintest.Tokens[config.RoleViewer])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s = %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}

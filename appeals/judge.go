@@ -74,9 +74,12 @@ func Keys(rule, model string) []Key {
 }
 
 // Sample is one outcome as the judgement sees it: the event time of the
-// action appealed and whether it was overturned.
+// action appealed, its model version ("" when it had none, or for an
+// outcome recorded before versions were kept) and whether it was
+// overturned.
 type Sample struct {
 	At         time.Time
+	Model      string
 	Overturned bool
 }
 
@@ -308,7 +311,7 @@ func (t *Tracker) Record(r Record, since func(rule string) time.Time) (Join, []V
 	t.decided[r.ActionID] = true
 	var out []Verdict
 	for _, k := range Keys(j.Rule, j.Model) {
-		w := append(t.windows[k], Sample{At: j.At, Overturned: r.Outcome == Overturned})
+		w := append(t.windows[k], Sample{At: j.At, Model: j.Model, Overturned: r.Outcome == Overturned})
 		if len(w) > t.policy.Window {
 			w = w[len(w)-t.policy.Window:]
 		}
@@ -316,6 +319,114 @@ func (t *Tracker) Record(r Record, since func(rule string) time.Time) (Join, []V
 		out = append(out, Judge(t.policy, k, After(w, since(j.Rule))))
 	}
 	return j, out, nil
+}
+
+// Decide judges the latest outcomes of j's rule and model version, as
+// Decide does, after an outcome of an action of that version was recorded.
+func (t *Tracker) Decide(j Join, since func(rule, model string) time.Time, versions func(model string) bool) (Scoped, bool) {
+	return Decide(t.policy, j.Rule, j.Model, t.windows[Key{Rule: j.Rule}], t.windows[Key{Rule: j.Rule, Model: j.Model}], since, versions)
+}
+
+// Scoped is a verdict that trips a breaker: the model version's
+// (rule:R|model:V) when Version, else the rule's.
+type Scoped struct {
+	Verdict
+	Version bool
+}
+
+// Concentrated is the most P(precision < floor) the outcomes of a rule's
+// other model versions may show for a fall to be one version's: they are
+// more likely above the floor than below.
+const Concentrated = 0.5
+
+// Decide judges, after an outcome of an action of rule and model version
+// model ("" for none), the latest outcomes of the rule (ruleWin) and of
+// the version (verWin), and returns the breaker to trip, if any. A trip
+// is due when the rule's outcomes trip it or the version's trip it (each
+// as Judge says). The fall is then one model version's when
+//
+//   - versions(V) (the rule's model versions have breakers, and V's is not
+//     disabled),
+//   - V's outcomes show it: P(precision < floor) >= confidence, from V's
+//     own latest outcomes if they trip, else from V's among the rule's
+//     (the rule's count reached min_outcomes), and
+//   - the rule's outcomes of its other versions do not: P(their precision
+//     < floor) < Concentrated. A rule with no outcome of another version
+//     (P = floor) is never split.
+//
+// and only V's breaker trips; the version of the outcome is tried first,
+// then the others of the rule's window in order. Otherwise the rule's
+// breaker trips, on the rule's verdict if it trips, else on the version's.
+//
+// since(rule, "") is when the rule's breaker last tripped and since(rule,
+// V) the later of that and when version V's did: the outcomes of actions
+// at or before it are left out (that trip is there, and a reversal undoes
+// them), from the version's judgement and, sample by sample, from the
+// rule's, so a fall a version's breaker already holds trips neither the
+// rule nor the version again.
+func Decide(p Policy, rule, model string, ruleWin, verWin []Sample, since func(rule, model string) time.Time, versions func(model string) bool) (Scoped, bool) {
+	open := make([]Sample, 0, len(ruleWin))
+	cut := map[string]time.Time{}
+	order := []string{}
+	if model != "" {
+		order = append(order, model)
+	}
+	for _, s := range ruleWin {
+		c, ok := cut[s.Model]
+		if !ok {
+			c = since(rule, s.Model)
+			cut[s.Model] = c
+			if s.Model != "" && s.Model != model {
+				order = append(order, s.Model)
+			}
+		}
+		if c.IsZero() || s.At.After(c) {
+			open = append(open, s)
+		}
+	}
+	rv := Judge(p, Key{Rule: rule}, open)
+	var vv Verdict
+	if model != "" {
+		vv = Judge(p, Key{Rule: rule, Model: model}, After(verWin, since(rule, model)))
+	}
+	if !rv.Trip && !vv.Trip {
+		return Scoped{}, false
+	}
+	for _, m := range order {
+		if !versions(m) {
+			continue
+		}
+		var mine []Sample
+		var up, over float64
+		for _, s := range open {
+			switch {
+			case s.Model == m:
+				mine = append(mine, s)
+			case s.Overturned:
+				over++
+			default:
+				up++
+			}
+		}
+		if ProbBelow(p.Floor, up, over) >= Concentrated {
+			continue
+		}
+		if m == model && vv.Trip {
+			return Scoped{Verdict: vv, Version: true}, true
+		}
+		if !rv.Trip {
+			continue
+		}
+		v := Judge(p, Key{Rule: rule, Model: m}, mine)
+		if v.Outcomes > 0 && v.Below >= p.Confidence {
+			v.Trip, v.Onset = true, onset(mine)
+			return Scoped{Verdict: v, Version: true}, true
+		}
+	}
+	if rv.Trip {
+		return Scoped{Verdict: rv}, true
+	}
+	return Scoped{Verdict: vv}, true
 }
 
 // After returns the samples of actions after since (all of them for a zero

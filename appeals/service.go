@@ -264,19 +264,69 @@ func (s *Service) one(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
+	v, ok, err := s.decide(ctx, j, windows)
+	if err != nil || !ok {
+		return err
+	}
 	scope := breaker.RuleScope(j.Rule)
+	if v.Version {
+		scope = breaker.ModelScope(j.Rule, v.Key.Model)
+	}
+	return s.trip(ctx, scope, v.Verdict)
+}
+
+// Versions reports whether a fall of rule's model version model can trip
+// the version's breaker alone: model versions have breakers
+// (breakers.segments.model_version) and the version's is not disabled.
+func Versions(cfg config.Config, rule, model string) bool {
+	return cfg.Breakers.Segments.ModelVersion && model != "" && !decide.ScopePolicy(cfg, breaker.ModelScope(rule, model)).Disabled
+}
+
+// decide judges the windows of j's rule and model version (Decide), with
+// the trip times of the rule's breaker and of its versions' breakers read
+// from the shared state: outcomes of actions forwarded before a trip of
+// their rule or version do not trip again (a reversal undoes them).
+func (s *Service) decide(ctx context.Context, j Join, windows map[Key][]Sample) (Scoped, bool, error) {
+	ruleWin := windows[Key{Rule: j.Rule}]
+	models := []string{j.Model}
+	for _, x := range ruleWin {
+		models = append(models, x.Model)
+	}
+	since, err := s.tripped(ctx, j.Rule, models)
+	if err != nil {
+		return Scoped{}, false, err
+	}
+	v, ok := Decide(s.policy, j.Rule, j.Model, ruleWin, windows[Key{Rule: j.Rule, Model: j.Model}], since,
+		func(m string) bool { return Versions(s.opts.Config, j.Rule, m) })
+	return v, ok, nil
+}
+
+// tripped reads when rule's breaker last tripped and, for each of models,
+// the later of that and when the version's breaker did, as Decide's since.
+func (s *Service) tripped(ctx context.Context, rule string, models []string) (func(rule, model string) time.Time, error) {
+	scope := breaker.RuleScope(rule)
 	st, err := s.opts.Breakers.Status(ctx, scope)
 	if err != nil {
-		return fmt.Errorf("read breaker %s: %w", scope, err)
+		return nil, fmt.Errorf("read breaker %s: %w", scope, err)
 	}
-	for _, k := range Keys(j.Rule, j.Model) {
-		// Outcomes of actions forwarded before the rule's last trip do
-		// not trip it again: that trip is there (a reversal undoes them).
-		if v := Judge(s.policy, k, After(windows[k], st.TrippedAt)); v.Trip {
-			return s.trip(ctx, scope, v)
+	at := map[string]time.Time{"": st.TrippedAt}
+	for _, m := range models {
+		if _, ok := at[m]; ok {
+			continue
+		}
+		at[m] = st.TrippedAt
+		if !s.opts.Config.Breakers.Segments.ModelVersion {
+			continue
+		}
+		vs, err := s.opts.Breakers.Status(ctx, breaker.ModelScope(rule, m))
+		if err != nil {
+			return nil, fmt.Errorf("read breaker %s: %w", breaker.ModelScope(rule, m), err)
+		}
+		if vs.TrippedAt.After(st.TrippedAt) {
+			at[m] = vs.TrippedAt
 		}
 	}
-	return nil
+	return func(_, m string) time.Time { return at[m] }, nil
 }
 
 // deadLetter writes an outcome that cannot be judged to the dead-letter

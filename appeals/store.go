@@ -249,7 +249,7 @@ func (s *Store) Record(ctx context.Context, j Join, dayKey, id string, o Outcome
 	if o == Overturned {
 		flag = "o"
 	}
-	sample := strconv.FormatInt(j.At.UnixMilli(), 10) + ":" + flag
+	sample := strconv.FormatInt(j.At.UnixMilli(), 10) + ":" + flag + ":" + strconv.Quote(j.Model)
 	res, err := recordScript.Run(ctx, s.client, keys, id, pos, sample, s.window, int64((s.joinFor + 24*time.Hour).Seconds())).Text()
 	if err != nil {
 		return nil, fmt.Errorf("appeals: record the outcome of %q: %w", id, err)
@@ -281,15 +281,22 @@ func (s *Store) Window(ctx context.Context, k Key) ([]Sample, error) {
 	}
 	out := make([]Sample, 0, len(vs))
 	for _, v := range vs {
-		f := strings.Split(v, ":")
-		if len(f) != 3 {
+		// seq:millis:flag, then :"model" (quoted) since versions are kept.
+		f := strings.SplitN(v, ":", 4)
+		if len(f) < 3 {
 			continue
 		}
 		ms, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			continue
 		}
-		out = append(out, Sample{At: time.UnixMilli(ms).UTC(), Overturned: f[2] == "o"})
+		var model string
+		if len(f) == 4 {
+			if model, err = strconv.Unquote(f[3]); err != nil {
+				continue
+			}
+		}
+		out = append(out, Sample{At: time.UnixMilli(ms).UTC(), Model: model, Overturned: f[2] == "o"})
 	}
 	return out, nil
 }

@@ -93,12 +93,13 @@ func (r *Replay) appeals(ctx context.Context, until time.Time) error {
 		}
 		// Outcomes of actions the rule's breaker held back, or forwarded
 		// before its last trip, do not trip it again: that trip is there.
-		_, vs, err := a.tracker.Record(rec, func(rule string) time.Time {
-			if t := r.scopes[breaker.RuleScope(rule)]; t != nil {
+		tripped := func(s breaker.Scope) time.Time {
+			if t := r.scopes[s]; t != nil {
 				return t.status.TrippedAt
 			}
 			return time.Time{}
-		})
+		}
+		j, _, err := a.tracker.Record(rec, func(rule string) time.Time { return tripped(breaker.RuleScope(rule)) })
 		switch {
 		case errors.Is(err, appeals.ErrUnknown):
 			a.sum.Unknown++
@@ -110,20 +111,31 @@ func (r *Replay) appeals(ctx context.Context, until time.Time) error {
 			return err
 		}
 		a.sum.Joined++
-		for _, v := range vs {
-			if v.Trip {
-				if err := r.tripAppeals(ctx, v); err != nil {
-					return err
+		since := func(rule, model string) time.Time {
+			t := tripped(breaker.RuleScope(rule))
+			if model != "" && r.opts.Config.Breakers.Segments.ModelVersion {
+				if v := tripped(breaker.ModelScope(rule, model)); v.After(t) {
+					t = v
 				}
+			}
+			return t
+		}
+		if v, ok := a.tracker.Decide(j, since, func(m string) bool { return appeals.Versions(r.opts.Config, j.Rule, m) }); ok {
+			if err := r.tripAppeals(ctx, v); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// tripAppeals trips the breaker of the verdict's rule (overturn_rate).
-func (r *Replay) tripAppeals(ctx context.Context, v appeals.Verdict) error {
+// tripAppeals trips the breaker of the verdict's rule, or of its model
+// version (overturn_rate).
+func (r *Replay) tripAppeals(ctx context.Context, v appeals.Scoped) error {
 	s := breaker.RuleScope(v.Key.Rule)
+	if v.Version {
+		s = breaker.ModelScope(v.Key.Rule, v.Key.Model)
+	}
 	p := decide.ScopePolicy(r.opts.Config, s)
 	if p.Disabled {
 		return nil
