@@ -89,6 +89,9 @@ type Options struct {
 	// Appeals, if set (appeals.enabled), is the switch of the appeals
 	// trip.
 	Appeals AppealsSwitch
+	// Estimates, if set (appeals.enabled), gives the appeals signal's
+	// estimates per rule and model version.
+	Estimates AppealsEstimator
 	// Pager, if set, pages on-call when a person breaks the glass, and
 	// tells it of an incident's acknowledgement; without
 	// it, break-glass is refused.
@@ -220,6 +223,7 @@ func (a *API) routes() []route {
 		{Route{"POST", "/v1/incidents/{id}/standing/revoke", config.RoleReviewer}, a.changeIncident(audit.KindStandingRevoked, revokeChange)},
 		{Route{"GET", "/v1/incidents/{id}/reversal", config.RoleViewer}, a.previewReversal},
 		{Route{"POST", "/v1/incidents/{id}/reversal", config.RoleOperator}, a.requestReversal},
+		{Route{"GET", "/v1/appeals", config.RoleViewer}, a.getAppeals},
 		{Route{"GET", "/v1/appeals/trip", config.RoleViewer}, a.getAppealsTrip},
 		{Route{"POST", "/v1/appeals/trip", config.RoleOperator}, a.setAppealsTrip},
 		{Route{"GET", "/v1/reversals", config.RoleViewer}, a.listReversals},

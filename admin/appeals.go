@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/breakwater/breakwater/api"
+	"github.com/breakwater/breakwater/appeals"
 	"github.com/breakwater/breakwater/audit"
 	"github.com/breakwater/breakwater/config"
 )
@@ -19,6 +20,26 @@ import (
 type AppealsSwitch interface {
 	Switch(ctx context.Context, now time.Time) (api.AppealsTrip, error)
 	SetSwitch(ctx context.Context, sw api.AppealsTrip) error
+}
+
+// AppealsEstimator gives the appeals signal's estimates (appeals.Service).
+type AppealsEstimator interface {
+	Estimates(ctx context.Context) (api.AppealsEstimates, error)
+}
+
+var _ AppealsEstimator = (*appeals.Service)(nil)
+
+func (a *API) getAppeals(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Estimates == nil {
+		writeError(w, http.StatusNotFound, "the appeals signal is off (appeals.enabled)")
+		return
+	}
+	es, err := a.opts.Estimates.Estimates(r.Context())
+	if err != nil {
+		a.fail(w, r, "read the appeals estimates", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, es)
 }
 
 // KindAppealsTrip is the audit kind of a change of the appeals trip's

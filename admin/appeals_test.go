@@ -11,7 +11,8 @@ import (
 // TestAppealsTripApproval: turning the appeals trip off needs a second
 // operator: the requester, and a reviewer, cannot approve it; an admin
 // can, and the switch then reads off with both names; turning it on
-// applies at once. Without appeals.enabled the switch answers 404.
+// applies at once. Without appeals.enabled the switch and the estimates
+// answer 404.
 func TestAppealsTripApproval(t *testing.T) {
 	bed := admintest.NewBed(t, 1)
 	cfg := bed.Config(t, 1000)
@@ -55,6 +56,9 @@ func TestAppealsTripApproval(t *testing.T) {
 	// Without the appeals signal there is no switch.
 	bed2 := admintest.NewBed(t, 1)
 	d2 := admintest.StartDaemon(t, bed2.Config(t, 1000))
+	if code := call(t, d2.URL, "GET", "/v1/appeals", vw, "", nil); code != 404 {
+		t.Errorf("GET /v1/appeals without appeals.enabled = %d; want 404", code)
+	}
 	if code := call(t, d2.URL, "GET", "/v1/appeals/trip", vw, "", nil); code != 404 {
 		t.Errorf("GET /v1/appeals/trip without appeals.enabled = %d; want 404", code)
 	}

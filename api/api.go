@@ -329,6 +329,45 @@ type AppealsTrip struct {
 	Until time.Time `json:"until,omitzero"`
 }
 
+// AppealsEstimates are the appeals signal's estimates (GET /v1/appeals):
+// per rule and per model version of a rule, the latest outcomes as the
+// overturn_rate trip judges them, and the policy they are judged under.
+type AppealsEstimates struct {
+	// Floor, Confidence, MinOutcomes and Window are the appeals section's
+	// precision_floor, confidence, min_outcomes and window.
+	Floor       float64 `json:"precision_floor"`
+	Confidence  float64 `json:"confidence"`
+	MinOutcomes int     `json:"min_outcomes"`
+	Window      int     `json:"window"`
+	// Trip is the switch of the trip.
+	Trip AppealsTrip `json:"trip"`
+	// Estimates are ordered by rule, the rule's own first, then its model
+	// versions.
+	Estimates []AppealsEstimate `json:"estimates"`
+}
+
+// AppealsEstimate is the estimate of one rule, or of one model version of
+// a rule.
+type AppealsEstimate struct {
+	Rule         string `json:"rule_id"`
+	ModelVersion string `json:"model_version,omitempty"`
+	// Scope is the breaker of the estimate: rule:R, or rule:R|model:V.
+	Scope string `json:"scope"`
+	// Outcomes and Overturned count the latest outcomes judged: those of
+	// actions forwarded after the last trip of the scope's breaker (or its
+	// rule's). LeftOut counts the latest outcomes left out for a trip.
+	Outcomes   int `json:"outcomes"`
+	Overturned int `json:"overturned"`
+	LeftOut    int `json:"left_out"`
+	// Below is P(precision < floor) under a Beta(1 + upheld, 1 +
+	// overturned) posterior.
+	Below float64 `json:"p_below_floor"`
+	// Trips is true when these outcomes alone trip (at least min_outcomes
+	// and Below >= confidence); which breaker trips is decided with the
+	// rule's other versions (docs/appeals.md).
+	Trips bool `json:"trips"`
+}
+
 // AppealsTripRequest is the body of POST /v1/appeals/trip.
 type AppealsTripRequest struct {
 	// Enabled turns the trip on (at once) or off (with a second

@@ -3,6 +3,7 @@ package appeals_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -307,6 +308,22 @@ func TestAppealsModelVersion(t *testing.T) {
 			t.Fatalf("%s is %s (%s) one outcome before the expected trip; want closed", s, b.State, b.Reason)
 		}
 	}
+	// The estimates so far, per rule and per model version.
+	p := appeals.PolicyOf(cfg.Appeals)
+	est := estimates(t, d.URL)
+	for _, k := range []appeals.Key{{Rule: "rule-a"}, {Rule: "rule-a", Model: "v1"}, {Rule: "rule-a", Model: "v2"}} {
+		var ss []appeals.Sample
+		for _, s := range rule[:tripAt] {
+			if k.Model == "" || s.Model == k.Model {
+				ss = append(ss, s)
+			}
+		}
+		want := appeals.Judge(p, k, ss)
+		got := est[k]
+		if got.Outcomes != want.Outcomes || got.Overturned != want.Overturned || got.LeftOut != 0 || math.Abs(got.Below-want.Below) > 1e-9 || got.Trips != want.Trip {
+			t.Errorf("estimate of %s = %+v; want %d outcomes, %d overturned, P(precision < floor) %.6f, trips %v", k, got, want.Outcomes, want.Overturned, want.Below, want.Trip)
+		}
+	}
 	bed.Kafka.Produce(t, appealsTopic, script[tripAt:]...)
 	waitCommitted(len(script))
 	b := getBreaker(t, d.URL, modelV2)
@@ -315,6 +332,15 @@ func TestAppealsModelVersion(t *testing.T) {
 	}
 	if b := getBreaker(t, d.URL, ruleA); b.State != breaker.Closed {
 		t.Errorf("%s is %s (%s); want closed: the fall is v2's", ruleA, b.State, b.Reason)
+	}
+
+	// After the trip, v2's outcomes are left out: they are the trip's.
+	est = estimates(t, d.URL)
+	if e := est[appeals.Key{Rule: "rule-a", Model: "v2"}]; e.Outcomes != 0 || e.LeftOut != 25 || e.Scope != string(modelV2) {
+		t.Errorf("estimate of v2 after its trip = %+v; want its 25 outcomes left out", e)
+	}
+	if e := est[appeals.Key{Rule: "rule-a"}]; e.Outcomes != 25 || e.Overturned != 0 || e.LeftOut != 25 || e.Trips {
+		t.Errorf("estimate of rule-a after v2's trip = %+v; want v1's 25 upheld judged, v2's 25 left out", e)
 	}
 
 	// v2's next action is held, v1's gated.
@@ -353,6 +379,21 @@ func TestAppealsModelVersion(t *testing.T) {
 	if pv.Candidates != 30 || pv.ModelVersion["v2"] != 30 || pv.Onset != "detector" {
 		t.Errorf("preview of %s = %d candidates by model version %v, onset %q; want the 30 v2 actions from the detector's onset", inc.ID, pv.Candidates, pv.ModelVersion, pv.Onset)
 	}
+}
+
+// estimates returns GET /v1/appeals by key.
+func estimates(t *testing.T, base string) map[appeals.Key]api.AppealsEstimate {
+	t.Helper()
+	var es api.AppealsEstimates
+	getJSON(t, base, "/v1/appeals", &es)
+	out := map[appeals.Key]api.AppealsEstimate{}
+	for _, e := range es.Estimates {
+		out[appeals.Key{Rule: e.Rule, Model: e.ModelVersion}] = e
+	}
+	if es.Floor != 0.8 || es.MinOutcomes != 20 || es.Window != 50 || !es.Trip.Enabled {
+		t.Errorf("GET /v1/appeals = %+v; want the policy (floor 0.8, 20 of 50) and the trip on", es)
+	}
+	return out
 }
 
 // getJSON decodes the answer of GET base+path as a viewer into out.

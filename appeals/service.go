@@ -1,15 +1,18 @@
 package appeals
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/decide"
@@ -94,6 +97,7 @@ type Service struct {
 	opts   Options
 	policy Policy
 	dead   *kafka.Writer
+	tr     *kafka.Transport
 }
 
 // NewService returns the service; Run starts it.
@@ -107,18 +111,23 @@ func NewService(opts Options) (*Service, error) {
 	if opts.Retry <= 0 {
 		opts.Retry = time.Second
 	}
+	tr := opts.Kafka.Transport()
 	return &Service{
-		opts: opts, policy: PolicyOf(opts.Config.Appeals),
+		opts: opts, policy: PolicyOf(opts.Config.Appeals), tr: tr,
 		dead: &kafka.Writer{
-			Addr: opts.Kafka.Addr(), Transport: opts.Kafka.Transport(), Topic: opts.Config.Kafka.Topics.DeadLetter,
+			Addr: opts.Kafka.Addr(), Transport: tr, Topic: opts.Config.Kafka.Topics.DeadLetter,
 			Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 50 * time.Microsecond,
 			WriteTimeout: opts.Config.Kafka.WriteTimeout, MaxAttempts: 5,
 		},
 	}, nil
 }
 
-// Close releases the dead-letter writer.
-func (s *Service) Close() error { return s.dead.Close() }
+// Close releases the dead-letter writer and its connections.
+func (s *Service) Close() error {
+	err := s.dead.Close()
+	s.tr.CloseIdleConnections()
+	return err
+}
 
 // The group ids of the service's consumers, after the pipeline's.
 func joinGroup(cfg config.Config) string    { return cfg.Kafka.GroupID + ".appeals-join" }
@@ -257,7 +266,7 @@ func (s *Service) one(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	windows, err := s.opts.Store.Record(ctx, j, day, rec.ActionID, rec.Outcome, pos)
+	windows, err := s.opts.Store.Record(ctx, s.opts.Now(), j, day, rec.ActionID, rec.Outcome, pos)
 	if errors.Is(err, ErrDuplicate) {
 		return s.deadLetter(ctx, m, ReasonDuplicate, err)
 	}
@@ -400,4 +409,59 @@ func (s *Service) trip(ctx context.Context, scope breaker.Scope, v Verdict) erro
 	s.opts.Logger.Warn("breaker transition", zap.String("scope", string(scope)), zap.String("state", string(t.To.State)),
 		zap.Uint64("generation", t.To.Generation), zap.String("reason", t.To.Reason), zap.String("appeals", Explain(s.policy, v)))
 	return nil
+}
+
+// Estimates returns the estimate of every rule and model version with
+// outcomes in the join's horizon, judged as the trip judges them: without
+// the outcomes of actions forwarded before the last trip of their rule's
+// or version's breaker.
+func (s *Service) Estimates(ctx context.Context) (api.AppealsEstimates, error) {
+	now := s.opts.Now()
+	out := api.AppealsEstimates{Floor: s.policy.Floor, Confidence: s.policy.Confidence, MinOutcomes: s.policy.MinOutcomes,
+		Window: s.policy.Window, Estimates: []api.AppealsEstimate{}}
+	sw, err := s.opts.Store.Switch(ctx, now)
+	if err != nil {
+		return out, err
+	}
+	out.Trip = sw
+	windows, err := s.opts.Store.Windows(ctx, now)
+	if err != nil {
+		return out, err
+	}
+	byRule := map[string][]string{}
+	for k, w := range windows {
+		byRule[k.Rule] = append(byRule[k.Rule], k.Model)
+		for _, x := range w {
+			byRule[k.Rule] = append(byRule[k.Rule], x.Model)
+		}
+	}
+	for k, w := range windows {
+		since, err := s.tripped(ctx, k.Rule, byRule[k.Rule])
+		if err != nil {
+			return out, err
+		}
+		judged := make([]Sample, 0, len(w))
+		for _, x := range w {
+			m := x.Model
+			if k.Model != "" {
+				m = k.Model
+			}
+			if c := since(k.Rule, m); c.IsZero() || x.At.After(c) {
+				judged = append(judged, x)
+			}
+		}
+		v := Judge(s.policy, k, judged)
+		scope := breaker.RuleScope(k.Rule)
+		if k.Model != "" {
+			scope = breaker.ModelScope(k.Rule, k.Model)
+		}
+		out.Estimates = append(out.Estimates, api.AppealsEstimate{
+			Rule: k.Rule, ModelVersion: k.Model, Scope: string(scope), Outcomes: v.Outcomes, Overturned: v.Overturned,
+			LeftOut: len(w) - len(judged), Below: v.Below, Trips: v.Trip,
+		})
+	}
+	slices.SortFunc(out.Estimates, func(a, b api.AppealsEstimate) int {
+		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.ModelVersion, b.ModelVersion))
+	})
+	return out, nil
 }

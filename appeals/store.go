@@ -235,11 +235,11 @@ return 'ok'
 func Scripts() []*redis.Script { return []*redis.Script{recordScript} }
 
 // Record records the outcome of the joined action j (kept under day) read
-// at position pos, and returns the latest outcomes of each key it counts
+// at position pos at now, and returns the latest outcomes of each key it counts
 // towards. An outcome of the same action recorded from another position is
 // ErrDuplicate; from the same position (a redelivery) it is recorded once
 // and the windows are returned again.
-func (s *Store) Record(ctx context.Context, j Join, dayKey, id string, o Outcome, pos string) (map[Key][]Sample, error) {
+func (s *Store) Record(ctx context.Context, now time.Time, j Join, dayKey, id string, o Outcome, pos string) (map[Key][]Sample, error) {
 	keys := []string{s.keys.AppealsJoin(dayKey), s.keys.AppealsMeta()}
 	ks := Keys(j.Rule, j.Model)
 	for _, k := range ks {
@@ -257,6 +257,15 @@ func (s *Store) Record(ctx context.Context, j Join, dayKey, id string, o Outcome
 	if res == "dup" {
 		return nil, fmt.Errorf("%w: %q", ErrDuplicate, id)
 	}
+	// The index of the windows, for the estimates; a lost write is made
+	// again by the redelivery that follows the error.
+	pipe := s.client.Pipeline()
+	for _, k := range ks {
+		pipe.ZAdd(ctx, s.keys.AppealsIndex(), redis.Z{Score: float64(now.UnixMilli()), Member: windowName(k)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("appeals: index the outcomes of %q: %w", id, err)
+	}
 	out := make(map[Key][]Sample, len(ks))
 	for _, k := range ks {
 		w, err := s.Window(ctx, k)
@@ -264,6 +273,59 @@ func (s *Store) Record(ctx context.Context, j Join, dayKey, id string, o Outcome
 			return nil, err
 		}
 		out[k] = w
+	}
+	return out, nil
+}
+
+// parseWindowName is the inverse of windowName.
+func parseWindowName(name string) (Key, bool) {
+	rule, rest, err := quotedPrefix(name)
+	if err != nil || !strings.HasPrefix(rest, "|") {
+		return Key{}, false
+	}
+	model, err := strconv.Unquote(rest[1:])
+	if err != nil {
+		return Key{}, false
+	}
+	return Key{Rule: rule, Model: model}, true
+}
+
+// quotedPrefix unquotes the Go string literal s starts with and returns
+// the rest.
+func quotedPrefix(s string) (string, string, error) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", err
+	}
+	v, err := strconv.Unquote(q)
+	return v, s[len(q):], err
+}
+
+// Windows returns the latest outcomes of every rule and model version
+// that had an outcome recorded within JoinFor (and a day) of now, and
+// forgets the others.
+func (s *Store) Windows(ctx context.Context, now time.Time) (map[Key][]Sample, error) {
+	horizon := now.Add(-s.joinFor - 24*time.Hour).UnixMilli()
+	if err := s.client.ZRemRangeByScore(ctx, s.keys.AppealsIndex(), "-inf", "("+strconv.FormatInt(horizon, 10)).Err(); err != nil {
+		return nil, fmt.Errorf("appeals: forget old windows: %w", err)
+	}
+	names, err := s.client.ZRange(ctx, s.keys.AppealsIndex(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("appeals: list the windows: %w", err)
+	}
+	out := make(map[Key][]Sample, len(names))
+	for _, n := range names {
+		k, ok := parseWindowName(n)
+		if !ok {
+			continue
+		}
+		w, err := s.Window(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if len(w) > 0 {
+			out[k] = w
+		}
 	}
 	return out, nil
 }

@@ -50,16 +50,16 @@ func TestStore(t *testing.T) {
 	if err != nil || j != joins[3] {
 		t.Fatalf("Lookup(x-3) = %+v, %v; want %+v", j, err, joins[3])
 	}
-	w, err := st.Record(ctx, j, day, "x-3", appeals.Overturned, "appeals/0/7")
+	w, err := st.Record(ctx, time.Now(), j, day, "x-3", appeals.Overturned, "appeals/0/7")
 	if err != nil || len(w[appeals.Key{Rule: "r\t1"}]) != 1 || len(w[appeals.Key{Rule: "r\t1", Model: "v|2"}]) != 1 {
 		t.Fatalf("Record(x-3) = %v, %v; want one outcome in each window", w, err)
 	}
 	// A redelivery of the same record counts once.
-	w, err = st.Record(ctx, j, day, "x-3", appeals.Overturned, "appeals/0/7")
+	w, err = st.Record(ctx, time.Now(), j, day, "x-3", appeals.Overturned, "appeals/0/7")
 	if err != nil || len(w[appeals.Key{Rule: "r\t1"}]) != 1 {
 		t.Errorf("Record(x-3 again from the same position) = %v, %v; want one outcome", w, err)
 	}
-	if _, err := st.Record(ctx, j, day, "x-3", appeals.Upheld, "appeals/0/9"); !errors.Is(err, appeals.ErrDuplicate) {
+	if _, err := st.Record(ctx, time.Now(), j, day, "x-3", appeals.Upheld, "appeals/0/9"); !errors.Is(err, appeals.ErrDuplicate) {
 		t.Errorf("Record(x-3 from another position) = %v; want ErrDuplicate", err)
 	}
 	for i := range 8 {
@@ -71,7 +71,7 @@ func TestStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w, err = st.Record(ctx, j, day, id, appeals.Upheld, fmt.Sprintf("appeals/0/%d", 100+i)); err != nil {
+		if w, err = st.Record(ctx, time.Now(), j, day, id, appeals.Upheld, fmt.Sprintf("appeals/0/%d", 100+i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -235,3 +235,112 @@ func TestConsoleReversal(t *testing.T) {
 	w.check(t)
 	w2.check(t)
 }
+
+// TestConsoleAppeals drives the Appeals page in headless Chromium: the
+// estimates per rule and model version, and turning the appeals trip off,
+// which waits for a second person (no Review button for the requester)
+// who approves it on the Approvals page; the requester's page then shows
+// it off, and turning it on applies at once.
+func TestConsoleAppeals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium and a daemon")
+	}
+	if _, err := exec.LookPath(chromium); err != nil {
+		t.Fatalf("%s not found: install it with apt-get install -y chromium", chromium)
+	}
+	const appealsTopic = "moderation.appeals"
+	bed := admintest.NewBed(t, 2)
+	bed.Kafka.CreateTopic(t, appealsTopic, 1)
+	cfg, err := config.Parse([]byte(bed.YAML(1e6) + "appeals:\n  enabled: true\n  topic: " + appealsTopic + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := admintest.StartDaemon(t, cfg)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var acts, outs []testbed.Record
+	for i := range 3 {
+		id := fmt.Sprintf("act-%d", i)
+		acts = append(acts, testbed.KV(id, fmt.Sprintf(`{"action_id":%q,"rule_id":"rule-a","action":"warn","target":{"type":"account","id":"u-%d"},"occurred_at":%q,"model":{"name":"clf","version":"v1"}}`, id, i, now)))
+		o := "overturned"
+		if i == 0 {
+			o = "upheld"
+		}
+		outs = append(outs, testbed.KV(id, fmt.Sprintf(`{"action_id":%q,"outcome":%q,"decided_at":%q}`, id, o, now)))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, acts...)
+	// An outcome is joined once its action is: send them until all three
+	// are judged (a second outcome of a judged action changes nothing).
+	var es api.AppealsEstimates
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("estimates %+v", es) }, func() bool {
+		bed.Kafka.Produce(t, appealsTopic, outs...)
+		time.Sleep(500 * time.Millisecond)
+		es = api.AppealsEstimates{}
+		apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/appeals", &es)
+		return len(es.Estimates) == 2 && es.Estimates[0].Outcomes == 3
+	})
+
+	ctx := startBrowser(t, 4*time.Minute)
+	w := &watcher{origin: d.URL}
+	w.listen(ctx)
+	signIn(t, ctx, d.URL, admintest.Tokens[config.RoleOperator])
+	var row string
+	run(t, ctx, "the estimates",
+		chromedp.Click(`#nav a[data-nav="appeals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#appeals-estimates tr[data-scope="rule:rule-a|model:v1"]`, chromedp.ByQuery),
+		chromedp.Text(`#appeals-estimates tr[data-scope="rule:rule-a|model:v1"]`, &row, chromedp.ByQuery),
+		chromedp.WaitVisible(`#appeals-switch[data-enabled="true"]`, chromedp.ByQuery))
+	if !strings.Contains(row, "v1") || !strings.Contains(row, "2 (67%)") {
+		t.Errorf("the estimate row of v1 reads %q; want 3 outcomes, 2 (67%%) overturned", row)
+	}
+	run(t, ctx, "ask to turn the trip off",
+		chromedp.Click("#appeals-toggle", chromedp.ByID),
+		chromedp.WaitVisible("#break-glass", chromedp.ByID),
+		chromedp.SendKeys("#reason", "the appeals backlog is re-decided", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Needs a second person")]`, chromedp.BySearch))
+	var own int
+	run(t, ctx, "the requester's approvals page",
+		chromedp.Click(`#nav a[data-nav="approvals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#approvals tr[data-status="pending"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('#approvals button[data-act="review"]').length`, &own))
+	if own != 0 {
+		t.Errorf("the requester sees %d Review buttons on their own request; want none", own)
+	}
+	var sw api.AppealsTrip
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/appeals/trip", &sw)
+	if !sw.Enabled {
+		t.Fatalf("before the approval the trip is %+v; want on", sw)
+	}
+
+	actx2, cancel2 := chromedp.NewContext(ctx)
+	defer cancel2()
+	if err := chromedp.Run(actx2); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &watcher{origin: d.URL}
+	w2.listen(actx2)
+	signIn(t, actx2, d.URL, admintest.Tokens[config.RoleAdmin])
+	var payload string
+	run(t, actx2, "approve it",
+		chromedp.Navigate(d.URL+"/ui/#/approvals"),
+		chromedp.WaitVisible(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.Click(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#approval-payload", chromedp.ByID),
+		chromedp.Text("#approval-payload", &payload, chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Approved and applied")]`, chromedp.BySearch))
+	if !strings.Contains(payload, `"enabled": false`) && !strings.Contains(payload, `"enabled":false`) || !strings.Contains(payload, "backlog") {
+		t.Errorf("the reviewed payload is %q; want turning the trip off and the reason", payload)
+	}
+	run(t, ctx, "the requester sees it off, and turns it on",
+		chromedp.Click(`#nav a[data-nav="appeals"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[@id="appeals-switch" and @data-enabled="false" and contains(., "approved by `+admintest.Name(config.RoleAdmin)+`")]`, chromedp.BySearch),
+		chromedp.Click("#appeals-toggle", chromedp.ByID),
+		chromedp.WaitVisible("#reason", chromedp.ByID),
+		chromedp.SendKeys("#reason", "re-decided", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "The appeals trip is on")]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#appeals-switch[data-enabled="true"]`, chromedp.ByQuery))
+	w.check(t)
+	w2.check(t)
+}

@@ -76,6 +76,11 @@ Commands:
   reversal INCIDENT --reason R [--action A] [--from T] [--to T] [--break-glass WHY]
                                           request it (a second operator approves)
   reversals [ID]                          reversals and their progress
+  appeals                                 the appeals estimates per rule and model version: outcomes,
+                                          overturned, P(precision < floor), and the trip's switch
+  appeals trip off|on --reason R [--for 24h] [--break-glass WHY]
+                                          turn the overturn_rate trip off (a second operator approves,
+                                          unless --break-glass, which pages on-call) or on (at once)
 
 Global flags (accepted anywhere):
   --server URL   the API, e.g. http://breakwater:8080 (default $BREAKWATER_SERVER)
@@ -83,7 +88,8 @@ Global flags (accepted anywhere):
   -o FORMAT      table (default) or json
   --timeout D    bound on one request (default 30s)
 
-A scope is global, rule:<rule_id> or rule:<rule_id>|action:<type>.
+A scope is global, rule:<rule_id>, rule:<rule_id>|action:<type> or a segment,
+rule:<rule_id>|model:<version> or rule:<rule_id>|region:<value>.
 Run 'breakwaterctl <command> --help' for a command's flags.
 `
 
@@ -143,6 +149,8 @@ func Run(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) 
 		err = g.reversal(ctx, rest, stdout, stderr)
 	case "reversals":
 		err = g.reversals(ctx, rest, stdout, stderr)
+	case "appeals":
+		err = g.appeals(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage

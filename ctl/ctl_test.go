@@ -404,3 +404,71 @@ func TestCLIReversal(t *testing.T) {
 	}
 	vw.run(t, "audit", "--kind", "approval_approve", "--actor", "second-operator").want(t, nil, 0, "second-operator", "")
 }
+
+// TestCLIAppeals: breakwaterctl appeals shows the estimates per rule and
+// model version and the trip's switch; turning the trip off asks for a
+// second operator (the requester and a reviewer cannot approve it), and a
+// second operator's approval turns it off; turning it on applies at once.
+func TestCLIAppeals(t *testing.T) {
+	const appealsTopic = "moderation.appeals"
+	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
+	bed := admintest.NewBed(t, 2)
+	bed.Kafka.CreateTopic(t, appealsTopic, 1)
+	y := bed.YAML(1e6) + "appeals:\n  enabled: true\n  topic: " + appealsTopic + "\n"
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const op2Token = "tok-operator-2-0123456789"
+	cfg.Admin.Tokens = append(cfg.Admin.Tokens, config.Token{Name: "second-operator", Role: config.RoleOperator, SHA256: config.HashToken(op2Token)})
+	d := admintest.StartDaemon(t, cfg)
+	env := func(token string) cli {
+		return cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + token}}
+	}
+	op, op2, rv, vw := env(admintest.Tokens[config.RoleOperator]), env(op2Token), env(admintest.Tokens[config.RoleReviewer]), env(admintest.Tokens[config.RoleViewer])
+
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var acts, outs []testbed.Record
+	for i := range 3 {
+		id := fmt.Sprintf("act-%d", i)
+		acts = append(acts, testbed.KV(id, fmt.Sprintf(`{"action_id":%q,"rule_id":"rule-a","action":"warn","target":{"type":"account","id":"u-%d"},"occurred_at":%q,"model":{"name":"clf","version":"v1"}}`, id, i, now)))
+		o := "overturned"
+		if i == 0 {
+			o = "upheld"
+		}
+		outs = append(outs, testbed.KV(id, fmt.Sprintf(`{"action_id":%q,"outcome":%q,"decided_at":%q}`, id, o, now)))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, acts...)
+	bed.WaitRecords(t, admintest.Topics.Gated, 3)
+	// An outcome is joined only once its action is: send them again until
+	// all three are judged (a second outcome of a judged one is a
+	// duplicate and changes nothing).
+	var es api.AppealsEstimates
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("estimates %+v", es) }, func() bool {
+		bed.Kafka.Produce(t, appealsTopic, outs...)
+		time.Sleep(500 * time.Millisecond)
+		r := vw.run(t, "appeals", "-o", "json")
+		es = api.AppealsEstimates{}
+		return json.Unmarshal([]byte(r.stdout), &es) == nil && len(es.Estimates) == 2 && es.Estimates[0].Outcomes == 3
+	})
+	if e := es.Estimates[1]; e.Rule != "rule-a" || e.ModelVersion != "v1" || e.Outcomes != 3 || e.Overturned != 2 || e.Scope != "rule:rule-a|model:v1" || e.Trips {
+		t.Errorf("estimate of v1 = %+v; want 3 outcomes, 2 overturned, no trip", e)
+	}
+	vw.run(t, "appeals").want(t, nil, 0, "rule-a  v1", "")
+	vw.run(t, "appeals").want(t, nil, 0, "appeals trip: on", "")
+
+	r := op.run(t, "appeals", "trip", "off", "--reason", "appeals backlog re-decided", "--for", "24h", "-o", "json")
+	var ap api.Approval
+	if err := json.Unmarshal([]byte(r.stdout), &ap); err != nil || r.code != 0 || ap.Operation != api.OpAppealsTrip {
+		t.Fatalf("appeals trip off = exit %d %s %s: %v; want an approval request", r.code, r.stdout, r.stderr, err)
+	}
+	op.run(t, "approvals", "approve", ap.ID).want(t, nil, 1, "", "different person")
+	rv.run(t, "approvals", "approve", ap.ID).want(t, nil, 1, "", "403 Forbidden")
+	vw.run(t, "appeals").want(t, nil, 0, "appeals trip: on", "")
+	op2.run(t, "approvals", "approve", ap.ID).want(t, nil, 0, "applied", "")
+	vw.run(t, "appeals").want(t, nil, 0, "appeals trip: OFF", "")
+	vw.run(t, "appeals").want(t, nil, 0, "approved by second-operator: appeals backlog re-decided", "")
+	op.run(t, "appeals", "trip", "on", "--reason", "done").want(t, nil, 0, "appeals trip: on", "")
+	vw.run(t, "appeals", "trip", "on").want(t, nil, 2, "", "--reason is required")
+	vw.run(t, "appeals", "explode").want(t, nil, 2, "", "trip on|off")
+}

@@ -319,6 +319,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	}
 	d.closers = append(d.closers, func() { closeLogged(log, "reverser", d.reverser) })
 	var appealsSwitch admin.AppealsSwitch
+	var estimates admin.AppealsEstimator
 	if cfg.Appeals.Enabled {
 		keys, err := wire.NewKeys(cfg.Redis.KeyPrefix)
 		if err != nil {
@@ -341,6 +342,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 			return nil, err
 		}
 		d.closers = append(d.closers, func() { closeLogged(log, "appeals", d.appeals) })
+		estimates = d.appeals
 	}
 	hist, err := newHistory(rc, cfg.Redis.KeyPrefix)
 	if err != nil {
@@ -358,7 +360,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 		Config: cfg, Breakers: st, States: states, Audit: trail, Review: d.held, Release: d.releaser.Poke,
 		Restore: d.restore, Logger: log.Named("admin"), Alerts: alertSink(d.alerts), History: hist,
 		Approvals: approvals, Pager: pager(d.alerts), People: peopleOf(people),
-		Reversals: d.reverser, Appeals: appealsSwitch,
+		Reversals: d.reverser, Appeals: appealsSwitch, Estimates: estimates,
 	})
 	if err != nil {
 		return nil, err

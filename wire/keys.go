@@ -176,6 +176,10 @@ func (k Keys) AppealsMeta() string { return k.tag + ":ap:meta" }
 // a rule (key as appeals.Key formats it).
 func (k Keys) AppealsWindow(key string) string { return k.tag + ":ap:w:" + key }
 
+// AppealsIndex lists the windows of AppealsWindow (their keys' names),
+// scored by when an outcome was last recorded in each, in milliseconds.
+func (k Keys) AppealsIndex() string { return k.tag + ":ap:index" }
+
 // AppealsSwitch is whether the appeals trip is turned off, by whom, why
 // and until when.
 func (k Keys) AppealsSwitch() string { return k.tag + ":ap:switch" }

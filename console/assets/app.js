@@ -1,6 +1,6 @@
 // The Breakwater console: a small single-page app over the admin API.
 // Routes live in the fragment (#/, #/breaker/<scope>, #/incidents,
-// #/incident/<id>, #/approvals, #/audit). A person signs in either through the company's
+// #/incident/<id>, #/approvals, #/appeals, #/audit). A person signs in either through the company's
 // identity provider (a session cookie the page never sees; writes carry the
 // session's CSRF token) or with a bearer token, which stays in this tab's
 // sessionStorage and is sent as the Authorization header. Nothing is loaded
@@ -284,6 +284,7 @@ async function route() {
     case "incident": return renderIncident(main, arg);
     case "audit": return renderAudit(main, arg);
     case "approvals": return renderApprovals(main);
+    case "appeals": return renderAppeals(main);
     default: main.append(el("p", { text: "No such page. " }, el("a", { href: "#/", text: "Back to the breakers" })));
   }
 }
@@ -1084,7 +1085,7 @@ function renderApprovals(main) {
       .map(([v, t]) => el("option", { value: v, text: t })));
   const tbody = el("tbody");
   add(main, el("h1", { text: "Approvals" }),
-    el("p", { class: "muted", text: "What can do harm waits here for a second person: forcing a breaker that holds closed or into shadow (an operator approves), releasing many held actions at once (a second reviewer approves). An approval names the exact request; an edit voids it." }),
+    el("p", { class: "muted", text: "What can do harm waits here for a second person: forcing a breaker that holds closed or into shadow, reversing what got through, turning the appeals trip off (an operator approves), releasing many held actions at once (a second reviewer approves). An approval names the exact request; an edit voids it." }),
     el("div", { class: "tools" }, only),
     el("table", { id: "approvals" }, el("thead", {}, el("tr", {},
       el("th", { text: "Requested" }), el("th", { text: "By" }), el("th", { text: "What" }), el("th", { text: "Needs" }),
@@ -1123,6 +1124,99 @@ function renderApprovals(main) {
       el("td", {}, j.break_glass ? el("b", { class: "err", text: "BREAK-GLASS" }) : (j.approved_by || "")), el("td", { text: j.reason }))));
     if (!r.reversals.length) revs.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No reversals." })));
   });
+}
+
+// ---- appeals ---------------------------------------------------------------
+
+// renderAppeals shows the appeals signal: the overturn_rate trip's switch
+// (an operator turns it off, which a second operator approves, or on) and
+// the estimates per rule and model version.
+function renderAppeals(main) {
+  const sw = el("div", { class: "card", id: "appeals-trip" }, el("p", { class: "muted", text: "Reading…" }));
+  const policy = el("p", { class: "muted" });
+  const tbody = el("tbody");
+  add(main, el("h1", { text: "Appeals" }),
+    el("p", { class: "muted", text: "The appeals system's outcomes of forwarded actions, judged per rule and per model version over the latest outcomes. A fall one model version carries trips that version's breaker alone (overturn_rate); one the rule's other versions share trips the rule. Outcomes of actions forwarded before a trip are the trip's: they are left out." }),
+    sw, policy,
+    el("table", { id: "appeals-estimates" }, el("thead", {}, el("tr", {},
+      el("th", { text: "Rule" }), el("th", { text: "Model version" }), el("th", { text: "Outcomes" }), el("th", { text: "Overturned" }),
+      el("th", { text: "P(precision < floor)" }), el("th", { text: "Trips" }), el("th", { text: "Left out" }))), tbody));
+  let shown = "";
+  const load = async () => {
+    let r;
+    try {
+      r = await get("/v1/appeals");
+    } catch (e) {
+      if (e instanceof APIError && e.status === 404) {
+        put(sw, el("p", { text: "The appeals signal is off (appeals.enabled)." }));
+        return;
+      }
+      throw e;
+    }
+    put(policy, `Trips when P(precision < ${r.precision_floor}) ≥ ${r.confidence} with at least ${r.min_outcomes} of the latest ${r.window} outcomes.`);
+    const t = r.trip;
+    const key = JSON.stringify(t);
+    if (key !== shown) {
+      shown = key;
+      put(sw, el("p", { id: "appeals-switch", "data-enabled": String(t.enabled) },
+        t.enabled ? el("b", { text: "The appeals trip is on." }) : el("b", { class: "err", text: "The appeals trip is OFF: no breaker trips on appeals." }),
+        t.by ? ` Last set by ${t.by}${t.approver ? ", approved by " + t.approver : (t.enabled ? "" : " (break-glass)")} at ${when(t.at)}: ${t.reason}.` : "",
+        !t.enabled && t.until && !t.until.startsWith("0001") ? ` It turns on again at ${when(t.until)}.` : ""),
+        may("operator") ? el("div", { class: "actions" },
+          el("button", { type: "button", id: "appeals-toggle", class: t.enabled ? "danger" : "primary", text: t.enabled ? "Turn the trip off…" : "Turn the trip on…",
+            onclick: () => appealsTrip(!t.enabled, load) })) : null);
+    }
+    tbody.replaceChildren(...r.estimates.map((e) => el("tr", { "data-scope": e.scope, "data-trips": String(e.trips) },
+      el("td", {}, el("a", { href: "#/breaker/" + enc(e.scope), text: e.rule_id })), el("td", { text: e.model_version || "all" }),
+      el("td", { text: num(e.outcomes, 0) }),
+      el("td", { text: `${num(e.overturned, 0)}${e.outcomes ? " (" + Math.round((100 * e.overturned) / e.outcomes) + "%)" : ""}` }),
+      el("td", { text: e.p_below_floor.toFixed(3) }), el("td", {}, e.trips ? el("b", { class: "err", text: "yes" }) : "no"),
+      el("td", { text: num(e.left_out, 0) }))));
+    if (!r.estimates.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No outcomes yet." })));
+  };
+  every(POLL_MS, load);
+}
+
+// appealsTrip asks to turn the appeals trip on (at once) or off (a second
+// operator approves, unless the glass is broken).
+function appealsTrip(on, reload) {
+  const d = document.getElementById("dialog");
+  const reason = el("textarea", { id: "reason", rows: 3, maxlength: 1000, placeholder: "why (recorded in the audit trail)" });
+  const expiry = on ? null : el("select", { id: "expiry" },
+    el("option", { value: "", text: "until turned on" }),
+    ...["1h", "6h", "24h", "168h"].map((v) => el("option", { value: v, text: "for " + v })));
+  const glass = on ? null : breakGlassField();
+  const msg = el("p", { class: "err" });
+  const ok = el("button", { class: on ? "primary" : "danger", type: "submit", id: "confirm", text: on ? "Turn on" : "Ask to turn off" });
+  const form = el("form", { method: "dialog" },
+    el("h2", { text: on ? "Turn the appeals trip on?" : "Turn the appeals trip off?" }),
+    el("p", { text: on ? "Breakers trip on appeals again from the next outcome." :
+      "While it is off, outcomes are judged but no breaker trips on them: a misfiring rule goes on enforcing. A second operator approves the exact request." }),
+    el("label", { for: "reason", text: "Reason (required)" }), reason,
+    expiry ? [el("label", { for: "expiry", text: "How long" }), expiry] : null,
+    glass ? glass.nodes : null, msg,
+    el("div", { class: "actions" }, el("button", { type: "button", text: "Cancel", onclick: () => d.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!reason.value.trim()) { msg.textContent = "A reason is required."; return; }
+    ok.disabled = true;
+    try {
+      const body = { enabled: on, reason: reason.value.trim() };
+      if (expiry && expiry.value) body.for = expiry.value;
+      if (glass && glass.input.value.trim()) body.break_glass = glass.input.value.trim();
+      const r = await post("/v1/appeals/trip", body);
+      d.close();
+      if (r.approvalRequested) return requested(r);
+      showNote(r.enabled ? "The appeals trip is on." : "The appeals trip is off (break-glass: on-call was paged).");
+      await reload();
+    } catch (e) {
+      msg.textContent = e.message;
+      ok.disabled = false;
+    }
+  });
+  d.replaceChildren(form);
+  d.showModal();
+  reason.focus();
 }
 
 // drawReversal returns the reversal card of incident id: what a reversal
