@@ -151,7 +151,8 @@ func TestReversal(t *testing.T) {
 // forwarded within the breaker's window before the trip (so the look-back
 // would list both); the preview lists exactly those from the onset on.
 // Held actions the reviewers approved, which reach the gated topic after
-// the trip, and another rule's actions are left out.
+// the trip (outside its window: TestReversalLeavesOutReviewersApprovals
+// puts them inside one), and another rule's actions are left out.
 func TestReversalFromOnset(t *testing.T) {
 	bed := admintest.NewBed(t, 2)
 	d := admintest.StartDaemon(t, withSeconds(bed.Config(t, 10)))
@@ -443,5 +444,141 @@ func TestReversalOfSegment(t *testing.T) {
 	pv = segment(breaker.ModelScope("rule-a", "v2"), fwd, held)
 	if want := "v2-0,v2-1,v2-2,v2-3"; ids(pv) != want || pv.Candidates != 4 || pv.ModelVersion["v2"] != 4 {
 		t.Errorf("preview of the v2 incident = %d candidates %s, by model version %v; want %s", pv.Candidates, ids(pv), pv.ModelVersion, want)
+	}
+}
+
+// TestReversalLeavesOutReviewersApprovals: held actions the reviewers
+// approved reach the gated topic as releases; a reversal never lists them.
+// The first incident of rule-a holds 20 actions and its reviewers approve
+// 3, which are released; the breaker is reset and trips again. The second
+// incident's window (from its onset to its trip) spans the releases: they
+// are rule-a actions stamped after its onset and forwarded before its trip,
+// so only their being reviewers' approvals leaves them out. The reversal
+// of the second incident, approved by a second operator, writes its
+// candidates and none of the released actions; nor does the first's.
+func TestReversalLeavesOutReviewersApprovals(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	d := admintest.StartDaemon(t, withSeconds(bed.Config(t, 10)))
+	op, rv, vw := tok(config.RoleOperator), tok(config.RoleReviewer), tok(config.RoleViewer)
+	_, first := lateTrip(t, bed, d.URL, 10, 20)
+
+	// The reviewers approve three held actions of the first incident.
+	var page api.HeldPage
+	call(t, d.URL, "GET", "/v1/held?limit=3&incident="+url.QueryEscape(first.ID), vw, "", &page)
+	released := map[string]bool{}
+	var ids []string
+	for _, h := range page.Items {
+		released[h.ActionID] = true
+		ids = append(ids, h.ActionID)
+	}
+	body, _ := json.Marshal(api.DecideRequest{IDs: ids})
+	if code := call(t, d.URL, "POST", "/v1/held/approve", rv, string(body), nil); code != 200 || len(ids) != 3 {
+		t.Fatalf("approve %v = %d", ids, code)
+	}
+	// Their releases on the gated topic, with the approved header.
+	releases := map[string]testbed.Record{}
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("releases %d of 3", len(releases)) }, func() bool {
+		for _, r := range bed.Kafka.ReadAll(t, admintest.Topics.Gated, 10*time.Second) {
+			for id := range released {
+				if header(r, "breakwater-decision") == "approved" && strings.Contains(string(r.Value), `"`+id+`"`) {
+					releases[id] = r
+				}
+			}
+		}
+		return len(releases) == 3
+	})
+
+	// Reset, then trip again: a second incident of rule-a.
+	if code := call(t, d.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/reset", op, `{"reason":"fixed"}`, nil); code != 200 {
+		t.Fatalf("reset = %d", code)
+	}
+	now := time.Now()
+	var more []testbed.Record
+	for i := range 30 {
+		more = append(more, admintest.Event(fmt.Sprintf("again-%04d", i), "rule-a", "remove_pin", fmt.Sprintf("u-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, more...)
+	var second api.Incident
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("second incident %+v", second) }, func() bool {
+		var l struct{ Incidents []api.Incident }
+		tryCall(d.URL, "GET", "/v1/incidents", vw, &l)
+		for _, i := range l.Incidents {
+			if i.ID != first.ID && i.Scope == string(ruleA) {
+				second = i
+			}
+		}
+		return second.ID != "" && second.Held > 0
+	})
+	var pv api.ReversalPreview
+	path := "/v1/incidents/" + url.PathEscape(second.ID) + "/reversal"
+	if code := call(t, d.URL, "GET", path, vw, "", &pv); code != 200 {
+		t.Fatalf("preview of %s = %d", second.ID, code)
+	}
+	// The releases lie inside the second incident's window, in the times
+	// the window reads: only the approved header can leave them out.
+	for id, r := range releases {
+		var a struct {
+			OccurredAt time.Time `json:"occurred_at"`
+		}
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		inside := !r.Timestamp.After(pv.To) && !r.Timestamp.Before(pv.From.Add(-reversal.Skew))
+		if pv.Onset == "detector" {
+			inside = inside && !a.OccurredAt.Before(pv.From)
+		} else {
+			inside = inside && !r.Timestamp.Before(pv.From)
+		}
+		if !inside {
+			t.Fatalf("release of %s (stamped %s, forwarded %s) is outside the second incident's window %s to %s (onset %s): the test would not show that approvals are left out",
+				id, a.OccurredAt, r.Timestamp, pv.From, pv.To, pv.Onset)
+		}
+	}
+	var ap api.Approval
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"the rule misfired again"}`, &ap); code != 202 {
+		t.Fatalf("reversal request of %s = %d; want 202", second.ID, code)
+	}
+	var req api.ReversalRequest
+	if err := json.Unmarshal(ap.Payload, &req); err != nil {
+		t.Fatalf("approval payload %s: %v", ap.Payload, err)
+	}
+	if len(req.IDs) == 0 || len(req.IDs) != pv.Candidates {
+		t.Fatalf("the request names %d actions, the preview %d; want the same, not none", len(req.IDs), pv.Candidates)
+	}
+	for _, id := range req.IDs {
+		if released[id] {
+			t.Errorf("the reversal of %s names %s, which its breaker's reviewers approved", second.ID, id)
+		}
+	}
+	if code := approve(t, d.URL, operator2, ap, ap.PayloadSHA256, nil); code != 200 {
+		t.Fatalf("approval by a second operator = %d", code)
+	}
+	admintest.WaitFor(t, 60*time.Second, func() string { return "the reversal is not done" }, func() bool {
+		var j api.Reversal
+		tryCall(d.URL, "GET", "/v1/reversals/"+ap.ID, vw, &j)
+		return j.Status == "done" && j.Written == len(req.IDs)
+	})
+	on := map[string]bool{}
+	for _, r := range bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 30*time.Second) {
+		var rec reversal.Record
+		if err := json.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatalf("reversal record %s: %v", r.Value, err)
+		}
+		on[rec.ActionID] = true
+		if released[rec.ActionID] {
+			t.Errorf("%s, approved by the reviewers, is on the reversals topic", rec.ActionID)
+		}
+	}
+	if len(on) != len(req.IDs) {
+		t.Errorf("%d actions on the reversals topic; want the %d requested", len(on), len(req.IDs))
+	}
+	// The first incident's candidates leave them out too.
+	if code := call(t, d.URL, "GET", "/v1/incidents/"+url.PathEscape(first.ID)+"/reversal", vw, "", &pv); code != 200 {
+		t.Fatalf("preview of %s = %d", first.ID, code)
+	}
+	for _, s := range pv.Sample {
+		if released[s.ActionID] {
+			t.Errorf("the first incident's candidates list %s, which its reviewers approved", s.ActionID)
+		}
 	}
 }
