@@ -1,8 +1,12 @@
 package admin_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/breakwater/breakwater/admin"
+	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
@@ -11,11 +15,16 @@ import (
 // TestAppealsTripApproval: turning the appeals trip off needs a second
 // operator: the requester, and a reviewer, cannot approve it; an admin
 // can, and the switch then reads off with both names; turning it on
-// applies at once. Without appeals.enabled the switch and the estimates
-// answer 404.
+// applies at once; break-glass turns it off at once, pages on-call and
+// is flagged in the audit trail. Without appeals.enabled the switch and
+// the estimates answer 404.
 func TestAppealsTripApproval(t *testing.T) {
 	bed := admintest.NewBed(t, 1)
-	cfg := bed.Config(t, 1000)
+	pg := newPages(t)
+	cfg, err := config.Parse([]byte(bed.YAML(1000) + pg.yaml()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Appeals.Enabled = true
 	bed.Kafka.CreateTopic(t, cfg.Appeals.Topic, 1)
 	d := admintest.StartDaemon(t, cfg)
@@ -51,6 +60,23 @@ func TestAppealsTripApproval(t *testing.T) {
 	}
 	if code := call(t, d.URL, "POST", "/v1/appeals/trip", op, `{"enabled":true,"reason":"done"}`, &sw); code != 200 || !sw.Enabled {
 		t.Errorf("turning it on = %d %+v; want 200 at once", code, sw)
+	}
+	// Break-glass turns it off at once, pages on-call and is flagged.
+	body := `{"enabled":false,"reason":"appeals flood","break_glass":"sev-1, no second operator reachable"}`
+	var glass api.AppealsTrip
+	if code := call(t, d.URL, "POST", "/v1/appeals/trip", op, body, &glass); code != 200 || glass.Enabled || glass.Approver != "" || !glass.Until.IsZero() {
+		t.Fatalf("break-glass turning it off = %d %+v; want 200, off at once until turned on, no approver", code, glass)
+	}
+	admintest.WaitFor(t, 30*time.Second, func() string { return "no break-glass page" }, func() bool {
+		e, ok := pg.find(alert.KindBreakGlass)
+		return ok && strings.Contains(e.Summary, "sev-1, no second operator reachable")
+	})
+	flagged := false
+	for _, e := range auditEntries(t, d.URL, "?limit=50") {
+		flagged = flagged || (e.Kind == admin.KindAppealsTrip && e.BreakGlass)
+	}
+	if !flagged {
+		t.Errorf("no appeals_trip audit entry flagged break-glass")
 	}
 
 	// Without the appeals signal there is no switch.

@@ -232,30 +232,36 @@ func TestReversalFromOnset(t *testing.T) {
 	}
 }
 
-// TestReversalSurvivesKillAndWipe reverses 200 actions at 20 a second:
-// the daemon writing them is SIGKILLed a quarter of the way, a second one
-// takes over, and Redis is restarted empty half-way. Every candidate is on
-// the reversals topic exactly once.
+// TestReversalSurvivesKillAndWipe reverses 200 actions at 20 a second
+// with two replicas running: the one writing them (the holder of the
+// writer's lease, from its log) is SIGKILLed a quarter of the way, the
+// other takes the lease over and goes on, and Redis is restarted empty
+// half-way. Every candidate is on the reversals topic exactly once.
 func TestReversalSurvivesKillAndWipe(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the daemon binary; skipped with -short")
 	}
 	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwater")
 	bed := admintest.NewBed(t, 3)
-	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
-	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	y := strings.Replace(bed.YAMLWith(200, listen, 500), "write_timeout: 10s", "write_timeout: 3s", 1) + "reversals:\n  rate: 20\n"
-	if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
+	const taken = "reversal writer lease taken"
+	type replica struct {
+		p    *testbed.Process
+		base string
 	}
-	base := "http://" + listen
-	start := func() *testbed.Process {
+	start := func() replica {
+		listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
+		cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+		y := strings.Replace(bed.YAMLWith(200, listen, 500), "write_timeout: 10s", "write_timeout: 3s", 1) + "reversals:\n  rate: 20\n"
+		if err := os.WriteFile(cfgPath, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + listen
 		p := testbed.StartProcess(t, bin, []string{"run", "--config", cfgPath}, nil)
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			var who api.Principal
 			if code := tryCall(base, "GET", "/v1/whoami", tok(config.RoleViewer), &who); code == 200 {
-				return p
+				return replica{p, base}
 			}
 			if p.Exited() || time.Now().After(deadline) {
 				t.Fatalf("the daemon did not serve the API:\n%s", p.Log())
@@ -263,17 +269,17 @@ func TestReversalSurvivesKillAndWipe(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	p := start()
-	forwarded, inc := lateTrip(t, bed, base, 200, 50)
+	a, b := start(), start()
+	forwarded, inc := lateTrip(t, bed, a.base, 200, 50)
 	path := "/v1/incidents/" + url.PathEscape(inc.ID) + "/reversal"
 	var ap api.Approval
-	if code := call(t, base, "POST", path, tok(config.RoleOperator), `{"reason":"the rule misfired"}`, &ap); code != 202 || ap.Count != 200 {
+	if code := call(t, a.base, "POST", path, tok(config.RoleOperator), `{"reason":"the rule misfired"}`, &ap); code != 202 || ap.Count != 200 {
 		t.Fatalf("reversal request = %d %+v; want 202 for the 200 forwarded", code, ap)
 	}
-	if code := approve(t, base, tok(config.RoleAdmin), ap, ap.PayloadSHA256, nil); code != 200 {
+	if code := approve(t, b.base, tok(config.RoleAdmin), ap, ap.PayloadSHA256, nil); code != 200 {
 		t.Fatalf("approval = %d", code)
 	}
-	progress := func(atLeast int, what string) api.Reversal {
+	progress := func(base string, atLeast int, what string) api.Reversal {
 		t.Helper()
 		deadline := time.Now().Add(120 * time.Second)
 		for {
@@ -288,27 +294,36 @@ func TestReversalSurvivesKillAndWipe(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	j := progress(50, "a quarter written")
+	j := progress(a.base, 50, "a quarter written")
 	if j.Status == "done" {
 		t.Fatalf("the reversal finished before the kill: %+v", j)
 	}
-	p.Kill()
-	t.Logf("killed the daemon with %d of %d written", j.Written, j.Total)
-	start()
-	j = progress(100, "half written after the restart")
+	writer, other := a, b
+	switch {
+	case strings.Contains(b.p.Log(), taken) && !strings.Contains(a.p.Log(), taken):
+		writer, other = b, a
+	case !strings.Contains(a.p.Log(), taken) || strings.Contains(b.p.Log(), taken):
+		t.Fatalf("want exactly one replica to log %q; first:\n%s\nsecond:\n%s", taken, a.p.Log(), b.p.Log())
+	}
+	writer.p.Kill()
+	t.Logf("killed the writing replica with %d of %d written", j.Written, j.Total)
+	j = progress(other.base, 100, "half written by the other replica")
 	if j.Status == "done" {
 		t.Fatalf("the reversal finished before the wipe: %+v", j)
 	}
+	if !strings.Contains(other.p.Log(), taken) {
+		t.Errorf("the other replica wrote without logging %q", taken)
+	}
 	bed.Redis.Restart(t)
 	t.Logf("restarted Redis empty with %d of %d written", j.Written, j.Total)
-	j = progress(200, "every record after the wipe")
+	j = progress(other.base, 200, "every record after the wipe")
 	deadline := time.Now().Add(60 * time.Second)
 	for j.Status != "done" {
 		if time.Now().After(deadline) {
 			t.Fatalf("reversal = %+v; want done", j)
 		}
 		time.Sleep(100 * time.Millisecond)
-		tryCall(base, "GET", "/v1/reversals/"+ap.ID, tok(config.RoleViewer), &j)
+		tryCall(other.base, "GET", "/v1/reversals/"+ap.ID, tok(config.RoleViewer), &j)
 	}
 	on := reversalsOnTopic(t, bed, forwarded, inc.ID)
 	bad := 0

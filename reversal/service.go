@@ -400,6 +400,7 @@ func (s *Service) Step(ctx context.Context) (int, error) {
 	if held == 2 {
 		// Taken from nobody or from a replica that stopped renewing: let
 		// its last write land before reading what is done.
+		s.opts.Logger.Info("reversal writer lease taken", zap.String("owner", s.owner))
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
