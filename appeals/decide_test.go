@@ -81,6 +81,12 @@ func TestDecide(t *testing.T) {
 		{"the rule tripped after them", "v2", interleave(good[:10], bad[:10]), yes, func(string, string) time.Time { return t0.Add(time.Hour) }, false, false, Key{}},
 		{"no model version", "", samples("", 20, 1, t0), yes, never, true, false, Key{"r", ""}},
 	}
+	// A low floor does not split a rule of one version either.
+	low := p
+	low.Floor = 0.4
+	if v, ok := Decide(low, "r", "v2", bad[:20], bad[:20], never, yes); !ok || v.Version {
+		t.Errorf("Decide(floor 0.4, a rule of one version) = %+v, %v; want the rule's trip", v, ok)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v, ok := Decide(p, "r", c.model, c.rule, only(c.rule, c.model), c.since, c.versions)

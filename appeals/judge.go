@@ -350,9 +350,9 @@ const Concentrated = 0.5
 //   - V's outcomes show it: P(precision < floor) >= confidence, from V's
 //     own latest outcomes if they trip, else from V's among the rule's
 //     (the rule's count reached min_outcomes), and
-//   - the rule's outcomes of its other versions do not: P(their precision
-//     < floor) < Concentrated. A rule with no outcome of another version
-//     (P = floor) is never split.
+//   - the rule's outcomes of its other versions do not: there are some,
+//     and P(their precision < floor) < Concentrated. A rule with no
+//     outcome of another version is never split.
 //
 // and only V's breaker trips; the version of the outcome is tried first,
 // then the others of the rule's window in order. Otherwise the rule's
@@ -408,7 +408,7 @@ func Decide(p Policy, rule, model string, ruleWin, verWin []Sample, since func(r
 				up++
 			}
 		}
-		if ProbBelow(p.Floor, up, over) >= Concentrated {
+		if up+over == 0 || ProbBelow(p.Floor, up, over) >= Concentrated {
 			continue
 		}
 		if m == model && vv.Trip {
