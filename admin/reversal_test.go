@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -595,5 +596,56 @@ func TestReversalLeavesOutReviewersApprovals(t *testing.T) {
 		if released[s.ActionID] {
 			t.Errorf("the first incident's candidates list %s, which its reviewers approved", s.ActionID)
 		}
+	}
+}
+
+// TestReversalBreakGlass: a reversal requested with break_glass starts at
+// once without a second person, pages on-call, is flagged in the audit
+// trail, and every record it writes says so (break_glass, no approver).
+func TestReversalBreakGlass(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	pg := newPages(t)
+	cfg, err := config.Parse([]byte(bed.YAML(10) + pg.yaml()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := admintest.StartDaemon(t, cfg)
+	forwarded, inc := lateTrip(t, bed, d.URL, 10, 30)
+	path := "/v1/incidents/" + url.PathEscape(inc.ID) + "/reversal"
+	var j api.Reversal
+	body := `{"reason":"the rule misfired","break_glass":"sev-1, enforcement is banning the wrong accounts now"}`
+	if code := call(t, d.URL, "POST", path, tok(config.RoleOperator), body, &j); code != 200 || !j.BreakGlass || j.ApprovedBy != "" || j.Total != 10 {
+		t.Fatalf("break-glass reversal = %d %+v; want 200, started at once for the 10 forwarded, no approver", code, j)
+	}
+	admintest.WaitFor(t, 30*time.Second, func() string { return "no break-glass page" }, func() bool {
+		e, ok := pg.find(alert.KindBreakGlass)
+		return ok && strings.Contains(e.Summary, "sev-1, enforcement is banning")
+	})
+	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("reversal %+v; want done", j) }, func() bool {
+		tryCall(d.URL, "GET", "/v1/reversals/"+j.ID, tok(config.RoleViewer), &j)
+		return j.Status == "done"
+	})
+	on := reversalsOnTopic(t, bed, forwarded, inc.ID)
+	if len(on) != 10 {
+		t.Errorf("%d actions on the reversals topic; want the 10 forwarded", len(on))
+	}
+	for _, r := range bed.Kafka.ReadAll(t, admintest.ReversalsTopic, 10*time.Second) {
+		var rec reversal.Record
+		if err := json.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if !rec.BreakGlass || rec.ApprovedBy != "" || rec.RequestedBy != admintest.Name(config.RoleOperator) {
+			t.Errorf("record of %s: break_glass %v, approved_by %q, requested_by %q; want break-glass by the operator, no approver",
+				rec.ActionID, rec.BreakGlass, rec.ApprovedBy, rec.RequestedBy)
+		}
+	}
+	flagged := map[string]bool{}
+	for _, e := range auditEntries(t, d.URL, "?limit=100") {
+		if e.Approval == j.ID && e.BreakGlass {
+			flagged[e.Kind] = true
+		}
+	}
+	if !flagged["break_glass"] || !flagged["reversal_start"] {
+		t.Errorf("audit entries of the reversal flagged break-glass: %v; want break_glass and reversal_start", flagged)
 	}
 }
