@@ -78,39 +78,38 @@ func (o *outcomes) Pop() any {
 // forwardLog keeps the gated actions of a run from a time on, for the
 // reversal each trip of an incident would have made.
 type forwardLog struct {
-	from    time.Time
-	rules   map[string]int32
-	actions map[string]int32
-	recs    []forwarded
+	from time.Time
+	// kinds interns the fields a scope's actions are found by (rule,
+	// action type, model version, region, ...), one entry per distinct
+	// combination.
+	kinds  map[breaker.Fields]int32
+	fields []breaker.Fields
+	recs   []forwarded
 }
 
 type forwarded struct {
 	at       int64 // Unix milliseconds
-	rule     int32
-	action   int32
+	kind     int32 // index in fields
 	incident bool
 }
 
 func newForwardLog(from time.Time) *forwardLog {
-	return &forwardLog{from: from, rules: map[string]int32{}, actions: map[string]int32{}}
-}
-
-func intern(m map[string]int32, s string) int32 {
-	if i, ok := m[s]; ok {
-		return i
-	}
-	i := int32(len(m))
-	m[s] = i
-	return i
+	return &forwardLog{from: from, kinds: map[breaker.Fields]int32{}}
 }
 
 func (f *forwardLog) add(it *decide.Item, incident bool) {
 	if it.Act.OccurredAt.Before(f.from) {
 		return
 	}
-	f.recs = append(f.recs, forwarded{
-		at: it.Act.OccurredAt.UnixMilli(), rule: intern(f.rules, it.Act.RuleID), action: intern(f.actions, it.Act.Action), incident: incident,
-	})
+	a := &it.Act
+	k := breaker.Fields{Rule: a.RuleID, Action: a.Action, ModelVersion: a.ModelVersion, ModelName: a.ModelName, Region: a.Region, TargetType: a.TargetType}
+	i, ok := f.kinds[k]
+	if !ok {
+		i = int32(len(f.fields))
+		f.kinds[k] = i
+		f.fields = append(f.fields, k)
+	}
+	f.recs = append(f.recs, forwarded{at: a.OccurredAt.UnixMilli(), kind: i, incident: incident})
 }
 
 // Reversal is what reversing the candidates of a run's trips during its
@@ -124,31 +123,24 @@ type Reversal struct {
 	Ordinary int64
 }
 
-// reversal counts the candidates of trips.
+// reversal counts the candidates of trips: the actions of each trip's
+// scope (breaker.Scope.Covers, as package reversal finds them, a segment's
+// included) from its onset to the trip.
 func (f *forwardLog) reversal(trips []Trip) Reversal {
 	var out Reversal
 	done := make([]bool, len(f.recs))
+	covers := make([]bool, len(f.fields))
 	for _, tr := range trips {
-		s := breaker.Scope(tr.Scope)
-		rule, action := int32(-1), int32(-1)
-		if s != breaker.Global {
-			r, ok := f.rules[s.Rule()]
-			if !ok {
-				continue
-			}
-			rule = r
-			if a := s.Action(); a != "" {
-				if action, ok = f.actions[a]; !ok {
-					continue
-				}
-			}
-		}
-		from, to := tr.Onset.UnixMilli(), tr.At.UnixMilli()
 		if tr.Onset.IsZero() {
 			continue
 		}
+		s := breaker.Scope(tr.Scope)
+		for i, k := range f.fields {
+			covers[i] = s.Covers(k)
+		}
+		from, to := tr.Onset.UnixMilli(), tr.At.UnixMilli()
 		for i, r := range f.recs {
-			if done[i] || r.at < from || r.at > to || (rule >= 0 && r.rule != rule) || (action >= 0 && r.action != action) {
+			if done[i] || r.at < from || r.at > to || !covers[r.kind] {
 				continue
 			}
 			done[i] = true
