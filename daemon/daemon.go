@@ -78,6 +78,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	d, err := build(ctx, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Shut down while it waited at start (for Kafka, say): the
+			// shutdown it was asked for.
+			opts.Logger.Info("stopped while starting", zap.Error(err))
+			return nil
+		}
 		return err
 	}
 	err = d.run(ctx)
@@ -140,6 +146,12 @@ type daemon struct {
 	mux      *http.ServeMux
 	listener net.Listener // nil when http.listen is empty
 	health   *health
+	// front is what the listener serves from the start of build: the
+	// health routes, then mux once it is built. srv serves it; served
+	// gets what its Serve returned.
+	front  *front
+	srv    *http.Server
+	served chan error
 
 	closers []func() // in the order the components were built
 }
@@ -163,6 +175,17 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if !cfg.EmbeddedKafka() && cfg.EmbeddedRedis() {
 		// An in-process Redis would silently split the shared counts per replica.
 		return nil, errors.New("redis.addr (or BREAKWATER_REDIS_ADDR), redis.addrs (a Cluster) or redis.master_name with redis.sentinel_addrs is required when kafka.brokers is set: the embedded Redis is only for the embedded demo")
+	}
+	// The listener opens first, so that /healthz answers from the start
+	// and /readyz says what the start waits for; the other routes answer
+	// 503 until the daemon is built.
+	d.health = &health{}
+	if err := reg.Register(d.health); err != nil {
+		return nil, fmt.Errorf("register breakwater_readiness: %w", err)
+	}
+	d.front = newFront(reg, d.health)
+	if err := d.listen(cfg); err != nil {
+		return nil, err
 	}
 	embeddedMode := cfg.EmbeddedKafka()
 	if embeddedMode {
@@ -193,10 +216,12 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.health.setStarting("connecting to Kafka")
 	if err := retryStart(ctx, log, "connect to Kafka", kc.Probe, nil); err != nil {
 		return nil, err
 	}
 	if cfg.Kafka.CreateTopics {
+		d.health.setStarting("creating the topics")
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		retention := time.Duration(0)
 		if embeddedMode {
@@ -208,9 +233,11 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 			return nil, err
 		}
 	}
+	d.health.setStarting("checking the Kafka permissions")
 	if err := verifyKafka(ctx, log, cfg, kc); err != nil {
 		return nil, err
 	}
+	d.health.setStarting("connecting to Redis")
 	if embeddedMode {
 		// The demo's alert receiver goes into the configuration before
 		// alerting is built from it.
@@ -390,10 +417,7 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.health = &health{store: st, pipeline: d.pipeline}
-	if err := reg.Register(d.health); err != nil {
-		return nil, fmt.Errorf("register breakwater_readiness: %w", err)
-	}
+	d.health.setPipeline(d.pipeline)
 	d.api = api
 	d.mux = newMux(reg, d.health, api)
 	mountConsole(d.mux)
@@ -401,22 +425,34 @@ func build(ctx context.Context, opts Options) (_ *daemon, err error) {
 	if sso != nil {
 		sso.Mount(d.mux)
 	}
-	if cfg.HTTP.Listen != "" {
-		tc, err := cfg.HTTP.ServerTLS()
-		if err != nil {
-			return nil, err
-		}
-		l, err := net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("listen on http.listen %s: %w", cfg.HTTP.Listen, err)
-		}
-		if tc != nil {
-			l = tls.NewListener(l, tc)
-		}
-		d.listener = l
-		d.closers = append(d.closers, func() { _ = l.Close() })
-	}
+	// From here on the admin API answers; until the start restored the
+	// breaker states it answers 503 "restoring" itself.
+	d.front.full.Store(d.mux)
 	return d, nil
+}
+
+// listen opens http.listen, if set, and serves d.front on it at once.
+func (d *daemon) listen(cfg config.Config) error {
+	if cfg.HTTP.Listen == "" {
+		return nil
+	}
+	tc, err := cfg.HTTP.ServerTLS()
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	if tc != nil {
+		l = tls.NewListener(l, tc)
+	}
+	d.listener = l
+	d.srv = &http.Server{Handler: d.front, ReadHeaderTimeout: 5 * time.Second}
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.srv.Serve(l) }()
+	d.closers = append(d.closers, func() { _ = d.srv.Close() })
+	return nil
 }
 
 // close closes the components in the reverse order of their building.
@@ -439,13 +475,16 @@ const stopMargin = 15 * time.Second
 // component returns; it returns the first error.
 func (d *daemon) run(ctx context.Context) error {
 	g := newGroup(ctx)
-	d.health.stopping = g.Context().Done()
+	d.health.setStopping(g.Context().Done())
 	httpAddr := ""
 	if d.listener != nil {
 		httpAddr = d.listener.Addr().String()
-		srv := &http.Server{Handler: d.mux, ReadHeaderTimeout: 5 * time.Second}
-		g.Go("http server", func(ctx context.Context) error { return serve(ctx, srv, d.listener) })
+		g.Go("http server", func(ctx context.Context) error { return waitServing(ctx, d.srv, d.listener.Addr(), d.served) })
 	}
+	g.Go("readiness probe", func(ctx context.Context) error {
+		d.health.runProbe(ctx, d.store, probeEvery, probeTimeout)
+		return nil
+	})
 	g.Go("pipeline", func(ctx context.Context) error {
 		if err := d.start(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -646,9 +685,15 @@ func (d *daemon) watchRestore(ctx context.Context, every time.Duration) {
 func serve(ctx context.Context, srv *http.Server, l net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	return waitServing(ctx, srv, l.Addr(), errc)
+}
+
+// waitServing waits while srv serves on addr (served gets what its Serve
+// returns) until ctx ends, then shuts the server down.
+func waitServing(ctx context.Context, srv *http.Server, addr net.Addr, served <-chan error) error {
 	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	case err := <-served:
+		return fmt.Errorf("serve %s: %w", addr, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -656,7 +701,7 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	<-errc
+	<-served
 	return nil
 }
 
