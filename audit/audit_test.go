@@ -273,3 +273,43 @@ func TestEntryBuildsOnAPI(t *testing.T) {
 		t.Error("audit.Entry does not embed api.AuditEntry")
 	}
 }
+
+// TestRetriedWriteIndexedOnce: a write retried after its answer was lost
+// puts a second copy of the same entry (same id, same bytes) on the audit
+// topic; the index, fresh and rebuilt from the topic, holds it once. (A
+// retried step is folded once: TestStepsFoldIntoOneEntry.)
+func TestRetriedWriteIndexedOnce(t *testing.T) {
+	b := newBed(t)
+	tr := newTrail(t, b, 1000)
+	ctx := ctxT(t)
+	to := breaker.Initial()
+	to.State = breaker.ForcedOpen
+	e := audit.Entry{AuditEntry: api.AuditEntry{ID: audit.NewID(), At: t0, Actor: "alice", Kind: audit.KindOverride, Scope: breaker.RuleScope("a"), Reason: "bad model", To: &to}}
+	for range 2 {
+		if err := tr.Write(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies := 0
+	if err := tr.Scan(ctx, func(got audit.Entry) error {
+		if got.ID == e.ID {
+			copies++
+		}
+		return nil
+	}); err != nil || copies != 2 {
+		t.Fatalf("Scan found %d copies of the entry, %v; want 2 on the topic", copies, err)
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := tr.Query(ctx, audit.Query{Limit: 10})
+		if err != nil {
+			t.Fatalf("%s: Query = %v", when, err)
+		}
+		if len(got) != 1 || got[0].ID != e.ID {
+			t.Errorf("%s: Query = %v; want the entry once", when, ids(got))
+		}
+	}
+	check("fresh")
+	b.r.Restart(t)
+	check("after a Redis restart (rebuilt from the topic)")
+}
