@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,6 +66,10 @@ type runResult struct {
 	// shutdown included), and the measured process's peak RSS.
 	cpu, brokerCPU, redisCPU time.Duration
 	peakRSS                  uint64
+	// requests are those the broker received over the same time as
+	// brokerCPU, by API (the bench's own polling of the committed offsets
+	// during a breaker run included: OffsetFetch).
+	requests map[string]testbed.RequestCount
 
 	// The breaker only.
 	scripts   int64 // INFO commandstats evalsha+eval calls, reset before the run
@@ -114,7 +120,7 @@ func BenchmarkThroughput(b *testing.B) {
 	if bd.profile != "" {
 		bd.passProfile = strings.TrimSuffix(bd.profile, filepath.Ext(bd.profile)) + "-passthrough" + filepath.Ext(bd.profile)
 	}
-	bd.k = testbed.StartKafka(b, testbed.OwnProcess())
+	bd.k = testbed.StartKafka(b, testbed.OwnProcess(), testbed.CountRequests())
 	bd.rs = testbed.StartRedis(b)
 	bd.admin = bd.rs.Client(b)
 	bd.k.CreateTopic(b, inputTopic, partitions)
@@ -188,7 +194,7 @@ func (bd *bed) runPassthrough(b *testing.B, seq, round int, profile string) runR
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
-	broker0, redis0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	broker0, redis0, req0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin), bd.k.Requests(b)
 	start := time.Now()
 	p := testbed.StartProcessQuietly(b, bd.passthrough, args, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
@@ -199,6 +205,7 @@ func (bd *bed) runPassthrough(b *testing.B, seq, round int, profile string) runR
 	total := time.Since(start)
 	res := runResult{variant: "passthrough", round: round, total: total}
 	res.brokerCPU, res.redisCPU = procCPU(b, bd.k.Pid())-broker0, redisCPU(b, bd.admin)-redis0
+	res.requests = requestsSince(req0, bd.k.Requests(b))
 	res.cpu, res.peakRSS, _ = p.Usage()
 	var raw struct {
 		Actions int   `json:"actions"`
@@ -255,7 +262,7 @@ func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResul
 		args = append(args, "--cpuprofile", profile)
 	}
 	group := fmt.Sprintf("bench-brk-%d", seq)
-	broker0, redis0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	broker0, redis0, req0 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin), bd.k.Requests(b)
 	start := time.Now()
 	p := testbed.StartProcessQuietly(b, bd.breakwater, args, nil)
 	// Done once every input offset is committed: the commit follows the
@@ -274,13 +281,14 @@ func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResul
 	}
 	total := time.Since(start)
 	m := scrape(b, "http://"+listen+"/metrics")
-	broker1, redis1 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin)
+	broker1, redis1, req1 := procCPU(b, bd.k.Pid()), redisCPU(b, bd.admin), bd.k.Requests(b)
 	if err := p.Stop(30 * time.Second); err != nil {
 		b.Fatalf("breaker run %d: stop: %v\n%s", seq, err, p.Log())
 	}
 	res := runResult{variant: "breaker", round: round, total: total, decisions: map[string]float64{}}
 	res.cpu, res.peakRSS, _ = p.Usage()
 	res.brokerCPU, res.redisCPU = broker1-broker0, redis1-redis0
+	res.requests = requestsSince(req0, req1)
 	secs := func(lane, st string) time.Duration {
 		return time.Duration(m.get("breakwater_pipeline_stage_seconds_total", "lane", lane, "stage", st) * float64(time.Second))
 	}
@@ -450,6 +458,7 @@ func report(b *testing.B, in reportInput) {
 		fmt.Fprintf(&w, "  run %-11s round %d  %8.0f actions/s  span %8s (start to done %8s)  batches %4d  peak RSS %s\n",
 			r.variant, r.round, r.rate(), r.span.Round(time.Millisecond), r.total.Round(time.Millisecond), r.batches, mib(r.peakRSS))
 		fmt.Fprintf(&w, "      CPU µs per action: %.2f itself, %.2f broker, %.2f redis-server\n", self(r), broker(r), redisC(r))
+		fmt.Fprintf(&w, "      broker requests per 1,000 actions: %s\n", requestLine(perThousand(r.requests, r.actions)))
 		for _, name := range []string{"pass", "decide", "write", "commit", "read"} {
 			st, ok := r.lanes[name]
 			if !ok {
@@ -474,6 +483,12 @@ func report(b *testing.B, in reportInput) {
 	fmt.Fprintf(&w, "ratio breaker/passthrough    %.3f (goal >= 0.900: %s)\n", ratio, met[ratio >= 0.9])
 	fmt.Fprintf(&w, "CPU µs per action (median)   passthrough %.2f (broker %.2f); breaker %.2f (broker %.2f, redis-server %.2f)\n",
 		pc, med(pass, broker), bc, med(brk, broker), med(brk, redisC))
+	for _, side := range []struct {
+		name string
+		rs   []runResult
+	}{{"passthrough", pass}, {"breaker", brk}} {
+		fmt.Fprintf(&w, "broker requests per 1,000 actions, %s (median): %s\n", side.name, requestLine(medianRequests(side.rs)))
+	}
 	fmt.Fprintf(&w, "CPU breaker/passthrough      %.2fx (goal <= 1.50x: %s)\n", cpuRatio, met[cpuRatio <= 1.5])
 	fmt.Fprintf(&w, "Redis script calls per batch %.3f (INFO commandstats evalsha+eval: %d over %d batches; the decisions, plus the frontier keep-alive's 4 a second)\n",
 		float64(scripts)/float64(max(batches, 1)), scripts, batches)
@@ -491,6 +506,76 @@ func report(b *testing.B, in reportInput) {
 	b.ReportMetric(pr, "passthrough-actions/s")
 	b.ReportMetric(br, "breaker-actions/s")
 	b.ReportMetric(cpuRatio, "cpu-breaker/passthrough")
+}
+
+// requestsSince returns the requests of after that came after before.
+func requestsSince(before, after map[string]testbed.RequestCount) map[string]testbed.RequestCount {
+	out := map[string]testbed.RequestCount{}
+	for name, a := range after {
+		p := before[name]
+		if d := (testbed.RequestCount{
+			Requests: a.Requests - p.Requests, RequestBytes: a.RequestBytes - p.RequestBytes, ResponseBytes: a.ResponseBytes - p.ResponseBytes,
+		}); d.Requests > 0 {
+			out[name] = d
+		}
+	}
+	return out
+}
+
+// reqRate is one API's requests per 1,000 actions, and their kilobytes
+// sent to the broker and answered.
+type reqRate struct{ n, in, out float64 }
+
+// perThousand scales a run's request counts to 1,000 actions.
+func perThousand(reqs map[string]testbed.RequestCount, actions int) map[string]reqRate {
+	k := 1000 / float64(max(actions, 1))
+	out := map[string]reqRate{}
+	for name, c := range reqs {
+		out[name] = reqRate{float64(c.Requests) * k, float64(c.RequestBytes) * k / 1000, float64(c.ResponseBytes) * k / 1000}
+	}
+	return out
+}
+
+// medianRequests returns, for each API, the medians of runs' requests per
+// 1,000 actions.
+func medianRequests(rs []runResult) map[string]reqRate {
+	var runs []map[string]reqRate
+	names := map[string]bool{}
+	for _, r := range rs {
+		runs = append(runs, perThousand(r.requests, r.actions))
+		for n := range r.requests {
+			names[n] = true
+		}
+	}
+	out := map[string]reqRate{}
+	for n := range names {
+		var reqs, in, outB []float64
+		for _, r := range runs {
+			reqs, in, outB = append(reqs, r[n].n), append(in, r[n].in), append(outB, r[n].out)
+		}
+		out[n] = reqRate{median(reqs), median(in), median(outB)}
+	}
+	return out
+}
+
+// requestLine prints requests per 1,000 actions by API, the most frequent
+// first, with their kilobytes.
+func requestLine(rates map[string]reqRate) string {
+	names := slices.Collect(maps.Keys(rates))
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(rates[b].n, rates[a].n); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	var total float64
+	for _, n := range names {
+		r := rates[n]
+		total += r.n
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.1f/%.1f kB)", n, r.n, r.in, r.out))
+	}
+	return fmt.Sprintf("%.2f in all: %s (kB sent to the broker / answered)", total, strings.Join(parts, ", "))
 }
 
 // produceInput writes n generated events (keys = target ids) to topic in

@@ -3,10 +3,12 @@ package testbed
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +120,7 @@ type kafkaConfig struct {
 	autoCreateParts   int
 	minSessionTimeout time.Duration
 	ownProcess        bool
+	countRequests     bool
 	listen            func(network, address string) (net.Listener, error)
 }
 
@@ -158,6 +161,59 @@ func MinSessionTimeout(d time.Duration) KafkaOption {
 // that need the in-process cluster (Compact) fail the test.
 func OwnProcess() KafkaOption {
 	return func(c *kafkaConfig) { c.ownProcess = true }
+}
+
+// CountRequests makes the kafkad process (OwnProcess) count the requests
+// its brokers receive, by API, with their bytes and their responses'; read
+// them with Requests.
+func CountRequests() KafkaOption {
+	return func(c *kafkaConfig) { c.countRequests = true }
+}
+
+// RequestCount is the count of one API's requests a broker received, and
+// the bytes of the requests and of their responses.
+type RequestCount struct {
+	Requests      int64 `json:"requests"`
+	RequestBytes  int64 `json:"request_bytes"`
+	ResponseBytes int64 `json:"response_bytes"`
+}
+
+// Requests returns the requests the brokers received since the kafkad
+// process started, by API name (Produce, Fetch, OffsetCommit, ...), with
+// CountRequests; the connections its brokers accepted count as requests
+// of "connections".
+func (k *Kafka) Requests(t testing.TB) map[string]RequestCount {
+	t.Helper()
+	k.mu.Lock()
+	addr := k.statsAddr
+	k.mu.Unlock()
+	if addr == "" {
+		t.Fatal("testbed: Requests needs OwnProcess and CountRequests")
+	}
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("testbed: read the broker's request counts: %v", err)
+	}
+	defer resp.Body.Close()
+	var raw map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		t.Fatalf("testbed: read the broker's request counts: %v", err)
+	}
+	out := map[string]RequestCount{}
+	for name, v := range raw {
+		if name == "connections" {
+			var n int64
+			if json.Unmarshal(v, &n) == nil && n > 0 {
+				out[name] = RequestCount{Requests: n}
+			}
+			continue
+		}
+		var c RequestCount
+		if json.Unmarshal(v, &c) == nil && c.Requests > 0 {
+			out[name] = c
+		}
+	}
+	return out
 }
 
 // KafkaSecurity turns on TLS and SASL on the cluster's listeners.
@@ -276,6 +332,8 @@ type Kafka struct {
 	addrs   []string
 	ports   []int
 	client  *kgo.Client // helper client, created lazily, closed on Stop
+
+	statsAddr string // where kafkad serves its request counts, with CountRequests
 }
 
 // StartKafka starts a kfake cluster (one broker unless Brokers says
@@ -395,6 +453,17 @@ func (k *Kafka) startProcess(ports []int) error {
 	}
 	if k.cfg.autoCreateParts > 0 {
 		args = append(args, "-auto-create", strconv.Itoa(k.cfg.autoCreateParts))
+	}
+	if k.cfg.countRequests {
+		if k.statsAddr == "" {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			k.statsAddr = ln.Addr().String()
+			_ = ln.Close()
+		}
+		args = append(args, "-stats", k.statsAddr)
 	}
 	p, err := startProcess(k.bin, args, nil, filepath.Join(k.procDir, fmt.Sprintf("kafkad-%d.log", k.runs)))
 	if err != nil {

@@ -6,7 +6,11 @@
 //
 // Usage:
 //
-//	kafkad -ports 0,0,0 -data DIR -addrs FILE [-min-session-timeout 1s]
+//	kafkad -ports 0,0,0 -data DIR -addrs FILE [-min-session-timeout 1s] [-stats 127.0.0.1:PORT]
+//
+// With -stats it counts the requests its brokers receive, by API, with the
+// bytes of the requests and their responses, and serves the counts so far
+// as JSON over HTTP on that address.
 //
 // It writes the brokers' host:port addresses, one a line, to FILE (through a
 // rename, so a reader never sees half of it) once they listen, and runs until
@@ -17,6 +21,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -36,6 +42,7 @@ func run() int {
 	addrs := fs.String("addrs", "", "file to write the brokers' addresses to, one a line")
 	minSession := fs.Duration("min-session-timeout", 0, "smallest consumer group session timeout accepted (0: kfake's default)")
 	autoCreate := fs.Int("auto-create", 0, "create unknown topics with this many partitions (0: off)")
+	statsAddr := fs.String("stats", "", "serve the counts of requests by API as JSON over HTTP on this address (empty: off)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -65,6 +72,18 @@ func run() int {
 	}
 	if *autoCreate > 0 {
 		opts = append(opts, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(*autoCreate))
+	}
+	if *statsAddr != "" {
+		st := newRequestStats()
+		ln, err := net.Listen("tcp", *statsAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kafkad: -stats: %v\n", err)
+			return 1
+		}
+		srv := &http.Server{Handler: st, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		opts = append(opts, kfake.ListenFn(st.listen))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
