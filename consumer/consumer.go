@@ -187,7 +187,7 @@ type Pipeline struct {
 	src  source
 	// membership is the group member of the running pipeline, for Health.
 	membership atomic.Pointer[mergedSource]
-	// producer writes the output records; writeRuns keeps each call
+	// producer writes the output records; its Runs keeps each call
 	// within runRecords and maxRunBytes.
 	producer   *producer
 	runRecords int

@@ -7,12 +7,15 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"iter"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/breakwater/breakwater/internal/produce"
 )
 
 // producer writes records as kafka-go's Writer does (the same Hash
@@ -30,8 +33,8 @@ import (
 // A partition's records of one call are one request: they are written or
 // fail together, so a retry of the failed records cannot put one after a
 // later record of its key. The caller keeps a call within the broker's
-// request bound (produce.Runs). Only one call runs at a time (the write
-// lane).
+// bound on a partition's record batch (Runs). Only one call runs at a
+// time (the write lane).
 type producer struct {
 	client *kafka.Client
 	acks   kafka.RequiredAcks
@@ -43,6 +46,8 @@ type producer struct {
 	// as indexes into its slice; reused across calls.
 	groups  map[topicPartition]*partGroup
 	pending []*partGroup
+	// runSize is what the current run of Runs holds per partition.
+	runSize map[topicPartition]runAcc
 }
 
 // topicPartition names one partition of a topic.
@@ -61,7 +66,7 @@ type partGroup struct {
 }
 
 func newProducer(client *kafka.Client, acks kafka.RequiredAcks) *producer {
-	return &producer{client: client, acks: acks, groups: map[topicPartition]*partGroup{}}
+	return &producer{client: client, acks: acks, groups: map[topicPartition]*partGroup{}, runSize: map[topicPartition]runAcc{}}
 }
 
 // Write writes msgs, each to its Topic. It returns nil when every record
@@ -86,12 +91,7 @@ func (w *producer) Write(ctx context.Context, msgs []kafka.Message) error {
 			}
 			topic = m.Topic
 		}
-		if len(w.parts) < n {
-			w.parts = make([]int, n)
-			for p := range w.parts {
-				w.parts[p] = p
-			}
-		}
+		w.partNumbers(n)
 		tp := topicPartition{m.Topic, w.balancer.Balance(*m, w.parts[:n]...)}
 		g := w.groups[tp]
 		if g == nil {
@@ -129,6 +129,73 @@ func (w *producer) Write(ctx context.Context, msgs []kafka.Message) error {
 		return werr
 	}
 	return nil
+}
+
+// Runs yields msgs in consecutive runs within which each partition's
+// records stay under maxCount records and maxBytes (as
+// produce.RecordSize counts them): the broker's bound applies to a
+// partition's record batch, and Write sends a partition's records of a
+// call as one batch. A batch of records spread over many partitions is one
+// run, where a bound on the run's total would cut it into several, written
+// one after the other. A record alone past a bound is a run of its own.
+// When a topic's partitions cannot be looked up, the rest is cut by the
+// run's total instead (produce.Runs), which holds whatever the partitions.
+// It uses the producer's buffers: only the write lane calls it, between
+// calls of Write.
+func (w *producer) Runs(ctx context.Context, msgs []kafka.Message, maxCount int, maxBytes int64) iter.Seq[[]kafka.Message] {
+	return func(yield func([]kafka.Message) bool) {
+		maxCount = max(maxCount, 1)
+		clear(w.runSize)
+		start := 0
+		topic, n := "", 0
+		for i := range msgs {
+			m := &msgs[i]
+			if m.Topic != topic || n == 0 {
+				var err error
+				if n, err = w.partitions(ctx, m.Topic); err != nil {
+					for run := range produce.Runs(msgs[start:], maxCount, maxBytes) {
+						if !yield(run) {
+							return
+						}
+					}
+					return
+				}
+				topic = m.Topic
+				w.partNumbers(n)
+			}
+			tp := topicPartition{m.Topic, w.balancer.Balance(*m, w.parts[:n]...)}
+			size := produce.RecordSize(m)
+			acc := w.runSize[tp]
+			if i > start && acc.count > 0 && (acc.count >= maxCount || acc.bytes+size >= maxBytes) {
+				if !yield(msgs[start:i]) {
+					return
+				}
+				start = i
+				clear(w.runSize)
+				acc = runAcc{}
+			}
+			w.runSize[tp] = runAcc{acc.count + 1, acc.bytes + size}
+		}
+		if start < len(msgs) {
+			yield(msgs[start:])
+		}
+	}
+}
+
+// runAcc is what a run holds of one partition.
+type runAcc struct {
+	count int
+	bytes int64
+}
+
+// partNumbers makes w.parts list at least partitions 0..n-1.
+func (w *producer) partNumbers(n int) {
+	if len(w.parts) < n {
+		w.parts = make([]int, n)
+		for p := range w.parts {
+			w.parts[p] = p
+		}
+	}
 }
 
 // partitions returns the number of partitions of topic, from the

@@ -78,13 +78,20 @@ func TestProducerOneRequestPerPartition(t *testing.T) {
 	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs := runRecords(4000, 7)
+	msgs := runRecords(8000, 7)
 	runs := 0
-	for run := range produce.Runs(msgs, 2000, maxRunBytes) {
+	for run := range w.Runs(ctx, msgs, 2000, maxRunBytes) {
 		runs++
 		want := map[int32]int{}
+		size := map[int32]int64{}
 		for i := range run {
 			want[testbed.KeyPartition(run[i].Key, 3)]++
+			size[testbed.KeyPartition(run[i].Key, 3)] += produce.RecordSize(&run[i])
+		}
+		for part, n := range size {
+			if n >= maxRunBytes && want[part] > 1 {
+				t.Fatalf("run %d: partition %d holds %d records of %d bytes, past the bound %d", runs, part, want[part], n, maxRunBytes)
+			}
 		}
 		before := counted()
 		if err := w.Write(ctx, run); err != nil {
@@ -192,5 +199,59 @@ func TestProducerFailsOnlyTheRefusedPartition(t *testing.T) {
 			t.Fatalf("key %s: record %d after record %d", r.Key, i, last)
 		}
 		lastOf[string(r.Key)] = i
+	}
+}
+
+// TestProducerRunsBoundEachPartition cuts a write of records spread over
+// twelve partitions, more than the bound of a request in all but far
+// under it per partition: it is one run (one request per partition, sent
+// at once), where a bound on the total would make it several written one
+// after the other. The same records to a topic of one partition are cut
+// into runs of which none passes the bound, in order and all of them.
+func TestProducerRunsBoundEachPartition(t *testing.T) {
+	k := testbed.StartKafka(t)
+	k.CreateTopic(t, "runs", 12)
+	k.CreateTopic(t, "one", 1)
+	tr := &kafka.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	msgs := runRecords(4000, 11)
+	var total int64
+	for i := range msgs {
+		total += produce.RecordSize(&msgs[i])
+	}
+	if total < 2*maxRunBytes {
+		t.Fatalf("the records hold %d bytes in all, want at least twice the bound %d", total, maxRunBytes)
+	}
+	var runs [][]kafka.Message
+	for run := range w.Runs(ctx, msgs, len(msgs), maxRunBytes) {
+		runs = append(runs, run)
+	}
+	if len(runs) != 1 || len(runs[0]) != len(msgs) {
+		t.Fatalf("Runs over 12 partitions = %d runs; want 1 of all %d records", len(runs), len(msgs))
+	}
+	one := slices.Clone(msgs)
+	for i := range one {
+		one[i].Topic = "one"
+	}
+	n, got := 0, 0
+	for run := range w.Runs(ctx, one, len(one), maxRunBytes) {
+		n++
+		var size int64
+		for i := range run {
+			if &run[i] != &one[got+i] {
+				t.Fatalf("run %d does not go on from record %d", n, got)
+			}
+			size += produce.RecordSize(&run[i])
+		}
+		if size >= maxRunBytes {
+			t.Fatalf("run %d of one partition holds %d bytes, want under %d", n, size, maxRunBytes)
+		}
+		got += len(run)
+	}
+	if got != len(one) || int64(n) < total/maxRunBytes {
+		t.Fatalf("Runs over 1 partition = %d runs of %d records; want at least %d of all %d", n, got, total/maxRunBytes, len(one))
 	}
 }

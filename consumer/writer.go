@@ -17,7 +17,6 @@ import (
 
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/decide"
-	"github.com/breakwater/breakwater/internal/produce"
 	"github.com/breakwater/breakwater/wire"
 )
 
@@ -28,12 +27,14 @@ import (
 // request, which the broker takes or refuses whole, so a retry of the
 // failed records cannot put one after a later record of its key. A request
 // must stay within the broker's bound on a record batch (1 MiB by
-// default), so a batch whose records could exceed it is written in runs
-// that cannot (produce.Runs), one after the other: a run is written, or
-// retried until it is, before the next one starts.
+// default), so a batch with a partition whose records could exceed it is
+// written in runs in which none can (producer.Runs), one after the other:
+// a run is written, or retried until it is, before the next one starts.
+// The bound is per partition: a batch spread over the partitions is one
+// run, one produce request per partition.
 func (p *Pipeline) write(b batchRun, j *job) error {
 	t0 := time.Now()
-	for run := range produce.Runs(j.out, p.runRecords, maxRunBytes) {
+	for run := range p.producer.Runs(b.ctx, j.out, p.runRecords, maxRunBytes) {
 		if err := p.writeRun(b, run); err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 		}
 		// A retry writes only what failed: writing the whole run again
 		// would add a second copy of every record that reached its topic.
-		// A partition's records of a run go in one request (produce.Runs
+		// A partition's records of a run go in one request (producer.Runs
 		// keeps them within the writer's bounds), so they fail or succeed
 		// together and the order per key holds.
 		if we := (kafka.WriteErrors)(nil); errors.As(err, &we) && len(we) == len(pending) {
@@ -84,9 +85,9 @@ func (p *Pipeline) writeRun(b batchRun, run []kafka.Message) error {
 	})
 }
 
-// maxRunBytes bounds the records of one run, as produce.RecordSize counts
-// them: kafka-go's default bound of a produce request, within the broker's
-// default bound of a record batch.
+// maxRunBytes bounds a partition's records of one run, as
+// produce.RecordSize counts them: the broker's default bound of a record
+// batch.
 const maxRunBytes = 1 << 20
 
 // retried returns m as it is written again after err: marked redelivered
