@@ -211,12 +211,11 @@ func (p *Pipeline) decide(b batchRun, items []decide.Item, since map[int]time.Ti
 		}
 		switch {
 		case err == nil && len(r.Rebuild) > 0:
-			for _, rg := range r.Rebuild {
-				if err := p.retry(b, "rebuild", func(ctx context.Context) error {
-					return p.rebuild(ctx, rg, since[rg.Partition])
-				}); err != nil {
-					return res, err
-				}
+			done := make([]bool, len(r.Rebuild))
+			if err := p.retry(b, "rebuild", func(ctx context.Context) error {
+				return p.rebuild(ctx, r.Rebuild, since, done)
+			}); err != nil {
+				return res, err
 			}
 			continue
 		case err == nil && len(r.Replayed) > 0:

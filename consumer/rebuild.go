@@ -24,62 +24,121 @@ import (
 // timestamps of one partition never go back by more than this.
 const rebuildSkew = 5 * time.Minute
 
-// rebuild reads the first decisions of input partition rg from offset
-// rg.First on back from the gated and held topics (every output record
-// carries its input position in wire.HeaderSource) and writes them to the
-// store as that partition's records, so that a redelivered action gets
-// the decision that reached an output, even after Redis lost its data.
-// since is the oldest input timestamp of the batch's messages of rg.
-func (p *Pipeline) rebuild(ctx context.Context, rg decide.Range, since time.Time) error {
+// rebuild reads the first decisions of the input partitions of rgs, each
+// from offset rg.First on, back from the gated and held topics (every
+// output record carries its input position in wire.HeaderSource), and
+// writes them to the store as each partition's records, so that a
+// redelivered action gets the decision that reached an output, even after
+// Redis lost its data. since is the oldest input timestamp of the batch's
+// messages per input partition. Each output partition is read once for all
+// of rgs, from the earliest of their times: a first batch after a start
+// asks for every partition, and a read per input partition read every
+// output partition that many times, each read on connections of its own.
+// done marks the ranges written to the store: a retry after an error
+// leaves them out.
+func (p *Pipeline) rebuild(ctx context.Context, rgs []decide.Range, since map[int]time.Time, done []bool) error {
 	t0 := time.Now()
-	found := map[int64]map[breaker.Scope]uint64{}
+	which := map[inputPos]int{}
+	var from time.Time // the earliest since of rgs; zero, the earliest of all, reads every output
+	for i, rg := range rgs {
+		if done[i] {
+			continue
+		}
+		if t := since[rg.Partition]; len(which) == 0 || t.Before(from) {
+			from = t
+		}
+		which[inputPos{rg.Topic, rg.Partition}] = i
+	}
+	if len(which) == 0 {
+		return nil
+	}
+	found := make([]map[int64]map[breaker.Scope]uint64, len(rgs))
 	read := 0
 	brokers := p.opts.Kafka
+	fail := func(err error) error {
+		if len(which) == 1 {
+			for _, i := range which {
+				return fmt.Errorf("rebuild decisions of %s/%d: %w", rgs[i].Topic, rgs[i].Partition, err)
+			}
+		}
+		return fmt.Errorf("rebuild decisions of %d input partitions: %w", len(which), err)
+	}
 	for _, topic := range []string{p.cfg.Kafka.Topics.Gated, p.cfg.Kafka.Topics.Held} {
 		parts, err := partition.List(ctx, brokers, topic)
 		if err != nil {
-			return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+			return fail(err)
 		}
 		for _, q := range parts {
-			from, err := partition.At(ctx, brokers, topic, q, since.Add(-rebuildSkew))
+			start, err := partition.At(ctx, brokers, topic, q, from.Add(-rebuildSkew))
 			if err != nil {
-				return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+				return fail(err)
 			}
-			if from < 0 {
+			if start < 0 {
 				continue // nothing stamped that late
 			}
-			err = partition.Read(ctx, brokers, topic, q, from, partition.End, func(msgs []kafka.Message, _, _ int64) error {
+			err = partition.Read(ctx, brokers, topic, q, start, partition.End, func(msgs []kafka.Message, _, _ int64) error {
 				read += len(msgs)
 				for i := range msgs {
-					off, holding, ok := decisionOf(&msgs[i], rg)
+					src, off, holding, ok := outputDecision(&msgs[i])
 					if !ok {
 						continue
 					}
-					if h, seen := found[off]; !seen || len(holding) > len(h) {
-						found[off] = holding
+					r, ok := which[src]
+					if !ok || off < rgs[r].First {
+						continue
+					}
+					if found[r] == nil {
+						found[r] = map[int64]map[breaker.Scope]uint64{}
+					}
+					if h, seen := found[r][off]; !seen || len(holding) > len(h) {
+						found[r][off] = holding
 					}
 				}
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("rebuild decisions of %s/%d: %w", rg.Topic, rg.Partition, err)
+				return fail(err)
 			}
 		}
 	}
-	recs := recordsOf(rg, found)
-	if err := p.opts.Store.Rebuild(ctx, rg.Topic, rg.Partition, rg.First, recs); err != nil {
-		return err
+	for i, rg := range rgs {
+		if done[i] {
+			continue
+		}
+		recs := recordsOf(rg, found[i])
+		if err := p.opts.Store.Rebuild(ctx, rg.Topic, rg.Partition, rg.First, recs); err != nil {
+			return err
+		}
+		done[i] = true
+		p.log.Info("rebuilt the decisions of uncommitted input from the output topics",
+			zap.String("topic", rg.Topic), zap.Int("partition", rg.Partition), zap.Int64("from_offset", rg.First),
+			zap.Int("outputs_read", read), zap.Int("decisions_found", len(found[i])), zap.Int("partitions_rebuilt_together", len(which)),
+			zap.Duration("took", time.Since(t0)))
 	}
-	p.log.Info("rebuilt the decisions of uncommitted input from the output topics",
-		zap.String("topic", rg.Topic), zap.Int("partition", rg.Partition), zap.Int64("from_offset", rg.First),
-		zap.Int("outputs_read", read), zap.Int("decisions_found", len(found)), zap.Duration("took", time.Since(t0)))
 	return nil
+}
+
+// inputPos is the input partition an output record names.
+type inputPos struct {
+	topic     string
+	partition int
 }
 
 // decisionOf reads the first decision an output record carries for an
 // offset of rg at or after rg.First: held under its incident's scope and
 // generation (generation 0 for a hold without a trip), or gated.
 func decisionOf(m *kafka.Message, rg decide.Range) (int64, map[breaker.Scope]uint64, bool) {
+	src, off, holding, ok := outputDecision(m)
+	if !ok || src.topic != rg.Topic || src.partition != rg.Partition || off < rg.First {
+		return 0, nil, false
+	}
+	return off, holding, true
+}
+
+// outputDecision reads the input position of an output record and the
+// first decision it carries: held under its incident's scope and
+// generation (generation 0 for a hold without a trip), or gated.
+func outputDecision(m *kafka.Message) (inputPos, int64, map[breaker.Scope]uint64, bool) {
 	var src, decision, incident, scope string
 	for _, h := range m.Headers {
 		switch h.Key {
@@ -94,23 +153,24 @@ func decisionOf(m *kafka.Message, rg decide.Range) (int64, map[breaker.Scope]uin
 		}
 	}
 	topic, part, off, ok := wire.ParseSource(src)
-	if !ok || topic != rg.Topic || part != rg.Partition || off < rg.First {
-		return 0, nil, false
+	if !ok {
+		return inputPos{}, 0, nil, false
 	}
+	at := inputPos{topic, part}
 	switch decision {
 	case string(decide.Gated):
-		return off, map[breaker.Scope]uint64{}, true
+		return at, off, map[breaker.Scope]uint64{}, true
 	case string(decide.Held):
 		if i := strings.LastIndexByte(incident, '@'); i > 0 {
 			if gen, err := strconv.ParseUint(incident[i+1:], 10, 64); err == nil {
-				return off, map[breaker.Scope]uint64{breaker.Scope(incident[:i]): gen}, true
+				return at, off, map[breaker.Scope]uint64{breaker.Scope(incident[:i]): gen}, true
 			}
 		}
 		if scope != "" {
-			return off, map[breaker.Scope]uint64{breaker.Scope(scope): 0}, true
+			return at, off, map[breaker.Scope]uint64{breaker.Scope(scope): 0}, true
 		}
 	}
-	return 0, nil, false
+	return inputPos{}, 0, nil, false
 }
 
 // recordsOf turns per-offset decisions into records, one per run of
