@@ -16,7 +16,10 @@
 // hand to the last commit, on the measured process's clock, so the group
 // join is left out), the CPU time per action of the measured process, the
 // broker and redis-server (from the kernel: rusage, /proc/PID/stat, INFO
-// cpu), the process's peak RSS, and where the span went per batch. The
+// cpu), the process's peak RSS, the requests the broker received per 1,000
+// actions by API with their kilobytes (kafkad -stats counts them; the
+// medians of each side close the report), and where the span went per
+// batch. The
 // passthrough has one lane (fetch, encode, write, commit). The breaker has
 // three lanes that overlap, each adding up to the span (the commit lane
 // exactly, the others up to their last batch): the decide lane (fetch,
