@@ -174,13 +174,15 @@ redis:
   key_prefix: bench
 http:
   listen: %s
+admin:
+  audit_topic: out.%d.audit
 log:
   level: warn
   format: json
 breakers:
   defaults: {max_actions: 1000000000}
   global: {max_actions: 1000000000}
-%s`, strings.Join(bd.k.Addrs(), ", "), seq, inputTopic, seq, seq, seq, seq, bd.batch, bd.wait, bd.rs.Addr(), listen, rulesYAML)
+%s`, strings.Join(bd.k.Addrs(), ", "), seq, inputTopic, seq, seq, seq, seq, bd.batch, bd.wait, bd.rs.Addr(), listen, seq, rulesYAML)
 }
 
 // runPassthrough runs the passthrough binary once over the whole input.
@@ -251,7 +253,10 @@ func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResul
 	pre := fmt.Sprintf("out.%d.", seq)
 	outs := []string{pre + "gated", pre + "held", pre + "dead"}
 	createTopics(b, bd.k.Addrs(), false, outs...)
-	createTopics(b, bd.k.Addrs(), true, pre+"state")
+	// The audit trail is also the review journal: without it the review
+	// index cannot finish its first build and reads the whole held topic
+	// again at every poll, on new connections.
+	createTopics(b, bd.k.Addrs(), true, pre+"state", pre+"audit")
 	listen := fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(b))
 	path := filepath.Join(bd.dir, fmt.Sprintf("breakwater-%d.yaml", seq))
 	if err := os.WriteFile(path, []byte(bd.yaml(seq, listen)), 0o644); err != nil {
@@ -331,7 +336,7 @@ func (bd *bed) runBreaker(b *testing.B, seq, round int, profile string) runResul
 	if written != int64(bd.n) {
 		b.Fatalf("breaker run %d wrote %d records, want %d", seq, written, bd.n)
 	}
-	deleteTopics(b, bd.k.Addrs(), append(outs, pre+"state")...)
+	deleteTopics(b, bd.k.Addrs(), append(outs, pre+"state", pre+"audit")...)
 	return res
 }
 
