@@ -137,15 +137,20 @@ func (w *producer) Write(ctx context.Context, msgs []kafka.Message) error {
 // partition's record batch, and Write sends a partition's records of a
 // call as one batch. A batch of records spread over many partitions is one
 // run, where a bound on the run's total would cut it into several, written
-// one after the other. A record alone past a bound is a run of its own.
-// When a topic's partitions cannot be looked up, the rest is cut by the
-// run's total instead (produce.Runs), which holds whatever the partitions.
-// It uses the producer's buffers: only the write lane calls it, between
-// calls of Write.
+// one after the other. A record without a key may go to any partition (the
+// balancer takes turns), so it counts against every partition. A record
+// alone past a bound is a run of its own. When a topic's partitions cannot
+// be looked up, the rest is cut by the run's total instead (produce.Runs),
+// which holds whatever the partitions. It uses the producer's buffers:
+// only the write lane calls it, between calls of Write.
 func (w *producer) Runs(ctx context.Context, msgs []kafka.Message, maxCount int, maxBytes int64) iter.Seq[[]kafka.Message] {
 	return func(yield func([]kafka.Message) bool) {
 		maxCount = max(maxCount, 1)
 		clear(w.runSize)
+		// unkeyed is what the run holds of records without a key, which
+		// may be on any partition; mostKeyed, the most any partition holds
+		// of records with one.
+		var unkeyed, mostKeyed runAcc
 		start := 0
 		topic, n := "", 0
 		for i := range msgs {
@@ -163,18 +168,30 @@ func (w *producer) Runs(ctx context.Context, msgs []kafka.Message, maxCount int,
 				topic = m.Topic
 				w.partNumbers(n)
 			}
-			tp := topicPartition{m.Topic, w.balancer.Balance(*m, w.parts[:n]...)}
 			size := produce.RecordSize(m)
-			acc := w.runSize[tp]
-			if i > start && acc.count > 0 && (acc.count >= maxCount || acc.bytes+size >= maxBytes) {
+			var tp topicPartition
+			have := mostKeyed // what the record's partition may hold already
+			if m.Key != nil {
+				tp = topicPartition{m.Topic, w.balancer.Balance(*m, w.parts[:n]...)}
+				have = w.runSize[tp]
+			}
+			have = runAcc{have.count + unkeyed.count, have.bytes + unkeyed.bytes}
+			if i > start && have.count > 0 && (have.count >= maxCount || have.bytes+size >= maxBytes) {
 				if !yield(msgs[start:i]) {
 					return
 				}
 				start = i
 				clear(w.runSize)
-				acc = runAcc{}
+				unkeyed, mostKeyed = runAcc{}, runAcc{}
 			}
-			w.runSize[tp] = runAcc{acc.count + 1, acc.bytes + size}
+			if m.Key == nil {
+				unkeyed = runAcc{unkeyed.count + 1, unkeyed.bytes + size}
+				continue
+			}
+			acc := w.runSize[tp]
+			acc = runAcc{acc.count + 1, acc.bytes + size}
+			w.runSize[tp] = acc
+			mostKeyed = runAcc{max(mostKeyed.count, acc.count), max(mostKeyed.bytes, acc.bytes)}
 		}
 		if start < len(msgs) {
 			yield(msgs[start:])

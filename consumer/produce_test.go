@@ -207,7 +207,9 @@ func TestProducerFailsOnlyTheRefusedPartition(t *testing.T) {
 // under it per partition: it is one run (one request per partition, sent
 // at once), where a bound on the total would make it several written one
 // after the other. The same records to a topic of one partition are cut
-// into runs of which none passes the bound, in order and all of them.
+// into runs of which none passes the bound, in order and all of them; and
+// without keys (any partition may get them), into runs under the bound in
+// all.
 func TestProducerRunsBoundEachPartition(t *testing.T) {
 	k := testbed.StartKafka(t)
 	k.CreateTopic(t, "runs", 12)
@@ -253,5 +255,27 @@ func TestProducerRunsBoundEachPartition(t *testing.T) {
 	}
 	if got != len(one) || int64(n) < total/maxRunBytes {
 		t.Fatalf("Runs over 1 partition = %d runs of %d records; want at least %d of all %d", n, got, total/maxRunBytes, len(one))
+	}
+
+	// Without keys the records may go to any partition: a run holds no
+	// more than the bound in all.
+	unkeyed := slices.Clone(msgs)
+	for i := range unkeyed {
+		unkeyed[i].Key = nil
+	}
+	n, got = 0, 0
+	for run := range w.Runs(ctx, unkeyed, len(unkeyed), maxRunBytes) {
+		n++
+		var size int64
+		for i := range run {
+			size += produce.RecordSize(&run[i])
+		}
+		if size >= maxRunBytes && len(run) > 1 {
+			t.Fatalf("run %d of records without keys holds %d bytes, want under %d", n, size, maxRunBytes)
+		}
+		got += len(run)
+	}
+	if got != len(unkeyed) || n < 2 {
+		t.Fatalf("Runs of records without keys = %d runs of %d records; want at least 2 of all %d", n, got, len(unkeyed))
 	}
 }
