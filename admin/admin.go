@@ -390,12 +390,16 @@ func (a *API) override(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, res, err)
 }
 
-// needsApproval is an override refused because the breaker holds: forcing
-// it closed or into shadow needs a second person.
-type needsApproval struct{ state breaker.State }
+// needsApproval is a change refused because the breaker holds: forcing it
+// closed or into shadow, or resetting it in a scope without probation,
+// needs a second person.
+type needsApproval struct {
+	state breaker.State
+	what  string
+}
 
 func (n *needsApproval) Error() string {
-	return "the breaker holds (" + string(n.state) + "): forcing it closed or into shadow needs a second person's approval"
+	return "the breaker holds (" + string(n.state) + "): " + n.what + " needs a second person's approval"
 }
 
 // applyOverride sets the manual state o on scope. With check, an override
@@ -404,7 +408,7 @@ func (n *needsApproval) Error() string {
 func (a *API) applyOverride(ctx context.Context, scope breaker.Scope, o override, by actor, check bool) (api.ChangeResponse, error) {
 	return a.change(ctx, scope, audit.KindOverride, o.reason, by, func(s breaker.Status, now time.Time) (breaker.Status, error) {
 		if check && s.Holds() && (o.state == breaker.ForcedClosed || o.state == breaker.Shadow) {
-			return s, &needsApproval{state: s.State}
+			return s, &needsApproval{state: s.State, what: "forcing it closed or into shadow"}
 		}
 		var until time.Time
 		if o.dur > 0 {
@@ -419,16 +423,57 @@ func (a *API) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reason, ok := body(a, w, r, parseReset)
+	req, ok := body(a, w, r, parseReset)
 	if !ok {
 		return
 	}
-	who := principal(r)
-	p := a.policy(scope)
-	res, err := a.change(r.Context(), scope, audit.KindReset, reason, actor{name: who.Name}, func(s breaker.Status, now time.Time) (breaker.Status, error) {
-		return breaker.Reset(p, s, who.Name, reason, now), nil
-	})
+	if req.Probation != "" {
+		writeError(w, http.StatusBadRequest, "field \"probation\": the server fills in the scope's probation; leave it out")
+		return
+	}
+	probation := a.policy(scope).Probation
+	res, err := a.applyReset(r.Context(), scope, req.Reason, probation, actor{name: principal(r).Name}, true)
+	var need *needsApproval
+	if errors.As(err, &need) {
+		payload, _ := json.Marshal(api.ResetRequest{Reason: req.Reason, Probation: probation.String()})
+		a.gate(w, r, pending{
+			op: api.OpReset, target: string(scope), payload: payload, role: config.RoleOperator,
+			summary: resetSummary(scope, need.state),
+			scope:   scope, breakGlass: req.BreakGlass,
+		})
+		return
+	}
 	a.answer(w, r, res, err)
+}
+
+// resetSummary describes a reset that needs approval.
+func resetSummary(scope breaker.Scope, state breaker.State) string {
+	s := fmt.Sprintf("reset breaker %s while it holds", scope)
+	if state != "" {
+		s += " (" + string(state) + ")"
+	}
+	return s + ", closing it outright: its scope has no probation"
+}
+
+// applyReset resets scope, into probation when the scope has one. The
+// reset of a breaker that holds in a scope without probation closes it
+// outright, as forcing it closed would: with check it is refused with
+// *needsApproval, decided in the same atomic update as the reset itself.
+// probation is the scope's probation the reset was asked (and approved)
+// under; if the configuration now says otherwise, the reset is refused
+// with 409 rather than applied on terms nobody approved.
+func (a *API) applyReset(ctx context.Context, scope breaker.Scope, reason string, probation time.Duration, by actor, check bool) (api.ChangeResponse, error) {
+	p := a.policy(scope)
+	if p.Probation != probation {
+		return api.ChangeResponse{}, &failure{code: http.StatusConflict, err: fmt.Errorf(
+			"the scope's probation is %s now, the reset was asked under %s: reset it again", p.Probation, probation)}
+	}
+	return a.change(ctx, scope, audit.KindReset, reason, by, func(s breaker.Status, now time.Time) (breaker.Status, error) {
+		if check && p.Probation <= 0 && s.Holds() {
+			return s, &needsApproval{state: s.State, what: "resetting it in a scope without probation closes it outright, which"}
+		}
+		return breaker.Reset(p, s, by.name, reason, now), nil
+	})
 }
 
 // actor is who makes a change: the person acting, and when the change

@@ -131,6 +131,16 @@ func (a *API) applyApproval(ctx context.Context, ap api.Approval, by actor) (any
 			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: %w", err)}
 		}
 		return a.applyOverride(ctx, scope, o, by, false)
+	case api.OpReset:
+		scope, err := breaker.ParseScope(ap.Target)
+		if err != nil {
+			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request names no breaker: %w", err)}
+		}
+		req, probation, err := resetPayload(ap.Payload)
+		if err != nil {
+			return nil, &failure{code: http.StatusConflict, err: fmt.Errorf("the request's payload: %w", err)}
+		}
+		return a.applyReset(ctx, scope, req.Reason, probation, by, false)
 	case api.OpRelease:
 		req, err := parseRelease(ap.Payload)
 		if err != nil {
@@ -286,9 +296,23 @@ func (a *API) approveApproval(w http.ResponseWriter, r *http.Request) {
 	a.getApproval(w, r)
 }
 
-// scopeOf is the breaker an override request concerns.
+// resetPayload decodes the payload of a reset's approval request: a reset
+// body naming the probation it was asked under, without break_glass.
+func resetPayload(payload []byte) (api.ResetRequest, time.Duration, error) {
+	req, err := parseReset(payload)
+	if err != nil {
+		return req, 0, err
+	}
+	if req.Probation == "" || req.BreakGlass != "" {
+		return req, 0, errors.New("a reset's payload names the probation it was asked under, and no break_glass")
+	}
+	d, err := time.ParseDuration(req.Probation)
+	return req, d, err
+}
+
+// scopeOf is the breaker an override or reset request concerns.
 func scopeOf(ap api.Approval) breaker.Scope {
-	if ap.Operation == api.OpOverride {
+	if ap.Operation == api.OpOverride || ap.Operation == api.OpReset {
 		return breaker.Scope(ap.Target)
 	}
 	return ""
@@ -385,6 +409,13 @@ func (a *API) checkPayload(ap api.Approval, payload []byte) ([]byte, string, int
 			return nil, "", 0, errors.New("field \"break_glass\": has no place in an approval request's payload")
 		}
 		return o.payload(), fmt.Sprintf("set breaker %s to %s while it holds", ap.Target, o.state), 0, nil
+	case api.OpReset:
+		req, _, err := resetPayload(payload)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		b, _ := json.Marshal(req)
+		return b, resetSummary(breaker.Scope(ap.Target), "") + " (edited)", 0, nil
 	case api.OpRelease:
 		req, err := parseRelease(payload)
 		if err != nil {

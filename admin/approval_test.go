@@ -387,3 +387,195 @@ func TestApprovalRelease(t *testing.T) {
 		t.Errorf("approve entries of the request: %v; want one by %s approved by second-reviewer", approvedBy, admintest.Name(config.RoleReviewer))
 	}
 }
+
+// TestApprovalReset resets breakers of a scope without probation: the
+// reset of a breaker that holds would close it outright, as forcing it
+// closed would, so an operator's reset answers 202 with a request naming
+// the scope, the reason and the probation in effect, and changes nothing;
+// the requester, a viewer and a reviewer cannot approve it; a second
+// operator's approval applies it as the requester. A reset of a breaker
+// that does not hold, and a reset into probation, apply at once;
+// break-glass applies at once, pages on-call and is flagged.
+func TestApprovalReset(t *testing.T) {
+	bed := admintest.NewBed(t, 2)
+	pg := newPages(t)
+	cfg, err := config.Parse([]byte(bed.YAML(10) + pg.yaml()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// rule:rule-a has no probation; its ban_account breaker has 10m.
+	// (The loader filled the rule's thresholds in from the defaults.)
+	cfg.Breakers.Defaults.Probation = 0
+	rule := cfg.Breakers.Rules["rule-a"]
+	rule.Thresholds.Probation = 0
+	ban := rule.Actions["ban_account"]
+	ban.Probation = 10 * time.Minute
+	rule.Actions["ban_account"] = ban
+	cfg.Breakers.Rules["rule-a"] = rule
+	d := admintest.StartDaemon(t, withSeconds(cfg))
+	op, vw, rv := tok(config.RoleOperator), tok(config.RoleViewer), tok(config.RoleReviewer)
+	requester := admintest.Name(config.RoleOperator)
+	path := "/v1/breakers/" + esc(ruleA) + "/reset"
+
+	// A breaker that does not hold resets at once.
+	var ch api.ChangeResponse
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"nothing to hold"}`, &ch); code != 200 || ch.Breaker.State != breaker.Closed {
+		t.Fatalf("reset of a closed breaker = %d %+v; want 200 closed", code, ch.Breaker.Status)
+	}
+
+	// Trip rule:rule-a: 40 actions over its max_actions of 10.
+	now := time.Now()
+	var recs []testbed.Record
+	for i := range 40 {
+		recs = append(recs, admintest.Event(fmt.Sprintf("r-%03d", i), "rule-a", "remove_pin", fmt.Sprintf("t-%d", i), now))
+	}
+	bed.Kafka.Produce(t, admintest.Topics.Input, recs...)
+	var before api.Breaker
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if before = getBreaker(t, d.URL, ruleA); before.State == breaker.Open {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %+v; want it tripped within 30s", ruleA, before.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The reset asks a second operator and changes nothing.
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"r","probation":"1h"}`, nil); code != http.StatusBadRequest {
+		t.Errorf("reset naming its own probation = %d; want 400", code)
+	}
+	var ap api.Approval
+	if code := call(t, d.URL, "POST", path, op, `{"reason":"false alarm, rule fixed"}`, &ap); code != http.StatusAccepted {
+		t.Fatalf("reset of a tripped breaker without probation = %d; want 202", code)
+	}
+	if ap.Status != api.ApprovalPending || ap.Operation != api.OpReset || ap.Target != string(ruleA) ||
+		ap.Requester != requester || ap.Role != config.RoleOperator || !strings.Contains(ap.Summary, "closing it outright") {
+		t.Fatalf("request = %+v", ap)
+	}
+	var full api.Approval
+	if code := call(t, d.URL, "GET", "/v1/approvals/"+ap.ID, vw, "", &full); code != 200 {
+		t.Fatalf("GET the request = %d", code)
+	}
+	var payload api.ResetRequest
+	want := api.ResetRequest{Reason: "false alarm, rule fixed", Probation: "0s"}
+	canonical, _ := json.Marshal(want)
+	if err := json.Unmarshal(full.Payload, &payload); err != nil || payload != want ||
+		full.PayloadSHA256 != approval.Hash(api.OpReset, string(ruleA), canonical) {
+		t.Fatalf("the request's payload = %s (%v), hash %s; want the reason and probation 0s, hashed", full.Payload, err, full.PayloadSHA256)
+	}
+	if got := getBreaker(t, d.URL, ruleA); got.State != breaker.Open || got.Generation != before.Generation {
+		t.Fatalf("breaker after the request = %s generation %d; want open generation %d until approved", got.State, got.Generation, before.Generation)
+	}
+	for _, c := range []struct{ name, token string }{{"the requester", op}, {"a viewer", vw}, {"a reviewer", rv}} {
+		if code := approve(t, d.URL, c.token, ap, ap.PayloadSHA256, nil); code != http.StatusForbidden {
+			t.Errorf("approval by %s = %d; want 403", c.name, code)
+		}
+	}
+	if got := getBreaker(t, d.URL, ruleA); got.State != breaker.Open || got.Generation != before.Generation {
+		t.Fatalf("breaker after refused approvals = %s generation %d; want open generation %d", got.State, got.Generation, before.Generation)
+	}
+
+	// A second operator's approval applies it, as the requester.
+	var done api.Approval
+	if code := approve(t, d.URL, operator2, ap, ap.PayloadSHA256, &done); code != 200 || done.Status != api.ApprovalApplied || done.DecidedBy != "second-operator" {
+		t.Fatalf("approval by a second operator = %d %+v; want 200 applied", code, done)
+	}
+	if err := json.Unmarshal(done.Result, &ch); err != nil || ch.From.State != breaker.Open || ch.Breaker.State != breaker.Closed ||
+		ch.Breaker.Auto != breaker.Closed || ch.Breaker.Actor != requester || ch.Breaker.Generation <= before.Generation {
+		t.Fatalf("the approval's result = %s (%v); want open -> closed by %s", done.Result, err, requester)
+	}
+	kinds := map[string]api.AuditEntry{}
+	for _, e := range auditEntries(t, d.URL, "?limit=100") {
+		if e.Approval == ap.ID {
+			kinds[e.Kind] = e
+		}
+	}
+	for kind, actor := range map[string]string{
+		audit.KindApprovalRequest: requester, audit.KindApprovalApprove: "second-operator", audit.KindReset: requester,
+	} {
+		if e, ok := kinds[kind]; !ok || e.Actor != actor || e.Scope != ruleA {
+			t.Errorf("audit entry %s of the request = %+v (found %v); want actor %s on %s", kind, e, ok, actor, ruleA)
+		}
+	}
+	if e := kinds[audit.KindReset]; e.Approver != "second-operator" || e.To == nil || e.To.State != breaker.Closed {
+		t.Errorf("the reset's audit entry = %+v; want approver second-operator, to closed", e)
+	}
+
+	// A request asked under another probation than the scope's is not
+	// applied: nobody approved a reset on the terms it would have now.
+	rc, err := redisconn.New(cfg.Redis, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	st, err := approval.NewStore(rc, cfg.Redis.KeyPrefix, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := json.Marshal(api.ResetRequest{Reason: "asked under 1h", Probation: "1h0m0s"})
+	at := time.Now().UTC()
+	odd := api.Approval{
+		ID: "other-probation", Operation: api.OpReset, Target: string(ruleA), Payload: other,
+		PayloadSHA256: approval.Hash(api.OpReset, string(ruleA), other), Summary: "reset", Requester: requester,
+		Role: config.RoleOperator, RequestedAt: at, ExpiresAt: at.Add(time.Hour), Status: api.ApprovalPending,
+	}
+	if err := st.Create(context.Background(), odd); err != nil {
+		t.Fatal(err)
+	}
+	if code := approve(t, d.URL, operator2, odd, odd.PayloadSHA256, nil); code != http.StatusConflict {
+		t.Errorf("approval of a reset asked under another probation = %d; want 409", code)
+	}
+	for _, e := range auditEntries(t, d.URL, "?kind=reset&limit=100") {
+		if e.Approval == odd.ID {
+			t.Errorf("a reset asked under another probation was applied: %+v", e)
+		}
+	}
+
+	// Break-glass: applied at once, paged, flagged.
+	if code := call(t, d.URL, "POST", "/v1/breakers/"+esc(ruleA)+"/override", op, `{"state":"forced_open","reason":"hold again"}`, nil); code != 200 {
+		t.Fatalf("forced_open = %d", code)
+	}
+	body := `{"reason":"false alarm","break_glass":"sev-1 bridge, no second operator reachable"}`
+	if code := call(t, d.URL, "POST", path, op, body, &ch); code != 200 || ch.From.State != breaker.ForcedOpen || ch.Breaker.State != breaker.Closed {
+		t.Fatalf("break-glass reset = %d %+v; want 200 forced_open -> closed", code, ch)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if e, ok := pg.find(alert.KindBreakGlass); ok {
+			if e.Severity != alert.SeverityCritical || e.Scope != ruleA || !strings.Contains(e.Summary, "sev-1 bridge") {
+				t.Errorf("break-glass page = %+v", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the break-glass reset did not page on-call within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	flagged := map[string]bool{}
+	for _, e := range auditEntries(t, d.URL, "?limit=100") {
+		if e.BreakGlass {
+			flagged[e.Kind] = true
+		}
+	}
+	if !flagged[audit.KindBreakGlass] || !flagged[audit.KindReset] {
+		t.Errorf("audit entries flagged break-glass: %v; want break_glass and reset", flagged)
+	}
+
+	// A scope with probation resets into it at once, while it holds.
+	banScope := breaker.ActionScope("rule-a", "ban_account")
+	banPath := "/v1/breakers/" + esc(banScope)
+	if code := call(t, d.URL, "POST", banPath+"/override", op, `{"state":"forced_open","reason":"hold"}`, nil); code != 200 {
+		t.Fatalf("forced_open of %s = %d", banScope, code)
+	}
+	if code := call(t, d.URL, "POST", banPath+"/reset", op, `{"reason":"all clear"}`, &ch); code != 200 ||
+		ch.Breaker.State != breaker.Probation || ch.Breaker.Actor != requester || ch.Breaker.ProbationUntil.IsZero() {
+		t.Fatalf("reset of %s with probation 10m = %d %+v; want 200 probation at once", banScope, code, ch.Breaker.Status)
+	}
+	var pendingList api.Approvals
+	if code := call(t, d.URL, "GET", "/v1/approvals?status=pending", vw, "", &pendingList); code != 200 || len(pendingList.Approvals) != 0 {
+		t.Errorf("pending requests = %d %+v; want none", code, pendingList.Approvals)
+	}
+}

@@ -149,13 +149,29 @@ func parseOverride(data []byte) (override, error) {
 	return o, nil
 }
 
-// parseReset decodes and checks a reset body.
-func parseReset(data []byte) (string, error) {
+// parseReset decodes and checks a reset body, or the payload of a reset's
+// approval request: the reason trimmed, the probation, if given, a
+// non-negative duration in its canonical form.
+func parseReset(data []byte) (api.ResetRequest, error) {
 	var req api.ResetRequest
 	if err := decodeStrict(data, &req); err != nil {
-		return "", err
+		return api.ResetRequest{}, err
 	}
-	return checkReason(req.Reason)
+	var err error
+	if req.Reason, err = checkReason(req.Reason); err != nil {
+		return api.ResetRequest{}, err
+	}
+	if req.Probation != "" {
+		d, err := time.ParseDuration(req.Probation)
+		if err != nil || d < 0 {
+			return api.ResetRequest{}, fmt.Errorf("field \"probation\": must be a duration of 0s or more such as \"0s\", got %q", req.Probation)
+		}
+		req.Probation = d.String()
+	}
+	if req.BreakGlass, err = optionalReason(req.BreakGlass); err != nil {
+		return api.ResetRequest{}, fmt.Errorf("break_glass: %w", err)
+	}
+	return req, nil
 }
 
 // checkReason trims and checks a required reason.
@@ -336,8 +352,12 @@ func parseStanding(data []byte) (api.StandingRequest, error) {
 	return req, err
 }
 
+// parseRevoke decodes the body of a standing decision's revocation: a
+// reason alone (a reset's other fields have no place in it).
 func parseRevoke(data []byte) (string, error) {
-	var req api.ResetRequest
+	var req struct {
+		Reason string `json:"reason"`
+	}
 	if err := decodeStrict(data, &req); err != nil {
 		return "", err
 	}

@@ -53,21 +53,43 @@ func FuzzParseOverride(f *testing.F) {
 	})
 }
 
-// FuzzParseReset checks the reset decoder likewise.
+// FuzzParseReset checks the reset decoder likewise, for the reset body and
+// the payload of a reset's approval request: a probation it accepts is a
+// non-negative duration in its canonical form, and a payload it accepts
+// for approval names one.
 func FuzzParseReset(f *testing.F) {
-	for _, s := range []string{`{"reason":"all clear"}`, `{"reason":""}`, `{"reason":"r","state":"closed"}`, `{"reason":"r"}x`, `null`} {
+	for _, s := range []string{
+		`{"reason":"all clear"}`, `{"reason":""}`, `{"reason":"r","state":"closed"}`, `{"reason":"r"}x`, `null`,
+		`{"reason":"r","probation":"0s"}`, `{"reason":"r","probation":"-1s"}`, `{"reason":"r","probation":"1h0m"}`,
+		`{"reason":"r","probation":"soon"}`, `{"reason":"r","break_glass":"sev-1"}`, `{"reason":"r","break_glass":"\u0007"}`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		reason, err := parseReset(data)
+		req, err := parseReset(data)
 		if err != nil {
+			if err.Error() == "" {
+				t.Errorf("parseReset(%q) returned an empty error", data)
+			}
 			return
 		}
-		if reason == "" || strings.IndexFunc(reason, unicode.IsControl) >= 0 || len(reason) > maxReason {
-			t.Errorf("parseReset(%q) accepted reason %q", data, reason)
+		if req.Reason == "" || strings.IndexFunc(req.Reason, unicode.IsControl) >= 0 || len(req.Reason) > maxReason {
+			t.Errorf("parseReset(%q) accepted reason %q", data, req.Reason)
 		}
-		var req api.ResetRequest
-		if err := json.Unmarshal(data, &req); err != nil {
+		if req.BreakGlass != "" && (strings.TrimSpace(req.BreakGlass) != req.BreakGlass || strings.IndexFunc(req.BreakGlass, unicode.IsControl) >= 0 || len(req.BreakGlass) > maxReason) {
+			t.Errorf("parseReset(%q) accepted break_glass %q", data, req.BreakGlass)
+		}
+		if req.Probation != "" {
+			d, err := time.ParseDuration(req.Probation)
+			if err != nil || d < 0 || d.String() != req.Probation {
+				t.Errorf("parseReset(%q) accepted probation %q", data, req.Probation)
+			}
+		}
+		if _, d, err := resetPayload(data); err == nil && (req.Probation == "" || req.BreakGlass != "" || d.String() != req.Probation) {
+			t.Errorf("resetPayload(%q) accepted probation %q, break_glass %q", data, req.Probation, req.BreakGlass)
+		}
+		var raw api.ResetRequest
+		if err := json.Unmarshal(data, &raw); err != nil {
 			t.Errorf("parseReset(%q) accepted what encoding/json refuses: %v", data, err)
 		}
 	})

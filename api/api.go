@@ -136,6 +136,15 @@ type OverrideRequest struct {
 type ResetRequest struct {
 	// Reason is required.
 	Reason string `json:"reason"`
+	// Probation is the scope's probation in effect ("0s"), which the
+	// server fills in when the reset needs a second person's approval: the
+	// payload of the request names it, and applying it fails if the
+	// scope's probation changed meanwhile. A reset's body leaves it out.
+	Probation string `json:"probation,omitempty"`
+	// BreakGlass, when set, is why a reset that needs a second person's
+	// approval (of a breaker that holds, in a scope without probation)
+	// cannot wait for one (see OverrideRequest.BreakGlass).
+	BreakGlass string `json:"break_glass,omitempty"`
 }
 
 // ChangeResponse answers an override or a reset.

@@ -19,6 +19,10 @@ const (
 	// target is the incident ("" for actions of several incidents) and its
 	// payload a DecideRequest naming every action id.
 	OpRelease Operation = "release"
+	// OpReset resets a breaker that holds while its scope has no
+	// probation, which closes it outright. Its target is the scope and its
+	// payload a ResetRequest naming the probation in effect ("0s").
+	OpReset Operation = "reset"
 )
 
 // ApprovalStatus is where an approval request stands.
