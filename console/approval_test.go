@@ -30,7 +30,11 @@ func TestConsoleApproval(t *testing.T) {
 		t.Fatalf("%s not found: install it with apt-get install -y chromium", chromium)
 	}
 	bed := admintest.NewBed(t, 2)
-	d := admintest.StartDaemon(t, bed.Config(t, 1000))
+	cfg := bed.Config(t, 1000)
+	// Rules without thresholds of their own (rule-b) take the defaults,
+	// here without probation; rule-a keeps the 30m it was loaded with.
+	cfg.Breakers.Defaults.Probation = 0
+	d := admintest.StartDaemon(t, cfg)
 	const scope = "rule:rule-a"
 	scopePath := strings.ReplaceAll(scope, ":", "%3A")
 
@@ -102,6 +106,51 @@ func TestConsoleApproval(t *testing.T) {
 	run(t, actx2, "the audit trail names both",
 		chromedp.Click(`#nav a[data-nav="audit"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`//table[@id="audit"]//tr[@data-kind="override" and contains(., "approved by `+admintest.Name(config.RoleAdmin)+`")]`, chromedp.BySearch))
+
+	// Without probation, resetting a breaker that holds closes it
+	// outright: the dialog says so and offers break-glass, and the reset
+	// waits for a second person like forcing it closed.
+	const bare = "rule:rule-b"
+	barePath := strings.ReplaceAll(bare, ":", "%3A")
+	var dialog string
+	run(t, ctx, "force rule-b open",
+		chromedp.Navigate(d.URL+"/ui/#/breaker/"+barePath),
+		chromedp.WaitVisible("#controls", chromedp.ByID),
+		chromedp.Click(`//div[@id="controls"]/button[text()="Force open"]`, chromedp.BySearch),
+		chromedp.SendKeys("#reason", "hold it", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "→ forced_open")]`, chromedp.BySearch),
+		poll(`document.querySelector(".tools .state") && document.querySelector(".tools .state").textContent.includes("forced")`))
+	run(t, ctx, "ask for a reset",
+		chromedp.Click(`//div[@id="controls"]/button[text()="Reset"]`, chromedp.BySearch),
+		chromedp.WaitVisible("#break-glass", chromedp.ByID),
+		chromedp.Text("#dialog", &dialog, chromedp.ByID),
+		chromedp.SendKeys("#reason", "false alarm", chromedp.ByID),
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Needs a second person") and contains(., "closing it outright")]`, chromedp.BySearch))
+	if !strings.Contains(dialog, "outright") || !strings.Contains(dialog, "second operator") {
+		t.Errorf("the reset dialog says %q; want that it closes the breaker outright and asks a second operator", dialog)
+	}
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/breakers/"+bare, &b)
+	if b.State != "forced_open" {
+		t.Fatalf("before the reset's approval %s is %s; want forced_open", bare, b.State)
+	}
+	run(t, actx2, "review the reset",
+		chromedp.Navigate(d.URL+"/ui/#/approvals"),
+		chromedp.WaitVisible(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.Click(`#approvals tr[data-status="pending"] button[data-act="review"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#approval-payload", chromedp.ByID),
+		chromedp.Text("#approval-payload", &payload, chromedp.ByID))
+	if !strings.Contains(payload, `"probation": "0s"`) || !strings.Contains(payload, "false alarm") {
+		t.Errorf("the reviewed payload is %q; want the reset's reason and probation 0s", payload)
+	}
+	run(t, actx2, "approve the reset",
+		chromedp.Click("#confirm", chromedp.ByID),
+		chromedp.WaitVisible(`//div[@id="banner" and contains(., "Approved and applied")]`, chromedp.BySearch))
+	apiGet(t, d.URL, admintest.Tokens[config.RoleViewer], "/v1/breakers/"+bare, &b)
+	if b.State != "closed" || b.Actor != admintest.Name(config.RoleOperator) {
+		t.Errorf("after the reset's approval %s is %+v; want closed by the requester", bare, b.Status)
+	}
 	w.check(t)
 	w2.check(t)
 }

@@ -147,13 +147,13 @@ func printBreaker(w io.Writer, b api.Breaker) error {
 var overrideStates = map[string]string{"open": "forced_open", "close": "forced_closed", "shadow": "shadow"}
 
 func (g *globals) override(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const syn = "override open|close|shadow SCOPE --reason R [--for 2h] [--break-glass WHY]\n       breakwaterctl override reset SCOPE --reason R"
+	const syn = "override open|close|shadow SCOPE --reason R [--for 2h] [--break-glass WHY]\n       breakwaterctl override reset SCOPE --reason R [--break-glass WHY]"
 	var reason, breakGlass string
 	var dur time.Duration
 	pos, err := g.command("override", syn, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&reason, "reason", "", "why (required; recorded in the audit trail)")
 		fs.DurationVar(&dur, "for", 0, "how long a manual state lasts, e.g. 2h (default: until reset or another override)")
-		fs.StringVar(&breakGlass, "break-glass", "", "why closing or shadowing a breaker that holds cannot wait for a second operator: applies at once and pages on-call")
+		fs.StringVar(&breakGlass, "break-glass", "", "why closing or shadowing a breaker that holds, or resetting it where its scope has no probation, cannot wait for a second operator: applies at once and pages on-call")
 	})
 	if err != nil {
 		return err
@@ -180,11 +180,11 @@ func (g *globals) override(ctx context.Context, args []string, stdout, stderr io
 		}
 		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/override", req
 	case verb == "reset":
-		if dur != 0 || breakGlass != "" {
-			fmt.Fprintf(stderr, "breakwaterctl override reset: --for and --break-glass do not apply to a reset\n")
+		if dur != 0 {
+			fmt.Fprintf(stderr, "breakwaterctl override reset: --for does not apply to a reset\n")
 			return errUsage
 		}
-		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/reset", api.ResetRequest{Reason: reason}
+		path, body = "/v1/breakers/"+url.PathEscape(scope)+"/reset", api.ResetRequest{Reason: reason, BreakGlass: breakGlass}
 	default:
 		fmt.Fprintf(stderr, "breakwaterctl override: want open, close, shadow or reset, got %q\nUsage: breakwaterctl %s\n", verb, syn)
 		return errUsage

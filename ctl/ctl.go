@@ -45,7 +45,10 @@ Commands:
                                           set a manual state (forced_open, forced_closed, shadow);
                                           closing or shadowing a breaker that holds asks a second
                                           operator to approve, unless --break-glass (pages on-call)
-  override reset SCOPE --reason R         reset a breaker into probation
+  override reset SCOPE --reason R [--break-glass WHY]
+                                          reset a breaker into probation; where its scope has no
+                                          probation, resetting a breaker that holds closes it
+                                          outright and asks a second operator, like closing it
   audit [--scope S] [--actor A] [--kind K] [--since 1h] [--until T] [--limit N]
                                           the audit trail, newest first
   incidents [ID]                          the incidents (one per trip) and their review progress

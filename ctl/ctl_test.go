@@ -72,7 +72,11 @@ func (r result) want(t *testing.T, args []string, code int, stdout, stderr strin
 func TestCLI(t *testing.T) {
 	bin := testbed.BuildBinary(t, "github.com/breakwater/breakwater/cmd/breakwaterctl")
 	bed := admintest.NewBed(t, 2)
-	d := admintest.StartDaemon(t, bed.Config(t, 1000))
+	cfg := bed.Config(t, 1000)
+	// Rules without thresholds of their own (rule-b) take the defaults,
+	// here without probation; rule-a keeps the 30m it was loaded with.
+	cfg.Breakers.Defaults.Probation = 0
+	d := admintest.StartDaemon(t, cfg)
 	op := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleOperator]}}
 	viewer := cli{bin: bin, env: []string{"BREAKWATER_SERVER=" + d.URL, "BREAKWATER_TOKEN=" + admintest.Tokens[config.RoleViewer]}}
 	bare := cli{bin: bin}
@@ -110,7 +114,7 @@ func TestCLI(t *testing.T) {
 		{"bad verb", op, []string{"override", "explode", scope, "--reason", "x"}, 2, "", "want open, close, shadow or reset"},
 		{"bad scope", op, []string{"override", "open", "nope", "--reason", "x"}, 1, "", "unknown scope"},
 		{"bad for", op, []string{"override", "open", scope, "--reason", "x", "--for", "soon"}, 2, "", "invalid value \"soon\""},
-		{"for on reset", op, []string{"override", "reset", scope, "--reason", "x", "--for", "1h"}, 2, "", "--for and --break-glass do not apply"},
+		{"for on reset", op, []string{"override", "reset", scope, "--reason", "x", "--for", "1h"}, 2, "", "--for does not apply"},
 		{"bad output", viewer, []string{"breakers", "-o", "yaml"}, 2, "", "-o must be table or json"},
 		{"unknown command", op, []string{"explode"}, 2, "", "unknown command \"explode\""},
 		{"no command", op, nil, 2, "", "Usage:"},
@@ -172,6 +176,42 @@ func TestCLI(t *testing.T) {
 	admin.run(t, "approvals", "refuse", shadowID, "--reason", "not needed").want(t, nil, 0, "refused", "")
 	admin.run(t, "approvals", "approve", shadowID).want(t, nil, 1, "", "409 Conflict")
 	viewer.run(t, "approvals", "show", closeID).want(t, nil, 0, "decided by:", "")
+
+	// Resetting a breaker that holds where its scope has no probation
+	// closes it outright, so it asks a second operator, like closing it.
+	other := string(breaker.RuleScope("rule-b"))
+	op.run(t, "override", "open", other, "--reason", "hold").want(t, nil, 0, other+": closed -> forced_open", "")
+	r = op.run(t, "override", "reset", other, "--reason", "false alarm")
+	r.want(t, nil, 0, "approval requested:", "")
+	r.want(t, nil, 0, "closing it outright", "")
+	r.want(t, nil, 0, "breakwaterctl approvals approve", "")
+	op.run(t, "override", "reset", other, "--reason", "x", "--break-glass", "now").want(t, nil, 1, "", "no alert receiver")
+	showState := func() breaker.State {
+		t.Helper()
+		r := viewer.run(t, "breaker", "show", other, "-o", "json")
+		var b api.Breaker
+		if err := json.Unmarshal([]byte(r.stdout), &b); err != nil || r.code != 0 {
+			t.Fatalf("breaker show -o json = exit %d %s: %v", r.code, r.stdout, err)
+		}
+		return b.State
+	}
+	if st := showState(); st != breaker.ForcedOpen {
+		t.Fatalf("%s after the reset request = %s; want forced_open until approved", other, st)
+	}
+	r = viewer.run(t, "approvals", "-o", "json", "--status", "pending")
+	pend = api.Approvals{}
+	if err := json.Unmarshal([]byte(r.stdout), &pend); err != nil || len(pend.Approvals) != 1 || pend.Approvals[0].Operation != api.OpReset {
+		t.Fatalf("approvals -o json = exit %d %s: %v; want the reset request", r.code, r.stdout, err)
+	}
+	resetID := pend.Approvals[0].ID
+	op.run(t, "approvals", "approve", resetID).want(t, nil, 1, "", "different person")
+	if st := showState(); st != breaker.ForcedOpen {
+		t.Fatalf("%s after its requester's approval = %s; want forced_open", other, st)
+	}
+	admin.run(t, "approvals", "approve", resetID).want(t, nil, 0, "applied", "")
+	if st := showState(); st != breaker.Closed {
+		t.Errorf("%s after a second operator's approval = %s; want closed", other, st)
+	}
 
 	// --help works on every command, exit 0, on stdout.
 	for _, args := range [][]string{

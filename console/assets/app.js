@@ -569,13 +569,13 @@ function followReset(scope, r) {
           ? `${num(t.max_actions * scale)}, probation's limit (max_actions ${num(t.max_actions)} × ${num(scale, 2)} per ${dur(t.window)})`
           : `probation's ${trip.reason} limit`;
         const after = Math.max(0, (new Date(trip.at) - new Date(r.breaker.since)) / 1000);
-        showError(`${scope}: reset to probation (generation ${gen}); tripped again ${after < 60 ? "at once" : "after " + Math.round(after) + " s"}` +
+        showError(`${scope}: reset to ${r.breaker.state} (generation ${gen}); tripped again ${after < 60 ? "at once" : "after " + Math.round(after) + " s"}` +
           ` (generation ${trip.to.generation}): ${num(trip.window)} > ${limit}.`);
         document.getElementById("banner").dataset.retrip = trip.to.generation;
         return;
       }
       if (Date.now() - t0 > 30000) {
-        showNote(`${scope}: reset to probation (generation ${gen}); it has not tripped again in 30 s.`);
+        showNote(`${scope}: reset to ${r.breaker.state} (generation ${gen}); it has not tripped again in 30 s.`);
         return;
       }
     } catch (e) { showError(e); return; }
@@ -626,12 +626,15 @@ function control(b, kind) {
     ...["15m", "1h", "2h", "6h", "24h", "168h"].map((v) => el("option", { value: v, text: "for " + v })));
   const msg = el("p", { class: "err" });
   const ok = el("button", { class: c.cls, type: "submit", id: "confirm", text: `${c.verb} ${b.scope}` });
+  // Without probation a reset closes the breaker outright.
+  const outright = kind === "reset" && (b.thresholds || {}).probation === "0s";
   // Loosening a breaker that holds needs a second operator.
-  const gated = b.holds && (kind === "forced_closed" || kind === "shadow");
+  const gated = b.holds && (kind === "forced_closed" || kind === "shadow" || outright);
   const glass = gated ? breakGlassField() : null;
+  const what = outright ? `close ${b.scope} outright (its scope has no probation)` : `${c.what} ${b.scope}`;
   const form = el("form", { method: "dialog" },
     el("h2", { text: `${c.verb} ${b.scope}?` }),
-    el("p", { text: `This will ${c.what} ${b.scope} on every replica at its next batch. It is now ${b.state.replace("_", " ")}.` }),
+    el("p", { text: `This will ${what} on every replica at its next batch. It is now ${b.state.replace("_", " ")}.` }),
     gated ? el("p", { class: "muted", text: "It holds now, so this asks a second operator to approve the exact request before it applies." }) : null,
     el("label", { for: "reason", text: "Reason (required)" }), reason,
     expiry ? [el("label", { for: "expiry", text: "Expiry (optional)" }), expiry] : null,
