@@ -74,8 +74,9 @@ type Options struct {
 	OnCounts func(scope breaker.Scope, p breaker.Policy, atMillis int64, c breaker.Counts)
 	// OnBucket, when set, is called for every scope and fine bucket of
 	// every batch with the bucket's number of actions, as the store
-	// counted them (what the evidence detector counts).
-	OnBucket func(scope breaker.Scope, p breaker.Policy, atMillis, count int64)
+	// counted them (what the evidence detector counts), and their summed
+	// weight in breaker.Milli units (what the window counts).
+	OnBucket func(scope breaker.Scope, p breaker.Policy, atMillis, count, weight int64)
 	// Appeals, when set, feeds appeal outcomes in event time: before each
 	// batch, the outcomes decided up to its watermark are joined to the
 	// actions the replay gated and judged (package appeals), and a rule
@@ -537,7 +538,7 @@ func (r *Replay) count(b decide.Batch, sc *decide.ScopeCounts, res decide.Result
 		}
 		w.w.Add(bk.At, bk.Weight)
 		if r.opts.OnBucket != nil {
-			r.opts.OnBucket(sc.Scope, sc.Policy, bk.At, bk.Count)
+			r.opts.OnBucket(sc.Scope, sc.Policy, bk.At, bk.Count, bk.Weight)
 		}
 		c := w.w.Counts(bk.At)
 		if r.opts.OnCounts != nil {

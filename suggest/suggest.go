@@ -3,7 +3,10 @@
 // count the traffic reached and a factor above the highest ratio of the
 // window count to the scope's baseline, each with headroom, so that the
 // normal traffic of the recording would not have tripped them and a rule
-// acting several times its normal rate would.
+// acting several times its normal rate would; a min_actions (and
+// max_actions at least as high) that traffic like the recording's reaches
+// within a target rate of false trips (see WindowLevel); and the evidence
+// detector's threshold from the same target (see Calibration).
 package suggest
 
 import (
@@ -90,7 +93,10 @@ type Observer struct {
 	opts     Options
 	scopes   map[breaker.Scope]*observed
 	evidence map[breaker.Scope]*evidenceStats
+	windows  map[breaker.Scope]*windowStats
+	first    int64 // the earliest bucket seen, Unix ms
 	top      int64 // the latest bucket seen, Unix ms
+	seen     bool
 }
 
 type observed struct {
@@ -104,16 +110,28 @@ func NewObserver(opts Options) (*Observer, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	return &Observer{opts: opts, scopes: map[breaker.Scope]*observed{}, evidence: map[breaker.Scope]*evidenceStats{}}, nil
+	return &Observer{opts: opts, scopes: map[breaker.Scope]*observed{}, evidence: map[breaker.Scope]*evidenceStats{}, windows: map[breaker.Scope]*windowStats{}}, nil
 }
 
 // Bucket records the number of actions of one fine bucket of scope at
-// atMillis; it fits replay.Options.OnBucket.
-func (o *Observer) Bucket(scope breaker.Scope, p breaker.Policy, atMillis, count int64) {
+// atMillis and their summed weight (in breaker.Milli units); it fits
+// replay.Options.OnBucket.
+func (o *Observer) Bucket(scope breaker.Scope, p breaker.Policy, atMillis, count, weight int64) {
+	if !o.seen || atMillis < o.first {
+		o.first, o.seen = atMillis, true
+	}
 	o.top = max(o.top, atMillis)
 	if dim, _ := scope.Segment(); dim != "" {
 		// A segment runs on its rule's thresholds.
 		return
+	}
+	if o.opts.FalseTripsPerWeek >= 0 && p.Window > 0 {
+		w := o.windows[scope]
+		if w == nil {
+			w = newWindowStats(p)
+			o.windows[scope] = w
+		}
+		w.add(atMillis, count, weight)
 	}
 	if o.opts.FalseTripsPerWeek < 0 || !(p.EvidenceBin > 0 && p.EvidenceRatio > 1 && p.EvidenceDays > 0) {
 		return
@@ -167,6 +185,11 @@ type Suggestion struct {
 	// Evidence, when not nil, is the calibration of the scope's evidence
 	// detector: its suggested threshold and what it buys.
 	Evidence *Calibration
+	// Level, when not nil, is the least window count at which the
+	// scope's window conditions trip within its share of the false-trip
+	// target (see WindowLevel): MaxActions is at least it and MinActions
+	// is it.
+	Level *WindowLevel
 }
 
 // Rules returns the rules seen, sorted.
@@ -204,6 +227,7 @@ func (o *Observer) Suggestions() []Suggestion {
 		}
 		out = append(out, sg)
 	}
+	o.levels(out)
 	o.calibrate(out)
 	slices.SortStableFunc(out, func(a, b Suggestion) int {
 		if (a.Scope == breaker.Global) != (b.Scope == breaker.Global) {
@@ -242,6 +266,43 @@ func (o *Observer) calibrate(sgs []Suggestion) {
 		}
 		if c, ok := calibrate(sgs[i].Scope, o.evidence[sgs[i].Scope].policy, m.mu, m.c2, budget); ok {
 			sgs[i].Evidence = &c
+		}
+	}
+}
+
+// levels sets the window conditions of every suggestion whose scope was
+// observed from a target false-alarm rate, each scope getting an equal
+// share of the target (see WindowLevel).
+func (o *Observer) levels(sgs []Suggestion) {
+	if o.opts.FalseTripsPerWeek < 0 || len(o.windows) == 0 {
+		return
+	}
+	end := o.top + 1
+	models := map[breaker.Scope]windowModel{}
+	for sc, w := range o.windows {
+		if m, ok := w.model(o.first, end); ok {
+			models[sc] = m
+		}
+	}
+	if len(models) == 0 {
+		return
+	}
+	budget := o.opts.FalseTripsPerWeek / float64(len(models))
+	for i := range sgs {
+		s := &sgs[i]
+		m, ok := models[s.Scope]
+		if !ok {
+			continue
+		}
+		lv, ok := m.level(budget, s.Current.ProbationScale, s.Current.Probation)
+		if !ok {
+			continue
+		}
+		s.Level = &lv
+		s.MinActions = roundUp(lv.Level)
+		s.MaxActions = max(s.MaxActions, s.MinActions)
+		if s.Current.ProbationScale > 0 && lv.ProbationScale > max(s.ProbationScale, s.Current.ProbationScale) {
+			s.ProbationScale = lv.ProbationScale
 		}
 	}
 }
@@ -413,6 +474,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 			if s.Factor > 0 {
 				c.Breakers.Global.Factor = s.Factor
 			}
+			if s.MinActions > 0 {
+				c.Breakers.Global.MinActions = s.MinActions
+			}
 			if s.Evidence != nil {
 				c.Breakers.Global.Evidence.Threshold = s.Evidence.Threshold
 			}
@@ -460,6 +524,9 @@ func Apply(cfg config.Config, sgs []Suggestion) (config.Config, error) {
 		if s.Factor > 0 {
 			r.Factor = s.Factor
 		}
+		if s.MinActions > 0 {
+			r.MinActions = s.MinActions
+		}
 		if s.ProbationScale > 0 {
 			r.ProbationScale = s.ProbationScale
 		}
@@ -503,7 +570,9 @@ func WriteYAML(w io.Writer, sgs []Suggestion, opts Options) error {
 		} else {
 			fmt.Fprintf(&b, "%s# factor: unchanged (%s): the baseline was never ready with min_actions in the window\n", indent, threshold(s.Current.Factor))
 		}
-		if s.MinActions > 0 {
+		if lv := s.Level; lv != nil {
+			fmt.Fprintf(&b, "%smin_actions: %s # the least count either window condition trips on (max_actions at least it): normal traffic reaches it %s times a week (its share of %g); was %s\n", indent, fnum(s.MinActions), rate(lv.TripsPerWeek), opts.FalseTripsPerWeek, fnum(s.Current.MinActions))
+		} else if s.MinActions > 0 {
 			fmt.Fprintf(&b, "%smin_actions: %s # %s %s per %s: factor trips only above the normal peak; was %s\n", indent, fnum(s.MinActions), q, fnum(s.Peak), window(s.Window), fnum(s.Current.MinActions))
 		}
 		if s.ProbationScale > 0 {
