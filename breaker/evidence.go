@@ -117,6 +117,13 @@ type Evidence struct {
 	// frozen (opened), neither capped nor floored: below 0 when they ran
 	// under the rate at which evidence grows (the rise did not go on).
 	Since float64
+	// OX and OM are the actions and the expected counts of the bins closed
+	// since the breaker was last frozen, and End the evidence that the rise
+	// ended: a lower CUSUM of those bins, "back to the expectation" against
+	// "still at the rise measured while frozen" (OX / OM, at least the
+	// detector's ratio), from the bin the rise last held on. See
+	// ReleaseMargin.
+	OX, OM, End float64
 	// R is the residual evidence: S counting only the actions that no
 	// narrower breaker held (they reached enforcement, or the scope's own
 	// breaker held them), against the same expectation, except that it
@@ -139,7 +146,13 @@ type Evidence struct {
 // otherwise S (and R) start again from 0, so that another trip needs fresh
 // evidence instead of the noise of the next minutes. Since decides for a
 // quiet scope, whose S falls too slowly to leave the margin within an
-// hour.
+// hour, when the trip was a fluke. When the rise was real and ended while
+// the breaker was open, S (tuned to a rise of r) falls just as slowly, and
+// Since is dominated by the rise's own bins: End, the same test against
+// the rise actually measured while open (a 2.5x rise's end shows six
+// times faster than against 1.5x), restarts S when it reaches the margin
+// too. The noise of a quiet scope's rise that goes on sometimes passes for
+// its end (a few more of its actions forwarded before it trips again).
 const ReleaseMargin = 2.0
 
 // NewEvidence returns the empty detector state for p.
@@ -197,6 +210,12 @@ func (e *Evidence) close(p Policy, frozen bool) {
 		}
 		if frozen {
 			e.Since += s - e.S
+			e.OX += x
+			e.OM += mu
+			// The rise measured while frozen, never below the ratio the
+			// detector is tuned to.
+			rho := max(e.OX/e.OM, p.EvidenceRatio)
+			e.End = max(e.End+(float64((rho-1)*mu)-float64(x*math.Log(rho)))/e.dispersion(), 0)
 			s = min(s, p.EvidenceThreshold)
 			rs = min(rs, p.EvidenceThreshold)
 		}
@@ -266,11 +285,11 @@ func (e *Evidence) Count(p Policy, atMillis, n, residual int64, frozen bool) {
 		}
 		e.Cur = b
 	}
-	if e.Held && !frozen && (e.S < p.EvidenceThreshold-ReleaseMargin || e.Since < 0) {
+	if e.Held && !frozen && (e.S < p.EvidenceThreshold-ReleaseMargin || e.Since < 0 || e.End >= ReleaseMargin) {
 		e.S, e.R, e.Onset = 0, 0, 0
 	}
 	if frozen && !e.Held {
-		e.Since = 0
+		e.Since, e.OX, e.OM, e.End = 0, 0, 0, 0
 	}
 	e.Held = frozen
 	e.X += n

@@ -204,27 +204,46 @@ func TestEvidenceRelease(t *testing.T) {
 		EvidenceMinExpected: 1, EvidenceDays: 2,
 	}
 	const minute = int64(60_000)
-	day := func() *breaker.Evidence {
+	// open: a bin of `open` against 4 caps S at h
+	dayOpen := func(open int64) *breaker.Evidence {
 		ev := breaker.NewEvidence(p)
 		for m := range int64(24*60 + 1) {
 			ev.Add(p, m*minute, 4, false)
 		}
-		// open: a bin of 40 caps S at h
-		ev.Add(p, 24*60*minute+minute, 40, true)
+		ev.Add(p, 24*60*minute+minute, open, true)
 		ev.Add(p, 24*60*minute+2*minute, 4, true)
 		if ev.S != p.EvidenceThreshold || !ev.Held {
-			t.Fatalf("open after 40 against 4: S %v, held %v; want %v, true", ev.S, ev.Held, p.EvidenceThreshold)
+			t.Fatalf("open after %d against 4: S %v, held %v; want %v, true", open, ev.S, ev.Held, p.EvidenceThreshold)
 		}
 		return ev
 	}
+	// A rise of about 3x (13 against 4: 13 ln 2 - 4 = 5.01).
+	day := func() *breaker.Evidence { return dayOpen(13) }
 	// One bin at the expectation while open: S falls by 4 - 4 ln 2 =
-	// 1.23, within the margin; the release keeps it, and the bin counted
-	// while open closes frozen (not learned).
+	// 1.23, within the margin; against the rise measured while open (17
+	// against 8, 2.125x) the bin is evidence 4 x 1.125 - 4 ln 2.125 = 1.49
+	// that it ended, within the margin too: the release keeps S, and the
+	// bin counted while open closes frozen (not learned).
 	ev := day()
 	learned := ev.Learned[0]
 	ev.Add(p, 24*60*minute+3*minute, 4, false)
 	if want := p.EvidenceThreshold - (4 - 4*math.Log(2)); math.Abs(ev.S-want) > 1e-12 || ev.Held || ev.Onset == 0 || ev.Learned[0] != learned {
 		t.Errorf("released 1.23 below h: S %v, held %v, onset %v, learned %d; want S %v kept, not held, the onset kept, %d learned", ev.S, ev.Held, ev.Onset, ev.Learned[0], want, learned)
+	}
+	// After a 10x rise (40 against 4), the same bin at the expectation is
+	// evidence 4 x 4.5 - 4 ln 5.5 = 11.2 that the rise (44 against 8,
+	// 5.5x) ended: S starts again from 0 although it is within the margin.
+	ev = dayOpen(40)
+	ev.Add(p, 24*60*minute+3*minute, 4, false)
+	if ev.S != 0 || ev.Onset != 0 || ev.Held {
+		t.Errorf("released after a 10x rise ended: S %v, onset %v, held %v; want 0, 0, false", ev.S, ev.Onset, ev.Held)
+	}
+	// While the 10x rise goes on (40 more while open), S is kept.
+	ev = dayOpen(40)
+	ev.Add(p, 24*60*minute+2*minute+30_000, 36, true)
+	ev.Add(p, 24*60*minute+3*minute, 40, false)
+	if ev.S != p.EvidenceThreshold || ev.End != 0 || ev.Onset == 0 {
+		t.Errorf("released while a 10x rise goes on: S %v, end %v, onset %v; want S kept at %v, end 0", ev.S, ev.End, ev.Onset, p.EvidenceThreshold)
 	}
 	// Two bins at the expectation: 2.45 below h, beyond the margin: S
 	// starts again from 0, and so does the onset.

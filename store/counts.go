@@ -66,6 +66,7 @@ func evidenceOf(p breaker.Policy, m map[string]string) (*breaker.Evidence, bool)
 	ev.Disp, ev.DispN = num("dv"), int64(num("dn"))
 	ev.Held = m["f"] == "1"
 	ev.Since, ev.R, ev.XR = num("l"), num("r"), int64(num("xr"))
+	ev.OX, ev.OM, ev.End = num("ox"), num("om"), num("de")
 	for k := range breaker.SeasonSlots {
 		ev.Expected[k] = num("e" + strconv.Itoa(k))
 		ev.Learned[k] = int64(num("n" + strconv.Itoa(k)))

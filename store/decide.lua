@@ -328,10 +328,10 @@ for s = 1, S do
   local E = nil
   if pol.evon and not dormant then
     -- the header now, an hour of the day's mean and count when first read
-    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l', 'r', 'xr')
+    local h = redis.call('HMGET', ekey, 'b', 'p', 'c', 't', 'x', 's', 'o', 'dv', 'dn', 'f', 'l', 'r', 'xr', 'ox', 'om', 'de')
     local function nz(v) if not v then return 0 end return tonumber(v) end
     E = {bin = pol.ebin, seen = false, cur = 0, top = 0, x = 0, s = 0, o = 0, dv = 0, dn = 0, held = false,
-      l = 0, r = 0, xr = 0, dirty = {}}
+      l = 0, r = 0, xr = 0, ox = 0, om = 0, de = 0, dirty = {}}
     local stored = h[1] and tonumber(h[1]) == pol.ebin and tonumber(h[2]) == pol.eseason
     if stored then
       E.seen = h[3] ~= false
@@ -339,6 +339,7 @@ for s = 1, S do
       E.dv, E.dn = nz(h[8]), nz(h[9])
       E.held = h[10] == '1'
       E.l, E.r, E.xr = nz(h[11]), nz(h[12]), nz(h[13])
+      E.ox, E.om, E.de = nz(h[14]), nz(h[15]), nz(h[16])
     elseif h[1] then
       redis.call('DEL', ekey)
     end
@@ -384,6 +385,14 @@ for s = 1, S do
       if E.xr < E.x and rv < E.r then rv = E.r end
       if frozen then
         E.l = E.l + (sv - E.s)
+        -- breaker.Evidence.End: the rise ended, against the rise measured
+        E.ox = E.ox + x
+        E.om = E.om + mu
+        local rho = E.ox / E.om
+        if rho < pol.eratio then rho = pol.eratio end
+        local de = E.de + ((rho - 1) * mu - x * math.log(rho)) / ephi()
+        if not (de > 0) then de = 0 end
+        E.de = de
         if sv > pol.eh then sv = pol.eh end
         if rv > pol.eh then rv = pol.eh end
       end
@@ -435,10 +444,10 @@ for s = 1, S do
       E.cur = bi
     end
     -- released (breaker.ReleaseMargin): S starts again unless near h
-    if E.held and not frozen and (E.s < pol.eh - RELEASE or E.l < 0) then
+    if E.held and not frozen and (E.s < pol.eh - RELEASE or E.l < 0 or E.de >= RELEASE) then
       E.s, E.r, E.o = 0, 0, 0
     end
-    if frozen and not E.held then E.l = 0 end
+    if frozen and not E.held then E.l, E.ox, E.om, E.de = 0, 0, 0, 0 end
     E.held = frozen
     E.x = E.x + w
     E.xr = E.xr + wr
@@ -649,7 +658,8 @@ for s = 1, S do
 
   if E and E.seen then
     local hs = {'b', E.bin, 'p', pol.eseason, 'c', f17(E.cur), 't', f17(E.top), 'x', f17(E.x), 's', f17(E.s), 'o', f17(E.o),
-      'dv', f17(E.dv), 'dn', f17(E.dn), 'f', E.held and '1' or '0', 'l', f17(E.l), 'r', f17(E.r), 'xr', f17(E.xr)}
+      'dv', f17(E.dv), 'dn', f17(E.dn), 'f', E.held and '1' or '0', 'l', f17(E.l), 'r', f17(E.r), 'xr', f17(E.xr),
+      'ox', f17(E.ox), 'om', f17(E.om), 'de', f17(E.de)}
     for k, _ in pairs(E.dirty) do
       table.insert(hs, 'e' .. k); table.insert(hs, f17(E.ex[k]))
       table.insert(hs, 'n' .. k); table.insert(hs, f17(E.n[k]))

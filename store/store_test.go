@@ -453,6 +453,7 @@ func TestDifferentialRedisMemory(t *testing.T) {
 		"evidence trip holds all", "evidence long gap", "evidence onset before the open bin", "evidence frozen slot", "evidence floored expectation",
 		"to open evidence in probation", "evidence dispersion learned", "counts with evidence",
 		"evidence restarted on release", "evidence kept on release", "evidence restarted on release: no rise since the trip",
+		"evidence restarted on release: the rise ended",
 		"evidence residual below", "evidence residual gates", "evidence residual kept over a held bin",
 		"model version seeded from its rule", "model version dormant from the start", "model version dormant", "model version no longer new", "segment trips model", "segment trips region", "segment trips target.type",
 	} {
@@ -751,6 +752,8 @@ func releaseStats(stats map[string]int, b decide.Batch, j int, res decide.Result
 		e.Add(p, bk.At, bk.Count, false)
 		kept.Add(p, bk.At, bk.Count, true)
 		switch {
+		case e.S != kept.S && kept.S >= p.EvidenceThreshold-breaker.ReleaseMargin && kept.Since >= 0:
+			stats["evidence restarted on release: the rise ended"]++
 		case e.S != kept.S && kept.S >= p.EvidenceThreshold-breaker.ReleaseMargin:
 			stats["evidence restarted on release: no rise since the trip"]++
 		case e.S != kept.S:
