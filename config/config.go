@@ -275,6 +275,8 @@ type Thresholds struct {
 	// this long. 0 (the default) means never: a human resets it.
 	AutoCloseAfter time.Duration `yaml:"auto_close_after"`
 	// Probation is how long a reset breaker stays on tighter thresholds.
+	// With none in effect, a reset of a breaker that holds closes it
+	// outright and needs a second operator's approval (docs/approval.md).
 	Probation time.Duration `yaml:"probation"`
 	// ProbationScale multiplies MaxActions and MinActions during probation (0..1].
 	ProbationScale float64 `yaml:"probation_scale"`
