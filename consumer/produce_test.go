@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,29 +18,6 @@ import (
 	"github.com/breakwater/breakwater/internal/produce"
 	"github.com/breakwater/breakwater/internal/testbed"
 )
-
-// runRecords returns n records of uneven sizes, with headers as the
-// pipeline writes them, to the topic "runs".
-func runRecords(n int, seed uint64) []kafka.Message {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		value := make([]byte, 50+rng.IntN(900))
-		for j := range value {
-			value[j] = byte('a' + rng.IntN(26))
-		}
-		msgs[i] = kafka.Message{
-			Topic: "runs",
-			Key:   fmt.Appendf(nil, "account:%d", rng.IntN(50)),
-			Value: value,
-			Headers: []kafka.Header{
-				{Key: "breakwater-decision", Value: []byte("gated")},
-				{Key: "breakwater-scope", Value: []byte("rule:spam-links")},
-			},
-		}
-	}
-	return msgs
-}
 
 // TestProducerOneRequestPerPartition writes runs with the producer to a
 // three-partition topic of a broker that counts produce requests per
@@ -78,7 +53,7 @@ func TestProducerOneRequestPerPartition(t *testing.T) {
 	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs := runRecords(8000, 7)
+	msgs := testbed.UnevenRecords("runs", 8000, 7)
 	runs := 0
 	for run := range w.Runs(ctx, msgs, 2000, maxRunBytes) {
 		runs++
@@ -156,7 +131,7 @@ func TestProducerFailsOnlyTheRefusedPartition(t *testing.T) {
 	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs := runRecords(600, 3)
+	msgs := testbed.UnevenRecords("runs", 600, 3)
 	err := w.Write(ctx, msgs)
 	var we kafka.WriteErrors
 	if !errors.As(err, &we) || len(we) != len(msgs) {
@@ -219,7 +194,7 @@ func TestProducerRunsBoundEachPartition(t *testing.T) {
 	w := newProducer(&kafka.Client{Addr: kafka.TCP(k.Addrs()...), Transport: tr, Timeout: 10 * time.Second}, kafka.RequireAll)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs := runRecords(4000, 11)
+	msgs := testbed.UnevenRecords("runs", 4000, 11)
 	var total int64
 	for i := range msgs {
 		total += produce.RecordSize(&msgs[i])

@@ -2,8 +2,6 @@ package produce
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,29 +13,6 @@ import (
 	"github.com/breakwater/breakwater/internal/testbed"
 )
 
-// runRecords returns n records of uneven sizes, with headers as the
-// pipeline writes them.
-func runRecords(n int, seed uint64) []kafka.Message {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		value := make([]byte, 50+rng.IntN(900))
-		for j := range value {
-			value[j] = byte('a' + rng.IntN(26))
-		}
-		msgs[i] = kafka.Message{
-			Topic: "runs",
-			Key:   fmt.Appendf(nil, "account:%d", rng.IntN(50)),
-			Value: value,
-			Headers: []kafka.Header{
-				{Key: "breakwater-decision", Value: []byte("gated")},
-				{Key: "breakwater-scope", Value: []byte("rule:spam-links")},
-			},
-		}
-	}
-	return msgs
-}
-
 // TestRunsBounds checks that the runs are the records in order, each
 // within the count and (as RecordSize counts it) the byte bound.
 func TestRunsBounds(t *testing.T) {
@@ -48,7 +23,7 @@ func TestRunsBounds(t *testing.T) {
 		{0, 10, 1000}, {1, 1, 10}, {5, 100, 1 << 20}, {2000, 2000, 1 << 20}, {2000, 300, 1 << 20},
 		{2000, 2000, 64 << 10}, {700, 7, 5000}, {50, 0, 1},
 	} {
-		msgs := runRecords(tc.n, uint64(tc.n))
+		msgs := testbed.UnevenRecords("runs", tc.n, uint64(tc.n))
 		var got []kafka.Message
 		runs := 0
 		for run := range Runs(msgs, tc.maxCount, tc.maxBytes) {
@@ -115,7 +90,7 @@ func TestRunsOneRequestPerPartition(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs := runRecords(2000, 7)
+	msgs := testbed.UnevenRecords("runs", 2000, 7)
 	for i := range msgs {
 		msgs[i].Topic = ""
 	}
