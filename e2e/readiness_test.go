@@ -25,37 +25,7 @@ import (
 func TestReadyOnlyOnceRestoredAndJoined(t *testing.T) {
 	b := newBed(t, 4)
 	b.r.Kill(t)
-	cfg := b.config(t, spikeSettings)
-	cfg.HTTP.Listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
-	var logs logBuffer
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), &logs, zap.InfoLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("daemon.Run = %v", err)
-			}
-		case <-time.After(45 * time.Second):
-			t.Errorf("daemon.Run did not return within 45s of cancellation")
-		}
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs.String())
-		}
-	})
-	alive := func() error {
-		select {
-		case err := <-done:
-			done <- err
-			return fmt.Errorf("daemon.Run returned: %v", err)
-		default:
-			return nil
-		}
-	}
-	base := "http://" + cfg.HTTP.Listen
+	base, alive, logs := runDaemon(t, b.config(t, spikeSettings))
 	type readyz struct {
 		code           int
 		status, reason string
@@ -148,13 +118,13 @@ func TestPauseOnUnacknowledgedWritesLogged(t *testing.T) {
 }
 
 // runDaemon runs a daemon with cfg, its HTTP listener on a free port, and
-// returns the listener's base URL and an alive check; the daemon stops at
-// the end of the test, which fails if it does not stop cleanly.
-func runDaemon(t *testing.T, cfg config.Config) (string, func() error) {
+// returns the listener's base URL, an alive check and its logs; the daemon
+// stops at the end of the test, which fails if it does not stop cleanly.
+func runDaemon(t *testing.T, cfg config.Config) (string, func() error, *logBuffer) {
 	t.Helper()
 	cfg.HTTP.Listen = fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))
-	var logs logBuffer
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), &logs, zap.InfoLevel))
+	logs := &logBuffer{}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.InfoLevel))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- daemon.Run(ctx, daemon.Options{Config: cfg, Logger: log}) }()
@@ -181,7 +151,7 @@ func runDaemon(t *testing.T, cfg config.Config) (string, func() error) {
 			return nil
 		}
 	}
-	return "http://" + cfg.HTTP.Listen, alive
+	return "http://" + cfg.HTTP.Listen, alive, logs
 }
 
 // getWithin asks url with a bound of limit on the whole answer.
@@ -201,7 +171,7 @@ func getWithin(url string, limit time.Duration) (code int, status, reason, body 
 // then 200 again.
 func TestReadyzAnswersWhileRedisFrozen(t *testing.T) {
 	b := newBed(t, 4)
-	base, alive := runDaemon(t, b.config(t, spikeSettings))
+	base, alive, _ := runDaemon(t, b.config(t, spikeSettings))
 	var last string
 	waitFor(t, 90*time.Second, func() string { return "/readyz 200 (last " + last + ")" }, alive, func() bool {
 		code, _, _, body, _ := getWithin(base+"/readyz", 5*time.Second)
@@ -256,7 +226,7 @@ func TestListenerOpensBeforeKafkaAnswers(t *testing.T) {
 	b := newBed(t, 4)
 	cfg := b.config(t, spikeSettings)
 	cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t))} // nothing listens there
-	base, alive := runDaemon(t, cfg)
+	base, alive, _ := runDaemon(t, cfg)
 	var code int
 	var status, reason, body string
 	var err error
