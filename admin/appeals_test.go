@@ -1,12 +1,9 @@
 package admin_test
 
 import (
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/breakwater/breakwater/admin"
-	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/config"
 	"github.com/breakwater/breakwater/internal/admintest"
@@ -67,15 +64,8 @@ func TestAppealsTripApproval(t *testing.T) {
 	if code := call(t, d.URL, "POST", "/v1/appeals/trip", op, body, &glass); code != 200 || glass.Enabled || glass.Approver != "" || !glass.Until.IsZero() {
 		t.Fatalf("break-glass turning it off = %d %+v; want 200, off at once until turned on, no approver", code, glass)
 	}
-	admintest.WaitFor(t, 30*time.Second, func() string { return "no break-glass page" }, func() bool {
-		e, ok := pg.find(alert.KindBreakGlass)
-		return ok && strings.Contains(e.Summary, "sev-1, no second operator reachable")
-	})
-	flagged := false
-	for _, e := range auditEntries(t, d.URL, "?limit=50") {
-		flagged = flagged || (e.Kind == admin.KindAppealsTrip && e.BreakGlass)
-	}
-	if !flagged {
+	pg.waitBreakGlass(t, "sev-1, no second operator reachable")
+	if !breakGlassKinds(t, d.URL, 50, "")[admin.KindAppealsTrip] {
 		t.Errorf("no appeals_trip audit entry flagged break-glass")
 	}
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,32 @@ func (p *pages) find(kind alert.Kind) (alert.Event, bool) {
 		}
 	}
 	return alert.Event{}, false
+}
+
+// waitBreakGlass waits up to 30s for a break-glass page whose summary
+// contains reason, and returns it.
+func (p *pages) waitBreakGlass(t *testing.T, reason string) alert.Event {
+	t.Helper()
+	var e alert.Event
+	admintest.WaitFor(t, 30*time.Second, func() string { return "no break-glass page naming " + strconv.Quote(reason) }, func() bool {
+		var ok bool
+		e, ok = p.find(alert.KindBreakGlass)
+		return ok && strings.Contains(e.Summary, reason)
+	})
+	return e
+}
+
+// breakGlassKinds returns the kinds of the newest limit audit entries
+// flagged break-glass, of approval request id when it is not empty.
+func breakGlassKinds(t *testing.T, base string, limit int, id string) map[string]bool {
+	t.Helper()
+	flagged := map[string]bool{}
+	for _, e := range auditEntries(t, base, "?limit="+strconv.Itoa(limit)) {
+		if e.BreakGlass && (id == "" || e.Approval == id) {
+			flagged[e.Kind] = true
+		}
+	}
+	return flagged
 }
 
 // approve approves request ap with token, naming sum.
@@ -252,26 +279,10 @@ func TestApprovalOverride(t *testing.T) {
 	if code := call(t, d.URL, "POST", path, op, body, &ch); code != 200 || ch.Breaker.State != breaker.ForcedClosed {
 		t.Fatalf("break-glass forced_closed = %d %+v; want 200 forced_closed", code, ch.Breaker.Status)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if e, ok := pg.find(alert.KindBreakGlass); ok {
-			if e.Severity != alert.SeverityCritical || e.Scope != ruleA || !strings.Contains(e.Summary, "sev-1 bridge") {
-				t.Errorf("break-glass page = %+v", e)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the break-glass change did not page on-call within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if e := pg.waitBreakGlass(t, "sev-1 bridge"); e.Severity != alert.SeverityCritical || e.Scope != ruleA {
+		t.Errorf("break-glass page = %+v", e)
 	}
-	flagged := map[string]bool{}
-	for _, e := range auditEntries(t, d.URL, "?limit=50") {
-		if e.BreakGlass {
-			flagged[e.Kind] = true
-		}
-	}
-	if !flagged[audit.KindBreakGlass] || !flagged[audit.KindOverride] {
+	if flagged := breakGlassKinds(t, d.URL, 50, ""); !flagged[audit.KindBreakGlass] || !flagged[audit.KindOverride] {
 		t.Errorf("audit entries flagged break-glass: %v; want break_glass and override", flagged)
 	}
 	if code := call(t, d.URL, "GET", "/v1/approvals?status=break_glass", vw, "", &list); code != 200 || len(list.Approvals) != 1 ||
@@ -541,26 +552,10 @@ func TestApprovalReset(t *testing.T) {
 	if code := call(t, d.URL, "POST", path, op, body, &ch); code != 200 || ch.From.State != breaker.ForcedOpen || ch.Breaker.State != breaker.Closed {
 		t.Fatalf("break-glass reset = %d %+v; want 200 forced_open -> closed", code, ch)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		if e, ok := pg.find(alert.KindBreakGlass); ok {
-			if e.Severity != alert.SeverityCritical || e.Scope != ruleA || !strings.Contains(e.Summary, "sev-1 bridge") {
-				t.Errorf("break-glass page = %+v", e)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the break-glass reset did not page on-call within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if e := pg.waitBreakGlass(t, "sev-1 bridge"); e.Severity != alert.SeverityCritical || e.Scope != ruleA {
+		t.Errorf("break-glass page = %+v", e)
 	}
-	flagged := map[string]bool{}
-	for _, e := range auditEntries(t, d.URL, "?limit=100") {
-		if e.BreakGlass {
-			flagged[e.Kind] = true
-		}
-	}
-	if !flagged[audit.KindBreakGlass] || !flagged[audit.KindReset] {
+	if flagged := breakGlassKinds(t, d.URL, 100, ""); !flagged[audit.KindBreakGlass] || !flagged[audit.KindReset] {
 		t.Errorf("audit entries flagged break-glass: %v; want break_glass and reset", flagged)
 	}
 

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater/breakwater/alert"
 	"github.com/breakwater/breakwater/api"
 	"github.com/breakwater/breakwater/breaker"
 	"github.com/breakwater/breakwater/config"
@@ -617,10 +616,7 @@ func TestReversalBreakGlass(t *testing.T) {
 	if code := call(t, d.URL, "POST", path, tok(config.RoleOperator), body, &j); code != 200 || !j.BreakGlass || j.ApprovedBy != "" || j.Total != 10 {
 		t.Fatalf("break-glass reversal = %d %+v; want 200, started at once for the 10 forwarded, no approver", code, j)
 	}
-	admintest.WaitFor(t, 30*time.Second, func() string { return "no break-glass page" }, func() bool {
-		e, ok := pg.find(alert.KindBreakGlass)
-		return ok && strings.Contains(e.Summary, "sev-1, enforcement is banning")
-	})
+	pg.waitBreakGlass(t, "sev-1, enforcement is banning")
 	admintest.WaitFor(t, 60*time.Second, func() string { return fmt.Sprintf("reversal %+v; want done", j) }, func() bool {
 		tryCall(d.URL, "GET", "/v1/reversals/"+j.ID, tok(config.RoleViewer), &j)
 		return j.Status == "done"
@@ -639,13 +635,7 @@ func TestReversalBreakGlass(t *testing.T) {
 				rec.ActionID, rec.BreakGlass, rec.ApprovedBy, rec.RequestedBy)
 		}
 	}
-	flagged := map[string]bool{}
-	for _, e := range auditEntries(t, d.URL, "?limit=100") {
-		if e.Approval == j.ID && e.BreakGlass {
-			flagged[e.Kind] = true
-		}
-	}
-	if !flagged["break_glass"] || !flagged["reversal_start"] {
+	if flagged := breakGlassKinds(t, d.URL, 100, j.ID); !flagged["break_glass"] || !flagged["reversal_start"] {
 		t.Errorf("audit entries of the reversal flagged break-glass: %v; want break_glass and reversal_start", flagged)
 	}
 }
